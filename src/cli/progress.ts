@@ -1,0 +1,47 @@
+import cliProgress from 'cli-progress';
+import type { RunSummary } from '../queue/types.js';
+
+/** A progress display on stderr: a bar on a terminal, a line every few seconds otherwise. */
+export class ProgressDisplay {
+  private bar: cliProgress.SingleBar | null = null;
+  private lastLine = 0;
+  private readonly started = Date.now();
+
+  constructor(private readonly enabled: boolean) {}
+
+  update(s: RunSummary): void {
+    if (!this.enabled) return;
+    const done = s.rows + s.errorRows;
+    const elapsed = (Date.now() - this.started) / 1000;
+    const rate = elapsed > 0 ? done / elapsed : 0;
+    if (process.stderr.isTTY) {
+      if (!this.bar) {
+        this.bar = new cliProgress.SingleBar(
+          {
+            stream: process.stderr,
+            format: '{bar} {percentage}% | {value}/{total} rows | {errors} errors | shards {shards} | {rate} rows/s | eta {eta_formatted}',
+            hideCursor: true,
+            clearOnComplete: false,
+          },
+          cliProgress.Presets.shades_classic,
+        );
+        this.bar.start(s.totalRows, 0, { errors: 0, shards: '0/0', rate: '0' });
+      }
+      this.bar.update(Math.min(done, s.totalRows), {
+        errors: s.errorRows,
+        shards: `${s.shards.done}/${s.shards.total}`,
+        rate: rate.toFixed(1),
+      });
+    } else if (Date.now() - this.lastLine > 5000 || s.status === 'committed' || s.status === 'failed') {
+      this.lastLine = Date.now();
+      process.stderr.write(
+        `progress: ${done}/${s.totalRows} rows (${s.errorRows} errors), shards ${s.shards.done}/${s.shards.total}, ${rate.toFixed(1)} rows/s, ${s.status}\n`,
+      );
+    }
+  }
+
+  stop(): void {
+    this.bar?.stop();
+    this.bar = null;
+  }
+}

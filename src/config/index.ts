@@ -1,0 +1,5 @@
+export * from './schema.js';
+export * from './resolved.js';
+export { JobConfigError } from './errors.js';
+export { loadJobFile, parseJob, fieldPath } from './load.js';
+export { resolveJob, computeFingerprint, defaultColumnName, type ResolveOptions } from './resolve.js';

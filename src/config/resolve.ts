@@ -1,0 +1,221 @@
+import { createHash } from 'node:crypto';
+import { isAbsolute, resolve as resolvePath } from 'node:path';
+import { describeModel } from '../models/index.js';
+import type { ModelDescription } from '../models/types.js';
+import { createSource, inferSourceType } from '../sources/index.js';
+import { JobConfigError } from './errors.js';
+import type { ResolvedJob, ResolvedPreprocess, ResolvedTap } from './resolved.js';
+import type { JobConfig, PreprocessConfig, TapConfig } from './schema.js';
+
+/** Options for {@link resolveJob}. */
+export interface ResolveOptions {
+  /** base for relative paths in the job file. @defaultValue process.cwd() */
+  cwd?: string;
+}
+
+const SCHEME = /^[a-z][a-z0-9+.-]*:/i;
+
+function absolute(uri: string, cwd: string): string {
+  if (uri.startsWith('file://')) return new URL(uri).pathname;
+  // s3://, builtin: and other schemes are passed through; Windows drive letters are paths
+  if (SCHEME.test(uri) && !/^[a-z]:[\\/]/i.test(uri)) return uri;
+  return isAbsolute(uri) ? uri : resolvePath(cwd, uri);
+}
+
+/** Default column name: the layer name made SQL-friendly, with `_input` for input taps. */
+export function defaultColumnName(tap: Pick<TapConfig, 'layer' | 'at'>): string {
+  let base = tap.layer.replace(/[^A-Za-z0-9_]+/g, '_').replace(/^_+|_+$/g, '');
+  if (base.length === 0 || /^[0-9]/.test(base)) base = `t_${base}`;
+  return tap.at === 'input' ? `${base}_input` : base;
+}
+
+function resolveTaps(taps: TapConfig[], desc: ModelDescription): ResolvedTap[] {
+  const known = new Set(desc.layerNames);
+  const seen = new Map<string, number>();
+  return taps.map((tap, i) => {
+    if (!known.has(tap.layer)) {
+      const names = desc.layerNames;
+      const near = nearest(tap.layer, names);
+      const list = names.length > 60 ? `${names.slice(0, 60).join(', ')}, ... (${names.length} in all; see 'layertap layers')` : names.join(', ');
+      throw new JobConfigError(
+        `taps[${i}].layer: unknown layer '${tap.layer}'${near.length ? ` (did you mean ${near.map((n) => `'${n}'`).join(' or ')}?)` : ''}; layers are: ${list}`,
+        [`taps[${i}].layer`],
+      );
+    }
+    const as = tap.as ?? defaultColumnName(tap);
+    if (as === 'id') throw new JobConfigError(`taps[${i}].as: 'id' is the row id column; choose another name`, [`taps[${i}].as`]);
+    const prev = seen.get(as);
+    if (prev !== undefined) {
+      throw new JobConfigError(`taps[${i}].as: column '${as}' is also produced by taps[${prev}]; set a distinct 'as'`, [`taps[${i}].as`]);
+    }
+    seen.set(as, i);
+    return { ...tap, as };
+  });
+}
+
+/** Up to two names closest to `name` by edit distance (for "did you mean"). */
+export function nearest(name: string, names: string[]): string[] {
+  const scored = names.map((n) => ({ n, d: editDistance(name.toLowerCase(), n.toLowerCase()) }));
+  scored.sort((a, b) => a.d - b.d);
+  const limit = Math.max(2, Math.floor(name.length / 3));
+  return scored.filter((s) => s.d <= limit).slice(0, 2).map((s) => s.n);
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length]!;
+}
+
+function resolvePreprocess(pre: PreprocessConfig | undefined, desc: ModelDescription): ResolvedPreprocess {
+  const shape = desc.inputShape;
+  if (shape.length !== 4) {
+    throw new JobConfigError(
+      `model.uri: image sources need a model with one 4-d image input, but its input shape is ${JSON.stringify(shape)}`,
+      ['model.uri'],
+    );
+  }
+  const modelLayout = desc.inputLayout;
+  const [h, w, c] = modelLayout === 'nhwc' ? [shape[1], shape[2], shape[3]] : [shape[2], shape[3], shape[1]];
+  const p = pre ?? { fit: 'cover' as const };
+  const size = p.size ?? (h && w ? ([h, w] as [number, number]) : undefined);
+  if (!size) {
+    throw new JobConfigError(`preprocess.size: the model's input has no fixed size (${JSON.stringify(shape)}); set preprocess.size: [height, width]`, ['preprocess.size']);
+  }
+  if (h && w && (size[0] !== h || size[1] !== w)) {
+    throw new JobConfigError(`preprocess.size: [${size.join(', ')}] does not match the model's input size [${h}, ${w}]`, ['preprocess.size']);
+  }
+  const channels = p.channels ?? (c === 1 ? 1 : 3);
+  if (c && c !== channels) {
+    throw new JobConfigError(`preprocess.channels: ${channels} does not match the model's input channels (${c})`, ['preprocess.channels']);
+  }
+  const layout = p.layout ?? modelLayout;
+  if (layout !== modelLayout) {
+    throw new JobConfigError(`preprocess.layout: '${layout}' but the model takes '${modelLayout}'`, ['preprocess.layout']);
+  }
+  if (p.range && (p.mean || p.std)) {
+    throw new JobConfigError('preprocess: give either range or mean/std, not both', ['preprocess.range']);
+  }
+  if ((p.mean === undefined) !== (p.std === undefined)) {
+    throw new JobConfigError(`preprocess.${p.mean ? 'std' : 'mean'}: mean and std go together`, [`preprocess.${p.mean ? 'std' : 'mean'}`]);
+  }
+  let mean: number[];
+  let std: number[];
+  if (p.mean && p.std) {
+    const fit = (v: number[], field: string) => {
+      if (v.length === channels) return v;
+      if (v.length === 1) return Array.from({ length: channels }, () => v[0]!);
+      throw new JobConfigError(`preprocess.${field}: has ${v.length} values but the model takes ${channels} channel(s)`, [`preprocess.${field}`]);
+    };
+    mean = fit(p.mean, 'mean');
+    std = fit(p.std, 'std');
+  } else {
+    const [a, b] = p.range ?? [0, 1];
+    if (a === b) throw new JobConfigError('preprocess.range: the two ends must differ', ['preprocess.range']);
+    // (x - mean) / std maps x = 0 to a and x = 1 to b
+    mean = Array.from({ length: channels }, () => -a / (b - a));
+    std = Array.from({ length: channels }, () => 1 / (b - a));
+  }
+  return { size, fit: p.fit, layout, channels, mean, std };
+}
+
+/** sha256 of model content + preprocessing + taps, as 16 hex characters. */
+export function computeFingerprint(contentHash: string, preprocess: ResolvedPreprocess | null, taps: ResolvedTap[]): string {
+  const canonical = JSON.stringify({
+    model: contentHash,
+    preprocess,
+    taps: taps.map((t) => [t.layer, t.at, t.as, t.reduce, t.normalize, t.dtype]),
+  });
+  return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
+}
+
+async function describe(uri: string): Promise<ModelDescription> {
+  try {
+    return await describeModel(uri);
+  } catch (err) {
+    if (err instanceof JobConfigError) throw err;
+    throw new JobConfigError(`model.uri: ${(err as Error).message}`, ['model.uri']);
+  }
+}
+
+/**
+ * Check a validated job against its model and source and decide every default. Fails with a
+ * {@link JobConfigError} naming the field before any work is done.
+ */
+export async function resolveJob(job: JobConfig, opts: ResolveOptions = {}): Promise<ResolvedJob> {
+  const cwd = opts.cwd ?? process.cwd();
+  const sourceUri = absolute(job.source.uri, cwd);
+  const modelUri = absolute(job.model.uri, cwd);
+  const sinkUri = absolute(job.sink.uri, cwd);
+  if (job.model.backend === 'onnx' || modelUri.toLowerCase().endsWith('.onnx')) {
+    throw new JobConfigError('model.uri: ONNX models are not supported by this version; use a TF.js model.json', ['model.uri']);
+  }
+  if (sinkUri.startsWith('s3://')) {
+    throw new JobConfigError('sink.uri: s3:// sinks are not supported by this version; use a local directory', ['sink.uri']);
+  }
+
+  let type: 'images' | 'npy';
+  try {
+    type = job.source.type ?? (await inferSourceType(sourceUri));
+  } catch (err) {
+    const m = (err as Error).message;
+    throw new JobConfigError(m.startsWith('source.uri') ? m : `source.uri: ${m}`, ['source.uri']);
+  }
+  const desc = await describe(modelUri);
+  const taps = resolveTaps(job.taps, desc);
+
+  let preprocess: ResolvedPreprocess | null = null;
+  let inputShape: number[];
+  const source = createSource({ uri: sourceUri, type, ...(job.source.extensions ? { extensions: job.source.extensions } : {}) });
+  try {
+    if (type === 'images') {
+      preprocess = resolvePreprocess(job.preprocess, desc);
+      const [h, w] = preprocess.size;
+      inputShape = preprocess.layout === 'nhwc' ? [h, w, preprocess.channels] : [preprocess.channels, h, w];
+    } else {
+      if (job.preprocess) {
+        throw new JobConfigError(`preprocess: applies to image sources only; '${job.source.uri}' is a ${type} source whose rows go to the model as they are`, ['preprocess']);
+      }
+      let rowShape: number[] | null;
+      try {
+        rowShape = await source.rowShape();
+      } catch (err) {
+        throw new JobConfigError(`source.uri: ${(err as Error).message}`, ['source.uri']);
+      }
+      const modelRow = desc.inputShape.slice(1);
+      const matches = rowShape !== null && rowShape.length === modelRow.length && modelRow.every((d, i) => d === null || d === rowShape[i]);
+      if (!matches || rowShape === null) {
+        throw new JobConfigError(
+          `source.uri: rows have shape ${JSON.stringify(rowShape)} but the model takes ${JSON.stringify(modelRow)} per row`,
+          ['source.uri'],
+        );
+      }
+      inputShape = rowShape;
+    }
+  } finally {
+    await source.close();
+  }
+
+  const fingerprint = computeFingerprint(desc.contentHash, preprocess, taps);
+  return {
+    name: job.name,
+    source: { uri: sourceUri, type, ...(job.source.extensions ? { extensions: job.source.extensions } : {}) },
+    model: { uri: modelUri, backend: job.model.backend, format: desc.format },
+    preprocess,
+    taps,
+    batchSize: job.batchSize,
+    shardSize: job.shardSize,
+    sink: { uri: sinkUri, format: job.sink.format },
+    attempts: job.attempts,
+    fingerprint,
+    inputShape,
+  };
+}

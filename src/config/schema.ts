@@ -1,0 +1,85 @@
+import { z } from 'zod';
+
+/** Backends a model can run on. `auto` picks tensorflow (tfjs-node) if it loads, else wasm, else cpu. */
+export const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu', 'onnx'] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+export const SOURCE_TYPES = ['images', 'npy'] as const;
+export type SourceType = (typeof SOURCE_TYPES)[number];
+
+const positiveInt = z.number().int().positive();
+
+/** Image preprocessing: decode, resize to `size`, scale pixels, lay out as the model expects. */
+export const preprocessSchema = z.strictObject({
+  /** [height, width]. @defaultValue the model's input size */
+  size: z.tuple([positiveInt, positiveInt]).optional(),
+  /** cover: resize shorter side and centre-crop; contain: letterbox; fill: stretch. @defaultValue cover */
+  fit: z.enum(['cover', 'contain', 'fill']).default('cover'),
+  /** @defaultValue what the model's input expects (nhwc for TF.js) */
+  layout: z.enum(['nhwc', 'nchw']).optional(),
+  /** pixels scaled linearly from [0,255] to this range. @defaultValue [0, 1] unless mean/std are given */
+  range: z.tuple([z.number(), z.number()]).optional(),
+  /** per-channel mean on the 0-1 scale (as torchvision's Normalize) */
+  mean: z.array(z.number()).min(1).optional(),
+  /** per-channel std on the 0-1 scale */
+  std: z.array(z.number().positive()).min(1).optional(),
+  /** colour channels fed to the model. @defaultValue the model's input channels (3 or 1) */
+  channels: z.union([z.literal(1), z.literal(3)]).optional(),
+});
+
+export const tapSchema = z.strictObject({
+  /** layer name (LayersModel) or node name (GraphModel) */
+  layer: z.string().min(1),
+  /** as in hook(module, input, output). @defaultValue output */
+  at: z.enum(['input', 'output']).default('output'),
+  /** output column name. @defaultValue derived from layer and at */
+  as: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_.:-]*$/, 'must start with a letter or _ and use letters, digits, _ . : -')
+    .optional(),
+  /** pooling over spatial/sequence axes; flatten is implied. @defaultValue none */
+  reduce: z.enum(['none', 'mean', 'max']).default('none'),
+  /** @defaultValue none */
+  normalize: z.enum(['none', 'l2']).default('none'),
+  /** @defaultValue float32 */
+  dtype: z.enum(['float32', 'float16']).default('float32'),
+});
+
+export const jobSchema = z.strictObject({
+  /** dataset name: part of the output path */
+  name: z
+    .string()
+    .min(1)
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'use letters, digits, _ . - (it becomes a folder name)'),
+  source: z.strictObject({
+    uri: z.string().min(1),
+    /** inferred from the uri when absent */
+    type: z.enum(SOURCE_TYPES).optional(),
+    /** image file extensions to include (images sources). @defaultValue common image types */
+    extensions: z.array(z.string().min(1)).min(1).optional(),
+  }),
+  model: z.strictObject({
+    /** model.json (TF.js LayersModel or GraphModel), .onnx, or builtin:<name> */
+    uri: z.string().min(1),
+    backend: z.enum(BACKENDS).default('auto'),
+  }),
+  preprocess: preprocessSchema.optional(),
+  taps: z.array(tapSchema).min(1, 'name at least one layer to tap'),
+  /** rows per forward pass. @defaultValue 32 */
+  batchSize: positiveInt.max(65536).default(32),
+  /** rows per shard job and per output part file. @defaultValue 1024 */
+  shardSize: positiveInt.default(1024),
+  sink: z.strictObject({
+    uri: z.string().min(1),
+    format: z.enum(['arrow']).default('arrow'),
+  }),
+  /** attempts per shard before it counts as failed. @defaultValue 3 */
+  attempts: positiveInt.max(100).default(3),
+});
+
+/** A job file as written by a user (defaults not yet applied). */
+export type JobInput = z.input<typeof jobSchema>;
+/** A job file after validation, with schema defaults applied. */
+export type JobConfig = z.output<typeof jobSchema>;
+export type TapConfig = z.output<typeof tapSchema>;
+export type PreprocessConfig = z.output<typeof preprocessSchema>;

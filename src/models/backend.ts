@@ -1,0 +1,112 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import type { BackendName } from '../config/schema.js';
+import { loadTfjs } from './tfjs.js';
+
+/** The TF.js backends this package can select. */
+export type TfjsBackendName = 'tensorflow' | 'wasm' | 'cpu';
+
+const AUTO_ORDER: readonly TfjsBackendName[] = ['tensorflow', 'wasm', 'cpu'];
+// a variable specifier keeps TypeScript from requiring the optional package at compile time
+const TFJS_NODE: string = '@tensorflow/tfjs-node';
+
+const require = createRequire(import.meta.url);
+let autoChoice: Promise<string> | undefined;
+let wasmPathsSet = false;
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+async function useTensorflow(): Promise<void> {
+  const { core } = await loadTfjs();
+  try {
+    await import(TFJS_NODE);
+  } catch (err) {
+    const code = typeof err === 'object' && err !== null && 'code' in err ? err.code : undefined;
+    if (code === 'ERR_MODULE_NOT_FOUND' && message(err).includes(`'${TFJS_NODE}'`)) {
+      throw new Error(
+        `backend 'tensorflow' needs ${TFJS_NODE}, which is not installed: npm install ${TFJS_NODE} (needs internet at install)`,
+      );
+    }
+    throw new Error(`backend 'tensorflow': ${TFJS_NODE} is installed but failed to load: ${message(err)}`);
+  }
+  if (core.findBackendFactory('tensorflow') === null) {
+    // tfjs-node registered itself with a different copy of tfjs-core than the one this package uses
+    throw new Error(
+      `backend 'tensorflow': ${TFJS_NODE} loaded but did not register with this @tensorflow/tfjs-core; ` +
+        `install a ${TFJS_NODE} version matching @tensorflow/tfjs-core ${core.version_core}`,
+    );
+  }
+  if (!(await core.setBackend('tensorflow'))) {
+    throw new Error(`backend 'tensorflow': ${TFJS_NODE} failed to initialise (see the warning above)`);
+  }
+}
+
+/** Folder holding the wasm backend's .wasm binaries, next to its Node entry file. */
+export function wasmBinaryDir(): string {
+  return path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm')) + path.sep;
+}
+
+async function useWasm(): Promise<void> {
+  const { core } = await loadTfjs();
+  const wasm = await import('@tensorflow/tfjs-backend-wasm');
+  const dir = wasmBinaryDir();
+  if (!wasmPathsSet) {
+    if (!existsSync(path.join(dir, 'tfjs-backend-wasm.wasm'))) {
+      throw new Error(`backend 'wasm': the .wasm binaries are missing from ${dir}; reinstall @tensorflow/tfjs-backend-wasm`);
+    }
+    // Node reads the binary with fs from this prefix; a plain folder path (not a URL) is what its loader expects
+    wasm.setWasmPaths(dir);
+    wasmPathsSet = true;
+  }
+  const exceptionBefore = new Set(process.listeners('uncaughtException'));
+  const rejectionBefore = new Set(process.listeners('unhandledRejection'));
+  const ok = await core.setBackend('wasm');
+  // The Emscripten runtime installs process handlers that rethrow every error, which would turn a
+  // rejection the caller handles later into a crash of the whole thread; the backend needs none of them.
+  for (const listener of process.listeners('uncaughtException')) {
+    if (!exceptionBefore.has(listener)) process.removeListener('uncaughtException', listener);
+  }
+  for (const listener of process.listeners('unhandledRejection')) {
+    if (!rejectionBefore.has(listener)) process.removeListener('unhandledRejection', listener);
+  }
+  if (!ok) throw new Error(`backend 'wasm' failed to initialise from ${dir} (see the warning above)`);
+}
+
+async function useCpu(): Promise<void> {
+  const { core } = await loadTfjs();
+  if (!(await core.setBackend('cpu'))) throw new Error("backend 'cpu' failed to initialise");
+}
+
+async function use(name: TfjsBackendName): Promise<string> {
+  const { core } = await loadTfjs();
+  // engine().backendName, unlike getBackend(), does not initialise a default backend as a side effect
+  if (core.engine().backendName === name) return name;
+  if (name === 'tensorflow') await useTensorflow();
+  else if (name === 'wasm') await useWasm();
+  else await useCpu();
+  return core.getBackend();
+}
+
+/** Make `name` the thread's TF.js backend ('auto': tensorflow, else wasm, else cpu); returns the one in use. */
+export async function selectBackend(name: BackendName): Promise<string> {
+  if (name === 'onnx') {
+    throw new Error("backend 'onnx' runs .onnx models; TF.js models run on auto | tensorflow | wasm | cpu");
+  }
+  if (name !== 'auto') return use(name);
+  autoChoice ??= (async () => {
+    for (const candidate of AUTO_ORDER) {
+      try {
+        return await use(candidate);
+      } catch {
+        // the next candidate is the fallback; the last one (cpu) always loads
+      }
+    }
+    throw new Error('no TF.js backend could be initialised (tried tensorflow, wasm, cpu)');
+  })();
+  const chosen = await autoChoice;
+  // another runner in this thread may have forced a different backend since
+  return use(chosen as TfjsBackendName);
+}

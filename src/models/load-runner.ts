@@ -1,0 +1,100 @@
+import type { Tensor } from '@tensorflow/tfjs-core';
+import type { ResolvedTap } from '../config/resolved.js';
+import { selectBackend } from './backend.js';
+import { readModelFiles } from './model-files.js';
+import { tapOutput, tapTensor, type TapTensor } from './tap-features.js';
+import { tapGraphModel, tapLayersModel, type TappedModel } from './tapped-model.js';
+import { loadTfjs, type Tfjs } from './tfjs.js';
+import type { ModelRunner, ModelSpec, TapOutput } from './types.js';
+
+const LAYOUT = 'nhwc';
+
+function checkInputShape(source: string, model: (number | null)[], given: number[]): void {
+  const perRow = model.slice(1);
+  const fits = perRow.length === given.length && perRow.every((d, i) => d === null || d === given[i]);
+  if (!fits) {
+    throw new Error(
+      `model ${source} takes rows of shape [${perRow.map((d) => d ?? '?').join(', ')}], ` +
+        `but the job feeds [${given.join(', ')}]`,
+    );
+  }
+}
+
+class TfjsRunner implements ModelRunner {
+  readonly layout = LAYOUT;
+  private readonly rowSize: number;
+  private disposed = false;
+
+  constructor(
+    readonly backend: string,
+    private readonly tfjs: Tfjs,
+    private readonly model: TappedModel,
+    private readonly taps: ResolvedTap[],
+    private readonly inputShape: number[],
+  ) {
+    this.rowSize = inputShape.reduce((a, b) => a * b, 1);
+  }
+
+  async run(input: Float32Array, rows: number): Promise<Record<string, TapOutput>> {
+    if (this.disposed) throw new Error('run() on a disposed model runner');
+    if (!Number.isInteger(rows) || rows < 1 || input.length !== rows * this.rowSize) {
+      throw new Error(
+        `run(): ${rows} rows of [${this.inputShape.join(', ')}] need ${rows * this.rowSize} values, got ${input.length}`,
+      );
+    }
+    const core = this.tfjs.core;
+    // another runner in this thread may have switched the global backend
+    if (core.engine().backendName !== this.backend) await core.setBackend(this.backend);
+
+    const x = core.tensor(input, [rows, ...this.inputShape], 'float32');
+    let raw: Tensor[] = [];
+    let features: TapTensor[] = [];
+    try {
+      raw = await this.model.forward(x);
+      const shapes: number[][] = [];
+      const tensors = core.tidy(() =>
+        this.taps.map((tap, i) => {
+          const activation = raw[this.model.outputIndex[i] ?? -1];
+          if (activation === undefined) throw new Error(`tap '${tap.as}' produced no tensor`);
+          const feature = tapTensor(core, activation, tap, rows, LAYOUT);
+          shapes.push(feature.shape);
+          return feature.tensor;
+        }),
+      );
+      features = tensors.map((tensor, i) => ({ tensor, shape: shapes[i] ?? [] }));
+      const out: Record<string, TapOutput> = {};
+      for (const [i, tap] of this.taps.entries()) {
+        out[tap.as] = await tapOutput(features[i] as TapTensor, tap);
+      }
+      return out;
+    } finally {
+      x.dispose();
+      for (const t of raw) if (!this.model.isModelTensor(t)) t.dispose();
+      for (const f of features) f.tensor.dispose();
+    }
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.model.dispose();
+  }
+}
+
+/** Load a TF.js model (in the calling thread) with every tap wired into one forward pass. */
+export async function loadRunner(spec: ModelSpec): Promise<ModelRunner> {
+  const files = await readModelFiles(spec.uri);
+  const backend = await selectBackend(spec.backend);
+  const tfjs = await loadTfjs();
+  const model =
+    files.format === 'tfjs-layers'
+      ? await tapLayersModel(tfjs, files, spec.taps)
+      : await tapGraphModel(tfjs, files, spec.taps);
+  try {
+    checkInputShape(files.source, model.inputShape, spec.inputShape);
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+  return new TfjsRunner(backend, tfjs, model, spec.taps, spec.inputShape);
+}

@@ -1,0 +1,22 @@
+/** The TF.js modules a runner needs; imported lazily so that inspecting a model never pays for tfjs. */
+export interface Tfjs {
+  core: typeof import('@tensorflow/tfjs-core');
+  layers: typeof import('@tensorflow/tfjs-layers');
+  converter: typeof import('@tensorflow/tfjs-converter');
+}
+
+let loading: Promise<Tfjs> | undefined;
+
+/** Import tfjs (core, layers, converter, and the cpu backend as the last resort) once per thread. */
+export function loadTfjs(): Promise<Tfjs> {
+  loading ??= (async () => {
+    const [core, layers, converter] = await Promise.all([
+      import('@tensorflow/tfjs-core'),
+      import('@tensorflow/tfjs-layers'),
+      import('@tensorflow/tfjs-converter'),
+      import('@tensorflow/tfjs-backend-cpu'),
+    ]);
+    return { core, layers, converter };
+  })();
+  return loading;
+}

@@ -1,0 +1,85 @@
+import { loadJobFile } from '../config/load.js';
+import { resolveJob } from '../config/resolve.js';
+import type { JobConfig } from '../config/schema.js';
+import { LayertapClient } from './client.js';
+import { redactUrl, settingsFromEnv, type QueueSettings } from './connection.js';
+import { EmbeddedRedis, redisAnswers } from './embedded-redis.js';
+import type { RunSummary } from './types.js';
+import { LayertapWorker } from './worker.js';
+
+/** Options for {@link runJob}. */
+export interface RunOptions {
+  /** @defaultValue from REDIS_URL / LAYERTAP_PREFIX */
+  settings?: Partial<QueueSettings>;
+  /** shard jobs the embedded worker processes at once. @defaultValue 2 */
+  workers?: number;
+  /** pool threads of the embedded worker. @defaultValue the number of cores */
+  threads?: number;
+  /** base for relative paths in the job. @defaultValue process.cwd() */
+  cwd?: string;
+  /** called with the live status while the run is in progress (about 4 times a second) */
+  onProgress?: (s: RunSummary) => void;
+  /** log lines (worker events, Redis choice). @defaultValue none */
+  log?: (line: string) => void;
+}
+
+/**
+ * Connect to Redis, or, when no REDIS_URL is set and nothing answers on 127.0.0.1:6379, start a
+ * private redis-server. Returns the settings to use and a stop function.
+ */
+export async function connectRedis(
+  partial: Partial<QueueSettings> = {},
+  log: (line: string) => void = () => undefined,
+): Promise<{ settings: QueueSettings; stop: () => Promise<void> }> {
+  const env = settingsFromEnv();
+  const explicit = partial.redisUrl ?? (process.env.REDIS_URL ? env.redisUrl : undefined);
+  const settings: QueueSettings = { redisUrl: explicit ?? env.redisUrl, prefix: partial.prefix ?? env.prefix };
+  if (await redisAnswers(settings.redisUrl, 1000)) {
+    log(`redis: ${redactUrl(settings.redisUrl)}`);
+    return { settings, stop: async () => undefined };
+  }
+  if (explicit) {
+    throw new Error(`Redis at ${redactUrl(explicit)} does not answer; start it or fix REDIS_URL`);
+  }
+  const embedded = await EmbeddedRedis.start();
+  log(`redis: nothing answers on ${env.redisUrl}; started a private redis-server at ${embedded.url} (stopped on exit)`);
+  return { settings: { ...settings, redisUrl: embedded.url }, stop: () => embedded.stop() };
+}
+
+/** Resolve, enqueue and process a job with an embedded worker until its run is committed or failed. */
+export async function runJob(jobOrPath: JobConfig | string, opts: RunOptions = {}): Promise<RunSummary> {
+  const log = opts.log ?? (() => undefined);
+  const config = typeof jobOrPath === 'string' ? await loadJobFile(jobOrPath) : jobOrPath;
+  // validate against the model and source before touching Redis: a bad job does no work
+  const resolved = await resolveJob(config, opts.cwd ? { cwd: opts.cwd } : {});
+  const { settings, stop } = await connectRedis(opts.settings, log);
+  const client = new LayertapClient(settings);
+  const worker = new LayertapWorker({
+    settings,
+    ...(opts.workers !== undefined ? { concurrency: opts.workers } : {}),
+    ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
+    log,
+  });
+  try {
+    await client.waitUntilReady();
+    await worker.start();
+    const rec = await client.enqueue(resolved);
+    log(`run ${rec.runId}: ${rec.totalRows} rows in ${rec.shards} shard(s) -> ${rec.outputUri}`);
+    return await waitForRun(client, rec.runId, opts.onProgress);
+  } finally {
+    await worker.close();
+    await client.close();
+    await stop();
+  }
+}
+
+/** Poll a run until it is committed or failed. */
+export async function waitForRun(client: LayertapClient, runId: string, onProgress?: (s: RunSummary) => void, intervalMs = 250): Promise<RunSummary> {
+  for (;;) {
+    const s = await client.status(runId);
+    if (!s) throw new Error(`no run with id ${runId}`);
+    onProgress?.(s);
+    if (s.status === 'committed' || s.status === 'failed') return s;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}

@@ -1,0 +1,81 @@
+import type { ResolvedJob } from '../config/resolved.js';
+import type { ShardSpec } from '../sources/types.js';
+
+/** Queue names (under the deployment's prefix). */
+export const RUNS_QUEUE = 'runs';
+export const SHARDS_QUEUE = 'shards';
+
+export type RunStatus = 'queued' | 'running' | 'committed' | 'failed';
+
+/** Data of a run (parent) job. */
+export interface RunJobData {
+  runId: string;
+  job: ResolvedJob;
+  createdAt: number;
+}
+
+/** Data of a shard (child) job. */
+export interface ShardJobData {
+  runId: string;
+  job: ResolvedJob;
+  shard: ShardSpec;
+}
+
+/** What a shard job returns when its files are committed. */
+export interface ShardResult {
+  index: number;
+  rows: number;
+  errorRows: number;
+  /** full path/URI of the part file, or null when no row of the shard had features */
+  file: string | null;
+  errorsFile: string | null;
+  bytes: number;
+  seconds: number;
+  backend: string;
+  /** per tap column, the per-row shape written */
+  shapes: Record<string, number[]>;
+  layout: 'nhwc' | 'nchw';
+  decodeMs: number;
+  forwardMs: number;
+}
+
+/** The record of a run kept in Redis (and in the manifest once committed). */
+export interface RunRecord {
+  runId: string;
+  name: string;
+  fingerprint: string;
+  status: RunStatus;
+  trigger: 'manual' | 'schedule';
+  createdAt: number;
+  finishedAt?: number;
+  shards: number;
+  totalRows: number;
+  rows: number;
+  errorRows: number;
+  failedShards: number[];
+  /** run folder (path or URI) */
+  outputUri: string;
+  manifest?: string;
+  files?: string[];
+  errorFiles?: string[];
+  backend?: string;
+  error?: string;
+}
+
+/** What `run --json` and `status --json` print. */
+export interface RunSummary {
+  runId: string;
+  name: string;
+  status: RunStatus;
+  rows: number;
+  errorRows: number;
+  totalRows: number;
+  shards: { total: number; done: number; failed: number };
+  output: { uri: string; manifest: string | null; files: string[]; errorFiles: string[] };
+  fingerprint: string;
+  backend: string | null;
+  seconds: number;
+  rowsPerSecond: number | null;
+  failedShards: number[];
+  error?: string;
+}

@@ -1,0 +1,125 @@
+import { Field, FixedSizeList, Float16, Float32, Schema, Utf8 } from 'apache-arrow';
+import type { ResolvedTap } from '../config/resolved.js';
+
+/** Metadata keys of the output contract (docs: design.md, "Output contract"). */
+export const FIELD_META = {
+  layer: 'layertap.layer',
+  at: 'layertap.at',
+  shape: 'layertap.shape',
+  layout: 'layertap.layout',
+  reduce: 'layertap.reduce',
+  normalize: 'layertap.normalize',
+} as const;
+
+export const SCHEMA_META = {
+  fingerprint: 'layertap.fingerprint',
+  model: 'layertap.model',
+  runtime: 'layertap.runtime',
+  version: 'layertap.version',
+  runId: 'layertap.runId',
+} as const;
+
+/** Name of the row id column, always first. */
+export const ID_COLUMN = 'id';
+
+/** The element type of a tap column. */
+export type TapValueType = Float32 | Float16;
+
+/** What goes into a part file's schema. */
+export interface SchemaOptions {
+  taps: readonly ResolvedTap[];
+  /** per tap column name (`tap.as`): the per-row shape before flattening */
+  shapes: Readonly<Record<string, readonly number[]>>;
+  /** native layout of the runtime that produced the features */
+  layout: 'nhwc' | 'nchw';
+  fingerprint: string;
+  model: string;
+  runtime: string;
+  version: string;
+  runId: string;
+}
+
+/** A field as recorded in `_manifest.json`. */
+export interface ManifestField {
+  name: string;
+  /** Arrow's type string, e.g. 'FixedSizeList[512]<Float32>' */
+  type: string;
+  nullable: boolean;
+  metadata: Record<string, string>;
+}
+
+/** The `FixedSizeList<Float32|Float16>` type of a tap column holding `listSize` values per row. */
+export function tapColumnType(dtype: 'float32' | 'float16', listSize: number): FixedSizeList<TapValueType> {
+  const value: TapValueType = dtype === 'float16' ? new Float16() : new Float32();
+  return new FixedSizeList<TapValueType>(listSize, new Field('item', value, true));
+}
+
+/** Builds the schema of a part file: `id` (utf8) then one FixedSizeList column per tap, with the contract's metadata. */
+export function buildSchema(opts: SchemaOptions): Schema {
+  if (opts.taps.length === 0) throw new Error('buildSchema: taps is empty; a part file needs at least one tap column');
+  const seen = new Set<string>([ID_COLUMN]);
+  const fields: Field[] = [new Field(ID_COLUMN, new Utf8(), false)];
+  opts.taps.forEach((tap, i) => {
+    if (seen.has(tap.as)) {
+      throw new Error(
+        tap.as === ID_COLUMN
+          ? `taps[${i}].as: '${ID_COLUMN}' is reserved for the row id column; choose another column name`
+          : `taps[${i}].as: column name '${tap.as}' is used twice`,
+      );
+    }
+    seen.add(tap.as);
+    const shape = opts.shapes[tap.as];
+    if (!shape) {
+      throw new Error(`taps[${i}] (${tap.as}): no per-row shape given for this column (shapes has: ${Object.keys(opts.shapes).join(', ') || 'none'})`);
+    }
+    const listSize = rowSize(shape, `taps[${i}] (${tap.as})`);
+    const metadata = new Map<string, string>([
+      [FIELD_META.layer, tap.layer],
+      [FIELD_META.at, tap.at],
+      [FIELD_META.shape, JSON.stringify(shape)],
+      [FIELD_META.layout, opts.layout],
+      [FIELD_META.reduce, tap.reduce],
+      [FIELD_META.normalize, tap.normalize],
+    ]);
+    fields.push(new Field(tap.as, tapColumnType(tap.dtype, listSize), false, metadata));
+  });
+  const metadata = new Map<string, string>([
+    [SCHEMA_META.fingerprint, opts.fingerprint],
+    [SCHEMA_META.model, opts.model],
+    [SCHEMA_META.runtime, opts.runtime],
+    [SCHEMA_META.version, opts.version],
+    [SCHEMA_META.runId, opts.runId],
+  ]);
+  return new Schema(fields, metadata);
+}
+
+/** The schema of an errors file: id, stage, message (all utf8). */
+export function errorsSchema(): Schema {
+  return new Schema([
+    new Field(ID_COLUMN, new Utf8(), false),
+    new Field('stage', new Utf8(), false),
+    new Field('message', new Utf8(), false),
+  ]);
+}
+
+/** Describes a schema's fields for the manifest. */
+export function describeSchema(schema: Schema): ManifestField[] {
+  return schema.fields.map((f) => ({
+    name: f.name,
+    type: String(f.type),
+    nullable: f.nullable,
+    metadata: Object.fromEntries(f.metadata),
+  }));
+}
+
+/** Number of values per row of a per-row shape (1 for a scalar shape []). */
+export function rowSize(shape: readonly number[], what: string): number {
+  let n = 1;
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 1) {
+      throw new Error(`${what}: per-row shape ${JSON.stringify(shape)} must be positive integers`);
+    }
+    n *= d;
+  }
+  return n;
+}

@@ -1,0 +1,103 @@
+import type { ResolvedPreprocess, ResolvedTap } from '../config/resolved.js';
+import type { ManifestField } from './arrow-schema.js';
+
+/** Final state of a run as recorded in its manifest. */
+export type ManifestStatus = 'committed' | 'partial' | 'failed';
+
+/** One committed shard. */
+export interface ManifestShard {
+  index: number;
+  rows: number;
+  errorRows: number;
+  /** full path/URI of the part file, null when no row of the shard had features */
+  file: string | null;
+  /** full path/URI of the errors file, null when every row was embedded */
+  errorsFile: string | null;
+  bytes: number;
+  seconds: number;
+  decodeMs?: number;
+  forwardMs?: number;
+}
+
+/** A shard that failed all its attempts. */
+export interface ManifestFailedShard {
+  index: number;
+  error: string;
+}
+
+/** A tap as run: the job's tap plus what the runtime produced. */
+export interface ManifestTap extends ResolvedTap {
+  /** per-row shape before flattening, null when no shard produced features */
+  shape?: number[] | null;
+  layout?: 'nhwc' | 'nchw' | null;
+}
+
+/** `_manifest.json`: what a run wrote and how. Written by the run's parent job before `_SUCCESS`. */
+export interface RunManifest {
+  /** layertap version that wrote the run */
+  layertap?: string;
+  runId: string;
+  name: string;
+  fingerprint: string;
+  status: ManifestStatus;
+  model: {
+    uri: string;
+    format: string;
+    /** backend asked for in the job (auto, wasm, ...) */
+    backend: string;
+    /** backend actually used, null when nothing ran */
+    runtime: string | null;
+  };
+  taps: ManifestTap[];
+  preprocess: ResolvedPreprocess | null;
+  source: { uri: string; type: string; extensions?: string[] };
+  sink?: { uri: string; format: string };
+  /** full path/URI of the run folder */
+  output?: string;
+  batchSize?: number;
+  shardSize?: number;
+  rows: number;
+  errorRows: number;
+  /** full paths/URIs of the part files, in shard order */
+  files?: string[];
+  errorFiles?: string[];
+  shards: ManifestShard[];
+  failedShards: ManifestFailedShard[];
+  /** the part files' Arrow schema */
+  schema?: ManifestField[];
+  /** ISO 8601 */
+  createdAt: string;
+  /** ISO 8601; when the manifest was written */
+  committedAt?: string;
+  finishedAt?: string;
+  seconds: number;
+}
+
+/** Part file name of a shard: 'part-00000.arrow' (more digits past 99999). */
+export function partName(index: number, ext = 'arrow'): string {
+  return `part-${pad(index)}.${ext}`;
+}
+
+/** Errors file name of a shard: 'errors-00000.arrow'. */
+export function errorsName(index: number): string {
+  return `errors-${pad(index)}.arrow`;
+}
+
+/** Key prefix of a run under the sink: '<name>/<fingerprint>/<runId>'. */
+export function runPrefix(name: string, fingerprint: string, runId: string): string {
+  for (const [what, v] of [
+    ['name', name],
+    ['fingerprint', fingerprint],
+    ['runId', runId],
+  ] as const) {
+    if (!v || v.includes('/') || v === '.' || v === '..') {
+      throw new Error(`runPrefix: ${what} '${v}' must be a non-empty single path segment`);
+    }
+  }
+  return `${name}/${fingerprint}/${runId}`;
+}
+
+function pad(index: number): string {
+  if (!Number.isInteger(index) || index < 0) throw new Error(`shard index must be a non-negative integer, got ${index}`);
+  return String(index).padStart(5, '0');
+}

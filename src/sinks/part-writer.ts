@@ -1,0 +1,121 @@
+import { Field, FixedSizeList, Float, Precision, RecordBatch, Struct, makeData } from 'apache-arrow';
+import type { Float16, Float32 } from 'apache-arrow';
+import type { Data, Schema } from 'apache-arrow';
+import type { TapOutput } from '../models/types.js';
+import { float16ListData, float32ListData, utf8Data } from './arrow-data.js';
+import { FIELD_META, ID_COLUMN } from './arrow-schema.js';
+import { float32ToHalfBits, halfBitsToFloat32 } from './float16.js';
+import { IpcFileWriter } from './ipc-file-writer.js';
+import type { SinkWriter } from './types.js';
+
+interface TapColumn {
+  name: string;
+  type: FixedSizeList<Float32> | FixedSizeList<Float16>;
+  half: boolean;
+  listSize: number;
+  shape: number[] | null;
+}
+
+/**
+ * Writes one part file: an Arrow IPC file with the schema of `buildSchema`, one record batch per
+ * `writeBatch`, streamed to a SinkWriter and committed atomically by `close()`.
+ */
+export class PartWriter {
+  private readonly columns: TapColumn[];
+
+  private constructor(
+    private readonly schema: Schema,
+    private readonly ipc: IpcFileWriter,
+  ) {
+    this.columns = tapColumns(schema);
+  }
+
+  /** Starts a part file in `sinkWriter` with `schema` (from buildSchema). */
+  static async open(sinkWriter: SinkWriter, schema: Schema): Promise<PartWriter> {
+    tapColumns(schema); // fail on a foreign schema before anything is written
+    return new PartWriter(schema, await IpcFileWriter.open(sinkWriter, schema));
+  }
+
+  /**
+   * Appends rows as one record batch. Each tap's `data` is [rows, ...shape] flattened; the
+   * batch is built over those arrays without copying them (unless a float16 column is given
+   * float32 data or the reverse, which is converted). The arrays must not be modified until
+   * the returned promise resolves, when their bytes have been handed to the sink.
+   */
+  async writeBatch(ids: readonly string[], taps: Readonly<Record<string, TapOutput>>): Promise<void> {
+    const rows = ids.length;
+    if (rows === 0) return;
+    const known = new Set(this.columns.map((c) => c.name));
+    for (const name of Object.keys(taps)) {
+      if (!known.has(name)) throw new Error(`writeBatch: tap column '${name}' is not in the part's schema (${[...known].join(', ')})`);
+    }
+    const children: Data[] = [utf8Data(ids)];
+    for (const col of this.columns) {
+      const out = taps[col.name];
+      if (!out) throw new Error(`writeBatch: no features for tap column '${col.name}'`);
+      if (col.shape && !sameShape(col.shape, out.shape)) {
+        throw new Error(
+          `writeBatch: tap column '${col.name}' has per-row shape ${JSON.stringify(out.shape)}, but the part's schema says ${JSON.stringify(col.shape)}`,
+        );
+      }
+      if (out.data.length !== rows * col.listSize) {
+        throw new Error(
+          `writeBatch: tap column '${col.name}' has ${out.data.length} values for ${rows} rows; expected ${rows} x ${col.listSize} = ${rows * col.listSize}`,
+        );
+      }
+      children.push(columnData(col, rows, out.data));
+    }
+    const data = makeData({ type: new Struct(this.schema.fields), length: rows, nullCount: 0, children });
+    await this.ipc.write(new RecordBatch(this.schema, data));
+  }
+
+  /** Finishes the file (footer) and commits it; returns rows written, size and full path/URI. */
+  async close(): Promise<{ rows: number; bytes: number; uri: string }> {
+    return this.ipc.close();
+  }
+
+  /** Discards the part; nothing appears under its final name. */
+  async abort(): Promise<void> {
+    await this.ipc.abort();
+  }
+}
+
+function columnData(col: TapColumn, rows: number, values: Float32Array | Uint16Array): Data {
+  if (col.half) {
+    const bits = values instanceof Uint16Array ? values : float32ToHalfBits(values);
+    return float16ListData(col.type as FixedSizeList<Float16>, rows, bits);
+  }
+  const floats = values instanceof Float32Array ? values : halfBitsToFloat32(values);
+  return float32ListData(col.type as FixedSizeList<Float32>, rows, floats);
+}
+
+function tapColumns(schema: Schema): TapColumn[] {
+  const [first, ...rest] = schema.fields as Field[];
+  if (!first || first.name !== ID_COLUMN) {
+    throw new Error(`PartWriter: the schema's first column must be '${ID_COLUMN}'; build it with buildSchema()`);
+  }
+  return rest.map((f) => {
+    const type: unknown = f.type;
+    if (!(type instanceof FixedSizeList)) {
+      throw new Error(`PartWriter: column '${f.name}' is ${String(f.type)}, expected FixedSizeList<Float32|Float16>`);
+    }
+    // a schema read back from a file has generic Float types, so go by precision, not class
+    const value: unknown = type.valueType;
+    const precision = value instanceof Float ? value.precision : null;
+    if (precision !== Precision.SINGLE && precision !== Precision.HALF) {
+      throw new Error(`PartWriter: column '${f.name}' holds ${String(value)}, expected Float32 or Float16`);
+    }
+    const shapeText = f.metadata.get(FIELD_META.shape);
+    return {
+      name: f.name,
+      type: type as FixedSizeList<Float32> | FixedSizeList<Float16>,
+      half: precision === Precision.HALF,
+      listSize: type.listSize,
+      shape: shapeText ? (JSON.parse(shapeText) as number[]) : null,
+    };
+  });
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}

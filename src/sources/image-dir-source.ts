@@ -1,0 +1,197 @@
+import { opendir, readFile, realpath } from 'node:fs/promises';
+import path from 'node:path';
+import { compareCodePoints } from './path-order.js';
+import type { ShardSpec, Source, SourceRow } from './types.js';
+
+/** Formats the prebuilt sharp/libvips decodes (BMP, HEIC and SVG are left out on purpose). */
+export const DEFAULT_IMAGE_EXTENSIONS: readonly string[] = [
+  'jpg',
+  'jpeg',
+  'png',
+  'webp',
+  'gif',
+  'tif',
+  'tiff',
+  'avif',
+];
+
+export interface ImageDirSourceOptions {
+  /** file extensions to include, with or without the dot, any case. @defaultValue DEFAULT_IMAGE_EXTENSIONS */
+  extensions?: readonly string[];
+  /** files read concurrently ahead of the consumer (order is kept). @defaultValue 8 */
+  readAhead?: number;
+}
+
+/**
+ * A local directory of image files, walked recursively. Row ids are POSIX paths relative to the
+ * root, sorted by code point (= UTF-8 byte order), so every worker plans the same shards.
+ * Dot-files and dot-directories are skipped; symlinked directories are not followed (a
+ * symlink loop or a link to `/` must not turn a dataset into the whole disk).
+ */
+export class ImageDirSource implements Source {
+  readonly uri: string;
+  readonly type = 'images' as const;
+  private readonly extensions: ReadonlySet<string>;
+  private readonly readAhead: number;
+  private listing: string[] | null = null;
+  private realRoot: string | null = null;
+
+  constructor(root: string, options: ImageDirSourceOptions = {}) {
+    this.uri = path.resolve(root);
+    const exts = options.extensions ?? DEFAULT_IMAGE_EXTENSIONS;
+    if (exts.length === 0) {
+      throw new Error('source.extensions: give at least one file extension (e.g. ["jpg", "png"])');
+    }
+    this.extensions = new Set(exts.map(normaliseExtension));
+    const readAhead = options.readAhead ?? 8;
+    if (!Number.isInteger(readAhead) || readAhead < 1) {
+      throw new Error(`ImageDirSource readAhead must be a positive integer, got ${readAhead}`);
+    }
+    this.readAhead = readAhead;
+  }
+
+  /** Always null: images are decoded and resized in the pool threads. */
+  async rowShape(): Promise<null> {
+    return null;
+  }
+
+  /** Number of image files under the root. */
+  async count(): Promise<number> {
+    return (await this.list()).length;
+  }
+
+  /** Yields shards of at most `shardSize` consecutive ids in sorted order. */
+  async *plan(shardSize: number): AsyncIterable<ShardSpec> {
+    if (!Number.isInteger(shardSize) || shardSize < 1) {
+      throw new Error(`shardSize must be a positive integer, got ${shardSize}`);
+    }
+    const ids = await this.list();
+    for (let start = 0, index = 0; start < ids.length; start += shardSize, index++) {
+      const slice = ids.slice(start, start + shardSize);
+      yield { index, start, count: slice.length, ids: slice };
+    }
+  }
+
+  /** Reads the shard's files in order; unreadable or escaping files become `error` rows. */
+  async *read(shard: ShardSpec): AsyncIterable<SourceRow> {
+    const ids = shard.ids;
+    if (!ids) {
+      throw new Error(
+        `shard ${shard.index} of ${this.uri} has no ids: image shards must come from ImageDirSource.plan()`,
+      );
+    }
+    // keep up to readAhead reads in flight so slow disks/network mounts overlap, yet yield in order
+    const inflight: Promise<SourceRow>[] = [];
+    let next = 0;
+    while (next < ids.length || inflight.length > 0) {
+      while (next < ids.length && inflight.length < this.readAhead) {
+        inflight.push(this.readOne(ids[next] as string));
+        next++;
+      }
+      const row = await (inflight.shift() as Promise<SourceRow>);
+      yield row;
+    }
+  }
+
+  /** Drops the cached listing. */
+  async close(): Promise<void> {
+    this.listing = null;
+    this.realRoot = null;
+  }
+
+  private async readOne(id: string): Promise<SourceRow> {
+    if (!isSafeRelativeId(id)) {
+      return { id, kind: 'error', stage: 'read', message: `${id}: path leaves the dataset root ${this.uri}` };
+    }
+    const full = path.join(this.uri, ...id.split('/'));
+    try {
+      const [root, real] = await Promise.all([this.getRealRoot(), realpath(full)]);
+      if (real !== root && !real.startsWith(root + path.sep)) {
+        return {
+          id,
+          kind: 'error',
+          stage: 'read',
+          message: `${id}: symlink resolves to ${real}, which leaves the dataset root ${this.uri}`,
+        };
+      }
+      const buf = await readFile(real);
+      return { id, kind: 'bytes', bytes: new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength) };
+    } catch (err) {
+      return { id, kind: 'error', stage: 'read', message: `${id}: cannot read ${full}: ${describeFsError(err)}` };
+    }
+  }
+
+  private async getRealRoot(): Promise<string> {
+    this.realRoot ??= await realpath(this.uri);
+    return this.realRoot;
+  }
+
+  private async list(): Promise<string[]> {
+    if (this.listing) return this.listing;
+    const ids: string[] = [];
+    try {
+      await this.walk(this.uri, '', ids);
+    } catch (err) {
+      throw new Error(`source.uri: cannot list images under ${this.uri}: ${describeFsError(err)}`);
+    }
+    ids.sort(compareCodePoints);
+    this.listing = ids;
+    return ids;
+  }
+
+  private async walk(dir: string, rel: string, out: string[]): Promise<void> {
+    const subdirs: string[] = [];
+    // opendir streams entries instead of materialising huge directories twice
+    const handle = await opendir(dir);
+    for await (const entry of handle) {
+      if (entry.name.startsWith('.')) continue;
+      const relPath = rel ? `${rel}/${entry.name}` : entry.name;
+      if (entry.isDirectory()) {
+        subdirs.push(entry.name);
+      } else if (entry.isFile() || entry.isSymbolicLink()) {
+        if (this.extensions.has(extensionOf(entry.name))) out.push(relPath);
+      }
+    }
+    for (const name of subdirs) {
+      await this.walk(path.join(dir, name), rel ? `${rel}/${name}` : name, out);
+    }
+  }
+}
+
+function normaliseExtension(ext: string): string {
+  return ext.replace(/^\./, '').toLowerCase();
+}
+
+function extensionOf(name: string): string {
+  const dot = name.lastIndexOf('.');
+  return dot <= 0 ? '' : name.slice(dot + 1).toLowerCase();
+}
+
+/** Ids travel through the queue as JSON, so they are re-checked before touching the disk. */
+function isSafeRelativeId(id: string): boolean {
+  if (id.length === 0 || id.includes('\0')) return false;
+  // a backslash is an ordinary file-name character on POSIX but a separator on Windows
+  if (path.sep === '\\' && id.includes('\\')) return false;
+  if (id.startsWith('/') || path.isAbsolute(id)) return false;
+  return id.split('/').every((seg) => seg !== '..' && seg !== '.' && seg !== '');
+}
+
+function describeFsError(err: unknown): string {
+  if (err && typeof err === 'object' && 'code' in err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    switch (code) {
+      case 'ENOENT':
+        return 'no such file or directory (ENOENT)';
+      case 'EACCES':
+      case 'EPERM':
+        return `permission denied (${code})`;
+      case 'EISDIR':
+        return 'is a directory (EISDIR)';
+      case 'ELOOP':
+        return 'too many levels of symbolic links (ELOOP)';
+      default:
+        break;
+    }
+  }
+  return err instanceof Error ? err.message : String(err);
+}

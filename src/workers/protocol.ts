@@ -1,0 +1,37 @@
+import type { ModelSpec, TapOutput } from '../models/types.js';
+
+/**
+ * Messages between the worker's main thread and a pool thread. Every ArrayBuffer here crosses
+ * by transfer (Piscina.move), never by copy.
+ */
+export type BatchInput =
+  /** encoded image files; decoded, resized and normalised in the thread */
+  | { kind: 'images'; ids: string[]; files: Uint8Array[] }
+  /** rows of a tensor source, contiguous: [rows, ...inputShape] */
+  | { kind: 'tensor'; ids: string[]; data: Float32Array };
+
+export interface BatchTask {
+  model: ModelSpec;
+  input: BatchInput;
+}
+
+/** A row of the batch that could not be embedded. */
+export interface RowError {
+  /** index of the row within the batch */
+  index: number;
+  /** where it failed: 'decode' | 'forward' | 'features' */
+  stage: string;
+  message: string;
+}
+
+export interface BatchResult {
+  /** indices (within the batch) of the rows that have features, in order */
+  ok: number[];
+  errors: RowError[];
+  /** one entry per tap column name, rows = ok.length */
+  taps: Record<string, TapOutput>;
+  backend: string;
+  layout: 'nhwc' | 'nchw';
+  decodeMs: number;
+  forwardMs: number;
+}

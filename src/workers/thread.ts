@@ -1,0 +1,129 @@
+import { move, transferableSymbol, valueSymbol } from 'piscina';
+import { MODEL_LOAD_FAILED } from './thread-errors.js';
+import { loadRunner } from '../models/index.js';
+import type { ModelRunner, ModelSpec, TapOutput } from '../models/types.js';
+import { decodeImage } from '../sources/image-decode.js';
+import type { BatchResult, BatchTask, RowError } from './protocol.js';
+import { ownBuffer, transferList } from './transfer.js';
+
+/** Models loaded in this thread, by fingerprint: each is loaded once and reused for every batch. */
+const runners = new Map<string, Promise<ModelRunner>>();
+const MAX_MODELS = 2;
+
+
+
+async function runnerFor(spec: ModelSpec): Promise<ModelRunner> {
+  let r = runners.get(spec.fingerprint);
+  if (!r) {
+    if (runners.size >= MAX_MODELS) {
+      const [oldest, p] = runners.entries().next().value as [string, Promise<ModelRunner>];
+      runners.delete(oldest);
+      void p.then((m) => m.dispose()).catch(() => undefined);
+    }
+    r = loadRunner(spec).catch((err: unknown) => {
+      runners.delete(spec.fingerprint);
+      throw new Error(`${MODEL_LOAD_FAILED} ${spec.uri}: ${(err as Error).message}`);
+    });
+    runners.set(spec.fingerprint, r);
+  }
+  return r;
+}
+
+function rowSize(shape: number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/** True when any value of row `i` is NaN or infinite. */
+function rowNotFinite(out: TapOutput, i: number): boolean {
+  const n = rowSize(out.shape);
+  const d = out.data;
+  if (d instanceof Float32Array) {
+    for (let k = i * n, end = k + n; k < end; k++) if (!Number.isFinite(d[k]!)) return true;
+  } else {
+    // IEEE half: exponent bits all ones is Inf or NaN
+    for (let k = i * n, end = k + n; k < end; k++) if ((d[k]! & 0x7c00) === 0x7c00) return true;
+  }
+  return false;
+}
+
+function dropRows(out: TapOutput, keep: number[]): TapOutput {
+  const n = rowSize(out.shape);
+  const data = out.data instanceof Float32Array ? new Float32Array(keep.length * n) : new Uint16Array(keep.length * n);
+  keep.forEach((row, j) => data.set(out.data.subarray(row * n, (row + 1) * n), j * n));
+  return { data, shape: out.shape };
+}
+
+/** Thread entry: decode (for images), run one forward pass with every tap, return features by transfer. */
+export default async function runBatch(task: BatchTask): Promise<unknown> {
+  const runner = await runnerFor(task.model);
+  const errors: RowError[] = [];
+  let ok: number[] = [];
+  let input: Float32Array;
+  const t0 = performance.now();
+  const per = rowSize(task.model.inputShape);
+  if (task.input.kind === 'images') {
+    const pre = task.model.preprocess;
+    if (!pre) throw new Error('image batch without preprocessing settings');
+    const files = task.input.files;
+    const decoded = await Promise.all(
+      files.map((bytes, i) =>
+        decodeImage(bytes, pre).then(
+          (x) => x,
+          (err: unknown) => {
+            errors.push({ index: i, stage: 'decode', message: (err as Error).message });
+            return null;
+          },
+        ),
+      ),
+    );
+    input = new Float32Array(decoded.filter((d) => d !== null).length * per);
+    let j = 0;
+    decoded.forEach((d, i) => {
+      if (!d) return;
+      if (d.length !== per) {
+        errors.push({ index: i, stage: 'decode', message: `decoded to ${d.length} values, expected ${per}` });
+        return;
+      }
+      input.set(d, j * per);
+      ok.push(i);
+      j++;
+    });
+    if (j * per !== input.length) input = input.subarray(0, j * per);
+  } else {
+    input = task.input.data;
+    const rows = input.length / per;
+    if (!Number.isInteger(rows)) throw new Error(`tensor batch of ${input.length} values is not a multiple of the row size ${per}`);
+    ok = Array.from({ length: rows }, (_, i) => i);
+  }
+  const t1 = performance.now();
+
+  let taps: Record<string, TapOutput> = {};
+  if (ok.length > 0) {
+    taps = await runner.run(input, ok.length);
+    // features that are NaN/Inf are useless downstream; flag them as error rows
+    const bad = new Set<number>();
+    for (const out of Object.values(taps)) for (let r = 0; r < ok.length; r++) if (rowNotFinite(out, r)) bad.add(r);
+    if (bad.size > 0) {
+      const keep = ok.map((_, r) => r).filter((r) => !bad.has(r));
+      for (const r of bad) errors.push({ index: ok[r]!, stage: 'features', message: 'features contain NaN or Inf' });
+      for (const k of Object.keys(taps)) taps[k] = dropRows(taps[k]!, keep);
+      ok = keep.map((r) => ok[r]!);
+    }
+  }
+  const t2 = performance.now();
+  errors.sort((a, b) => a.index - b.index);
+
+  const owned: Record<string, TapOutput> = {};
+  for (const [k, v] of Object.entries(taps)) owned[k] = { data: ownBuffer(v.data), shape: v.shape };
+  const result: BatchResult = {
+    ok,
+    errors,
+    taps: owned,
+    backend: runner.backend,
+    layout: runner.layout,
+    decodeMs: t1 - t0,
+    forwardMs: t2 - t1,
+  };
+  const buffers = transferList(Object.values(owned).map((o) => o.data));
+  return move({ [transferableSymbol]: buffers, [valueSymbol]: result } as unknown as Parameters<typeof move>[0]) as unknown;
+}

@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import { computeFingerprint, defaultColumnName, JobConfigError, parseJob } from '../../src/config/index.js';
+
+const good = {
+  name: 'products',
+  source: { uri: './data' },
+  model: { uri: './m/model.json' },
+  taps: [{ layer: 'dense_1' }],
+  sink: { uri: './out' },
+};
+
+function errorOf(fn: () => unknown): JobConfigError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof JobConfigError) return e;
+    throw e;
+  }
+  throw new Error('expected a JobConfigError');
+}
+
+describe('job file schema', () => {
+  it('applies the documented defaults', () => {
+    const job = parseJob(good);
+    expect(job.batchSize).toBe(32);
+    expect(job.shardSize).toBe(1024);
+    expect(job.model.backend).toBe('auto');
+    expect(job.sink.format).toBe('arrow');
+    expect(job.taps[0]).toEqual({ layer: 'dense_1', at: 'output', reduce: 'none', normalize: 'none', dtype: 'float32' });
+  });
+
+  it('names a missing field', () => {
+    const { source: _s, ...rest } = good;
+    const e = errorOf(() => parseJob(rest, 'job.yaml'));
+    expect(e.message).toContain('invalid job file job.yaml');
+    expect(e.message).toContain('source: required');
+    expect(e.fields).toEqual(['source']);
+  });
+
+  it('names an unknown field with its path', () => {
+    const e = errorOf(() => parseJob({ ...good, sink: { uri: './out', formt: 'arrow' } }));
+    expect(e.message).toContain("unknown field 'sink.formt'");
+  });
+
+  it('lists the choices of an enum', () => {
+    const e = errorOf(() => parseJob({ ...good, taps: [{ layer: 'x', at: 'inside' }] }));
+    expect(e.message).toContain('taps[0].at: invalid value; choose one of "input", "output"');
+    expect(e.fields).toEqual(['taps[0].at']);
+  });
+
+  it('rejects a bad number', () => {
+    const e = errorOf(() => parseJob({ ...good, batchSize: 0 }));
+    expect(e.message).toMatch(/batchSize: .*>\s*0|batchSize: .*positive|batchSize: Too small/i);
+  });
+
+  it('needs at least one tap', () => {
+    const e = errorOf(() => parseJob({ ...good, taps: [] }));
+    expect(e.message).toContain('taps: name at least one layer to tap');
+  });
+});
+
+describe('column names and fingerprints', () => {
+  it('derives SQL-friendly column names', () => {
+    expect(defaultColumnName({ layer: 'linear_class.0', at: 'input' })).toBe('linear_class_0_input');
+    expect(defaultColumnName({ layer: 'conv_16.2', at: 'output' })).toBe('conv_16_2');
+    expect(defaultColumnName({ layer: 'block_1/conv', at: 'output' })).toBe('block_1_conv');
+  });
+
+  it('changes the fingerprint with model content, preprocessing and taps', () => {
+    const tap = { layer: 'a', at: 'output' as const, as: 'a', reduce: 'none' as const, normalize: 'none' as const, dtype: 'float32' as const };
+    const pre = { size: [2, 2] as [number, number], fit: 'cover' as const, layout: 'nhwc' as const, channels: 3 as const, mean: [0, 0, 0], std: [1, 1, 1] };
+    const base = computeFingerprint('h1', pre, [tap]);
+    expect(base).toMatch(/^[0-9a-f]{16}$/);
+    expect(computeFingerprint('h1', pre, [tap])).toBe(base);
+    expect(computeFingerprint('h2', pre, [tap])).not.toBe(base);
+    expect(computeFingerprint('h1', { ...pre, fit: 'fill' }, [tap])).not.toBe(base);
+    expect(computeFingerprint('h1', pre, [{ ...tap, reduce: 'mean' }])).not.toBe(base);
+  });
+});
