@@ -32,7 +32,7 @@ async function useTensorflow(): Promise<void> {
     }
     throw new Error(`backend 'tensorflow': ${TFJS_NODE} is installed but failed to load: ${message(err)}`);
   }
-  if (core.findBackendFactory('tensorflow') === null) {
+  if (core.findBackendFactory('tensorflow') == null) {
     // tfjs-node registered itself with a different copy of tfjs-core than the one this package uses
     throw new Error(
       `backend 'tensorflow': ${TFJS_NODE} loaded but did not register with this @tensorflow/tfjs-core; ` +

@@ -112,15 +112,13 @@ export function builtinDir(model: BuiltinModel): string {
   return path.join(packageRoot(model.packageName, BUILTIN_PREFIX + model.name), model.packageDir);
 }
 
-/**
- * Load a CommonJS data module and drop it from the require cache: the weight modules are megabytes
- * of base64 that would otherwise stay alive for the life of the thread.
- */
+/** Load a CommonJS data module (a bundled model's topology or weights) without caching it. */
 export function requireDataModule(file: string): unknown {
   const resolved = require.resolve(file);
   try {
     return require(resolved) as unknown;
   } finally {
+    // the weight modules are megabytes of base64 that would otherwise live as long as the thread
     delete require.cache[resolved];
   }
 }

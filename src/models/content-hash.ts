@@ -13,15 +13,18 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
-/**
- * sha256 (hex) of the topology, the weight specs and every weight file's bytes in manifest order.
- * The specs are included because a changed quantization scale changes the weights without
- * changing a byte; shard file names and boundaries are left out because re-sharding changes nothing.
- */
+/** sha256 (hex) of the topology, the weight specs and every weight file's bytes in manifest order. */
 export function contentHash(files: ModelFiles): string {
+  // The specs count because a changed quantization scale changes the weights without changing a
+  // byte; shard names and boundaries do not, because re-sharding changes nothing.
   const hash = createHash('sha256');
   hash.update(canonicalJson(files.json.modelTopology));
   hash.update('\n');
+  // a GraphModel's initializer graph (hash tables and the like) is part of what it computes
+  if (files.json.modelInitializer !== undefined) {
+    hash.update(canonicalJson(files.json.modelInitializer));
+    hash.update('\n');
+  }
   hash.update(canonicalJson(files.json.weightsManifest.flatMap((g) => g.weights)));
   hash.update('\n');
   // no separators between files: the same bytes split into different shards are the same weights

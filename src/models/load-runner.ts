@@ -83,6 +83,7 @@ class TfjsRunner implements ModelRunner {
 
 /** Load a TF.js model (in the calling thread) with every tap wired into one forward pass. */
 export async function loadRunner(spec: ModelSpec): Promise<ModelRunner> {
+  if (spec.taps.length === 0) throw new Error(`model ${spec.uri}: no taps; name at least one layer to tap`);
   const files = await readModelFiles(spec.uri);
   const backend = await selectBackend(spec.backend);
   const tfjs = await loadTfjs();

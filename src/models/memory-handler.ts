@@ -9,11 +9,9 @@ function ownArrayBuffer(bytes: Uint8Array): ArrayBuffer {
     : bytes.slice().buffer;
 }
 
-/**
- * An IOHandler over files already read (and path-checked) by readModelFiles, so tfjs never touches
- * the disk itself and the same code serves the bundled builtin models.
- */
+/** A tfjs IOHandler over model files already read and path-checked by readModelFiles. */
 export function memoryHandler(tfjs: Tfjs, files: ModelFiles): io.IOHandler {
+  // tfjs never touches the disk itself, and the bundled builtin models load the same way
   const json = files.json as unknown as io.ModelJSON;
   return {
     load: async () =>

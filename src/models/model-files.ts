@@ -39,11 +39,9 @@ function isInside(dir: string, file: string): boolean {
   return rel !== '' && rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel);
 }
 
-/**
- * Resolve a manifest path against the model folder, refusing anything that could read outside it:
- * a model.json is often downloaded, and its paths must not become a way to read arbitrary files.
- */
+/** Resolve a manifest path against the model folder, refusing anything that could read outside it. */
 export async function resolveWeightPath(jsonPath: string, weightPath: string): Promise<string> {
+  // a model.json is often downloaded: its paths must not become a way to read arbitrary files
   const refuse = (why: string): Error =>
     new Error(`model.json ${jsonPath}: weight path '${weightPath}' ${why}; weight files must be inside ${path.dirname(jsonPath)}`);
   if (weightPath === '' || weightPath.includes('\0')) throw refuse('is empty or contains a NUL byte');

@@ -19,10 +19,7 @@ export function spatialAxes(rank: number, layout: 'nhwc' | 'nchw'): number[] {
   return axes;
 }
 
-/**
- * Reduce, flatten and normalize one captured activation. Call inside tf.tidy: intermediate tensors
- * are left for the tidy to free.
- */
+/** Reduce, flatten and normalize one captured activation; call inside tf.tidy, which frees the intermediates. */
 export function tapTensor(
   core: Tfjs['core'],
   activation: Tensor,

@@ -15,7 +15,7 @@ export interface TappedModel {
   inputShape: (number | null)[];
   /** one forward pass; the caller owns (and disposes) the returned tensors */
   forward(x: Tensor): Promise<Tensor[]>;
-  /** ids of tensors forward() may return that belong to the model and must outlive the batch */
+  /** whether a tensor forward() returned belongs to the model (a weight) and must outlive the batch */
   isModelTensor(t: Tensor): boolean;
   dispose(): void;
 }
