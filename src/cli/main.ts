@@ -1,26 +1,38 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { JobConfigError } from '../config/errors.js';
 import { loadJobFile } from '../config/load.js';
-import { defaultColumnName, resolveJob } from '../config/resolve.js';
+import { absoluteUri, defaultColumnName, resolveJob } from '../config/resolve.js';
 import { listLayers } from '../models/index.js';
 import { LayertapClient } from '../queue/client.js';
 import { redactUrl, settingsFromEnv } from '../queue/connection.js';
 import { redisAnswers } from '../queue/embedded-redis.js';
+import { checkRedis } from '../queue/redis-checks.js';
 import { runJob } from '../queue/run.js';
 import type { RunSummary } from '../queue/types.js';
-import { LayertapWorker } from '../queue/worker.js';
+import { LayertapWorker, WORKER_DEFAULTS } from '../queue/worker.js';
+import { ScheduleManager } from '../queue/schedules.js';
+import { rebuildRegistry } from '../queue/registry-rebuild.js';
+import type { JobConfig } from '../config/schema.js';
 import { VERSION } from '../version.js';
 import { writeDemoImages } from './demo-data.js';
 import { neighbourReport, readFeatureRows } from './neighbours.js';
 import { ProgressDisplay } from './progress.js';
 
-/** Exit codes: 0 done, 1 the work failed, 2 bad input (job file, arguments, model). */
-export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+/** Exit codes: 0 done, 1 the work failed, 2 bad input (job file, arguments, model), 3 partial run (some shards failed, the rest committed). */
+export const EXIT = { ok: 0, failed: 1, usage: 2, partial: 3 } as const;
 
 function positiveInt(name: string) {
   return (v: string): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
+    return n;
+  };
+}
+
+function nonNegativeInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
     return n;
   };
 }
@@ -68,6 +80,36 @@ function fail(e: unknown, json: boolean): number {
   return e instanceof JobConfigError ? EXIT.usage : EXIT.failed;
 }
 
+/** Connect to the deployment's Redis (REDIS_URL), run `fn`, close. */
+async function withClient<T>(fn: (client: LayertapClient) => Promise<T>): Promise<T> {
+  const settings = settingsFromEnv();
+  if (!(await redisAnswers(settings.redisUrl, 2000))) throw new Error(`Redis at ${redactUrl(settings.redisUrl)} does not answer; start it or set REDIS_URL`);
+  const client = new LayertapClient(settings);
+  try {
+    return await fn(client);
+  } finally {
+    await client.close();
+  }
+}
+
+/** A job whose local paths are absolute, so that it means the same on any host and at any time. */
+function absolutePaths(job: JobConfig): JobConfig {
+  const abs = (u: string) => absoluteUri(u);
+  return { ...job, source: { ...job.source, uri: abs(job.source.uri) }, model: { ...job.model, uri: abs(job.model.uri) }, sink: { ...job.sink, uri: abs(job.sink.uri) } };
+}
+
+function describeTiming(s: { cron: string | null; tz: string | null; every: number | null }): string {
+  if (s.cron) return `cron "${s.cron}"${s.tz ? ` (${s.tz})` : ''}`;
+  return `every ${s.every} ms`;
+}
+
+/** Left-aligned text columns. */
+function table(head: string[], rows: string[][]): string {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const fmt = (r: string[]) => r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd();
+  return [fmt(head), ...rows.map(fmt)].join('\n');
+}
+
 /** Build the command tree; `main` runs it. Exported for tests. */
 export function buildProgram(setExit: (code: number) => void): Command {
   const program = new Command('layertap')
@@ -102,13 +144,15 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description('enqueue a job and process it with an embedded worker until the run is committed')
     .option('--workers <n>', 'shard jobs processed at once', positiveInt('--workers'))
     .option('--threads <n>', 'model threads in the pool (default: cores)', positiveInt('--threads'))
+    .option('--allow-eviction', "use a Redis whose maxmemory-policy is not noeviction (it may lose jobs); also LAYERTAP_ALLOW_EVICTION=1")
     .option('--json', 'print one JSON summary on stdout')
-    .action(async (file: string, o: { workers?: number; threads?: number; json?: boolean }) => {
+    .action(async (file: string, o: { workers?: number; threads?: number; allowEviction?: boolean; json?: boolean }) => {
       const progress = new ProgressDisplay(true);
       try {
         const summary = await runJob(file, {
           ...(o.workers ? { workers: o.workers } : {}),
           ...(o.threads ? { threads: o.threads } : {}),
+          ...(o.allowEviction ? { settings: { allowEviction: true } } : {}),
           onProgress: (s) => progress.update(s),
           log: (l) => {
             if (!l.startsWith('layertap worker:')) err(l);
@@ -122,7 +166,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
           const first = job.taps[0];
           if (first && first.dtype === 'float32') await printNeighbours(summary, first.as ?? defaultColumnName(first));
         }
-        setExit(summary.status === 'committed' ? EXIT.ok : EXIT.failed);
+        setExit(summary.status === 'committed' ? EXIT.ok : summary.status === 'partial' ? EXIT.partial : EXIT.failed);
       } catch (e) {
         progress.stop();
         setExit(fail(e, !!o.json));
@@ -132,18 +176,22 @@ export function buildProgram(setExit: (code: number) => void): Command {
   program
     .command('enqueue <job-file>')
     .description('validate and enqueue a job; prints the run id (workers do the work)')
+    .option('--allow-eviction', "use a Redis whose maxmemory-policy is not noeviction (it may lose jobs); also LAYERTAP_ALLOW_EVICTION=1")
     .option('--json', 'print one JSON object on stdout')
-    .action(async (file: string, o: { json?: boolean }) => {
+    .action(async (file: string, o: { allowEviction?: boolean; json?: boolean }) => {
       try {
         const resolved = await resolveJob(await loadJobFile(file));
         const settings = settingsFromEnv();
-        if (!(await redisAnswers(settings.redisUrl, 2000))) throw new Error(`Redis at ${redactUrl(settings.redisUrl)} does not answer; start it or set REDIS_URL`);
+        if (o.allowEviction) settings.allowEviction = true;
+        const check = await checkRedis(settings.redisUrl, { allowEviction: settings.allowEviction ?? false });
+        for (const w of check.warnings) err(`layertap: warning: ${w}`);
         const client = new LayertapClient(settings);
         try {
           const rec = await client.enqueue(resolved);
-          if (o.json) out(JSON.stringify({ runId: rec.runId, status: rec.status, shards: rec.shards, rows: rec.totalRows, fingerprint: rec.fingerprint, output: { uri: rec.outputUri } }));
+          if (o.json) out(JSON.stringify({ runId: rec.runId, status: rec.status, shards: rec.shards, rows: rec.totalRows, fingerprint: rec.fingerprint, deduplicated: rec.deduplicated ?? false, output: { uri: rec.outputUri } }));
           else out(rec.runId);
-          err(`enqueued run ${rec.runId}: ${rec.totalRows} rows in ${rec.shards} shard(s) -> ${rec.outputUri}`);
+          if (rec.deduplicated) err(`an identical run is already ${rec.status}: ${rec.runId} (nothing new enqueued)`);
+          else err(`enqueued run ${rec.runId}: ${rec.totalRows} rows in ${rec.shards} shard(s) -> ${rec.outputUri}`);
         } finally {
           await client.close();
         }
@@ -157,33 +205,72 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description('process shard jobs until SIGTERM/SIGINT, then finish active shards and exit')
     .option('--concurrency <n>', 'shard jobs at once', positiveInt('--concurrency'))
     .option('--threads <n>', 'model threads in the pool (default: cores)', positiveInt('--threads'))
-    .action(async (o: { concurrency?: number; threads?: number }) => {
-      const settings = settingsFromEnv();
-      if (!(await redisAnswers(settings.redisUrl, 2000))) {
-        setExit(fail(new Error(`Redis at ${redactUrl(settings.redisUrl)} does not answer; start it or set REDIS_URL`), false));
-        return;
-      }
-      const worker = new LayertapWorker({
-        settings,
-        ...(o.concurrency ? { concurrency: o.concurrency } : {}),
-        ...(o.threads ? { threads: o.threads } : {}),
-      });
-      await worker.start();
-      err(`layertap worker: ready (redis ${redactUrl(settings.redisUrl)}, prefix ${settings.prefix}, pid ${process.pid})`);
-      await new Promise<void>((resolve) => {
-        let closing = false;
-        const stop = (sig: string) => {
-          if (closing) return;
-          closing = true;
-          err(`layertap worker: ${sig}: finishing active shards`);
-          worker.close().then(resolve, resolve);
-        };
-        process.once('SIGTERM', () => stop('SIGTERM'));
-        process.once('SIGINT', () => stop('SIGINT'));
-      });
-      err('layertap worker: stopped');
-      setExit(EXIT.ok);
-    });
+    .option('--lock-ms <ms>', `job lock duration: a dead worker's shards are retried this long after it died (default ${WORKER_DEFAULTS.lockDurationMs})`, positiveInt('--lock-ms'))
+    .option('--stalled-ms <ms>', 'how often to look for shards of dead workers (default: --lock-ms)', positiveInt('--stalled-ms'))
+    .option('--max-stalls <n>', `times a shard may be recovered from a dead worker before it fails (default ${WORKER_DEFAULTS.maxStalledCount})`, nonNegativeInt('--max-stalls'))
+    .option('--grace-ms <ms>', `on SIGTERM/SIGINT, how long active shards may finish before they are handed back (default ${WORKER_DEFAULTS.graceMs})`, nonNegativeInt('--grace-ms'))
+    .option('--batch-timeout-ms <ms>', 'longest a batch may run before its thread is stopped and the attempt fails; 0 = no limit (default 300000)', nonNegativeInt('--batch-timeout-ms'))
+    .option('--allow-eviction', "use a Redis whose maxmemory-policy is not noeviction (it may lose jobs); also LAYERTAP_ALLOW_EVICTION=1")
+    .action(
+      async (o: {
+        concurrency?: number;
+        threads?: number;
+        lockMs?: number;
+        stalledMs?: number;
+        maxStalls?: number;
+        graceMs?: number;
+        batchTimeoutMs?: number;
+        allowEviction?: boolean;
+      }) => {
+        const settings = settingsFromEnv();
+        if (o.allowEviction) settings.allowEviction = true;
+        const graceMs = o.graceMs ?? WORKER_DEFAULTS.graceMs;
+        const worker = new LayertapWorker({
+          settings,
+          ...(o.concurrency ? { concurrency: o.concurrency } : {}),
+          ...(o.threads ? { threads: o.threads } : {}),
+          ...(o.lockMs !== undefined ? { lockDurationMs: o.lockMs } : {}),
+          ...(o.stalledMs !== undefined ? { stalledIntervalMs: o.stalledMs } : {}),
+          ...(o.maxStalls !== undefined ? { maxStalledCount: o.maxStalls } : {}),
+          ...(o.batchTimeoutMs !== undefined ? { batchTimeoutMs: o.batchTimeoutMs } : {}),
+          graceMs,
+        });
+        try {
+          await worker.start();
+        } catch (e) {
+          await worker.close({ graceMs: 0 }).catch(() => undefined);
+          setExit(fail(e, false));
+          return;
+        }
+        err(`layertap worker: ready (redis ${redactUrl(settings.redisUrl)}, prefix ${settings.prefix}, pid ${process.pid}, name ${worker.name})`);
+        const clean = await new Promise<boolean>((resolve) => {
+          let signals = 0;
+          const stop = (sig: string) => {
+            signals++;
+            if (signals > 1) {
+              err(`layertap worker: ${sig} again: handing back active shards now`);
+              worker.handBackActive();
+              return;
+            }
+            err(`layertap worker: ${sig}: finishing active shards (up to ${graceMs} ms, then handing them back)`);
+            // hand-back needs Redis; if it is gone, give up rather than hang (the locks expire instead)
+            const hard = setTimeout(() => {
+              err('layertap worker: could not hand back active shards in time; exiting, they are retried when their locks expire');
+              resolve(false);
+            }, graceMs + 15_000);
+            hard.unref();
+            worker.close().then(
+              () => resolve(true),
+              () => resolve(false),
+            );
+          };
+          process.on('SIGTERM', () => stop('SIGTERM'));
+          process.on('SIGINT', () => stop('SIGINT'));
+        });
+        err('layertap worker: stopped');
+        setExit(clean ? EXIT.ok : EXIT.failed);
+      },
+    );
 
   program
     .command('status <run-id>')
@@ -192,7 +279,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .action(async (runId: string, o: { json?: boolean }) => {
       const settings = settingsFromEnv();
       try {
-        if (!(await redisAnswers(settings.redisUrl, 2000))) throw new Error(`Redis at ${redactUrl(settings.redisUrl)} does not answer; start it or set REDIS_URL`);
+        // reading state loses nothing, so only reachability and credentials are checked here
+        await checkRedis(settings.redisUrl, { allowEviction: true });
         const client = new LayertapClient(settings);
         try {
           const s = await client.status(runId);
@@ -202,6 +290,125 @@ export function buildProgram(setExit: (code: number) => void): Command {
         } finally {
           await client.close();
         }
+      } catch (e) {
+        setExit(fail(e, !!o.json));
+      }
+    });
+
+  const schedule = program.command('schedule').description('cron or interval schedules that enqueue a job again (incremental by default)');
+  schedule
+    .command('add <job-file>')
+    .description('add or replace a schedule (same id: replaced, so several hosts may add it)')
+    .option('--cron <expr>', 'cron pattern, e.g. "0 3 * * *"')
+    .option('--tz <zone>', 'time zone of the cron pattern, e.g. Europe/Berlin')
+    .option('--every <ms>', 'fixed interval in milliseconds', positiveInt('--every'))
+    .option('--id <id>', 'schedule id (default: the job name)')
+    .option('--json', 'print one JSON object on stdout')
+    .action(async (file: string, o: { cron?: string; tz?: string; every?: number; id?: string; json?: boolean }) => {
+      try {
+        if (!!o.cron === !!o.every) throw new JobConfigError('schedule add: give exactly one of --cron EXPR or --every MS');
+        if (o.tz && !o.cron) throw new JobConfigError('schedule add: --tz goes with --cron');
+        const job = await loadJobFile(file);
+        // validate against the model and source now, so a bad schedule fails here and not at 3 am
+        await resolveJob(job);
+        const absolute = absolutePaths(job);
+        await withClient(async (client) => {
+          const mgr = new ScheduleManager(client.settings, client.redis);
+          try {
+            const info = await mgr.add(o.id ?? job.name, absolute, o.cron ? { cron: o.cron, ...(o.tz ? { tz: o.tz } : {}) } : { every: o.every! });
+            if (o.json) out(JSON.stringify(info));
+            else out(`schedule ${info.id}: ${describeTiming(info)}, next ${info.next ? new Date(info.next).toISOString() : '-'}`);
+          } finally {
+            await mgr.close();
+          }
+        });
+      } catch (e) {
+        setExit(fail(e, !!o.json));
+      }
+    });
+  schedule
+    .command('list')
+    .description('schedules with their next run time and last run')
+    .option('--json', 'print one JSON object on stdout')
+    .action(async (o: { json?: boolean }) => {
+      try {
+        await withClient(async (client) => {
+          const mgr = new ScheduleManager(client.settings, client.redis);
+          try {
+            const list = await mgr.list(client);
+            if (o.json) {
+              out(JSON.stringify({ schedules: list }));
+              return;
+            }
+            out(
+              table(
+                ['id', 'job', 'when', 'next', 'last run', 'status'],
+                list.map((s) => [s.id, s.name, describeTiming(s), s.next ? new Date(s.next).toISOString() : '-', s.lastRun?.runId ?? '-', s.lastRun?.status ?? '-']),
+              ),
+            );
+          } finally {
+            await mgr.close();
+          }
+        });
+      } catch (e) {
+        setExit(fail(e, !!o.json));
+      }
+    });
+  schedule
+    .command('remove <id>')
+    .description('remove a schedule (runs already enqueued go on)')
+    .action(async (id: string) => {
+      try {
+        await withClient(async (client) => {
+          const mgr = new ScheduleManager(client.settings, client.redis);
+          try {
+            if (!(await mgr.remove(id))) throw new Error(`no schedule with id '${id}'`);
+            err(`removed schedule ${id}`);
+          } finally {
+            await mgr.close();
+          }
+        });
+      } catch (e) {
+        setExit(fail(e, false));
+      }
+    });
+
+  program
+    .command('runs')
+    .description('the run registry: id, fingerprint, status, rows, errors, start, duration, trigger')
+    .option('--name <name>', 'only runs of this dataset')
+    .option('--rebuild <sink-uri>', 'first restore records from the manifests under this sink (after Redis was wiped)')
+    .option('--limit <n>', 'newest N runs', positiveInt('--limit'), 50)
+    .option('--json', 'print one JSON object on stdout')
+    .action(async (o: { name?: string; rebuild?: string; limit: number; json?: boolean }) => {
+      try {
+        await withClient(async (client) => {
+          if (o.rebuild) {
+            const n = await rebuildRegistry(o.rebuild, client.registry, o.name ? { name: o.name } : {});
+            err(`restored ${n} run record(s) from ${o.rebuild}`);
+          }
+          const runs = (await client.registry.list(o.name ? 10_000 : o.limit)).filter((r) => !o.name || r.name === o.name).slice(0, o.limit);
+          if (o.json) {
+            out(JSON.stringify({ runs }));
+            return;
+          }
+          out(
+            table(
+              ['run', 'name', 'fingerprint', 'status', 'rows', 'errors', 'started', 'seconds', 'trigger'],
+              runs.map((r) => [
+                r.runId,
+                r.name,
+                r.fingerprint,
+                r.status,
+                String(r.rows),
+                String(r.errorRows),
+                new Date(r.createdAt).toISOString(),
+                r.finishedAt ? ((r.finishedAt - r.createdAt) / 1000).toFixed(1) : '-',
+                r.trigger,
+              ]),
+            ),
+          );
+        });
       } catch (e) {
         setExit(fail(e, !!o.json));
       }

@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
-import { describeModel } from '../models/index.js';
+import { describeModel, isOnnxUri } from '../models/index.js';
 import type { ModelDescription } from '../models/types.js';
+import { createSink } from '../sinks/index.js';
 import { createSource, inferSourceType } from '../sources/index.js';
 import { JobConfigError } from './errors.js';
 import type { ResolvedJob, ResolvedPreprocess, ResolvedTap } from './resolved.js';
-import type { JobConfig, PreprocessConfig, TapConfig } from './schema.js';
+import type { S3Connection } from './resolved.js';
+import type { JobConfig, PreprocessConfig, SourceType, TapConfig } from './schema.js';
 
 /** Options for {@link resolveJob}. */
 export interface ResolveOptions {
@@ -15,7 +17,8 @@ export interface ResolveOptions {
 
 const SCHEME = /^[a-z][a-z0-9+.-]*:/i;
 
-function absolute(uri: string, cwd: string): string {
+/** A job-file location made absolute against `cwd`; URIs with a scheme (s3://, builtin:) pass through. */
+export function absoluteUri(uri: string, cwd: string = process.cwd()): string {
   if (uri.startsWith('file://')) return new URL(uri).pathname;
   // s3://, builtin: and other schemes are passed through; Windows drive letters are paths
   if (SCHEME.test(uri) && !/^[a-z]:[\\/]/i.test(uri)) return uri;
@@ -41,6 +44,12 @@ function resolveTaps(taps: TapConfig[], desc: ModelDescription): ResolvedTap[] {
         `taps[${i}].layer: unknown layer '${tap.layer}'${near.length ? ` (did you mean ${near.map((n) => `'${n}'`).join(' or ')}?)` : ''}; layers are: ${list}`,
         [`taps[${i}].layer`],
       );
+    }
+    try {
+      // a listed name that still cannot be tapped, e.g. an ONNX module returning several tensors
+      desc.checkTap?.(tap.layer, tap.at);
+    } catch (err) {
+      throw new JobConfigError(`taps[${i}].layer: ${(err as Error).message}`, [`taps[${i}].layer`]);
     }
     const as = tap.as ?? defaultColumnName(tap);
     if (as === 'id') throw new JobConfigError(`taps[${i}].as: 'id' is the row id column; choose another name`, [`taps[${i}].as`]);
@@ -152,31 +161,64 @@ async function describe(uri: string): Promise<ModelDescription> {
  */
 export async function resolveJob(job: JobConfig, opts: ResolveOptions = {}): Promise<ResolvedJob> {
   const cwd = opts.cwd ?? process.cwd();
-  const sourceUri = absolute(job.source.uri, cwd);
-  const modelUri = absolute(job.model.uri, cwd);
-  const sinkUri = absolute(job.sink.uri, cwd);
-  if (job.model.backend === 'onnx' || modelUri.toLowerCase().endsWith('.onnx')) {
-    throw new JobConfigError('model.uri: ONNX models are not supported by this version; use a TF.js model.json', ['model.uri']);
+  const sourceUri = absoluteUri(job.source.uri, cwd);
+  const modelUri = absoluteUri(job.model.uri, cwd);
+  const sinkUri = absoluteUri(job.sink.uri, cwd);
+  if (isOnnxUri(modelUri) ? !['onnx', 'auto'].includes(job.model.backend) : job.model.backend === 'onnx') {
+    throw new JobConfigError(
+      isOnnxUri(modelUri)
+        ? `model.backend: '${job.model.backend}' runs TF.js models; '${job.model.uri}' is an ONNX model (backend: onnx or auto)`
+        : `model.backend: 'onnx' runs .onnx models; '${job.model.uri}' is a TF.js model (backend: auto | tensorflow | wasm | cpu)`,
+      ['model.backend'],
+    );
   }
-  if (sinkUri.startsWith('s3://')) {
-    throw new JobConfigError('sink.uri: s3:// sinks are not supported by this version; use a local directory', ['sink.uri']);
+  // a missing bucket or an unwritable sink fails here, before any work
+  const sink = { uri: sinkUri, format: job.sink.format, ...s3Connection(job.sink) };
+  try {
+    await createSink(sink).check();
+  } catch (err) {
+    throw configError(err, 'sink.uri');
   }
 
-  let type: 'images' | 'npy';
+  let type: SourceType;
   try {
     type = job.source.type ?? (await inferSourceType(sourceUri));
   } catch (err) {
-    const m = (err as Error).message;
-    throw new JobConfigError(m.startsWith('source.uri') ? m : `source.uri: ${m}`, ['source.uri']);
+    throw configError(err, 'source.uri');
   }
   const desc = await describe(modelUri);
   const taps = resolveTaps(job.taps, desc);
 
   let preprocess: ResolvedPreprocess | null = null;
   let inputShape: number[];
-  const source = createSource({ uri: sourceUri, type, ...(job.source.extensions ? { extensions: job.source.extensions } : {}) });
+  const sourceSpec = {
+    uri: sourceUri,
+    type,
+    ...(job.source.extensions ? { extensions: job.source.extensions } : {}),
+    ...(job.source.idColumn ? { idColumn: job.source.idColumn } : {}),
+    ...(job.source.inputColumn ? { inputColumn: job.source.inputColumn } : {}),
+    ...s3Connection(job.source),
+  };
+  let source;
   try {
-    if (type === 'images') {
+    source = createSource(sourceSpec);
+    await source.check();
+  } catch (err) {
+    await source?.close();
+    throw configError(err, 'source.uri');
+  }
+  const isTable = type === 'arrow' || type === 'parquet' || type === 'jsonl';
+  try {
+    // tables hold tensor rows or images (bytes or paths); rowShape() says which
+    let rowShape: number[] | null = null;
+    if (type !== 'images') {
+      try {
+        rowShape = await source.rowShape();
+      } catch (err) {
+        throw configError(err, 'source.uri');
+      }
+    }
+    if (rowShape === null) {
       preprocess = resolvePreprocess(job.preprocess, desc);
       const [h, w] = preprocess.size;
       inputShape = preprocess.layout === 'nhwc' ? [h, w, preprocess.channels] : [preprocess.channels, h, w];
@@ -184,21 +226,20 @@ export async function resolveJob(job: JobConfig, opts: ResolveOptions = {}): Pro
       if (job.preprocess) {
         throw new JobConfigError(`preprocess: applies to image sources only; '${job.source.uri}' is a ${type} source whose rows go to the model as they are`, ['preprocess']);
       }
-      let rowShape: number[] | null;
-      try {
-        rowShape = await source.rowShape();
-      } catch (err) {
-        throw new JobConfigError(`source.uri: ${(err as Error).message}`, ['source.uri']);
-      }
+      const row = rowShape;
       const modelRow = desc.inputShape.slice(1);
-      const matches = rowShape !== null && rowShape.length === modelRow.length && modelRow.every((d, i) => d === null || d === rowShape[i]);
-      if (!matches || rowShape === null) {
+      const matches = row.length === modelRow.length && modelRow.every((d, i) => d === null || d === row[i]);
+      // a table's flat list column feeds a model of any fixed row shape with as many values
+      const size = (s: ReadonlyArray<number | null>) => s.reduce<number>((a, b) => a * (b ?? NaN), 1);
+      const flat = isTable && !matches && modelRow.every((d) => d !== null) && size(modelRow) === size(row);
+      if (!matches && !flat) {
+        const field = isTable ? 'source.inputColumn' : 'source.uri';
         throw new JobConfigError(
-          `source.uri: rows have shape ${JSON.stringify(rowShape)} but the model takes ${JSON.stringify(modelRow)} per row`,
-          ['source.uri'],
+          `${field}: rows have shape ${JSON.stringify(row)}${isTable ? ` (${size(row)} values)` : ''} but the model takes ${JSON.stringify(modelRow)} per row`,
+          [field],
         );
       }
-      inputShape = rowShape;
+      inputShape = matches ? row : (modelRow as number[]);
     }
   } finally {
     await source.close();
@@ -207,15 +248,39 @@ export async function resolveJob(job: JobConfig, opts: ResolveOptions = {}): Pro
   const fingerprint = computeFingerprint(desc.contentHash, preprocess, taps);
   return {
     name: job.name,
-    source: { uri: sourceUri, type, ...(job.source.extensions ? { extensions: job.source.extensions } : {}) },
-    model: { uri: modelUri, backend: job.model.backend, format: desc.format },
+    source: sourceSpec,
+    model: {
+      uri: modelUri,
+      backend: job.model.backend,
+      format: desc.format,
+      ...(job.model.intraOpThreads !== undefined ? { intraOpThreads: job.model.intraOpThreads } : {}),
+    },
     preprocess,
     taps,
     batchSize: job.batchSize,
     shardSize: job.shardSize,
-    sink: { uri: sinkUri, format: job.sink.format },
+    sink,
     attempts: job.attempts,
+    incremental: job.incremental ?? false,
+    onShardFailure: job.onShardFailure,
     fingerprint,
     inputShape,
   };
+}
+
+/** The S3 connection fields a job section sets. */
+function s3Connection(section: S3Connection): S3Connection {
+  return {
+    ...(section.endpoint !== undefined ? { endpoint: section.endpoint } : {}),
+    ...(section.region !== undefined ? { region: section.region } : {}),
+    ...(section.forcePathStyle !== undefined ? { forcePathStyle: section.forcePathStyle } : {}),
+  };
+}
+
+/** A source/sink error as a JobConfigError naming its field ('source.idColumn: ...'), else `field`. */
+function configError(err: unknown, field: string): JobConfigError {
+  if (err instanceof JobConfigError) return err;
+  const m = (err as Error).message ?? String(err);
+  const named = /^((?:source|sink)\.[A-Za-z]+):/.exec(m)?.[1];
+  return new JobConfigError(named ? m : `${field}: ${m}`, [named ?? field]);
 }

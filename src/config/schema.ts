@@ -1,11 +1,28 @@
 import { z } from 'zod';
 
-/** Backends a model can run on. `auto` picks tensorflow (tfjs-node) if it loads, else wasm, else cpu. */
+/**
+ * Backends a model can run on. `auto` runs .onnx files on onnx (onnxruntime) and TF.js models on
+ * tensorflow (tfjs-node) if it loads, else wasm, else cpu.
+ */
 export const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu', 'onnx'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
-export const SOURCE_TYPES = ['images', 'npy'] as const;
+export const SOURCE_TYPES = ['images', 'npy', 'arrow', 'parquet', 'jsonl'] as const;
 export type SourceType = (typeof SOURCE_TYPES)[number];
+
+/** Part file formats of the output. */
+export const SINK_FORMATS = ['arrow', 'parquet'] as const;
+export type SinkFormat = (typeof SINK_FORMATS)[number];
+
+/** Connection to an S3-compatible store (s3:// uris only); unset fields come from the AWS environment. */
+const s3Fields = {
+  /** e.g. http://127.0.0.1:9000 for MinIO. @defaultValue AWS_ENDPOINT_URL_S3, then AWS_ENDPOINT_URL, else AWS */
+  endpoint: z.string().regex(/^https?:\/\/[^\s/]+/, 'must be an http:// or https:// URL').optional(),
+  /** @defaultValue AWS_REGION, then AWS_DEFAULT_REGION, else us-east-1 */
+  region: z.string().min(1).optional(),
+  /** path-style requests (http://host/bucket/key). @defaultValue true when an endpoint is set */
+  forcePathStyle: z.boolean().optional(),
+};
 
 const positiveInt = z.number().int().positive();
 
@@ -57,11 +74,21 @@ export const jobSchema = z.strictObject({
     type: z.enum(SOURCE_TYPES).optional(),
     /** image file extensions to include (images sources). @defaultValue common image types */
     extensions: z.array(z.string().min(1)).min(1).optional(),
+    /** tables: the row id column. @defaultValue 'id' if the table has it, else the row index */
+    idColumn: z.string().min(1).optional(),
+    /** tables: the column to embed (list of numbers, image bytes, or image path). @defaultValue the only other column */
+    inputColumn: z.string().min(1).optional(),
+    ...s3Fields,
   }),
   model: z.strictObject({
     /** model.json (TF.js LayersModel or GraphModel), .onnx, or builtin:<name> */
     uri: z.string().min(1),
     backend: z.enum(BACKENDS).default('auto'),
+    /**
+     * ONNX: threads one forward pass may use (onnxruntime's intra-op threads), per pool thread.
+     * @defaultValue cores / pool threads, at least 1, so that pool threads x intra-op threads = cores
+     */
+    intraOpThreads: positiveInt.max(1024).optional(),
   }),
   preprocess: preprocessSchema.optional(),
   taps: z.array(tapSchema).min(1, 'name at least one layer to tap'),
@@ -71,10 +98,22 @@ export const jobSchema = z.strictObject({
   shardSize: positiveInt.default(1024),
   sink: z.strictObject({
     uri: z.string().min(1),
-    format: z.enum(['arrow']).default('arrow'),
+    /** arrow (IPC file) or parquet. @defaultValue arrow */
+    format: z.enum(SINK_FORMATS).default('arrow'),
+    ...s3Fields,
   }),
+  /**
+   * embed only rows whose content is not in the latest committed run of this dataset and
+   * fingerprint, carrying the other vectors over. @defaultValue false (true for scheduled runs)
+   */
+  incremental: z.boolean().optional(),
   /** attempts per shard before it counts as failed. @defaultValue 3 */
   attempts: positiveInt.max(100).default(3),
+  /**
+   * what a shard that fails every attempt does to the run: `fail` (the run is failed, no
+   * `_SUCCESS`) or `partial` (the other shards are kept, the run is marked `_PARTIAL`). @defaultValue fail
+   */
+  onShardFailure: z.enum(['fail', 'partial']).default('fail'),
 });
 
 /** A job file as written by a user (defaults not yet applied). */

@@ -3,13 +3,15 @@ import { selectBackend } from './backend.js';
 import { memoryHandler } from './memory-handler.js';
 import { readModelFiles, type ModelFiles } from './model-files.js';
 import { graphNodeShape, graphNodes, graphTensorNode } from './model-json.js';
+import { listOnnxLayers } from './onnx-describe.js';
+import { isOnnxUri } from './onnx-files.js';
 import { loadTfjs } from './tfjs.js';
 import type { LayerInfo } from './types.js';
 
 export interface ListLayersOptions {
   /** backend to load a LayersModel on. @defaultValue cpu (shapes and params need no speed) */
   backend?: BackendName;
-  /** also list a GraphModel's Const (weight) nodes. @defaultValue false */
+  /** also list a GraphModel's Const (weight) nodes, or an ONNX graph's Constant nodes. @defaultValue false */
   includeConstants?: boolean;
 }
 
@@ -55,8 +57,12 @@ function graphModelLayers(files: ModelFiles, includeConstants: boolean): LayerIn
     });
 }
 
-/** Every layer (LayersModel) or node (GraphModel) with class/op, output shape, params and inbound names. */
+/**
+ * Every layer (LayersModel) or node (GraphModel, ONNX) with class/op, output shape, params and
+ * inbound names; ONNX nodes also carry their output tensors and PyTorch module path.
+ */
 export async function listLayers(uri: string, opts: ListLayersOptions = {}): Promise<LayerInfo[]> {
+  if (isOnnxUri(uri)) return listOnnxLayers(uri, { includeConstants: opts.includeConstants ?? false });
   const files = await readModelFiles(uri);
   if (files.format === 'tfjs-graph') return graphModelLayers(files, opts.includeConstants ?? false);
   return layersModelLayers(files, opts.backend ?? 'cpu');

@@ -2,6 +2,8 @@ import type { Tensor } from '@tensorflow/tfjs-core';
 import type { ResolvedTap } from '../config/resolved.js';
 import { selectBackend } from './backend.js';
 import { readModelFiles } from './model-files.js';
+import { isOnnxUri } from './onnx-files.js';
+import { loadOnnxRunner } from './onnx-runner.js';
 import { tapOutput, tapTensor, type TapTensor } from './tap-features.js';
 import { tapGraphModel, tapLayersModel, type TappedModel } from './tapped-model.js';
 import { loadTfjs, type Tfjs } from './tfjs.js';
@@ -81,9 +83,15 @@ class TfjsRunner implements ModelRunner {
   }
 }
 
-/** Load a TF.js model (in the calling thread) with every tap wired into one forward pass. */
+/** Load a model (in the calling thread) with every tap wired into one forward pass: TF.js, or ONNX for .onnx files. */
 export async function loadRunner(spec: ModelSpec): Promise<ModelRunner> {
   if (spec.taps.length === 0) throw new Error(`model ${spec.uri}: no taps; name at least one layer to tap`);
+  if (isOnnxUri(spec.uri)) {
+    if (spec.backend !== 'onnx' && spec.backend !== 'auto') {
+      throw new Error(`backend '${spec.backend}' runs TF.js models; ${spec.uri} is an ONNX model (backend onnx or auto)`);
+    }
+    return loadOnnxRunner(spec);
+  }
   const files = await readModelFiles(spec.uri);
   const backend = await selectBackend(spec.backend);
   const tfjs = await loadTfjs();

@@ -16,6 +16,10 @@ export function loadTfjs(): Promise<Tfjs> {
       import('@tensorflow/tfjs-converter'),
       import('@tensorflow/tfjs-backend-cpu'),
     ]);
+    // tfjs-core prints its "Hi, looks like you are running TensorFlow.js in Node.js" banner the
+    // first time the cpu backend stores a tensor, through a warn() that production mode silences;
+    // layertap reports the backend it uses itself. Production mode changes nothing else in 4.x.
+    core.env().set('PROD', true);
     return { core, layers, converter };
   })();
   return loading;

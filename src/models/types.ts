@@ -12,6 +12,10 @@ export interface LayerInfo {
   params: number;
   /** names of the layers feeding this one */
   inputs: string[];
+  /** output tensor names (ONNX) */
+  outputs?: string[];
+  /** the PyTorch module path an exported node belongs to ('' for the root module), null when its name has none (ONNX) */
+  module?: string | null;
 }
 
 /** What can be learned about a model without running it. */
@@ -25,6 +29,11 @@ export interface ModelDescription {
   layerNames: string[];
   /** sha256 (hex) of topology + weight bytes */
   contentHash: string;
+  /**
+   * Throws when a tap on a listed name cannot be placed (e.g. a module that returns several
+   * tensors, a constant), so that a job fails before any work. Absent when every listed name can be tapped.
+   */
+  checkTap?(layer: string, at: 'input' | 'output'): void;
 }
 
 /** Features of one tap for a batch: row-major [rows, ...shape] flattened. */
@@ -54,4 +63,6 @@ export interface ModelSpec {
   inputShape: number[];
   fingerprint: string;
   preprocess: ResolvedPreprocess | null;
+  /** ONNX: threads one forward pass may use. @defaultValue cores / pool threads, at least 1 */
+  intraOpThreads?: number;
 }

@@ -7,6 +7,8 @@ import { createSink } from '../sinks/index.js';
 import { createSource } from '../sources/index.js';
 import type { ShardSpec } from '../sources/types.js';
 import { bullConnection, redisOptions, type QueueSettings } from './connection.js';
+import { checkRedis } from './redis-checks.js';
+import { claimSnapshot, snapshotKey } from './dedup.js';
 import { RunRegistry } from './run-registry.js';
 import { RUNS_QUEUE, SHARDS_QUEUE, type RunJobData, type RunRecord, type RunSummary, type ShardJobData, type ShardResult } from './types.js';
 
@@ -41,7 +43,12 @@ export class LayertapClient {
     this.flows = new FlowProducer({ connection, prefix: settings.prefix });
   }
 
+  /**
+   * Check Redis (answers, credentials, `noeviction` unless `settings.allowEviction`), then wait
+   * for the queues. Throws a RedisSetupError instead of waiting forever on a Redis that is not there.
+   */
   async waitUntilReady(): Promise<void> {
+    await checkRedis(this.settings.redisUrl, { allowEviction: this.settings.allowEviction ?? false });
     await Promise.all([this.runs.waitUntilReady(), this.shards.waitUntilReady(), this.flows.waitUntilReady()]);
   }
 
@@ -63,6 +70,9 @@ export class LayertapClient {
       await source.close();
     }
     if (shards.length === 0) throw new Error(`source.uri: no rows found in ${job.source.uri}`);
+    // the same job over the same data while a run of it is active: hand back that run
+    const active = await claimSnapshot(this.redis, this.settings.prefix, await snapshotKey(job, shards), runId, this.registry);
+    if (active) return { ...active, deduplicated: true };
     const sink = createSink(job.sink.uri);
     const createdAt = Date.now();
     const rec: RunRecord = {
@@ -83,7 +93,7 @@ export class LayertapClient {
     await this.flows.add({
       name: 'run',
       queueName: RUNS_QUEUE,
-      data: { runId, job, createdAt } satisfies RunJobData,
+      data: { runId, job, createdAt, shards: shards.map(({ index, start, count }) => ({ index, start, count })) } satisfies RunJobData,
       opts: { jobId: runId, attempts: 5, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: { age: 7 * 24 * 3600 } },
       children: shards.map((shard) => ({
         name: 'shard',

@@ -7,6 +7,11 @@ export interface QueueSettings {
   redisUrl: string;
   /** key prefix for every queue and record. @defaultValue process.env.LAYERTAP_PREFIX ?? 'layertap' */
   prefix: string;
+  /**
+   * use a Redis whose maxmemory-policy is not `noeviction` (it may delete queued jobs).
+   * @defaultValue process.env.LAYERTAP_ALLOW_EVICTION === '1'
+   */
+  allowEviction?: boolean;
 }
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
@@ -16,6 +21,7 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): QueueSett
   return {
     redisUrl: env.REDIS_URL && env.REDIS_URL.length > 0 ? env.REDIS_URL : DEFAULT_REDIS_URL,
     prefix: env.LAYERTAP_PREFIX && env.LAYERTAP_PREFIX.length > 0 ? env.LAYERTAP_PREFIX : 'layertap',
+    allowEviction: env.LAYERTAP_ALLOW_EVICTION === '1',
   };
 }
 

@@ -10,23 +10,35 @@ function shardIndexOf(jobKey: string): number {
   return m ? Number(m[1]) : -1;
 }
 
+/** Marker files written after the manifest: readers trust a run folder by which one it has. */
+export const SUCCESS_MARKER = '_SUCCESS';
+export const PARTIAL_MARKER = '_PARTIAL';
+
 /**
  * Finalize a run once every shard job has finished: clean leftovers of failed attempts, write
- * `_manifest.json`, then `_SUCCESS` only if every shard committed. Safe to repeat.
+ * `_manifest.json`, then `_SUCCESS` only if every shard committed, or `_PARTIAL` when some
+ * failed and the job allows a partial run. Safe to repeat.
  */
-export async function finalizeRun(job: Job<RunJobData>, registry: RunRegistry): Promise<{ status: 'committed' | 'failed'; manifest: string }> {
+export async function finalizeRun(job: Job<RunJobData>, registry: RunRegistry): Promise<{ status: 'committed' | 'failed' | 'partial'; manifest: string }> {
   const { runId, job: spec, createdAt } = job.data;
   const values = (await job.getChildrenValues()) as Record<string, ShardResult>;
   const failures = await job.getIgnoredChildrenFailures();
   const shards = Object.values(values).sort((a, b) => a.index - b.index);
   const failedShards = Object.keys(failures).map(shardIndexOf).sort((a, b) => a - b);
+  const planned = job.data.shards;
+  if (planned && shards.length + failedShards.length !== planned.length) {
+    // never mark a run done on an incomplete picture; the retry reads the children again
+    throw new Error(`run ${runId}: ${shards.length} shard results and ${failedShards.length} failures, but the run has ${planned.length} shards`);
+  }
   const prefix = runPrefix(spec.name, spec.fingerprint, runId);
-  const sink = createSink(spec.sink.uri);
+  const sink = createSink(spec.sink);
   await sink.cleanup(prefix);
 
   const rows = shards.reduce((a, s) => a + s.rows, 0);
   const errorRows = shards.reduce((a, s) => a + s.errorRows, 0);
-  const status = failedShards.length === 0 ? 'committed' : 'failed';
+  // a 'partial' run must have something in it; when every shard failed it is simply failed
+  const status = failedShards.length === 0 ? 'committed' : spec.onShardFailure === 'partial' && shards.length > 0 ? 'partial' : 'failed';
+  const ranges = new Map((job.data.shards ?? []).map((r) => [r.index, r]));
   const committedAt = Date.now();
   const first = shards.find((s) => s.file !== null);
   const manifest = {
@@ -61,11 +73,13 @@ export async function finalizeRun(job: Job<RunJobData>, registry: RunRegistry): 
     })),
     failedShards: failedShards.map((i) => {
       const key = Object.keys(failures).find((k) => shardIndexOf(k) === i) ?? '';
-      return { index: i, error: failures[key] ?? 'unknown' };
+      const range = ranges.get(i);
+      return { index: i, error: failures[key] ?? 'unknown', ...(range ? { start: range.start, rows: range.count } : {}) };
     }),
   };
   const manifestUri = await sink.put(`${prefix}/_manifest.json`, JSON.stringify(manifest, null, 2) + '\n');
-  if (status === 'committed') await sink.put(`${prefix}/_SUCCESS`, '');
+  if (status === 'committed') await sink.put(`${prefix}/${SUCCESS_MARKER}`, '');
+  if (status === 'partial') await sink.put(`${prefix}/${PARTIAL_MARKER}`, '');
   await registry.update(runId, {
     status,
     finishedAt: committedAt,

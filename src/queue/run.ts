@@ -4,7 +4,7 @@ import type { JobConfig } from '../config/schema.js';
 import { LayertapClient } from './client.js';
 import { redactUrl, settingsFromEnv, type QueueSettings } from './connection.js';
 import { EmbeddedRedis, redisAnswers } from './embedded-redis.js';
-import type { RunSummary } from './types.js';
+import { FINAL_STATUSES, type RunSummary } from './types.js';
 import { LayertapWorker } from './worker.js';
 
 /** Options for {@link runJob}. */
@@ -46,7 +46,7 @@ export async function connectRedis(
   return { settings: { ...settings, redisUrl: embedded.url }, stop: () => embedded.stop() };
 }
 
-/** Resolve, enqueue and process a job with an embedded worker until its run is committed or failed. */
+/** Resolve, enqueue and process a job with an embedded worker until its run is committed, failed or partial. */
 export async function runJob(jobOrPath: JobConfig | string, opts: RunOptions = {}): Promise<RunSummary> {
   const log = opts.log ?? (() => undefined);
   const config = typeof jobOrPath === 'string' ? await loadJobFile(jobOrPath) : jobOrPath;
@@ -73,13 +73,13 @@ export async function runJob(jobOrPath: JobConfig | string, opts: RunOptions = {
   }
 }
 
-/** Poll a run until it is committed or failed. */
+/** Poll a run until it is committed, failed or partial. */
 export async function waitForRun(client: LayertapClient, runId: string, onProgress?: (s: RunSummary) => void, intervalMs = 250): Promise<RunSummary> {
   for (;;) {
     const s = await client.status(runId);
     if (!s) throw new Error(`no run with id ${runId}`);
     onProgress?.(s);
-    if (s.status === 'committed' || s.status === 'failed') return s;
+    if (FINAL_STATUSES.includes(s.status)) return s;
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }

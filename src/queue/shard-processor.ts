@@ -1,6 +1,6 @@
 import type { ResolvedJob } from '../config/resolved.js';
 import type { TapOutput } from '../models/types.js';
-import { buildSchema, createSink, errorsName, partName, PartWriter, runPrefix, writeErrorsFile } from '../sinks/index.js';
+import { buildSchema, createSink, errorsName, partExtension, partName, PartWriter, runPrefix, writeErrorsFile } from '../sinks/index.js';
 import type { Sink } from '../sinks/types.js';
 import { createSource } from '../sources/index.js';
 import type { SourceRow } from '../sources/types.js';
@@ -36,7 +36,8 @@ interface PendingBatch {
 
 function batchInput(job: ResolvedJob, rows: Array<Extract<SourceRow, { kind: 'bytes' | 'tensor' }>>): BatchInput {
   const ids = rows.map((r) => r.id);
-  if (job.source.type === 'images') {
+  // image rows (a folder, a prefix, or a table's image column) are the ones that get preprocessed
+  if (job.preprocess !== null) {
     return { kind: 'images', ids, files: rows.map((r) => (r.kind === 'bytes' ? ownBuffer(r.bytes) : new Uint8Array())) };
   }
   const per = job.inputShape.reduce((a, b) => a * b, 1);
@@ -57,7 +58,7 @@ export async function processShard(data: ShardJobData, ctx: ShardContext): Promi
   const { job, shard, runId } = data;
   const started = performance.now();
   const prefix = runPrefix(job.name, job.fingerprint, runId);
-  const sink: Sink = createSink(job.sink.uri);
+  const sink: Sink = createSink(job.sink);
   const source = createSource(job.source);
   const maxInFlight = ctx.maxInFlight ?? Math.max(2, ctx.pool.threads * 2);
   const pending: PendingBatch[] = [];
@@ -93,7 +94,7 @@ export async function processShard(data: ShardJobData, ctx: ShardContext): Promi
           version: VERSION,
           runId,
         });
-        writer = await PartWriter.open(await sink.createWriter(`${prefix}/${partName(shard.index)}`), schema);
+        writer = await PartWriter.open(await sink.createWriter(`${prefix}/${partName(shard.index, partExtension(job.sink.format))}`), schema, job.sink.format);
       }
       const taps: Record<string, TapOutput> = {};
       for (const t of job.taps) {

@@ -5,13 +5,30 @@ import type { ShardSpec } from '../sources/types.js';
 export const RUNS_QUEUE = 'runs';
 export const SHARDS_QUEUE = 'shards';
 
-export type RunStatus = 'queued' | 'running' | 'committed' | 'failed';
+/**
+ * committed: every shard committed, `_SUCCESS` written. failed: some shard failed every attempt
+ * (manifest only, no marker). partial: some shard failed but the job allows it
+ * (`onShardFailure: partial`); the others are committed and `_PARTIAL` is written.
+ */
+export type RunStatus = 'queued' | 'running' | 'committed' | 'failed' | 'partial';
+
+/** Statuses a run does not leave. */
+export const FINAL_STATUSES: readonly RunStatus[] = ['committed', 'failed', 'partial'];
+
+/** Where a shard's rows are in the dataset (what a manifest names for a failed shard). */
+export interface ShardRange {
+  index: number;
+  start: number;
+  count: number;
+}
 
 /** Data of a run (parent) job. */
 export interface RunJobData {
   runId: string;
   job: ResolvedJob;
   createdAt: number;
+  /** every shard's row range, so the manifest can say which rows a failed shard held */
+  shards?: ShardRange[];
 }
 
 /** Data of a shard (child) job. */
@@ -60,6 +77,8 @@ export interface RunRecord {
   errorFiles?: string[];
   backend?: string;
   error?: string;
+  /** set on the record `enqueue` returns when an identical run was already active */
+  deduplicated?: boolean;
 }
 
 /** What `run --json` and `status --json` print. */

@@ -1,13 +1,22 @@
-import { availableParallelism } from 'node:os';
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { availableParallelism, hostname } from 'node:os';
+import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { EmbedPool, threadsFor } from '../workers/pool.js';
 import { MODEL_LOAD_FAILED } from '../workers/thread-errors.js';
 import { bullConnection, redisOptions, type QueueSettings } from './connection.js';
+import { checkRedis } from './redis-checks.js';
+import { ScheduleWorker } from './schedules.js';
 import { RunRegistry } from './run-registry.js';
 import { finalizeRun } from './run-processor.js';
 import { processShard } from './shard-processor.js';
 import { RUNS_QUEUE, SHARDS_QUEUE, type RunJobData, type ShardJobData, type ShardResult } from './types.js';
+
+/** Defaults of {@link LayertapWorkerOptions} that govern recovery. */
+export const WORKER_DEFAULTS = {
+  lockDurationMs: 30_000,
+  maxStalledCount: 5,
+  graceMs: 25_000,
+} as const;
 
 /** Options for {@link LayertapWorker}. */
 export interface LayertapWorkerOptions {
@@ -20,6 +29,36 @@ export interface LayertapWorkerOptions {
   log?: (line: string) => void;
   /** called after each batch (rows embedded, error rows) */
   onBatch?: (runId: string, rows: number, errorRows: number) => void;
+  /**
+   * how long a job's lock lives without renewal (renewed every half of it while the job runs).
+   * A shard whose worker died goes back to the queue between this and this plus
+   * `stalledIntervalMs` after the death. @defaultValue 30000
+   */
+  lockDurationMs?: number;
+  /** how often this worker looks for jobs whose lock expired. @defaultValue lockDurationMs */
+  stalledIntervalMs?: number;
+  /**
+   * times one shard may be recovered from a dead or frozen worker before it counts as failed
+   * (guards against a shard that kills every process that takes it). @defaultValue 5
+   */
+  maxStalledCount?: number;
+  /**
+   * on close(), how long active shards may run on; those still running then are stopped and
+   * handed back to the queue (another worker takes them at once, no lock wait). @defaultValue 25000
+   */
+  graceMs?: number;
+  /** longest one batch may take before its thread is stopped and the shard attempt fails. @defaultValue 300000 */
+  batchTimeoutMs?: number;
+  /** module the pool threads run. @defaultValue layertap's own thread entry */
+  threadEntry?: string;
+  /** recorded as processedBy on each job it takes. @defaultValue '<hostname>:<pid>' */
+  name?: string;
+}
+
+function checkMs(name: string, v: number | undefined, min: number): void {
+  if (v !== undefined && (!Number.isInteger(v) || v < min)) {
+    throw new Error(`options.${name} must be an integer of at least ${min}, got ${v}`);
+  }
 }
 
 /** Processes shard jobs and finalizes runs until closed. Any number may run on any hosts. */
@@ -28,8 +67,15 @@ export class LayertapWorker {
   private readonly registry: RunRegistry;
   private shardWorker: Worker<ShardJobData, ShardResult> | null = null;
   private runWorker: Worker<RunJobData> | null = null;
+  private scheduleWorker: ScheduleWorker | null = null;
   private readonly pools = new Map<number, EmbedPool>();
   private readonly log: (line: string) => void;
+  /** aborted when the grace period is over: active shards stop and go back to the queue */
+  private readonly handBack = new AbortController();
+  /** ids of shard jobs being processed here */
+  private readonly active = new Set<string>();
+  private closing: Promise<void> | null = null;
+  readonly name: string;
 
   constructor(private readonly opts: LayertapWorkerOptions) {
     if (opts.concurrency !== undefined && (!Number.isInteger(opts.concurrency) || opts.concurrency < 1)) {
@@ -38,9 +84,22 @@ export class LayertapWorker {
     if (opts.threads !== undefined && (!Number.isInteger(opts.threads) || opts.threads < 1)) {
       throw new Error(`options.threads must be a positive integer, got ${opts.threads}`);
     }
+    checkMs('lockDurationMs', opts.lockDurationMs, 100);
+    checkMs('stalledIntervalMs', opts.stalledIntervalMs, 100);
+    checkMs('maxStalledCount', opts.maxStalledCount, 0);
+    checkMs('graceMs', opts.graceMs, 0);
+    checkMs('batchTimeoutMs', opts.batchTimeoutMs, 0);
+    this.name = opts.name ?? `${hostname()}:${process.pid}`;
     this.log = opts.log ?? ((l) => process.stderr.write(`${l}\n`));
     this.redis = new Redis({ ...redisOptions(opts.settings.redisUrl), maxRetriesPerRequest: null });
+    // ioredis reconnects by itself; without a listener a dropped connection is printed as unhandled
+    this.redis.on('error', () => undefined);
     this.registry = new RunRegistry(this.redis, opts.settings.prefix);
+  }
+
+  /** Shard jobs being processed by this worker right now. */
+  get activeShards(): number {
+    return this.active.size;
   }
 
   /** One pool per thread count: tfjs-node jobs get a single-thread pool, the others share one. */
@@ -48,21 +107,32 @@ export class LayertapWorker {
     const threads = threadsFor(job.job.model.backend, this.opts.threads ?? availableParallelism());
     let pool = this.pools.get(threads);
     if (!pool) {
-      pool = new EmbedPool({ threads, backend: job.job.model.backend });
+      pool = new EmbedPool({
+        threads,
+        backend: job.job.model.backend,
+        ...(this.opts.batchTimeoutMs !== undefined ? { batchTimeoutMs: this.opts.batchTimeoutMs } : {}),
+        ...(this.opts.threadEntry ? { filename: this.opts.threadEntry } : {}),
+        onError: (err) => this.log(`layertap worker: pool: ${err.message}`),
+      });
       this.pools.set(threads, pool);
       this.log(`layertap worker: pool of ${threads} thread(s)`);
     }
     return pool;
   }
 
-  private async processShardJob(job: Job<ShardJobData, ShardResult>, _token?: string, signal?: AbortSignal): Promise<ShardResult> {
+  private async processShardJob(job: Job<ShardJobData, ShardResult>, token?: string, signal?: AbortSignal): Promise<ShardResult> {
     const { runId, shard } = job.data;
-    const rec = await this.registry.get(runId);
-    if (rec?.status === 'queued') await this.registry.update(runId, { status: 'running' });
+    const attempt = `attempt ${job.attemptsMade + 1}/${job.opts.attempts ?? 1}`;
+    // a start after a stall repeats the attempt number; the start count tells them apart
+    this.log(`layertap worker: run ${runId} shard ${shard.index}: started (${attempt}, start ${job.attemptsStarted})`);
+    const jobKey = job.id ?? `${runId}-${shard.index}`;
+    this.active.add(jobKey);
     try {
+      const rec = await this.registry.get(runId);
+      if (rec?.status === 'queued') await this.registry.update(runId, { status: 'running' });
       const result = await processShard(job.data, {
         pool: this.poolFor(job.data),
-        ...(signal ? { signal } : {}),
+        signal: signal ? AbortSignal.any([signal, this.handBack.signal]) : this.handBack.signal,
         onBatch: async (rows, errorRows) => {
           this.opts.onBatch?.(runId, rows, errorRows);
           await this.registry.addProgress(runId, rows, errorRows);
@@ -71,22 +141,47 @@ export class LayertapWorker {
       this.log(`layertap worker: run ${runId} shard ${shard.index}: ${result.rows} rows, ${result.errorRows} errors, ${result.seconds.toFixed(2)} s (${result.backend})`);
       return result;
     } catch (err) {
+      if (this.handBack.signal.aborted && token) {
+        // back to the waiting list now, without using up an attempt or waiting for the lock to expire
+        try {
+          await job.moveToWait(token);
+          this.log(`layertap worker: run ${runId} shard ${shard.index}: handed back to the queue`);
+          throw new WaitingError();
+        } catch (e) {
+          if (e instanceof WaitingError) throw e;
+          this.log(`layertap worker: run ${runId} shard ${shard.index}: could not hand back (${(e as Error).message}); it is recovered when its lock expires`);
+          throw err;
+        }
+      }
       const message = (err as Error).message ?? String(err);
-      this.log(`layertap worker: run ${runId} shard ${shard.index} attempt ${job.attemptsMade + 1}/${job.opts.attempts ?? 1} failed: ${message}`);
+      this.log(`layertap worker: run ${runId} shard ${shard.index} ${attempt} failed: ${message}`);
       // a model that cannot load will not load on the next attempt either
       if (message.includes(MODEL_LOAD_FAILED)) throw new UnrecoverableError(message);
       throw err;
+    } finally {
+      this.active.delete(jobKey);
     }
   }
 
-  /** Connect and start taking jobs. */
+  /** Check Redis (answers, credentials, eviction policy), connect and start taking jobs. */
   async start(): Promise<void> {
-    const connection = bullConnection(this.opts.settings.redisUrl);
-    const prefix = this.opts.settings.prefix;
+    const settings = this.opts.settings;
+    const check = await checkRedis(settings.redisUrl, { allowEviction: settings.allowEviction ?? false });
+    for (const w of check.warnings) this.log(`layertap worker: warning: ${w}`);
+    const connection = bullConnection(settings.redisUrl);
+    const prefix = settings.prefix;
+    const lockDuration = this.opts.lockDurationMs ?? WORKER_DEFAULTS.lockDurationMs;
+    const recovery = {
+      lockDuration,
+      stalledInterval: this.opts.stalledIntervalMs ?? lockDuration,
+      maxStalledCount: this.opts.maxStalledCount ?? WORKER_DEFAULTS.maxStalledCount,
+      name: this.name,
+    };
     this.shardWorker = new Worker<ShardJobData, ShardResult>(SHARDS_QUEUE, (job, token, signal) => this.processShardJob(job, token, signal), {
       connection,
       prefix,
       concurrency: this.opts.concurrency ?? 2,
+      ...recovery,
     });
     this.runWorker = new Worker<RunJobData>(
       RUNS_QUEUE,
@@ -95,17 +190,42 @@ export class LayertapWorker {
         this.log(`layertap worker: run ${job.data.runId} ${res.status}: ${res.manifest}`);
         return res;
       },
-      { connection, prefix, concurrency: 1 },
+      { connection, prefix, concurrency: 1, ...recovery },
     );
     for (const w of [this.shardWorker, this.runWorker]) {
       w.on('error', (err) => this.log(`layertap worker: ${err.message}`));
     }
-    await Promise.all([this.shardWorker.waitUntilReady(), this.runWorker.waitUntilReady()]);
+    this.shardWorker.on('stalled', (jobId) => this.log(`layertap worker: shard job ${jobId} stalled (its worker stopped renewing the lock); back in the queue`));
+    // schedule ticks: each becomes one run (see schedules.ts)
+    this.scheduleWorker = new ScheduleWorker(this.opts.settings, this.log);
+    await Promise.all([this.shardWorker.waitUntilReady(), this.runWorker.waitUntilReady(), this.scheduleWorker.waitUntilReady()]);
   }
 
-  /** Stop taking jobs, let active shards finish, then release threads and connections. */
-  async close(): Promise<void> {
-    await Promise.allSettled([this.shardWorker?.close(), this.runWorker?.close()]);
+  /** Stop active shards now and hand them back to the queue (what close() does when the grace period ends). */
+  handBackActive(): void {
+    if (!this.handBack.signal.aborted) this.handBack.abort(new Error('worker shutting down'));
+  }
+
+  /**
+   * Stop taking jobs; let active shards finish for up to `graceMs`, then hand the rest back to
+   * the queue; then release threads and connections. Safe to call more than once.
+   */
+  close(opts: { graceMs?: number } = {}): Promise<void> {
+    this.closing ??= this.doClose(opts.graceMs ?? this.opts.graceMs ?? WORKER_DEFAULTS.graceMs);
+    return this.closing;
+  }
+
+  private async doClose(graceMs: number): Promise<void> {
+    const workersClosed = Promise.allSettled([this.shardWorker?.close(), this.runWorker?.close(), this.scheduleWorker?.close()]);
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<'grace'>((r) => (timer = setTimeout(() => r('grace'), graceMs)));
+    const first = await Promise.race([workersClosed.then(() => 'closed' as const), graceOver]);
+    clearTimeout(timer);
+    if (first === 'grace' && this.active.size > 0) {
+      this.log(`layertap worker: grace period of ${graceMs} ms over; handing back ${this.active.size} active shard(s)`);
+      this.handBackActive();
+    }
+    await workersClosed;
     await Promise.allSettled([...this.pools.values()].map((p) => p.close()));
     this.redis.disconnect();
   }

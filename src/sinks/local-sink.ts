@@ -29,6 +29,15 @@ export class LocalSink implements Sink {
     return path.join(this.uri, ...splitKey(key));
   }
 
+  /** Fails when the root exists but is not a folder (a missing root is created on first write). */
+  async check(): Promise<void> {
+    try {
+      if (!(await stat(this.uri)).isDirectory()) throw new Error(`sink.uri: ${this.uri} exists and is not a folder`);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+
   /** Opens a temp file next to `key`; nothing appears under `key` until commit(). */
   async createWriter(key: string): Promise<SinkWriter> {
     const final = this.resolve(key);

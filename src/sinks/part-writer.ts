@@ -6,7 +6,33 @@ import { float16ListData, float32ListData, utf8Data } from './arrow-data.js';
 import { FIELD_META, ID_COLUMN } from './arrow-schema.js';
 import { float32ToHalfBits, halfBitsToFloat32 } from './float16.js';
 import { IpcFileWriter } from './ipc-file-writer.js';
+import { ParquetFileWriter } from './parquet-file-writer.js';
 import type { SinkWriter } from './types.js';
+
+/** File formats of part files: Arrow IPC file (`.arrow`) or Parquet (`.parquet`). */
+export const PART_FORMATS = ['arrow', 'parquet'] as const;
+export type PartFormat = (typeof PART_FORMATS)[number];
+
+/** File extension of a part file of `format`, without the dot. */
+export function partExtension(format: PartFormat): string {
+  switch (format) {
+    case 'arrow':
+      return 'arrow';
+    case 'parquet':
+      return 'parquet';
+    default: {
+      const never: never = format;
+      throw new Error(`sink.format: unknown format '${String(never)}'; choose one of ${PART_FORMATS.join(', ')}`);
+    }
+  }
+}
+
+/** What a part file's encoder does with record batches (IpcFileWriter, ParquetFileWriter). */
+interface BatchFileWriter {
+  write(batch: RecordBatch): Promise<void>;
+  close(): Promise<{ rows: number; bytes: number; uri: string }>;
+  abort(): Promise<void>;
+}
 
 interface TapColumn {
   name: string;
@@ -17,23 +43,26 @@ interface TapColumn {
 }
 
 /**
- * Writes one part file: an Arrow IPC file with the schema of `buildSchema`, one record batch per
- * `writeBatch`, streamed to a SinkWriter and committed atomically by `close()`.
+ * Writes one part file with the schema of `buildSchema`, one record batch per `writeBatch`,
+ * committed atomically by `close()`: an Arrow IPC file streamed to the SinkWriter, or a Parquet
+ * file (same schema and metadata) encoded when the part is closed.
  */
 export class PartWriter {
   private readonly columns: TapColumn[];
 
   private constructor(
     private readonly schema: Schema,
-    private readonly ipc: IpcFileWriter,
+    private readonly file: BatchFileWriter,
   ) {
     this.columns = tapColumns(schema);
   }
 
-  /** Starts a part file in `sinkWriter` with `schema` (from buildSchema). */
-  static async open(sinkWriter: SinkWriter, schema: Schema): Promise<PartWriter> {
+  /** Starts a part file in `sinkWriter` with `schema` (from buildSchema). @param format @defaultValue 'arrow' */
+  static async open(sinkWriter: SinkWriter, schema: Schema, format: PartFormat = 'arrow'): Promise<PartWriter> {
     tapColumns(schema); // fail on a foreign schema before anything is written
-    return new PartWriter(schema, await IpcFileWriter.open(sinkWriter, schema));
+    partExtension(format);
+    const file = format === 'parquet' ? await ParquetFileWriter.open(sinkWriter, schema) : await IpcFileWriter.open(sinkWriter, schema);
+    return new PartWriter(schema, file);
   }
 
   /**
@@ -66,17 +95,17 @@ export class PartWriter {
       children.push(columnData(col, rows, out.data));
     }
     const data = makeData({ type: new Struct(this.schema.fields), length: rows, nullCount: 0, children });
-    await this.ipc.write(new RecordBatch(this.schema, data));
+    await this.file.write(new RecordBatch(this.schema, data));
   }
 
   /** Finishes the file (footer) and commits it; returns rows written, size and full path/URI. */
   async close(): Promise<{ rows: number; bytes: number; uri: string }> {
-    return this.ipc.close();
+    return this.file.close();
   }
 
   /** Discards the part; nothing appears under its final name. */
   async abort(): Promise<void> {
-    await this.ipc.abort();
+    await this.file.abort();
   }
 }
 

@@ -55,6 +55,15 @@ export class ImageDirSource implements Source {
     return null;
   }
 
+  /** Fails when the root is not a readable folder. */
+  async check(): Promise<void> {
+    try {
+      await opendir(this.uri).then((d) => d.close());
+    } catch (err) {
+      throw new Error(`source.uri: cannot read the folder ${this.uri}: ${describeFsError(err)}`, { cause: err });
+    }
+  }
+
   /** Number of image files under the root. */
   async count(): Promise<number> {
     return (await this.list()).length;
@@ -168,7 +177,7 @@ function extensionOf(name: string): string {
 }
 
 /** Ids travel through the queue as JSON, so they are re-checked before touching the disk. */
-function isSafeRelativeId(id: string): boolean {
+export function isSafeRelativeId(id: string): boolean {
   if (id.length === 0 || id.includes('\0')) return false;
   // a backslash is an ordinary file-name character on POSIX but a separator on Windows
   if (path.sep === '\\' && id.includes('\\')) return false;
@@ -176,7 +185,8 @@ function isSafeRelativeId(id: string): boolean {
   return id.split('/').every((seg) => seg !== '..' && seg !== '.' && seg !== '');
 }
 
-function describeFsError(err: unknown): string {
+/** A short reason for a failed file-system call ('no such file or directory (ENOENT)'). */
+export function describeFsError(err: unknown): string {
   if (err && typeof err === 'object' && 'code' in err) {
     const code = (err as NodeJS.ErrnoException).code;
     switch (code) {

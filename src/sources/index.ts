@@ -1,4 +1,4 @@
-export type { ShardSpec, Source, SourceRow } from './types.js';
+export type { ShardSpec, Source, SourceRow, TableFormat } from './types.js';
 export { ImageDirSource, DEFAULT_IMAGE_EXTENSIONS } from './image-dir-source.js';
 export type { ImageDirSourceOptions } from './image-dir-source.js';
 // Re-exporting the decoder loads sharp in whichever thread imports this barrel. The main thread must
@@ -10,5 +10,12 @@ export type { NpySourceOptions } from './npy-source.js';
 export { parseNpyHeader, readNpyHeader, readNpy, writeNpy } from './npy.js';
 export type { NpyArray, NpyDtype, NpyHeader } from './npy.js';
 export { createSource, inferSourceType, sourcePath } from './factory.js';
+export { TableSource } from './table-source.js';
+export type { TableSourceOptions } from './table-source.js';
+export { LocalTableLocation } from './table-location.js';
+export type { TableLocation } from './table-location.js';
+export { S3ImageSource } from './s3-image-source.js';
+export type { S3ImageSourceOptions } from './s3-image-source.js';
+export { S3TableLocation, clearS3Downloads } from './s3-table-location.js';
 export type { SourceKind, SourceSpec } from './factory.js';
 export { compareCodePoints } from './path-order.js';

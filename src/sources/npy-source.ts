@@ -34,6 +34,11 @@ export class NpySource implements Source {
     return (await this.getHeader()).shape.slice(1);
   }
 
+  /** Reads and checks the header. */
+  async check(): Promise<void> {
+    await this.getHeader();
+  }
+
   /** Length of the first axis. */
   async count(): Promise<number> {
     return (await this.getHeader()).shape[0] as number;

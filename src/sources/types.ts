@@ -6,7 +6,15 @@ export interface ShardSpec {
   count: number;
   /** ids of the rows, when the source cannot derive them from start/count (e.g. file paths) */
   ids?: string[];
+  /** byte offset of the shard's first row, for sources that can seek to it (JSONL) */
+  offset?: number;
 }
+
+/** Kinds of dataset a Source reads. */
+export type SourceKind = 'images' | 'npy' | TableFormat;
+
+/** Table file formats: Arrow IPC (file or stream), Parquet, JSON Lines. */
+export type TableFormat = 'arrow' | 'parquet' | 'jsonl';
 
 /** One input row as read by a source on the worker's main thread. */
 export type SourceRow =
@@ -17,10 +25,12 @@ export type SourceRow =
 /** A dataset reader. Planning lists rows; reading streams a shard's rows in source order. */
 export interface Source {
   readonly uri: string;
-  /** 'images' (encoded image bytes, decoded in threads) or 'npy' (float tensors) */
-  readonly type: 'images' | 'npy';
-  /** per-row tensor shape for tensor sources, null for images */
+  /** 'images' (encoded image bytes, decoded in threads), 'npy' (float tensors), or a table format */
+  readonly type: SourceKind;
+  /** per-row tensor shape for tensor sources, null when rows are encoded images (an images folder or an image column) */
   rowShape(): Promise<number[] | null>;
+  /** fails with a message naming the field and location when the dataset cannot be read (e.g. a missing bucket or column) */
+  check(): Promise<void>;
   /** total rows (for progress and planning) */
   count(): Promise<number>;
   /** split the dataset into shards of at most `shardSize` rows, in stable order */

@@ -1,2 +1,2 @@
-export { EmbedPool, threadEntry, threadsFor, tfjsNodeInstalled, type EmbedPoolOptions } from './pool.js';
+export { EmbedPool, threadEntry, threadsFor, tfjsNodeInstalled, DEFAULT_BATCH_TIMEOUT_MS, type EmbedPoolOptions } from './pool.js';
 export type { BatchInput, BatchTask, BatchResult, RowError } from './protocol.js';

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { BackendName } from '../config/schema.js';
+import type { PoolThreadInfo } from '../models/onnx-session.js';
 import type { BatchResult, BatchTask } from './protocol.js';
 import { transferList } from './transfer.js';
 
@@ -13,7 +14,24 @@ export interface EmbedPoolOptions {
   threads?: number;
   /** backend the jobs ask for; tfjs-node runs one thread per process (it uses every core itself). @defaultValue 'auto' */
   backend?: BackendName;
+  /**
+   * longest a batch may take, counted from when it is submitted (so including a wait for a free
+   * thread and the first model load); past it the thread is stopped, replaced, and the batch
+   * fails. 0 turns the limit off. @defaultValue 300000 (5 minutes)
+   */
+  batchTimeoutMs?: number;
+  /**
+   * module the threads run: layertap's own thread entry unless given. A replacement must
+   * default-export the same batch function (e.g. a wrapper that adds tracing, or injects faults in tests).
+   * @defaultValue {@link threadEntry}()
+   */
+  filename?: string;
+  /** errors of the pool itself (e.g. a thread that died between batches). @defaultValue written to stderr */
+  onError?: (err: Error) => void;
 }
+
+/** Default {@link EmbedPoolOptions.batchTimeoutMs}. */
+export const DEFAULT_BATCH_TIMEOUT_MS = 300_000;
 
 /**
  * The compiled thread entry. Running from TypeScript sources (tests), the compiled copy in
@@ -50,22 +68,52 @@ export function threadsFor(backend: BackendName, requested?: number): number {
 export class EmbedPool {
   private readonly piscina: Piscina;
   readonly threads: number;
+  readonly batchTimeoutMs: number;
 
   constructor(opts: EmbedPoolOptions = {}) {
     this.threads = threadsFor(opts.backend ?? 'auto', opts.threads);
+    const timeout = opts.batchTimeoutMs ?? DEFAULT_BATCH_TIMEOUT_MS;
+    if (!Number.isInteger(timeout) || timeout < 0) {
+      throw new Error(`options.batchTimeoutMs must be a non-negative integer (0 = no limit), got ${timeout}`);
+    }
+    this.batchTimeoutMs = timeout;
     this.piscina = new Piscina({
-      filename: threadEntry(),
+      filename: opts.filename ?? threadEntry(),
       minThreads: this.threads,
       maxThreads: this.threads,
       // threads hold a loaded model; keep them for the life of the worker
       idleTimeout: Number.POSITIVE_INFINITY,
+      // runtimes with their own thread pool (onnxruntime) share the cores among the pool's threads
+      workerData: { layertapPoolThreads: this.threads } satisfies PoolThreadInfo,
     });
+    // Piscina emits 'error' for a thread that dies with no task on it; unhandled, that would end the process
+    const onError = opts.onError ?? ((err: Error) => process.stderr.write(`layertap pool: ${err.message}\n`));
+    this.piscina.on('error', (err: unknown) => onError(err instanceof Error ? err : new Error(String(err))));
   }
 
-  /** Run one batch; the input buffers are transferred (detached here), features come back by transfer. */
+  /**
+   * Run one batch; the input buffers are transferred (detached here), features come back by
+   * transfer. A thread that dies or overruns `batchTimeoutMs` fails only this batch; the pool
+   * starts a new thread in its place.
+   */
   async run(task: BatchTask, signal?: AbortSignal): Promise<BatchResult> {
     const views = task.input.kind === 'images' ? task.input.files : [task.input.data];
-    return (await this.piscina.run(task, { transferList: transferList(views), ...(signal ? { signal } : {}) })) as BatchResult;
+    const timeout = this.batchTimeoutMs > 0 ? AbortSignal.timeout(this.batchTimeoutMs) : null;
+    const signals = [signal, timeout].filter((s): s is AbortSignal => s !== undefined && s !== null);
+    const combined = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
+    try {
+      return (await this.piscina.run(task, { transferList: transferList(views), ...(combined ? { signal: combined } : {}) })) as BatchResult;
+    } catch (err) {
+      const rows = task.input.ids.length;
+      if (timeout?.aborted && !signal?.aborted) {
+        throw new Error(`batch of ${rows} row(s) (${describeIds(task.input.ids)}) took longer than ${this.batchTimeoutMs} ms; its thread was stopped`, { cause: err });
+      }
+      const m = /^worker exited with code: (-?\d+)/.exec((err as Error).message ?? '');
+      if (m) {
+        throw new Error(`a pool thread died (exit code ${m[1]}) while running a batch of ${rows} row(s) (${describeIds(task.input.ids)}); the pool replaces it`, { cause: err });
+      }
+      throw err;
+    }
   }
 
   /** Batches waiting for a thread. */
@@ -81,4 +129,11 @@ export class EmbedPool {
   async close(): Promise<void> {
     await this.piscina.close({ force: false });
   }
+}
+
+/** 'ids 40..47' style summary of a batch's ids for messages. */
+function describeIds(ids: string[]): string {
+  if (ids.length === 0) return 'no ids';
+  if (ids.length === 1) return `id ${ids[0]}`;
+  return `ids ${ids[0]}..${ids[ids.length - 1]}`;
 }

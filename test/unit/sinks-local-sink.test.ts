@@ -121,8 +121,8 @@ describe('createSink', () => {
     expect(createSink('./out').uri).toBe(path.resolve('out'));
   });
 
-  it('explains that s3:// and other schemes are not supported yet', () => {
-    expect(() => createSink('s3://bucket/prefix')).toThrow(/sink\.uri: s3:\/\/ sinks are not supported yet/);
+  it('takes s3:// to the S3 sink and explains other schemes', () => {
+    expect(createSink('s3://bucket/prefix/').uri).toBe('s3://bucket/prefix');
     expect(() => createSink('gs://bucket')).toThrow(/sink\.uri: unsupported scheme gs:\/\//);
   });
 });

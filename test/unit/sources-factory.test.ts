@@ -46,7 +46,7 @@ describe('createSource / inferSourceType', () => {
     const csv = path.join(tmp, 'data.csv');
     await writeFile(csv, 'a,b\n');
     expect(() => createSource({ uri: csv })).toThrow(/cannot tell what kind of dataset .*data\.csv.*directory of images.*\.npy file/);
-    expect(() => createSource({ uri: 's3://bucket/prefix' })).toThrow(/source\.uri: s3:\/\/ sources are not supported yet/);
+    expect(() => createSource({ uri: 'ftp://host/data' })).toThrow(/source\.uri: ftp:\/\/ is not a local path/);
   });
 
   it('checks an explicit type against the path', async () => {

@@ -1,0 +1,168 @@
+import type { InferenceSession, Tensor } from 'onnxruntime-node';
+import type { ResolvedTap } from '../config/resolved.js';
+import { fromFloat16Array } from './float16.js';
+import { onnxInput, onnxInputShape } from './onnx-describe.js';
+import { readOnnxFiles } from './onnx-files.js';
+import { withGraphOutputs, type OnnxValueInfo } from './onnx-graph.js';
+import { OnnxTapIndex } from './onnx-module-paths.js';
+import { createSession, loadOrt, type Ort } from './onnx-session.js';
+import { encodeTap, tapValues } from './tap-features.js';
+import type { ModelRunner, ModelSpec, TapOutput } from './types.js';
+
+const LAYOUT = 'nchw';
+
+interface Activation {
+  values: Float32Array;
+  dims: number[];
+}
+
+/** An output tensor's values as float32 (taps are float features whatever the tensor's type). */
+function asFloat32(t: Tensor, name: string): Float32Array {
+  const data = t.data;
+  if (data instanceof Float32Array) return data;
+  if (t.type === 'float16' && (data instanceof Uint16Array)) return fromFloat16Array(data);
+  if (data instanceof BigInt64Array || data instanceof BigUint64Array) return Float32Array.from(data, (v) => Number(v));
+  if (ArrayBuffer.isView(data) && !(data instanceof DataView)) return Float32Array.from(data as ArrayLike<number>);
+  throw new Error(`tensor '${name}' is of type ${t.type}, which cannot be a feature`);
+}
+
+class OnnxRunner implements ModelRunner {
+  readonly backend = 'onnx';
+  readonly layout = LAYOUT;
+  private readonly rowSize: number;
+  private disposed = false;
+
+  constructor(
+    private readonly ort: Ort,
+    private readonly session: InferenceSession,
+    private readonly input: string,
+    /** the batch size the graph was exported with, when it is fixed */
+    private readonly fixedBatch: number | null,
+    private readonly taps: ResolvedTap[],
+    /** per tap, the tensor it reads */
+    private readonly tensors: string[],
+    private readonly inputShape: number[],
+  ) {
+    this.rowSize = inputShape.reduce((a, b) => a * b, 1);
+  }
+
+  /** One session.run over `rows` rows fetching every tapped tensor. */
+  private async forward(input: Float32Array, rows: number, fetch: string[]): Promise<Map<string, Activation>> {
+    const x = new this.ort.Tensor('float32', input, [rows, ...this.inputShape]);
+    const result = await this.session.run({ [this.input]: x }, fetch);
+    const out = new Map<string, Activation>();
+    for (const name of fetch) {
+      const t = result[name];
+      if (t === undefined) throw new Error(`onnxruntime returned no tensor '${name}'`);
+      out.set(name, { values: asFloat32(t, name), dims: [...t.dims] });
+    }
+    return out;
+  }
+
+  /** A graph exported with a fixed batch size runs in chunks of that size, the last one padded with zeros. */
+  private async forwardFixed(input: Float32Array, rows: number, fetch: string[], batch: number): Promise<Map<string, Activation>> {
+    const parts: Map<string, Activation>[] = [];
+    for (let start = 0; start < rows; start += batch) {
+      const take = Math.min(batch, rows - start);
+      let chunk = input.subarray(start * this.rowSize, (start + take) * this.rowSize);
+      if (take < batch) {
+        const padded = new Float32Array(batch * this.rowSize);
+        padded.set(chunk);
+        chunk = padded;
+      }
+      const got = await this.forward(chunk, batch, fetch);
+      // keep only the real rows of a padded chunk
+      for (const a of got.values()) {
+        if (a.dims[0] !== batch) throw new Error(`a tapped tensor has shape [${a.dims.join(', ')}], which has no batch axis`);
+        a.values = a.values.subarray(0, (a.values.length / batch) * take);
+        a.dims[0] = take;
+      }
+      parts.push(got);
+    }
+    const out = new Map<string, Activation>();
+    for (const name of fetch) {
+      const pieces = parts.map((p) => p.get(name) as Activation);
+      const values = new Float32Array(pieces.reduce((n, p) => n + p.values.length, 0));
+      let at = 0;
+      for (const p of pieces) {
+        values.set(p.values, at);
+        at += p.values.length;
+      }
+      out.set(name, { values, dims: [rows, ...(pieces[0]?.dims.slice(1) ?? [])] });
+    }
+    return out;
+  }
+
+  async run(input: Float32Array, rows: number): Promise<Record<string, TapOutput>> {
+    if (this.disposed) throw new Error('run() on a disposed model runner');
+    if (!Number.isInteger(rows) || rows < 1 || input.length !== rows * this.rowSize) {
+      throw new Error(
+        `run(): ${rows} rows of [${this.inputShape.join(', ')}] need ${rows * this.rowSize} values, got ${input.length}`,
+      );
+    }
+    // one pass fetches every tapped tensor; a tap on the model's input reads the fed values
+    const fetch = [...new Set(this.tensors.filter((t) => t !== this.input))];
+    let activations = new Map<string, Activation>();
+    if (fetch.length > 0) {
+      activations =
+        this.fixedBatch === null || this.fixedBatch === rows
+          ? await this.forward(input, rows, fetch)
+          : await this.forwardFixed(input, rows, fetch, this.fixedBatch);
+    }
+    activations.set(this.input, { values: input, dims: [rows, ...this.inputShape] });
+    const out: Record<string, TapOutput> = {};
+    this.taps.forEach((tap, i) => {
+      const a = activations.get(this.tensors[i] ?? '');
+      if (a === undefined) throw new Error(`tap '${tap.as}' produced no tensor`);
+      const features = tapValues(a.values, a.dims, tap, rows, LAYOUT);
+      // the fed input is the caller's buffer: hand back a copy, never a view of it
+      const values = features.values === input ? input.slice() : features.values;
+      out[tap.as] = encodeTap(values, features.shape, tap);
+    });
+    return out;
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await this.session.release();
+  }
+}
+
+function checkInputShape(source: string, input: OnnxValueInfo, given: number[]): void {
+  const perRow = onnxInputShape(input).slice(1);
+  const fits = perRow.length === given.length && perRow.every((d, i) => d === null || d === given[i]);
+  if (!fits) {
+    throw new Error(
+      `model ${source} takes rows of shape [${perRow.map((d) => d ?? '?').join(', ')}], ` +
+        `but the job feeds [${given.join(', ')}]`,
+    );
+  }
+}
+
+/**
+ * Load an ONNX model (in the calling thread) with every tap added as an extra graph output, so
+ * that one session.run per batch yields them all. Taps name nodes, tensors or PyTorch module paths.
+ */
+export async function loadOnnxRunner(spec: ModelSpec): Promise<ModelRunner> {
+  if (spec.taps.length === 0) throw new Error(`model ${spec.uri}: no taps; name at least one layer to tap`);
+  const files = await readOnnxFiles(spec.uri);
+  const { graph } = files.model;
+  const input = onnxInput(files.model, files.source);
+  checkInputShape(files.source, input, spec.inputShape);
+  // fail on a misspelt layer before the runtime spends time on the weights
+  const index = new OnnxTapIndex(graph, files.source);
+  const tensors = spec.taps.map((tap) => index.resolve(tap.layer, tap.at).tensor);
+
+  const declared = new Map([...graph.valueInfo, ...graph.outputs].map((v) => [v.name, v.elemType]));
+  const outputs = new Set(graph.outputs.map((o) => o.name));
+  const extra = [...new Set(tensors)]
+    .filter((t) => !outputs.has(t) && !index.isGraphInput(t))
+    .map((name) => ({ name, elemType: declared.get(name) ?? null }));
+  const ort = await loadOrt();
+  const session = await createSession(ort, files, withGraphOutputs(files.bytes, extra), {
+    ...(spec.intraOpThreads !== undefined ? { intraOpThreads: spec.intraOpThreads } : {}),
+  });
+  const batch = input.shape?.[0];
+  return new OnnxRunner(ort, session, input.name, typeof batch === 'number' ? batch : null, spec.taps, tensors, spec.inputShape);
+}

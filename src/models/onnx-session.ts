@@ -1,0 +1,70 @@
+import { availableParallelism } from 'node:os';
+import { isMainThread, workerData } from 'node:worker_threads';
+import type { InferenceSession } from 'onnxruntime-node';
+import type { OnnxFiles } from './onnx-files.js';
+
+/** The onnxruntime-node module, imported lazily so that describing a model never loads the native runtime. */
+export type Ort = typeof import('onnxruntime-node');
+
+let loading: Promise<Ort> | undefined;
+
+/** Import onnxruntime-node once per thread. */
+export function loadOrt(): Promise<Ort> {
+  loading ??= import('onnxruntime-node').catch((err: unknown) => {
+    loading = undefined;
+    throw new Error(`ONNX models need onnxruntime-node, which failed to load: ${(err as Error).message}`);
+  });
+  return loading;
+}
+
+/**
+ * What a pool puts in its threads' workerData so that a runtime with its own thread pool can size
+ * it: pool threads x intra-op threads should not exceed the cores.
+ */
+export interface PoolThreadInfo {
+  layertapPoolThreads: number;
+}
+
+function poolThreads(): number {
+  if (isMainThread) return 1;
+  const data = workerData as Partial<PoolThreadInfo> | null | undefined;
+  const n = typeof data === 'object' && data !== null ? data.layertapPoolThreads : undefined;
+  return typeof n === 'number' && Number.isInteger(n) && n > 0 ? n : 1;
+}
+
+/** Intra-op threads for one session: the cores shared among the pool's threads (at least 1). */
+export function defaultIntraOpThreads(cores = availableParallelism(), threads = poolThreads()): number {
+  return Math.max(1, Math.floor(cores / threads));
+}
+
+/** Options for {@link createSession}. */
+export interface OnnxSessionOptions {
+  /** threads one forward pass may use. @defaultValue cores / pool threads, at least 1 */
+  intraOpThreads?: number;
+}
+
+/** An inference session on the CPU for (possibly edited) model bytes, with the model's external data in memory. */
+export async function createSession(
+  ort: Ort,
+  files: OnnxFiles,
+  bytes: Uint8Array,
+  opts: OnnxSessionOptions = {},
+): Promise<InferenceSession> {
+  const intra = opts.intraOpThreads ?? defaultIntraOpThreads();
+  if (!Number.isInteger(intra) || intra < 1) throw new Error(`intraOpThreads must be a positive integer, got ${intra}`);
+  try {
+    return await ort.InferenceSession.create(bytes, {
+      executionProviders: ['cpu'],
+      intraOpNumThreads: intra,
+      // one batch is one run; parallelism comes from the pool's threads and the intra-op threads
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+      // the model is loaded from memory, so its external data files are handed over by location
+      ...(files.external.length > 0 ? { externalData: files.external.map((e) => ({ path: e.location, data: e.data })) } : {}),
+      logSeverityLevel: 3,
+    });
+  } catch (err) {
+    throw new Error(`onnxruntime could not load ${files.source}: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,68 @@
+import { createHash } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Redis } from 'ioredis';
+import type { ResolvedJob } from '../config/resolved.js';
+import type { ShardSpec } from '../sources/types.js';
+import type { RunRegistry } from './run-registry.js';
+import type { RunRecord } from './types.js';
+
+/**
+ * A key for "the same job over the same data": dataset name, fingerprint, and a snapshot of the
+ * source (its planned rows, plus size and modification time of each local file).
+ */
+export async function snapshotKey(job: ResolvedJob, shards: ShardSpec[]): Promise<string> {
+  const h = createHash('sha256');
+  h.update(JSON.stringify([job.name, job.fingerprint, job.source.uri, job.sink.uri, job.incremental]));
+  const local = !/^[a-z][a-z0-9+.-]*:\/\//i.test(job.source.uri);
+  if (local) {
+    try {
+      const s = await stat(job.source.uri);
+      if (s.isFile()) h.update(`${s.size}:${s.mtimeMs}`);
+    } catch {
+      // the source is checked when the run is planned; nothing to add here
+    }
+  }
+  for (const sh of shards) {
+    h.update(`${sh.index}:${sh.start}:${sh.count}\n`);
+    for (const id of sh.ids ?? []) {
+      h.update(id);
+      if (local) {
+        try {
+          const s = await stat(join(job.source.uri, id));
+          h.update(`:${s.size}:${s.mtimeMs}`);
+        } catch {
+          h.update(':missing');
+        }
+      }
+      h.update('\n');
+    }
+  }
+  return h.digest('hex').slice(0, 32);
+}
+
+/**
+ * Claim `key` for `runId` unless a run with the same key is still queued or running; then that
+ * run's record is returned instead and nothing new should be enqueued.
+ */
+export async function claimSnapshot(redis: Redis, prefix: string, key: string, runId: string, registry: RunRegistry): Promise<RunRecord | null> {
+  const k = `${prefix}:layertap:active:${key}`;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    if ((await redis.set(k, runId, 'EX', 7 * 24 * 3600, 'NX')) === 'OK') return null;
+    const other = await redis.get(k);
+    if (!other) continue;
+    const rec = await registry.get(other);
+    if (rec && (rec.status === 'queued' || rec.status === 'running')) return rec;
+    // the other run is over (or unknown): take the key over, unless someone else just did
+    const swapped = await redis.eval(
+      "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return 1 end return 0",
+      1,
+      k,
+      other,
+      runId,
+      String(7 * 24 * 3600),
+    );
+    if (swapped === 1) return null;
+  }
+  throw new Error(`could not decide whether run ${runId} duplicates an active run; try again`);
+}

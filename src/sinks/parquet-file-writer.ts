@@ -1,0 +1,127 @@
+import { AsyncByteQueue, RecordBatchStreamWriter } from 'apache-arrow';
+import type { RecordBatch, Schema } from 'apache-arrow';
+import type { SinkWriter } from './types.js';
+
+type ParquetWasm = typeof import('parquet-wasm');
+let wasm: Promise<ParquetWasm> | null = null;
+
+/** parquet-wasm compiles a few MB of WebAssembly on import: load it only for jobs that use Parquet. */
+export function loadParquetWasm(): Promise<ParquetWasm> {
+  wasm ??= import('parquet-wasm');
+  return wasm;
+}
+
+/** Rows per Parquet row group: small enough that a reader streaming row groups holds little, large enough to scan fast. */
+const ROW_GROUP_ROWS = 8192;
+/** Bytes handed to the SinkWriter at a time. */
+const WRITE_CHUNK = 4 * 1024 * 1024;
+
+/** Copies the Arrow writer's output chunks, which are views of the batch's own buffers. */
+class CopyingCollector extends AsyncByteQueue {
+  readonly chunks: Uint8Array[] = [];
+  bytes = 0;
+
+  override write(value: Parameters<AsyncByteQueue['write']>[0]): void {
+    if (!(value instanceof Uint8Array)) throw new TypeError('Arrow writer emitted a non-Uint8Array chunk');
+    if (value.byteLength === 0) return;
+    this.chunks.push(value.slice());
+    this.bytes += value.byteLength;
+  }
+}
+
+class CollectingStreamWriter extends RecordBatchStreamWriter {
+  readonly collector = new CopyingCollector();
+
+  constructor() {
+    super();
+    this._sink = this.collector;
+  }
+}
+
+/**
+ * Writes one Parquet file from record batches. The batches are kept as an Arrow IPC stream in
+ * memory (one shard, so `shardSize` bounds it) and converted by parquet-wasm on close, which
+ * stores the Arrow schema alongside (ARROW:schema), so Arrow readers get FixedSizeList columns
+ * and the field metadata back; the schema metadata also goes into Parquet's key-value metadata,
+ * where tools that do not read the Arrow schema (DuckDB's parquet_kv_metadata) find it.
+ */
+export class ParquetFileWriter {
+  private rows = 0;
+  private done = false;
+
+  private constructor(
+    private readonly out: SinkWriter,
+    private readonly writer: CollectingStreamWriter,
+    private readonly schema: Schema,
+  ) {}
+
+  /** Starts a Parquet file with `schema`, ready for batches. */
+  static async open(out: SinkWriter, schema: Schema): Promise<ParquetFileWriter> {
+    await loadParquetWasm();
+    const writer = new CollectingStreamWriter();
+    writer.reset(undefined, schema);
+    return new ParquetFileWriter(out, writer, schema);
+  }
+
+  /** Appends one record batch; its buffers are copied, so the caller may reuse them once this resolves. */
+  async write(batch: RecordBatch): Promise<void> {
+    if (this.done) throw new Error('ParquetFileWriter: write after close/abort');
+    const mine = this.schema.fields;
+    const theirs = batch.schema.fields;
+    if (theirs.length !== mine.length || theirs.some((f, i) => f.name !== mine[i]?.name || String(f.type) !== String(mine[i]?.type))) {
+      throw new Error(
+        `ParquetFileWriter: batch columns (${theirs.map((f) => `${f.name}: ${String(f.type)}`).join(', ')}) do not match the file's schema (${mine.map((f) => `${f.name}: ${String(f.type)}`).join(', ')})`,
+      );
+    }
+    this.writer.write(batch);
+    this.rows += batch.numRows;
+  }
+
+  /** Encodes the Parquet file, hands it to the SinkWriter and commits it under its final name. */
+  async close(): Promise<{ rows: number; bytes: number; uri: string }> {
+    if (this.done) throw new Error('ParquetFileWriter: already closed');
+    this.done = true;
+    this.writer.close();
+    const { chunks, bytes: ipcBytes } = this.writer.collector;
+    const ipc = new Uint8Array(ipcBytes);
+    let at = 0;
+    for (const c of chunks) {
+      ipc.set(c, at);
+      at += c.byteLength;
+    }
+    chunks.length = 0;
+    let parquet: Uint8Array;
+    try {
+      parquet = await encodeParquet(ipc, this.schema);
+    } catch (err) {
+      await this.out.abort().catch(() => undefined);
+      throw err;
+    }
+    for (let off = 0; off < parquet.byteLength; off += WRITE_CHUNK) {
+      await this.out.write(parquet.subarray(off, Math.min(off + WRITE_CHUNK, parquet.byteLength)));
+    }
+    const { uri, bytes } = await this.out.commit();
+    return { rows: this.rows, bytes, uri };
+  }
+
+  /** Drops everything written; the final name is untouched. */
+  async abort(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    this.writer.collector.chunks.length = 0;
+    await this.out.abort();
+  }
+}
+
+/** An Arrow IPC stream as a Parquet file (snappy-compressed, one row group per ROW_GROUP_ROWS rows). */
+export async function encodeParquet(ipcStream: Uint8Array, schema: Schema): Promise<Uint8Array> {
+  const pq = await loadParquetWasm();
+  const table = pq.Table.fromIPCStream(ipcStream);
+  const props = new pq.WriterPropertiesBuilder()
+    .setCompression(pq.Compression.SNAPPY)
+    .setMaxRowGroupSize(ROW_GROUP_ROWS)
+    .setKeyValueMetadata(new Map(schema.metadata))
+    .build();
+  // writeParquet takes ownership of the table and the properties and frees them
+  return pq.writeParquet(table, props);
+}

@@ -1,0 +1,145 @@
+import { createReadStream } from 'node:fs';
+import { jsonCell, jsonKind } from './table-cells.js';
+import type { RawRow, RowColumns, TableColumn } from './table-cells.js';
+import { checkShard, checkShardSize } from './table-reader.js';
+import type { TableReader } from './table-reader.js';
+import type { ShardSpec } from './types.js';
+
+/** One line of the file: its bytes (without the newline) and where it starts. */
+interface Line {
+  offset: number;
+  bytes: Buffer;
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * JSON Lines: one JSON object per line, blank lines skipped. Planning streams the file once,
+ * counting rows and noting the byte offset where each shard starts, so reading a shard seeks
+ * straight to it. Columns come from the first row's keys. A line that is not a JSON object
+ * becomes an error row.
+ */
+export class JsonlTableReader implements TableReader {
+  private total: Promise<number> | null = null;
+  private first: Promise<Record<string, unknown> | null> | null = null;
+
+  constructor(private readonly path: string) {}
+
+  async columns(): Promise<TableColumn[]> {
+    const row = await this.firstRow();
+    if (!row) return [];
+    return Object.entries(row).map(([name, v]) => ({ name, kind: jsonKind(v), typeName: `JSON ${Array.isArray(v) ? 'array' : v === null ? 'null' : typeof v}` }));
+  }
+
+  async count(): Promise<number> {
+    this.total ??= (async () => {
+      let n = 0;
+      for await (const line of lines(this.path, 0)) if (!isBlank(line.bytes)) n++;
+      return n;
+    })();
+    return this.total;
+  }
+
+  async *plan(shardSize: number): AsyncIterable<ShardSpec> {
+    checkShardSize(shardSize);
+    let row = 0;
+    let index = 0;
+    let current: ShardSpec | null = null;
+    for await (const line of lines(this.path, 0)) {
+      if (isBlank(line.bytes)) continue;
+      if (!current) current = { index, start: row, count: 0, offset: line.offset };
+      current.count++;
+      row++;
+      if (current.count === shardSize) {
+        yield current;
+        current = null;
+        index++;
+      }
+    }
+    if (current) yield current;
+    this.total = Promise.resolve(row);
+  }
+
+  async *rows(shard: ShardSpec, columns: RowColumns): AsyncIterable<RawRow> {
+    // with an offset from plan() the shard starts right there; without one, skip rows up to its start
+    const seek = shard.offset !== undefined && Number.isInteger(shard.offset) && shard.offset >= 0;
+    let row = seek ? shard.start : 0;
+    const end = shard.start + shard.count;
+    if (!seek) checkShard(shard, await this.count(), this.path);
+    for await (const line of lines(this.path, seek ? (shard.offset as number) : 0)) {
+      if (row >= end) return;
+      if (isBlank(line.bytes)) continue;
+      if (row >= shard.start) yield parseRow(line, row, columns);
+      row++;
+    }
+    if (row < end) throw new Error(`${this.path}: shard ${shard.index} expects rows up to ${end - 1} but the file ends at row ${row - 1} (was it changed after planning?)`);
+  }
+
+  async close(): Promise<void> {
+    this.total = null;
+    this.first = null;
+  }
+
+  private firstRow(): Promise<Record<string, unknown> | null> {
+    this.first ??= (async () => {
+      for await (const line of lines(this.path, 0)) {
+        if (isBlank(line.bytes)) continue;
+        const value = parse(line.bytes);
+        if (!isObject(value)) throw new Error(`${this.path}: the first row is not a JSON object; each line must be one object such as {"id": "a", "input": [...]}`);
+        return value;
+      }
+      return null;
+    })();
+    return this.first;
+  }
+}
+
+function parseRow(line: Line, index: number, columns: RowColumns): RawRow {
+  let value: unknown;
+  try {
+    value = parse(line.bytes);
+  } catch (err) {
+    return { index, id: null, input: { kind: 'invalid', message: `line at byte ${line.offset} is not valid JSON: ${(err as Error).message}` } };
+  }
+  if (!isObject(value)) return { index, id: null, input: { kind: 'invalid', message: `line at byte ${line.offset} is not a JSON object` } };
+  const id = columns.id === null ? null : value[columns.id];
+  return {
+    index,
+    id: id === null || id === undefined ? null : typeof id === 'string' ? id : JSON.stringify(id),
+    input: columns.input in value ? jsonCell(value[columns.input]) : { kind: 'invalid', message: `the row has no '${columns.input}' field` },
+  };
+}
+
+function parse(bytes: Buffer): unknown {
+  return JSON.parse(decoder.decode(bytes));
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isBlank(bytes: Buffer): boolean {
+  for (const b of bytes) if (b !== 0x20 && b !== 0x09 && b !== 0x0d) return false;
+  return true;
+}
+
+/** The file's lines from byte `start` (which must be a line start), read in 1 MiB chunks. */
+async function* lines(path: string, start: number): AsyncGenerator<Line> {
+  let pending: Buffer[] = [];
+  let pendingOffset = start;
+  let pos = start;
+  for await (const chunk of createReadStream(path, { start, highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>) {
+    let from = 0;
+    for (let nl = chunk.indexOf(0x0a, from); nl >= 0; nl = chunk.indexOf(0x0a, from)) {
+      const piece = chunk.subarray(from, nl);
+      const bytes = pending.length > 0 ? Buffer.concat([...pending, piece]) : piece;
+      yield { offset: pendingOffset, bytes };
+      pending = [];
+      pendingOffset = pos + nl + 1;
+      from = nl + 1;
+    }
+    if (from < chunk.length) pending.push(chunk.subarray(from));
+    pos += chunk.length;
+  }
+  if (pending.length > 0) yield { offset: pendingOffset, bytes: Buffer.concat(pending) };
+}

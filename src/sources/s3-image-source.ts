@@ -1,0 +1,144 @@
+import { checkBucket, describeS3Error, formatS3Uri, loadS3Sdk, s3Client } from '../sinks/s3-client.js';
+import type { S3ConnectionOptions } from '../sinks/s3-client.js';
+import { DEFAULT_IMAGE_EXTENSIONS } from './image-dir-source.js';
+import { compareCodePoints } from './path-order.js';
+import type { ShardSpec, Source, SourceRow } from './types.js';
+
+/** Options of {@link S3ImageSource}. */
+export interface S3ImageSourceOptions {
+  /** file extensions to include, with or without the dot, any case. @defaultValue DEFAULT_IMAGE_EXTENSIONS */
+  extensions?: readonly string[];
+  /** objects fetched concurrently ahead of the consumer (order is kept). @defaultValue 16 */
+  readAhead?: number;
+  /** keys per ListObjectsV2 page. @defaultValue 1000 (S3's maximum) */
+  pageSize?: number;
+  connection?: S3ConnectionOptions;
+}
+
+/**
+ * Images under an S3 key prefix, like a folder: `s3://bucket/photos` lists every key under
+ * `photos/` (all pages of ListObjectsV2). Row ids are keys relative to the prefix, sorted by code
+ * point (the order S3 lists in), so every worker plans the same shards. Keys with a segment
+ * starting with '.' and "folder" marker keys ending in '/' are skipped, as dot-files are in folders.
+ */
+export class S3ImageSource implements Source {
+  readonly uri: string;
+  readonly type = 'images' as const;
+  /** '' (bucket root) or a prefix ending in '/' */
+  private readonly prefix: string;
+  private readonly extensions: ReadonlySet<string>;
+  private readonly readAhead: number;
+  private readonly pageSize: number;
+  private readonly connection: S3ConnectionOptions;
+  private listing: string[] | null = null;
+
+  constructor(
+    readonly bucket: string,
+    prefix: string,
+    options: S3ImageSourceOptions = {},
+  ) {
+    this.prefix = prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`;
+    this.uri = formatS3Uri(bucket, this.prefix);
+    const exts = options.extensions ?? DEFAULT_IMAGE_EXTENSIONS;
+    if (exts.length === 0) throw new Error('source.extensions: give at least one file extension (e.g. ["jpg", "png"])');
+    this.extensions = new Set(exts.map((e) => e.replace(/^\./, '').toLowerCase()));
+    const readAhead = options.readAhead ?? 16;
+    if (!Number.isInteger(readAhead) || readAhead < 1) throw new Error(`S3ImageSource readAhead must be a positive integer, got ${readAhead}`);
+    this.readAhead = readAhead;
+    this.pageSize = options.pageSize ?? 1000;
+    if (!Number.isInteger(this.pageSize) || this.pageSize < 1 || this.pageSize > 1000) {
+      throw new Error(`S3ImageSource pageSize must be an integer from 1 to 1000, got ${options.pageSize}`);
+    }
+    this.connection = options.connection ?? {};
+  }
+
+  /** Always null: images are decoded in the pool threads. */
+  async rowShape(): Promise<null> {
+    return null;
+  }
+
+  /** Fails, naming the bucket, when it does not exist or cannot be reached. */
+  async check(): Promise<void> {
+    await checkBucket(this.bucket, this.connection, 'source.uri');
+  }
+
+  async count(): Promise<number> {
+    return (await this.list()).length;
+  }
+
+  async *plan(shardSize: number): AsyncIterable<ShardSpec> {
+    if (!Number.isInteger(shardSize) || shardSize < 1) throw new Error(`shardSize must be a positive integer, got ${shardSize}`);
+    const ids = await this.list();
+    for (let start = 0, index = 0; start < ids.length; start += shardSize, index++) {
+      const slice = ids.slice(start, start + shardSize);
+      yield { index, start, count: slice.length, ids: slice };
+    }
+  }
+
+  /** Fetches the shard's objects (several at once), yielding them in order; a failed fetch is an `error` row. */
+  async *read(shard: ShardSpec): AsyncIterable<SourceRow> {
+    const ids = shard.ids;
+    if (!ids) throw new Error(`shard ${shard.index} of ${this.uri} has no ids: image shards must come from S3ImageSource.plan()`);
+    const inflight: Array<Promise<SourceRow>> = [];
+    let next = 0;
+    while (next < ids.length || inflight.length > 0) {
+      while (next < ids.length && inflight.length < this.readAhead) {
+        inflight.push(this.readOne(ids[next] as string));
+        next++;
+      }
+      yield await (inflight.shift() as Promise<SourceRow>);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.listing = null;
+  }
+
+  private async readOne(id: string): Promise<SourceRow> {
+    // ids travel through the queue as JSON: never let one climb out of the prefix
+    if (id.length === 0 || id.split('/').some((s) => s === '..' || s === '.' || s === '')) {
+      return { id, kind: 'error', stage: 'read', message: `${id}: not a key under ${this.uri}` };
+    }
+    const key = this.prefix + id;
+    try {
+      const [sdk, client] = await Promise.all([loadS3Sdk(), s3Client(this.connection)]);
+      const res = await client.send(new sdk.GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      const bytes = res.Body ? await res.Body.transformToByteArray() : new Uint8Array();
+      return { id, kind: 'bytes', bytes };
+    } catch (err) {
+      return { id, kind: 'error', stage: 'read', message: `${id}: ${describeS3Error(err, `GetObject ${formatS3Uri(this.bucket, key)}`, this.connection)}` };
+    }
+  }
+
+  private async list(): Promise<string[]> {
+    if (this.listing) return this.listing;
+    const ids: string[] = [];
+    const [sdk, client] = await Promise.all([loadS3Sdk(), s3Client(this.connection)]);
+    let token: string | undefined;
+    do {
+      let res;
+      try {
+        res = await client.send(
+          new sdk.ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix, MaxKeys: this.pageSize, ...(token ? { ContinuationToken: token } : {}) }),
+        );
+      } catch (err) {
+        throw new Error(`source.uri: ${describeS3Error(err, `ListObjectsV2 ${this.uri}`, this.connection)}`, { cause: err });
+      }
+      for (const o of res.Contents ?? []) {
+        const key = o.Key;
+        if (!key || key.endsWith('/')) continue;
+        const rel = key.slice(this.prefix.length);
+        const segments = rel.split('/');
+        if (segments.some((s) => s.startsWith('.') || s === '')) continue;
+        const name = segments[segments.length - 1] as string;
+        const dot = name.lastIndexOf('.');
+        if (dot <= 0 || !this.extensions.has(name.slice(dot + 1).toLowerCase())) continue;
+        ids.push(rel);
+      }
+      token = res.IsTruncated ? res.NextContinuationToken : undefined;
+    } while (token);
+    ids.sort(compareCodePoints);
+    this.listing = ids;
+    return ids;
+  }
+}

@@ -1,0 +1,144 @@
+import { DataType, Precision } from 'apache-arrow';
+import type { Field, Table, Vector } from 'apache-arrow';
+
+/** What a table column holds, as far as embedding is concerned. */
+export type ColumnKind = 'tensor' | 'binary' | 'text' | 'other';
+
+/** A column of a table source. */
+export interface TableColumn {
+  name: string;
+  kind: ColumnKind;
+  /** the type as the file says it, for messages */
+  typeName: string;
+  /** values per row when the schema fixes it (a FixedSizeList) */
+  listSize?: number;
+  /** per-row shape from the field's `layertap.shape` metadata, when it agrees with listSize */
+  shape?: number[];
+}
+
+/** The value of a row's input column, read but not yet checked against the column's kind. */
+export type TableCell =
+  | { kind: 'tensor'; data: Float32Array; shape?: number[] }
+  | { kind: 'bytes'; bytes: Uint8Array }
+  | { kind: 'text'; text: string }
+  | { kind: 'null' }
+  | { kind: 'invalid'; message: string };
+
+/** One row of a shard as a table reader yields it. */
+export interface RawRow {
+  /** position in the whole table */
+  index: number;
+  /** the id column's value as text, or null (no id column, or a null id) */
+  id: string | null;
+  input: TableCell;
+}
+
+/** Which columns a shard read needs. */
+export interface RowColumns {
+  id: string | null;
+  input: string;
+}
+
+/** Classifies an Arrow field: lists of numbers are tensors, binary is image bytes, text is image paths. */
+export function arrowColumn(field: Field): TableColumn {
+  const t = field.type;
+  const typeName = String(t);
+  if (DataType.isFixedSizeList(t) || DataType.isList(t)) {
+    const child = t.children[0]?.type;
+    if (child && (DataType.isFloat(child) || DataType.isInt(child) || DataType.isDecimal(child))) {
+      if (DataType.isFixedSizeList(t)) {
+        const col: TableColumn = { name: field.name, kind: 'tensor', typeName, listSize: t.listSize };
+        const shape = parseShape(field.metadata.get('layertap.shape'));
+        if (shape && shape.reduce((a, b) => a * b, 1) === t.listSize) col.shape = shape;
+        return col;
+      }
+      return { name: field.name, kind: 'tensor', typeName };
+    }
+    return { name: field.name, kind: 'other', typeName };
+  }
+  if (DataType.isBinary(t) || DataType.isLargeBinary(t) || DataType.isFixedSizeBinary(t)) return { name: field.name, kind: 'binary', typeName };
+  if (DataType.isUtf8(t) || DataType.isLargeUtf8(t)) return { name: field.name, kind: 'text', typeName };
+  return { name: field.name, kind: 'other', typeName };
+}
+
+function parseShape(text: string | undefined): number[] | null {
+  if (!text) return null;
+  try {
+    const v: unknown = JSON.parse(text);
+    return Array.isArray(v) && v.every((d) => Number.isInteger(d) && (d as number) > 0) ? (v as number[]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Rows [from, to) of an Arrow table as RawRows, numbered from `firstIndex + from`. Tensor cells
+ * own a fresh Float32Array (a row may be transferred to a thread); byte cells view the batch.
+ */
+export function* arrowRows(table: Table, from: number, to: number, columns: RowColumns, firstIndex: number): Generator<RawRow> {
+  const input = table.getChild(columns.input);
+  if (!input) throw new Error(`source.inputColumn: no column '${columns.input}' in this part of the table`);
+  const id = columns.id === null ? null : table.getChild(columns.id);
+  if (columns.id !== null && !id) throw new Error(`source.idColumn: no column '${columns.id}' in this part of the table`);
+  for (let i = from; i < to; i++) {
+    const rawId: unknown = id ? id.get(i) : null;
+    yield { index: firstIndex + i, id: rawId === null || rawId === undefined ? null : String(rawId), input: arrowCell(input.get(i)) };
+  }
+}
+
+function arrowCell(value: unknown): TableCell {
+  if (value === null || value === undefined) return { kind: 'null' };
+  if (typeof value === 'string') return { kind: 'text', text: value };
+  if (value instanceof Uint8Array) return { kind: 'bytes', bytes: value };
+  if (isVector(value)) return vectorCell(value);
+  return { kind: 'invalid', message: `unsupported value ${String(value).slice(0, 40)}` };
+}
+
+function isVector(v: unknown): v is Vector {
+  return typeof v === 'object' && v !== null && 'toArray' in v && 'nullCount' in v && 'type' in v;
+}
+
+function vectorCell(v: Vector): TableCell {
+  if (v.nullCount > 0) return { kind: 'invalid', message: `the list has ${v.nullCount} null value(s)` };
+  const t = v.type as DataType;
+  const raw: unknown = v.toArray();
+  // Float16 arrays hold raw half bits and 64-bit ints are BigInts: take the values one by one
+  if (DataType.isFloat(t) && t.precision === Precision.HALF) return { kind: 'tensor', data: Float32Array.from(v as Iterable<number>) };
+  if (raw instanceof BigInt64Array || raw instanceof BigUint64Array) {
+    return { kind: 'tensor', data: Float32Array.from(raw as Iterable<bigint>, (x) => Number(x)) };
+  }
+  if (ArrayBuffer.isView(raw) && !(raw instanceof DataView)) return { kind: 'tensor', data: new Float32Array(raw as unknown as ArrayLike<number>) };
+  return { kind: 'tensor', data: Float32Array.from(v as Iterable<unknown>, (x) => Number(x)) };
+}
+
+/** A JSON value (JSONL) as a cell: nested arrays of numbers are tensors (shape from the nesting), strings are paths. */
+export function jsonCell(value: unknown): TableCell {
+  if (value === null || value === undefined) return { kind: 'null' };
+  if (typeof value === 'string') return { kind: 'text', text: value };
+  if (Array.isArray(value)) {
+    const shape: number[] = [];
+    for (let v: unknown = value; Array.isArray(v); v = v[0]) shape.push(v.length);
+    const n = shape.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(n);
+    let at = 0;
+    const fill = (v: unknown, depth: number): boolean => {
+      if (depth === shape.length) {
+        if (typeof v !== 'number') return false;
+        data[at++] = v;
+        return true;
+      }
+      if (!Array.isArray(v) || v.length !== shape[depth]) return false;
+      return v.every((x) => fill(x, depth + 1));
+    };
+    if (!fill(value, 0)) return { kind: 'invalid', message: 'the array is not a rectangular array of numbers' };
+    return { kind: 'tensor', data, shape };
+  }
+  return { kind: 'invalid', message: `expected an array of numbers or a path, got ${typeof value}` };
+}
+
+/** The kind of a JSON value, for a JSONL column. */
+export function jsonKind(value: unknown): ColumnKind {
+  if (typeof value === 'string') return 'text';
+  if (Array.isArray(value)) return 'tensor';
+  return 'other';
+}

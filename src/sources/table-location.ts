@@ -1,0 +1,70 @@
+import { readFile, realpath, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { describeFsError, isSafeRelativeId } from './image-dir-source.js';
+
+/**
+ * Where a table lives: it gives the readers a local file with random access, and resolves the
+ * relative paths of an image-path column against the table's folder (or key prefix).
+ */
+export interface TableLocation {
+  readonly uri: string;
+  /** fails with a message naming `source.uri` when the table cannot be read */
+  check(): Promise<void>;
+  /** a local file holding the table's bytes */
+  localPath(): Promise<string>;
+  /** bytes of `rel`, relative to the table's folder; throws an Error saying why not */
+  readRelative(rel: string): Promise<Uint8Array>;
+  close(): Promise<void>;
+}
+
+/** A table on the local file system; image paths are read from its folder and may not leave it. */
+export class LocalTableLocation implements TableLocation {
+  readonly uri: string;
+  private readonly folder: string;
+  private realFolder: Promise<string> | null = null;
+
+  constructor(file: string) {
+    this.uri = path.resolve(file);
+    this.folder = path.dirname(this.uri);
+  }
+
+  async check(): Promise<void> {
+    let isFile: boolean;
+    try {
+      isFile = (await stat(this.uri)).isFile();
+    } catch (err) {
+      throw new Error(`source.uri: cannot read ${this.uri}: ${describeFsError(err)}`, { cause: err });
+    }
+    if (!isFile) throw new Error(`source.uri: ${this.uri} is not a file`);
+  }
+
+  async localPath(): Promise<string> {
+    return this.uri;
+  }
+
+  async readRelative(rel: string): Promise<Uint8Array> {
+    if (!isSafeRelativeId(rel)) throw new Error(`path '${rel}' leaves the table's folder ${this.folder} (give paths relative to it, without '..')`);
+    const full = path.join(this.folder, ...rel.split('/'));
+    let real: string;
+    let root: string;
+    try {
+      this.realFolder ??= realpath(this.folder);
+      [root, real] = await Promise.all([this.realFolder, realpath(full)]);
+    } catch (err) {
+      throw new Error(`cannot read ${full}: ${describeFsError(err)}`, { cause: err });
+    }
+    if (real !== root && !real.startsWith(root + path.sep)) {
+      throw new Error(`path '${rel}' resolves to ${real}, which leaves the table's folder ${this.folder}`);
+    }
+    try {
+      const buf = await readFile(real);
+      return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+    } catch (err) {
+      throw new Error(`cannot read ${full}: ${describeFsError(err)}`, { cause: err });
+    }
+  }
+
+  async close(): Promise<void> {
+    this.realFolder = null;
+  }
+}

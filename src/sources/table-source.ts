@@ -1,0 +1,252 @@
+import { ArrowTableReader } from './arrow-table-reader.js';
+import { JsonlTableReader } from './jsonl-table-reader.js';
+import { ParquetTableReader } from './parquet-table-reader.js';
+import type { RawRow, TableColumn } from './table-cells.js';
+import type { TableLocation } from './table-location.js';
+import type { TableReader } from './table-reader.js';
+import type { ShardSpec, Source, SourceRow, TableFormat } from './types.js';
+
+/** Options of a {@link TableSource}. */
+export interface TableSourceOptions {
+  /** column holding row ids. @defaultValue 'id' when the table has one, else the row index */
+  idColumn?: string;
+  /** column to embed: a list of numbers (tensor row), image bytes (binary) or an image path (text). @defaultValue the only column besides the id column */
+  inputColumn?: string;
+  /** image files read ahead for a path column (order is kept). @defaultValue 8 */
+  readAhead?: number;
+}
+
+interface Layout {
+  id: string | null;
+  input: TableColumn;
+  /** per-row tensor shape; null for image columns */
+  shape: number[] | null;
+}
+
+/** Creates the reader for a table format. */
+function readerFor(format: TableFormat, file: string): TableReader {
+  switch (format) {
+    case 'arrow':
+      return new ArrowTableReader(file);
+    case 'parquet':
+      return new ParquetTableReader(file);
+    case 'jsonl':
+      return new JsonlTableReader(file);
+    default: {
+      const never: never = format;
+      throw new Error(`source.type: unknown table format '${String(never)}'`);
+    }
+  }
+}
+
+/**
+ * A table (Arrow IPC, Parquet or JSONL) with one row per input: an id column and an input column
+ * that holds either a tensor row, encoded image bytes, or an image path relative to the table.
+ * Shards are row ranges; reading streams the record batches / row groups / lines they cover, so
+ * a table larger than memory works (memory is bounded by the largest batch or row group).
+ */
+export class TableSource implements Source {
+  private reader: Promise<TableReader> | null = null;
+  private layout: Promise<Layout> | null = null;
+  private readonly readAhead: number;
+
+  constructor(
+    readonly uri: string,
+    readonly type: TableFormat,
+    private readonly location: TableLocation,
+    private readonly options: TableSourceOptions = {},
+  ) {
+    const readAhead = options.readAhead ?? 8;
+    if (!Number.isInteger(readAhead) || readAhead < 1) throw new Error(`TableSource readAhead must be a positive integer, got ${readAhead}`);
+    this.readAhead = readAhead;
+  }
+
+  /** The input column's per-row shape for tensor columns; null for image columns (bytes or paths). */
+  async rowShape(): Promise<number[] | null> {
+    return (await this.getLayout()).shape;
+  }
+
+  /** Checks that the table can be read and that its id and input columns are usable. */
+  async check(): Promise<void> {
+    await this.location.check();
+    await this.getLayout();
+  }
+
+  async count(): Promise<number> {
+    return (await this.getReader()).count();
+  }
+
+  async *plan(shardSize: number): AsyncIterable<ShardSpec> {
+    yield* (await this.getReader()).plan(shardSize);
+  }
+
+  /** The shard's rows in order; a null, malformed or unreadable input becomes an `error` row. */
+  async *read(shard: ShardSpec): AsyncIterable<SourceRow> {
+    const layout = await this.getLayout();
+    const reader = await this.getReader();
+    const rows = reader.rows(shard, { id: layout.id, input: layout.input.name });
+    if (layout.input.kind !== 'text') {
+      for await (const raw of rows) yield this.toRow(raw, layout);
+      return;
+    }
+    // image paths: keep up to readAhead reads in flight, yield in order
+    const inflight: Array<Promise<SourceRow>> = [];
+    const it = rows[Symbol.asyncIterator]();
+    let done = false;
+    while (!done || inflight.length > 0) {
+      while (!done && inflight.length < this.readAhead) {
+        const next = await it.next();
+        if (next.done) {
+          done = true;
+          break;
+        }
+        const p = this.readPath(next.value, layout);
+        p.catch(() => undefined);
+        inflight.push(p);
+      }
+      const head = inflight.shift();
+      if (head) yield await head;
+    }
+  }
+
+  async close(): Promise<void> {
+    const reader = this.reader;
+    this.reader = null;
+    this.layout = null;
+    if (reader) await reader.then((r) => r.close()).catch(() => undefined);
+    await this.location.close();
+  }
+
+  private getReader(): Promise<TableReader> {
+    if (!this.reader) {
+      const loading = this.location.localPath().then((file) => readerFor(this.type, file));
+      this.reader = loading;
+      loading.catch(() => {
+        if (this.reader === loading) this.reader = null;
+      });
+    }
+    return this.reader;
+  }
+
+  private getLayout(): Promise<Layout> {
+    if (!this.layout) {
+      const loading = this.loadLayout();
+      this.layout = loading;
+      loading.catch(() => {
+        if (this.layout === loading) this.layout = null;
+      });
+    }
+    return this.layout;
+  }
+
+  private async loadLayout(): Promise<Layout> {
+    const reader = await this.getReader();
+    const columns = await reader.columns();
+    const names = columns.map((c) => c.name);
+    const list = names.length > 0 ? names.map((n) => `'${n}'`).join(', ') : 'none';
+    const byName = (name: string) => columns.find((c) => c.name === name);
+
+    let id: string | null;
+    if (this.options.idColumn !== undefined) {
+      if (!byName(this.options.idColumn)) throw new Error(`source.idColumn: no column '${this.options.idColumn}' in ${this.uri}; columns are: ${list}`);
+      id = this.options.idColumn;
+    } else {
+      id = byName('id') ? 'id' : null;
+    }
+
+    let input: TableColumn | undefined;
+    if (this.options.inputColumn !== undefined) {
+      input = byName(this.options.inputColumn);
+      if (!input) throw new Error(`source.inputColumn: no column '${this.options.inputColumn}' in ${this.uri}; columns are: ${list}`);
+    } else {
+      const rest = columns.filter((c) => c.name !== id);
+      if (rest.length !== 1) {
+        throw new Error(
+          rest.length === 0
+            ? `source.inputColumn: ${this.uri} has no column to embed besides the id column (columns: ${list})`
+            : `source.inputColumn: ${this.uri} has several columns (${list}); name the one to embed with source.inputColumn`,
+        );
+      }
+      input = rest[0] as TableColumn;
+    }
+    if (input.name === id) throw new Error(`source.inputColumn: '${input.name}' is also the id column; choose another column`);
+    if (input.kind === 'other') {
+      throw new Error(
+        `source.inputColumn: column '${input.name}' is ${input.typeName}; it must hold a list of numbers (a tensor row), image bytes (binary) or image paths (text)`,
+      );
+    }
+    if (input.kind !== 'tensor') return { id, input, shape: null };
+    if (input.shape) return { id, input, shape: input.shape };
+    if (input.listSize !== undefined) return { id, input, shape: [input.listSize] };
+    // a variable-length list: the first row decides, and every other row must match it
+    const first = await this.firstTensor(reader, id, input.name);
+    return { id, input, shape: first };
+  }
+
+  private async firstTensor(reader: TableReader, id: string | null, input: string): Promise<number[]> {
+    const total = await reader.count();
+    if (total === 0) return [0];
+    let shard: ShardSpec | null = null;
+    for await (const s of reader.plan(1)) {
+      shard = s;
+      break;
+    }
+    if (!shard) return [0];
+    for await (const raw of reader.rows(shard, { id, input })) {
+      if (raw.input.kind !== 'tensor') {
+        throw new Error(`source.inputColumn: the first row's '${input}' is not a list of numbers (${raw.input.kind === 'invalid' ? raw.input.message : raw.input.kind})`);
+      }
+      return raw.input.shape ?? [raw.input.data.length];
+    }
+    return [0];
+  }
+
+  private toRow(raw: RawRow, layout: Layout): SourceRow {
+    const id = raw.id ?? String(raw.index);
+    const cell = raw.input;
+    const col = layout.input.name;
+    if (raw.id === null && layout.id !== null && cell.kind !== 'invalid') {
+      return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: the id column '${layout.id}' is null` };
+    }
+    switch (cell.kind) {
+      case 'invalid':
+        return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col}: ${cell.message}` };
+      case 'null':
+        return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col} is null` };
+      case 'tensor': {
+        const want = (layout.shape ?? []).reduce((a, b) => a * b, 1);
+        if (layout.input.kind !== 'tensor' || cell.data.length !== want) {
+          return {
+            id,
+            kind: 'error',
+            stage: 'read',
+            message: `row ${raw.index}: ${col} has ${cell.data.length} values, expected ${want} (row shape ${JSON.stringify(layout.shape)})`,
+          };
+        }
+        return { id, kind: 'tensor', data: cell.data };
+      }
+      case 'bytes':
+        if (layout.input.kind !== 'binary') return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col} holds bytes, expected ${layout.input.kind}` };
+        return { id, kind: 'bytes', bytes: cell.bytes };
+      case 'text':
+        return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col} holds text, expected ${layout.input.kind}` };
+      default: {
+        const never: never = cell;
+        return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: unexpected value ${String(never)}` };
+      }
+    }
+  }
+
+  private async readPath(raw: RawRow, layout: Layout): Promise<SourceRow> {
+    if (raw.input.kind !== 'text') return this.toRow(raw, layout);
+    const id = raw.id ?? String(raw.index);
+    if (raw.id === null && layout.id !== null) {
+      return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: the id column '${layout.id}' is null` };
+    }
+    try {
+      return { id, kind: 'bytes', bytes: await this.location.readRelative(raw.input.text) };
+    } catch (err) {
+      return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${(err as Error).message}` };
+    }
+  }
+}

@@ -1,0 +1,110 @@
+import { Field, RecordBatch, RecordBatchFileWriter, Schema, Struct, Utf8, makeData } from 'apache-arrow';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSource, S3ImageSource } from '../../src/sources/index.js';
+import type { ShardSpec, Source, SourceRow } from '../../src/sources/index.js';
+import { startS3Server, testBucket, type S3TestServer } from '../helpers/s3.js';
+
+async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
+async function readAll(src: Source, shardSize: number): Promise<{ shards: ShardSpec[]; rows: SourceRow[] }> {
+  const shards = await collect(src.plan(shardSize));
+  const rows: SourceRow[] = [];
+  for (const s of shards) rows.push(...(await collect(src.read(JSON.parse(JSON.stringify(s)) as ShardSpec))));
+  return { shards, rows };
+}
+
+const text = (r: SourceRow) => (r.kind === 'bytes' ? Buffer.from(r.bytes).toString() : r.kind);
+
+describe('S3 sources against s3rver', () => {
+  let s3: S3TestServer;
+  const bucket = testBucket('srcs');
+
+  beforeAll(async () => {
+    s3 = await startS3Server([bucket]);
+    const keys = [
+      'photos/b.png',
+      'photos/a.jpg',
+      'photos/sub dir/c+d#e.PNG',
+      'photos/ü/名前.webp',
+      'photos/z.JPEG',
+      'photos/readme.txt',
+      'photos/.cache/x.png',
+      'photos-2/outside.png',
+      'tables/img/one.png',
+      'tables/img/two words.png',
+      'secret.png',
+    ];
+    for (const k of keys) await s3.put(bucket, k, `bytes of ${k}`);
+    await s3.put(bucket, 'photos/folder/', '');
+    const paths = [
+      { id: 'one', path: 'img/one.png' },
+      { id: 'two', path: 'img/two words.png' },
+      { id: 'escape', path: '../secret.png' },
+      { id: 'gone', path: 'img/missing.png' },
+    ];
+    await s3.put(bucket, 'tables/paths.jsonl', paths.map((p) => JSON.stringify(p)).join('\n') + '\n');
+    const fields = [new Field('id', new Utf8(), false), new Field('path', new Utf8(), false)];
+    const enc = new TextEncoder();
+    const utf8 = (values: string[]) => {
+      const bytes = values.map((v) => enc.encode(v));
+      const offsets = new Int32Array(values.length + 1);
+      bytes.forEach((b, i) => (offsets[i + 1] = offsets[i]! + b.length));
+      const data = new Uint8Array(offsets[values.length]!);
+      bytes.forEach((b, i) => data.set(b, offsets[i]!));
+      return makeData({ type: new Utf8(), length: values.length, nullCount: 0, valueOffsets: offsets, data });
+    };
+    const batch = new RecordBatch(new Schema(fields), makeData({ type: new Struct(fields), length: 2, nullCount: 0, children: [utf8(['one', 'two']), utf8(['img/one.png', 'img/two words.png'])] }));
+    await s3.put(bucket, 'tables/paths.arrow', RecordBatchFileWriter.writeAll([batch]).toUint8Array(true));
+  });
+  afterAll(async () => {
+    await s3?.close();
+  });
+
+  it('lists an image prefix across pages, in code-point order, skipping hidden keys and other files', async () => {
+    const src = new S3ImageSource(bucket, 'photos', { connection: { endpoint: s3.endpoint }, pageSize: 2 });
+    await src.check();
+    expect(src.uri).toBe(`s3://${bucket}/photos/`);
+    expect(await src.count()).toBe(5);
+    const { shards, rows } = await readAll(src, 2);
+    expect(shards.map((s) => s.ids)).toEqual([['a.jpg', 'b.png'], ['sub dir/c+d#e.PNG', 'z.JPEG'], ['ü/名前.webp']]);
+    expect(rows.map((r) => [r.id, text(r)])).toEqual(
+      ['a.jpg', 'b.png', 'sub dir/c+d#e.PNG', 'z.JPEG', 'ü/名前.webp'].map((id) => [id, `bytes of photos/${id}`]),
+    );
+    // an id that would climb out of the prefix is refused, a missing key is an error row
+    const odd = await collect(src.read({ index: 0, start: 0, count: 2, ids: ['../secret.png', 'nope.png'] }));
+    expect(odd.map((r) => [r.id, r.kind])).toEqual([['../secret.png', 'error'], ['nope.png', 'error']]);
+    expect(odd[1]).toMatchObject({ stage: 'read', message: expect.stringMatching(/GetObject s3:\/\/.*\/photos\/nope\.png failed at http:\/\/127\.0\.0\.1:\d+ \(HTTP 404 NoSuchKey/) });
+    await src.close();
+  });
+
+  it('reads table objects, resolving image paths as keys next to the table', async () => {
+    for (const name of ['paths.jsonl', 'paths.arrow']) {
+      const src = createSource({ uri: `s3://${bucket}/tables/${name}`, endpoint: s3.endpoint, inputColumn: 'path' });
+      await src.check();
+      expect(await src.rowShape()).toBeNull();
+      const { rows } = await readAll(src, 3);
+      const want: Array<[string, string]> = [
+        ['one', 'bytes of tables/img/one.png'],
+        ['two', 'bytes of tables/img/two words.png'],
+      ];
+      if (name.endsWith('.jsonl')) want.push(['escape', 'error'], ['gone', 'error']);
+      expect(rows.map((r) => [r.id, text(r)])).toEqual(want);
+      if (name.endsWith('.jsonl')) {
+        expect(rows[2]).toMatchObject({ message: expect.stringContaining(`path '../secret.png' leaves the table's prefix s3://${bucket}/tables/`) });
+      }
+      await src.close();
+    }
+  });
+
+  it('names a missing bucket or object', async () => {
+    await expect(new S3ImageSource('no-such-bucket-y', 'x', { connection: { endpoint: s3.endpoint } }).check()).rejects.toThrow(
+      `source.uri: bucket 'no-such-bucket-y' does not exist at ${s3.endpoint}`,
+    );
+    const src = createSource({ uri: `s3://${bucket}/tables/none.parquet`, endpoint: s3.endpoint });
+    await expect(src.check()).rejects.toThrow(`source.uri: no object s3://${bucket}/tables/none.parquet (bucket '${bucket}' has no key 'tables/none.parquet')`);
+  });
+});

@@ -1,0 +1,78 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { JobConfigError, parseJob, resolveJob } from '../../src/config/index.js';
+import { SEED_MODEL } from '../helpers/index.js';
+
+let tmp: string;
+beforeEach(async () => {
+  tmp = await mkdtemp(path.join(tmpdir(), 'layertap-resolve-'));
+});
+afterEach(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+function job(source: Record<string, unknown>, sink: Record<string, unknown> = { uri: path.join(tmp, 'out') }, extra: Record<string, unknown> = {}) {
+  return parseJob({ name: 't', source, model: { uri: SEED_MODEL }, taps: [{ layer: 'linear_1.1' }], sink, ...extra });
+}
+
+async function configError(p: Promise<unknown>): Promise<JobConfigError> {
+  const err = await p.catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(JobConfigError);
+  return err as JobConfigError;
+}
+
+describe('resolveJob with table sources and sinks', () => {
+  it('feeds a flat list column to a model with a 3-d row of as many values', async () => {
+    const file = path.join(tmp, 'rows.jsonl');
+    await writeFile(file, `${JSON.stringify({ id: 'a', pixels: new Array(784).fill(0.5) })}\n`);
+    const resolved = await resolveJob(job({ uri: file }, { uri: path.join(tmp, 'out'), format: 'parquet' }));
+    expect(resolved.source).toEqual({ uri: file, type: 'jsonl' });
+    expect(resolved.inputShape).toEqual([28, 28, 1]);
+    expect(resolved.preprocess).toBeNull();
+    expect(resolved.sink).toEqual({ uri: path.join(tmp, 'out'), format: 'parquet' });
+  });
+
+  it('names the input column when its rows do not fit the model', async () => {
+    const file = path.join(tmp, 'rows.jsonl');
+    await writeFile(file, `${JSON.stringify({ id: 'a', v: [1, 2, 3] })}\n`);
+    const err = await configError(resolveJob(job({ uri: file, idColumn: 'id', inputColumn: 'v' })));
+    expect(err.message).toBe('source.inputColumn: rows have shape [3] (3 values) but the model takes [28,28,1] per row');
+    expect(err.fields).toEqual(['source.inputColumn']);
+  });
+
+  it('treats a column of image paths as images: preprocessing applies', async () => {
+    const file = path.join(tmp, 'paths.jsonl');
+    await writeFile(file, `${JSON.stringify({ id: 'a', path: 'a.png' })}\n`);
+    const resolved = await resolveJob(job({ uri: file }, undefined, { preprocess: { fit: 'contain' } }));
+    expect(resolved.preprocess).toMatchObject({ size: [28, 28], channels: 1, fit: 'contain' });
+    expect(resolved.inputShape).toEqual([28, 28, 1]);
+  });
+
+  it('reports column problems under the field that causes them', async () => {
+    const file = path.join(tmp, 'rows.jsonl');
+    await writeFile(file, `${JSON.stringify({ a: [1], b: [2] })}\n`);
+    const err = await configError(resolveJob(job({ uri: file })));
+    expect(err.fields).toEqual(['source.inputColumn']);
+    expect(err.message).toMatch(/^source\.inputColumn: .* has several columns \('a', 'b'\)/);
+  });
+
+  it('refuses S3 settings on local paths and a sink that is a file', async () => {
+    const file = path.join(tmp, 'rows.jsonl');
+    await writeFile(file, `${JSON.stringify({ v: new Array(784).fill(0) })}\n`);
+    let err = await configError(resolveJob(job({ uri: file }, { uri: path.join(tmp, 'out'), endpoint: 'http://127.0.0.1:9000' })));
+    expect(err.message).toBe(`sink.endpoint: only applies to s3:// sinks, not ${path.join(tmp, 'out')}`);
+    expect(err.fields).toEqual(['sink.endpoint']);
+    err = await configError(resolveJob(job({ uri: file }, { uri: file })));
+    expect(err.message).toBe(`sink.uri: ${file} exists and is not a folder`);
+    err = await configError(resolveJob(job({ uri: file, region: 'eu-west-1' })));
+    expect(err.fields).toEqual(['source.region']);
+  });
+
+  it('validates the new job fields', () => {
+    expect(() => job({ uri: 'x.parquet' }, { uri: 'out', format: 'csv' })).toThrow(/sink\.format: invalid value; choose one of "arrow", "parquet"/);
+    expect(() => job({ uri: 'x', type: 'tsv' })).toThrow(/source\.type: invalid value; choose one of "images", "npy", "arrow", "parquet", "jsonl"/);
+    expect(() => job({ uri: 's3://b/x', endpoint: 'localhost:9000' })).toThrow(/source\.endpoint: must be an http:\/\/ or https:\/\/ URL/);
+  });
+});

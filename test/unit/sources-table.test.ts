@@ -1,0 +1,341 @@
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import {
+  Binary,
+  Field,
+  FixedSizeList,
+  Float32,
+  Float64,
+  Int32,
+  List,
+  RecordBatch,
+  RecordBatchFileWriter,
+  RecordBatchStreamWriter,
+  Schema,
+  Struct,
+  Utf8,
+  makeData,
+} from 'apache-arrow';
+import type { Data, DataType } from 'apache-arrow';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadParquetWasm } from '../../src/sinks/index.js';
+import { createSource, inferSourceType } from '../../src/sources/index.js';
+import type { ShardSpec, Source, SourceRow } from '../../src/sources/index.js';
+
+let tmp: string;
+beforeEach(async () => {
+  tmp = await mkdtemp(path.join(tmpdir(), 'layertap-table-'));
+});
+afterEach(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+const enc = new TextEncoder();
+
+function utf8(values: string[]): Data<Utf8> {
+  const offsets = new Int32Array(values.length + 1);
+  const bytes = values.map((v) => enc.encode(v));
+  bytes.forEach((b, i) => (offsets[i + 1] = offsets[i]! + b.length));
+  const data = new Uint8Array(offsets[values.length]!);
+  bytes.forEach((b, i) => data.set(b, offsets[i]!));
+  return makeData({ type: new Utf8(), length: values.length, nullCount: 0, valueOffsets: offsets, data });
+}
+
+function binary(values: Uint8Array[]): Data<Binary> {
+  const offsets = new Int32Array(values.length + 1);
+  values.forEach((b, i) => (offsets[i + 1] = offsets[i]! + b.length));
+  const data = new Uint8Array(offsets[values.length]!);
+  values.forEach((b, i) => data.set(b, offsets[i]!));
+  return makeData({ type: new Binary(), length: values.length, nullCount: 0, valueOffsets: offsets, data });
+}
+
+function fixedList(n: number, values: Float32Array, metadata?: Map<string, string>): { field: (name: string) => Field; data: Data } {
+  const type = new FixedSizeList(n, new Field('item', new Float32(), false));
+  const data = makeData({ type, length: values.length / n, nullCount: 0, child: makeData({ type: new Float32(), length: values.length, nullCount: 0, data: values }) });
+  return { field: (name) => new Field(name, type, false, metadata), data };
+}
+
+/** One record batch of named columns. */
+function batch(columns: Array<[Field, Data]>): RecordBatch {
+  const fields = columns.map(([f]) => f);
+  const length = columns[0]![1].length;
+  return new RecordBatch(new Schema(fields), makeData({ type: new Struct(fields), length, nullCount: 0, children: columns.map(([, d]) => d) }));
+}
+
+/** `rows` rows of 3 values each: row r holds [r, r + 0.5, -r]. */
+function tensorBatch(first: number, rows: number, withId = true): RecordBatch {
+  const values = new Float32Array(rows * 3);
+  for (let r = 0; r < rows; r++) values.set([first + r, first + r + 0.5, -(first + r)], r * 3);
+  const list = fixedList(3, values);
+  const cols: Array<[Field, Data]> = [];
+  if (withId) cols.push([new Field('id', new Utf8(), false), utf8(Array.from({ length: rows }, (_, r) => `row-${first + r}`))]);
+  cols.push([list.field('vec'), list.data]);
+  return batch(cols);
+}
+
+async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
+async function readAll(src: Source, shardSize: number): Promise<{ shards: ShardSpec[]; rows: SourceRow[] }> {
+  const shards = await collect(src.plan(shardSize));
+  const rows: SourceRow[] = [];
+  // shards round-trip through JSON, as they do through the queue
+  for (const s of shards) rows.push(...(await collect(src.read(JSON.parse(JSON.stringify(s)) as ShardSpec))));
+  return { shards, rows };
+}
+
+function tensors(rows: SourceRow[]): Array<[string, number[]]> {
+  return rows.map((r) => [r.id, r.kind === 'tensor' ? Array.from(r.data) : [NaN]]);
+}
+
+const expected = (n: number) => Array.from({ length: n }, (_, r) => [`row-${r}`, [r, r + 0.5, -r]] as [string, number[]]);
+
+async function writeParquet(file: string, batches: RecordBatch[], rowGroup: number): Promise<void> {
+  const pq = await loadParquetWasm();
+  const props = new pq.WriterPropertiesBuilder().setMaxRowGroupSize(rowGroup).build();
+  await writeFile(file, pq.writeParquet(pq.Table.fromIPCStream(RecordBatchStreamWriter.writeAll(batches).toUint8Array(true)), props));
+}
+
+describe('Arrow IPC tables', () => {
+  it('reads a file by record batch, shards crossing batch boundaries', async () => {
+    const file = path.join(tmp, 't.arrow');
+    await writeFile(file, RecordBatchFileWriter.writeAll([tensorBatch(0, 4), tensorBatch(4, 3), tensorBatch(7, 5)]).toUint8Array(true));
+    const src = createSource({ uri: file });
+    expect(src.type).toBe('arrow');
+    await src.check();
+    expect(await src.rowShape()).toEqual([3]);
+    expect(await src.count()).toBe(12);
+    const { shards, rows } = await readAll(src, 5);
+    expect(shards.map((s) => [s.start, s.count])).toEqual([[0, 5], [5, 5], [10, 2]]);
+    expect(tensors(rows)).toEqual(expected(12));
+    // every row owns its buffer: it may be transferred to a thread
+    expect(rows.every((r) => r.kind === 'tensor' && r.data.byteLength === r.data.buffer.byteLength)).toBe(true);
+    await src.close();
+  });
+
+  it('reads a stream, decoding only the batches a shard covers', async () => {
+    const file = path.join(tmp, 't.arrows');
+    const bytes = RecordBatchStreamWriter.writeAll([tensorBatch(0, 4), tensorBatch(4, 4), tensorBatch(8, 4)]).toUint8Array(true);
+    await writeFile(file, bytes);
+    const src = createSource({ uri: file, type: 'arrow' });
+    expect(tensors((await readAll(src, 3)).rows)).toEqual(expected(12));
+    await src.close();
+    // wreck the first batch's values: a shard in the last batch never reads them
+    const wrecked = Buffer.from(bytes);
+    const marker = Buffer.from(new Float32Array([1, 1.5, -1]).buffer);
+    const at = wrecked.indexOf(marker);
+    expect(at).toBeGreaterThan(0);
+    wrecked.fill(0xff, at, at + marker.length);
+    await writeFile(file, wrecked);
+    const again = createSource({ uri: file, type: 'arrow' });
+    const last = await collect(again.read({ index: 3, start: 9, count: 3 }));
+    expect(tensors(last)).toEqual(expected(12).slice(9));
+    await again.close();
+  });
+
+  it('uses the row index as id without an id column, or the column named by idColumn', async () => {
+    const file = path.join(tmp, 'noid.arrow');
+    await writeFile(file, RecordBatchFileWriter.writeAll([tensorBatch(0, 3, false)]).toUint8Array(true));
+    const src = createSource({ uri: file });
+    expect((await readAll(src, 2)).rows.map((r) => r.id)).toEqual(['0', '1', '2']);
+    await src.close();
+
+    const keyed = path.join(tmp, 'keyed.arrow');
+    const list = fixedList(3, new Float32Array(6).fill(1));
+    const keys = makeData({ type: new Int32(), length: 2, nullCount: 0, data: new Int32Array([41, 42]) });
+    await writeFile(keyed, RecordBatchFileWriter.writeAll([batch([[new Field('key', new Int32(), false), keys], [list.field('vec'), list.data]])]).toUint8Array(true));
+    const byKey = createSource({ uri: keyed, idColumn: 'key', inputColumn: 'vec' });
+    expect((await readAll(byKey, 10)).rows.map((r) => r.id)).toEqual(['41', '42']);
+    await byKey.close();
+  });
+
+  it('says which columns exist when the id or input column is wrong or ambiguous', async () => {
+    const file = path.join(tmp, 'cols.arrow');
+    const list = fixedList(3, new Float32Array(3));
+    const score = makeData({ type: new Float64(), length: 1, nullCount: 0, data: new Float64Array([0.5]) });
+    await writeFile(
+      file,
+      RecordBatchFileWriter.writeAll([batch([[new Field('id', new Utf8(), false), utf8(['a'])], [list.field('vec'), list.data], [new Field('score', new Float64(), false), score]])]).toUint8Array(true),
+    );
+    await expect(createSource({ uri: file }).check()).rejects.toThrow(
+      `source.inputColumn: ${file} has several columns ('id', 'vec', 'score'); name the one to embed with source.inputColumn`,
+    );
+    await expect(createSource({ uri: file, inputColumn: 'vecs' }).check()).rejects.toThrow(`source.inputColumn: no column 'vecs' in ${file}; columns are: 'id', 'vec', 'score'`);
+    await expect(createSource({ uri: file, inputColumn: 'vec', idColumn: 'name' }).check()).rejects.toThrow(/source\.idColumn: no column 'name'/);
+    await expect(createSource({ uri: file, inputColumn: 'score' }).check()).rejects.toThrow(
+      "source.inputColumn: column 'score' is Float64; it must hold a list of numbers (a tensor row), image bytes (binary) or image paths (text)",
+    );
+  });
+
+  it('takes the per-row shape from layertap.shape metadata, so output can be fed back in', async () => {
+    const file = path.join(tmp, 'shaped.arrow');
+    const list = fixedList(6, new Float32Array(12), new Map([['layertap.shape', '[1,2,3]']]));
+    await writeFile(file, RecordBatchFileWriter.writeAll([batch([[list.field('emb'), list.data]])]).toUint8Array(true));
+    const src = createSource({ uri: file });
+    expect(await src.rowShape()).toEqual([1, 2, 3]);
+    await src.close();
+  });
+
+  it('checks variable-length list rows against the first row', async () => {
+    const file = path.join(tmp, 'var.arrow');
+    const type = new List(new Field('item', new Float32(), false));
+    const values = new Float32Array([1, 2, 3, 4, 5, 6, 7, 8]);
+    const data = makeData({
+      type,
+      length: 3,
+      nullCount: 0,
+      valueOffsets: new Int32Array([0, 3, 5, 8]),
+      child: makeData({ type: new Float32(), length: 8, nullCount: 0, data: values }),
+    });
+    await writeFile(file, RecordBatchFileWriter.writeAll([batch([[new Field('v', type as DataType, false), data]])]).toUint8Array(true));
+    const src = createSource({ uri: file });
+    expect(await src.rowShape()).toEqual([3]);
+    const { rows } = await readAll(src, 10);
+    expect(rows.map((r) => r.kind)).toEqual(['tensor', 'error', 'tensor']);
+    expect(rows[1]).toMatchObject({ id: '1', stage: 'read', message: 'row 1: v has 2 values, expected 3 (row shape [3])' });
+    await src.close();
+  });
+});
+
+describe('Parquet tables', () => {
+  it('streams row groups: shards that cross row groups read exactly their rows', async () => {
+    const file = path.join(tmp, 't.parquet');
+    await writeParquet(file, [tensorBatch(0, 10), tensorBatch(10, 4)], 3);
+    const src = createSource({ uri: file });
+    expect(src.type).toBe('parquet');
+    expect(await src.rowShape()).toEqual([3]);
+    expect(await src.count()).toBe(14);
+    const { shards, rows } = await readAll(src, 4);
+    expect(shards.map((s) => s.count)).toEqual([4, 4, 4, 2]);
+    expect(tensors(rows)).toEqual(expected(14));
+    const middle = await collect(src.read({ index: 9, start: 5, count: 2 }));
+    expect(tensors(middle)).toEqual(expected(14).slice(5, 7));
+    await src.close();
+  });
+
+  it('refuses a file that is not Parquet, naming it', async () => {
+    const file = path.join(tmp, 'fake.parquet');
+    await writeFile(file, 'not parquet at all');
+    await expect(createSource({ uri: file }).check()).rejects.toThrow(`${file}: not a readable Parquet file`);
+  });
+});
+
+describe('JSONL tables', () => {
+  it('plans by lines with byte offsets, skips blank lines, and turns bad lines into error rows', async () => {
+    const file = path.join(tmp, 't.jsonl');
+    const lines = [
+      '{"id": "a", "x": [[1, 2], [3, 4]]}',
+      '',
+      '{"id": "b", "x": [[5, 6], [7, 8]]}',
+      'not json',
+      '{"id": "c", "x": [[9, 10], [11]]}',
+      '   ',
+      '{"id": 7, "x": [[0, 0], [0, 1]]}',
+      '{"id": "e", "y": 1}',
+    ];
+    await writeFile(file, lines.join('\n'));
+    const src = createSource({ uri: file, inputColumn: 'x' });
+    expect(src.type).toBe('jsonl');
+    expect(await src.rowShape()).toEqual([2, 2]);
+    expect(await src.count()).toBe(6);
+    const { shards, rows } = await readAll(src, 4);
+    expect(shards).toEqual([
+      { index: 0, start: 0, count: 4, offset: 0 },
+      { index: 1, start: 4, count: 2, offset: Buffer.byteLength(lines.slice(0, 6).join('\n') + '\n') },
+    ]);
+    expect(rows.map((r) => [r.id, r.kind])).toEqual([
+      ['a', 'tensor'],
+      ['b', 'tensor'],
+      ['2', 'error'],
+      ['c', 'error'],
+      ['7', 'tensor'],
+      ['e', 'error'],
+    ]);
+    expect(rows[0]!.kind === 'tensor' && Array.from(rows[0]!.data)).toEqual([1, 2, 3, 4]);
+    expect(rows[2]).toMatchObject({ stage: 'read', message: expect.stringMatching(/^row 2: x: line at byte \d+ is not valid JSON/) });
+    expect(rows[3]).toMatchObject({ message: 'row 3: x: the array is not a rectangular array of numbers' });
+    expect(rows[5]).toMatchObject({ message: "row 5: x: the row has no 'x' field" });
+    // without the offset (e.g. a hand-made shard) the reader counts its way there
+    expect((await collect(src.read({ index: 1, start: 4, count: 2 }))).map((r) => r.id)).toEqual(['7', 'e']);
+    await src.close();
+  });
+});
+
+describe('image columns', () => {
+  it('yields image bytes from a binary column', async () => {
+    const file = path.join(tmp, 'bytes.arrow');
+    const imgs = [enc.encode('png bytes 1'), enc.encode('jpeg bytes 2')];
+    await writeFile(
+      file,
+      RecordBatchFileWriter.writeAll([batch([[new Field('id', new Utf8(), false), utf8(['p', 'q'])], [new Field('image', new Binary(), false), binary(imgs)]])]).toUint8Array(true),
+    );
+    const src = createSource({ uri: file });
+    expect(await src.rowShape()).toBeNull();
+    const { rows } = await readAll(src, 10);
+    expect(rows.map((r) => [r.id, r.kind === 'bytes' ? Buffer.from(r.bytes).toString() : r.kind])).toEqual([
+      ['p', 'png bytes 1'],
+      ['q', 'jpeg bytes 2'],
+    ]);
+    await src.close();
+  });
+
+  it('reads paths relative to the table and never leaves its folder', async () => {
+    const dir = path.join(tmp, 'data');
+    await mkdir(path.join(dir, 'img'), { recursive: true });
+    await writeFile(path.join(dir, 'img', 'a.png'), 'A');
+    await writeFile(path.join(dir, 'img', 'b c.png'), 'B');
+    await writeFile(path.join(tmp, 'secret.png'), 'S');
+    await symlink(path.join(tmp, 'secret.png'), path.join(dir, 'img', 'link.png'));
+    const file = path.join(dir, 'paths.jsonl');
+    const rows = [
+      { id: 'a', path: 'img/a.png' },
+      { id: 'b', path: 'img/b c.png' },
+      { id: 'up', path: '../secret.png' },
+      { id: 'abs', path: path.join(tmp, 'secret.png') },
+      { id: 'link', path: 'img/link.png' },
+      { id: 'gone', path: 'img/missing.png' },
+    ];
+    await writeFile(file, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const src = createSource({ uri: file, inputColumn: 'path' });
+    expect(await src.rowShape()).toBeNull();
+    const got = (await readAll(src, 4)).rows;
+    expect(got.map((r) => [r.id, r.kind === 'bytes' ? Buffer.from(r.bytes).toString() : r.kind])).toEqual([
+      ['a', 'A'],
+      ['b', 'B'],
+      ['up', 'error'],
+      ['abs', 'error'],
+      ['link', 'error'],
+      ['gone', 'error'],
+    ]);
+    expect(got[2]).toMatchObject({ message: expect.stringContaining("path '../secret.png' leaves the table's folder") });
+    expect(got[4]).toMatchObject({ message: expect.stringMatching(/resolves to .*secret\.png, which leaves the table's folder/) });
+    expect(got[5]).toMatchObject({ message: expect.stringMatching(/no such file or directory/) });
+    await src.close();
+  });
+});
+
+describe('source factory', () => {
+  it('infers table types from the extension, locally and on s3://', async () => {
+    for (const [name, type] of [['a.arrow', 'arrow'], ['a.feather', 'arrow'], ['a.parquet', 'parquet'], ['a.jsonl', 'jsonl'], ['a.ndjson', 'jsonl']] as const) {
+      await writeFile(path.join(tmp, name), '');
+      expect(inferSourceType(path.join(tmp, name))).toBe(type);
+    }
+    expect(inferSourceType('s3://bucket/tables/x.parquet')).toBe('parquet');
+    expect(inferSourceType('s3://bucket/photos')).toBe('images');
+    expect(createSource({ uri: 's3://bucket/photos' }).uri).toBe('s3://bucket/photos/');
+  });
+
+  it('refuses options that do not apply', async () => {
+    const file = path.join(tmp, 'x.jsonl');
+    await writeFile(file, '{"v": [1]}\n');
+    expect(() => createSource({ uri: tmp, idColumn: 'id' })).toThrow('source.idColumn: only applies to table sources (arrow, parquet, jsonl), not images');
+    expect(() => createSource({ uri: file, endpoint: 'http://127.0.0.1:9000' })).toThrow(`source.endpoint: only applies to s3:// sources, not ${file}`);
+    expect(() => createSource({ uri: 's3://bucket/x.npy', type: 'npy' })).toThrow(/\.npy sources must be local files/);
+    expect(() => createSource({ uri: 's3://Bad_Bucket/x' })).toThrow(/'Bad_Bucket' in s3:\/\/Bad_Bucket\/x is not a valid bucket name/);
+    expect(await readFile(file, 'utf8')).toContain('v');
+  });
+});
