@@ -30,7 +30,14 @@ async function writeRows(file, rows) {
   head.write(dict, 10, 'latin1');
   head[total - 1] = 0x0a;
   const out = createWriteStream(file);
-  const write = (b) => new Promise((res, rej) => (out.write(b) ? res() : out.once('drain', res), out.once('error', rej)));
+  let failed = null;
+  out.on('error', (err) => (failed = err));
+  const write = (b) =>
+    new Promise((res, rej) => {
+      if (failed) return rej(failed);
+      if (out.write(b)) res();
+      else out.once('drain', res);
+    });
   await write(head);
   const per = 784;
   const chunkRows = 4096;

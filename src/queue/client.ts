@@ -9,6 +9,7 @@ import type { ShardSpec } from '../sources/types.js';
 import { bullConnection, redisOptions, type QueueSettings } from './connection.js';
 import { checkRedis } from './redis-checks.js';
 import { claimSnapshot, snapshotKey } from './dedup.js';
+import { findBaseRun } from './incremental.js';
 import { RunRegistry } from './run-registry.js';
 import { RUNS_QUEUE, SHARDS_QUEUE, type RunJobData, type RunRecord, type RunSummary, type ShardJobData, type ShardResult } from './types.js';
 
@@ -74,6 +75,8 @@ export class LayertapClient {
     const active = await claimSnapshot(this.redis, this.settings.prefix, await snapshotKey(job, shards), runId, this.registry);
     if (active) return { ...active, deduplicated: true };
     const sink = createSink(job.sink.uri);
+    // incremental: unchanged rows are carried over from the newest committed run with this fingerprint
+    const base = job.incremental ? await findBaseRun(job, sink) : null;
     const createdAt = Date.now();
     const rec: RunRecord = {
       runId,
@@ -93,12 +96,19 @@ export class LayertapClient {
     await this.flows.add({
       name: 'run',
       queueName: RUNS_QUEUE,
-      data: { runId, job, createdAt, shards: shards.map(({ index, start, count }) => ({ index, start, count })) } satisfies RunJobData,
+      data: {
+        runId,
+        job,
+        createdAt,
+        shards: shards.map(({ index, start, count }) => ({ index, start, count })),
+        trigger: opts.trigger ?? 'manual',
+        baseRunId: base?.runId ?? null,
+      } satisfies RunJobData,
       opts: { jobId: runId, attempts: 5, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: { age: 7 * 24 * 3600 } },
       children: shards.map((shard) => ({
         name: 'shard',
         queueName: SHARDS_QUEUE,
-        data: { runId, job, shard } satisfies ShardJobData,
+        data: { runId, job, shard, ...(base ? { base } : {}) } satisfies ShardJobData,
         opts: {
           jobId: `${runId}-${shard.index}`,
           attempts: job.attempts,

@@ -4,7 +4,7 @@ import type { RunRegistry } from './run-registry.js';
 import type { RunRecord } from './types.js';
 
 /** The registry record a committed manifest describes. */
-export function recordFromManifest(m: RunManifest & { trigger?: RunRecord['trigger'] }, manifestUri: string): RunRecord {
+export function recordFromManifest(m: RunManifest, manifestUri: string): RunRecord {
   const createdAt = Date.parse(m.createdAt);
   const finished = Date.parse(m.finishedAt ?? m.committedAt ?? m.createdAt);
   const failed = m.failedShards.map((f) => f.index);

@@ -54,6 +54,10 @@ export async function finalizeRun(job: Job<RunJobData>, registry: RunRegistry): 
     model: { ...spec.model, runtime: first?.backend ?? null },
     preprocess: spec.preprocess,
     taps: spec.taps.map((t) => ({ ...t, shape: first?.shapes[t.as] ?? null, layout: first?.layout ?? null })),
+    trigger: job.data.trigger ?? 'manual',
+    incremental: spec.incremental
+      ? { baseRunId: job.data.baseRunId ?? null, carriedRows: shards.reduce((a, s) => a + (s.carried ?? 0), 0), embeddedRows: shards.reduce((a, s) => a + s.rows - (s.carried ?? 0), 0) }
+      : null,
     batchSize: spec.batchSize,
     shardSize: spec.shardSize,
     rows,
@@ -70,6 +74,7 @@ export async function finalizeRun(job: Job<RunJobData>, registry: RunRegistry): 
       seconds: s.seconds,
       decodeMs: s.decodeMs,
       forwardMs: s.forwardMs,
+      ...(s.carried !== undefined ? { carried: s.carried } : {}),
     })),
     failedShards: failedShards.map((i) => {
       const key = Object.keys(failures).find((k) => shardIndexOf(k) === i) ?? '';

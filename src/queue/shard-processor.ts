@@ -1,5 +1,6 @@
 import type { ResolvedJob } from '../config/resolved.js';
 import type { TapOutput } from '../models/types.js';
+import { tableToIPC } from 'apache-arrow';
 import { buildSchema, createSink, errorsName, partExtension, partName, PartWriter, runPrefix, writeErrorsFile } from '../sinks/index.js';
 import type { Sink } from '../sinks/types.js';
 import { createSource } from '../sources/index.js';
@@ -8,6 +9,7 @@ import { VERSION } from '../version.js';
 import type { EmbedPool } from '../workers/pool.js';
 import type { BatchInput, BatchResult } from '../workers/protocol.js';
 import { ownBuffer } from '../workers/transfer.js';
+import { BaseLookup, contentHash, encodeRowIndex, indexKey, mergeRows } from './incremental.js';
 import type { ShardJobData, ShardResult } from './types.js';
 
 /** What a shard needs besides its job data. */
@@ -71,6 +73,44 @@ export async function processShard(data: ShardJobData, ctx: ShardContext): Promi
   let decodeMs = 0;
   let forwardMs = 0;
   let pos = 0;
+  // incremental: rows whose content is already embedded in the base run are copied, not recomputed
+  const lookup = data.base ? await BaseLookup.open(data.base, sink) : null;
+  const carried: Array<{ pos: number; id: string; hash: string }> = [];
+  let carriedRows = 0;
+  const hashes = new Map<number, string>();
+  const written: { ids: string[]; hashes: string[] } = { ids: [], hashes: [] };
+  const columns = job.taps.map((t) => t.as);
+
+  const writeRows = async (ids: string[], positions: number[], taps: Record<string, TapOutput>, meta: { backend: string; layout: 'nhwc' | 'nchw' }) => {
+    if (ids.length === 0) return;
+    if (!writer) {
+      shapes = Object.fromEntries(columns.map((c) => [c, taps[c]!.shape]));
+      const schema = buildSchema({
+        taps: job.taps,
+        shapes,
+        layout: meta.layout,
+        fingerprint: job.fingerprint,
+        model: job.model.uri,
+        runtime: meta.backend,
+        version: VERSION,
+        runId,
+      });
+      writer = await PartWriter.open(await sink.createWriter(`${prefix}/${partName(shard.index, partExtension(job.sink.format))}`), schema, job.sink.format);
+    }
+    await writer.writeBatch(ids, taps);
+    rows += ids.length;
+    written.ids.push(...ids);
+    for (const p of positions) written.hashes.push(hashes.get(p)!);
+  };
+
+  /** Carried rows up to position `upTo` (inclusive), with their vectors read from the base run. */
+  const takeCarried = async (upTo: number) => {
+    const take: typeof carried = [];
+    while (carried.length > 0 && carried[0]!.pos <= upTo) take.push(carried.shift()!);
+    const vectors = [];
+    for (const c of take) vectors.push(await lookup!.vectors(c.hash, columns));
+    return { pos: take.map((c) => c.pos), ids: take.map((c) => c.id), rows: vectors };
+  };
 
   const drainOne = async () => {
     const head = pending.shift();
@@ -81,31 +121,26 @@ export async function processShard(data: ShardJobData, ctx: ShardContext): Promi
     decodeMs += res.decodeMs;
     forwardMs += res.forwardMs;
     for (const e of res.errors) errors.push({ pos: head.pos[e.index]!, id: head.ids[e.index]!, stage: e.stage, message: e.message });
+    const taps: Record<string, TapOutput> = {};
     if (res.ok.length > 0) {
-      if (!writer) {
-        shapes = Object.fromEntries(Object.entries(res.taps).map(([k, v]) => [k, v.shape]));
-        const schema = buildSchema({
-          taps: job.taps,
-          shapes,
-          layout: res.layout,
-          fingerprint: job.fingerprint,
-          model: job.model.uri,
-          runtime: res.backend,
-          version: VERSION,
-          runId,
-        });
-        writer = await PartWriter.open(await sink.createWriter(`${prefix}/${partName(shard.index, partExtension(job.sink.format))}`), schema, job.sink.format);
+      for (const c of columns) {
+        const out = res.taps[c];
+        if (!out) throw new Error(`the model returned no features for tap '${c}'`);
+        taps[c] = out;
       }
-      const taps: Record<string, TapOutput> = {};
-      for (const t of job.taps) {
-        const out = res.taps[t.as];
-        if (!out) throw new Error(`the model returned no features for tap '${t.as}'`);
-        taps[t.as] = out;
-      }
-      await writer.writeBatch(res.ok.map((i) => head.ids[i]!), taps);
-      rows += res.ok.length;
     }
-    await ctx.onBatch?.(res.ok.length, res.errors.length);
+    const okPos = res.ok.map((i) => head.pos[i]!);
+    const okIds = res.ok.map((i) => head.ids[i]!);
+    const carry = lookup ? await takeCarried(head.pos[head.pos.length - 1] ?? -1) : null;
+    if (carry && carry.ids.length > 0) {
+      if (res.ok.length > 0) shapes = Object.fromEntries(columns.map((c) => [c, taps[c]!.shape]));
+      const merged = mergeRows(columns, { pos: okPos, ids: okIds, taps }, carry, shapes);
+      await writeRows(merged.ids, [...okPos, ...carry.pos].sort((a, b) => a - b), merged.taps, res);
+      carriedRows += carry.ids.length;
+    } else if (res.ok.length > 0) {
+      await writeRows(okIds, okPos, taps, res);
+    }
+    await ctx.onBatch?.(res.ok.length + (carry?.ids.length ?? 0), res.errors.length);
   };
 
   const submit = (batch: Array<Extract<SourceRow, { kind: 'bytes' | 'tensor' }>>, positions: number[]) => {
@@ -130,6 +165,13 @@ export async function processShard(data: ShardJobData, ctx: ShardContext): Promi
       if (row.kind === 'error') {
         errors.push({ pos, id: row.id, stage: row.stage, message: row.message });
       } else {
+        const hash = contentHash(row);
+        hashes.set(pos, hash);
+        if (lookup?.has(hash)) {
+          carried.push({ pos, id: row.id, hash });
+          pos++;
+          continue;
+        }
         batch.push(row);
         positions.push(pos);
         if (batch.length >= job.batchSize) {
@@ -143,6 +185,15 @@ export async function processShard(data: ShardJobData, ctx: ShardContext): Promi
     }
     if (batch.length > 0) submit(batch, positions);
     while (pending.length > 0) await drainOne();
+    if (carried.length > 0) {
+      // carried rows after the last computed batch (or a shard where nothing changed)
+      const carry = await takeCarried(Number.POSITIVE_INFINITY);
+      if (Object.keys(shapes).length === 0) shapes = data.base!.shapes;
+      const merged = mergeRows(columns, { pos: [], ids: [], taps: {} }, carry, shapes);
+      await writeRows(merged.ids, carry.pos, merged.taps, { backend: backend || data.base!.runtime, layout: data.base!.layout });
+      carriedRows += carry.ids.length;
+      await ctx.onBatch?.(carry.ids.length, 0);
+    }
 
     let file: string | null = null;
     let bytes = 0;
@@ -151,6 +202,9 @@ export async function processShard(data: ShardJobData, ctx: ShardContext): Promi
       file = closed.uri;
       bytes = closed.bytes;
       writer = null;
+    }
+    if (written.ids.length > 0) {
+      await sink.put(indexKey(prefix, shard.index), tableToIPC(encodeRowIndex(written.ids, written.hashes), 'file'));
     }
     let errorsFile: string | null = null;
     if (errors.length > 0) {
@@ -173,6 +227,7 @@ export async function processShard(data: ShardJobData, ctx: ShardContext): Promi
       layout,
       decodeMs,
       forwardMs,
+      carried: carriedRows,
     };
   } catch (err) {
     // let batches still in the pool finish before giving up, so none writes after we return

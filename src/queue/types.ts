@@ -1,4 +1,5 @@
 import type { ResolvedJob } from '../config/resolved.js';
+import type { BaseRun } from './incremental.js';
 import type { ShardSpec } from '../sources/types.js';
 
 /** Queue names (under the deployment's prefix). */
@@ -29,6 +30,10 @@ export interface RunJobData {
   createdAt: number;
   /** every shard's row range, so the manifest can say which rows a failed shard held */
   shards?: ShardRange[];
+  /** how the run was started. @defaultValue 'manual' */
+  trigger?: 'manual' | 'schedule';
+  /** id of the committed run an incremental run carries unchanged rows from */
+  baseRunId?: string | null;
 }
 
 /** Data of a shard (child) job. */
@@ -36,6 +41,8 @@ export interface ShardJobData {
   runId: string;
   job: ResolvedJob;
   shard: ShardSpec;
+  /** incremental runs: the committed run whose vectors are carried over for unchanged rows */
+  base?: BaseRun;
 }
 
 /** What a shard job returns when its files are committed. */
@@ -54,6 +61,8 @@ export interface ShardResult {
   layout: 'nhwc' | 'nchw';
   decodeMs: number;
   forwardMs: number;
+  /** rows whose vectors were copied from the base run instead of computed */
+  carried?: number;
 }
 
 /** The record of a run kept in Redis (and in the manifest once committed). */

@@ -52,6 +52,10 @@ export interface RunManifest {
   preprocess: ResolvedPreprocess | null;
   source: { uri: string; type: string; extensions?: string[] };
   sink?: { uri: string; format: string };
+  /** how the run was started */
+  trigger?: 'manual' | 'schedule';
+  /** incremental runs: the base run and how many rows were carried over vs computed */
+  incremental?: { baseRunId: string | null; carriedRows: number; embeddedRows: number } | null;
   /** full path/URI of the run folder */
   output?: string;
   batchSize?: number;

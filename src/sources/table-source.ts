@@ -93,19 +93,24 @@ export class TableSource implements Source {
     const inflight: Array<Promise<SourceRow>> = [];
     const it = rows[Symbol.asyncIterator]();
     let done = false;
-    while (!done || inflight.length > 0) {
-      while (!done && inflight.length < this.readAhead) {
-        const next = await it.next();
-        if (next.done) {
-          done = true;
-          break;
+    try {
+      while (!done || inflight.length > 0) {
+        while (!done && inflight.length < this.readAhead) {
+          const next = await it.next();
+          if (next.done) {
+            done = true;
+            break;
+          }
+          const p = this.readPath(next.value, layout);
+          p.catch(() => undefined);
+          inflight.push(p);
         }
-        const p = this.readPath(next.value, layout);
-        p.catch(() => undefined);
-        inflight.push(p);
+        const head = inflight.shift();
+        if (head) yield await head;
       }
-      const head = inflight.shift();
-      if (head) yield await head;
+    } finally {
+      // a consumer that stops early must still close the reader's file
+      if (!done) await it.return?.();
     }
   }
 

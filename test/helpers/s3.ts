@@ -135,7 +135,8 @@ export async function startS3Server(buckets: string[]): Promise<S3TestServer> {
     client,
     pendingUploads: async (bucket) => (await listPending(bucket)).map(({ key, uploadId }) => ({ key, uploadId })),
     put: async (bucket, key, body) => {
-      await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
+      const bytes = typeof body === 'string' ? Buffer.from(body) : body;
+      await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: bytes, ContentLength: bytes.byteLength }));
     },
     get: async (bucket, key) => {
       const res = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));

@@ -215,6 +215,19 @@ describe('Parquet tables', () => {
     const middle = await collect(src.read({ index: 9, start: 5, count: 2 }));
     expect(tensors(middle)).toEqual(expected(14).slice(5, 7));
     await src.close();
+
+    // wreck row 1's values in the first row group: shards elsewhere never read that row group
+    const bytes = await readFile(file);
+    const marker = Buffer.from(new Float32Array([1, 1.5, -1]).buffer);
+    const at = bytes.indexOf(marker);
+    expect(at).toBeGreaterThan(0);
+    bytes.fill(0xff, at, at + marker.length);
+    await writeFile(file, bytes);
+    const again = createSource({ uri: file });
+    expect(tensors(await collect(again.read({ index: 3, start: 12, count: 2 })))).toEqual(expected(14).slice(12));
+    const first = tensors(await collect(again.read({ index: 0, start: 0, count: 3 })));
+    expect(first[1]![1]).not.toEqual([1, 1.5, -1]);
+    await again.close();
   });
 
   it('refuses a file that is not Parquet, naming it', async () => {
