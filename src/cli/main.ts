@@ -155,7 +155,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
           ...(o.allowEviction ? { settings: { allowEviction: true } } : {}),
           onProgress: (s) => progress.update(s),
           log: (l) => {
-            if (!l.startsWith('layertap worker:')) err(l);
+            // worker progress lines are noise next to the progress bar; its warnings are not
+            if (!l.startsWith('layertap worker:') || l.startsWith('layertap worker: warning:')) err(l);
           },
         });
         progress.stop();

@@ -1,5 +1,5 @@
-import { readFile } from 'node:fs/promises';
-import { tableFromIPC, type Vector } from 'apache-arrow';
+import type { Vector } from 'apache-arrow';
+import { readPartFile } from '../sinks/read-arrow.js';
 
 /** Within-group vs between-group similarity of one feature column, groups taken from the id's folder. */
 export interface NeighbourReport {
@@ -19,12 +19,12 @@ function groupOf(id: string): string {
   return i < 0 ? '' : id.slice(0, i);
 }
 
-/** Read `column` from committed Arrow part files as rows of numbers (float32 columns). */
+/** Read `column` from committed part files (Arrow IPC or Parquet) as rows of numbers. */
 export async function readFeatureRows(files: string[], column: string): Promise<{ ids: string[]; rows: Float32Array[] }> {
   const ids: string[] = [];
   const rows: Float32Array[] = [];
   for (const f of files) {
-    const table = tableFromIPC(await readFile(f));
+    const table = await readPartFile(f);
     const idCol = table.getChild('id');
     const col = table.getChild(column) as Vector | null;
     if (!idCol || !col) throw new Error(`${f} has no column '${column}'`);

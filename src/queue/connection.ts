@@ -44,6 +44,9 @@ export function redisOptions(url: string): RedisOptions {
     db,
     // BullMQ workers block on Redis; they must not give up on a command while Redis restarts
     maxRetriesPerRequest: null,
+    // reconnect at least every 2 s (BullMQ's own default backs off to 20 s, which a Redis restart
+    // would turn into 20 s of idle workers)
+    retryStrategy: (times: number) => Math.min(250 * times, 2000),
   };
   if (u.username) opts.username = decodeURIComponent(u.username);
   if (u.password) opts.password = decodeURIComponent(u.password);

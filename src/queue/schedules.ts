@@ -147,7 +147,9 @@ export class ScheduleWorker {
       SCHEDULES_QUEUE,
       async (job) => {
         const runId = await this.manager.tick(job.data, this.client, { id: job.id ?? job.name, timestamp: job.timestamp });
-        log(`layertap worker: schedule ${job.data.scheduleId} tick -> run ${runId}`);
+        const rec = await this.client.registry.get(runId);
+        const reused = rec !== null && rec.createdAt < job.timestamp;
+        log(`layertap worker: schedule ${job.data.scheduleId} tick -> run ${runId}${reused ? ' (an identical run was still active)' : ''}`);
         return { runId };
       },
       { connection: bullConnection(settings.redisUrl), prefix: settings.prefix, concurrency: 1 },

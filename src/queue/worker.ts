@@ -75,6 +75,7 @@ export class LayertapWorker {
   /** ids of shard jobs being processed here */
   private readonly active = new Set<string>();
   private closing: Promise<void> | null = null;
+  private lastConnectionError = 0;
   readonly name: string;
 
   constructor(private readonly opts: LayertapWorkerOptions) {
@@ -192,13 +193,23 @@ export class LayertapWorker {
       },
       { connection, prefix, concurrency: 1, ...recovery },
     );
-    for (const w of [this.shardWorker, this.runWorker]) {
-      w.on('error', (err) => this.log(`layertap worker: ${err.message}`));
-    }
+    for (const w of [this.shardWorker, this.runWorker]) w.on('error', (err) => this.logError(err));
     this.shardWorker.on('stalled', (jobId) => this.log(`layertap worker: shard job ${jobId} stalled (its worker stopped renewing the lock); back in the queue`));
     // schedule ticks: each becomes one run (see schedules.ts)
     this.scheduleWorker = new ScheduleWorker(this.opts.settings, this.log);
     await Promise.all([this.shardWorker.waitUntilReady(), this.runWorker.waitUntilReady(), this.scheduleWorker.waitUntilReady()]);
+  }
+
+  /** While Redis is away every connection fails every reconnect; one line per 5 s says it all. */
+  private logError(err: Error): void {
+    if (/ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EPIPE|Connection is closed/i.test(err.message)) {
+      const now = Date.now();
+      if (now - this.lastConnectionError < 5000) return;
+      this.lastConnectionError = now;
+      this.log(`layertap worker: Redis connection lost (${err.message}); reconnecting`);
+      return;
+    }
+    this.log(`layertap worker: ${err.message}`);
   }
 
   /** Stop active shards now and hand them back to the queue (what close() does when the grace period ends). */

@@ -305,8 +305,10 @@ class S3ObjectWriter implements SinkWriter {
   }
 }
 
+/** No such key; a missing bucket is an error, not an absent object (HEAD answers cannot tell them apart). */
 function isNotFound(err: unknown): boolean {
   const code = errorCode(err);
+  if (code === 'NoSuchBucket') return false;
   return httpStatus(err) === 404 || code === 'NoSuchKey' || code === 'NotFound';
 }
 

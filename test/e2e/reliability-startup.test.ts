@@ -66,8 +66,12 @@ describe('Redis checks at start', () => {
   it("refuses a Redis whose maxmemory-policy evicts keys, unless LAYERTAP_ALLOW_EVICTION=1 or --allow-eviction", async () => {
     const lru = await server('lru', ['--maxmemory-policy', 'allkeys-lru']);
     const env = { REDIS_URL: lru.url, LAYERTAP_PREFIX: 'lt-eviction' };
-    const [worker, enqueue] = await Promise.all([runCli(['worker', '--threads', '1'], env, 20_000), runCli(['enqueue', jobFile], env, 20_000)]);
-    for (const r of [worker, enqueue]) {
+    const [worker, enqueue, run] = await Promise.all([
+      runCli(['worker', '--threads', '1'], env, 20_000),
+      runCli(['enqueue', jobFile], env, 20_000),
+      runCli(['run', jobFile, '--threads', '1'], env, 20_000),
+    ]);
+    for (const r of [worker, enqueue, run]) {
       expect(r.code, r.stderr).toBe(1);
       expect(r.stderr).toMatch(/Redis at redis:\/\/127\.0\.0\.1:\d+ has maxmemory-policy 'allkeys-lru': when memory fills up it deletes keys, and queued shards or run state are lost\. Set 'maxmemory-policy noeviction'.*or accept the risk with LAYERTAP_ALLOW_EVICTION=1 \(or --allow-eviction\)/);
     }

@@ -23,7 +23,7 @@ interface KoaContext {
 type S3rverClass = new (options: Record<string, unknown>) => S3rverLike;
 const S3rver = createRequire(import.meta.url)('s3rver') as S3rverClass;
 
-/** s3rver's default account; any signed request must use it. */
+/** s3rver's default account: requests must name this access key (s3rver does not verify SigV4 signatures). */
 const ACCESS_KEY = 'S3RVER';
 
 /** A multipart upload that has been started and neither completed nor aborted. */

@@ -129,7 +129,7 @@ describe('downstream tools read the output', () => {
     expect(parquetRun.status).toBe('committed');
     expect(parquetRun.rows).toBe(11);
     expect(parquetRun.output.files.map((f) => f.split('/').pop())).toEqual(['part-00000.parquet', 'part-00001.parquet', 'part-00002.parquet']);
-    expect((await readdir(parquetRun.output.uri)).sort()).toEqual(['_SUCCESS', '_manifest.json', 'part-00000.parquet', 'part-00001.parquet', 'part-00002.parquet']);
+    expect((await readdir(parquetRun.output.uri)).filter((f) => f !== '_index').sort()).toEqual(['_SUCCESS', '_manifest.json', 'part-00000.parquet', 'part-00001.parquet', 'part-00002.parquet']);
     const { ids: got, tables } = await readRun(parquetRun.output.files);
     expect(got).toEqual(ids);
     for (const t of tables) {

@@ -133,11 +133,25 @@ describe('S3Sink against s3rver', () => {
   it('names the bucket when it does not exist', async () => {
     const missing = new S3Sink('s3://no-such-bucket-x/out', { endpoint: s3.endpoint });
     await expect(missing.check()).rejects.toThrow(`sink.uri: bucket 'no-such-bucket-x' does not exist at ${s3.endpoint}`);
+    await expect(missing.get('a.json')).rejects.toThrow(/GetObject s3:\/\/no-such-bucket-x\/out\/a\.json failed .*NoSuchBucket/);
     await expect(missing.put('a.json', '{}')).rejects.toThrow(/PutObject s3:\/\/no-such-bucket-x\/out\/a\.json failed at http:\/\/127\.0\.0\.1:\d+ \(HTTP 404 NoSuchBucket/);
     const w = await missing.createWriter('part-00000.arrow');
     await w.write(Buffer.from('x'));
     await expect(w.commit()).rejects.toThrow(/cannot upload s3:\/\/no-such-bucket-x\/out\/part-00000\.arrow: .*NoSuchBucket/);
     expect(await sink('ok').check()).toBeUndefined();
+  });
+
+  it('says when the credentials are refused', async () => {
+    const saved = process.env.AWS_ACCESS_KEY_ID;
+    // s3rver checks the access key (it does not verify SigV4 signatures): an unknown key is refused
+    process.env.AWS_ACCESS_KEY_ID = 'NOT-A-KNOWN-KEY';
+    try {
+      // another region: a client of its own, which reads the credentials afresh
+      const denied = new S3Sink(`s3://${bucket}/x`, { endpoint: s3.endpoint, region: 'eu-west-3' });
+      await expect(denied.check()).rejects.toThrow(`sink.uri: access to bucket '${bucket}' at ${s3.endpoint} is denied (HTTP 403)`);
+    } finally {
+      process.env.AWS_ACCESS_KEY_ID = saved;
+    }
   });
 });
 

@@ -44,7 +44,7 @@ describe('seed parity through a full run', () => {
 
     const runDir = summary.output.uri;
     const listing = (await readdir(runDir)).sort();
-    expect(listing).toEqual(['_SUCCESS', '_manifest.json', 'part-00000.arrow', 'part-00001.arrow']);
+    expect(listing).toEqual(['_SUCCESS', '_index', '_manifest.json', 'part-00000.arrow', 'part-00001.arrow']);
     const manifest = JSON.parse(await readFile(join(runDir, '_manifest.json'), 'utf8'));
     expect(manifest.rows).toBe(3);
     expect(manifest.status).toBe('committed');
