@@ -14,6 +14,9 @@ import { ScheduleManager } from '../queue/schedules.js';
 import { rebuildRegistry } from '../queue/registry-rebuild.js';
 import type { JobConfig } from '../config/schema.js';
 import { VERSION } from '../version.js';
+import { createLogger, workerLog } from '../ops/logger.js';
+import { WorkerMetrics } from '../ops/metrics.js';
+import { DEFAULT_DASHBOARD_PORT, startDashboard } from '../ops/dashboard/index.js';
 import { writeDemoImages } from './demo-data.js';
 import { neighbourReport, readFeatureRows } from './neighbours.js';
 import { ProgressDisplay } from './progress.js';
@@ -33,6 +36,14 @@ function nonNegativeInt(name: string) {
   return (v: string): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
+    return n;
+  };
+}
+
+function portNumber(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`${name} must be a port number (0-65535; 0 picks a free one)`);
     return n;
   };
 }
@@ -128,10 +139,12 @@ export function buildProgram(setExit: (code: number) => void): Command {
           out(JSON.stringify({ model: uri, layers }));
           return;
         }
-        const rows = layers.map((l) => [l.name, l.className, JSON.stringify(l.outputShape), String(l.params)]);
-        const head = ['name', 'class', 'output shape', 'params'];
+        // ONNX exports from PyTorch name nodes after modules: show the path a tap can use
+        const modules = layers.some((l) => l.module);
+        const rows = layers.map((l) => [l.name, l.className, JSON.stringify(l.outputShape), String(l.params), ...(modules ? [l.module || '-'] : [])]);
+        const head = ['name', 'class', 'output shape', 'params', ...(modules ? ['module'] : [])];
         const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-        const fmt = (r: string[]) => r.map((c, i) => (i === 3 ? c.padStart(w[i]!) : c.padEnd(w[i]!))).join('  ');
+        const fmt = (r: string[]) => r.map((c, i) => (i === 3 ? c.padStart(w[i]!) : c.padEnd(w[i]!))).join('  ').trimEnd();
         out([fmt(head), ...rows.map(fmt)].join('\n'));
         out(`${layers.length} layers, ${layers.reduce((a, l) => a + l.params, 0)} parameters`);
       } catch (e) {
@@ -212,8 +225,12 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--grace-ms <ms>', `on SIGTERM/SIGINT, how long active shards may finish before they are handed back (default ${WORKER_DEFAULTS.graceMs})`, nonNegativeInt('--grace-ms'))
     .option('--batch-timeout-ms <ms>', 'longest a batch may run before its thread is stopped and the attempt fails; 0 = no limit (default 300000)', nonNegativeInt('--batch-timeout-ms'))
     .option('--allow-eviction', "use a Redis whose maxmemory-policy is not noeviction (it may lose jobs); also LAYERTAP_ALLOW_EVICTION=1")
+    .option('--metrics-port <port>', 'serve Prometheus metrics at http://<host>:<port>/metrics', portNumber('--metrics-port'))
+    .option('--metrics-host <host>', 'interface for --metrics-port (default: all interfaces)')
     .action(
       async (o: {
+        metricsPort?: number;
+        metricsHost?: string;
         concurrency?: number;
         threads?: number;
         lockMs?: number;
@@ -226,8 +243,14 @@ export function buildProgram(setExit: (code: number) => void): Command {
         const settings = settingsFromEnv();
         if (o.allowEviction) settings.allowEviction = true;
         const graceMs = o.graceMs ?? WORKER_DEFAULTS.graceMs;
+        // structured lines on stderr (JSON, or text at a terminal); every line names this worker
+        let logger = createLogger();
+        let say = workerLog(logger);
+        const metrics = o.metricsPort !== undefined ? new WorkerMetrics({ settings, onError: (e) => logger.warn(`layertap worker: metrics: ${e.message}`) }) : null;
         const worker = new LayertapWorker({
           settings,
+          log: (line) => say(line),
+          ...(metrics ? metrics.hooks : {}),
           ...(o.concurrency ? { concurrency: o.concurrency } : {}),
           ...(o.threads ? { threads: o.threads } : {}),
           ...(o.lockMs !== undefined ? { lockDurationMs: o.lockMs } : {}),
@@ -236,27 +259,36 @@ export function buildProgram(setExit: (code: number) => void): Command {
           ...(o.batchTimeoutMs !== undefined ? { batchTimeoutMs: o.batchTimeoutMs } : {}),
           graceMs,
         });
+        logger = logger.child({ worker: worker.name });
+        say = workerLog(logger);
         try {
           await worker.start();
+          if (metrics) {
+            const port = await metrics.attach(worker).listen(o.metricsPort!, o.metricsHost);
+            say(`layertap worker: metrics at http://${o.metricsHost ?? '0.0.0.0'}:${port}/metrics`);
+          }
         } catch (e) {
           await worker.close({ graceMs: 0 }).catch(() => undefined);
-          setExit(fail(e, false));
+          await metrics?.close();
+          const message = e instanceof Error ? e.message : String(e);
+          logger.error(`layertap: ${o.metricsPort !== undefined && /EADDRINUSE/.test(message) ? `--metrics-port ${o.metricsPort}: ${message}` : message}`);
+          setExit(EXIT.failed);
           return;
         }
-        err(`layertap worker: ready (redis ${redactUrl(settings.redisUrl)}, prefix ${settings.prefix}, pid ${process.pid}, name ${worker.name})`);
+        say(`layertap worker: ready (redis ${redactUrl(settings.redisUrl)}, prefix ${settings.prefix}, pid ${process.pid}, name ${worker.name})`);
         const clean = await new Promise<boolean>((resolve) => {
           let signals = 0;
           const stop = (sig: string) => {
             signals++;
             if (signals > 1) {
-              err(`layertap worker: ${sig} again: handing back active shards now`);
+              say(`layertap worker: ${sig} again: handing back active shards now`);
               worker.handBackActive();
               return;
             }
-            err(`layertap worker: ${sig}: finishing active shards (up to ${graceMs} ms, then handing them back)`);
+            say(`layertap worker: ${sig}: finishing active shards (up to ${graceMs} ms, then handing them back)`);
             // hand-back needs Redis; if it is gone, give up rather than hang (the locks expire instead)
             const hard = setTimeout(() => {
-              err('layertap worker: could not hand back active shards in time; exiting, they are retried when their locks expire');
+              say('layertap worker: could not hand back active shards in time; exiting, they are retried when their locks expire');
               resolve(false);
             }, graceMs + 15_000);
             hard.unref();
@@ -268,7 +300,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
           process.on('SIGTERM', () => stop('SIGTERM'));
           process.on('SIGINT', () => stop('SIGINT'));
         });
-        err('layertap worker: stopped');
+        await metrics?.close();
+        say('layertap worker: stopped');
         setExit(clean ? EXIT.ok : EXIT.failed);
       },
     );
@@ -413,6 +446,38 @@ export function buildProgram(setExit: (code: number) => void): Command {
       } catch (e) {
         setExit(fail(e, !!o.json));
       }
+    });
+
+  program
+    .command('dashboard')
+    .description('serve Bull Board for the queues and a page of runs (status, rows, rows/s, errors, output) until SIGTERM/SIGINT')
+    .option('--port <n>', `port to listen on (default ${DEFAULT_DASHBOARD_PORT})`, portNumber('--port'))
+    .option('--host <host>', 'interface to listen on (default 127.0.0.1; 0.0.0.0 for every interface: the board can retry and delete jobs, so put it behind authentication)')
+    .option('--read-only', 'Bull Board without retry, promote, clean, pause or delete actions')
+    .action(async (o: { port?: number; host?: string; readOnly?: boolean }) => {
+      const logger = createLogger({ bindings: { component: 'dashboard' } });
+      const settings = settingsFromEnv();
+      let dash: Awaited<ReturnType<typeof startDashboard>>;
+      try {
+        dash = await startDashboard({
+          settings,
+          port: o.port ?? DEFAULT_DASHBOARD_PORT,
+          ...(o.host ? { host: o.host } : {}),
+          readOnly: !!o.readOnly,
+          onError: (e) => logger.error(`layertap dashboard: ${e.message}`),
+        });
+      } catch (e) {
+        logger.error(`layertap: ${e instanceof Error ? e.message : String(e)}`);
+        setExit(EXIT.failed);
+        return;
+      }
+      logger.info({ url: dash.url }, `layertap dashboard: ready at ${dash.url}/runs (runs) and ${dash.url}/queues (Bull Board); redis ${redactUrl(settings.redisUrl)}, prefix ${settings.prefix}`);
+      const sig = await new Promise<string>((resolve) => {
+        process.once('SIGTERM', () => resolve('SIGTERM'));
+        process.once('SIGINT', () => resolve('SIGINT'));
+      });
+      logger.info(`layertap dashboard: ${sig}: stopping`);
+      await dash.close();
     });
 
   program

@@ -38,10 +38,16 @@ export class LayertapClient {
   constructor(readonly settings: QueueSettings) {
     const connection = bullConnection(settings.redisUrl);
     this.redis = new Redis({ ...redisOptions(settings.redisUrl), maxRetriesPerRequest: 3 });
+    // commands report their own failures; an unhandled 'error' event would print a stack per reconnect try
+    this.redis.on('error', () => undefined);
     this.registry = new RunRegistry(this.redis, settings.prefix);
     this.runs = new Queue<RunJobData>(RUNS_QUEUE, { connection, prefix: settings.prefix });
     this.shards = new Queue<ShardJobData>(SHARDS_QUEUE, { connection, prefix: settings.prefix });
     this.flows = new FlowProducer({ connection, prefix: settings.prefix });
+    // without a listener BullMQ prints every reconnect failure as a stack trace; calls still reject
+    this.runs.on('error', () => undefined);
+    this.shards.on('error', () => undefined);
+    this.flows.on('error', () => undefined);
   }
 
   /**

@@ -53,6 +53,8 @@ export class ScheduleManager {
     private readonly redis: Redis,
   ) {
     this.queue = new Queue<ScheduleTickData>(SCHEDULES_QUEUE, { connection: bullConnection(settings.redisUrl), prefix: settings.prefix });
+    // without a listener BullMQ prints every reconnect failure as a stack trace; calls still reject
+    this.queue.on('error', () => undefined);
   }
 
   private lastRunKey(id: string): string {

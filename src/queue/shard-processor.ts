@@ -147,7 +147,15 @@ export async function processShard(data: ShardJobData, ctx: ShardContext): Promi
     const input = batchInput(job, batch);
     const result = ctx.pool.run(
       {
-        model: { uri: job.model.uri, backend: job.model.backend, taps: job.taps, inputShape: job.inputShape, fingerprint: job.fingerprint, preprocess: job.preprocess },
+        model: {
+          uri: job.model.uri,
+          backend: job.model.backend,
+          taps: job.taps,
+          inputShape: job.inputShape,
+          fingerprint: job.fingerprint,
+          preprocess: job.preprocess,
+          ...(job.model.intraOpThreads !== undefined ? { intraOpThreads: job.model.intraOpThreads } : {}),
+        },
         input,
       },
       ctx.signal,

@@ -18,6 +18,27 @@ export const WORKER_DEFAULTS = {
   graceMs: 25_000,
 } as const;
 
+/** The shard a batch belongs to, as the batch hooks are told. */
+export interface BatchOrigin {
+  runId: string;
+  /** the job's dataset name */
+  name: string;
+  shard: number;
+  /** tap column names */
+  taps: string[];
+}
+
+/** One batch as a pool thread ran it. */
+export interface ForwardStats {
+  /** rows sent to the model thread */
+  rows: number;
+  backend: string;
+  decodeMs: number;
+  forwardMs: number;
+  /** from submission to result, including the wait for a free thread */
+  totalMs: number;
+}
+
 /** Options for {@link LayertapWorker}. */
 export interface LayertapWorkerOptions {
   settings: QueueSettings;
@@ -29,6 +50,10 @@ export interface LayertapWorkerOptions {
   log?: (line: string) => void;
   /** called after each batch (rows embedded, error rows) */
   onBatch?: (runId: string, rows: number, errorRows: number) => void;
+  /** called after each batch a pool thread ran (metrics: latency, backend) */
+  onForward?: (origin: BatchOrigin, stats: ForwardStats) => void;
+  /** called when a shard's files are committed */
+  onShard?: (origin: BatchOrigin, result: ShardResult) => void;
   /**
    * how long a job's lock lives without renewal (renewed every half of it while the job runs).
    * A shard whose worker died goes back to the queue between this and this plus
@@ -103,6 +128,29 @@ export class LayertapWorker {
     return this.active.size;
   }
 
+  /** This worker's model thread pools (one per thread count), for metrics. */
+  get poolStats(): Array<{ threads: number; utilization: number; queued: number }> {
+    return [...this.pools.values()].map((p) => ({ threads: p.threads, utilization: p.utilization, queued: p.queued }));
+  }
+
+  /**
+   * The pool as processShard sees it, telling opts.onForward about each batch. A view that
+   * inherits from the pool, so the shard code and the pool stay unaware of metrics.
+   */
+  private observed(pool: EmbedPool, origin: BatchOrigin): EmbedPool {
+    const onForward = this.opts.onForward;
+    if (!onForward) return pool;
+    const view: EmbedPool = Object.create(pool);
+    view.run = async (task, signal) => {
+      const rows = task.input.ids.length;
+      const t0 = performance.now();
+      const res = await pool.run(task, signal);
+      onForward(origin, { rows, backend: res.backend, decodeMs: res.decodeMs, forwardMs: res.forwardMs, totalMs: performance.now() - t0 });
+      return res;
+    };
+    return view;
+  }
+
   /** One pool per thread count: tfjs-node jobs get a single-thread pool, the others share one. */
   private poolFor(job: ShardJobData): EmbedPool {
     const threads = threadsFor(job.job.model.backend, this.opts.threads ?? availableParallelism());
@@ -127,12 +175,13 @@ export class LayertapWorker {
     // a start after a stall repeats the attempt number; the start count tells them apart
     this.log(`layertap worker: run ${runId} shard ${shard.index}: started (${attempt}, start ${job.attemptsStarted})`);
     const jobKey = job.id ?? `${runId}-${shard.index}`;
+    const origin: BatchOrigin = { runId, name: job.data.job.name, shard: shard.index, taps: job.data.job.taps.map((t) => t.as) };
     this.active.add(jobKey);
     try {
       const rec = await this.registry.get(runId);
       if (rec?.status === 'queued') await this.registry.update(runId, { status: 'running' });
       const result = await processShard(job.data, {
-        pool: this.poolFor(job.data),
+        pool: this.observed(this.poolFor(job.data), origin),
         signal: signal ? AbortSignal.any([signal, this.handBack.signal]) : this.handBack.signal,
         onBatch: async (rows, errorRows) => {
           this.opts.onBatch?.(runId, rows, errorRows);
@@ -140,6 +189,7 @@ export class LayertapWorker {
         },
       });
       this.log(`layertap worker: run ${runId} shard ${shard.index}: ${result.rows} rows, ${result.errorRows} errors, ${result.seconds.toFixed(2)} s (${result.backend})`);
+      this.opts.onShard?.(origin, result);
       return result;
     } catch (err) {
       if (this.handBack.signal.aborted && token) {

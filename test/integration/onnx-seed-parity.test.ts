@@ -44,7 +44,7 @@ describe('ONNX seed parity through a full run', () => {
     expect(summary.shards).toEqual({ total: 2, done: 2, failed: 0 });
 
     const runDir = summary.output.uri;
-    expect((await readdir(runDir)).sort()).toEqual(['_SUCCESS', '_manifest.json', 'part-00000.arrow', 'part-00001.arrow']);
+    expect((await readdir(runDir)).sort()).toEqual(['_SUCCESS', '_index', '_manifest.json', 'part-00000.arrow', 'part-00001.arrow']);
     const manifest = JSON.parse(await readFile(join(runDir, '_manifest.json'), 'utf8'));
     expect(manifest.fingerprint).toBe(summary.fingerprint);
 

@@ -1,0 +1,91 @@
+import type { RunView } from './runs.js';
+
+/** Text made safe for HTML element content and attribute values. */
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+/** Options for {@link renderRunsPage}. */
+export interface RunsPageOptions {
+  /** where Bull Board is mounted. @defaultValue '/queues' */
+  queuesPath?: string;
+  /** seconds between reloads; 0 = none. @defaultValue 5 */
+  refreshSeconds?: number;
+  /** dataset filter in effect, shown in the heading */
+  name?: string;
+  /** the deployment's key prefix, shown in the heading */
+  prefix?: string;
+  now?: number;
+}
+
+function rate(v: number | null): string {
+  if (v === null) return '-';
+  return v >= 100 ? v.toFixed(0) : v.toFixed(1);
+}
+
+function duration(seconds: number): string {
+  if (seconds < 60) return `${seconds.toFixed(1)} s`;
+  const m = Math.floor(seconds / 60);
+  if (m < 60) return `${m} min ${Math.round(seconds - m * 60)} s`;
+  return `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+const STYLE = `
+body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1f2328;background:#f6f8fa}
+header{display:flex;gap:1.5em;align-items:baseline;padding:.8em 1.2em;background:#24292f;color:#fff}
+header h1{font-size:1.2em;margin:0} header a{color:#9ecbff} header .meta{color:#c9d1d9;font-size:.9em;margin-left:auto}
+main{padding:1em 1.2em} .counts span{margin-right:1.2em}
+table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #d0d7de}
+th,td{padding:.35em .6em;border-bottom:1px solid #d8dee4;text-align:left;white-space:nowrap;vertical-align:top}
+th{background:#eaeef2;font-weight:600} td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.out{white-space:normal;word-break:break-all;max-width:32em;font-family:ui-monospace,monospace;font-size:.85em}
+.status{display:inline-block;padding:0 .5em;border-radius:1em;font-size:.85em;font-weight:600}
+.committed{background:#dafbe1;color:#116329}.running{background:#ddf4ff;color:#0550ae}.queued{background:#eaeef2;color:#57606a}
+.failed{background:#ffebe9;color:#a40e26}.partial{background:#fff8c5;color:#7d4e00}
+.err{color:#a40e26;font-size:.85em;white-space:normal}
+.empty{padding:2em;text-align:center;color:#57606a}`;
+
+/** The runs page: one row per run with status, rows, rows/s, errors and output location. */
+export function renderRunsPage(runs: RunView[], opts: RunsPageOptions = {}): string {
+  const queues = opts.queuesPath ?? '/queues';
+  const refresh = opts.refreshSeconds ?? 5;
+  const counts = new Map<string, number>();
+  for (const r of runs) counts.set(r.status, (counts.get(r.status) ?? 0) + 1);
+  const rows = runs
+    .map((r) => {
+      const when = new Date(r.createdAt).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+      return `<tr data-run-id="${escapeHtml(r.runId)}" data-status="${escapeHtml(r.status)}">
+<td class="run"><code>${escapeHtml(r.runId)}</code></td>
+<td>${escapeHtml(r.name)}</td>
+<td><span class="status ${escapeHtml(r.status)}">${escapeHtml(r.status)}</span>${r.error ? `<div class="err">${escapeHtml(r.error)}</div>` : ''}</td>
+<td class="num rows">${r.rows}</td>
+<td class="num">${r.totalRows}</td>
+<td class="num rate">${rate(r.rowsPerSecond)}</td>
+<td class="num errors">${r.errorRows}</td>
+<td class="num">${r.shards.done}/${r.shards.total}${r.shards.failed ? ` (${r.shards.failed} failed)` : ''}</td>
+<td>${escapeHtml(when)}</td>
+<td class="num">${duration(r.seconds)}</td>
+<td>${escapeHtml(r.backend ?? '-')}</td>
+<td>${escapeHtml(r.trigger)}</td>
+<td class="out">${escapeHtml(r.output.uri)}</td>
+</tr>`;
+    })
+    .join('\n');
+  const title = `layertap runs${opts.name ? `: ${opts.name}` : ''}`;
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
+${refresh > 0 ? `<meta http-equiv="refresh" content="${refresh}">` : ''}
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>${STYLE}</style></head>
+<body><header><h1>${escapeHtml(title)}</h1><a href="${escapeHtml(queues)}">Queues (Bull Board)</a><a href="/api/runs">JSON</a>
+<span class="meta">${opts.prefix ? `prefix ${escapeHtml(opts.prefix)} · ` : ''}${new Date(opts.now ?? Date.now()).toISOString()}</span></header>
+<main><p class="counts">${[...counts].map(([s, n]) => `<span>${n} ${escapeHtml(s)}</span>`).join('') || '<span>no runs</span>'}</p>
+${
+  runs.length === 0
+    ? '<div class="empty">No runs in the registry yet. <code>layertap enqueue job.yaml</code> adds one.</div>'
+    : `<table id="runs"><thead><tr><th>run</th><th>name</th><th>status</th><th>rows</th><th>of</th><th>rows/s</th><th>errors</th><th>shards</th><th>started (UTC)</th><th>time</th><th>backend</th><th>trigger</th><th>output</th></tr></thead>
+<tbody>
+${rows}
+</tbody></table>`
+}
+</main></body></html>`;
+}
