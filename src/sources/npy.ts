@@ -1,6 +1,7 @@
 import { open, readFile, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
+import { float16ToFloat32 } from '../models/float16.js';
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // "\x93NUMPY"
 const HOST_LITTLE_ENDIAN = endianness() === 'LE';
@@ -195,7 +196,7 @@ export function decodeElements(src: Uint8Array, header: NpyHeader, out: Float32A
   } else if (header.dtype === 'float64') {
     for (let i = 0; i < n; i++) out[outOffset + i] = dv.getFloat64(i * 8, le);
   } else {
-    for (let i = 0; i < n; i++) out[outOffset + i] = halfToFloat(dv.getUint16(i * 2, le));
+    for (let i = 0; i < n; i++) out[outOffset + i] = float16ToFloat32(dv.getUint16(i * 2, le));
   }
 }
 
@@ -220,11 +221,3 @@ function checkSize(header: NpyHeader, size: number, file: string): void {
   }
 }
 
-function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 0x1f) return frac ? Number.NaN : sign * Number.POSITIVE_INFINITY;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
-}

@@ -1,0 +1,119 @@
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { chromium, type BrowserContext } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeNpy } from '../../src/sources/npy.js';
+import { runCli, startCli, type CliProcess } from '../helpers/cli.js';
+import { REDIS_URL, SEED_MODEL, tempDir, testPrefix } from '../helpers/index.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const hasChromium = existsSync(CHROMIUM);
+if (!hasChromium) console.warn(`dashboard UI test skipped: ${CHROMIUM} is missing (apt-get install -y chromium)`);
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+// `layertap dashboard` as a person sees it: a finished run on the runs page, and Bull Board
+// showing layertap's queues, in headless Chromium. LAYERTAP_SCREENSHOTS=dir keeps the screenshots.
+describe.skipIf(!hasChromium)(`layertap dashboard in headless Chromium${hasChromium ? '' : ` (skipped: ${CHROMIUM} is missing)`}`, () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  const { prefix, cleanup } = testPrefix();
+  const env = { REDIS_URL, LAYERTAP_PREFIX: prefix };
+  let dashboard: CliProcess | null = null;
+  let browser: BrowserContext | null = null;
+  let url = '';
+  let run: { runId: string; rows: number; errorRows: number; status: string; output: { uri: string } };
+  let shots = '';
+
+  beforeAll(async () => {
+    tmp = await tempDir();
+    shots = process.env.LAYERTAP_SCREENSHOTS ?? tmp.dir;
+    await mkdir(shots, { recursive: true });
+    const n = 24;
+    const data = new Float32Array(n * 28 * 28);
+    for (let i = 0; i < data.length; i++) data[i] = Math.cos(i * 0.21) * 0.5 + 0.5;
+    await writeNpy(join(tmp.dir, 'rows.npy'), data, [n, 28, 28, 1]);
+    const job = {
+      name: 'dashboard-demo',
+      source: { uri: join(tmp.dir, 'rows.npy') },
+      model: { uri: SEED_MODEL },
+      taps: [{ layer: 'linear_class.0', at: 'input', as: 'hidden' }],
+      batchSize: 4,
+      shardSize: 8,
+      sink: { uri: join(tmp.dir, 'out') },
+    };
+    await writeFile(join(tmp.dir, 'job.json'), JSON.stringify(job));
+    const r = await runCli(['run', join(tmp.dir, 'job.json'), '--threads', '1', '--json'], env, 30_000);
+    expect(r.code, r.stderr).toBe(0);
+    run = JSON.parse(r.stdout);
+
+    const port = await freePort();
+    dashboard = startCli(['dashboard', '--port', String(port)], env);
+    await dashboard.waitFor('layertap dashboard: ready', 15_000);
+    url = `http://127.0.0.1:${port}`;
+    browser = await chromium.launchPersistentContext(join(tmp.dir, 'chromium-profile'), {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      viewport: { width: 1400, height: 800 },
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    if (dashboard) expect(await dashboard.stop('SIGTERM')).toBe(0);
+    await cleanup();
+    await tmp.remove();
+  });
+
+  it('lists the finished run with its status, rows, rate, errors and output location', async () => {
+    expect(run.status).toBe('committed');
+    const page = await browser!.newPage();
+    await page.goto(`${url}/runs`);
+    const row = page.locator(`tr[data-run-id="${run.runId}"]`);
+    await row.waitFor({ timeout: 10_000 });
+    expect(await row.locator('td.run').innerText()).toBe(run.runId);
+    expect(await row.locator('.status').innerText()).toBe('committed');
+    expect(await row.locator('td.rows').innerText()).toBe(String(run.rows));
+    expect(run.rows).toBe(24);
+    expect(await row.locator('td.errors').innerText()).toBe(String(run.errorRows));
+    expect(Number(await row.locator('td.rate').innerText())).toBeGreaterThan(0);
+    expect(await row.locator('td.out').innerText()).toBe(run.output.uri);
+    expect(await row.innerText()).toContain('dashboard-demo');
+    await page.screenshot({ path: join(shots, 'dashboard-runs.png'), fullPage: true });
+
+    // the same data as JSON
+    const api = (await (await fetch(`${url}/api/runs`)).json()) as { runs: Array<{ runId: string; status: string; rows: number }> };
+    expect(api.runs.map((r) => [r.runId, r.status, r.rows])).toEqual([[run.runId, 'committed', 24]]);
+    await page.close();
+  }, 30_000);
+
+  it('serves Bull Board with the runs, shards and schedules queues', async () => {
+    const page = await browser!.newPage();
+    const failed: string[] = [];
+    // requests to this server must all succeed (outside fonts are blocked on a closed network)
+    page.on('response', (r) => {
+      if (r.url().startsWith(url) && r.status() >= 400) failed.push(`${r.status()} ${r.url()}`);
+    });
+    await page.goto(`${url}/queues`);
+    for (const name of ['runs', 'shards', 'schedules']) {
+      await page.getByRole('link', { name, exact: true }).first().waitFor({ timeout: 15_000 });
+    }
+    // the shards queue holds the run's three completed shard jobs
+    await page.goto(`${url}/queues/queue/shards?status=completed`);
+    await page.getByText(`${run.runId}-2`).first().waitFor({ timeout: 15_000 });
+    await page.screenshot({ path: join(shots, 'dashboard-bull-board.png'), fullPage: true });
+    expect(failed).toEqual([]);
+    await page.close();
+  }, 30_000);
+});
