@@ -5,7 +5,6 @@ import { absoluteUri, defaultColumnName, resolveJob } from '../config/resolve.js
 import { listLayers } from '../models/index.js';
 import { LayertapClient } from '../queue/client.js';
 import { redactUrl, settingsFromEnv } from '../queue/connection.js';
-import { redisAnswers } from '../queue/embedded-redis.js';
 import { checkRedis } from '../queue/redis-checks.js';
 import { runJob } from '../queue/run.js';
 import type { RunSummary } from '../queue/types.js';
@@ -92,9 +91,11 @@ function fail(e: unknown, json: boolean): number {
 }
 
 /** Connect to the deployment's Redis (REDIS_URL), run `fn`, close. */
-async function withClient<T>(fn: (client: LayertapClient) => Promise<T>): Promise<T> {
+async function withClient<T>(fn: (client: LayertapClient) => Promise<T>, opts: { writes?: boolean } = {}): Promise<T> {
   const settings = settingsFromEnv();
-  if (!(await redisAnswers(settings.redisUrl, 2000))) throw new Error(`Redis at ${redactUrl(settings.redisUrl)} does not answer; start it or set REDIS_URL`);
+  // commands that only read are not refused over the eviction policy; ones that add schedules are
+  const check = await checkRedis(settings.redisUrl, opts.writes ? {} : { allowEviction: true });
+  for (const w of check.warnings) err(`layertap: warning: ${w}`);
   const client = new LayertapClient(settings);
   try {
     return await fn(client);
@@ -355,7 +356,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
           } finally {
             await mgr.close();
           }
-        });
+        }, { writes: true });
       } catch (e) {
         setExit(fail(e, !!o.json));
       }

@@ -61,7 +61,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
 
 /** Formats each JSON line for a person, synchronously (pino-pretty's stream form buffers). */
 function prettyStream(write: (s: string) => void, colorize: boolean): DestinationStream {
-  const format = prettyFactory({ colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' });
+  const format = prettyFactory({ colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', singleLine: true });
   return { write: (line: string) => write(format(JSON.parse(line) as object)) };
 }
 

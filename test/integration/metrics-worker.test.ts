@@ -216,8 +216,10 @@ describe('worker log lines', () => {
 
     const pretty: string[] = [];
     createLogger({ format: 'pretty', destination: { write: (l) => pretty.push(l) }, bindings: { worker: 'h:1' } }).warn({ runId: 'r1' }, 'layertap worker: warning: x');
-    expect(pretty[0]).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] WARN: layertap worker: warning: x\n/);
-    expect(pretty[0]).toContain('worker: "h:1"');
-    expect(pretty[0]).toContain('runId: "r1"');
+    expect(pretty).toHaveLength(1);
+    expect(pretty[0]).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] WARN: layertap worker: warning: x .*\n$/);
+    expect(pretty[0]).toContain('"worker":"h:1"');
+    expect(pretty[0]).toContain('"runId":"r1"');
+    expect(pretty[0]!.split('\n')).toHaveLength(2);
   });
 });

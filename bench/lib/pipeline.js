@@ -1,0 +1,111 @@
+// layertap end to end, as `layertap run` does it: resolve the job, enqueue a BullMQ flow, an
+// embedded worker (or `layertap worker` processes) embeds every shard, the run is committed.
+// The worker stays up between runs, so the models in its threads are loaded once (by the
+// warm-up run) and the timed runs measure steady-state throughput, as a long-lived worker has.
+import { spawn } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import { CLI, dist } from './common.js';
+
+/** Settings for a bench run: REDIS_URL or 127.0.0.1:6379 (or a private redis-server), and a unique prefix. */
+export async function benchRedis(log) {
+  const { connectRedis } = await dist('queue/index.js');
+  const prefix = `layertap-bench-${process.pid}-${Date.now().toString(36)}`;
+  const { settings, stop } = await connectRedis({ prefix }, log);
+  return { settings: { ...settings, allowEviction: true }, stop };
+}
+
+/** Time one run from job resolution to its committed manifest. */
+async function timedRun(client, jobConfig, cwd) {
+  const { resolveJob, waitForRun } = await dist('index.js');
+  const t0 = performance.now();
+  const resolved = await resolveJob(jobConfig, { cwd });
+  const rec = await client.enqueue(resolved);
+  // a tight poll: the committed status is seen within ~10 ms of the manifest being written
+  const summary = await waitForRun(client, rec.runId, undefined, 10);
+  const seconds = (performance.now() - t0) / 1000;
+  if (summary.status !== 'committed') throw new Error(`bench run ${rec.runId} ended ${summary.status}: ${JSON.stringify(summary.errors ?? summary)}`);
+  if (summary.errorRows > 0) throw new Error(`bench run ${rec.runId}: ${summary.errorRows} error rows`);
+  return { seconds, rows: summary.rows, summary, outputUri: summary.output?.uri };
+}
+
+/** An embedded worker (the one `layertap run` starts) kept warm across runs. */
+export class InProcessPipeline {
+  static async start(settings, { threads, workers = 2 }) {
+    const { LayertapClient, LayertapWorker } = await dist('index.js');
+    const client = new LayertapClient(settings);
+    const logs = [];
+    const worker = new LayertapWorker({ settings, concurrency: workers, threads, log: (l) => logs.push(l) });
+    await client.waitUntilReady();
+    await worker.start();
+    return new InProcessPipeline(client, worker, logs);
+  }
+
+  constructor(client, worker, logs) {
+    this.client = client;
+    this.worker = worker;
+    this.logs = logs;
+  }
+
+  async run(jobConfig, cwd) {
+    const r = await timedRun(this.client, jobConfig, cwd);
+    // the part files are not needed; keep the disk flat across many runs
+    if (r.outputUri) await rm(r.outputUri, { recursive: true, force: true });
+    return r;
+  }
+
+  async close() {
+    await this.worker.close();
+    await this.client.close();
+  }
+}
+
+/** `layertap worker` processes (the CLI), fed by a client in this process. */
+export class ProcessPipeline {
+  static async start(settings, { processes, threads, workers = 2 }) {
+    const { LayertapClient } = await dist('index.js');
+    const env = { ...process.env, REDIS_URL: settings.redisUrl, LAYERTAP_PREFIX: settings.prefix, LAYERTAP_ALLOW_EVICTION: '1' };
+    const procs = [];
+    for (let i = 0; i < processes; i++) {
+      const p = spawn(process.execPath, [CLI, 'worker', '--threads', String(threads), '--concurrency', String(workers)], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+      let log = '';
+      p.stderr.on('data', (d) => (log += d));
+      procs.push({ p, log: () => log });
+    }
+    for (const { p, log } of procs) {
+      const until = Date.now() + 60_000;
+      while (!log().includes('worker: ready')) {
+        if (p.exitCode !== null) throw new Error(`layertap worker exited: ${log()}`);
+        if (Date.now() > until) throw new Error(`layertap worker not ready after 60 s: ${log()}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    const client = new LayertapClient(settings);
+    await client.waitUntilReady();
+    return new ProcessPipeline(client, procs);
+  }
+
+  constructor(client, procs) {
+    this.client = client;
+    this.procs = procs;
+  }
+
+  async run(jobConfig, cwd) {
+    const r = await timedRun(this.client, jobConfig, cwd);
+    if (r.outputUri) await rm(r.outputUri, { recursive: true, force: true });
+    return r;
+  }
+
+  async close() {
+    await this.client.close();
+    await Promise.all(
+      this.procs.map(
+        ({ p }) =>
+          new Promise((res) => {
+            if (p.exitCode !== null) return res();
+            p.once('exit', res);
+            p.kill('SIGTERM');
+          }),
+      ),
+    );
+  }
+}
