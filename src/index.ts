@@ -14,4 +14,5 @@ export * from './workers/index.js';
 export * from './models/index.js';
 export * from './sources/index.js';
 export * from './sinks/index.js';
+export * from './ops/index.js';
 export { VERSION } from './version.js';

@@ -41,13 +41,13 @@ export async function imageCount(ctx) {
 }
 
 async function imagesFor(ctx, m, dir) {
-  const { resolveJob } = await dist('index.js');
+  const { parseJob, resolveJob } = await dist('index.js');
   const threads = ctx.cores;
   const count = await imageCount(ctx);
   const files = (await readdir(dir)).filter((f) => f.endsWith('.jpg')).sort().map((f) => path.join(dir, f));
   const sink = path.join(ctx.tmp, `out-img-${m.key}`);
   const config = imageJob(`bench-img-${m.key}`, dir, m, sink);
-  const resolved = await resolveJob(config, { cwd: ctx.tmp });
+  const resolved = await resolveJob(parseJob(config), { cwd: ctx.tmp });
   const spec = {
     uri: resolved.model.uri,
     backend: resolved.model.backend,

@@ -57,12 +57,12 @@ function job(name, npy, m, extra = {}) {
 
 /** Pipeline rows/s vs a bare loop of loadRunner in worker threads on the same arrays. */
 async function efficiency(ctx, m) {
-  const { resolveJob } = await dist('index.js');
+  const { parseJob, resolveJob } = await dist('index.js');
   const threads = ctx.cores;
   const npy = await npyFor(ctx, m, m.rows);
   const sink = path.join(ctx.tmp, `out-eff-${m.key}`);
   const config = job(`bench-eff-${m.key}`, npy, m, { sink });
-  const resolved = await resolveJob(config, { cwd: ctx.tmp });
+  const resolved = await resolveJob(parseJob(config), { cwd: ctx.tmp });
   const spec = {
     uri: resolved.model.uri,
     backend: resolved.model.backend,
