@@ -1,0 +1,62 @@
+import type { Command } from 'commander';
+import { loadJobFile } from '../../config/load.js';
+import { defaultColumnName } from '../../config/resolve.js';
+import { runJob } from '../../queue/run.js';
+import type { RunSummary } from '../../queue/types.js';
+import { ALLOW_EVICTION_HELP, EXIT, err, fail, out, positiveInt, printSummary, type SetExit } from '../common.js';
+import { neighbourReport, readFeatureRows } from '../neighbours.js';
+import { ProgressDisplay } from '../progress.js';
+
+/** A quick look at whether the features separate the input folders; only for small local float32 runs. */
+async function printNeighbours(s: RunSummary, column: string): Promise<void> {
+  if (s.status !== 'committed' || s.rows > 2000 || s.output.uri.includes('://')) return;
+  const { ids, rows } = await readFeatureRows(s.output.files, column);
+  const r = neighbourReport(column, ids, rows);
+  if (!r) return;
+  out(
+    [
+      `similarity of '${column}' by folder (${r.rows} rows, ${r.groups} folders):`,
+      `  mean cosine, same folder       ${r.withinMean.toFixed(4)}`,
+      `  mean cosine, different folders ${r.betweenMean.toFixed(4)}`,
+      `  nearest neighbour in same folder: ${(r.nearestSameGroup * 100).toFixed(1)}% of rows`,
+    ].join('\n'),
+  );
+}
+
+/** `layertap run <job-file>`: enqueue a job and work it off in this process. */
+export function register(program: Command, setExit: SetExit): void {
+  program
+    .command('run <job-file>')
+    .description('enqueue a job and process it with an embedded worker until the run is committed')
+    .option('--workers <n>', 'shard jobs processed at once', positiveInt('--workers'))
+    .option('--threads <n>', 'model threads in the pool (default: cores)', positiveInt('--threads'))
+    .option('--allow-eviction', ALLOW_EVICTION_HELP)
+    .option('--json', 'print one JSON summary on stdout')
+    .action(async (file: string, o: { workers?: number; threads?: number; allowEviction?: boolean; json?: boolean }) => {
+      const progress = new ProgressDisplay(true);
+      try {
+        const summary = await runJob(file, {
+          ...(o.workers ? { workers: o.workers } : {}),
+          ...(o.threads ? { threads: o.threads } : {}),
+          ...(o.allowEviction ? { settings: { allowEviction: true } } : {}),
+          onProgress: (s) => progress.update(s),
+          log: (l) => {
+            // worker progress lines are noise next to the progress bar; its warnings are not
+            if (!l.startsWith('layertap worker:') || l.startsWith('layertap worker: warning:')) err(l);
+          },
+        });
+        progress.stop();
+        if (o.json) out(JSON.stringify(summary));
+        else {
+          printSummary(summary);
+          const job = await loadJobFile(file);
+          const first = job.taps[0];
+          if (first && first.dtype === 'float32') await printNeighbours(summary, first.as ?? defaultColumnName(first));
+        }
+        setExit(summary.status === 'committed' ? EXIT.ok : summary.status === 'partial' ? EXIT.partial : EXIT.failed);
+      } catch (e) {
+        progress.stop();
+        setExit(fail(e, !!o.json));
+      }
+    });
+}

@@ -1,0 +1,31 @@
+import type { Command } from 'commander';
+import { LayertapClient } from '../../queue/client.js';
+import { settingsFromEnv } from '../../queue/connection.js';
+import { checkRedis } from '../../queue/redis-checks.js';
+import { fail, out, printSummary, type SetExit } from '../common.js';
+
+/** `layertap status <run-id>`: the state of one run. */
+export function register(program: Command, setExit: SetExit): void {
+  program
+    .command('status <run-id>')
+    .description('state, shards done/failed, rows, errors, output location')
+    .option('--json', 'print one JSON object on stdout')
+    .action(async (runId: string, o: { json?: boolean }) => {
+      const settings = settingsFromEnv();
+      try {
+        // reading state loses nothing, so only reachability and credentials are checked here
+        await checkRedis(settings.redisUrl, { allowEviction: true });
+        const client = new LayertapClient(settings);
+        try {
+          const s = await client.status(runId);
+          if (!s) throw new Error(`no run with id '${runId}' (prefix ${settings.prefix})`);
+          if (o.json) out(JSON.stringify(s));
+          else printSummary(s);
+        } finally {
+          await client.close();
+        }
+      } catch (e) {
+        setExit(fail(e, !!o.json));
+      }
+    });
+}

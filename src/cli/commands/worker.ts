@@ -1,0 +1,102 @@
+import type { Command } from 'commander';
+import { redactUrl, settingsFromEnv } from '../../queue/connection.js';
+import { LayertapWorker, WORKER_DEFAULTS } from '../../queue/worker.js';
+import { createLogger, workerLog } from '../../ops/logger.js';
+import { WorkerMetrics } from '../../ops/metrics.js';
+import { ALLOW_EVICTION_HELP, EXIT, nonNegativeInt, portNumber, positiveInt, type SetExit } from '../common.js';
+
+/** Parsed options of `layertap worker`. */
+interface WorkerOptions {
+  metricsPort?: number;
+  metricsHost?: string;
+  concurrency?: number;
+  threads?: number;
+  lockMs?: number;
+  stalledMs?: number;
+  maxStalls?: number;
+  graceMs?: number;
+  batchTimeoutMs?: number;
+  allowEviction?: boolean;
+}
+
+/** `layertap worker`: process shard jobs until a signal, then shut down gracefully. */
+export function register(program: Command, setExit: SetExit): void {
+  program
+    .command('worker')
+    .description('process shard jobs until SIGTERM/SIGINT, then finish active shards and exit')
+    .option('--concurrency <n>', 'shard jobs at once', positiveInt('--concurrency'))
+    .option('--threads <n>', 'model threads in the pool (default: cores)', positiveInt('--threads'))
+    .option('--lock-ms <ms>', `job lock duration: a dead worker's shards are retried this long after it died (default ${WORKER_DEFAULTS.lockDurationMs})`, positiveInt('--lock-ms'))
+    .option('--stalled-ms <ms>', 'how often to look for shards of dead workers (default: --lock-ms)', positiveInt('--stalled-ms'))
+    .option('--max-stalls <n>', `times a shard may be recovered from a dead worker before it fails (default ${WORKER_DEFAULTS.maxStalledCount})`, nonNegativeInt('--max-stalls'))
+    .option('--grace-ms <ms>', `on SIGTERM/SIGINT, how long active shards may finish before they are handed back (default ${WORKER_DEFAULTS.graceMs})`, nonNegativeInt('--grace-ms'))
+    .option('--batch-timeout-ms <ms>', 'longest a batch may run before its thread is stopped and the attempt fails; 0 = no limit (default 300000)', nonNegativeInt('--batch-timeout-ms'))
+    .option('--allow-eviction', ALLOW_EVICTION_HELP)
+    .option('--metrics-port <port>', 'serve Prometheus metrics at http://<host>:<port>/metrics', portNumber('--metrics-port'))
+    .option('--metrics-host <host>', 'interface for --metrics-port (default: all interfaces)')
+    .action(async (o: WorkerOptions) => {
+      const settings = settingsFromEnv();
+      if (o.allowEviction) settings.allowEviction = true;
+      const graceMs = o.graceMs ?? WORKER_DEFAULTS.graceMs;
+      // structured lines on stderr (JSON, or text at a terminal); every line names this worker
+      let logger = createLogger();
+      let say = workerLog(logger);
+      const metrics = o.metricsPort !== undefined ? new WorkerMetrics({ settings, onError: (e) => logger.warn(`layertap worker: metrics: ${e.message}`) }) : null;
+      const worker = new LayertapWorker({
+        settings,
+        log: (line) => say(line),
+        ...(metrics ? metrics.hooks : {}),
+        ...(o.concurrency ? { concurrency: o.concurrency } : {}),
+        ...(o.threads ? { threads: o.threads } : {}),
+        ...(o.lockMs !== undefined ? { lockDurationMs: o.lockMs } : {}),
+        ...(o.stalledMs !== undefined ? { stalledIntervalMs: o.stalledMs } : {}),
+        ...(o.maxStalls !== undefined ? { maxStalledCount: o.maxStalls } : {}),
+        ...(o.batchTimeoutMs !== undefined ? { batchTimeoutMs: o.batchTimeoutMs } : {}),
+        graceMs,
+      });
+      logger = logger.child({ worker: worker.name });
+      say = workerLog(logger);
+      try {
+        await worker.start();
+        if (metrics) {
+          const port = await metrics.attach(worker).listen(o.metricsPort!, o.metricsHost);
+          say(`layertap worker: metrics at http://${o.metricsHost ?? '0.0.0.0'}:${port}/metrics`);
+        }
+      } catch (e) {
+        await worker.close({ graceMs: 0 }).catch(() => undefined);
+        await metrics?.close();
+        const message = e instanceof Error ? e.message : String(e);
+        logger.error(`layertap: ${o.metricsPort !== undefined && /EADDRINUSE/.test(message) ? `--metrics-port ${o.metricsPort}: ${message}` : message}`);
+        setExit(EXIT.failed);
+        return;
+      }
+      say(`layertap worker: ready (redis ${redactUrl(settings.redisUrl)}, prefix ${settings.prefix}, pid ${process.pid}, name ${worker.name})`);
+      const clean = await new Promise<boolean>((resolve) => {
+        let signals = 0;
+        const stop = (sig: string) => {
+          signals++;
+          if (signals > 1) {
+            say(`layertap worker: ${sig} again: handing back active shards now`);
+            worker.handBackActive();
+            return;
+          }
+          say(`layertap worker: ${sig}: finishing active shards (up to ${graceMs} ms, then handing them back)`);
+          // hand-back needs Redis; if it is gone, give up rather than hang (the locks expire instead)
+          const hard = setTimeout(() => {
+            say('layertap worker: could not hand back active shards in time; exiting, they are retried when their locks expire');
+            resolve(false);
+          }, graceMs + 15_000);
+          hard.unref();
+          worker.close().then(
+            () => resolve(true),
+            () => resolve(false),
+          );
+        };
+        process.on('SIGTERM', () => stop('SIGTERM'));
+        process.on('SIGINT', () => stop('SIGINT'));
+      });
+      await metrics?.close();
+      say('layertap worker: stopped');
+      setExit(clean ? EXIT.ok : EXIT.failed);
+    });
+}
