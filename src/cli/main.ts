@@ -18,7 +18,11 @@ export function buildProgram(setExit: SetExit): Command {
   const program = new Command('layertap')
     .description('Tap layers of a model over a dataset and write the features as Arrow files')
     .version(VERSION)
-    .showHelpAfterError();
+    .showHelpAfterError()
+    // set before the commands are added, so they inherit it: a usage error exits 2, help exits 0
+    .exitOverride((e) => {
+      process.exit(e.exitCode === 0 ? 0 : EXIT.usage);
+    });
 
   // registration order is the order `layertap --help` lists the commands in
   for (const register of [registerLayers, registerRun, registerEnqueue, registerWorker, registerStatus, registerSchedule, registerRuns, registerDashboard, registerDemoData]) {
@@ -31,9 +35,6 @@ export function buildProgram(setExit: SetExit): Command {
 export async function main(argv: string[]): Promise<void> {
   let code: number = EXIT.ok;
   const program = buildProgram((c) => (code = c));
-  program.exitOverride((e) => {
-    process.exit(e.exitCode === 0 ? 0 : EXIT.usage);
-  });
   await program.parseAsync(argv);
   // worker threads and sockets are closed by now; exit explicitly so nothing lingers
   process.exit(code);

@@ -59,6 +59,15 @@ describe('bad job files', () => {
     await expectRejected({ ...base(), source: { uri: join(tmp.dir, 'wrong.npy') } }, 'source.uri: rows have shape [10] but the model takes [28,28,1] per row');
   });
 
+  it('exits 2 on a bad command-line argument, naming it', async () => {
+    const r = await runCli(['run', 'job.yaml', '--workers', '0'], env);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--workers must be a positive integer');
+    const missing = await runCli(['layers'], env);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain("missing required argument 'model-uri'");
+  });
+
   it('queues nothing for a rejected job', async () => {
     const r = await runCli(['status', 'nope', '--json'], env);
     expect(r.code).toBe(1);
