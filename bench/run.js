@@ -5,10 +5,10 @@
 // computed from measurements taken in the same invocation, interleaved run by run.
 //
 //   npm run build
-//   npm run bench                          # every suite (about 25 minutes on 2 cores)
+//   npm run bench                          # every suite (about 30 minutes on 2 cores)
 //   npm run bench -- images taps           # a subset
-//   npm run bench -- --quick               # fewer rows and runs (about 6 minutes)
-//   npm run bench -- --runs 5 --json       # more runs; the table on stderr, the JSON on stdout
+//   npm run bench -- --quick               # fewer rows and runs (about 5 minutes)
+//   npm run bench -- --runs 6 --json       # more runs; the table on stderr, the JSON on stdout
 //
 // Suites: tensors, images, taps, scaling, pytorch, memory. Results: a table on stdout and
 // bench/results/bench-<time>.json (plus bench/results/latest.json).
@@ -39,8 +39,8 @@ function usage(message) {
   process.stderr.write(
     `usage: npm run bench -- [${Object.keys(SUITES).join('|')} ...] [--quick] [--runs N] [--json] [--max-load L]\n` +
       '  --quick      fewer rows and 2 timed runs per figure\n' +
-      '  --runs N     timed runs per figure after the warm-up (default 3, quick 2)\n' +
-      '  --max-load L wait (up to 2 minutes) before each suite for the 1-minute load to fall under L (default: cores / 2)\n' +
+      '  --runs N     timed runs per figure after the warm-up (default 4, quick 2)\n' +
+      '  --max-load L before each suite, wait (up to 2 minutes) until other processes use less than L cores (default 0.25)\n' +
       '  --json       print the JSON result on stdout instead of the table (the table goes to stderr)\n',
   );
   process.exit(2);
@@ -62,7 +62,7 @@ function parseArgs(argv) {
     else usage(`unknown argument '${a}'`);
   }
   if (opts.suites.length === 0) opts.suites = Object.keys(SUITES);
-  opts.runs ??= opts.quick ? 2 : 3;
+  opts.runs ??= opts.quick ? 2 : 4;
   return opts;
 }
 
@@ -70,7 +70,7 @@ const pct = (x) => `${(x * 100).toFixed(0)}%`;
 const num = (x) => (x === undefined || x === null || Number.isNaN(x) ? '-' : x >= 100 ? x.toFixed(0) : x.toFixed(1));
 
 function table(rows, m) {
-  const head = ['benchmark', 'ratio', 'goal', 'result', 'layertap rows/s', 'reference rows/s', 'backend', 'threads', 'load'];
+  const head = ['benchmark', 'ratio', 'goal', 'result', 'layertap rows/s', 'reference rows/s', 'backend', 'threads', 'other load'];
   const lines = rows.map((r) => [
     r.name,
     r.ratio === null ? '-' : `${r.ratio.toFixed(2)}${r.unit ?? 'x'}`,
@@ -80,14 +80,15 @@ function table(rows, m) {
     num(r.ref?.rowsPerSecond),
     r.ours?.backend ?? '-',
     r.ours?.threads === undefined ? '-' : `${r.ours.threads}${r.ref?.threads !== undefined && r.ref.threads !== r.ours.threads ? ` vs ${r.ref.threads}` : ''}`,
-    r.load ? `${r.load.before ?? '-'}/${r.load.after ?? '-'}` : '-',
+    r.load?.otherCores === undefined || r.load.otherCores === null ? '-' : r.load.otherCores.toFixed(2),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => String(l[i]).length)));
   const fmt = (cols) => cols.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  ');
   const out = [fmt(head), widths.map((w) => '-'.repeat(w)).join('  '), ...lines.map(fmt)];
   out.push('');
   out.push(`machine: ${m.nproc} cores (nproc), ${m.cpu}, Node ${m.node}, ${m.memGB} GB, ${m.platform}`);
-  out.push('load: 1-minute load average before/after each figure; ratios are medians of timed runs after a warm-up, interleaved with their reference');
+  out.push('ratio: median over rounds of (layertap / reference), each round measuring both back to back after a warm-up round;');
+  out.push('rows/s: medians of the same runs; other load: cores used by other processes while the figure was measured');
   return out.join('\n');
 }
 
@@ -97,7 +98,7 @@ async function main() {
   const m = machine();
   const log = (line) => process.stderr.write(`${line}\n`);
   const started = Date.now();
-  const maxLoad = opts.maxLoad ?? Math.max(1, m.nproc / 2);
+  const maxLoad = opts.maxLoad ?? 0.25;
   await mkdir(RESULTS, { recursive: true });
   const tmp = await mkdtemp(path.join(tmpdir(), 'layertap-bench-'));
   const redis = await benchRedis(log);
@@ -113,7 +114,7 @@ async function main() {
     /** settings with a prefix of their own: pipelines of one suite must not take each other's jobs */
     settings: (name) => ({ ...redis.settings, prefix: `${redis.settings.prefix}-${name}-${n++}` }),
   };
-  log(`layertap bench: ${opts.suites.join(', ')}${opts.quick ? ' (quick)' : ''}, ${opts.runs} timed runs after a warm-up; ${m.nproc} cores, ${m.cpu}, Node ${m.node}; load ${load1()}`);
+  log(`layertap bench: ${opts.suites.join(', ')}${opts.quick ? ' (quick)' : ''}, ${opts.runs} timed runs after a warm-up; ${m.nproc} cores, ${m.cpu}, Node ${m.node}; load average ${load1()}`);
   const rows = [];
   const timings = {};
   try {

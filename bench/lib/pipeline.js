@@ -6,6 +6,9 @@ import { spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { CLI, dist } from './common.js';
 
+/** Longest one timed run may take before the bench gives up on it. */
+const RUN_TIMEOUT_MS = 15 * 60_000;
+
 /** Settings for a bench run: REDIS_URL or 127.0.0.1:6379 (or a private redis-server), and a unique prefix. */
 export async function benchRedis(log) {
   const { connectRedis } = await dist('queue/index.js');
@@ -37,7 +40,9 @@ async function timedRun(client, events, jobConfig, cwd) {
   try {
     const rec = await client.enqueue(resolved);
     runId = rec.runId;
+    const deadline = Date.now() + RUN_TIMEOUT_MS;
     for (;;) {
+      if (Date.now() > deadline) throw new Error(`bench run ${runId} did not finish within ${RUN_TIMEOUT_MS / 1000} s`);
       summary = await client.status(runId);
       if (!summary) throw new Error(`no run ${runId}`);
       if (['committed', 'failed', 'partial'].includes(summary.status)) break;

@@ -1,23 +1,33 @@
 // One line of the results table.
-import { load1, median, spread } from './common.js';
+import { load1, median, otherLoad, spread } from './common.js';
+
+/** Starts measuring the machine's load for one figure; `done()` gives { loadavg, otherCores }. */
+export function loadProbe() {
+  const before = load1();
+  const other = otherLoad();
+  return { done: () => ({ loadavgBefore: before, loadavgAfter: load1(), otherCores: other.stop() }) };
+}
 
 /**
  * A measured ratio against its goal. `ours` and `ref` are { rowsPerSecond, runs: [seconds...] }
- * plus whatever describes them (backend, threads, what the reference is).
+ * plus whatever describes them (backend, threads, what the reference is). `pairs`: the ratio of
+ * each round (both sides measured back to back); the figure is their median, which cancels most
+ * of the drift of a shared machine. Without pairs it is the ratio of the medians.
  */
-export function ratioRow({ suite, name, ours, ref, goal, higherIsBetter = true, note, loadBefore }) {
-  const value = ours.rowsPerSecond / ref.rowsPerSecond;
+export function ratioRow({ suite, name, ours, ref, goal, pairs, higherIsBetter = true, note, probe }) {
+  const value = pairs && pairs.length > 0 ? median(pairs) : ours.rowsPerSecond / ref.rowsPerSecond;
   const pass = higherIsBetter ? value >= goal : value <= goal;
   return {
     suite,
     name,
     ratio: value,
+    ratioRuns: pairs?.map((p) => Number(p.toFixed(3))) ?? null,
     goal: `${higherIsBetter ? '>=' : '<='} ${goal}`,
     pass,
     ours,
     ref,
     note: note ?? '',
-    load: { before: loadBefore ?? null, after: load1() },
+    load: probe ? probe.done() : null,
   };
 }
 

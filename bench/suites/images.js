@@ -2,9 +2,9 @@
 import { existsSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { dist, jpegFolder, load1, median, ONNX_MODEL } from '../lib/common.js';
+import { dist, jpegFolder, median, ONNX_MODEL } from '../lib/common.js';
 import { InProcessPipeline } from '../lib/pipeline.js';
-import { ratioRow, throughput } from '../lib/result.js';
+import { loadProbe, ratioRow, throughput } from '../lib/result.js';
 import { ThreadGroup } from '../lib/threads.js';
 
 const BATCH = 32;
@@ -19,6 +19,7 @@ export function imageModels(ctx) {
       preprocess: { size: [224, 224], mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] },
       taps: [{ layer: 'classifier.1', at: 'input', as: 'embedding' }],
       forwardRows: ctx.quick ? 128 : 256,
+      images: ctx.quick ? 192 : 600,
     });
   }
   out.push({
@@ -28,6 +29,8 @@ export function imageModels(ctx) {
     preprocess: { size: [224, 224] },
     taps: [{ layer: 'flatten_1', as: 'embedding' }],
     forwardRows: ctx.quick ? 64 : 128,
+    // its forward pass is ~7x slower: fewer images keep the hand loop's runs to about 15 s
+    images: ctx.quick ? 96 : 200,
   });
   return out;
 }
@@ -36,14 +39,16 @@ export function imageJob(name, dir, m, sink) {
   return { name, source: { uri: dir }, model: m.model, preprocess: m.preprocess, taps: m.taps, batchSize: BATCH, shardSize: 1024, sink: { uri: sink } };
 }
 
+/** Images the ONNX runs (and the PyTorch peer) read. */
 export async function imageCount(ctx) {
   return ctx.quick ? 192 : 600;
 }
 
-async function imagesFor(ctx, m, dir) {
+async function imagesFor(ctx, m) {
   const { parseJob, resolveJob } = await dist('index.js');
   const threads = ctx.cores;
-  const count = await imageCount(ctx);
+  const count = m.images;
+  const dir = await jpegFolder(count);
   const files = (await readdir(dir)).filter((f) => f.endsWith('.jpg')).sort().map((f) => path.join(dir, f));
   const sink = path.join(ctx.tmp, `out-img-${m.key}`);
   const config = imageJob(`bench-img-${m.key}`, dir, m, sink);
@@ -57,11 +62,11 @@ async function imagesFor(ctx, m, dir) {
     preprocess: resolved.preprocess,
   };
   ctx.log(`  ${m.label}: ${count} JPEGs, batch ${BATCH}, ${threads} threads: loading`);
-  const loadBefore = load1();
+  const probe = loadProbe();
   const single = await ThreadGroup.start([{ mode: 'single', spec, files, batch: BATCH, forwardRows: m.forwardRows, cores: ctx.cores, onnx: m.key === 'onnx' }]);
   const pipe = await InProcessPipeline.start(ctx.settings(`img-${m.key}`), { threads });
   const t = { hand: [], handDefaults: [], pipe: [] };
-  const perImage = { decode: [], forward: [] };
+  const perImage = { decode: [], forward: [], bound: [] };
   let backend = '';
   try {
     for (let run = 0; run <= ctx.runs; run++) {
@@ -84,6 +89,7 @@ async function imagesFor(ctx, m, dir) {
       if (run > 0) {
         perImage.decode.push(line.decode);
         perImage.forward.push(line.forward);
+        perImage.bound.push(bound);
         t.hand.push(h.seconds);
         t.handDefaults.push(hd.seconds);
         t.pipe.push(p.seconds);
@@ -105,8 +111,9 @@ async function imagesFor(ctx, m, dir) {
       name: `images vs hand loop, ${m.label}`,
       ours,
       ref: throughput(count, t.hand, { backend, threads: 1, what: 'one thread: read + decode a batch one image at a time, then run it (1 intra-op thread)' }),
+      pairs: t.hand.map((h, i) => h / t.pipe[i]),
       goal: 1.5,
-      loadBefore,
+      probe,
     }),
     ratioRow({
       suite: 'images',
@@ -117,8 +124,9 @@ async function imagesFor(ctx, m, dir) {
         what: `cores / (decode + forward per image per core) = ${ctx.cores} / (${dMs.toFixed(2)} + ${fMs.toFixed(2)} ms)`,
         ...costs,
       },
+      pairs: t.pipe.map((p, i) => count / p / perImage.bound[i]),
       goal: 0.85,
-      loadBefore,
+      probe,
     }),
     ratioRow({
       suite: 'images',
@@ -129,16 +137,16 @@ async function imagesFor(ctx, m, dir) {
         threads: ctx.cores,
         what: `one thread: decodes of a batch in flight at once (sharp), then run it with ${m.key === 'onnx' ? `${ctx.cores} intra-op threads` : 'the backend as is'}`,
       }),
+      pairs: t.handDefaults.map((h, i) => h / t.pipe[i]),
       goal: 1.0,
-      loadBefore,
+      probe,
       note: 'informative',
     }),
   ];
 }
 
 export async function imagesSuite(ctx) {
-  const dir = await jpegFolder(await imageCount(ctx));
   const rows = [];
-  for (const m of imageModels(ctx)) rows.push(...(await imagesFor(ctx, m, dir)));
+  for (const m of imageModels(ctx)) rows.push(...(await imagesFor(ctx, m)));
   return rows;
 }

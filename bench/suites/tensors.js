@@ -2,9 +2,9 @@
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { dist, load1, ONNX_MODEL, writeNpy } from '../lib/common.js';
+import { dist, ONNX_MODEL, writeNpy } from '../lib/common.js';
 import { InProcessPipeline, ProcessPipeline } from '../lib/pipeline.js';
-import { ratioRow, throughput } from '../lib/result.js';
+import { loadProbe, ratioRow, throughput } from '../lib/result.js';
 import { slices, ThreadGroup } from '../lib/threads.js';
 
 const BATCH = 32;
@@ -74,7 +74,7 @@ async function efficiency(ctx, m) {
     ...(m.key === 'onnx' ? { intraOpThreads: Math.max(1, Math.floor(ctx.cores / threads)) } : {}),
   };
   ctx.log(`  ${m.label}: ${m.rows} rows, batch ${BATCH}, ${threads} threads: loading`);
-  const loadBefore = load1();
+  const probe = loadProbe();
   const bare = await ThreadGroup.start(
     slices(m.rows, BATCH, threads).map((s) => ({ mode: 'bare', spec, npy, batch: BATCH, ...s })),
   );
@@ -100,8 +100,9 @@ async function efficiency(ctx, m) {
       name: `efficiency, tensors, ${m.label}`,
       ours: throughput(m.rows, pipeRuns, { backend, threads, what: 'layertap run (.npy -> Arrow), warm worker' }),
       ref: throughput(m.rows, bareRuns, { backend: bare.backend, threads, what: 'bare loadRunner loop in worker threads' }),
+      pairs: bareRuns.map((b, i) => b / pipeRuns[i]),
       goal: 0.9,
-      loadBefore,
+      probe,
     });
   } finally {
     await pipe.close();
@@ -130,7 +131,7 @@ async function tapOverhead(ctx, m) {
             { layer: 'block_13_project_BN', as: 'block13' },
           ],
         };
-  const loadBefore = load1();
+  const probe = loadProbe();
   const pipe = await InProcessPipeline.start(ctx.settings('taps'), { threads: ctx.cores });
   try {
     const runs = { final: [], two: [] };
@@ -148,8 +149,9 @@ async function tapOverhead(ctx, m) {
       name: `tap overhead, ${m.label}`,
       ours: throughput(m.rows, runs.two, { backend, threads: ctx.cores, what: `taps ${variants.two.map((t) => t.layer).join(' + ')}` }),
       ref: throughput(m.rows, runs.final, { backend, threads: ctx.cores, what: `final output only (${variants.final[0].layer})` }),
+      pairs: runs.final.map((f, i) => f / runs.two[i]),
       goal: 0.95,
-      loadBefore,
+      probe,
     });
   } finally {
     await pipe.close();
@@ -162,10 +164,11 @@ async function scaling(ctx, m) {
   const npy = await npyFor(ctx, m, m.rows);
   const sink = path.join(ctx.tmp, `out-scale-${m.key}`);
   // one core per model thread, so that N threads use N cores (otherwise 1 thread x N intra-op threads)
-  const config = job(`bench-scale-${m.key}`, npy, m, { sink, shardSize: 256, model: m.key === 'onnx' ? { intraOpThreads: 1 } : {} });
+  // shards small enough that two processes (each taking 2 at a time) get equal shares
+  const config = job(`bench-scale-${m.key}`, npy, m, { sink, shardSize: m.rows / 8, model: m.key === 'onnx' ? { intraOpThreads: 1 } : {} });
   const rows = [];
   for (const kind of ['threads', 'processes']) {
-    const loadBefore = load1();
+    const probe = loadProbe();
     const make = (n) =>
       kind === 'threads'
         ? InProcessPipeline.start(ctx.settings(`scale-t${n}`), { threads: n })
@@ -193,8 +196,9 @@ async function scaling(ctx, m) {
           name: `scaling, 2 vs 1 ${kind}, ${m.label}`,
           ours: throughput(m.rows, runs.two, { backend, threads: 2, what: `2 x ${unit}` }),
           ref: throughput(m.rows, runs.one, { backend, threads: 1, what: `1 x ${unit}` }),
+          pairs: runs.one.map((o, i) => o / runs.two[i]),
           goal: 1.8,
-          loadBefore,
+          probe,
         }),
       );
     } finally {

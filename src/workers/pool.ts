@@ -97,7 +97,7 @@ export class EmbedPool {
    * starts a new thread in its place.
    */
   async run(task: BatchTask, signal?: AbortSignal): Promise<BatchResult> {
-    const views = task.input.kind === 'images' ? task.input.files : [task.input.data];
+    const views = task.input.kind === 'images' ? task.input.files : task.input.kind === 'rows' ? task.input.rows : [task.input.data];
     const timeout = this.batchTimeoutMs > 0 ? AbortSignal.timeout(this.batchTimeoutMs) : null;
     const signals = [signal, timeout].filter((s): s is AbortSignal => s !== undefined && s !== null);
     const combined = signals.length > 1 ? AbortSignal.any(signals) : signals[0];

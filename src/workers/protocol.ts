@@ -8,7 +8,9 @@ export type BatchInput =
   /** encoded image files; decoded, resized and normalised in the thread */
   | { kind: 'images'; ids: string[]; files: Uint8Array[] }
   /** rows of a tensor source, contiguous: [rows, ...inputShape] */
-  | { kind: 'tensor'; ids: string[]; data: Float32Array };
+  | { kind: 'tensor'; ids: string[]; data: Float32Array }
+  /** rows of a tensor source, one buffer each ([...inputShape]); the thread lays them out as one batch */
+  | { kind: 'rows'; ids: string[]; rows: Float32Array[] };
 
 export interface BatchTask {
   model: ModelSpec;
