@@ -97,19 +97,7 @@ export async function decodeImagesInto(
   if (out.length < files.length * len) {
     throw new RangeError(`decodeImagesInto: output has ${out.length} floats, ${files.length} images need ${files.length * len}`);
   }
-  const limit = Number(process.env.LT_DEC ?? 0) || files.length;
-  const results: PromiseSettledResult<void>[] = new Array(files.length);
-  let next = 0;
-  const lane = async () => {
-    while (next < files.length) {
-      const i = next++;
-      results[i] = await decodeImageInto(files[i]!, pre, out, i * len).then(
-        () => ({ status: 'fulfilled', value: undefined }) as const,
-        (reason: unknown) => ({ status: 'rejected', reason }) as const,
-      );
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, files.length) }, lane));
+  const results = await Promise.allSettled(files.map((bytes, i) => decodeImageInto(bytes, pre, out, i * len)));
   const failures: DecodeFailure[] = [];
   results.forEach((r, index) => {
     if (r.status === 'rejected') {
