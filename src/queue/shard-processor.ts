@@ -36,7 +36,8 @@ interface PendingBatch {
   result: Promise<BatchResult>;
 }
 
-function batchInput(job: ResolvedJob, rows: Array<Extract<SourceRow, { kind: 'bytes' | 'tensor' }>>): BatchInput {
+/** The pool input for a batch of source rows (exported for tests). */
+export function batchInput(job: ResolvedJob, rows: Array<Extract<SourceRow, { kind: 'bytes' | 'tensor' }>>): BatchInput {
   const ids = rows.map((r) => r.id);
   // image rows (a folder, a prefix, or a table's image column) are the ones that get preprocessed
   if (job.preprocess !== null) {
@@ -47,6 +48,11 @@ function batchInput(job: ResolvedJob, rows: Array<Extract<SourceRow, { kind: 'by
     return r.data;
   });
   const per = job.inputShape.reduce((a, b) => a * b, 1);
+  const whole = wholeBuffer(tensors, per);
+  if (whole) {
+    // the source read exactly this batch into one buffer: it crosses as it is, nothing copied
+    return { kind: 'tensor', ids, data: whole };
+  }
   if (per * 4 >= ROWS_BY_TRANSFER_BYTES) {
     // big rows go by transfer as they are and the thread lays them out as one batch: copying them
     // into a fresh batch here doubled the memory this thread allocates, and the GC work with it
@@ -56,6 +62,17 @@ function batchInput(job: ResolvedJob, rows: Array<Extract<SourceRow, { kind: 'by
   const data = new Float32Array(rows.length * per);
   tensors.forEach((t, i) => data.set(t, i * per));
   return { kind: 'tensor', ids, data };
+}
+
+/** The batch as one array when its rows are consecutive views that fill one ArrayBuffer exactly, else null. */
+function wholeBuffer(rows: Float32Array[], per: number): Float32Array | null {
+  const first = rows[0];
+  if (!first || !(first.buffer instanceof ArrayBuffer) || first.buffer.byteLength !== rows.length * per * 4) return null;
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i]!;
+    if (r.buffer !== first.buffer || r.byteOffset !== i * per * 4 || r.length !== per) return null;
+  }
+  return new Float32Array(first.buffer);
 }
 
 /** Rows at least this big (bytes) cross to the pool thread one buffer each instead of copied into one batch. */
@@ -178,8 +195,12 @@ export async function processShard(data: ShardJobData, ctx: ShardContext): Promi
   try {
     let batch: Array<Extract<SourceRow, { kind: 'bytes' | 'tensor' }>> = [];
     let positions: number[] = [];
-    let tailBatch: number | null = null;
-    for await (const row of source.read(shard)) {
+    // equal batches of at most batchSize, a whole number per thread: cut into full batches, the
+    // shard's last round would keep some threads idle while another finishes (with 2 threads
+    // and 3 batches, a quarter of the time). Results do not depend on how rows are batched.
+    const rounds = Math.max(1, Math.ceil(shard.count / (ctx.pool.threads * job.batchSize)));
+    const batchRows = Math.max(1, Math.ceil(shard.count / (ctx.pool.threads * rounds)));
+    for await (const row of source.read(shard, { batchRows, allocate: (bytes) => ctx.pool.takeBuffer(bytes) })) {
       if (ctx.signal?.aborted) throw new Error('shard aborted');
       if (row.kind === 'error') {
         errors.push({ pos, id: row.id, stage: row.stage, message: row.message });
@@ -191,15 +212,9 @@ export async function processShard(data: ShardJobData, ctx: ShardContext): Promi
           pos++;
           continue;
         }
-        // the last rows of the shard go in smaller, equal batches, one per thread: as whole
-        // batches the last round would keep some threads idle while one finishes (with 2 threads
-        // and 3 batches, a quarter of the run). Results do not depend on how rows are batched.
-        if (tailBatch === null && batch.length === 0 && shard.count - pos < ctx.pool.threads * job.batchSize) {
-          tailBatch = Math.max(1, Math.ceil((shard.count - pos) / ctx.pool.threads));
-        }
         batch.push(row);
         positions.push(pos);
-        if (batch.length >= (tailBatch ?? job.batchSize)) {
+        if (batch.length >= batchRows) {
           submit(batch, positions);
           batch = [];
           positions = [];

@@ -1,4 +1,4 @@
-export type { ShardSpec, Source, SourceRow, TableFormat } from './types.js';
+export type { ReadHint, ShardSpec, Source, SourceRow, TableFormat } from './types.js';
 export { ImageDirSource, DEFAULT_IMAGE_EXTENSIONS } from './image-dir-source.js';
 export type { ImageDirSourceOptions } from './image-dir-source.js';
 // Re-exporting the decoder loads sharp in whichever thread imports this barrel. The main thread must

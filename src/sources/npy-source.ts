@@ -1,8 +1,8 @@
 import { open } from 'node:fs/promises';
 import path from 'node:path';
-import { decodeElements, readFully, readNpyHeaderFrom } from './npy.js';
+import { decodeElements, HOST_LITTLE_ENDIAN, readFully, readNpyHeaderFrom } from './npy.js';
 import type { NpyHeader } from './npy.js';
-import type { ShardSpec, Source, SourceRow } from './types.js';
+import type { ReadHint, ShardSpec, Source, SourceRow } from './types.js';
 
 export interface NpySourceOptions {
   /** target bytes read from disk per read call (at least one row). @defaultValue 4 MiB */
@@ -12,7 +12,10 @@ export interface NpySourceOptions {
 /**
  * A .npy array of shape [N, ...]: each row along the first axis is one input, with id "0",
  * "1", ... A shard reads only its own byte range through a file handle, so arrays larger
- * than memory work. Every yielded row owns its own ArrayBuffer and may be transferred.
+ * than memory work. Rows are read a chunk at a time into a buffer of their own (from
+ * `hint.allocate`, else new), never reused by the source once yielded: the rows are
+ * consecutive views of it, and with `hint.batchRows` a chunk is exactly one batch, which then
+ * crosses to a pool thread whole, by transfer, with no copy.
  */
 export class NpySource implements Source {
   readonly uri: string;
@@ -56,7 +59,7 @@ export class NpySource implements Source {
   }
 
   /** Streams the shard's rows in order, reading only its byte range in chunks. */
-  async *read(shard: ShardSpec): AsyncIterable<SourceRow> {
+  async *read(shard: ShardSpec, hint: ReadHint = {}): AsyncIterable<SourceRow> {
     const header = await this.getHeader();
     const n = header.shape[0] as number;
     const { start, count } = shard;
@@ -69,19 +72,29 @@ export class NpySource implements Source {
       for (let i = 0; i < count; i++) yield { id: String(start + i), kind: 'tensor', data: new Float32Array(0) };
       return;
     }
-    const rowsPerChunk = Math.max(1, Math.floor(this.chunkBytes / rowBytes));
+    const rowsPerChunk =
+      hint.batchRows !== undefined && Number.isInteger(hint.batchRows) && hint.batchRows > 0
+        ? hint.batchRows
+        : Math.max(1, Math.floor(this.chunkBytes / rowBytes));
+    // float32 in host byte order is read straight into the rows' buffer; other dtypes are read
+    // into a reused byte buffer and converted
+    const direct = header.dtype === 'float32' && header.littleEndian === HOST_LITTLE_ENDIAN;
     const fh = await open(this.uri, 'r');
     try {
-      const chunk = new Uint8Array(Math.min(rowsPerChunk, count) * rowBytes);
+      const raw = direct ? null : new Uint8Array(Math.min(rowsPerChunk, count) * rowBytes);
       for (let done = 0; done < count; ) {
         const rows = Math.min(rowsPerChunk, count - done);
-        const bytes = chunk.subarray(0, rows * rowBytes);
-        await readFully(fh, bytes, header.dataOffset + (start + done) * rowBytes, this.uri);
+        const chunk = new Float32Array(hint.allocate ? hint.allocate(rows * rowLen * 4) : new ArrayBuffer(rows * rowLen * 4));
+        const at = header.dataOffset + (start + done) * rowBytes;
+        if (raw) {
+          const bytes = raw.subarray(0, rows * rowBytes);
+          await readFully(fh, bytes, at, this.uri);
+          decodeElements(bytes, header, chunk, 0);
+        } else {
+          await readFully(fh, new Uint8Array(chunk.buffer), at, this.uri);
+        }
         for (let r = 0; r < rows; r++) {
-          // a fresh buffer per row: the consumer may transfer it to a thread, and the chunk is reused
-          const data = new Float32Array(rowLen);
-          decodeElements(bytes.subarray(r * rowBytes, (r + 1) * rowBytes), header, data, 0);
-          yield { id: String(start + done + r), kind: 'tensor', data };
+          yield { id: String(start + done + r), kind: 'tensor', data: chunk.subarray(r * rowLen, (r + 1) * rowLen) };
         }
         done += rows;
       }

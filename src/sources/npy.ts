@@ -4,7 +4,7 @@ import { endianness } from 'node:os';
 import { float16ToFloat32 } from '../models/float16.js';
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // "\x93NUMPY"
-const HOST_LITTLE_ENDIAN = endianness() === 'LE';
+export const HOST_LITTLE_ENDIAN = endianness() === 'LE';
 
 /** Element types layertap reads from .npy files; all are converted to float32. */
 export type NpyDtype = 'float16' | 'float32' | 'float64';

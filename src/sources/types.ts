@@ -22,6 +22,17 @@ export type SourceRow =
   | { id: string; kind: 'tensor'; data: Float32Array }
   | { id: string; kind: 'error'; stage: string; message: string };
 
+/** How the reader will consume a shard's rows; sources may use it to read in matching chunks. */
+export interface ReadHint {
+  /**
+   * Rows per batch. A tensor source reads this many rows into one buffer, so that a batch of
+   * consecutive rows is one whole buffer and can be handed to a pool thread without a copy.
+   */
+  batchRows?: number;
+  /** where a tensor source gets the buffers it reads rows into (the pool's recycled ones); default: new ones */
+  allocate?: (bytes: number) => ArrayBuffer;
+}
+
 /** A dataset reader. Planning lists rows; reading streams a shard's rows in source order. */
 export interface Source {
   readonly uri: string;
@@ -35,7 +46,10 @@ export interface Source {
   count(): Promise<number>;
   /** split the dataset into shards of at most `shardSize` rows, in stable order */
   plan(shardSize: number): AsyncIterable<ShardSpec>;
-  /** the rows of one shard, in order; a row that cannot be read becomes an `error` row */
-  read(shard: ShardSpec): AsyncIterable<SourceRow>;
+  /**
+   * the rows of one shard, in order; a row that cannot be read becomes an `error` row. Tensor
+   * rows may be views of a buffer shared with neighbouring rows (never reused once yielded).
+   */
+  read(shard: ShardSpec, hint?: ReadHint): AsyncIterable<SourceRow>;
   close(): Promise<void>;
 }

@@ -67,6 +67,8 @@ export function threadsFor(backend: BackendName, requested?: number): number {
 /** A Piscina pool of threads that decode inputs and run the model with taps. */
 export class EmbedPool {
   private readonly piscina: Piscina;
+  /** tensor batch buffers the threads handed back, newest last, for the next batches' reads */
+  private readonly spare: ArrayBuffer[] = [];
   readonly threads: number;
   readonly batchTimeoutMs: number;
 
@@ -102,7 +104,12 @@ export class EmbedPool {
     const signals = [signal, timeout].filter((s): s is AbortSignal => s !== undefined && s !== null);
     const combined = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
     try {
-      return (await this.piscina.run(task, { transferList: transferList(views), ...(combined ? { signal: combined } : {}) })) as BatchResult;
+      const result = (await this.piscina.run(task, { transferList: transferList(views), ...(combined ? { signal: combined } : {}) })) as BatchResult;
+      if (result.input) {
+        this.keepSpare(result.input);
+        delete result.input;
+      }
+      return result;
     } catch (err) {
       const rows = task.input.ids.length;
       if (timeout?.aborted && !signal?.aborted) {
@@ -116,6 +123,31 @@ export class EmbedPool {
     }
   }
 
+  /**
+   * A buffer of `bytes` bytes for reading a tensor batch into: one a thread handed back after a
+   * batch of the same size (its old contents are to be overwritten), else a new one. Reusing
+   * them spares a fresh allocation per batch and the garbage collections that much external
+   * memory churn brings on.
+   */
+  takeBuffer(bytes: number): ArrayBuffer {
+    for (let i = this.spare.length - 1; i >= 0; i--) {
+      if (this.spare[i]!.byteLength === bytes) return this.spare.splice(i, 1)[0]!;
+    }
+    return new ArrayBuffer(bytes);
+  }
+
+  /** Buffers kept for reuse: enough for the batches in flight, and no more. */
+  get spareBuffers(): number {
+    return this.spare.length;
+  }
+
+  private keepSpare(buffer: ArrayBuffer): void {
+    if (buffer.byteLength === 0) return;
+    this.spare.push(buffer);
+    // batches in flight are at most 2 per thread; beyond that a buffer would only sit idle
+    if (this.spare.length > this.threads * 2 + 1) this.spare.shift();
+  }
+
   /** Batches waiting for a thread. */
   get queued(): number {
     return this.piscina.queueSize;
@@ -127,6 +159,7 @@ export class EmbedPool {
   }
 
   async close(): Promise<void> {
+    this.spare.length = 0;
     await this.piscina.close({ force: false });
   }
 }

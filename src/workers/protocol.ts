@@ -36,4 +36,9 @@ export interface BatchResult {
   layout: 'nhwc' | 'nchw';
   decodeMs: number;
   forwardMs: number;
+  /**
+   * A contiguous tensor batch's own buffer, handed back by transfer once the forward pass is
+   * done, so that the main thread reads the next batch into it instead of allocating a new one.
+   */
+  input?: ArrayBuffer;
 }

@@ -65,6 +65,8 @@ export default async function runBatch(task: BatchTask): Promise<unknown> {
   const errors: RowError[] = [];
   let ok: number[] = [];
   let input: Float32Array;
+  // a contiguous tensor batch goes back to the main thread with the result, for its next read
+  let handBack: ArrayBuffer | null = null;
   const t0 = performance.now();
   const per = rowSize(task.model.inputShape);
   if (task.input.kind === 'images') {
@@ -104,6 +106,7 @@ export default async function runBatch(task: BatchTask): Promise<unknown> {
     ok = rows.map((_, i) => i);
   } else {
     input = task.input.data;
+    if (input.byteOffset === 0 && input.buffer instanceof ArrayBuffer && input.byteLength === input.buffer.byteLength) handBack = input.buffer;
     const rows = input.length / per;
     if (!Number.isInteger(rows)) throw new Error(`tensor batch of ${input.length} values is not a multiple of the row size ${per}`);
     ok = Array.from({ length: rows }, (_, i) => i);
@@ -127,9 +130,12 @@ export default async function runBatch(task: BatchTask): Promise<unknown> {
   errors.sort((a, b) => a.index - b.index);
 
   // a backend may hand back a view of its input as a tap (a tap on the model's input): copy it,
-  // since this thread's batch buffer is reused
+  // since this thread's batch buffer is reused and a tensor batch's buffer is handed back
   const owned: Record<string, TapOutput> = {};
-  for (const [k, v] of Object.entries(taps)) owned[k] = { data: v.data.buffer === scratch?.buffer ? v.data.slice() : ownBuffer(v.data), shape: v.shape };
+  for (const [k, v] of Object.entries(taps)) {
+    const reused = v.data.buffer === scratch?.buffer || v.data.buffer === handBack;
+    owned[k] = { data: reused ? v.data.slice() : ownBuffer(v.data), shape: v.shape };
+  }
   const result: BatchResult = {
     ok,
     errors,
@@ -138,7 +144,9 @@ export default async function runBatch(task: BatchTask): Promise<unknown> {
     layout: runner.layout,
     decodeMs: t1 - t0,
     forwardMs: t2 - t1,
+    ...(handBack ? { input: handBack } : {}),
   };
   const buffers = transferList(Object.values(owned).map((o) => o.data));
+  if (handBack) buffers.push(handBack);
   return move({ [transferableSymbol]: buffers, [valueSymbol]: result } as unknown as Parameters<typeof move>[0]) as unknown;
 }

@@ -39,6 +39,44 @@ describe('pool rows input', () => {
     }
   });
 
+  it('hands a tensor batch buffer back for the next read, and copies a tap that is a view of it', async () => {
+    const tmp = await tempDir();
+    try {
+      await writeNpy(join(tmp.dir, 'x.npy'), new Float32Array(28 * 28), [1, 28, 28, 1]);
+      // a tap on the model's input: a backend may return the input itself as that activation
+      const job = await resolveJob(parseJob({ name: 't', source: { uri: join(tmp.dir, 'x.npy') }, model: { uri: SEED_MODEL, backend: 'cpu' }, taps: [{ layer: 'conv_16.0', at: 'input' }, { layer: 'linear_1.0' }], sink: { uri: tmp.dir } }));
+      const model = { uri: job.model.uri, backend: 'cpu' as const, taps: job.taps, inputShape: job.inputShape, fingerprint: job.fingerprint, preprocess: null };
+      const bytes = 2 * 28 * 28 * 4;
+      const own = new EmbedPool({ threads: 1, backend: 'cpu' });
+      try {
+        const first = new Float32Array(own.takeBuffer(bytes)).map((_, i) => (i % 97) / 97);
+        const expected = first.slice();
+        expect(own.spareBuffers).toBe(0);
+        const res = await own.run({ model, input: { kind: 'tensor', ids: ['0', '1'], data: first } });
+        expect(first.buffer.byteLength).toBe(0); // transferred
+        expect(own.spareBuffers).toBe(1); // and handed back
+        expect((res as { input?: unknown }).input).toBeUndefined();
+        expect(Array.from(res.taps.conv_16_0_input!.data)).toEqual(Array.from(expected));
+
+        // the next batch is read into the handed-back buffer; the first batch's features stay as they were
+        const again = own.takeBuffer(bytes);
+        expect(own.spareBuffers).toBe(0);
+        expect(new Float32Array(again)[1]).toBeCloseTo(1 / 97, 6); // the same memory, old contents
+        const second = new Float32Array(again).fill(0.5);
+        const res2 = await own.run({ model, input: { kind: 'tensor', ids: ['2', '3'], data: second } });
+        expect(Array.from(res.taps.conv_16_0_input!.data)).toEqual(Array.from(expected));
+        expect(res2.taps.conv_16_0_input!.data.every((v) => v === 0.5)).toBe(true);
+        // a size nobody handed back is a new buffer
+        expect(own.takeBuffer(100).byteLength).toBe(100);
+        expect(own.spareBuffers).toBe(1);
+      } finally {
+        await own.close();
+      }
+    } finally {
+      await tmp.remove();
+    }
+  });
+
   it('fails a batch whose row has the wrong size, naming it', async () => {
     const tmp = await tempDir();
     try {

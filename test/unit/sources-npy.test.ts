@@ -130,11 +130,50 @@ describe('NpySource', () => {
       expect(r.kind).toBe('tensor');
       const t = r as Extract<SourceRow, { kind: 'tensor' }>;
       expect(Array.from(t.data)).toEqual(Array.from(data.subarray((4 + i) * 4, (5 + i) * 4)));
-      // each row owns its buffer so it can be transferred to a thread on its own
-      expect(t.data.buffer.byteLength).toBe(16);
+      // rows are views of the chunk they were read in: at least one row, at most chunkBytes
+      const rowsPerChunk = Math.max(1, Math.floor(chunkBytes / 16));
+      expect(t.data.buffer.byteLength).toBe(16 * Math.min(rowsPerChunk, 4 - Math.floor(i / rowsPerChunk) * rowsPerChunk));
     });
     const last = await collect(src.read(shards[2] as ShardSpec));
     expect(last.map((r) => r.id)).toEqual(['8', '9']);
+  });
+
+  it('reads a batch of rows into one buffer of its own when given batchRows', async () => {
+    const { file, data } = await tenRows();
+    const src = new NpySource(file);
+    const rows = (await collect(src.read({ index: 0, start: 1, count: 7 }, { batchRows: 3 }))) as Array<Extract<SourceRow, { kind: 'tensor' }>>;
+    expect(rows.map((r) => r.id)).toEqual(['1', '2', '3', '4', '5', '6', '7']);
+    const buffers = [...new Set(rows.map((r) => r.data.buffer))];
+    // chunks of 3, 3 and 1 rows, each a fresh buffer that the rows fill exactly
+    expect(buffers.map((b) => b.byteLength)).toEqual([48, 48, 16]);
+    rows.forEach((r, i) => {
+      expect(r.data.byteOffset).toBe((i % 3) * 16);
+      expect(Array.from(r.data)).toEqual(Array.from(data.subarray((1 + i) * 4, (2 + i) * 4)));
+    });
+  });
+
+  it('converts float64 and big-endian rows to float32', async () => {
+    // shape (3, 2) float64 big-endian, values 0.5, 1.5, ...
+    const values = [0.5, 1.5, 2.5, 3.5, -4.25, 1e10];
+    const header = "{'descr': '>f8', 'fortran_order': False, 'shape': (3, 2), }";
+    const pad = 64 - ((10 + header.length + 1) % 64);
+    const text = header + ' '.repeat(pad % 64) + '\n';
+    const head = Buffer.alloc(10);
+    head.write('\x93NUMPY', 0, 'latin1');
+    head[6] = 1;
+    head[7] = 0;
+    head.writeUInt16LE(text.length, 8);
+    const body = Buffer.alloc(values.length * 8);
+    values.forEach((v, i) => body.writeDoubleBE(v, i * 8));
+    const file = path.join(tmp, 'be64.npy');
+    await writeFile(file, Buffer.concat([head, Buffer.from(text, 'latin1'), body]));
+    const src = new NpySource(file);
+    const rows = (await collect(src.read({ index: 0, start: 0, count: 3 }, { batchRows: 2 }))) as Array<Extract<SourceRow, { kind: 'tensor' }>>;
+    expect(rows.map((r) => Array.from(r.data))).toEqual([
+      [0.5, 1.5],
+      [2.5, 3.5],
+      [-4.25, Math.fround(1e10)],
+    ]);
   });
 
   it('rejects a shard outside the array', async () => {
