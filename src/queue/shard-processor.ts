@@ -9,7 +9,7 @@ import { VERSION } from '../version.js';
 import type { EmbedPool } from '../workers/pool.js';
 import type { BatchInput, BatchResult } from '../workers/protocol.js';
 import { ownBuffer } from '../workers/transfer.js';
-import { BaseLookup, contentHash, encodeRowIndex, indexKey, mergeRows } from './incremental.js';
+import { BaseLookup, contentHasher, encodeRowIndex, indexKey, mergeRows } from './incremental.js';
 import type { ShardJobData, ShardResult } from './types.js';
 
 /** What a shard needs besides its job data. */
@@ -102,6 +102,7 @@ export async function processShard(data: ShardJobData, ctx: ShardContext): Promi
   let pos = 0;
   // incremental: rows whose content is already embedded in the base run are copied, not recomputed
   const lookup = data.base ? await BaseLookup.open(data.base, sink) : null;
+  const contentHash = await contentHasher();
   const carried: Array<{ pos: number; id: string; hash: string }> = [];
   let carriedRows = 0;
   const hashes = new Map<number, string>();
