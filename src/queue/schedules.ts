@@ -142,7 +142,8 @@ export class ScheduleWorker {
   private readonly manager: ScheduleManager;
   private readonly worker: Worker<ScheduleTickData, { runId: string }>;
 
-  constructor(settings: QueueSettings, log: (line: string) => void) {
+  /** `logError` gets the worker's connection errors (the shard worker passes its rate-limited logger). */
+  constructor(settings: QueueSettings, log: (line: string) => void, logError: (err: Error) => void = (err) => log(`layertap worker: schedules: ${err.message}`)) {
     this.client = new LayertapClient(settings);
     this.manager = new ScheduleManager(settings, this.client.redis);
     this.worker = new Worker<ScheduleTickData, { runId: string }>(
@@ -157,7 +158,7 @@ export class ScheduleWorker {
       { connection: bullConnection(settings.redisUrl), prefix: settings.prefix, concurrency: 1 },
     );
     this.worker.on('failed', (job, err) => log(`layertap worker: schedule ${job?.data.scheduleId ?? '?'} tick failed: ${err.message}`));
-    this.worker.on('error', (err) => log(`layertap worker: schedules: ${err.message}`));
+    this.worker.on('error', logError);
   }
 
   async waitUntilReady(): Promise<void> {

@@ -246,7 +246,8 @@ export class LayertapWorker {
     for (const w of [this.shardWorker, this.runWorker]) w.on('error', (err) => this.logError(err));
     this.shardWorker.on('stalled', (jobId) => this.log(`layertap worker: shard job ${jobId} stalled (its worker stopped renewing the lock); back in the queue`));
     // schedule ticks: each becomes one run (see schedules.ts)
-    this.scheduleWorker = new ScheduleWorker(this.opts.settings, this.log);
+    // its connection errors share the shard worker's rate limit: one line per 5 s while Redis is away
+    this.scheduleWorker = new ScheduleWorker(this.opts.settings, this.log, (err) => this.logError(err));
     await Promise.all([this.shardWorker.waitUntilReady(), this.runWorker.waitUntilReady(), this.scheduleWorker.waitUntilReady()]);
   }
 
