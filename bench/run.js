@@ -5,7 +5,7 @@
 // computed from measurements taken in the same invocation, interleaved run by run.
 //
 //   npm run build
-//   npm run bench                          # every suite (about 30 minutes on 2 cores)
+//   npm run bench                          # every suite (about 22 minutes on 2 cores)
 //   npm run bench -- images taps           # a subset
 //   npm run bench -- --quick               # fewer rows and runs (about 5 minutes)
 //   npm run bench -- --runs 6 --json       # more runs; the table on stderr, the JSON on stdout

@@ -75,7 +75,7 @@ async function peakFor(ctx, pipe, rows, warm) {
   }
 }
 
-/** Cold: a fresh worker per size. Warm: one worker, peak reset before each size. */
+/** Cold: a fresh worker per size. Warm: one worker that has already run 100k rows, peak reset before each size. */
 async function peaks(ctx, warm) {
   const out = [];
   let pipe = null;
@@ -84,7 +84,8 @@ async function peaks(ctx, warm) {
       if (!pipe || !warm) {
         await pipe?.close();
         pipe = await ProcessPipeline.start(ctx.settings(`mem-${warm ? 'warm' : 'cold'}-${rows}`), { processes: 1, threads: ctx.cores });
-        if (warm) await pipe.run(await seedJob(ctx, 10_000), ctx.tmp);
+        // a long-lived worker: allocator arenas and heaps at their working size before measuring
+        if (warm) await pipe.run(await seedJob(ctx, 100_000), ctx.tmp);
       }
       const p = await peakFor(ctx, pipe, rows, warm);
       if (!p) return null;

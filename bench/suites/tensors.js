@@ -159,14 +159,58 @@ async function tapOverhead(ctx, m) {
   }
 }
 
+/** The bare forward loop on 1 and 2 threads: how far the model itself scales on this machine. */
+async function bareScaling(ctx, m, npy, config) {
+  const { parseJob, resolveJob } = await dist('index.js');
+  const resolved = await resolveJob(parseJob(config), { cwd: ctx.tmp });
+  const spec = {
+    uri: resolved.model.uri,
+    backend: resolved.model.backend,
+    taps: resolved.taps,
+    inputShape: resolved.inputShape,
+    fingerprint: resolved.fingerprint,
+    preprocess: null,
+    ...(m.key === 'onnx' ? { intraOpThreads: 1 } : {}),
+  };
+  const probe = loadProbe();
+  const one = await ThreadGroup.start(slices(m.rows, BATCH, 1).map((s) => ({ mode: 'bare', spec, npy, batch: BATCH, ...s })));
+  const two = await ThreadGroup.start(slices(m.rows, BATCH, 2).map((s) => ({ mode: 'bare', spec, npy, batch: BATCH, ...s })));
+  try {
+    const runs = { one: [], two: [] };
+    for (let run = 0; run <= ctx.runs; run++) {
+      const a = await one.time('forward');
+      const b = await two.time('forward');
+      if (run > 0) {
+        runs.one.push(a.seconds);
+        runs.two.push(b.seconds);
+      }
+      ctx.log(`    bare run ${run}${run === 0 ? ' (warm-up)' : ''}: one ${(m.rows / a.seconds).toFixed(1)}, two ${(m.rows / b.seconds).toFixed(1)} rows/s`);
+    }
+    return ratioRow({
+      suite: 'scaling',
+      name: `scaling, bare loop 2 vs 1 threads, ${m.label} (info)`,
+      ours: throughput(m.rows, runs.two, { backend: one.backend, threads: 2, what: 'bare loop, 2 threads' }),
+      ref: throughput(m.rows, runs.one, { backend: one.backend, threads: 1, what: 'bare loop, 1 thread' }),
+      pairs: runs.one.map((o, i) => o / runs.two[i]),
+      goal: 1.8,
+      note: 'informative',
+      probe,
+    });
+  } finally {
+    await one.close();
+    await two.close();
+  }
+}
+
 /** 2 threads vs 1, and 2 worker processes vs 1, each thread with one intra-op thread (one core). */
 async function scaling(ctx, m) {
   const npy = await npyFor(ctx, m, m.rows);
   const sink = path.join(ctx.tmp, `out-scale-${m.key}`);
   // one core per model thread, so that N threads use N cores (otherwise 1 thread x N intra-op threads)
-  // shards small enough that two processes (each taking 2 at a time) get equal shares
-  const config = job(`bench-scale-${m.key}`, npy, m, { sink, shardSize: m.rows / 8, model: m.key === 'onnx' ? { intraOpThreads: 1 } : {} });
+  // 4 shards: two processes (each taking 2 at a time) get equal shares
+  const config = job(`bench-scale-${m.key}`, npy, m, { sink, shardSize: m.rows / 4, model: m.key === 'onnx' ? { intraOpThreads: 1 } : {} });
   const rows = [];
+  rows.push(await bareScaling(ctx, m, npy, config));
   for (const kind of ['threads', 'processes']) {
     const probe = loadProbe();
     const make = (n) =>
