@@ -21,7 +21,7 @@ export interface BatchTask {
 export interface RowError {
   /** index of the row within the batch */
   index: number;
-  /** where it failed: 'decode' | 'forward' | 'features' */
+  /** where it failed: 'decode' | 'input' (a tensor row with NaN or Inf) | 'forward' | 'features' */
   stage: string;
   message: string;
 }

@@ -4,6 +4,7 @@ import { loadRunner } from '../models/index.js';
 import type { ModelRunner, ModelSpec, TapOutput } from '../models/types.js';
 import { decodedLength, decodeImagesInto } from '../sources/image-decode.js';
 import type { BatchResult, BatchTask, RowError } from './protocol.js';
+import { firstNonFinite } from './finite.js';
 import { ownBuffer, transferList } from './transfer.js';
 
 /** Models loaded in this thread, by fingerprint: each is loaded once and reused for every batch. */
@@ -59,6 +60,12 @@ function dropRows(out: TapOutput, keep: number[]): TapOutput {
   return { data, shape: out.shape };
 }
 
+/** The error of a tensor row with a NaN or infinite value, or null when every value is finite. */
+function badInput(values: Float32Array, start: number, per: number): string | null {
+  const at = firstNonFinite(values, start, start + per);
+  return at < 0 ? null : `input value ${at} of ${per} is ${values[start + at]}; NaN and Inf inputs give meaningless features`;
+}
+
 /** Thread entry: decode (for images), run one forward pass with every tap, return features by transfer. */
 export default async function runBatch(task: BatchTask): Promise<unknown> {
   const runner = await runnerFor(task.model);
@@ -98,18 +105,40 @@ export default async function runBatch(task: BatchTask): Promise<unknown> {
     }
   } else if (task.input.kind === 'rows') {
     const rows = task.input.rows;
-    input = scratchFor(rows.length * per);
+    const batch = scratchFor(rows.length * per);
+    let j = 0;
     rows.forEach((r, i) => {
       if (r.length !== per) throw new Error(`tensor row ${i} has ${r.length} values, expected ${per}`);
-      input.set(r, i * per);
+      // rows with a NaN or Inf are error rows, left out of the batch: a model can map them to
+      // finite values (a ReLU or a max pool may drop a NaN) and nothing downstream would know
+      const message = badInput(r, 0, per);
+      if (message !== null) {
+        errors.push({ index: i, stage: 'input', message });
+        return;
+      }
+      batch.set(r, j * per);
+      ok.push(i);
+      j++;
     });
-    ok = rows.map((_, i) => i);
+    input = batch.subarray(0, j * per);
   } else {
-    input = task.input.data;
-    if (input.byteOffset === 0 && input.buffer instanceof ArrayBuffer && input.byteLength === input.buffer.byteLength) handBack = input.buffer;
-    const rows = input.length / per;
-    if (!Number.isInteger(rows)) throw new Error(`tensor batch of ${input.length} values is not a multiple of the row size ${per}`);
-    ok = Array.from({ length: rows }, (_, i) => i);
+    const data = task.input.data;
+    if (data.byteOffset === 0 && data.buffer instanceof ArrayBuffer && data.byteLength === data.buffer.byteLength) handBack = data.buffer;
+    const rows = data.length / per;
+    if (!Number.isInteger(rows)) throw new Error(`tensor batch of ${data.length} values is not a multiple of the row size ${per}`);
+    let j = 0;
+    for (let i = 0; i < rows; i++) {
+      const message = badInput(data, i * per, per);
+      if (message !== null) {
+        errors.push({ index: i, stage: 'input', message });
+        continue;
+      }
+      // the good rows go first, in order, in the batch's own buffer
+      if (j !== i) data.copyWithin(j * per, i * per, (i + 1) * per);
+      ok.push(i);
+      j++;
+    }
+    input = j === rows ? data : data.subarray(0, j * per);
   }
   const t1 = performance.now();
 

@@ -64,7 +64,7 @@ describe('layertap worker --metrics-port', () => {
     const per = 28 * 28;
     const data = new Float32Array(N * per);
     for (let i = 0; i < data.length; i++) data[i] = Math.sin(i * 0.37) * 0.5 + 0.5;
-    // the conv output before its ReLU carries a NaN input through to the features: error rows
+    // rows with a NaN input value are error rows (stage input), left out of the forward pass
     for (const r of NAN_ROWS) data[r * per + 100] = Number.NaN;
     await writeNpy(join(tmp.dir, 'rows.npy'), data, [N, 28, 28, 1]);
     const job = {

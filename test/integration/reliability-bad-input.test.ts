@@ -70,7 +70,7 @@ describe('bad input in a run', () => {
     await tmp.remove();
   });
 
-  it('turns rows whose features are NaN or Inf into error rows and writes the others', async () => {
+  it('turns rows with NaN or Inf inputs, and rows whose features overflow, into error rows and writes the others', async () => {
     const n = 40;
     const per = 28 * 28;
     const data = new Float32Array(n * per);
@@ -79,6 +79,8 @@ describe('bad input in a run', () => {
     data[17 * per + 400] = Number.NaN;
     data[25 * per + 300] = Number.POSITIVE_INFINITY;
     data[31 * per + 5] = Number.NEGATIVE_INFINITY;
+    // finite inputs whose features are not: the first conv overflows float32
+    data.fill(3e38, 9 * per, 10 * per);
     await writeNpy(join(tmp.dir, 'nan.npy'), data, [n, 28, 28, 1]);
     const { prefix } = newPrefix();
     const summary = await runJob(
@@ -86,7 +88,6 @@ describe('bad input in a run', () => {
         name: 'nan',
         source: { uri: join(tmp.dir, 'nan.npy') },
         model: { uri: SEED_MODEL },
-        // the conv output before its ReLU carries a bad input value through to the features
         taps: [{ layer: 'linear_class.0', at: 'input', as: 'hidden' }, { layer: 'conv_16.0', reduce: 'mean', as: 'conv_mean' }],
         batchSize: 8,
         shardSize: 16,
@@ -95,15 +96,20 @@ describe('bad input in a run', () => {
       { settings: { redisUrl: REDIS_URL, prefix }, threads: 2 },
     );
     expect(summary.status).toBe('committed');
-    expect(summary.rows).toBe(n - 4);
-    expect(summary.errorRows).toBe(4);
+    expect(summary.rows).toBe(n - 5);
+    expect(summary.errorRows).toBe(5);
     const folder = await readRunFolder(summary.output.uri);
     expect(duplicates(folder)).toEqual([]);
-    expect(folder.errors.sort((a, b) => Number(a.id) - Number(b.id))).toEqual(
-      ['3', '17', '25', '31'].map((id) => ({ id, stage: 'features', message: 'features contain NaN or Inf' })),
-    );
+    const why = 'NaN and Inf inputs give meaningless features';
+    expect(folder.errors.sort((a, b) => Number(a.id) - Number(b.id))).toEqual([
+      { id: '3', stage: 'input', message: `input value 10 of 784 is NaN; ${why}` },
+      { id: '9', stage: 'features', message: 'features contain NaN or Inf' },
+      { id: '17', stage: 'input', message: `input value 400 of 784 is NaN; ${why}` },
+      { id: '25', stage: 'input', message: `input value 300 of 784 is Infinity; ${why}` },
+      { id: '31', stage: 'input', message: `input value 5 of 784 is -Infinity; ${why}` },
+    ]);
     expect([...folder.featureIds.keys()].sort((a, b) => Number(a) - Number(b))).toEqual(
-      Array.from({ length: n }, (_, i) => String(i)).filter((id) => !['3', '17', '25', '31'].includes(id)),
+      Array.from({ length: n }, (_, i) => String(i)).filter((id) => !['3', '9', '17', '25', '31'].includes(id)),
     );
     // what was written is finite
     for (const f of summary.output.files) {

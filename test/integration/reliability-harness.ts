@@ -187,7 +187,7 @@ export function rowValue(i: number, k: number): number {
   return Math.sin(i * 0.731 + k * 0.37) * 0.5 + 0.5;
 }
 
-/** A .npy of `n` rows for the seed model; rows in `nanRows` hold a NaN (their features are NaN). */
+/** A .npy of `n` rows for the seed model; rows in `nanRows` hold a NaN (they become error rows). */
 export async function writeRows(file: string, n: number, nanRows: Iterable<number> = []): Promise<void> {
   const per = 28 * 28;
   const data = new Float32Array(n * per);
