@@ -51,6 +51,14 @@ function resolveTaps(taps: TapConfig[], desc: ModelDescription): ResolvedTap[] {
     } catch (err) {
       throw new JobConfigError(`taps[${i}].layer: ${(err as Error).message}`, [`taps[${i}].layer`]);
     }
+    if (tap.axes !== undefined) {
+      if (tap.reduce === 'none') {
+        throw new JobConfigError(`taps[${i}].axes: axes are what reduce pools over; set reduce: mean or max, or remove axes`, [`taps[${i}].axes`]);
+      }
+      if (tap.axes.some((a, k) => k > 0 && a !== tap.axes![k - 1]! + 1)) {
+        throw new JobConfigError(`taps[${i}].axes: must be consecutive and ascending, like [1] or [2, 3]; got [${tap.axes.join(', ')}]`, [`taps[${i}].axes`]);
+      }
+    }
     const as = tap.as ?? defaultColumnName(tap);
     if (as === 'id') throw new JobConfigError(`taps[${i}].as: 'id' is the row id column; choose another name`, [`taps[${i}].as`]);
     const prev = seen.get(as);
@@ -141,7 +149,8 @@ export function computeFingerprint(contentHash: string, preprocess: ResolvedPrep
   const canonical = JSON.stringify({
     model: contentHash,
     preprocess,
-    taps: taps.map((t) => [t.layer, t.at, t.as, t.reduce, t.normalize, t.dtype]),
+    // axes only when set, so that the fingerprints of jobs without them stay what they were
+    taps: taps.map((t) => [t.layer, t.at, t.as, t.reduce, t.normalize, t.dtype, ...(t.axes ? [t.axes] : [])]),
   });
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
 }

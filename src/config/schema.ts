@@ -56,6 +56,12 @@ export const tapSchema = z.strictObject({
     .optional(),
   /** pooling over spatial/sequence axes; flatten is implied. @defaultValue none */
   reduce: z.enum(['none', 'mean', 'max']).default('none'),
+  /**
+   * the axes `reduce` pools over, counted in the activation with the batch axis as 0, consecutive
+   * and ascending: [1] for a transformer's [N, tokens, D] output. @defaultValue the spatial axes of
+   * the layout (between batch and channels for nhwc, after the channels for nchw)
+   */
+  axes: z.array(z.number().int().min(1, 'axis 0 is the batch axis; pool over axes 1 and up')).min(1).optional(),
   /** @defaultValue none */
   normalize: z.enum(['none', 'l2']).default('none'),
   /** @defaultValue float32 */

@@ -19,6 +19,17 @@ export function spatialAxes(rank: number, layout: 'nhwc' | 'nchw'): number[] {
   return axes;
 }
 
+/** The axes a tap's reduce pools over in an activation of rank `rank`: the tap's own, else the layout's spatial ones. */
+export function reduceAxes(tap: ResolvedTap, rank: number, layout: 'nhwc' | 'nchw'): number[] {
+  if (tap.reduce === 'none') return [];
+  if (!tap.axes) return spatialAxes(rank, layout);
+  const bad = tap.axes.find((a) => a >= rank);
+  if (bad !== undefined) {
+    throw new Error(`tap '${tap.as}' (${tap.layer} at ${tap.at}): axes [${tap.axes.join(', ')}] name axis ${bad}, but the activation has ${rank} axes (0-${rank - 1}, 0 = batch)`);
+  }
+  return tap.axes;
+}
+
 /** Reduce, flatten and normalize one captured activation; call inside tf.tidy, which frees the intermediates. */
 export function tapTensor(
   core: Tfjs['core'],
@@ -34,7 +45,7 @@ export function tapTensor(
     );
   }
   let x = activation.dtype === 'float32' ? activation : core.cast(activation, 'float32');
-  const axes = tap.reduce === 'none' ? [] : spatialAxes(x.rank, layout);
+  const axes = reduceAxes(tap, x.rank, layout);
   if (axes.length > 0) x = tap.reduce === 'mean' ? core.mean(x, axes) : core.max(x, axes);
   const shape = x.shape.slice(1);
   x = core.reshape(x, [rows, -1]);
@@ -68,7 +79,7 @@ function product(dims: readonly number[]): number {
 
 /**
  * {@link tapTensor} for an activation held in a plain row-major array of shape `dims` (runtimes
- * other than TF.js): reduce over the spatial axes of `layout`, flatten, normalize. Returns new
+ * other than TF.js): reduce over the tap's axes (else the spatial axes of `layout`), flatten, normalize. Returns new
  * arrays whenever it changes values, so `values` may be shared by several taps.
  */
 export function tapValues(
@@ -86,11 +97,11 @@ export function tapValues(
   }
   let x = values;
   let shape = dims.slice(1);
-  const axes = tap.reduce === 'none' ? [] : spatialAxes(dims.length, layout);
+  const axes = reduceAxes(tap, dims.length, layout);
   const first = axes[0];
   const last = axes.at(-1);
   if (first !== undefined && last !== undefined) {
-    // the spatial axes are contiguous in both layouts: [outer..., spatial..., inner...]
+    // the pooled axes are consecutive (the layout's spatial ones, or a tap's own axes): [outer..., pooled..., inner...]
     const outer = product(dims.slice(0, first));
     const size = product(dims.slice(first, last + 1));
     const inner = product(dims.slice(last + 1));

@@ -8,6 +8,8 @@ export const FIELD_META = {
   shape: 'layertap.shape',
   layout: 'layertap.layout',
   reduce: 'layertap.reduce',
+  /** only when the tap sets its own axes: a JSON array, batch axis = 0 */
+  reduceAxes: 'layertap.reduce_axes',
   normalize: 'layertap.normalize',
 } as const;
 
@@ -81,6 +83,7 @@ export function buildSchema(opts: SchemaOptions): Schema {
       [FIELD_META.reduce, tap.reduce],
       [FIELD_META.normalize, tap.normalize],
     ]);
+    if (tap.axes) metadata.set(FIELD_META.reduceAxes, JSON.stringify(tap.axes));
     fields.push(new Field(tap.as, tapColumnType(tap.dtype, listSize), false, metadata));
   });
   const metadata = new Map<string, string>([
