@@ -5,7 +5,7 @@
 // computed from measurements taken in the same invocation, interleaved run by run.
 //
 //   npm run build
-//   npm run bench                          # every suite (about 22 minutes on 2 cores)
+//   npm run bench                          # every suite (20-45 minutes on 2 cores, by CPU)
 //   npm run bench -- images taps           # a subset
 //   npm run bench -- --quick               # fewer rows and runs (about 5 minutes)
 //   npm run bench -- --runs 6 --json       # more runs; the table on stderr, the JSON on stdout
@@ -86,7 +86,8 @@ function table(rows, m) {
   const fmt = (cols) => cols.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  ');
   const out = [fmt(head), widths.map((w) => '-'.repeat(w)).join('  '), ...lines.map(fmt)];
   out.push('');
-  out.push(`machine: ${m.nproc} cores (nproc), ${m.cpu}, Node ${m.node}, ${m.memGB} GB, ${m.platform}`);
+  const family = m.cpuFamily !== null ? ` (family ${m.cpuFamily} model ${m.cpuModel}; ${m.simd.join(' ') || 'no SIMD flags'})` : '';
+  out.push(`machine: ${m.nproc} cores (nproc), ${m.cpu}${family}, Node ${m.node}, ${m.memGB} GB, ${m.platform}`);
   out.push('ratio: median over rounds of (layertap / reference), each round measuring both back to back after a warm-up round;');
   out.push('rows/s: medians of the same runs; other load: cores used by other processes while the figure was measured');
   return out.join('\n');

@@ -43,7 +43,22 @@ export function machine() {
   } catch {
     // nproc missing: availableParallelism() says the same
   }
-  return { nproc, cpu: model, node: process.version, memGB: Math.round(totalmem() / 2 ** 30), platform: `${process.platform}-${process.arch}`, versions: versions() };
+  // a virtual machine's model name can hide the generation ("AMD EPYC" for Zen 1 to Zen 4), and
+  // the vector units decide much of a CPU runtime's speed: record family, model and SIMD flags too
+  const field = (name) => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(cpuinfo)?.[1]?.trim() ?? null;
+  const flags = (field('flags') ?? '').split(/\s+/);
+  const simd = ['sse4_2', 'avx', 'avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx_vnni', 'amx_tile'].filter((f) => flags.includes(f));
+  return {
+    nproc,
+    cpu: model,
+    cpuFamily: field('cpu family'),
+    cpuModel: field('model'),
+    simd,
+    node: process.version,
+    memGB: Math.round(totalmem() / 2 ** 30),
+    platform: `${process.platform}-${process.arch}`,
+    versions: versions(),
+  };
 }
 
 /** Versions of the runtimes that set the figures. */
