@@ -139,7 +139,8 @@ describe('worker processes killed mid-run', () => {
     const want = Array.from({ length: N }, (_, i) => String(i)).filter((id) => !NAN_ROWS.includes(Number(id)));
     expect([...folder.featureIds.keys()].sort((a, b) => Number(a) - Number(b))).toEqual(want);
     expect([...folder.errorIds.keys()].sort((a, b) => Number(a) - Number(b))).toEqual(NAN_ROWS.map(String));
-    expect(folder.errors.every((e) => e.stage === 'features' && /NaN or Inf/.test(e.message))).toBe(true);
+    expect(folder.errors.map((e) => e.stage)).toEqual(['input', 'input', 'input']);
+    expect(folder.errors.every((e) => /^input value 100 of 784 is NaN; NaN and Inf inputs give meaningless features$/.test(e.message))).toBe(true);
     const manifest = await readManifest(output.uri);
     expect(manifest.status).toBe('committed');
     expect(manifest.rows + manifest.errorRows).toBe(N);
