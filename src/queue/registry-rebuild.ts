@@ -1,4 +1,5 @@
 import { createSink } from '../sinks/index.js';
+import type { SinkSpec } from '../sinks/factory.js';
 import type { RunManifest } from '../sinks/manifest.js';
 import type { RunRegistry } from './run-registry.js';
 import type { RunRecord } from './types.js';
@@ -33,8 +34,8 @@ export function recordFromManifest(m: RunManifest, manifestUri: string): RunReco
  * Put back the records of every run that has a manifest under a sink (optionally one dataset):
  * Redis is not the only record of what was committed. Returns the number of runs restored.
  */
-export async function rebuildRegistry(sinkUri: string, registry: RunRegistry, opts: { name?: string; onlyMissing?: boolean } = {}): Promise<number> {
-  const sink = createSink(sinkUri);
+export async function rebuildRegistry(sinkSpec: string | SinkSpec, registry: RunRegistry, opts: { name?: string; onlyMissing?: boolean } = {}): Promise<number> {
+  const sink = createSink(sinkSpec);
   const keys = (await sink.list(opts.name ? `${opts.name}/` : '')).filter((k) => /^[^/]+\/[^/]+\/[^/]+\/_manifest\.json$/.test(k));
   let restored = 0;
   for (const key of keys) {

@@ -6,6 +6,7 @@ import { JobConfigError, parseJob, resolveJob } from '../../src/config/index.js'
 import { loadRunner } from '../../src/models/index.js';
 import { runJob } from '../../src/queue/index.js';
 import { decodeImage } from '../../src/sources/image-decode.js';
+import { runCli } from '../helpers/cli.js';
 import { featureRows, maxAbsDiff, REDIS_URL, SEED_MODEL, testPrefix } from '../helpers/index.js';
 import { startS3Server, testBucket, type S3TestServer } from '../helpers/s3.js';
 
@@ -110,6 +111,27 @@ describe('a run from an S3 image prefix to an S3 sink', () => {
     expect(maxAbsDiff(hidden[0]!, hidden[4]!)).toBe(0); // a.png and its copy
     console.log(`s3 run: 7 images (6 rows, 1 error row) from s3:// to s3:// in ${seconds.toFixed(2)} s; max abs diff to a direct forward pass ${worst.toExponential(2)}`);
   });
+
+  it('restores run records from the bucket with runs --rebuild s3://... --endpoint', async () => {
+    const summary = await runJob(job(), { settings: { redisUrl: REDIS_URL, prefix }, threads: 1 });
+    expect(summary.status).toBe('committed');
+    // an empty registry (as after Redis was wiped), and no endpoint in the environment
+    const fresh = testPrefix();
+    const env = { REDIS_URL, LAYERTAP_PREFIX: fresh.prefix, AWS_ENDPOINT_URL: '', AWS_ENDPOINT_URL_S3: '' };
+    try {
+      const rebuilt = await runCli(['runs', '--rebuild', `s3://${out}/emb`, '--endpoint', s3.endpoint, '--json'], env);
+      expect(rebuilt.code, rebuilt.stderr).toBe(0);
+      expect(rebuilt.stderr).toMatch(/restored \d+ run record\(s\) from s3:\/\//);
+      const runs = (JSON.parse(rebuilt.stdout) as { runs: Array<{ runId: string; status: string; rows: number; errorRows: number; files: string[] }> }).runs;
+      expect(runs.find((r) => r.runId === summary.runId)).toMatchObject({ status: 'committed', rows: 6, errorRows: 1, files: summary.output.files });
+
+      const misuse = await runCli(['runs', '--endpoint', s3.endpoint], env);
+      expect(misuse.code).toBe(2);
+      expect(misuse.stderr).toContain('layertap: runs: --endpoint only applies with --rebuild s3://bucket/prefix');
+    } finally {
+      await fresh.cleanup();
+    }
+  }, 60_000);
 
   it('fails before any work, naming the bucket, when a bucket does not exist', async () => {
     const { prefix: p2, cleanup: c2 } = testPrefix();

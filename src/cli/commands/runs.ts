@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { rebuildRegistry } from '../../queue/registry-rebuild.js';
+import { JobConfigError } from '../../config/index.js';
 import { err, fail, out, positiveInt, table, withClient, type SetExit } from '../common.js';
 
 /** `layertap runs`: the run registry, optionally restored from the sink's manifests first. */
@@ -9,13 +10,25 @@ export function register(program: Command, setExit: SetExit): void {
     .description('the run registry: id, fingerprint, status, rows, errors, start, duration, trigger')
     .option('--name <name>', 'only runs of this dataset')
     .option('--rebuild <sink-uri>', 'first restore records from the manifests under this sink (after Redis was wiped)')
+    .option('--endpoint <url>', 'with --rebuild on s3://: the S3 endpoint (as the job\'s sink.endpoint; default AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, else AWS)')
+    .option('--region <region>', 'with --rebuild on s3://: the region (as sink.region)')
+    .option('--path-style', 'with --rebuild on s3://: bucket in the path, as sink.forcePathStyle: true (the default when an endpoint is set)')
     .option('--limit <n>', 'newest N runs', positiveInt('--limit'), 50)
     .option('--json', 'print one JSON object on stdout')
-    .action(async (o: { name?: string; rebuild?: string; limit: number; json?: boolean }) => {
+    .action(async (o: { name?: string; rebuild?: string; endpoint?: string; region?: string; pathStyle?: boolean; limit: number; json?: boolean }) => {
       try {
+        const connection = {
+          ...(o.endpoint !== undefined ? { endpoint: o.endpoint } : {}),
+          ...(o.region !== undefined ? { region: o.region } : {}),
+          ...(o.pathStyle ? { forcePathStyle: true } : {}),
+        };
+        const flag = o.endpoint !== undefined ? '--endpoint' : o.region !== undefined ? '--region' : o.pathStyle ? '--path-style' : null;
+        if (flag && (!o.rebuild || !o.rebuild.startsWith('s3://'))) {
+          throw new JobConfigError(`runs: ${flag} only applies with --rebuild s3://bucket/prefix`);
+        }
         await withClient(async (client) => {
           if (o.rebuild) {
-            const n = await rebuildRegistry(o.rebuild, client.registry, o.name ? { name: o.name } : {});
+            const n = await rebuildRegistry({ uri: o.rebuild, ...connection }, client.registry, o.name ? { name: o.name } : {});
             err(`restored ${n} run record(s) from ${o.rebuild}`);
           }
           const runs = (await client.registry.list(o.name ? 10_000 : o.limit)).filter((r) => !o.name || r.name === o.name).slice(0, o.limit);
