@@ -8,11 +8,12 @@
 // Needs Linux (/proc) and redis-server on PATH (a private one is started) or REDIS_URL.
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EmbeddedRedis } from '../dist/queue/embedded-redis.js';
+import { procStatus } from './lib/common.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'bin', 'layertap.js');
@@ -59,16 +60,6 @@ function run(args, env) {
     p.stderr.on('data', (d) => (stderr += d));
     p.on('exit', (code) => resolve({ code, stdout, stderr }));
   });
-}
-
-async function procStatus(pid) {
-  try {
-    const s = await readFile(`/proc/${pid}/status`, 'utf8');
-    const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? 0);
-    return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
-  } catch {
-    return null;
-  }
 }
 
 const mb = (kb) => (kb / 1024).toFixed(0);

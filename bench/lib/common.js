@@ -1,7 +1,7 @@
 // Shared pieces of the benchmark suite: machine facts, statistics, Redis, temp data.
 import { execFileSync } from 'node:child_process';
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { readdirSync } from 'node:fs';
 import { availableParallelism, loadavg, totalmem } from 'node:os';
 import path from 'node:path';
@@ -294,5 +294,16 @@ export async function dropPrefix(redisUrl, prefix) {
     return removed;
   } finally {
     redis.disconnect();
+  }
+}
+
+/** Resident and peak resident memory of a process in kB (Linux `/proc/PID/status`), or null once it is gone. */
+export async function procStatus(pid) {
+  try {
+    const s = await readFile(`/proc/${pid}/status`, 'utf8');
+    const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? 0);
+    return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+  } catch {
+    return null;
   }
 }

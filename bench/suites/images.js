@@ -45,7 +45,7 @@ export async function imageCount(ctx) {
 }
 
 async function imagesFor(ctx, m) {
-  const { parseJob, resolveJob } = await dist('index.js');
+  const { parseJob, resolveJob, modelSpecOf } = await dist('index.js');
   const threads = ctx.cores;
   const count = m.images;
   const dir = await jpegFolder(count);
@@ -53,14 +53,7 @@ async function imagesFor(ctx, m) {
   const sink = path.join(ctx.tmp, `out-img-${m.key}`);
   const config = imageJob(`bench-img-${m.key}`, dir, m, sink);
   const resolved = await resolveJob(parseJob(config), { cwd: ctx.tmp });
-  const spec = {
-    uri: resolved.model.uri,
-    backend: resolved.model.backend,
-    taps: resolved.taps,
-    inputShape: resolved.inputShape,
-    fingerprint: resolved.fingerprint,
-    preprocess: resolved.preprocess,
-  };
+  const spec = modelSpecOf(resolved);
   ctx.log(`  ${m.label}: ${count} JPEGs, batch ${BATCH}, ${threads} threads: loading`);
   const probe = loadProbe();
   const single = await ThreadGroup.start([{ mode: 'single', spec, files, batch: BATCH, forwardRows: m.forwardRows, cores: ctx.cores, onnx: m.key === 'onnx' }]);

@@ -1,19 +1,9 @@
 // Memory: peak RSS of a `layertap worker` process as the dataset grows, and zero-copy transfer.
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { dist, SEED_MODEL, writeNpy } from '../lib/common.js';
+import { dist, procStatus, SEED_MODEL, writeNpy } from '../lib/common.js';
 import { loadProbe } from '../lib/result.js';
 import { ProcessPipeline } from '../lib/pipeline.js';
-
-async function procStatus(pid) {
-  try {
-    const s = await readFile(`/proc/${pid}/status`, 'utf8');
-    const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? 0);
-    return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
-  } catch {
-    return null;
-  }
-}
 
 /** Resets the process's peak RSS (VmHWM) to its current RSS (Linux: /proc/PID/clear_refs). */
 async function resetPeak(pid) {
@@ -99,12 +89,12 @@ async function peaks(ctx, warm) {
 
 /** The sender's buffers are detached once the pool has them, for every input kind; features come back whole. */
 async function zeroCopy(ctx) {
-  const { EmbedPool, parseJob, resolveJob } = await dist('index.js');
+  const { EmbedPool, modelSpecOf, parseJob, resolveJob } = await dist('index.js');
   const npy = await writeNpy(path.join(ctx.tmp, 'zc.npy'), 4, [28, 28, 1]);
   const job = await resolveJob(
     parseJob({ name: 'zc', source: { uri: npy.file }, model: { uri: SEED_MODEL, backend: 'cpu' }, taps: [{ layer: 'linear_1.0' }, { layer: 'conv_16.2' }], sink: { uri: ctx.tmp } }),
   );
-  const model = { uri: job.model.uri, backend: 'cpu', taps: job.taps, inputShape: job.inputShape, fingerprint: job.fingerprint, preprocess: null };
+  const model = modelSpecOf(job);
   const pool = new EmbedPool({ threads: 1, backend: 'cpu' });
   const checks = [];
   try {

@@ -57,19 +57,13 @@ function job(name, npy, m, extra = {}) {
 
 /** Pipeline rows/s vs a bare loop of loadRunner in worker threads on the same arrays. */
 async function efficiency(ctx, m) {
-  const { parseJob, resolveJob } = await dist('index.js');
+  const { parseJob, resolveJob, modelSpecOf } = await dist('index.js');
   const threads = ctx.cores;
   const npy = await npyFor(ctx, m, m.rows);
   const sink = path.join(ctx.tmp, `out-eff-${m.key}`);
   const config = job(`bench-eff-${m.key}`, npy, m, { sink });
-  const resolved = await resolveJob(parseJob(config), { cwd: ctx.tmp });
   const spec = {
-    uri: resolved.model.uri,
-    backend: resolved.model.backend,
-    taps: resolved.taps,
-    inputShape: resolved.inputShape,
-    fingerprint: resolved.fingerprint,
-    preprocess: null,
+    ...modelSpecOf(await resolveJob(parseJob(config), { cwd: ctx.tmp })),
     // what a pool thread gets by default: the cores shared among the threads
     ...(m.key === 'onnx' ? { intraOpThreads: Math.max(1, Math.floor(ctx.cores / threads)) } : {}),
   };
@@ -161,17 +155,9 @@ async function tapOverhead(ctx, m) {
 
 /** The bare forward loop on 1 and 2 threads: how far the model itself scales on this machine. */
 async function bareScaling(ctx, m, npy, config) {
-  const { parseJob, resolveJob } = await dist('index.js');
-  const resolved = await resolveJob(parseJob(config), { cwd: ctx.tmp });
-  const spec = {
-    uri: resolved.model.uri,
-    backend: resolved.model.backend,
-    taps: resolved.taps,
-    inputShape: resolved.inputShape,
-    fingerprint: resolved.fingerprint,
-    preprocess: null,
-    ...(m.key === 'onnx' ? { intraOpThreads: 1 } : {}),
-  };
+  const { parseJob, resolveJob, modelSpecOf } = await dist('index.js');
+  // the job already pins ONNX to one intra-op thread per model thread
+  const spec = modelSpecOf(await resolveJob(parseJob(config), { cwd: ctx.tmp }));
   const probe = loadProbe();
   const one = await ThreadGroup.start(slices(m.rows, BATCH, 1).map((s) => ({ mode: 'bare', spec, npy, batch: BATCH, ...s })));
   const two = await ThreadGroup.start(slices(m.rows, BATCH, 2).map((s) => ({ mode: 'bare', spec, npy, batch: BATCH, ...s })));

@@ -6,6 +6,7 @@ import type { Sink } from '../sinks/types.js';
 import { createSource } from '../sources/index.js';
 import type { SourceRow } from '../sources/types.js';
 import { VERSION } from '../version.js';
+import { modelSpecOf } from '../workers/model-spec.js';
 import type { EmbedPool } from '../workers/pool.js';
 import type { BatchInput, BatchResult } from '../workers/protocol.js';
 import { ownBuffer } from '../workers/transfer.js';
@@ -108,6 +109,7 @@ export async function processShard(data: ShardJobData, ctx: ShardContext): Promi
   const hashes = new Map<number, string>();
   const written: { ids: string[]; hashes: string[] } = { ids: [], hashes: [] };
   const columns = job.taps.map((t) => t.as);
+  const model = modelSpecOf(job);
 
   const writeRows = async (ids: string[], positions: number[], taps: Record<string, TapOutput>, meta: { backend: string; layout: 'nhwc' | 'nchw' }) => {
     if (ids.length === 0) return;
@@ -173,21 +175,7 @@ export async function processShard(data: ShardJobData, ctx: ShardContext): Promi
 
   const submit = (batch: Array<Extract<SourceRow, { kind: 'bytes' | 'tensor' }>>, positions: number[]) => {
     const input = batchInput(job, batch);
-    const result = ctx.pool.run(
-      {
-        model: {
-          uri: job.model.uri,
-          backend: job.model.backend,
-          taps: job.taps,
-          inputShape: job.inputShape,
-          fingerprint: job.fingerprint,
-          preprocess: job.preprocess,
-          ...(job.model.intraOpThreads !== undefined ? { intraOpThreads: job.model.intraOpThreads } : {}),
-        },
-        input,
-      },
-      ctx.signal,
-    );
+    const result = ctx.pool.run({ model, input }, ctx.signal);
     // a rejection is observed when the batch is drained; avoid an unhandled-rejection crash before that
     result.catch(() => undefined);
     pending.push({ ids: input.ids, pos: positions, result });

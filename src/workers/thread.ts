@@ -60,10 +60,41 @@ function dropRows(out: TapOutput, keep: number[]): TapOutput {
   return { data, shape: out.shape };
 }
 
-/** The error of a tensor row with a NaN or infinite value, or null when every value is finite. */
-function badInput(values: Float32Array, start: number, per: number): string | null {
+/**
+ * The error of a tensor row with a NaN or infinite value, or null when every value is finite.
+ * Such rows are left out of the batch: a model can map them to finite values (a ReLU or a max
+ * pool may drop a NaN) and nothing downstream would know.
+ */
+function badInput(values: Float32Array, start: number, per: number): Omit<RowError, 'index'> | null {
   const at = firstNonFinite(values, start, start + per);
-  return at < 0 ? null : `input value ${at} of ${per} is ${values[start + at]}; NaN and Inf inputs give meaningless features`;
+  return at < 0 ? null : { stage: 'input', message: `input value ${at} of ${per} is ${values[start + at]}; NaN and Inf inputs give meaningless features` };
+}
+
+/**
+ * Keeps the rows of `batch` (`rows` rows of `per` values) in which `problem` finds nothing,
+ * moved to the front in order (the model takes a contiguous batch); the others become error
+ * rows. Returns the kept rows as a view of `batch`.
+ */
+function keepGoodRows(
+  batch: Float32Array,
+  rows: number,
+  per: number,
+  problem: (i: number) => Omit<RowError, 'index'> | null,
+  ok: number[],
+  errors: RowError[],
+): Float32Array {
+  let j = 0;
+  for (let i = 0; i < rows; i++) {
+    const p = problem(i);
+    if (p !== null) {
+      errors.push({ index: i, ...p });
+      continue;
+    }
+    if (j !== i) batch.copyWithin(j * per, i * per, (i + 1) * per);
+    ok.push(i);
+    j++;
+  }
+  return batch.subarray(0, j * per);
 }
 
 /** Thread entry: decode (for images), run one forward pass with every tap, return features by transfer. */
@@ -89,56 +120,34 @@ export default async function runBatch(task: BatchTask): Promise<unknown> {
       // batch (plus one per image) cost more in page faults and GC than the copy itself
       const batch = scratchFor(files.length * per);
       const failed = new Map((await decodeImagesInto(files, pre, batch)).map((f) => [f.index, f.message]));
-      let j = 0;
-      files.forEach((_, i) => {
-        const message = failed.get(i);
-        if (message !== undefined) {
-          errors.push({ index: i, stage: 'decode', message });
-          return;
-        }
-        // the rows that decoded go first, in order: the model takes a contiguous batch
-        if (j !== i) batch.copyWithin(j * per, i * per, (i + 1) * per);
-        ok.push(i);
-        j++;
-      });
-      input = batch.subarray(0, j * per);
+      input = keepGoodRows(
+        batch,
+        files.length,
+        per,
+        (i) => {
+          const message = failed.get(i);
+          return message === undefined ? null : { stage: 'decode', message };
+        },
+        ok,
+        errors,
+      );
     }
   } else if (task.input.kind === 'rows') {
+    // laid out as one batch in this thread's buffer, then checked like a contiguous batch
     const rows = task.input.rows;
     const batch = scratchFor(rows.length * per);
-    let j = 0;
     rows.forEach((r, i) => {
       if (r.length !== per) throw new Error(`tensor row ${i} has ${r.length} values, expected ${per}`);
-      // rows with a NaN or Inf are error rows, left out of the batch: a model can map them to
-      // finite values (a ReLU or a max pool may drop a NaN) and nothing downstream would know
-      const message = badInput(r, 0, per);
-      if (message !== null) {
-        errors.push({ index: i, stage: 'input', message });
-        return;
-      }
-      batch.set(r, j * per);
-      ok.push(i);
-      j++;
+      batch.set(r, i * per);
     });
-    input = batch.subarray(0, j * per);
+    input = keepGoodRows(batch, rows.length, per, (i) => badInput(batch, i * per, per), ok, errors);
   } else {
     const data = task.input.data;
     if (data.byteOffset === 0 && data.buffer instanceof ArrayBuffer && data.byteLength === data.buffer.byteLength) handBack = data.buffer;
     const rows = data.length / per;
     if (!Number.isInteger(rows)) throw new Error(`tensor batch of ${data.length} values is not a multiple of the row size ${per}`);
-    let j = 0;
-    for (let i = 0; i < rows; i++) {
-      const message = badInput(data, i * per, per);
-      if (message !== null) {
-        errors.push({ index: i, stage: 'input', message });
-        continue;
-      }
-      // the good rows go first, in order, in the batch's own buffer
-      if (j !== i) data.copyWithin(j * per, i * per, (i + 1) * per);
-      ok.push(i);
-      j++;
-    }
-    input = j === rows ? data : data.subarray(0, j * per);
+    // the good rows go first, in the batch's own buffer
+    input = keepGoodRows(data, rows, per, (i) => badInput(data, i * per, per), ok, errors);
   }
   const t1 = performance.now();
 
