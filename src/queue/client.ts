@@ -80,7 +80,8 @@ export class LayertapClient {
     // the same job over the same data while a run of it is active: hand back that run
     const active = await claimSnapshot(this.redis, this.settings.prefix, await snapshotKey(job, shards), runId, this.registry);
     if (active) return { ...active, deduplicated: true };
-    const sink = createSink(job.sink.uri);
+    // the whole sink section: its endpoint, region and path style decide where the base run is found
+    const sink = createSink(job.sink);
     // incremental: unchanged rows are carried over from the newest committed run with this fingerprint
     const base = job.incremental ? await findBaseRun(job, sink) : null;
     const createdAt = Date.now();
