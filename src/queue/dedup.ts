@@ -7,13 +7,23 @@ import type { ShardSpec } from '../sources/types.js';
 import type { RunRegistry } from './run-registry.js';
 import type { RunRecord } from './types.js';
 
+/** JSON with object keys sorted, so that two equal jobs give the same text whatever their key order. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}
+
 /**
- * A key for "the same job over the same data": dataset name, fingerprint, and a snapshot of the
- * source (its planned rows, plus size and modification time of each local file).
+ * A key for "the same job over the same data": the whole resolved job (everything that decides
+ * what is written and where: sink format and connection included), and a snapshot of the source
+ * (its planned rows, plus size and modification time of each local file).
  */
 export async function snapshotKey(job: ResolvedJob, shards: ShardSpec[]): Promise<string> {
   const h = createHash('sha256');
-  h.update(JSON.stringify([job.name, job.fingerprint, job.source.uri, job.sink.uri, job.incremental]));
+  h.update(canonicalJson(job));
   const local = !/^[a-z][a-z0-9+.-]*:\/\//i.test(job.source.uri);
   if (local) {
     try {
