@@ -55,7 +55,8 @@ export class LayertapClient {
    * for the queues. Throws a RedisSetupError instead of waiting forever on a Redis that is not there.
    */
   async waitUntilReady(): Promise<void> {
-    await checkRedis(this.settings.redisUrl, { allowEviction: this.settings.allowEviction ?? false });
+    // unset: checkRedis falls back to LAYERTAP_ALLOW_EVICTION, as the settings' doc promises
+    await checkRedis(this.settings.redisUrl, { allowEviction: this.settings.allowEviction });
     await Promise.all([this.runs.waitUntilReady(), this.shards.waitUntilReady(), this.flows.waitUntilReady()]);
   }
 

@@ -33,7 +33,11 @@ export async function connectRedis(
 ): Promise<{ settings: QueueSettings; stop: () => Promise<void> }> {
   const env = settingsFromEnv();
   const explicit = partial.redisUrl ?? (process.env.REDIS_URL ? env.redisUrl : undefined);
-  const settings: QueueSettings = { redisUrl: explicit ?? env.redisUrl, prefix: partial.prefix ?? env.prefix };
+  const settings: QueueSettings = {
+    redisUrl: explicit ?? env.redisUrl,
+    prefix: partial.prefix ?? env.prefix,
+    allowEviction: partial.allowEviction ?? env.allowEviction ?? false,
+  };
   if (await redisAnswers(settings.redisUrl, 1000)) {
     log(`redis: ${redactUrl(settings.redisUrl)}`);
     return { settings, stop: async () => undefined };

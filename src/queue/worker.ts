@@ -217,7 +217,7 @@ export class LayertapWorker {
   /** Check Redis (answers, credentials, eviction policy), connect and start taking jobs. */
   async start(): Promise<void> {
     const settings = this.opts.settings;
-    const check = await checkRedis(settings.redisUrl, { allowEviction: settings.allowEviction ?? false });
+    const check = await checkRedis(settings.redisUrl, { allowEviction: settings.allowEviction });
     for (const w of check.warnings) this.log(`layertap worker: warning: ${w}`);
     const connection = bullConnection(settings.redisUrl);
     const prefix = settings.prefix;

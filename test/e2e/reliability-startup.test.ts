@@ -87,6 +87,20 @@ describe('Redis checks at start', () => {
     expect(JSON.parse(flagged.stdout)).toMatchObject({ status: 'queued', shards: 1, rows: 8 });
   }, 40_000);
 
+  it('runs against an evicting Redis when told to, by flag or by environment', async () => {
+    const lru = await server('lru-run', ['--maxmemory-policy', 'allkeys-lru']);
+    const env = { REDIS_URL: lru.url, LAYERTAP_PREFIX: 'lt-eviction-run' };
+    const [flagged, fromEnv] = await Promise.all([
+      runCli(['run', jobFile, '--threads', '1', '--allow-eviction', '--json'], env, 60_000),
+      runCli(['run', jobFile, '--threads', '1', '--json'], { ...env, LAYERTAP_ALLOW_EVICTION: '1' }, 60_000),
+    ]);
+    for (const r of [flagged, fromEnv]) {
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/warning: Redis at redis:\/\/127\.0\.0\.1:\d+ has maxmemory-policy 'allkeys-lru'.*\(allowed by LAYERTAP_ALLOW_EVICTION \/ --allow-eviction\)/);
+      expect(JSON.parse(r.stdout)).toMatchObject({ status: 'committed', rows: 8, errorRows: 0 });
+    }
+  }, 70_000);
+
   it('says when Redis refuses the credentials, without printing the password', async () => {
     const locked = await server('auth', ['--requirepass', 's3cret-pw']);
     const noPass = await runCli(['worker'], { REDIS_URL: locked.url, LAYERTAP_PREFIX: 'lt-auth' }, 20_000);
