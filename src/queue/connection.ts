@@ -31,7 +31,7 @@ export function redisOptions(url: string): RedisOptions {
   try {
     u = new URL(url);
   } catch {
-    throw new Error(`REDIS_URL is not a URL: '${url}' (expected e.g. redis://127.0.0.1:6379)`);
+    throw new Error(`REDIS_URL is not a URL: '${redactUrl(url)}' (expected e.g. redis://127.0.0.1:6379)`);
   }
   if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
     throw new Error(`REDIS_URL must start with redis:// or rediss://, got '${u.protocol}//'`);
@@ -61,8 +61,22 @@ export function redactUrl(url: string): string {
     if (u.password) u.password = '***';
     return u.toString();
   } catch {
-    return url;
+    return redactUnparsed(url);
   }
+}
+
+/**
+ * A URL the parser refused may still carry a password, and where it ends is unknown: everything
+ * before the last '@' is masked, and text without one is shown only when it looks like a plain
+ * host[:port][/db].
+ */
+function redactUnparsed(url: string): string {
+  const m = /^([a-z][a-z0-9+.-]*:\/\/)?([\s\S]*)$/i.exec(url);
+  const scheme = m?.[1] ?? '';
+  const rest = m?.[2] ?? '';
+  const at = rest.lastIndexOf('@');
+  if (at >= 0) return `${scheme}***${rest.slice(at)}`;
+  return /^[\w.[\]-]*(:\d*)?(\/\d*)?$/.test(rest) ? url : `${scheme}***`;
 }
 
 /** BullMQ connection options for a Redis URL. */
