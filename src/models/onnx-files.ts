@@ -63,7 +63,7 @@ export async function readOnnxFiles(uri: string): Promise<OnnxFiles> {
   }
   const model = parseOnnxModel(bytes, source);
   const external: OnnxFiles['external'] = [];
-  for (const init of model.graph.initializers) {
+  for (const init of model.externalTensors) {
     if (init.external === null) continue;
     const { location, offset, length } = init.external;
     let file = external.find((e) => e.location === location);

@@ -13,6 +13,16 @@ const SHAPE = { dim: 1 } as const;
 const DIM = { value: 1, param: 2 } as const;
 const TENSOR = { dims: 1, dataType: 2, name: 8, externalData: 13, dataLocation: 14 } as const;
 const ENTRY = { key: 1, value: 2 } as const;
+// where TensorProtos can stand besides the main graph's initializers
+const MODEL_MORE = { trainingInfo: 20, functions: 25 } as const;
+const TRAINING_INFO = { initialization: 1, algorithm: 2 } as const;
+const FUNCTION = { node: 7 } as const;
+const GRAPH_MORE = { sparseInitializer: 15 } as const;
+const NODE_MORE = { attribute: 5 } as const;
+const ATTRIBUTE = { t: 5, g: 6, tensors: 10, graphs: 11, sparseTensor: 22, sparseTensors: 23 } as const;
+const SPARSE_TENSOR = { values: 1, indices: 2 } as const;
+/** deeper nesting than any real model has; a hostile file must not exhaust the stack */
+const MAX_GRAPH_DEPTH = 64;
 
 const WIRE_VARINT = 0;
 const WIRE_LEN = 2;
@@ -81,6 +91,12 @@ export interface OnnxModel {
   producer: string;
   opsets: { domain: string; version: number }[];
   graph: OnnxGraph;
+  /**
+   * every tensor whose bytes live outside the .onnx file, wherever it stands: initializers of the
+   * main graph and of subgraphs, Constant and other node attributes, sparse tensors, functions and
+   * training graphs; the runtime would read each of them, so each must pass the path checks
+   */
+  externalTensors: OnnxInitializer[];
 }
 
 type Reader = protobuf.Reader;
@@ -224,6 +240,55 @@ function parseGraph(bytes: Uint8Array, graph: OnnxGraph): void {
   });
 }
 
+/** Every external-data tensor under a message of `kind`, at any depth. */
+function collectExternal(bytes: Uint8Array, kind: 'model' | 'graph' | 'node' | 'attribute' | 'sparse' | 'function' | 'training', into: OnnxInitializer[], depth = 0): void {
+  if (depth > MAX_GRAPH_DEPTH) throw new Error(`subgraphs nested deeper than ${MAX_GRAPH_DEPTH} levels`);
+  const tensor = (r: Reader) => {
+    const t = parseInitializer(r.bytes());
+    if (t.external !== null) into.push(t);
+  };
+  const walk = (r: Reader, inner: Parameters<typeof collectExternal>[1]) => collectExternal(r.bytes(), inner, into, depth + 1);
+  eachField(bytes, (field, wire, r) => {
+    if (wire !== WIRE_LEN) return false;
+    switch (kind) {
+      case 'model':
+        if (field === MODEL.graph) walk(r, 'graph');
+        else if (field === MODEL_MORE.trainingInfo) walk(r, 'training');
+        else if (field === MODEL_MORE.functions) walk(r, 'function');
+        else return false;
+        return true;
+      case 'training':
+        if (field !== TRAINING_INFO.initialization && field !== TRAINING_INFO.algorithm) return false;
+        walk(r, 'graph');
+        return true;
+      case 'function':
+        if (field !== FUNCTION.node) return false;
+        walk(r, 'node');
+        return true;
+      case 'graph':
+        if (field === GRAPH.initializer) tensor(r);
+        else if (field === GRAPH_MORE.sparseInitializer) walk(r, 'sparse');
+        else if (field === GRAPH.node) walk(r, 'node');
+        else return false;
+        return true;
+      case 'node':
+        if (field !== NODE_MORE.attribute) return false;
+        walk(r, 'attribute');
+        return true;
+      case 'attribute':
+        if (field === ATTRIBUTE.t || field === ATTRIBUTE.tensors) tensor(r);
+        else if (field === ATTRIBUTE.g || field === ATTRIBUTE.graphs) walk(r, 'graph');
+        else if (field === ATTRIBUTE.sparseTensor || field === ATTRIBUTE.sparseTensors) walk(r, 'sparse');
+        else return false;
+        return true;
+      case 'sparse':
+        if (field !== SPARSE_TENSOR.values && field !== SPARSE_TENSOR.indices) return false;
+        tensor(r);
+        return true;
+    }
+  });
+}
+
 /** Decode the parts of an ONNX ModelProto that describe the main graph; `source` names the model in errors. */
 export function parseOnnxModel(bytes: Uint8Array, source: string): OnnxModel {
   const model: OnnxModel = {
@@ -231,6 +296,7 @@ export function parseOnnxModel(bytes: Uint8Array, source: string): OnnxModel {
     producer: '',
     opsets: [],
     graph: { nodes: [], inputs: [], outputs: [], valueInfo: [], initializers: [] },
+    externalTensors: [],
   };
   let graphs = 0;
   try {
@@ -253,6 +319,7 @@ export function parseOnnxModel(bytes: Uint8Array, source: string): OnnxModel {
       } else return false;
       return true;
     });
+    collectExternal(bytes, 'model', model.externalTensors);
   } catch (err) {
     throw new OnnxFormatError(source, `not a readable ModelProto (${(err as Error).message})`);
   }

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { describeModel, listLayers } from '../../src/models/index.js';
 import { parseOnnxModel, withGraphOutputs } from '../../src/models/onnx-graph.js';
 import { removeTempDirs, tempDir } from './models-helpers.js';
-import { buildOnnx, copySeedOnnx, flipWeightBit, SEED_LEAVES, SEED_ONNX, tinyLinear } from './models-onnx-helpers.js';
+import { buildOnnx, copySeedOnnx, flipWeightBit, SEED_LEAVES, SEED_ONNX, tinyLinear, type TinyModel, type TinyNode } from './models-onnx-helpers.js';
 
 afterAll(removeTempDirs);
 
@@ -102,6 +102,43 @@ describe('describeModel on .onnx', () => {
     model.initializers![0]!.location = '/etc/passwd';
     writeFileSync(outside, buildOnnx(model, dir));
     await expect(describeModel(outside)).rejects.toThrow("external data location '/etc/passwd' is absolute");
+  });
+
+  it('checks and hashes external data of node attributes and subgraphs too', async () => {
+    const dir = tempDir('layertap-onnx-ext-attr-');
+    const withNodes = (nodes: TinyNode[]): TinyModel => {
+      const m = tinyLinear();
+      m.nodes.push(...nodes);
+      return m;
+    };
+    const constant = (location?: string): TinyNode => ({
+      name: '/c/Constant',
+      op: 'Constant',
+      inputs: [],
+      outputs: ['c'],
+      attributes: [{ name: 'value', tensor: { name: '', dims: [3], values: [1, 2, 3], external: 'const.bin', ...(location ? { location } : {}) } }],
+    });
+    const branch = (location: string): TinyNode => ({
+      name: '/if/If',
+      op: 'If',
+      inputs: ['cond'],
+      outputs: ['z'],
+      attributes: [{ name: 'then_branch', graph: [{ name: 'w_then', dims: [1], values: [5], external: 'then.bin', location }] }],
+    });
+
+    const inside = path.join(dir, 'inside.onnx');
+    writeFileSync(inside, buildOnnx(withNodes([constant()]), dir));
+    const d = await describeModel(inside);
+    const bytes = readFileSync(path.join(dir, 'const.bin'));
+    bytes[0]! ^= 0x01;
+    writeFileSync(path.join(dir, 'const.bin'), bytes);
+    expect((await describeModel(inside)).contentHash).not.toBe(d.contentHash);
+
+    const bad = path.join(dir, 'bad.onnx');
+    writeFileSync(bad, buildOnnx(withNodes([constant('../const.bin')]), dir));
+    await expect(describeModel(bad)).rejects.toThrow(`ONNX model ${bad}: external data location '../const.bin' climbs out with '..'`);
+    writeFileSync(bad, buildOnnx(withNodes([branch('/etc/passwd')]), dir));
+    await expect(describeModel(bad)).rejects.toThrow(`ONNX model ${bad}: external data location '/etc/passwd' is absolute`);
   });
 
   it('names a missing file and a model with two inputs', async () => {

@@ -53,6 +53,8 @@ export interface TinyNode {
   op: string;
   inputs: string[];
   outputs: string[];
+  /** tensor attributes (a Constant's `value`), and graph attributes given as a subgraph's initializers */
+  attributes?: { name: string; tensor?: TinyInitializer; graph?: TinyInitializer[] }[];
 }
 
 export interface TinyInitializer {
@@ -118,12 +120,26 @@ export function buildOnnx(model: TinyModel, dir?: string): Uint8Array {
       w.uint32((13 << 3) | LEN).bytes(entry('length', String(raw.byteLength)));
       w.uint32((14 << 3) | VARINT).int32(1);
     });
+  const attribute = (a: NonNullable<TinyNode['attributes']>[number]): Uint8Array =>
+    message((w) => {
+      w.uint32((1 << 3) | LEN).string(a.name);
+      if (a.tensor) w.uint32((5 << 3) | LEN).bytes(initializer(a.tensor)).uint32((20 << 3) | VARINT).int32(4);
+      if (a.graph) {
+        const inits = a.graph;
+        const sub = message((gw) => {
+          gw.uint32((2 << 3) | LEN).string(`${a.name}_graph`);
+          for (const init of inits) gw.uint32((5 << 3) | LEN).bytes(initializer(init));
+        });
+        w.uint32((6 << 3) | LEN).bytes(sub).uint32((20 << 3) | VARINT).int32(5);
+      }
+    });
   const graph = message((w) => {
     for (const n of model.nodes) {
       const node = message((nw) => {
         for (const i of n.inputs) nw.uint32((1 << 3) | LEN).string(i);
         for (const o of n.outputs) nw.uint32((2 << 3) | LEN).string(o);
         nw.uint32((3 << 3) | LEN).string(n.name).uint32((4 << 3) | LEN).string(n.op);
+        for (const a of n.attributes ?? []) nw.uint32((5 << 3) | LEN).bytes(attribute(a));
       });
       w.uint32((1 << 3) | LEN).bytes(node);
     }
