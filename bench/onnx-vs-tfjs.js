@@ -108,7 +108,7 @@ const SIDES = [
 
 async function forwardBench(spec, files, opts) {
   const { loadRunner } = await import(path.join(DIST, 'models', 'index.js'));
-  const { decodeImage } = await import(path.join(DIST, 'sources', 'image-decode.js'));
+  const { decodeImage } = await import(path.join(DIST, 'preprocess', 'image-decode.js'));
   const per = spec.inputShape.reduce((a, b) => a * b, 1);
   const batches = [];
   for (let start = 0; start < files.length; start += opts.batch) {

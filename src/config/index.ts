@@ -2,4 +2,4 @@ export * from './schema.js';
 export * from './resolved.js';
 export { JobConfigError } from './errors.js';
 export { loadJobFile, parseJob, fieldPath } from './load.js';
-export { resolveJob, computeFingerprint, defaultColumnName, absoluteUri, type ResolveOptions } from './resolve.js';
+export { defaultColumnName, absoluteUri } from './names.js';

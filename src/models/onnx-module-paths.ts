@@ -1,4 +1,5 @@
-import { nearestNames, UnknownLayerError } from './errors.js';
+import { UnknownLayerError } from './errors.js';
+import { nearestNames } from '../types/did-you-mean.js';
 import type { OnnxGraph, OnnxNode } from './onnx-graph.js';
 
 /**

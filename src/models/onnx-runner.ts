@@ -1,6 +1,6 @@
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import type { ResolvedTap } from '../config/resolved.js';
-import { fromFloat16Array } from './float16.js';
+import { fromFloat16Array } from '../types/float16.js';
 import { onnxInput, onnxInputShape } from './onnx-describe.js';
 import { readOnnxFiles } from './onnx-files.js';
 import { withGraphOutputs, type OnnxValueInfo } from './onnx-graph.js';

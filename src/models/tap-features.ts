@@ -1,6 +1,6 @@
 import type { Tensor } from '@tensorflow/tfjs-core';
 import type { ResolvedTap } from '../config/resolved.js';
-import { toFloat16Array } from './float16.js';
+import { toFloat16Array } from '../types/float16.js';
 import type { Tfjs } from './tfjs.js';
 import type { TapOutput } from './types.js';
 

@@ -1,5 +1,8 @@
 import type { ResolvedPreprocess, ResolvedTap } from '../config/resolved.js';
 import type { BackendName } from '../config/schema.js';
+import type { TapOutput } from '../types/features.js';
+
+export type { TapOutput };
 
 /** One layer (LayersModel) or node (GraphModel / ONNX), as `layertap layers` lists it. */
 export interface LayerInfo {
@@ -34,14 +37,6 @@ export interface ModelDescription {
    * tensors, a constant), so that a job fails before any work. Absent when every listed name can be tapped.
    */
   checkTap?(layer: string, at: 'input' | 'output'): void;
-}
-
-/** Features of one tap for a batch: row-major [rows, ...shape] flattened. */
-export interface TapOutput {
-  /** Float32Array for float32, Uint16Array of IEEE half bits for float16 */
-  data: Float32Array | Uint16Array;
-  /** per-row shape after reduce, before flattening */
-  shape: number[];
 }
 
 /** A loaded model that runs a batch and returns every tap from ONE forward pass. */

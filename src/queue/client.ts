@@ -2,14 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { FlowProducer, Job, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { ResolvedJob } from '../config/resolved.js';
-import { runPrefix } from '../sinks/index.js';
-import { createSink } from '../sinks/index.js';
+import { createSink, runPrefix } from '../storage/index.js';
 import { createSource } from '../sources/index.js';
 import type { ShardSpec } from '../sources/types.js';
 import { bullConnection, redisOptions, type QueueSettings } from './connection.js';
 import { checkRedis } from './redis-checks.js';
-import { claimSnapshot, snapshotKey } from './dedup.js';
-import { findBaseRun } from './incremental.js';
+import { claimSnapshot } from './dedup.js';
+import { snapshotKey } from '../pipeline/snapshot.js';
+import { findBaseRun } from '../pipeline/incremental.js';
 import { RunRegistry } from './run-registry.js';
 import { RUNS_QUEUE, SHARDS_QUEUE, type RunJobData, type RunRecord, type RunSummary, type ShardJobData, type ShardResult } from './types.js';
 

@@ -1,5 +1,5 @@
-import { createSink } from '../sinks/index.js';
-import type { SinkSpec } from '../sinks/factory.js';
+import { createSink, runOfManifestKey } from '../storage/index.js';
+import type { SinkSpec } from '../storage/factory.js';
 import type { RunManifest } from '../sinks/manifest.js';
 import type { RunRegistry } from './run-registry.js';
 import type { RunRecord } from './types.js';
@@ -36,10 +36,10 @@ export function recordFromManifest(m: RunManifest, manifestUri: string): RunReco
  */
 export async function rebuildRegistry(sinkSpec: string | SinkSpec, registry: RunRegistry, opts: { name?: string; onlyMissing?: boolean } = {}): Promise<number> {
   const sink = createSink(sinkSpec);
-  const keys = (await sink.list(opts.name ? `${opts.name}/` : '')).filter((k) => /^[^/]+\/[^/]+\/[^/]+\/_manifest\.json$/.test(k));
+  const keys = (await sink.list(opts.name ? `${opts.name}/` : '')).filter((k) => runOfManifestKey(k) !== null);
   let restored = 0;
   for (const key of keys) {
-    const runId = key.split('/')[2]!;
+    const runId = runOfManifestKey(key)!.runId;
     if (opts.onlyMissing && (await registry.get(runId))) continue;
     const bytes = await sink.get(key);
     if (!bytes) continue;

@@ -1,5 +1,5 @@
 import { loadJobFile } from '../config/load.js';
-import { resolveJob } from '../config/resolve.js';
+import { resolveJob } from '../pipeline/plan.js';
 import type { JobConfig } from '../config/schema.js';
 import { LayertapClient } from './client.js';
 import { redactUrl, settingsFromEnv, type QueueSettings } from './connection.js';

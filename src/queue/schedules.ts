@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { resolveJob } from '../config/resolve.js';
+import { resolveJob } from '../pipeline/plan.js';
 import type { JobConfig } from '../config/schema.js';
 import { LayertapClient, newRunId } from './client.js';
 import { bullConnection, type QueueSettings } from './connection.js';

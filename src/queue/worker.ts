@@ -7,8 +7,8 @@ import { bullConnection, redisOptions, type QueueSettings } from './connection.j
 import { checkRedis } from './redis-checks.js';
 import { ScheduleWorker } from './schedules.js';
 import { RunRegistry } from './run-registry.js';
-import { finalizeRun } from './run-processor.js';
-import { processShard } from './shard-processor.js';
+import { finalizeRun, type ShardOutcomes } from '../pipeline/finalize.js';
+import { processShard } from '../pipeline/shard-processor.js';
 import { RUNS_QUEUE, SHARDS_QUEUE, type RunJobData, type ShardJobData, type ShardResult } from './types.js';
 
 /** Defaults of {@link LayertapWorkerOptions} that govern recovery. */
@@ -237,7 +237,7 @@ export class LayertapWorker {
     this.runWorker = new Worker<RunJobData>(
       RUNS_QUEUE,
       async (job) => {
-        const res = await finalizeRun(job, this.registry);
+        const res = await finalizeRun(job.data, await shardOutcomes(job), this.registry);
         this.log(`layertap worker: run ${job.data.runId} ${res.status}: ${res.manifest}`);
         return res;
       },
@@ -291,4 +291,20 @@ export class LayertapWorker {
     await Promise.allSettled([...this.pools.values()].map((p) => p.close()));
     this.redis.disconnect();
   }
+}
+
+/** Shard index from a child job key such as 'layertap:shards:<runId>-12' (shard job ids are `<runId>-<index>`). */
+function shardIndexOf(jobKey: string): number {
+  const m = /-(\d+)$/.exec(jobKey);
+  return m ? Number(m[1]) : -1;
+}
+
+/** The results and failures of a run job's children, as the finalizer takes them. */
+async function shardOutcomes(job: Job<RunJobData>): Promise<ShardOutcomes> {
+  const values = (await job.getChildrenValues()) as Record<string, ShardResult>;
+  const failures = await job.getIgnoredChildrenFailures();
+  return {
+    results: Object.values(values),
+    failures: Object.entries(failures).map(([key, error]) => ({ index: shardIndexOf(key), error: error || 'unknown' })),
+  };
 }

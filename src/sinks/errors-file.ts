@@ -2,7 +2,7 @@ import { RecordBatch, Struct, makeData } from 'apache-arrow';
 import { utf8Data } from './arrow-data.js';
 import { errorsSchema } from './arrow-schema.js';
 import { IpcFileWriter } from './ipc-file-writer.js';
-import type { Sink } from './types.js';
+import type { Sink } from '../storage/types.js';
 
 /** A row that could not be embedded, as stored in an errors file. */
 export interface ErrorRecord {

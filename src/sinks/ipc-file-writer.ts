@@ -1,6 +1,6 @@
 import { AsyncByteQueue, RecordBatchFileWriter } from 'apache-arrow';
 import type { RecordBatch, Schema } from 'apache-arrow';
-import type { SinkWriter } from './types.js';
+import type { SinkWriter } from '../storage/types.js';
 
 /**
  * Catches the byte chunks Arrow's writer emits instead of queueing them for an async reader,

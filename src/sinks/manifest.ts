@@ -76,32 +76,3 @@ export interface RunManifest {
   finishedAt?: string;
   seconds: number;
 }
-
-/** Part file name of a shard: 'part-00000.arrow' (more digits past 99999). */
-export function partName(index: number, ext = 'arrow'): string {
-  return `part-${pad(index)}.${ext}`;
-}
-
-/** Errors file name of a shard: 'errors-00000.arrow'. */
-export function errorsName(index: number): string {
-  return `errors-${pad(index)}.arrow`;
-}
-
-/** Key prefix of a run under the sink: '<name>/<fingerprint>/<runId>'. */
-export function runPrefix(name: string, fingerprint: string, runId: string): string {
-  for (const [what, v] of [
-    ['name', name],
-    ['fingerprint', fingerprint],
-    ['runId', runId],
-  ] as const) {
-    if (!v || v.includes('/') || v === '.' || v === '..') {
-      throw new Error(`runPrefix: ${what} '${v}' must be a non-empty single path segment`);
-    }
-  }
-  return `${name}/${fingerprint}/${runId}`;
-}
-
-function pad(index: number): string {
-  if (!Number.isInteger(index) || index < 0) throw new Error(`shard index must be a non-negative integer, got ${index}`);
-  return String(index).padStart(5, '0');
-}

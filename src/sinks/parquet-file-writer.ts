@@ -1,15 +1,7 @@
 import { AsyncByteQueue, RecordBatchStreamWriter } from 'apache-arrow';
 import type { RecordBatch, Schema } from 'apache-arrow';
-import type { SinkWriter } from './types.js';
-
-type ParquetWasm = typeof import('parquet-wasm');
-let wasm: Promise<ParquetWasm> | null = null;
-
-/** parquet-wasm compiles a few MB of WebAssembly on import: load it only for jobs that use Parquet. */
-export function loadParquetWasm(): Promise<ParquetWasm> {
-  wasm ??= import('parquet-wasm');
-  return wasm;
-}
+import { loadParquetWasm } from '../storage/parquet-wasm.js';
+import type { SinkWriter } from '../storage/types.js';
 
 /** Rows per Parquet row group: small enough that a reader streaming row groups holds little, large enough to scan fast. */
 const ROW_GROUP_ROWS = 8192;

@@ -1,13 +1,13 @@
 import { Field, FixedSizeList, Float, Precision, RecordBatch, Struct, makeData } from 'apache-arrow';
 import type { Float16, Float32 } from 'apache-arrow';
 import type { Data, Schema } from 'apache-arrow';
-import type { TapOutput } from '../models/types.js';
+import type { TapOutput } from '../types/features.js';
 import { float16ListData, float32ListData, utf8Data } from './arrow-data.js';
 import { FIELD_META, ID_COLUMN } from './arrow-schema.js';
-import { float32ToHalfBits, halfBitsToFloat32 } from './float16.js';
+import { fromFloat16Array, toFloat16Array } from '../types/float16.js';
 import { IpcFileWriter } from './ipc-file-writer.js';
 import { ParquetFileWriter } from './parquet-file-writer.js';
-import type { SinkWriter } from './types.js';
+import type { SinkWriter } from '../storage/types.js';
 
 /** File formats of part files: Arrow IPC file (`.arrow`) or Parquet (`.parquet`). */
 export const PART_FORMATS = ['arrow', 'parquet'] as const;
@@ -111,10 +111,10 @@ export class PartWriter {
 
 function columnData(col: TapColumn, rows: number, values: Float32Array | Uint16Array): Data {
   if (col.half) {
-    const bits = values instanceof Uint16Array ? values : float32ToHalfBits(values);
+    const bits = values instanceof Uint16Array ? values : toFloat16Array(values);
     return float16ListData(col.type as FixedSizeList<Float16>, rows, bits);
   }
-  const floats = values instanceof Float32Array ? values : halfBitsToFloat32(values);
+  const floats = values instanceof Float32Array ? values : fromFloat16Array(values);
   return float32ListData(col.type as FixedSizeList<Float32>, rows, floats);
 }
 

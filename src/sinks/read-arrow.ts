@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { tableFromIPC } from 'apache-arrow';
 import type { Table } from 'apache-arrow';
-import { loadParquetWasm } from './parquet-file-writer.js';
+import { loadParquetWasm } from '../storage/parquet-wasm.js';
 
 /** Reads a whole Arrow IPC file (or stream) from a path or bytes into a Table. */
 export async function readArrowFile(source: string | Uint8Array): Promise<Table> {

@@ -1,10 +1,6 @@
 export type { ReadHint, ShardSpec, Source, SourceRow, TableFormat } from './types.js';
 export { ImageDirSource, DEFAULT_IMAGE_EXTENSIONS } from './image-dir-source.js';
 export type { ImageDirSourceOptions } from './image-dir-source.js';
-// Re-exporting the decoder loads sharp in whichever thread imports this barrel. The main thread must
-// hold sharp before worker threads use it, or glibc unloads libvips when a worker exits (lovell/sharp#2263).
-export { decodeImage, decodeImageInto, decodeImagesInto, decodedLength, MAX_INPUT_PIXELS } from './image-decode.js';
-export type { DecodeFailure } from './image-decode.js';
 export { NpySource } from './npy-source.js';
 export type { NpySourceOptions } from './npy-source.js';
 export { parseNpyHeader, readNpyHeader, readNpy, writeNpy } from './npy.js';

@@ -1,7 +1,7 @@
 import { open, readFile, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
-import { float16ToFloat32 } from '../models/float16.js';
+import { float16ToFloat32 } from '../types/float16.js';
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // "\x93NUMPY"
 export const HOST_LITTLE_ENDIAN = endianness() === 'LE';

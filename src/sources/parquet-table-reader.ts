@@ -1,7 +1,7 @@
 import { openAsBlob } from 'node:fs';
 import { tableFromIPC } from 'apache-arrow';
 import type { ParquetFile } from 'parquet-wasm';
-import { loadParquetWasm } from '../sinks/parquet-file-writer.js';
+import { loadParquetWasm } from '../storage/parquet-wasm.js';
 import { arrowColumn, arrowRows } from './table-cells.js';
 import type { RawRow, RowColumns, TableColumn } from './table-cells.js';
 import { checkShard, piecesFor, planRows } from './table-reader.js';

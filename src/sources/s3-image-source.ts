@@ -1,5 +1,5 @@
-import { checkBucket, describeS3Error, formatS3Uri, loadS3Sdk, s3Client } from '../sinks/s3-client.js';
-import type { S3ConnectionOptions } from '../sinks/s3-client.js';
+import { checkBucket, describeS3Error, formatS3Uri, loadS3Sdk, s3Client } from '../storage/s3-client.js';
+import type { S3ConnectionOptions } from '../storage/s3-client.js';
 import { DEFAULT_IMAGE_EXTENSIONS } from './image-dir-source.js';
 import { compareCodePoints } from './path-order.js';
 import type { ShardSpec, Source, SourceRow } from './types.js';

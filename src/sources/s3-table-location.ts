@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { checkBucket, describeS3Error, errorCode, formatS3Uri, httpStatus, loadS3Sdk, s3Client } from '../sinks/s3-client.js';
-import type { S3ConnectionOptions } from '../sinks/s3-client.js';
+import { checkBucket, describeS3Error, errorCode, formatS3Uri, httpStatus, loadS3Sdk, s3Client } from '../storage/s3-client.js';
+import type { S3ConnectionOptions } from '../storage/s3-client.js';
 import type { TableLocation } from './table-location.js';
 
 /**

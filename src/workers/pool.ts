@@ -71,6 +71,11 @@ export class EmbedPool {
   private readonly spare: ArrayBuffer[] = [];
   readonly threads: number;
   readonly batchTimeoutMs: number;
+  /**
+   * sharp loaded in this (main) thread before any pool thread decodes an image: when only worker
+   * threads hold it, glibc unloads libvips as one of them exits and the others crash (lovell/sharp#2263)
+   */
+  private imageCodec: Promise<unknown> | null = null;
 
   constructor(opts: EmbedPoolOptions = {}) {
     this.threads = threadsFor(opts.backend ?? 'auto', opts.threads);
@@ -99,6 +104,7 @@ export class EmbedPool {
    * starts a new thread in its place.
    */
   async run(task: BatchTask, signal?: AbortSignal): Promise<BatchResult> {
+    if (task.input.kind === 'images') await (this.imageCodec ??= import('../preprocess/image-decode.js'));
     const views = task.input.kind === 'images' ? task.input.files : task.input.kind === 'rows' ? task.input.rows : [task.input.data];
     const timeout = this.batchTimeoutMs > 0 ? AbortSignal.timeout(this.batchTimeoutMs) : null;
     const signals = [signal, timeout].filter((s): s is AbortSignal => s !== undefined && s !== null);

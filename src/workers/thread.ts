@@ -2,7 +2,7 @@ import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { MODEL_LOAD_FAILED } from './thread-errors.js';
 import { loadRunner } from '../models/index.js';
 import type { ModelRunner, ModelSpec, TapOutput } from '../models/types.js';
-import { decodedLength, decodeImagesInto } from '../sources/image-decode.js';
+import { decodedLength, decodeImagesInto } from '../preprocess/image-decode.js';
 import type { BatchResult, BatchTask, RowError } from './protocol.js';
 import { firstNonFinite } from './finite.js';
 import { ownBuffer, transferList } from './transfer.js';

@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { destroyS3Clients } from '../../src/sinks/s3-client.js';
+import { destroyS3Clients } from '../../src/storage/s3-client.js';
 import { clearS3Downloads } from '../../src/sources/s3-table-location.js';
 
 // s3rver is CommonJS and ships no types; this is the part of it the tests use

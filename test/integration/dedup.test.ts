@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseJob, resolveJob } from '../../src/config/index.js';
+import { parseJob } from '../../src/config/index.js';
+import { resolveJob } from '../../src/pipeline/index.js';
 import { LayertapClient, LayertapWorker, waitForRun } from '../../src/queue/index.js';
 import { writeNpy } from '../../src/sources/npy.js';
 import { REDIS_URL, SEED_MODEL, tempDir, testPrefix } from '../helpers/index.js';

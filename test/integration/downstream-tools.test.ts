@@ -8,7 +8,7 @@ import pl from 'nodejs-polars';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseJob } from '../../src/config/index.js';
 import { runJob } from '../../src/queue/index.js';
-import { loadParquetWasm } from '../../src/sinks/index.js';
+import { loadParquetWasm } from '../../src/storage/index.js';
 import type { RunSummary } from '../../src/queue/index.js';
 import { featureRows, maxAbsDiff, readArrow, REDIS_URL, SEED_MODEL, tempDir, testPrefix } from '../helpers/index.js';
 
@@ -187,7 +187,7 @@ describe('downstream tools read the output', () => {
       const df = pl.readIPC(await readFile(f));
       expect(df.getColumn('hidden').dtype.toString()).toContain('FixedSizeList');
       polarsIds.push(...(df.getColumn('id').toArray() as string[]));
-      for (const v of df.getColumn('hidden').toArray() as number[][]) polarsRows.push(Float32Array.from(v));
+      for (const v of df.getColumn('hidden').toArray() as unknown as number[][]) polarsRows.push(Float32Array.from(v));
     }
     expect(polarsIds).toEqual(ids);
     polarsRows.forEach((r, i) => {

@@ -2,10 +2,11 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseJob, resolveJob } from '../../src/config/index.js';
+import { parseJob } from '../../src/config/index.js';
+import { resolveJob } from '../../src/pipeline/index.js';
 import { loadRunner } from '../../src/models/index.js';
 import { runJob } from '../../src/queue/index.js';
-import { decodeImage } from '../../src/sources/image-decode.js';
+import { decodeImage } from '../../src/preprocess/image-decode.js';
 import { featureRows, maxAbsDiff, readArrow, REDIS_URL, SEED_MODEL, tempDir, testPrefix } from '../helpers/index.js';
 
 // An image folder with broken files in it: the broken ones become error rows (id, stage,

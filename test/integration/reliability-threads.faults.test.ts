@@ -2,7 +2,8 @@ import { copyFile, mkdir, readFile, truncate, writeFile } from 'node:fs/promises
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseJob, resolveJob } from '../../src/config/index.js';
+import { parseJob } from '../../src/config/index.js';
+import { resolveJob } from '../../src/pipeline/index.js';
 import { LayertapClient } from '../../src/queue/client.js';
 import type { RunSummary } from '../../src/queue/types.js';
 import { LayertapWorker, type LayertapWorkerOptions } from '../../src/queue/worker.js';

@@ -3,7 +3,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { S3Sink } from '../../src/sinks/index.js';
+import { S3Sink } from '../../src/storage/index.js';
 import { startS3Server, testBucket, type S3TestServer } from '../helpers/s3.js';
 
 const MiB = 1024 * 1024;

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { absoluteUri, parseJob, resolveJob } from '../../src/config/index.js';
+import { absoluteUri, parseJob } from '../../src/config/index.js';
+import { resolveJob } from '../../src/pipeline/index.js';
 import { LayertapClient, LayertapWorker, ScheduleManager, waitForRun } from '../../src/queue/index.js';
 import { writeNpy } from '../../src/sources/npy.js';
 import { REDIS_URL, SEED_MODEL, tempDir, testPrefix } from '../helpers/index.js';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { computeFingerprint, defaultColumnName, JobConfigError, parseJob } from '../../src/config/index.js';
+import { defaultColumnName, JobConfigError, parseJob } from '../../src/config/index.js';
+import { computeFingerprint } from '../../src/pipeline/index.js';
 
 const good = {
   name: 'products',

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { contentHasher } from '../../src/queue/incremental.js';
+import { contentHasher } from '../../src/pipeline/incremental.js';
 
 describe('content hash of input rows', () => {
   it('is XXH3-128 of the bytes, named by its algorithm', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { float16ToFloat32, float32ToFloat16, fromFloat16Array, toFloat16Array } from '../../src/models/index.js';
+import { float16ToFloat32, float32ToFloat16, fromFloat16Array, toFloat16Array } from '../../src/types/index.js';
 
 const hex = (n: number): string => `0x${n.toString(16).padStart(4, '0')}`;
 

@@ -1,7 +1,8 @@
 import { copyFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { JobConfigError, parseJob, resolveJob, type JobInput } from '../../src/config/index.js';
+import { JobConfigError, parseJob, type JobInput } from '../../src/config/index.js';
+import { resolveJob } from '../../src/pipeline/index.js';
 import { removeTempDirs, SEED_DIR, SEED_MODEL, tempDir } from './models-helpers.js';
 import { copySeedOnnx, flipWeightBit, SEED_ONNX } from './models-onnx-helpers.js';
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { nearestNames, UnknownLayerError } from '../../src/models/errors.js';
+import { UnknownLayerError } from '../../src/models/errors.js';
+import { nearestNames } from '../../src/types/did-you-mean.js';
 import type { OnnxGraph, OnnxNode } from '../../src/models/onnx-graph.js';
 import { moduleChain, modulePath, OnnxTapIndex } from '../../src/models/onnx-module-paths.js';
 

@@ -1,7 +1,8 @@
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { float32ToFloat16, float16ToFloat32, loadRunner } from '../../src/models/index.js';
+import { loadRunner } from '../../src/models/index.js';
+import { float32ToFloat16, float16ToFloat32 } from '../../src/types/index.js';
 import type { ModelRunner, TapOutput } from '../../src/models/types.js';
 import { expected, maxAbsDiff, readNpy, SEED_DIR, SEED_MODEL, tap } from './models-helpers.js';
 

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseJob, resolveJob } from '../../src/config/index.js';
+import { parseJob } from '../../src/config/index.js';
+import { resolveJob } from '../../src/pipeline/index.js';
 import { writeNpy } from '../../src/sources/npy.js';
 import { modelSpecOf } from '../../src/workers/model-spec.js';
 import { EmbedPool } from '../../src/workers/pool.js';

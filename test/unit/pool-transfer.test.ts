@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { resolveJob, parseJob } from '../../src/config/index.js';
+import { parseJob } from '../../src/config/index.js';
+import { resolveJob } from '../../src/pipeline/index.js';
 import { EmbedPool } from '../../src/workers/pool.js';
 import { SEED_MODEL } from '../helpers/index.js';
 import { writeNpy } from '../../src/sources/npy.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LocalSink, createSink } from '../../src/sinks/index.js';
+import { LocalSink, createSink } from '../../src/storage/index.js';
 
 let tmp: string;
 beforeEach(async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { errorsName, partName, runPrefix } from '../../src/sinks/index.js';
+import { errorsName, partName, runPrefix } from '../../src/storage/index.js';
 
 describe('output names', () => {
   it('pads shard indices to 5 digits and grows past 99999', () => {

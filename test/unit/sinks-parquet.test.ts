@@ -4,7 +4,11 @@ import path from 'node:path';
 import { tableFromIPC } from 'apache-arrow';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ResolvedTap } from '../../src/config/resolved.js';
-import { LocalSink, PartWriter, buildSchema, fromHalfBits, loadParquetWasm, partExtension, partName, readPartFile, toHalfBits } from '../../src/sinks/index.js';
+import { PartWriter, buildSchema, partExtension, readPartFile } from '../../src/sinks/index.js';
+import { partName } from '../../src/storage/index.js';
+import { loadParquetWasm } from '../../src/storage/index.js';
+import { float16ToFloat32, float32ToFloat16 } from '../../src/types/index.js';
+import { LocalSink } from '../../src/storage/index.js';
 
 let tmp: string;
 beforeEach(async () => {
@@ -50,7 +54,7 @@ describe('Parquet part files', () => {
     const w = await PartWriter.open(await sink.createWriter('run/part-00000.parquet'), schema(), 'parquet');
     const ids = ['a', 'b', 'c', 'd', 'e'];
     const emb = Float32Array.from({ length: 20 }, (_, i) => i * 0.25 - 1);
-    const feat = Uint16Array.from({ length: 30 }, (_, i) => toHalfBits(HALF_OK[i % HALF_OK.length]!));
+    const feat = Uint16Array.from({ length: 30 }, (_, i) => float32ToFloat16(HALF_OK[i % HALF_OK.length]!));
     await w.writeBatch(ids.slice(0, 2), { emb: { data: emb.subarray(0, 8), shape: [4] }, feat: { data: feat.subarray(0, 12), shape: [2, 3] } });
     // the writer copies: overwriting the caller's arrays after writeBatch must not change the file
     const second = emb.slice(8);
@@ -81,8 +85,8 @@ describe('Parquet part files', () => {
     expect((await readPartFile(done.uri)).getChild('id')!.toArray()).toEqual(ids);
     const embBack = table.getChild('emb')!.data.flatMap((d) => Array.from(d.children[0]!.values as Float32Array));
     expect(embBack).toEqual(Array.from(emb));
-    const featBack = table.getChild('feat')!.data.flatMap((d) => Array.from(d.children[0]!.values as Uint16Array).map(fromHalfBits));
-    expect(featBack).toEqual(Array.from(feat, fromHalfBits));
+    const featBack = table.getChild('feat')!.data.flatMap((d) => Array.from(d.children[0]!.values as Uint16Array).map(float16ToFloat32));
+    expect(featBack).toEqual(Array.from(feat, float16ToFloat32));
 
     // schema metadata is also Parquet key-value metadata, for tools that ignore the Arrow schema
     const pq = await loadParquetWasm();

@@ -4,20 +4,11 @@ import path from 'node:path';
 import { FixedSizeList, Float, Float16, Float32, Precision, Utf8, tableFromIPC } from 'apache-arrow';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ResolvedTap } from '../../src/config/resolved.js';
-import {
-  LocalSink,
-  PartWriter,
-  buildSchema,
-  describeSchema,
-  errorsName,
-  fromHalfBits,
-  partName,
-  readArrowFile,
-  runPrefix,
-  toHalfBits,
-  writeErrorsFile,
-} from '../../src/sinks/index.js';
-import type { SinkWriter } from '../../src/sinks/index.js';
+import { PartWriter, buildSchema, describeSchema, readArrowFile, writeErrorsFile } from '../../src/sinks/index.js';
+import { errorsName, partName, runPrefix } from '../../src/storage/index.js';
+import { float16ToFloat32, float32ToFloat16 } from '../../src/types/index.js';
+import { LocalSink } from '../../src/storage/index.js';
+import type { SinkWriter } from '../../src/storage/index.js';
 
 let tmp: string;
 beforeEach(async () => {
@@ -50,7 +41,7 @@ const HALF_OK = [0, 1, -2, 0.5, 1.25, -0.375, 1024, 3.140625, -65504, 2 ** -14, 
 
 function batch(rows: number, seed: number) {
   const emb = Float32Array.from({ length: rows * 4 }, (_, i) => seed + i * 0.25);
-  const feat = Uint16Array.from({ length: rows * 6 }, (_, i) => toHalfBits(HALF_OK[(i + seed) % HALF_OK.length] as number));
+  const feat = Uint16Array.from({ length: rows * 6 }, (_, i) => float32ToFloat16(HALF_OK[(i + seed) % HALF_OK.length] as number));
   return { emb: { data: emb, shape: [4] }, feat: { data: feat, shape: [2, 3] } };
 }
 
@@ -144,7 +135,7 @@ describe('PartWriter', () => {
     const feat = table.getChild('feat');
     expect((feat?.type as FixedSizeList).listSize).toBe(6);
     expect(((feat?.type as FixedSizeList).valueType as Float).precision).toBe(Precision.HALF);
-    const expectedFeat = [...b1.feat.data, ...b2.feat.data].map(fromHalfBits);
+    const expectedFeat = [...b1.feat.data, ...b2.feat.data].map(float16ToFloat32);
     for (let r = 0; r < 5; r++) {
       // Arrow's Float16 vector yields numbers; its storage is the same half bits
       expect(Array.from(feat?.get(r) ?? [])).toEqual(expectedFeat.slice(r * 6, r * 6 + 6));
@@ -232,16 +223,16 @@ describe('writeErrorsFile', () => {
 
 describe('half floats', () => {
   it('round to nearest even and keep specials', () => {
-    expect(toHalfBits(1)).toBe(0x3c00);
-    expect(toHalfBits(-2)).toBe(0xc000);
-    expect(toHalfBits(65504)).toBe(0x7bff);
-    expect(toHalfBits(65520)).toBe(0x7c00); // rounds up to infinity
-    expect(toHalfBits(Infinity)).toBe(0x7c00);
-    expect(Number.isNaN(fromHalfBits(toHalfBits(NaN)))).toBe(true);
-    expect(toHalfBits(2 ** -24)).toBe(1); // smallest subnormal
-    expect(toHalfBits(2 ** -26)).toBe(0);
-    expect(toHalfBits(1 + 2 ** -11)).toBe(0x3c00); // tie goes to even
-    expect(toHalfBits(1 + 3 * 2 ** -11)).toBe(0x3c02);
-    for (const v of HALF_OK) expect(fromHalfBits(toHalfBits(v))).toBe(v);
+    expect(float32ToFloat16(1)).toBe(0x3c00);
+    expect(float32ToFloat16(-2)).toBe(0xc000);
+    expect(float32ToFloat16(65504)).toBe(0x7bff);
+    expect(float32ToFloat16(65520)).toBe(0x7c00); // rounds up to infinity
+    expect(float32ToFloat16(Infinity)).toBe(0x7c00);
+    expect(Number.isNaN(float16ToFloat32(float32ToFloat16(NaN)))).toBe(true);
+    expect(float32ToFloat16(2 ** -24)).toBe(1); // smallest subnormal
+    expect(float32ToFloat16(2 ** -26)).toBe(0);
+    expect(float32ToFloat16(1 + 2 ** -11)).toBe(0x3c00); // tie goes to even
+    expect(float32ToFloat16(1 + 3 * 2 ** -11)).toBe(0x3c02);
+    for (const v of HALF_OK) expect(float16ToFloat32(float32ToFloat16(v))).toBe(v);
   });
 });

@@ -1,14 +1,14 @@
 import { deflateSync } from 'node:zlib';
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import { describe, expect, it } from 'vitest';
 import type { ResolvedPreprocess } from '../../src/config/resolved.js';
-import { MAX_INPUT_PIXELS, decodeImage, decodeImagesInto } from '../../src/sources/index.js';
+import { MAX_INPUT_PIXELS, decodeImage, decodeImagesInto } from '../../src/preprocess/index.js';
 
 function pre(over: Partial<ResolvedPreprocess> = {}): ResolvedPreprocess {
   return { size: [4, 4], fit: 'cover', layout: 'nhwc', channels: 3, mean: [0, 0, 0], std: [1, 1, 1], ...over };
 }
 
-function solid(width: number, height: number, r: number, g: number, b: number): sharp.Sharp {
+function solid(width: number, height: number, r: number, g: number, b: number): Sharp {
   return sharp({ create: { width, height, channels: 3, background: { r, g, b } } });
 }
 

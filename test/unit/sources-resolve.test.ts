@@ -2,7 +2,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { JobConfigError, parseJob, resolveJob } from '../../src/config/index.js';
+import { JobConfigError, parseJob } from '../../src/config/index.js';
+import { resolveJob } from '../../src/pipeline/index.js';
 import { SEED_MODEL } from '../helpers/index.js';
 
 let tmp: string;

@@ -19,7 +19,7 @@ import {
 } from 'apache-arrow';
 import type { Data, DataType } from 'apache-arrow';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { loadParquetWasm } from '../../src/sinks/index.js';
+import { loadParquetWasm } from '../../src/storage/index.js';
 import { createSource, inferSourceType } from '../../src/sources/index.js';
 import type { ShardSpec, Source, SourceRow } from '../../src/sources/index.js';
 

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { computeFingerprint, JobConfigError, parseJob, resolveJob } from '../../src/config/index.js';
+import { JobConfigError, parseJob } from '../../src/config/index.js';
+import { computeFingerprint, resolveJob } from '../../src/pipeline/index.js';
 import { selectBackend } from '../../src/models/backend.js';
 import { loadRunner } from '../../src/models/index.js';
 import { tapTensor, tapValues } from '../../src/models/tap-features.js';

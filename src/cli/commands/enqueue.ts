@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { loadJobFile } from '../../config/load.js';
-import { resolveJob } from '../../config/resolve.js';
+import { resolveJob } from '../../pipeline/plan.js';
 import { LayertapClient } from '../../queue/client.js';
 import { settingsFromEnv } from '../../queue/connection.js';
 import { checkRedis } from '../../queue/redis-checks.js';

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { loadJobFile } from '../../config/load.js';
-import { defaultColumnName } from '../../config/resolve.js';
+import { defaultColumnName } from '../../config/names.js';
 import { runJob } from '../../queue/run.js';
 import type { RunSummary } from '../../queue/types.js';
 import { ALLOW_EVICTION_HELP, EXIT, err, fail, out, positiveInt, printSummary, type SetExit } from '../common.js';

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { JobConfigError } from '../../config/errors.js';
 import { loadJobFile } from '../../config/load.js';
-import { absoluteUri, resolveJob } from '../../config/resolve.js';
+import { resolveJob } from '../../pipeline/plan.js';
+import { absoluteUri } from '../../config/names.js';
 import type { JobConfig } from '../../config/schema.js';
 import { ScheduleManager } from '../../queue/schedules.js';
 import { err, fail, out, positiveInt, table, withClient, type SetExit } from '../common.js';

@@ -1,10 +1,11 @@
 import { tableFromArrays, type Table } from 'apache-arrow';
 import { createXXHash128, type IHasher } from 'hash-wasm';
 import type { ResolvedJob } from '../config/resolved.js';
-import type { TapOutput } from '../models/types.js';
-import { createSink, readPartFile, runPrefix } from '../sinks/index.js';
+import type { TapOutput } from '../types/features.js';
+import { readPartFile } from '../sinks/index.js';
+import { createSink, MANIFEST, rowIndexKey, runOfSuccessKey, runPrefix } from '../storage/index.js';
 import type { RunManifest } from '../sinks/manifest.js';
-import type { Sink } from '../sinks/types.js';
+import type { Sink } from '../storage/types.js';
 import type { SourceRow } from '../sources/types.js';
 
 /**
@@ -24,11 +25,6 @@ export interface BaseRun {
   shapes: Record<string, number[]>;
   layout: 'nhwc' | 'nchw';
   runtime: string;
-}
-
-/** Sink key of a shard's row index. */
-export function indexKey(prefix: string, shard: number): string {
-  return `${prefix}/_index/hashes-${String(shard).padStart(5, '0')}.arrow`;
 }
 
 /**
@@ -69,12 +65,12 @@ export async function findBaseRun(job: ResolvedJob, sink: Sink = createSink(job.
   const base = `${job.name}/${job.fingerprint}/`;
   const keys = await sink.list(base);
   const committed = keys
-    .filter((k) => k.endsWith('/_SUCCESS'))
-    .map((k) => k.slice(base.length).split('/')[0]!)
+    .map((k) => runOfSuccessKey(k.slice(base.length)))
+    .filter((id): id is string => id !== null)
     .sort();
   for (let i = committed.length - 1; i >= 0; i--) {
     const runId = committed[i]!;
-    const bytes = await sink.get(`${base}${runId}/_manifest.json`);
+    const bytes = await sink.get(`${base}${runId}/${MANIFEST}`);
     if (!bytes) continue;
     const m = JSON.parse(Buffer.from(bytes).toString('utf8')) as RunManifest;
     const prefix = runPrefix(job.name, job.fingerprint, runId);
@@ -82,7 +78,7 @@ export async function findBaseRun(job: ResolvedJob, sink: Sink = createSink(job.
     let complete = true;
     for (const s of m.shards) {
       if (!s.file) continue;
-      const idx = indexKey(prefix, s.index);
+      const idx = rowIndexKey(prefix, s.index);
       if (!keys.includes(idx)) {
         complete = false; // written before row indexes existed: not usable as a base
         break;

@@ -1,8 +1,10 @@
 import type { ResolvedJob } from '../config/resolved.js';
-import type { TapOutput } from '../models/types.js';
+import type { TapOutput } from '../types/features.js';
 import { tableToIPC } from 'apache-arrow';
-import { buildSchema, createSink, errorsName, partExtension, partName, PartWriter, runPrefix, writeErrorsFile } from '../sinks/index.js';
-import type { Sink } from '../sinks/types.js';
+import { buildSchema, partExtension, PartWriter, writeErrorsFile } from '../sinks/index.js';
+import { errorsName, partName, rowIndexKey, runPrefix } from '../storage/layout.js';
+import { createSink } from '../storage/index.js';
+import type { Sink } from '../storage/types.js';
 import { createSource } from '../sources/index.js';
 import type { SourceRow } from '../sources/types.js';
 import { VERSION } from '../version.js';
@@ -10,7 +12,7 @@ import { modelSpecOf } from '../workers/model-spec.js';
 import type { EmbedPool } from '../workers/pool.js';
 import type { BatchInput, BatchResult } from '../workers/protocol.js';
 import { ownBuffer } from '../workers/transfer.js';
-import { BaseLookup, contentHasher, encodeRowIndex, indexKey, mergeRows } from './incremental.js';
+import { BaseLookup, contentHasher, encodeRowIndex, mergeRows } from './incremental.js';
 import type { ShardJobData, ShardResult } from './types.js';
 
 /** What a shard needs besides its job data. */
@@ -233,7 +235,7 @@ export async function processShard(data: ShardJobData, ctx: ShardContext): Promi
       writer = null;
     }
     if (written.ids.length > 0) {
-      await sink.put(indexKey(prefix, shard.index), tableToIPC(encodeRowIndex(written.ids, written.hashes), 'file'));
+      await sink.put(rowIndexKey(prefix, shard.index), tableToIPC(encodeRowIndex(written.ids, written.hashes), 'file'));
     }
     let errorsFile: string | null = null;
     if (errors.length > 0) {

@@ -47,16 +47,14 @@ export function float16ToFloat32(bits: number): number {
   return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
 }
 
-/** Half-precision bits of every value. */
-export function toFloat16Array(values: ArrayLike<number>): Uint16Array {
-  const out = new Uint16Array(values.length);
+/** Half-precision bits of every value, into `out` when given. */
+export function toFloat16Array(values: ArrayLike<number>, out: Uint16Array = new Uint16Array(values.length)): Uint16Array {
   for (let i = 0; i < values.length; i++) out[i] = float32ToFloat16(values[i] ?? 0);
   return out;
 }
 
-/** Float values of half-precision bits. */
-export function fromFloat16Array(bits: ArrayLike<number>): Float32Array {
-  const out = new Float32Array(bits.length);
+/** Float values of half-precision bits, into `out` when given. */
+export function fromFloat16Array(bits: ArrayLike<number>, out: Float32Array = new Float32Array(bits.length)): Float32Array {
   for (let i = 0; i < bits.length; i++) out[i] = float16ToFloat32(bits[i] ?? 0);
   return out;
 }

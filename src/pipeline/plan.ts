@@ -1,35 +1,19 @@
 import { createHash } from 'node:crypto';
-import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { describeModel, isOnnxUri } from '../models/index.js';
 import type { ModelDescription } from '../models/types.js';
-import { createSink } from '../sinks/index.js';
+import { createSink } from '../storage/index.js';
 import { createSource, inferSourceType } from '../sources/index.js';
-import { JobConfigError } from './errors.js';
-import type { ResolvedJob, ResolvedPreprocess, ResolvedTap } from './resolved.js';
-import type { S3Connection } from './resolved.js';
-import type { JobConfig, PreprocessConfig, SourceType, TapConfig } from './schema.js';
+import { JobConfigError } from '../config/errors.js';
+import type { ResolvedJob, ResolvedPreprocess, ResolvedTap } from '../config/resolved.js';
+import type { S3Connection } from '../config/resolved.js';
+import type { JobConfig, PreprocessConfig, SourceType, TapConfig } from '../config/schema.js';
+import { absoluteUri, defaultColumnName } from '../config/names.js';
+import { nearestNames } from '../types/did-you-mean.js';
 
 /** Options for {@link resolveJob}. */
 export interface ResolveOptions {
   /** base for relative paths in the job file. @defaultValue process.cwd() */
   cwd?: string;
-}
-
-const SCHEME = /^[a-z][a-z0-9+.-]*:/i;
-
-/** A job-file location made absolute against `cwd`; URIs with a scheme (s3://, builtin:) pass through. */
-export function absoluteUri(uri: string, cwd: string = process.cwd()): string {
-  if (uri.startsWith('file://')) return new URL(uri).pathname;
-  // s3://, builtin: and other schemes are passed through; Windows drive letters are paths
-  if (SCHEME.test(uri) && !/^[a-z]:[\\/]/i.test(uri)) return uri;
-  return isAbsolute(uri) ? uri : resolvePath(cwd, uri);
-}
-
-/** Default column name: the layer name made SQL-friendly, with `_input` for input taps. */
-export function defaultColumnName(tap: Pick<TapConfig, 'layer' | 'at'>): string {
-  let base = tap.layer.replace(/[^A-Za-z0-9_]+/g, '_').replace(/^_+|_+$/g, '');
-  if (base.length === 0 || /^[0-9]/.test(base)) base = `t_${base}`;
-  return tap.at === 'input' ? `${base}_input` : base;
 }
 
 function resolveTaps(taps: TapConfig[], desc: ModelDescription): ResolvedTap[] {
@@ -38,7 +22,7 @@ function resolveTaps(taps: TapConfig[], desc: ModelDescription): ResolvedTap[] {
   return taps.map((tap, i) => {
     if (!known.has(tap.layer)) {
       const names = desc.layerNames;
-      const near = nearest(tap.layer, names);
+      const near = nearestNames(tap.layer, names, 2);
       const list = names.length > 60 ? `${names.slice(0, 60).join(', ')}, ... (${names.length} in all; see 'layertap layers')` : names.join(', ');
       throw new JobConfigError(
         `taps[${i}].layer: unknown layer '${tap.layer}'${near.length ? ` (did you mean ${near.map((n) => `'${n}'`).join(' or ')}?)` : ''}; layers are: ${list}`,
@@ -68,28 +52,6 @@ function resolveTaps(taps: TapConfig[], desc: ModelDescription): ResolvedTap[] {
     seen.set(as, i);
     return { ...tap, as };
   });
-}
-
-/** Up to two names closest to `name` by edit distance (for "did you mean"). */
-export function nearest(name: string, names: string[]): string[] {
-  const scored = names.map((n) => ({ n, d: editDistance(name.toLowerCase(), n.toLowerCase()) }));
-  scored.sort((a, b) => a.d - b.d);
-  const limit = Math.max(2, Math.floor(name.length / 3));
-  return scored.filter((s) => s.d <= limit).slice(0, 2).map((s) => s.n);
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const cur = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = cur;
-    }
-  }
-  return row[b.length]!;
 }
 
 function resolvePreprocess(pre: PreprocessConfig | undefined, desc: ModelDescription): ResolvedPreprocess {

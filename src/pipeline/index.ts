@@ -1,0 +1,4 @@
+export { resolveJob, computeFingerprint, type ResolveOptions } from './plan.js';
+export { processShard, type ShardContext } from './shard-processor.js';
+export { finalizeRun, type ShardOutcomes } from './finalize.js';
+export * from './types.js';

@@ -1,0 +1,2 @@
+export { decodeImage, decodeImageInto, decodeImagesInto, decodedLength, MAX_INPUT_PIXELS } from './image-decode.js';
+export type { DecodeFailure } from './image-decode.js';
