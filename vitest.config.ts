@@ -10,6 +10,8 @@ export default defineConfig({
   test: {
     include: faults === 'only' ? [FAULT_FILES] : ['test/**/*.test.ts'],
     exclude: faults ? configDefaults.exclude : [...configDefaults.exclude, FAULT_FILES],
+    // REDIS_URL, else 127.0.0.1:6379 if it answers, else a private redis-server for the run
+    globalSetup: ['test/helpers/redis-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // model loading and worker processes are heavy on a 2-core machine: one file at a time per core

