@@ -66,7 +66,6 @@ function parseArgs(argv) {
   return opts;
 }
 
-const pct = (x) => `${(x * 100).toFixed(0)}%`;
 const num = (x) => (x === undefined || x === null || Number.isNaN(x) ? '-' : x >= 100 ? x.toFixed(0) : x.toFixed(1));
 
 function table(rows, m) {

@@ -1,5 +1,3 @@
-import { nearestNames } from '../types/did-you-mean.js';
-
 const MAX_LISTED = 80;
 
 /** A tap names a layer (or graph node) the model does not have. */
@@ -7,7 +5,7 @@ export class UnknownLayerError extends Error {
   readonly layer: string;
   readonly choices: string[];
 
-  /** `nearest`, when given, is put first as "did you mean" (see {@link nearestNames}). */
+  /** `nearest`, when given, is put first as "did you mean" (see nearestNames in types/did-you-mean.ts). */
   constructor(layer: string, choices: string[], modelUri?: string, nearest: string[] = []) {
     // graph models have hundreds of nodes; past a point the list stops helping and the hint takes over
     const listed = choices.slice(0, MAX_LISTED).join(', ');

@@ -68,6 +68,7 @@ export class WorkerMetrics {
     if (!Number.isInteger(this.maxRuns) || this.maxRuns < 1) throw new Error(`options.maxRuns must be a positive integer, got ${opts.maxRuns}`);
     const registers = [this.registry];
     // gauges below read this object when scraped (prom-client calls collect with the gauge as `this`)
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
 

@@ -1,4 +1,4 @@
-import { FixedSizeList, Float16, Float32, Utf8, makeData } from 'apache-arrow';
+import { type FixedSizeList, type Float16, type Float32, Utf8, makeData } from 'apache-arrow';
 import type { Data } from 'apache-arrow';
 
 const encoder = new TextEncoder();

@@ -1,4 +1,4 @@
-import { Field, FixedSizeList, Float, Precision, RecordBatch, Struct, makeData } from 'apache-arrow';
+import { type Field, FixedSizeList, Float, Precision, RecordBatch, Struct, makeData } from 'apache-arrow';
 import type { Float16, Float32 } from 'apache-arrow';
 import type { Data, Schema } from 'apache-arrow';
 import type { TapOutput } from '../types/features.js';

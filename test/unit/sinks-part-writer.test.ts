@@ -1,7 +1,7 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { FixedSizeList, Float, Float16, Float32, Precision, Utf8, tableFromIPC } from 'apache-arrow';
+import { FixedSizeList, type Float, Float16, Float32, Precision, Utf8, tableFromIPC } from 'apache-arrow';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ResolvedTap } from '../../src/config/resolved.js';
 import { PartWriter, buildSchema, describeSchema, readArrowFile, writeErrorsFile } from '../../src/sinks/index.js';
