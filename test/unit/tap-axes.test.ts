@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { computeFingerprint, JobConfigError, parseJob, resolveJob } from '../../src/config/index.js';
 import { selectBackend } from '../../src/models/backend.js';
-import { loadRunner } from '../../src/models/index.js';
+import { loadRunner, singleFloatInput } from '../../src/models/index.js';
 import { tapTensor, tapValues } from '../../src/models/tap-features.js';
 import { loadTfjs } from '../../src/models/tfjs.js';
 import { buildSchema } from '../../src/sinks/index.js';
@@ -63,7 +63,7 @@ describe('tap axes', () => {
       ]),
     );
     try {
-      const out = await runner.run(input, 2);
+      const out = await runner.run(singleFloatInput(runner, input, [1, 28, 28]));
       expect(out.full!.shape).toEqual([16, 26, 26]);
       expect(out.spatial_axes!.shape).toEqual([16]);
       expect(Array.from(out.spatial_axes!.data)).toEqual(Array.from(out.spatial!.data));
