@@ -107,7 +107,7 @@ const SIDES = [
 ];
 
 async function forwardBench(spec, files, opts) {
-  const { loadRunner } = await import(path.join(DIST, 'models', 'index.js'));
+  const { loadRunner, singleFloatInput } = await import(path.join(DIST, 'models', 'index.js'));
   const { decodeImage } = await import(path.join(DIST, 'preprocess', 'image-decode.js'));
   const per = spec.inputShape.reduce((a, b) => a * b, 1);
   const batches = [];
@@ -122,7 +122,7 @@ async function forwardBench(spec, files, opts) {
     const times = [];
     for (let run = 0; run <= opts.runs; run++) {
       const t0 = performance.now();
-      for (const b of batches) await runner.run(b.input, b.rows);
+      for (const b of batches) await runner.run(singleFloatInput(runner, b.input, spec.inputShape));
       // run 0 is the warm-up
       if (run > 0) times.push((performance.now() - t0) / 1000);
     }

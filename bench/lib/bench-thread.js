@@ -11,7 +11,7 @@ import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 
 const { dist } = workerData;
-const { loadRunner } = await import(path.join(dist, 'models', 'index.js'));
+const { loadRunner, singleFloatInput } = await import(path.join(dist, 'models', 'index.js'));
 const { decodeImage, decodeImageInto } = await import(path.join(dist, 'sources', 'image-decode.js'));
 
 const per = (shape) => shape.reduce((a, b) => a * b, 1);
@@ -38,12 +38,12 @@ async function bare() {
   const runner = await loadRunner(spec);
   const batches = npyBatches(npy.file, npy.dataOffset, per(spec.inputShape), start, count, batch);
   // one untimed pass: first-run costs (allocations, kernel selection) are not throughput
-  for (const b of batches) await runner.run(b.data, b.rows);
+  for (const b of batches) await runner.run(singleFloatInput(runner, b.data, spec.inputShape));
   return {
     backend: runner.backend,
     loops: {
       forward: async () => {
-        for (const b of batches) await runner.run(b.data, b.rows);
+        for (const b of batches) await runner.run(singleFloatInput(runner, b.data, spec.inputShape));
         return count;
       },
     },
@@ -68,8 +68,8 @@ async function single() {
     decoded.push({ data, rows });
   }
   const forwardCount = decoded.reduce((n, b) => n + b.rows, 0);
-  for (const b of decoded) await one.run(b.data, b.rows);
-  if (all !== one) for (const b of decoded) await all.run(b.data, b.rows);
+  for (const b of decoded) await one.run(singleFloatInput(one, b.data, spec.inputShape));
+  if (all !== one) for (const b of decoded) await all.run(singleFloatInput(all, b.data, spec.inputShape));
   const handLoop = async (runner, parallelDecode) => {
     for (let s = 0; s < files.length; s += batch) {
       const chunk = files.slice(s, s + batch);
@@ -80,7 +80,7 @@ async function single() {
       } else {
         for (const [i, f] of chunk.entries()) await decodeImageInto(await readFile(f), pre, data, i * len);
       }
-      await runner.run(data, chunk.length);
+      await runner.run(singleFloatInput(runner, data, spec.inputShape));
     }
     return files.length;
   };
@@ -94,7 +94,7 @@ async function single() {
       },
       // forward only, decoded batches, one core: the per-core forward cost
       forward: async () => {
-        for (const b of decoded) await one.run(b.data, b.rows);
+        for (const b of decoded) await one.run(singleFloatInput(one, b.data, spec.inputShape));
         return forwardCount;
       },
       // the loop written by hand in one thread: read and decode a batch one image at a time, then run it

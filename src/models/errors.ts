@@ -1,3 +1,5 @@
+import type { ModelInputInfo } from './types.js';
+
 const MAX_LISTED = 80;
 
 /** A tap names a layer (or graph node) the model does not have. */
@@ -18,5 +20,21 @@ export class UnknownLayerError extends Error {
     this.name = 'UnknownLayerError';
     this.layer = layer;
     this.choices = choices;
+  }
+}
+
+/**
+ * A forward pass was handed inputs the model does not take: a missing or unknown input, or one
+ * of another dtype or dims. `input` names the offending input; `expected` lists what the model takes.
+ */
+export class ModelInputError extends Error {
+  readonly input: string;
+  readonly expected: readonly ModelInputInfo[];
+
+  constructor(input: string, message: string, expected: readonly ModelInputInfo[]) {
+    super(message);
+    this.name = 'ModelInputError';
+    this.input = input;
+    this.expected = expected;
   }
 }

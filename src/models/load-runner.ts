@@ -1,13 +1,16 @@
 import type { Tensor } from '@tensorflow/tfjs-core';
 import type { ResolvedTap } from '../config/resolved.js';
 import { selectBackend } from './backend.js';
+import { ModelInputError } from './errors.js';
+import { checkInputs } from './model-inputs.js';
 import { readModelFiles } from './model-files.js';
+import { graphInputs, kerasInputs } from './model-json.js';
 import { isOnnxUri } from './onnx-files.js';
 import { loadOnnxRunner } from './onnx-runner.js';
 import { tapOutput, tapTensor, type TapTensor } from './tap-features.js';
 import { tapGraphModel, tapLayersModel, type TappedModel } from './tapped-model.js';
 import { loadTfjs, type Tfjs } from './tfjs.js';
-import type { ModelRunner, ModelSpec, TapOutput } from './types.js';
+import type { ModelInputInfo, ModelInputs, ModelRunner, ModelSpec, NamedTensor, TapOutput } from './types.js';
 
 const LAYOUT = 'nhwc';
 
@@ -24,7 +27,6 @@ function checkInputShape(source: string, model: (number | null)[], given: number
 
 class TfjsRunner implements ModelRunner {
   readonly layout = LAYOUT;
-  private readonly rowSize: number;
   private disposed = false;
 
   constructor(
@@ -32,23 +34,23 @@ class TfjsRunner implements ModelRunner {
     private readonly tfjs: Tfjs,
     private readonly model: TappedModel,
     private readonly taps: ResolvedTap[],
-    private readonly inputShape: number[],
-  ) {
-    this.rowSize = inputShape.reduce((a, b) => a * b, 1);
-  }
+    /** names the model in errors */
+    private readonly source: string,
+    readonly inputs: readonly ModelInputInfo[],
+  ) {}
 
-  async run(input: Float32Array, rows: number): Promise<Record<string, TapOutput>> {
+  async run(inputs: ModelInputs): Promise<Record<string, TapOutput>> {
     if (this.disposed) throw new Error('run() on a disposed model runner');
-    if (!Number.isInteger(rows) || rows < 1 || input.length !== rows * this.rowSize) {
-      throw new Error(
-        `run(): ${rows} rows of [${this.inputShape.join(', ')}] need ${rows * this.rowSize} values, got ${input.length}`,
-      );
-    }
+    const rows = checkInputs(inputs, this.inputs, this.source);
+    // the loaders take one-input models only; checkInputs made sure it is there
+    const name = this.inputs[0]?.name ?? '';
+    const fed = inputs[name] as NamedTensor;
+    if (fed.dtype === 'int64') throw new ModelInputError(name, `run(): input '${name}' is int64, which TF.js has no tensors for`, this.inputs);
     const core = this.tfjs.core;
     // another runner in this thread may have switched the global backend
     if (core.engine().backendName !== this.backend) await core.setBackend(this.backend);
 
-    const x = core.tensor(input, [rows, ...this.inputShape], 'float32');
+    const x = fed.dtype === 'float32' ? core.tensor(fed.data, fed.dims, 'float32') : core.tensor(fed.data, fed.dims, 'int32');
     let raw: Tensor[] = [];
     let features: TapTensor[] = [];
     try {
@@ -99,11 +101,13 @@ export async function loadRunner(spec: ModelSpec): Promise<ModelRunner> {
     files.format === 'tfjs-layers'
       ? await tapLayersModel(tfjs, files, spec.taps)
       : await tapGraphModel(tfjs, files, spec.taps);
+  let inputs: ModelInputInfo[];
   try {
     checkInputShape(files.source, model.inputShape, spec.inputShape);
+    inputs = files.format === 'tfjs-layers' ? kerasInputs(files.json, files.source) : graphInputs(files.json, files.source);
   } catch (err) {
     model.dispose();
     throw err;
   }
-  return new TfjsRunner(backend, tfjs, model, spec.taps, spec.inputShape);
+  return new TfjsRunner(backend, tfjs, model, spec.taps, files.source, inputs);
 }

@@ -1,3 +1,5 @@
+import type { ModelInputInfo } from './types.js';
+
 /** A weight as listed in a model.json weights manifest. */
 export interface WeightEntry {
   name: string;
@@ -146,6 +148,65 @@ export function kerasInputShape(json: ModelJson, source: string): (number | null
     (Array.isArray(carrier?.config.input_shape) ? [null, ...(toShape(carrier?.config.input_shape) ?? [])] : null);
   if (shape === null) throw invalid(source, 'cannot find the input shape (no InputLayer batch_input_shape)');
   return shape.map((d, i) => (i === 0 ? null : d));
+}
+
+/** A Keras dtype: a name, or (Keras 3) a DTypePolicy object carrying one. */
+function kerasDtype(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (isRecord(value) && isRecord(value.config) && typeof value.config.name === 'string') return value.config.name;
+  return 'float32';
+}
+
+/**
+ * Every input of a LayersModel: its InputLayers in topology order (a Sequential model without
+ * one takes its first layer's input, named as Keras names it). Dims have a null batch axis, and
+ * are null when no shape is declared.
+ */
+export function kerasInputs(json: ModelJson, source: string): ModelInputInfo[] {
+  const layers = kerasLayers(json, source);
+  const inputLayers = layers.filter((l) => l.class_name === 'InputLayer');
+  const carriers = inputLayers.length > 0 ? inputLayers : layers.slice(0, 1);
+  return carriers.map((l) => {
+    const shape =
+      toShape(l.config.batch_input_shape) ??
+      toShape(l.config.batch_shape) ??
+      (Array.isArray(l.config.input_shape) ? [null, ...(toShape(l.config.input_shape) ?? [])] : null);
+    return {
+      name: l.class_name === 'InputLayer' ? l.name : `${l.name}_input`,
+      dtype: kerasDtype(l.config.dtype),
+      dims: shape === null ? null : shape.map((d, i) => (i === 0 ? null : d)),
+    };
+  });
+}
+
+/** TensorFlow DataType names as the TF.js dtypes a GraphModel is fed (tfjs-converter's own mapping). */
+const TF_DTYPES: Readonly<Record<string, string>> = {
+  DT_FLOAT: 'float32',
+  DT_HALF: 'float32',
+  DT_DOUBLE: 'float32',
+  DT_INT32: 'int32',
+  DT_INT64: 'int32',
+  DT_INT8: 'int32',
+  DT_UINT8: 'int32',
+  DT_BOOL: 'bool',
+  DT_STRING: 'string',
+};
+
+/** Every input of a GraphModel: the signature's inputs, else every Placeholder, with a null batch axis. */
+export function graphInputs(json: ModelJson, source: string): ModelInputInfo[] {
+  const placeholders = graphNodes(json, source).filter((n) => n.op === 'Placeholder');
+  const signatureInputs = signatureInputNames(json);
+  const inputs = signatureInputs.length > 0 ? placeholders.filter((n) => signatureInputs.includes(n.name)) : placeholders;
+  return inputs.map((node) => {
+    const type = isRecord(node.attr.dtype) ? node.attr.dtype.type : undefined;
+    const shape = graphNodeShape(node);
+    return {
+      name: node.name,
+      // a Placeholder without a dtype takes what it is given: images and tensors give float32
+      dtype: typeof type === 'string' ? TF_DTYPES[type] ?? type.replace(/^DT_/, '').toLowerCase() : 'float32',
+      dims: shape === null ? null : shape.map((d, i) => (i === 0 ? null : d)),
+    };
+  });
 }
 
 /** The nodes of a GraphModel topology. */

@@ -1,29 +1,30 @@
-import { ONNX_ELEM_TYPES, ONNX_FLOAT, withGraphOutputs, type OnnxModel, type OnnxValueInfo } from './onnx-graph.js';
+import { ONNX_ELEM_TYPES, withGraphOutputs, type OnnxModel, type OnnxValueInfo } from './onnx-graph.js';
 import { onnxContentHash, readOnnxFiles, type OnnxFiles } from './onnx-files.js';
 import { modulePath, OnnxTapIndex } from './onnx-module-paths.js';
-import { createSession, loadOrt } from './onnx-session.js';
-import type { LayerInfo, ModelDescription } from './types.js';
+import { inputShapeOf, isTensorDtype, zeros } from './model-inputs.js';
+import { createSession, loadOrt, ortFeeds } from './onnx-session.js';
+import type { LayerInfo, ModelDescription, ModelInputInfo, ModelInputs } from './types.js';
 
 type Shape = (number | null)[];
 
-/** The model's one fed input (graph inputs that are also initializers are overridable weights, not inputs). */
-export function onnxInput(model: OnnxModel, source: string): OnnxValueInfo {
+/** A graph input as a description lists it: dtype by name, dynamic axes null (with their symbolic names). */
+function inputInfo(v: OnnxValueInfo): ModelInputInfo {
+  const dtype = v.elemType === null ? 'undeclared' : ONNX_ELEM_TYPES[v.elemType] ?? `type ${v.elemType}`;
+  const shape = v.shape;
+  if (shape === null) return { name: v.name, dtype, dims: null };
+  const names = shape.map((d) => (typeof d === 'string' ? d : null));
+  return { name: v.name, dtype, dims: declared(shape), ...(names.some((n) => n !== null) ? { dimNames: names } : {}) };
+}
+
+/**
+ * The inputs a forward pass feeds, in graph order. Graph inputs that are also initializers are
+ * weights a caller may override, not inputs.
+ */
+export function onnxInputs(model: OnnxModel, source: string): ModelInputInfo[] {
   const weights = new Set(model.graph.initializers.map((i) => i.name));
-  const inputs = model.graph.inputs.filter((i) => !weights.has(i.name));
-  const input = inputs[0];
-  if (input === undefined || inputs.length > 1) {
-    throw new Error(
-      `ONNX model ${source} has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); only single-input models are supported`,
-    );
-  }
-  if (input.elemType !== ONNX_FLOAT) {
-    const type = input.elemType === null ? 'of undeclared type' : ONNX_ELEM_TYPES[input.elemType] ?? `of type ${input.elemType}`;
-    throw new Error(`ONNX model ${source}: input '${input.name}' is ${type}; layertap feeds float32 inputs`);
-  }
-  if (input.shape === null || input.shape.length === 0) {
-    throw new Error(`ONNX model ${source}: input '${input.name}' declares no shape; layertap needs [batch, ...row shape]`);
-  }
-  return input;
+  const inputs = model.graph.inputs.filter((i) => !weights.has(i.name)).map(inputInfo);
+  if (inputs.length === 0) throw new Error(`ONNX model ${source} has no inputs to feed (every graph input is a weight)`);
+  return inputs;
 }
 
 /** A declared shape with symbolic and unknown axes as null. */
@@ -31,18 +32,14 @@ function declared(shape: (number | string | null)[]): Shape {
   return shape.map((d) => (typeof d === 'number' ? d : null));
 }
 
-/** The input shape as a ModelDescription gives it: the batch axis always null, symbolic axes null. */
-export function onnxInputShape(input: OnnxValueInfo): Shape {
-  return declared(input.shape ?? []).map((d, i) => (i === 0 ? null : d));
-}
-
 /** Describe already-read ONNX files (shared with the runner, which reads them anyway). */
 export function describeOnnxFiles(files: OnnxFiles): ModelDescription {
-  const input = onnxInput(files.model, files.source);
+  const inputs = onnxInputs(files.model, files.source);
   const index = new OnnxTapIndex(files.model.graph, files.source);
   return {
     format: 'onnx',
-    inputShape: onnxInputShape(input),
+    inputs,
+    inputShape: inputShapeOf(inputs[0] as ModelInputInfo),
     // PyTorch exports are NCHW; so is every ONNX image model (the Conv op's layout)
     inputLayout: 'nchw',
     layerNames: index.names(),
@@ -66,15 +63,28 @@ export interface ListOnnxLayersOptions {
   probeShapes?: boolean;
 }
 
+/** What the two shape probes feed: the batch axis 1 then 2 rows, every other dynamic axis (a sequence, a free image size) 8 then 9. */
+const PROBE_BATCH = [1, 2] as const;
+const PROBE_DYNAMIC = [8, 9] as const;
+
 /**
- * Shapes of `tensors` from two runs on zeros, batch 1 and batch 2: an axis that follows the batch
- * size is the batch axis (null), as in a declared shape.
+ * Shapes of `tensors` from two runs on zeros, the second with one more row and every dynamic
+ * axis one longer: an axis that changes between them follows the batch size or a dynamic input
+ * axis, and is null, as in a declared shape. Empty when an input cannot be made up (a type a
+ * runner does not feed, no declared shape).
  */
-async function probeShapes(files: OnnxFiles, input: OnnxValueInfo, tensors: string[]): Promise<Map<string, Shape>> {
+async function probeShapes(files: OnnxFiles, inputs: readonly ModelInputInfo[], tensors: string[]): Promise<Map<string, Shape>> {
   const shapes = new Map<string, Shape>();
-  const row = onnxInputShape(input).slice(1);
-  if (tensors.length === 0 || row.some((d) => d === null)) return shapes;
-  const perRow = (row as number[]).reduce((a, b) => a * b, 1);
+  if (tensors.length === 0) return shapes;
+  const feeds: ModelInputs[] = [];
+  for (const k of [0, 1] as const) {
+    const feed: ModelInputs = {};
+    for (const input of inputs) {
+      if (input.dims === null || !isTensorDtype(input.dtype)) return shapes;
+      feed[input.name] = zeros(input.dtype, input.dims.map((d, i) => (i === 0 ? PROBE_BATCH[k] : d ?? PROBE_DYNAMIC[k])));
+    }
+    feeds.push(feed);
+  }
   const ort = await loadOrt();
   const outputs = new Set(files.model.graph.outputs.map((o) => o.name));
   const bytes = withGraphOutputs(
@@ -84,9 +94,8 @@ async function probeShapes(files: OnnxFiles, input: OnnxValueInfo, tensors: stri
   const session = await createSession(ort, files, bytes, { intraOpThreads: 1 });
   try {
     const dims: Record<string, readonly number[]>[] = [];
-    for (const batch of [1, 2]) {
-      const x = new ort.Tensor('float32', new Float32Array(batch * perRow), [batch, ...(row as number[])]);
-      const result = await session.run({ [input.name]: x }, tensors);
+    for (const feed of feeds) {
+      const result = await session.run(ortFeeds(ort, feed), tensors);
       dims.push(Object.fromEntries(Object.entries(result).map(([k, v]) => [k, v.dims])));
     }
     for (const t of tensors) {
@@ -104,7 +113,7 @@ async function probeShapes(files: OnnxFiles, input: OnnxValueInfo, tensors: stri
 export async function listOnnxLayers(uri: string, opts: ListOnnxLayersOptions = {}): Promise<LayerInfo[]> {
   const files = await readOnnxFiles(uri);
   const { graph } = files.model;
-  const input = onnxInput(files.model, files.source);
+  const inputs = onnxInputs(files.model, files.source);
   const known = new Map<string, Shape>();
   for (const v of [...graph.valueInfo, ...graph.outputs]) if (v.shape !== null) known.set(v.name, declared(v.shape));
   const index = new OnnxTapIndex(graph, files.source);
@@ -113,7 +122,7 @@ export async function listOnnxLayers(uri: string, opts: ListOnnxLayersOptions = 
   if (opts.probeShapes !== false) {
     const missing = nodes.flatMap((n) => n.outputs).filter((t) => t !== '' && !known.has(t));
     try {
-      for (const [t, shape] of await probeShapes(files, input, missing)) known.set(t, shape);
+      for (const [t, shape] of await probeShapes(files, inputs, missing)) known.set(t, shape);
     } catch {
       // shapes are a convenience: a model the runtime cannot probe is still listed
     }
@@ -126,9 +135,15 @@ export async function listOnnxLayers(uri: string, opts: ListOnnxLayersOptions = 
   }
   const producer = new Map<string, string>();
   for (const n of graph.nodes) for (const t of n.outputs) if (t !== '') producer.set(t, n.name === '' ? t : n.name);
-  const rows: LayerInfo[] = [
-    { name: input.name, className: 'Input', outputShape: onnxInputShape(input), params: 0, inputs: [], outputs: [input.name], module: null },
-  ];
+  const rows: LayerInfo[] = inputs.map((input) => ({
+    name: input.name,
+    className: 'Input',
+    outputShape: input.dims === null ? null : inputShapeOf(input),
+    params: 0,
+    inputs: [],
+    outputs: [input.name],
+    module: null,
+  }));
   for (const node of nodes) {
     const outs = node.outputs.filter((t) => t !== '');
     const shapes = outs.map((t) => known.get(t) ?? null);

@@ -1,13 +1,14 @@
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import type { ResolvedTap } from '../config/resolved.js';
 import { fromFloat16Array } from '../types/float16.js';
-import { onnxInput, onnxInputShape } from './onnx-describe.js';
+import { asFloat32, checkInputs, sliceRows } from './model-inputs.js';
+import { onnxInputs } from './onnx-describe.js';
 import { readOnnxFiles } from './onnx-files.js';
-import { withGraphOutputs, type OnnxValueInfo } from './onnx-graph.js';
+import { withGraphOutputs } from './onnx-graph.js';
 import { OnnxTapIndex } from './onnx-module-paths.js';
-import { createSession, loadOrt, type Ort } from './onnx-session.js';
+import { createSession, loadOrt, ortFeeds, type Ort } from './onnx-session.js';
 import { encodeTap, tapValues } from './tap-features.js';
-import type { ModelRunner, ModelSpec, TapOutput } from './types.js';
+import type { ModelInputInfo, ModelInputs, ModelRunner, ModelSpec, NamedTensor, TapOutput } from './types.js';
 
 const LAYOUT = 'nchw';
 
@@ -17,7 +18,7 @@ interface Activation {
 }
 
 /** An output tensor's values as float32 (taps are float features whatever the tensor's type). */
-function asFloat32(t: Tensor, name: string): Float32Array {
+function outputFloat32(t: Tensor, name: string): Float32Array {
   const data = t.data;
   if (data instanceof Float32Array) return data;
   if (t.type === 'float16' && (data instanceof Uint16Array)) return fromFloat16Array(data);
@@ -29,48 +30,41 @@ function asFloat32(t: Tensor, name: string): Float32Array {
 class OnnxRunner implements ModelRunner {
   readonly backend = 'onnx';
   readonly layout = LAYOUT;
-  private readonly rowSize: number;
   private disposed = false;
 
   constructor(
     private readonly ort: Ort,
     private readonly session: InferenceSession,
-    private readonly input: string,
+    /** names the model in errors */
+    private readonly source: string,
+    readonly inputs: readonly ModelInputInfo[],
     /** the batch size the graph was exported with, when it is fixed */
     private readonly fixedBatch: number | null,
     private readonly taps: ResolvedTap[],
     /** per tap, the tensor it reads */
     private readonly tensors: string[],
-    private readonly inputShape: number[],
-  ) {
-    this.rowSize = inputShape.reduce((a, b) => a * b, 1);
-  }
+  ) {}
 
-  /** One session.run over `rows` rows fetching every tapped tensor. */
-  private async forward(input: Float32Array, rows: number, fetch: string[]): Promise<Map<string, Activation>> {
-    const x = new this.ort.Tensor('float32', input, [rows, ...this.inputShape]);
-    const result = await this.session.run({ [this.input]: x }, fetch);
+  /** One session.run fetching every tapped tensor. */
+  private async forward(inputs: ModelInputs, fetch: string[]): Promise<Map<string, Activation>> {
+    const result = await this.session.run(ortFeeds(this.ort, inputs), fetch);
     const out = new Map<string, Activation>();
     for (const name of fetch) {
       const t = result[name];
       if (t === undefined) throw new Error(`onnxruntime returned no tensor '${name}'`);
-      out.set(name, { values: asFloat32(t, name), dims: [...t.dims] });
+      out.set(name, { values: outputFloat32(t, name), dims: [...t.dims] });
     }
     return out;
   }
 
   /** A graph exported with a fixed batch size runs in chunks of that size, the last one padded with zeros. */
-  private async forwardFixed(input: Float32Array, rows: number, fetch: string[], batch: number): Promise<Map<string, Activation>> {
+  private async forwardFixed(inputs: ModelInputs, rows: number, fetch: string[], batch: number): Promise<Map<string, Activation>> {
     const parts: Map<string, Activation>[] = [];
     for (let start = 0; start < rows; start += batch) {
       const take = Math.min(batch, rows - start);
-      let chunk = input.subarray(start * this.rowSize, (start + take) * this.rowSize);
-      if (take < batch) {
-        const padded = new Float32Array(batch * this.rowSize);
-        padded.set(chunk);
-        chunk = padded;
-      }
-      const got = await this.forward(chunk, batch, fetch);
+      const chunk: ModelInputs = {};
+      for (const [name, t] of Object.entries(inputs)) chunk[name] = sliceRows(t, start, take, batch);
+      const got = await this.forward(chunk, fetch);
       // keep only the real rows of a padded chunk
       for (const a of got.values()) {
         if (a.dims[0] !== batch) throw new Error(`a tapped tensor has shape [${a.dims.join(', ')}], which has no batch axis`);
@@ -93,30 +87,31 @@ class OnnxRunner implements ModelRunner {
     return out;
   }
 
-  async run(input: Float32Array, rows: number): Promise<Record<string, TapOutput>> {
+  async run(inputs: ModelInputs): Promise<Record<string, TapOutput>> {
     if (this.disposed) throw new Error('run() on a disposed model runner');
-    if (!Number.isInteger(rows) || rows < 1 || input.length !== rows * this.rowSize) {
-      throw new Error(
-        `run(): ${rows} rows of [${this.inputShape.join(', ')}] need ${rows * this.rowSize} values, got ${input.length}`,
-      );
-    }
-    // one pass fetches every tapped tensor; a tap on the model's input reads the fed values
-    const fetch = [...new Set(this.tensors.filter((t) => t !== this.input))];
+    const rows = checkInputs(inputs, this.inputs, this.source);
+    // one pass fetches every tapped tensor; a tap on a model input reads the fed values
+    const fed = new Map(this.inputs.map((i) => [i.name, inputs[i.name] as NamedTensor]));
+    const fetch = [...new Set(this.tensors.filter((t) => !fed.has(t)))];
     let activations = new Map<string, Activation>();
     if (fetch.length > 0) {
       activations =
         this.fixedBatch === null || this.fixedBatch === rows
-          ? await this.forward(input, rows, fetch)
-          : await this.forwardFixed(input, rows, fetch, this.fixedBatch);
+          ? await this.forward(inputs, fetch)
+          : await this.forwardFixed(inputs, rows, fetch, this.fixedBatch);
     }
-    activations.set(this.input, { values: input, dims: [rows, ...this.inputShape] });
+    for (const t of this.tensors) {
+      const given = fed.get(t);
+      if (given !== undefined && !activations.has(t)) activations.set(t, { values: asFloat32(given), dims: given.dims });
+    }
+    const fedData = new Set<ArrayBufferView>([...fed.values()].map((t) => t.data));
     const out: Record<string, TapOutput> = {};
     this.taps.forEach((tap, i) => {
       const a = activations.get(this.tensors[i] ?? '');
       if (a === undefined) throw new Error(`tap '${tap.as}' produced no tensor`);
       const features = tapValues(a.values, a.dims, tap, rows, LAYOUT);
-      // the fed input is the caller's buffer: hand back a copy, never a view of it
-      const values = features.values === input ? input.slice() : features.values;
+      // a fed input is the caller's buffer: hand back a copy, never a view of it
+      const values = fedData.has(features.values) ? features.values.slice() : features.values;
       out[tap.as] = encodeTap(values, features.shape, tap);
     });
     return out;
@@ -129,8 +124,10 @@ class OnnxRunner implements ModelRunner {
   }
 }
 
-function checkInputShape(source: string, input: OnnxValueInfo, given: number[]): void {
-  const perRow = onnxInputShape(input).slice(1);
+/** Image and tensor batches feed a one-input float32 model rows of `given`: check they fit before loading. */
+function checkInputShape(source: string, input: ModelInputInfo, given: number[]): void {
+  if (input.dims === null) return;
+  const perRow = input.dims.slice(1);
   const fits = perRow.length === given.length && perRow.every((d, i) => d === null || d === given[i]);
   if (!fits) {
     throw new Error(
@@ -148,8 +145,9 @@ export async function loadOnnxRunner(spec: ModelSpec): Promise<ModelRunner> {
   if (spec.taps.length === 0) throw new Error(`model ${spec.uri}: no taps; name at least one layer to tap`);
   const files = await readOnnxFiles(spec.uri);
   const { graph } = files.model;
-  const input = onnxInput(files.model, files.source);
-  checkInputShape(files.source, input, spec.inputShape);
+  const inputs = onnxInputs(files.model, files.source);
+  const [first] = inputs;
+  if (first !== undefined && inputs.length === 1 && first.dtype === 'float32') checkInputShape(files.source, first, spec.inputShape);
   // fail on a misspelt layer before the runtime spends time on the weights
   const index = new OnnxTapIndex(graph, files.source);
   const tensors = spec.taps.map((tap) => index.resolve(tap.layer, tap.at).tensor);
@@ -163,6 +161,6 @@ export async function loadOnnxRunner(spec: ModelSpec): Promise<ModelRunner> {
   const session = await createSession(ort, files, withGraphOutputs(files.bytes, extra), {
     ...(spec.intraOpThreads !== undefined ? { intraOpThreads: spec.intraOpThreads } : {}),
   });
-  const batch = input.shape?.[0];
-  return new OnnxRunner(ort, session, input.name, typeof batch === 'number' ? batch : null, spec.taps, tensors, spec.inputShape);
+  const batch = inputs.map((i) => i.dims?.[0]).find((d) => typeof d === 'number');
+  return new OnnxRunner(ort, session, files.source, inputs, batch ?? null, spec.taps, tensors);
 }

@@ -1,7 +1,8 @@
 import { availableParallelism } from 'node:os';
 import { isMainThread, workerData } from 'node:worker_threads';
-import type { InferenceSession } from 'onnxruntime-node';
+import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import type { OnnxFiles } from './onnx-files.js';
+import type { ModelInputs, NamedTensor } from './types.js';
 
 /** The onnxruntime-node module, imported lazily so that describing a model never loads the native runtime. */
 export type Ort = typeof import('onnxruntime-node');
@@ -67,4 +68,21 @@ export async function createSession(
   } catch (err) {
     throw new Error(`onnxruntime could not load ${files.source}: ${(err as Error).message}`);
   }
+}
+
+/** A named input as an onnxruntime tensor over the same buffer (no copy). */
+export function ortTensor(ort: Ort, t: NamedTensor): Tensor {
+  switch (t.dtype) {
+    case 'float32':
+      return new ort.Tensor('float32', t.data, t.dims);
+    case 'int32':
+      return new ort.Tensor('int32', t.data, t.dims);
+    case 'int64':
+      return new ort.Tensor('int64', t.data, t.dims);
+  }
+}
+
+/** Every named input as an onnxruntime tensor, for session.run. */
+export function ortFeeds(ort: Ort, inputs: ModelInputs): Record<string, Tensor> {
+  return Object.fromEntries(Object.entries(inputs).map(([name, t]) => [name, ortTensor(ort, t)]));
 }

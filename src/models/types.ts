@@ -21,12 +21,55 @@ export interface LayerInfo {
   module?: string | null;
 }
 
+/** The element types a model runner takes. */
+export type TensorDtype = 'float32' | 'int32' | 'int64';
+
+/** The typed array that carries each {@link TensorDtype}. */
+export interface TensorDataOf {
+  float32: Float32Array;
+  int32: Int32Array;
+  int64: BigInt64Array;
+}
+
+/**
+ * One named input of a forward pass: row-major values of shape `dims`, batch axis first.
+ *
+ * @example
+ * // two rows of five token ids
+ * const ids: NamedTensor = { dtype: 'int64', dims: [2, 5], data: BigInt64Array.from([101n, 7n, 8n, 102n, 0n, 101n, 9n, 10n, 11n, 102n]) };
+ */
+export type NamedTensor = { [D in TensorDtype]: { dtype: D; dims: number[]; data: TensorDataOf[D] } }[TensorDtype];
+
+/** What `ModelRunner.run` takes: one tensor per model input, by input name. */
+export type ModelInputs = Record<string, NamedTensor>;
+
+/** One input a model declares. */
+export interface ModelInputInfo {
+  name: string;
+  /**
+   * element type as the model declares it: 'float32' | 'int32' | 'int64' are what a runner
+   * takes; others ('bool', 'float16', ...) are listed so that a description names them, and
+   * 'undeclared' when the model does not say
+   */
+  dtype: string;
+  /**
+   * sizes, batch axis first; null for an axis without a fixed size (the batch axis of most
+   * models, a sequence length). null as a whole when the model declares no shape.
+   */
+  dims: (number | null)[] | null;
+  /** per axis, the symbolic name the model gives a dynamic axis ('batch', 'sequence'), else null; only when it names one (ONNX) */
+  dimNames?: (string | null)[];
+}
+
 /** What can be learned about a model without running it. */
 export interface ModelDescription {
   /** 'tfjs-layers' | 'tfjs-graph' | 'onnx' */
   format: string;
-  /** the model's single input: shape with null batch, e.g. [null, 224, 224, 3] */
+  /** every input the model is fed, in the model's order */
+  inputs: ModelInputInfo[];
+  /** the first input's shape with a null batch axis, e.g. [null, 224, 224, 3] ([] when it declares none) */
   inputShape: (number | null)[];
+  /** layout of a 4-d image input: 'nhwc' (TF.js) or 'nchw' (ONNX) */
   inputLayout: 'nhwc' | 'nchw';
   /** layer/node names a tap may name */
   layerNames: string[];
@@ -45,8 +88,15 @@ export interface ModelRunner {
   readonly backend: string;
   /** native layout of 4-d activations: 'nhwc' (TF.js) or 'nchw' (ONNX) */
   readonly layout: 'nhwc' | 'nchw';
-  /** run `rows` inputs laid out as [rows, ...inputShape] */
-  run(input: Float32Array, rows: number): Promise<Record<string, TapOutput>>;
+  /** the inputs run() needs, as the model declares them */
+  readonly inputs: readonly ModelInputInfo[];
+  /**
+   * One forward pass over a batch: every input the model declares, by name, with the same
+   * number of rows (dims[0]). Fails with a {@link ModelInputError} naming the input when one is
+   * missing or unknown, or has another dtype or dims than the model takes. The input buffers are
+   * only read, and no returned feature is a view of them.
+   */
+  run(inputs: ModelInputs): Promise<Record<string, TapOutput>>;
   dispose(): Promise<void>;
 }
 
@@ -55,6 +105,7 @@ export interface ModelSpec {
   uri: string;
   backend: BackendName;
   taps: ResolvedTap[];
+  /** per-row shape of the one float32 input that image and tensor batches feed, e.g. [3, 224, 224] */
   inputShape: number[];
   fingerprint: string;
   preprocess: ResolvedPreprocess | null;

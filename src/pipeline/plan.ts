@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { describeModel, isOnnxUri } from '../models/index.js';
+import { describeModel, formatInput, formatInputs, isOnnxUri } from '../models/index.js';
 import type { ModelDescription } from '../models/types.js';
 import { createSink } from '../storage/index.js';
 import { createSource, inferSourceType } from '../sources/index.js';
@@ -126,6 +126,24 @@ async function describe(uri: string): Promise<ModelDescription> {
   }
 }
 
+/** Image and tensor sources feed the model one float32 input of a declared shape. */
+function checkFedInput(desc: ModelDescription, uri: string): void {
+  const [input, ...more] = desc.inputs;
+  const fail = (what: string) => new JobConfigError(`model.uri: '${uri}' ${what}`, ['model.uri']);
+  if (input === undefined || more.length > 0) {
+    throw fail(
+      `has ${desc.inputs.length} inputs (${formatInputs(desc.inputs)}); image and tensor sources feed a model with one float32 input, ` +
+        'and text sources (token ids) are not supported yet',
+    );
+  }
+  if (input.dtype !== 'float32') {
+    throw fail(`takes ${formatInput(input)}; image and tensor sources feed float32 values`);
+  }
+  if (input.dims === null || input.dims.length === 0) {
+    throw fail(`declares no shape for its input '${input.name}'; image and tensor sources need [batch, ...row shape]`);
+  }
+}
+
 /**
  * Check a validated job against its model and source and decide every default. Fails with a
  * {@link JobConfigError} naming the field before any work is done.
@@ -158,6 +176,7 @@ export async function resolveJob(job: JobConfig, opts: ResolveOptions = {}): Pro
     throw configError(err, 'source.uri');
   }
   const desc = await describe(modelUri);
+  checkFedInput(desc, job.model.uri);
   const taps = resolveTaps(job.taps, desc);
 
   let preprocess: ResolvedPreprocess | null = null;

@@ -1,6 +1,6 @@
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { MODEL_LOAD_FAILED } from './thread-errors.js';
-import { loadRunner } from '../models/index.js';
+import { loadRunner, singleFloatInput } from '../models/index.js';
 import type { ModelRunner, ModelSpec, TapOutput } from '../models/types.js';
 import { decodedLength, decodeImagesInto } from '../preprocess/image-decode.js';
 import type { BatchResult, BatchTask, RowError } from './protocol.js';
@@ -153,7 +153,8 @@ export default async function runBatch(task: BatchTask): Promise<unknown> {
 
   let taps: Record<string, TapOutput> = {};
   if (ok.length > 0) {
-    taps = await runner.run(input, ok.length);
+    // images and tensor rows feed the model's one input, by its name, in the batch buffer itself
+    taps = await runner.run(singleFloatInput(runner, input, task.model.inputShape));
     // features that are NaN/Inf are useless downstream; flag them as error rows
     const bad = new Set<number>();
     for (const out of Object.values(taps)) for (let r = 0; r < ok.length; r++) if (rowNotFinite(out, r)) bad.add(r);

@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
+import { fileURLToPath } from 'node:url';
 import { SEED_MODEL } from '../helpers/index.js';
+
+const TEXT_MODEL = fileURLToPath(new URL('../fixtures/text-model/model.onnx', import.meta.url));
 
 // `layertap layers` helps pick a hook point the way named_modules() does in PyTorch.
 describe('layertap layers', () => {
@@ -8,7 +11,8 @@ describe('layertap layers', () => {
     const r = await runCli(['layers', SEED_MODEL]);
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.trim().split('\n');
-    expect(lines[0]).toMatch(/^name\s+class\s+output shape\s+params$/);
+    expect(lines[0]).toBe('input input: float32 [?, 28, 28, 1]');
+    expect(lines[1]).toMatch(/^name\s+class\s+output shape\s+params$/);
     expect(lines).toContainEqual(expect.stringMatching(/^conv_16\.0\s+Conv2D\s+\[null,26,26,16\]\s+160$/));
     expect(lines).toContainEqual(expect.stringMatching(/^linear_class\.0\s+Dense\s+\[null,5\]\s+325$/));
     expect(lines.at(-1)).toBe('11 layers, 7237 parameters');
@@ -17,12 +21,51 @@ describe('layertap layers', () => {
   it('prints one JSON object with --json', async () => {
     const r = await runCli(['layers', SEED_MODEL, '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const j = JSON.parse(r.stdout) as { layers: Array<{ name: string; className: string; outputShape: unknown; params: number; inputs: string[] }> };
+    const j = JSON.parse(r.stdout) as {
+      inputs: unknown[];
+      layers: Array<{ name: string; className: string; outputShape: unknown; params: number; inputs: string[] }>;
+    };
+    expect(j.inputs).toEqual([{ name: 'input', dtype: 'float32', dims: [null, 28, 28, 1] }]);
     expect(j.layers.map((l) => l.name)).toEqual([
       'input', 'conv_16.0', 'conv_16.1', 'conv_16.2', 'conv_32.0', 'conv_32.1', 'conv_32.2', 'linear_1.0', 'linear_1.1', 'linear_class.0', 'linear_class.1',
     ]);
     const dense = j.layers.find((l) => l.name === 'linear_1.0')!;
     expect(dense).toMatchObject({ className: 'Dense', outputShape: [null, 64], params: 2112, inputs: ['conv_32.2'] });
+  });
+
+  it('lists every input of a model with several, then its nodes with module paths', async () => {
+    const r = await runCli(['layers', TEXT_MODEL, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout) as { model: string; inputs: unknown[]; layers: Array<{ name: string; className: string; outputShape: unknown; module: string | null }> };
+    const text = { dtype: 'int64', dims: [null, null], dimNames: ['batch', 'sequence'] };
+    expect(j.inputs).toEqual([
+      { name: 'input_ids', ...text },
+      { name: 'attention_mask', ...text },
+      { name: 'token_type_ids', ...text },
+    ]);
+    expect(j.layers.slice(0, 3).map((l) => [l.name, l.className, l.outputShape])).toEqual([
+      ['input_ids', 'Input', [null, null]],
+      ['attention_mask', 'Input', [null, null]],
+      ['token_type_ids', 'Input', [null, null]],
+    ]);
+    const modules = new Set(j.layers.map((l) => l.module));
+    for (const m of ['embeddings.word_embeddings', 'encoder.layer.0.attention.self.query', 'encoder.layer.3.output.LayerNorm', 'pooler.dense']) {
+      expect(modules).toContain(m);
+    }
+    for (const i of [0, 1, 2, 3]) expect(j.layers.some((l) => l.module?.startsWith(`encoder.layer.${i}.`))).toBe(true);
+    // the last node of encoder.layer.1 gives [batch, sequence, hidden]: the probe ran with made-up token ids
+    expect(j.layers.find((l) => l.name === '/encoder/layer.1/output/LayerNorm/Add_1')?.outputShape).toEqual([null, null, 32]);
+
+    const t = await runCli(['layers', TEXT_MODEL]);
+    expect(t.code, t.stderr).toBe(0);
+    const lines = t.stdout.trim().split('\n');
+    expect(lines.slice(0, 3)).toEqual([
+      'input input_ids: int64 [batch, sequence]',
+      'input attention_mask: int64 [batch, sequence]',
+      'input token_type_ids: int64 [batch, sequence]',
+    ]);
+    expect(lines[3]).toMatch(/^name\s+class\s+output shape\s+params\s+module$/);
+    expect(lines).toContainEqual(expect.stringMatching(/^\/pooler\/dense\/Gemm\s+Gemm\s+\[null,32\]\s+1056\s+pooler\.dense$/));
   });
 
   it('names a missing model file', async () => {

@@ -4,7 +4,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseJob } from '../../src/config/index.js';
 import { resolveJob } from '../../src/pipeline/index.js';
-import { loadRunner } from '../../src/models/index.js';
+import { loadRunner, singleFloatInput } from '../../src/models/index.js';
 import { runJob } from '../../src/queue/index.js';
 import { decodeImage } from '../../src/preprocess/image-decode.js';
 import { featureRows, maxAbsDiff, readArrow, REDIS_URL, SEED_MODEL, tempDir, testPrefix } from '../helpers/index.js';
@@ -95,7 +95,7 @@ describe('image folder run with bad files', () => {
     const { readFile } = await import('node:fs/promises');
     for (let i = 0; i < good.length; i++) {
       const x = await decodeImage(await readFile(join(tmp.dir, 'images', good[i]!)), resolved.preprocess!);
-      const out = await runner.run(x, 1);
+      const out = await runner.run(singleFloatInput(runner, x, resolved.inputShape));
       expect(maxAbsDiff(out.linear_1_1!.data as Float32Array, feats[i]!)).toBeLessThan(1e-5);
       expect(maxAbsDiff(out.pooled!.data as Float32Array, pooled[i]!)).toBeLessThan(1e-5);
     }

@@ -4,7 +4,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseJob } from '../../src/config/index.js';
 import { resolveJob } from '../../src/pipeline/index.js';
-import { loadRunner } from '../../src/models/index.js';
+import { loadRunner, singleFloatInput } from '../../src/models/index.js';
 import { runJob } from '../../src/queue/index.js';
 import { decodeImage } from '../../src/preprocess/image-decode.js';
 import { featureRows, maxAbsDiff, readArrow, REDIS_URL, SEED, tempDir, testPrefix } from '../helpers/index.js';
@@ -90,7 +90,7 @@ describe('image folder run on an ONNX model (NCHW, mean/std)', () => {
     }
     const runner = await loadRunner({ ...resolved.model, taps: resolved.taps, inputShape: resolved.inputShape, fingerprint: 'direct', preprocess: resolved.preprocess });
     try {
-      const direct = await runner.run(input, 6);
+      const direct = await runner.run(singleFloatInput(runner, input, resolved.inputShape));
       for (const col of ['pixels', 'hidden', 'pooled'] as const) {
         const per = direct[col]!.data.length / 6;
         cols[col]!.forEach((row, r) => expect(maxAbsDiff(row, direct[col]!.data.subarray(r * per, (r + 1) * per)), `${col} ${ids[r]}`).toBeLessThanOrEqual(1e-5));

@@ -4,7 +4,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobConfigError, parseJob } from '../../src/config/index.js';
 import { resolveJob } from '../../src/pipeline/index.js';
-import { loadRunner } from '../../src/models/index.js';
+import { loadRunner, singleFloatInput } from '../../src/models/index.js';
 import { runJob } from '../../src/queue/index.js';
 import { decodeImage } from '../../src/preprocess/image-decode.js';
 import { runCli } from '../helpers/cli.js';
@@ -104,7 +104,7 @@ describe('a run from an S3 image prefix to an S3 sink', () => {
     let worst = 0;
     for (const [i, id] of ids.entries()) {
       const x = await decodeImage(images.get(id)!, resolved.preprocess!);
-      const ref = (await runner.run(x, 1)).hidden!.data as Float32Array;
+      const ref = (await runner.run(singleFloatInput(runner, x, resolved.inputShape))).hidden!.data as Float32Array;
       worst = Math.max(worst, maxAbsDiff(ref, hidden[i]!));
     }
     await runner.dispose();

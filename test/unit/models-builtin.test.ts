@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BUILTIN_MODELS, describeModel, listLayers, loadRunner } from '../../src/models/index.js';
+import { BUILTIN_MODELS, describeModel, listLayers, loadRunner, singleFloatInput } from '../../src/models/index.js';
 import { maxAbsDiff, tap } from './models-helpers.js';
 
 const MID_FEATURE =
@@ -73,7 +73,7 @@ describe('builtin models', () => {
       preprocess: null,
     });
     expect(runner.backend).toBe('wasm');
-    const out = await runner.run(randomImages(2), 2);
+    const out = await runner.run(singleFloatInput(runner, randomImages(2), [224, 224, 3]));
     await runner.dispose();
     expect(out['flatten_1:output']?.shape).toEqual([1280]);
     expect(out['flatten_1:output']?.data).toHaveLength(2 * 1280);
@@ -100,7 +100,7 @@ describe('builtin models', () => {
       fingerprint: 't',
       preprocess: null,
     });
-    const out = await runner.run(randomImages(2, 7), 2);
+    const out = await runner.run(singleFloatInput(runner, randomImages(2, 7), [224, 224, 3]));
     await runner.dispose();
     expect(out.feature?.shape).toEqual([1792]);
     expect(out.before_squeeze?.shape).toEqual([1, 1, 1792]);

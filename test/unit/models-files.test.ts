@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { describeModel, listLayers, loadRunner, UnknownLayerError } from '../../src/models/index.js';
+import { describeModel, listLayers, loadRunner, singleFloatInput, UnknownLayerError } from '../../src/models/index.js';
 import { copySeedModel, removeTempDirs, SEED_MODEL, tap, tempDir } from './models-helpers.js';
 
 const SEED_LAYERS = [
@@ -41,8 +41,30 @@ describe('describeModel on the seed model', () => {
     expect(d.format).toBe('tfjs-layers');
     expect(d.inputShape).toEqual([null, 28, 28, 1]);
     expect(d.inputLayout).toBe('nhwc');
+    expect(d.inputs).toEqual([{ name: 'input', dtype: 'float32', dims: [null, 28, 28, 1] }]);
     expect(d.layerNames).toEqual(SEED_LAYERS);
     expect(d.contentHash).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('runs its one float32 input by name, and names the input it takes otherwise', async () => {
+    const runner = await loadRunner(spec(SEED_MODEL));
+    try {
+      expect(runner.inputs).toEqual([{ name: 'input', dtype: 'float32', dims: [null, 28, 28, 1] }]);
+      const data = new Float32Array(2 * 28 * 28);
+      const out = await runner.run({ input: { dtype: 'float32', dims: [2, 28, 28, 1], data } });
+      expect(out['linear_1.1:output']?.data.length).toBe(2 * 64);
+      await expect(runner.run({ x: { dtype: 'float32', dims: [2, 28, 28, 1], data } })).rejects.toThrow(
+        `run(): 'x' is not an input of the model; model ${SEED_MODEL} takes input: float32 [?, 28, 28, 1]`,
+      );
+      await expect(runner.run({ input: { dtype: 'int32', dims: [2, 28, 28, 1], data: new Int32Array(2 * 28 * 28) } })).rejects.toThrow(
+        "run(): input 'input' is int32, but the model takes input: float32 [?, 28, 28, 1]",
+      );
+      await expect(runner.run({ input: { dtype: 'float32', dims: [2, 28, 28], data } })).rejects.toThrow(
+        "run(): input 'input' has dims [2, 28, 28], but the model takes input: float32 [?, 28, 28, 1]",
+      );
+    } finally {
+      await runner.dispose();
+    }
   });
 
   it('accepts the folder and a file:// URL, with the same hash', async () => {
@@ -61,7 +83,7 @@ describe('describeModel on the seed model', () => {
     expect(d.inputShape).toEqual([null, 28, 28, 1]);
     // and it still loads and runs
     const runner = await loadRunner(spec(modelJson));
-    const out = await runner.run(new Float32Array(28 * 28), 1);
+    const out = await runner.run(singleFloatInput(runner, new Float32Array(28 * 28), [28, 28, 1]));
     expect(out['linear_1.1:output']?.shape).toEqual([64]);
     await runner.dispose();
   });

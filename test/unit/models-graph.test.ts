@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { describeModel, listLayers, loadRunner, UnknownLayerError } from '../../src/models/index.js';
+import { describeModel, listLayers, loadRunner, singleFloatInput, UnknownLayerError } from '../../src/models/index.js';
 import { maxAbsDiff, removeTempDirs, tap, tempDir } from './models-helpers.js';
 
 afterAll(removeTempDirs);
@@ -66,6 +66,7 @@ describe('GraphModel taps', () => {
     const d = await describeModel(modelJson);
     expect(d.format).toBe('tfjs-graph');
     expect(d.inputShape).toEqual([null, IN]);
+    expect(d.inputs).toEqual([{ name: 'x', dtype: 'float32', dims: [null, IN] }]);
     expect(d.layerNames).toEqual(['x', 'dense/kernel', 'dense/bias', 'dense/MatMul', 'dense/BiasAdd', 'dense/Relu', 'Identity']);
   });
 
@@ -105,14 +106,14 @@ describe('GraphModel taps', () => {
       const rows = 5;
       const x = Float32Array.from({ length: rows * IN }, (_, i) => Math.sin(i * 1.3) * 2);
       const want = reference(x, rows);
-      const out = await runner.run(x, rows);
+      const out = await runner.run(singleFloatInput(runner, x, [IN]));
       expect(out.relu?.shape).toEqual([OUT]);
       expect(maxAbsDiff(out.relu?.data as Float32Array, want.out)).toBeLessThanOrEqual(1e-6);
       expect(maxAbsDiff(out.pre?.data as Float32Array, want.pre)).toBeLessThanOrEqual(1e-6);
       expect(maxAbsDiff(out.same_as_pre?.data as Float32Array, want.pre)).toBeLessThanOrEqual(1e-6);
       expect(maxAbsDiff(out.input_itself?.data as Float32Array, x)).toBe(0);
       const count = tf.memory().numTensors;
-      for (let i = 0; i < 3; i++) await runner.run(x, rows);
+      for (let i = 0; i < 3; i++) await runner.run(singleFloatInput(runner, x, [IN]));
       expect(tf.memory().numTensors).toBe(count);
       await runner.dispose();
     });
@@ -129,7 +130,7 @@ describe('GraphModel taps', () => {
     });
     const x = new Float32Array(2 * IN);
     x.set([1, 2, 3, 4], IN);
-    const out = await runner.run(x, 2);
+    const out = await runner.run(singleFloatInput(runner, x, [IN]));
     const data = out.mm?.data as Float32Array;
     expect(Array.from(data.subarray(0, OUT))).toEqual([0, 0, 0]);
     expect(Math.hypot(...data.subarray(OUT))).toBeCloseTo(1, 6);

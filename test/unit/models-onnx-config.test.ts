@@ -1,10 +1,11 @@
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { JobConfigError, parseJob, type JobInput } from '../../src/config/index.js';
 import { resolveJob } from '../../src/pipeline/index.js';
 import { removeTempDirs, SEED_DIR, SEED_MODEL, tempDir } from './models-helpers.js';
-import { copySeedOnnx, flipWeightBit, SEED_ONNX } from './models-onnx-helpers.js';
+import { buildOnnx, copySeedOnnx, flipWeightBit, SEED_ONNX, tinyLinear } from './models-onnx-helpers.js';
 
 afterAll(removeTempDirs);
 
@@ -57,6 +58,22 @@ describe('job files naming an .onnx model', () => {
     expect(wasm.message).toContain("model.backend: 'wasm' runs TF.js models;");
     const tfjs = await configError(job({ model: { uri: SEED_MODEL, backend: 'onnx' }, source: { uri: path.join(SEED_DIR, 'input_nhwc.npy') } }));
     expect(tfjs.message).toContain("model.backend: 'onnx' runs .onnx models;");
+  });
+
+  it('refuse a model with several inputs, or a non-float one, for image and tensor sources, naming its inputs', async () => {
+    const text = fileURLToPath(new URL('../fixtures/text-model/model.onnx', import.meta.url));
+    const inputs = ['input_ids', 'attention_mask', 'token_type_ids'].map((n) => `${n}: int64 [batch, sequence]`).join(', ');
+    for (const source of [{ uri: NPY }, { uri: SEED_DIR, type: 'images' as const }]) {
+      const e = await configError(job({ source, model: { uri: text }, taps: [{ layer: 'pooler' }] }));
+      expect(e.fields).toEqual(['model.uri']);
+      expect(e.message).toBe(
+        `model.uri: '${text}' has 3 inputs (${inputs}); image and tensor sources feed a model with one float32 input, and text sources (token ids) are not supported yet`,
+      );
+    }
+    const file = path.join(tempDir('layertap-onnx-int-'), 'ids.onnx');
+    writeFileSync(file, buildOnnx({ ...tinyLinear(), input: { name: 'x', dims: ['batch', 2], elemType: 7 } }));
+    const ids = await configError(job({ model: { uri: file }, taps: [{ layer: 'lin' }] }));
+    expect(ids.message).toBe(`model.uri: '${file}' takes x: int64 [batch, 2]; image and tensor sources feed float32 values`);
   });
 
   it('refuse rows of the wrong layout', async () => {

@@ -141,14 +141,23 @@ describe('describeModel on .onnx', () => {
     await expect(describeModel(bad)).rejects.toThrow(`ONNX model ${bad}: external data location '/etc/passwd' is absolute`);
   });
 
-  it('names a missing file and a model with two inputs', async () => {
+  it('names a missing file, and lists every input of a model with two, or with an int64 one', async () => {
     await expect(describeModel('/nowhere/model.onnx')).rejects.toThrow('model file not found: /nowhere/model.onnx');
     const dir = tempDir('layertap-onnx-two-');
     const file = path.join(dir, 'two.onnx');
-    writeFileSync(file, buildOnnx({ ...tinyLinear(), extraInputs: [{ name: 'x2', dims: ['batch', 2] }] }));
-    await expect(describeModel(file)).rejects.toThrow(`ONNX model ${file} has 2 inputs (x, x2); only single-input models are supported`);
-    writeFileSync(file, buildOnnx({ ...tinyLinear(), input: { name: 'x', dims: ['batch', 2], elemType: 7 } }));
-    await expect(describeModel(file)).rejects.toThrow(`ONNX model ${file}: input 'x' is int64; layertap feeds float32 inputs`);
+    writeFileSync(file, buildOnnx({ ...tinyLinear(), extraInputs: [{ name: 'x2', dims: ['batch', 5, 'width'] }] }));
+    const two = await describeModel(file);
+    expect(two.inputs).toEqual([
+      { name: 'x', dtype: 'float32', dims: [null, 2], dimNames: ['batch', null] },
+      { name: 'x2', dtype: 'float32', dims: [null, 5, null], dimNames: ['batch', null, 'width'] },
+    ]);
+    expect(two.inputShape).toEqual([null, 2]);
+    writeFileSync(file, buildOnnx({ ...tinyLinear(), input: { name: 'x', dims: [4, 2], elemType: 7 } }));
+    expect((await describeModel(file)).inputs).toEqual([{ name: 'x', dtype: 'int64', dims: [4, 2] }]);
+  });
+
+  it('lists the single input of the seed model with its symbolic batch axis', async () => {
+    expect((await describeModel(SEED_ONNX)).inputs).toEqual([{ name: 'input', dtype: 'float32', dims: [null, 1, 28, 28], dimNames: ['n', null, null, null] }]);
   });
 });
 

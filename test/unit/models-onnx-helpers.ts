@@ -69,8 +69,8 @@ export interface TinyInitializer {
 
 export interface TinyModel {
   input: { name: string; dims: Dim[]; elemType?: number };
-  /** more graph inputs (layertap takes single-input models only) */
-  extraInputs?: { name: string; dims: Dim[] }[];
+  /** more graph inputs (elemType 1 = float32 unless given) */
+  extraInputs?: { name: string; dims: Dim[]; elemType?: number }[];
   outputs: { name: string; dims: Dim[] }[];
   nodes: TinyNode[];
   initializers?: TinyInitializer[];
@@ -146,7 +146,7 @@ export function buildOnnx(model: TinyModel, dir?: string): Uint8Array {
     w.uint32((2 << 3) | LEN).string('tiny');
     for (const init of model.initializers ?? []) w.uint32((5 << 3) | LEN).bytes(initializer(init));
     w.uint32((11 << 3) | LEN).bytes(valueInfo(model.input.name, model.input.dims, model.input.elemType));
-    for (const i of model.extraInputs ?? []) w.uint32((11 << 3) | LEN).bytes(valueInfo(i.name, i.dims));
+    for (const i of model.extraInputs ?? []) w.uint32((11 << 3) | LEN).bytes(valueInfo(i.name, i.dims, i.elemType));
     for (const o of model.outputs) w.uint32((12 << 3) | LEN).bytes(valueInfo(o.name, o.dims));
   });
   const opset = message((w) => w.uint32((1 << 3) | LEN).string('').uint32((2 << 3) | VARINT).int64(13));
@@ -185,4 +185,17 @@ export function tinyMatMul(x: number[][]): number[][] {
     [0.5, 1, -3],
   ];
   return x.map((r) => [0, 1, 2].map((j) => (r[0] ?? 0) * (w[0]?.[j] ?? 0) + (r[1] ?? 0) * (w[1]?.[j] ?? 0)));
+}
+
+/**
+ * z = x + y over two inputs, [batch, 2] each, exported with a fixed batch when `batch` is a
+ * number: node 'sum' (Add) and its output 'z'.
+ */
+export function tinyAdd(batch: Dim = 'batch'): TinyModel {
+  return {
+    input: { name: 'x', dims: [batch, 2] },
+    extraInputs: [{ name: 'y', dims: [batch, 2] }],
+    outputs: [{ name: 'z', dims: [batch, 2] }],
+    nodes: [{ name: 'sum', op: 'Add', inputs: ['x', 'y'], outputs: ['z'] }],
+  };
 }

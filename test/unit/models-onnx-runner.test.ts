@@ -6,13 +6,18 @@ import type { ResolvedTap } from '../../src/config/resolved.js';
 import { loadRunner, UnknownLayerError } from '../../src/models/index.js';
 import { float16ToFloat32 } from '../../src/types/index.js';
 import { defaultIntraOpThreads } from '../../src/models/onnx-session.js';
-import type { ModelRunner, ModelSpec, TapOutput } from '../../src/models/types.js';
+import type { ModelInputs, ModelRunner, ModelSpec, TapOutput } from '../../src/models/types.js';
 import { expected, maxAbsDiff, readNpy, removeTempDirs, SEED_DIR, tap, tempDir } from './models-helpers.js';
 import { buildOnnx, copySeedOnnx, flipWeightBit, SEED_LEAVES, SEED_ONNX, tinyLinear, tinyMatMul } from './models-onnx-helpers.js';
 
 // the PyTorch captures are NCHW already, as is everything the ONNX runtime returns
 const input = readNpy(path.join(SEED_DIR, 'input_nchw.npy'));
 const ROWS = 3;
+
+/** The seed model's named input for rows of [1, 28, 28]. */
+function feed(data: Float32Array, rows = data.length / 784): ModelInputs {
+  return { input: { dtype: 'float32', dims: [rows, 1, 28, 28], data } };
+}
 
 function spec(taps: ResolvedTap[], extra: Partial<ModelSpec> = {}): ModelSpec {
   return { uri: SEED_ONNX, backend: 'onnx', taps, inputShape: [1, 28, 28], fingerprint: 'test', preprocess: null, ...extra };
@@ -39,7 +44,7 @@ describe('ONNX seed model parity with PyTorch forward hooks', () => {
     try {
       expect(runner.backend).toBe('onnx');
       expect(runner.layout).toBe('nchw');
-      const out = await runner.run(input.data, ROWS);
+      const out = await runner.run(feed(input.data));
       expect(runSpy).toHaveBeenCalledTimes(1);
       expect(out['conv_16.2:output']?.shape).toEqual([16, 13, 13]);
       const errors = {
@@ -65,7 +70,7 @@ describe('ONNX seed model parity with PyTorch forward hooks', () => {
     });
 
     it('matches every hook capture to 1e-5, for a batch of 3 and row by row', async () => {
-      const out = await runner.run(input.data, ROWS);
+      const out = await runner.run(feed(input.data));
       let worst = 0;
       for (const layer of SEED_LEAVES) {
         for (const at of ['input', 'output'] as const) {
@@ -76,14 +81,14 @@ describe('ONNX seed model parity with PyTorch forward hooks', () => {
       }
       console.log(`ONNX seed parity (every leaf module, input and output): max abs error ${worst.toExponential(2)}`);
       const per = input.data.length / ROWS;
-      const single = await runner.run(input.data.slice(per, 2 * per), 1);
+      const single = await runner.run(feed(input.data.slice(per, 2 * per)));
       const ref = expected('linear_class.0', 'input');
       expect(maxAbsDiff(single['linear_class.0:input']!.data, ref.data.subarray(64, 128))).toBeLessThanOrEqual(1e-5);
     });
 
     it("returns the fed input for a tap on the model's input, as a copy", async () => {
       const x = input.data.slice();
-      const out = await runner.run(x, ROWS);
+      const out = await runner.run(feed(x));
       const fed = out['conv_16.0:input']!;
       expect(fed.data).toEqual(x);
       expect(fed.data).not.toBe(x);
@@ -99,7 +104,7 @@ describe('ONNX seed model parity with PyTorch forward hooks', () => {
       ]),
     );
     try {
-      const out = await runner.run(input.data, ROWS);
+      const out = await runner.run(feed(input.data));
       const ref = expected('conv_16.2', 'output'); // [3, 16, 13, 13]
       const mean = new Float32Array(ROWS * 16);
       const max = new Float32Array(ROWS * 16);
@@ -129,7 +134,7 @@ describe('ONNX seed model parity with PyTorch forward hooks', () => {
     flipWeightBit(copy);
     const runner = await loadRunner(spec([tap('conv_32.0', 'output')], { uri: copy }));
     try {
-      const out = await runner.run(input.data, ROWS);
+      const out = await runner.run(feed(input.data));
       const err = maxAbsDiff(out['conv_32.0:output']!.data, expected('conv_32.0', 'output').data);
       expect(err).toBeGreaterThan(0);
       expect(err).toBeLessThan(1e-2);
@@ -154,9 +159,15 @@ describe('ONNX runner errors and options', () => {
       "backend 'wasm' runs TF.js models; ",
     );
     const runner = await loadRunner(spec([tap('linear_1.1')], { backend: 'auto', intraOpThreads: 1 }));
-    await expect(runner.run(input.data, 2)).rejects.toThrow('run(): 2 rows of [1, 28, 28] need 1568 values, got 2352');
+    await expect(runner.run(feed(input.data, 2))).rejects.toThrow("run(): input 'input' has dims [2, 1, 28, 28] (1568 values) but holds 2352 values");
+    await expect(runner.run({ input: { dtype: 'float32', dims: [3, 28, 28, 1], data: input.data } })).rejects.toThrow(
+      "run(): input 'input' has dims [3, 28, 28, 1], but the model takes input: float32 [n, 1, 28, 28]",
+    );
+    await expect(runner.run({ image: { dtype: 'float32', dims: [3, 1, 28, 28], data: input.data } })).rejects.toThrow(
+      "run(): 'image' is not an input of the model; model " + SEED_ONNX + ' takes input: float32 [n, 1, 28, 28]',
+    );
     await runner.dispose();
-    await expect(runner.run(input.data, ROWS)).rejects.toThrow('disposed');
+    await expect(runner.run(feed(input.data))).rejects.toThrow('disposed');
   });
 
   it('shares the cores among pool threads by default', () => {
@@ -185,7 +196,7 @@ describe('ONNX runner errors and options', () => {
       preprocess: null,
     });
     try {
-      const out = await runner.run(Float32Array.from(x.flat()), 3);
+      const out = await runner.run({ x: { dtype: 'float32', dims: [3, 2], data: Float32Array.from(x.flat()) } });
       // 3 rows through a batch-2 graph: two runs, the second padded
       expect(runSpy).toHaveBeenCalledTimes(2);
       const pre = tinyMatMul(x);

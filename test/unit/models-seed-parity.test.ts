@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadRunner } from '../../src/models/index.js';
+import { loadRunner, singleFloatInput } from '../../src/models/index.js';
 import type { ModelRunner, TapOutput } from '../../src/models/types.js';
 import { expected, maxAbsDiff, nhwcToNchw, readNpy, SEED_DIR, SEED_MODEL, tap } from './models-helpers.js';
 
@@ -49,7 +49,7 @@ describe('seed model parity with PyTorch forward hooks', () => {
       preprocess: null,
     });
     try {
-      const out = await runner.run(input.data, ROWS);
+      const out = await runner.run(singleFloatInput(runner, input.data, [28, 28, 1]));
       expect(out['conv_16.2:output']?.shape).toEqual([13, 13, 16]);
       expect(out['linear_1.1:output']?.shape).toEqual([64]);
       expect(out['linear_class.0:input']?.shape).toEqual([64]);
@@ -85,7 +85,7 @@ describe('seed model parity with PyTorch forward hooks', () => {
       it('matches every hook capture to 1e-5', async () => {
         expect(runner.backend).toBe(backend);
         expect(runner.layout).toBe('nhwc');
-        const out = await runner.run(input.data, ROWS);
+        const out = await runner.run(singleFloatInput(runner, input.data, [28, 28, 1]));
         const errors: Record<string, number> = {};
         for (const layer of ALL_LAYERS) {
           for (const at of ['output', 'input'] as const) errors[`${layer}:${at}`] = compare(out[`${layer}:${at}`], layer, at);
@@ -96,9 +96,9 @@ describe('seed model parity with PyTorch forward hooks', () => {
       });
 
       it('gives the same features for a row whether it runs alone or in a batch', async () => {
-        const all = await runner.run(input.data, ROWS);
+        const all = await runner.run(singleFloatInput(runner, input.data, [28, 28, 1]));
         const perRow = input.data.length / ROWS;
-        const second = await runner.run(input.data.slice(perRow, 2 * perRow), 1);
+        const second = await runner.run(singleFloatInput(runner, input.data.slice(perRow, 2 * perRow), [28, 28, 1]));
         const batched = all['linear_class.0:input']?.data as Float32Array;
         const alone = second['linear_class.0:input']?.data as Float32Array;
         expect(maxAbsDiff(alone, batched.subarray(64, 128))).toBeLessThanOrEqual(1e-6);

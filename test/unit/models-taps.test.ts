@@ -1,7 +1,7 @@
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadRunner } from '../../src/models/index.js';
+import { loadRunner, singleFloatInput } from '../../src/models/index.js';
 import { float32ToFloat16, float16ToFloat32 } from '../../src/types/index.js';
 import type { ModelRunner, TapOutput } from '../../src/models/types.js';
 import { expected, maxAbsDiff, readNpy, SEED_DIR, SEED_MODEL, tap } from './models-helpers.js';
@@ -65,7 +65,7 @@ describe('tap post-processing on the seed model', () => {
       fingerprint: 'test',
       preprocess: null,
     });
-    out = await runner.run(input.data, ROWS);
+    out = await runner.run(singleFloatInput(runner, input.data, [28, 28, 1]));
   });
   afterAll(async () => {
     await runner.dispose();
@@ -160,14 +160,15 @@ describe('tensor memory', () => {
         fingerprint: 'test',
         preprocess: null,
       });
-      await runner.run(input.data, ROWS);
+      await runner.run(singleFloatInput(runner, input.data, [28, 28, 1]));
       const afterFirst = tf.memory().numTensors;
       // the weights live in the same tfjs engine this test reads, so the count is a real one
       expect(afterFirst).toBeGreaterThan(beforeLoad);
-      for (let i = 0; i < 5; i++) await runner.run(input.data, ROWS);
-      await runner.run(input.data.slice(0, 28 * 28), 1);
+      for (let i = 0; i < 5; i++) await runner.run(singleFloatInput(runner, input.data, [28, 28, 1]));
+      await runner.run(singleFloatInput(runner, input.data.slice(0, 28 * 28), [28, 28, 1]));
       expect(tf.memory().numTensors).toBe(afterFirst);
-      await expect(runner.run(new Float32Array(10), 1)).rejects.toThrow(/need 784 values, got 10/);
+      const short = { input: { dtype: 'float32' as const, dims: [1, 28, 28, 1], data: new Float32Array(10) } };
+      await expect(runner.run(short)).rejects.toThrow("run(): input 'input' has dims [1, 28, 28, 1] (784 values) but holds 10 values");
       expect(tf.memory().numTensors).toBe(afterFirst);
       await runner.dispose();
       expect(tf.memory().numTensors).toBe(beforeLoad);

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { JobConfigError, parseJob } from '../../src/config/index.js';
 import { computeFingerprint, resolveJob } from '../../src/pipeline/index.js';
 import { selectBackend } from '../../src/models/backend.js';
-import { loadRunner } from '../../src/models/index.js';
+import { loadRunner, singleFloatInput } from '../../src/models/index.js';
 import { tapTensor, tapValues } from '../../src/models/tap-features.js';
 import { loadTfjs } from '../../src/models/tfjs.js';
 import { buildSchema } from '../../src/sinks/index.js';
@@ -64,7 +64,7 @@ describe('tap axes', () => {
       ]),
     );
     try {
-      const out = await runner.run(input, 2);
+      const out = await runner.run(singleFloatInput(runner, input, [1, 28, 28]));
       expect(out.full!.shape).toEqual([16, 26, 26]);
       expect(out.spatial_axes!.shape).toEqual([16]);
       expect(Array.from(out.spatial_axes!.data)).toEqual(Array.from(out.spatial!.data));

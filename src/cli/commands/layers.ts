@@ -1,20 +1,22 @@
 import type { Command } from 'commander';
-import { listLayers } from '../../models/index.js';
+import { formatInput, listLayers, modelInputs } from '../../models/index.js';
 import { fail, out, type SetExit } from '../common.js';
 
 /** `layertap layers <model-uri>`: list a model's layers or graph nodes. */
 export function register(program: Command, setExit: SetExit): void {
   program
     .command('layers <model-uri>')
-    .description('list every layer/node: name, class/op, output shape, parameters')
+    .description("list the model's inputs (name, dtype, dims), then every layer/node: name, class/op, output shape, parameters")
     .option('--json', 'print one JSON object on stdout')
     .action(async (uri: string, o: { json?: boolean }) => {
       try {
+        const inputs = await modelInputs(uri);
         const layers = await listLayers(uri);
         if (o.json) {
-          out(JSON.stringify({ model: uri, layers }));
+          out(JSON.stringify({ model: uri, inputs, layers }));
           return;
         }
+        for (const input of inputs) out(`input ${formatInput(input)}`);
         // ONNX exports from PyTorch name nodes after modules: show the path a tap can use
         const modules = layers.some((l) => l.module);
         const rows = layers.map((l) => [l.name, l.className, JSON.stringify(l.outputShape), String(l.params), ...(modules ? [l.module || '-'] : [])]);
