@@ -1,6 +1,7 @@
 import { opendir, readFile, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { compareCodePoints } from './path-order.js';
+import { checkShardSize, planIds } from './shards.js';
 import type { ShardSpec, Source, SourceRow } from './types.js';
 
 /** Formats the prebuilt sharp/libvips decodes (BMP, HEIC and SVG are left out on purpose). */
@@ -71,14 +72,8 @@ export class ImageDirSource implements Source {
 
   /** Yields shards of at most `shardSize` consecutive ids in sorted order. */
   async *plan(shardSize: number): AsyncIterable<ShardSpec> {
-    if (!Number.isInteger(shardSize) || shardSize < 1) {
-      throw new Error(`shardSize must be a positive integer, got ${shardSize}`);
-    }
-    const ids = await this.list();
-    for (let start = 0, index = 0; start < ids.length; start += shardSize, index++) {
-      const slice = ids.slice(start, start + shardSize);
-      yield { index, start, count: slice.length, ids: slice };
-    }
+    checkShardSize(shardSize);
+    yield* planIds(await this.list(), shardSize);
   }
 
   /** Reads the shard's files in order; unreadable or escaping files become `error` rows. */

@@ -2,6 +2,7 @@ import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeElements, HOST_LITTLE_ENDIAN, readFully, readNpyHeaderFrom } from './npy.js';
 import type { NpyHeader } from './npy.js';
+import { checkShard, checkShardSize, planRows } from './shards.js';
 import type { ReadHint, ShardSpec, Source, SourceRow } from './types.js';
 
 export interface NpySourceOptions {
@@ -49,23 +50,16 @@ export class NpySource implements Source {
 
   /** Yields shards as row ranges ({index, start, count}); ids are derived from positions. */
   async *plan(shardSize: number): AsyncIterable<ShardSpec> {
-    if (!Number.isInteger(shardSize) || shardSize < 1) {
-      throw new Error(`shardSize must be a positive integer, got ${shardSize}`);
-    }
-    const n = await this.count();
-    for (let start = 0, index = 0; start < n; start += shardSize, index++) {
-      yield { index, start, count: Math.min(shardSize, n - start) };
-    }
+    checkShardSize(shardSize);
+    yield* planRows(await this.count(), shardSize);
   }
 
   /** Streams the shard's rows in order, reading only its byte range in chunks. */
   async *read(shard: ShardSpec, hint: ReadHint = {}): AsyncIterable<SourceRow> {
     const header = await this.getHeader();
     const n = header.shape[0] as number;
+    checkShard(shard, n, this.uri);
     const { start, count } = shard;
-    if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 0 || start + count > n) {
-      throw new Error(`shard ${shard.index} asks for rows ${start}..${start + count - 1} but ${this.uri} has ${n} rows`);
-    }
     const rowLen = header.shape.slice(1).reduce((a, b) => a * b, 1);
     const rowBytes = rowLen * header.bytesPerElement;
     if (rowBytes === 0) {

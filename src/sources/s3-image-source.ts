@@ -2,6 +2,7 @@ import { checkBucket, describeS3Error, formatS3Uri, loadS3Sdk, s3Client } from '
 import type { S3ConnectionOptions } from '../storage/s3-client.js';
 import { DEFAULT_IMAGE_EXTENSIONS } from './image-dir-source.js';
 import { compareCodePoints } from './path-order.js';
+import { checkShardSize, planIds } from './shards.js';
 import type { ShardSpec, Source, SourceRow } from './types.js';
 
 /** Options of {@link S3ImageSource}. */
@@ -67,12 +68,8 @@ export class S3ImageSource implements Source {
   }
 
   async *plan(shardSize: number): AsyncIterable<ShardSpec> {
-    if (!Number.isInteger(shardSize) || shardSize < 1) throw new Error(`shardSize must be a positive integer, got ${shardSize}`);
-    const ids = await this.list();
-    for (let start = 0, index = 0; start < ids.length; start += shardSize, index++) {
-      const slice = ids.slice(start, start + shardSize);
-      yield { index, start, count: slice.length, ids: slice };
-    }
+    checkShardSize(shardSize);
+    yield* planIds(await this.list(), shardSize);
   }
 
   /** Fetches the shard's objects (several at once), yielding them in order; a failed fetch is an `error` row. */

@@ -1,6 +1,9 @@
 import type { RawRow, RowColumns, TableColumn } from './table-cells.js';
 import type { ShardSpec } from './types.js';
 
+// the readers plan and check shards as every source does
+export { checkShard, checkShardSize, planRows } from './shards.js';
+
 /**
  * A table file read in pieces (record batches, row groups, lines) so that only the piece being
  * read is in memory. One per format; TableSource turns its rows into SourceRows.
@@ -15,18 +18,6 @@ export interface TableReader {
   /** the shard's rows, in order, with the values of the id and input columns */
   rows(shard: ShardSpec, columns: RowColumns): AsyncIterable<RawRow>;
   close(): Promise<void>;
-}
-
-/** Shards over rows stored in pieces of the given sizes (the pieces only matter when reading). */
-export function* planRows(total: number, shardSize: number): Generator<ShardSpec> {
-  checkShardSize(shardSize);
-  for (let start = 0, index = 0; start < total; start += shardSize, index++) {
-    yield { index, start, count: Math.min(shardSize, total - start) };
-  }
-}
-
-export function checkShardSize(shardSize: number): void {
-  if (!Number.isInteger(shardSize) || shardSize < 1) throw new Error(`shardSize must be a positive integer, got ${shardSize}`);
 }
 
 /**
@@ -48,12 +39,4 @@ export function piecesFor(
     first = last;
   }
   return out;
-}
-
-/** Checks that a shard lies within a table of `total` rows. */
-export function checkShard(shard: ShardSpec, total: number, uri: string): void {
-  const { start, count } = shard;
-  if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 0 || start + count > total) {
-    throw new Error(`shard ${shard.index} asks for rows ${start}..${start + count - 1} but ${uri} has ${total} rows`);
-  }
 }

@@ -1,0 +1,27 @@
+import type { ShardSpec } from './types.js';
+
+/** Fails unless `shardSize` is a positive integer. */
+export function checkShardSize(shardSize: number): void {
+  if (!Number.isInteger(shardSize) || shardSize < 1) throw new Error(`shardSize must be a positive integer, got ${shardSize}`);
+}
+
+/** Shards of at most `shardSize` consecutive rows out of `total`, as row ranges: ids follow from positions. */
+export function* planRows(total: number, shardSize: number): Generator<ShardSpec> {
+  checkShardSize(shardSize);
+  for (let start = 0, index = 0; start < total; start += shardSize, index++) {
+    yield { index, start, count: Math.min(shardSize, total - start) };
+  }
+}
+
+/** Shards of at most `shardSize` consecutive `ids` (paths, keys), each carrying its own, since a reader cannot derive them. */
+export function* planIds(ids: readonly string[], shardSize: number): Generator<ShardSpec> {
+  for (const shard of planRows(ids.length, shardSize)) yield { ...shard, ids: ids.slice(shard.start, shard.start + shard.count) };
+}
+
+/** Checks that a shard lies within a dataset of `total` rows. */
+export function checkShard(shard: ShardSpec, total: number, uri: string): void {
+  const { start, count } = shard;
+  if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 0 || start + count > total) {
+    throw new Error(`shard ${shard.index} asks for rows ${start}..${start + count - 1} but ${uri} has ${total} rows`);
+  }
+}
