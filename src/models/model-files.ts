@@ -3,6 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { builtinDir, builtinModel, requireDataModule, type BuiltinModel } from './builtin.js';
 import { detectFormat, parseModelJson, validateModelJson, type ModelJson, type TfjsFormat } from './model-json.js';
+import { errorCode, resolveInside } from './model-paths.js';
 import { groupBytes } from './weight-size.js';
 
 /** A TF.js model as read from disk (or from a builtin package), not yet handed to tfjs. */
@@ -13,10 +14,6 @@ export interface ModelFiles {
   format: TfjsFormat;
   /** bytes of every weight file, in manifest order (group by group, path by path) */
   weightFiles: Uint8Array[];
-}
-
-function errorCode(err: unknown): string | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : undefined;
 }
 
 /** The model.json a file URI names: a path or file:// URL, to the file or to its folder. */
@@ -34,36 +31,13 @@ export async function modelJsonPath(uri: string): Promise<string> {
   }
 }
 
-function isInside(dir: string, file: string): boolean {
-  const rel = path.relative(dir, file);
-  return rel !== '' && rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel);
-}
-
 /** Resolve a manifest path against the model folder, refusing anything that could read outside it. */
 export async function resolveWeightPath(jsonPath: string, weightPath: string): Promise<string> {
-  // a model.json is often downloaded: its paths must not become a way to read arbitrary files
-  const refuse = (why: string): Error =>
-    new Error(`model.json ${jsonPath}: weight path '${weightPath}' ${why}; weight files must be inside ${path.dirname(jsonPath)}`);
-  if (weightPath === '' || weightPath.includes('\0')) throw refuse('is empty or contains a NUL byte');
-  // manifest paths are URL-relative; a scheme or drive letter ("http:", "C:") is absolute here too
-  if (path.isAbsolute(weightPath) || path.win32.isAbsolute(weightPath) || /^[A-Za-z][A-Za-z0-9+.-]*:/.test(weightPath)) {
-    throw refuse('is absolute');
-  }
-  if (weightPath.split(/[\\/]/).includes('..')) throw refuse("climbs out with '..'");
-
-  const dir = path.dirname(jsonPath);
-  const file = path.resolve(dir, weightPath);
-  if (!isInside(dir, file)) throw refuse('resolves outside the model folder');
-  let real: string;
-  try {
-    real = await fs.realpath(file);
-  } catch (err) {
-    if (errorCode(err) === 'ENOENT') throw new Error(`weight file not found: ${file} (listed in ${jsonPath})`);
-    throw err;
-  }
-  const realDir = await fs.realpath(dir);
-  if (!isInside(realDir, real)) throw refuse(`is a link to ${real}, outside the model folder`);
-  return file;
+  return resolveInside(jsonPath, weightPath, {
+    what: `model.json ${jsonPath}: weight path '${weightPath}'`,
+    kind: 'weight files',
+    missing: (file) => `weight file not found: ${file} (listed in ${jsonPath})`,
+  });
 }
 
 function sizeMismatch(source: string, group: number, files: string[], have: number, need: number): Error {

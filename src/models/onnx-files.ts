@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { errorCode, resolveInside } from './model-paths.js';
 import { parseOnnxModel, type OnnxModel } from './onnx-graph.js';
 
 /** An ONNX model as read from disk: the model bytes, its external weight files, and its parsed graph. */
@@ -19,35 +20,13 @@ export function isOnnxUri(uri: string): boolean {
   return /\.onnx$/i.test(uri.startsWith('file://') ? fileURLToPath(uri) : uri);
 }
 
-function errorCode(err: unknown): string | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : undefined;
-}
-
-function isInside(dir: string, file: string): boolean {
-  const rel = path.relative(dir, file);
-  return rel !== '' && rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel);
-}
-
 /** Resolve an external data location against the model's folder, refusing anything outside it. */
-async function resolveExternal(modelPath: string, location: string): Promise<string> {
-  // as with a model.json, a downloaded model must not become a way to read arbitrary files
-  const refuse = (why: string): Error =>
-    new Error(`ONNX model ${modelPath}: external data location '${location}' ${why}; external data must be inside ${path.dirname(modelPath)}`);
-  if (location === '' || location.includes('\0')) throw refuse('is empty or contains a NUL byte');
-  if (path.isAbsolute(location) || path.win32.isAbsolute(location)) throw refuse('is absolute');
-  if (location.split(/[\\/]/).includes('..')) throw refuse("climbs out with '..'");
-  const dir = path.dirname(modelPath);
-  const file = path.resolve(dir, location);
-  if (!isInside(dir, file)) throw refuse('resolves outside the model folder');
-  let real: string;
-  try {
-    real = await fs.realpath(file);
-  } catch (err) {
-    if (errorCode(err) === 'ENOENT') throw new Error(`ONNX model ${modelPath}: external data file not found: ${file}`);
-    throw err;
-  }
-  if (!isInside(await fs.realpath(dir), real)) throw refuse(`is a link to ${real}, outside the model folder`);
-  return file;
+function resolveExternal(modelPath: string, location: string): Promise<string> {
+  return resolveInside(modelPath, location, {
+    what: `ONNX model ${modelPath}: external data location '${location}'`,
+    kind: 'external data',
+    missing: (file) => `ONNX model ${modelPath}: external data file not found: ${file}`,
+  });
 }
 
 /** Read an .onnx file (a path or file:// URL) and every external data file it references, with the path checks. */
