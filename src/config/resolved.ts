@@ -1,4 +1,4 @@
-import type { BackendName, SinkFormat, SourceType, TapConfig } from './schema.js';
+import type { JobConfig, TapConfig } from './schema.js';
 
 /** Preprocessing with every default filled in from the model's input. */
 export interface ResolvedPreprocess {
@@ -24,16 +24,16 @@ export interface ResolvedTap extends TapConfig {
  */
 export interface ResolvedJob {
   name: string;
-  /** idColumn/inputColumn for tables; endpoint/region/forcePathStyle for s3:// */
-  source: { uri: string; type: SourceType; extensions?: string[]; idColumn?: string; inputColumn?: string } & S3Connection;
+  /** the job's `source:` fields that are set (idColumn/inputColumn for tables, endpoint/region/forcePathStyle for s3://), with its type decided */
+  source: JobConfig['source'] & { type: string };
   /** intraOpThreads: ONNX threads per forward pass, when the job sets it */
-  model: { uri: string; backend: BackendName; format: string; intraOpThreads?: number };
+  model: { uri: string; backend: string; format: string; intraOpThreads?: number };
   /** null for tensor sources (.npy), which feed the model as they are */
   preprocess: ResolvedPreprocess | null;
   taps: ResolvedTap[];
   batchSize: number;
   shardSize: number;
-  sink: { uri: string; format: SinkFormat } & S3Connection;
+  sink: JobConfig['sink'];
   attempts: number;
   /** carry unchanged rows over from the latest committed run with this fingerprint */
   incremental: boolean;
@@ -43,11 +43,4 @@ export interface ResolvedJob {
   fingerprint: string;
   /** the per-row input shape the model takes, e.g. [224, 224, 3] */
   inputShape: number[];
-}
-
-/** Connection settings of an S3-compatible store, as given in the job (unset: the AWS environment). */
-export interface S3Connection {
-  endpoint?: string;
-  region?: string;
-  forcePathStyle?: boolean;
 }

@@ -1,18 +1,11 @@
 import { z } from 'zod';
 
 /**
- * Backends a model can run on. `auto` runs .onnx files on onnx (onnxruntime) and TF.js models on
- * tensorflow (tfjs-node) if it loads, else wasm, else cpu.
+ * Source types, sink formats and model backends are names from the registries of the code that
+ * runs the job (sources, part formats, runtimes): the schema takes any name, and planning a job
+ * checks it against them, with the names they hold in the error.
  */
-export const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu', 'onnx'] as const;
-export type BackendName = (typeof BACKENDS)[number];
-
-export const SOURCE_TYPES = ['images', 'npy', 'arrow', 'parquet', 'jsonl'] as const;
-export type SourceType = (typeof SOURCE_TYPES)[number];
-
-/** Part file formats of the output. */
-export const SINK_FORMATS = ['arrow', 'parquet'] as const;
-export type SinkFormat = (typeof SINK_FORMATS)[number];
+const registryName = z.string().min(1);
 
 /** Connection to an S3-compatible store (s3:// uris only); unset fields come from the AWS environment. */
 const s3Fields = {
@@ -76,8 +69,8 @@ export const jobSchema = z.strictObject({
     .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'use letters, digits, _ . - (it becomes a folder name)'),
   source: z.strictObject({
     uri: z.string().min(1),
-    /** inferred from the uri when absent */
-    type: z.enum(SOURCE_TYPES).optional(),
+    /** images | npy | arrow | parquet | jsonl, or a kind a source registry adds. @defaultValue inferred from the uri */
+    type: registryName.optional(),
     /** image file extensions to include (images sources). @defaultValue common image types */
     extensions: z.array(z.string().min(1)).min(1).optional(),
     /** tables: the row id column. @defaultValue 'id' if the table has it, else the row index */
@@ -89,7 +82,11 @@ export const jobSchema = z.strictObject({
   model: z.strictObject({
     /** model.json (TF.js LayersModel or GraphModel), .onnx, or builtin:<name> */
     uri: z.string().min(1),
-    backend: z.enum(BACKENDS).default('auto'),
+    /**
+     * auto | tensorflow (tfjs-node) | wasm | cpu (TF.js models) | onnx (.onnx models); `auto` runs
+     * .onnx files on onnx and TF.js models on tensorflow if it loads, else wasm, else cpu. @defaultValue auto
+     */
+    backend: registryName.default('auto'),
     /**
      * ONNX: threads one forward pass may use (onnxruntime's intra-op threads), per pool thread.
      * @defaultValue cores / pool threads, at least 1, so that pool threads x intra-op threads = cores
@@ -105,7 +102,7 @@ export const jobSchema = z.strictObject({
   sink: z.strictObject({
     uri: z.string().min(1),
     /** arrow (IPC file) or parquet. @defaultValue arrow */
-    format: z.enum(SINK_FORMATS).default('arrow'),
+    format: registryName.default('arrow'),
     ...s3Fields,
   }),
   /**

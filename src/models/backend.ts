@@ -1,13 +1,15 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import type { BackendName } from '../config/schema.js';
 import { loadTfjs } from './tfjs.js';
 
-/** The TF.js backends this package can select. */
-export type TfjsBackendName = 'tensorflow' | 'wasm' | 'cpu';
+/** The TF.js backends this package can select, in the order `auto` tries them. */
+export const TFJS_BACKENDS = ['tensorflow', 'wasm', 'cpu'] as const;
+export type TfjsBackendName = (typeof TFJS_BACKENDS)[number];
 
-const AUTO_ORDER: readonly TfjsBackendName[] = ['tensorflow', 'wasm', 'cpu'];
+function isTfjsBackend(name: string): name is TfjsBackendName {
+  return (TFJS_BACKENDS as readonly string[]).includes(name);
+}
 // a variable specifier keeps TypeScript from requiring the optional package at compile time
 const TFJS_NODE: string = '@tensorflow/tfjs-node';
 
@@ -90,14 +92,27 @@ async function use(name: TfjsBackendName): Promise<string> {
   return core.getBackend();
 }
 
+/** True when @tensorflow/tfjs-node is installed (it may still fail to load). */
+export function tfjsNodeInstalled(): boolean {
+  try {
+    require.resolve(TFJS_NODE);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Make `name` the thread's TF.js backend ('auto': tensorflow, else wasm, else cpu); returns the one in use. */
-export async function selectBackend(name: BackendName): Promise<string> {
+export async function selectBackend(name: string): Promise<string> {
   if (name === 'onnx') {
     throw new Error("backend 'onnx' runs .onnx models; TF.js models run on auto | tensorflow | wasm | cpu");
   }
-  if (name !== 'auto') return use(name);
+  if (name !== 'auto') {
+    if (!isTfjsBackend(name)) throw new Error(`backend '${name}' is not a TF.js backend; TF.js models run on auto | ${TFJS_BACKENDS.join(' | ')}`);
+    return use(name);
+  }
   autoChoice ??= (async () => {
-    for (const candidate of AUTO_ORDER) {
+    for (const candidate of TFJS_BACKENDS) {
       try {
         return await use(candidate);
       } catch {

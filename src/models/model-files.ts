@@ -2,8 +2,9 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { builtinDir, builtinModel, requireDataModule, type BuiltinModel } from './builtin.js';
-import { detectFormat, parseModelJson, validateModelJson, type ModelJson, type TfjsFormat } from './model-json.js';
+import { detectFormat, graphInputs, kerasInputs, parseModelJson, validateModelJson, type ModelJson, type TfjsFormat } from './model-json.js';
 import { errorCode, resolveInside } from './model-paths.js';
+import type { ModelInputInfo } from './types.js';
 import { groupBytes } from './weight-size.js';
 
 /** A TF.js model as read from disk (or from a builtin package), not yet handed to tfjs. */
@@ -101,4 +102,9 @@ function readBuiltin(model: BuiltinModel): ModelFiles {
 export async function readModelFiles(uri: string): Promise<ModelFiles> {
   const builtin = builtinModel(uri);
   return builtin !== null ? readBuiltin(builtin) : readDiskModel(uri);
+}
+
+/** The inputs a TF.js model declares, from its model.json (a LayersModel's input layers, a GraphModel's placeholders). */
+export function tfjsInputs(files: Pick<ModelFiles, 'json' | 'source' | 'format'>): ModelInputInfo[] {
+  return files.format === 'tfjs-layers' ? kerasInputs(files.json, files.source) : graphInputs(files.json, files.source);
 }

@@ -19,6 +19,20 @@ export function inputShapeOf(input: ModelInputInfo): (number | null)[] {
   return (input.dims ?? []).map((d, i) => (i === 0 ? null : d));
 }
 
+/**
+ * Image and tensor batches feed rows of shape `given` to a model's one float32 input: fails,
+ * naming the model, when the input's declared dims (batch axis first; null when it declares
+ * none, which takes any rows) do not take them.
+ */
+export function checkRowShape(source: string, dims: readonly (number | null)[] | null, given: readonly number[]): void {
+  if (dims === null) return;
+  const perRow = dims.slice(1);
+  const fits = perRow.length === given.length && perRow.every((d, i) => d === null || d === given[i]);
+  if (!fits) {
+    throw new Error(`model ${source} takes rows of shape [${perRow.map((d) => d ?? '?').join(', ')}], but the job feeds [${given.join(', ')}]`);
+  }
+}
+
 /** `input_ids: int64 [batch, sequence]` */
 export function formatInput(info: ModelInputInfo): string {
   return `${info.name}: ${info.dtype} ${formatDims(info)}`;

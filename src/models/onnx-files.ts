@@ -15,11 +15,6 @@ export interface OnnxFiles {
   external: { location: string; data: Uint8Array }[];
 }
 
-/** True when a model URI names an ONNX file. */
-export function isOnnxUri(uri: string): boolean {
-  return /\.onnx$/i.test(uri.startsWith('file://') ? fileURLToPath(uri) : uri);
-}
-
 /** Resolve an external data location against the model's folder, refusing anything outside it. */
 function resolveExternal(modelPath: string, location: string): Promise<string> {
   return resolveInside(modelPath, location, {

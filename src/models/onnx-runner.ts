@@ -1,7 +1,7 @@
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import type { ResolvedTap } from '../config/resolved.js';
 import { fromFloat16Array } from '../types/float16.js';
-import { asFloat32, checkInputs, sliceRows } from './model-inputs.js';
+import { asFloat32, checkInputs, checkRowShape, sliceRows } from './model-inputs.js';
 import { onnxInputs } from './onnx-describe.js';
 import { readOnnxFiles } from './onnx-files.js';
 import { withGraphOutputs } from './onnx-graph.js';
@@ -124,19 +124,6 @@ class OnnxRunner implements ModelRunner {
   }
 }
 
-/** Image and tensor batches feed a one-input float32 model rows of `given`: check they fit before loading. */
-function checkInputShape(source: string, input: ModelInputInfo, given: number[]): void {
-  if (input.dims === null) return;
-  const perRow = input.dims.slice(1);
-  const fits = perRow.length === given.length && perRow.every((d, i) => d === null || d === given[i]);
-  if (!fits) {
-    throw new Error(
-      `model ${source} takes rows of shape [${perRow.map((d) => d ?? '?').join(', ')}], ` +
-        `but the job feeds [${given.join(', ')}]`,
-    );
-  }
-}
-
 /**
  * Load an ONNX model (in the calling thread) with every tap added as an extra graph output, so
  * that one session.run per batch yields them all. Taps name nodes, tensors or PyTorch module paths.
@@ -147,7 +134,7 @@ export async function loadOnnxRunner(spec: ModelSpec): Promise<ModelRunner> {
   const { graph } = files.model;
   const inputs = onnxInputs(files.model, files.source);
   const [first] = inputs;
-  if (first !== undefined && inputs.length === 1 && first.dtype === 'float32') checkInputShape(files.source, first, spec.inputShape);
+  if (first !== undefined && inputs.length === 1 && first.dtype === 'float32') checkRowShape(files.source, first.dims, spec.inputShape);
   // fail on a misspelt layer before the runtime spends time on the weights
   const index = new OnnxTapIndex(graph, files.source);
   const tensors = spec.taps.map((tap) => index.resolve(tap.layer, tap.at).tensor);

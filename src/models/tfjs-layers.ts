@@ -1,21 +1,11 @@
-import type { BackendName } from '../config/schema.js';
 import { selectBackend } from './backend.js';
 import { memoryHandler } from './memory-handler.js';
 import { readModelFiles, type ModelFiles } from './model-files.js';
 import { graphNodeShape, graphNodes, graphTensorNode } from './model-json.js';
-import { listOnnxLayers } from './onnx-describe.js';
-import { isOnnxUri } from './onnx-files.js';
 import { loadTfjs } from './tfjs.js';
-import type { LayerInfo } from './types.js';
+import type { LayerInfo, ListLayersOptions } from './types.js';
 
-export interface ListLayersOptions {
-  /** backend to load a LayersModel on. @defaultValue cpu (shapes and params need no speed) */
-  backend?: BackendName;
-  /** also list a GraphModel's Const (weight) nodes, or an ONNX graph's Constant nodes. @defaultValue false */
-  includeConstants?: boolean;
-}
-
-async function layersModelLayers(files: ModelFiles, backend: BackendName): Promise<LayerInfo[]> {
+async function layersModelLayers(files: ModelFiles, backend: string): Promise<LayerInfo[]> {
   await selectBackend(backend);
   const tfjs = await loadTfjs();
   const model = await tfjs.layers.loadLayersModel(memoryHandler(tfjs, files));
@@ -57,12 +47,8 @@ function graphModelLayers(files: ModelFiles, includeConstants: boolean): LayerIn
     });
 }
 
-/**
- * Every layer (LayersModel) or node (GraphModel, ONNX) with class/op, output shape, params and
- * inbound names; ONNX nodes also carry their output tensors and PyTorch module path.
- */
-export async function listLayers(uri: string, opts: ListLayersOptions = {}): Promise<LayerInfo[]> {
-  if (isOnnxUri(uri)) return listOnnxLayers(uri, { includeConstants: opts.includeConstants ?? false });
+/** Every layer (LayersModel) or node (GraphModel) with class/op, output shape, params and inbound names. */
+export async function listTfjsLayers(uri: string, opts: ListLayersOptions = {}): Promise<LayerInfo[]> {
   const files = await readModelFiles(uri);
   if (files.format === 'tfjs-graph') return graphModelLayers(files, opts.includeConstants ?? false);
   return layersModelLayers(files, opts.backend ?? 'cpu');

@@ -2,28 +2,14 @@ import type { Tensor } from '@tensorflow/tfjs-core';
 import type { ResolvedTap } from '../config/resolved.js';
 import { selectBackend } from './backend.js';
 import { ModelInputError } from './errors.js';
-import { checkInputs } from './model-inputs.js';
-import { readModelFiles } from './model-files.js';
-import { graphInputs, kerasInputs } from './model-json.js';
-import { isOnnxUri } from './onnx-files.js';
-import { loadOnnxRunner } from './onnx-runner.js';
+import { checkInputs, checkRowShape } from './model-inputs.js';
+import { readModelFiles, tfjsInputs } from './model-files.js';
 import { tapOutput, tapTensor, type TapTensor } from './tap-features.js';
 import { tapGraphModel, tapLayersModel, type TappedModel } from './tapped-model.js';
 import { loadTfjs, type Tfjs } from './tfjs.js';
 import type { ModelInputInfo, ModelInputs, ModelRunner, ModelSpec, NamedTensor, TapOutput } from './types.js';
 
 const LAYOUT = 'nhwc';
-
-function checkInputShape(source: string, model: (number | null)[], given: number[]): void {
-  const perRow = model.slice(1);
-  const fits = perRow.length === given.length && perRow.every((d, i) => d === null || d === given[i]);
-  if (!fits) {
-    throw new Error(
-      `model ${source} takes rows of shape [${perRow.map((d) => d ?? '?').join(', ')}], ` +
-        `but the job feeds [${given.join(', ')}]`,
-    );
-  }
-}
 
 class TfjsRunner implements ModelRunner {
   readonly layout = LAYOUT;
@@ -85,15 +71,9 @@ class TfjsRunner implements ModelRunner {
   }
 }
 
-/** Load a model (in the calling thread) with every tap wired into one forward pass: TF.js, or ONNX for .onnx files. */
-export async function loadRunner(spec: ModelSpec): Promise<ModelRunner> {
+/** Load a TF.js model (in the calling thread) with every tap wired into one forward pass. */
+export async function loadTfjsRunner(spec: ModelSpec): Promise<ModelRunner> {
   if (spec.taps.length === 0) throw new Error(`model ${spec.uri}: no taps; name at least one layer to tap`);
-  if (isOnnxUri(spec.uri)) {
-    if (spec.backend !== 'onnx' && spec.backend !== 'auto') {
-      throw new Error(`backend '${spec.backend}' runs TF.js models; ${spec.uri} is an ONNX model (backend onnx or auto)`);
-    }
-    return loadOnnxRunner(spec);
-  }
   const files = await readModelFiles(spec.uri);
   const backend = await selectBackend(spec.backend);
   const tfjs = await loadTfjs();
@@ -103,8 +83,8 @@ export async function loadRunner(spec: ModelSpec): Promise<ModelRunner> {
       : await tapGraphModel(tfjs, files, spec.taps);
   let inputs: ModelInputInfo[];
   try {
-    checkInputShape(files.source, model.inputShape, spec.inputShape);
-    inputs = files.format === 'tfjs-layers' ? kerasInputs(files.json, files.source) : graphInputs(files.json, files.source);
+    checkRowShape(files.source, model.inputShape, spec.inputShape);
+    inputs = tfjsInputs(files);
   } catch (err) {
     model.dispose();
     throw err;

@@ -1,16 +1,16 @@
 import { contentHash } from './content-hash.js';
 import { inputShapeOf } from './model-inputs.js';
-import { graphInputs, graphInputShape, graphNodes, kerasInputs, kerasInputShape, kerasLayerNames } from './model-json.js';
-import { readModelFiles, type ModelFiles } from './model-files.js';
-import { describeOnnx, onnxInputs } from './onnx-describe.js';
-import { isOnnxUri, readOnnxFiles } from './onnx-files.js';
-import type { ModelDescription, ModelInputInfo } from './types.js';
+import { graphInputShape, graphNodes, kerasInputShape, kerasLayerNames } from './model-json.js';
+import { readModelFiles, tfjsInputs, type ModelFiles } from './model-files.js';
+import { listTfjsLayers } from './tfjs-layers.js';
+import { loadTfjsRunner } from './tfjs-runner.js';
+import type { ModelDescription, Runtime } from './types.js';
 
 /** Describe already-read model files (shared with the runner, which reads the files anyway). */
 export function describeFiles(files: ModelFiles): ModelDescription {
   const { json, source, format } = files;
   const layered = format === 'tfjs-layers';
-  const inputs = layered ? kerasInputs(json, source) : graphInputs(json, source);
+  const inputs = tfjsInputs(files);
   const [first, ...more] = inputs;
   // a model with several inputs is described as it is; for one input, the shape lookups also
   // check that it declares one (and name a model without any input)
@@ -26,18 +26,10 @@ export function describeFiles(files: ModelFiles): ModelDescription {
   };
 }
 
-/** Inspect a TF.js model.json, builtin:<name> or .onnx file without loading a runtime: format, input, layer names, content hash. */
-export async function describeModel(uri: string): Promise<ModelDescription> {
-  if (isOnnxUri(uri)) return describeOnnx(uri);
-  return describeFiles(await readModelFiles(uri));
-}
-
-/** The inputs a model declares (name, dtype, dims), read from its files without hashing weights or loading a runtime. */
-export async function modelInputs(uri: string): Promise<ModelInputInfo[]> {
-  if (isOnnxUri(uri)) {
-    const files = await readOnnxFiles(uri);
-    return onnxInputs(files.model, files.source);
-  }
-  const { json, source, format } = await readModelFiles(uri);
-  return format === 'tfjs-layers' ? kerasInputs(json, source) : graphInputs(json, source);
-}
+/** TF.js LayersModels and GraphModels (model.json, its folder, or builtin:<name>); tfjs itself loads only to run or list a LayersModel. */
+export const tfjsRuntime: Runtime = {
+  describe: async (uri) => describeFiles(await readModelFiles(uri)),
+  inputs: async (uri) => tfjsInputs(await readModelFiles(uri)),
+  listLayers: listTfjsLayers,
+  load: loadTfjsRunner,
+};

@@ -1,5 +1,4 @@
 import type { ResolvedPreprocess, ResolvedTap } from '../config/resolved.js';
-import type { BackendName } from '../config/schema.js';
 import type { TapOutput } from '../types/features.js';
 
 export type { TapOutput };
@@ -103,7 +102,8 @@ export interface ModelRunner {
 /** What a thread needs to load and run a model. */
 export interface ModelSpec {
   uri: string;
-  backend: BackendName;
+  /** a backend of the model's runtime, or 'auto' */
+  backend: string;
   taps: ResolvedTap[];
   /** per-row shape of the one float32 input that image and tensor batches feed, e.g. [3, 224, 224] */
   inputShape: number[];
@@ -111,4 +111,27 @@ export interface ModelSpec {
   preprocess: ResolvedPreprocess | null;
   /** ONNX: threads one forward pass may use. @defaultValue cores / pool threads, at least 1 */
   intraOpThreads?: number;
+}
+
+/** Options of `listLayers`. */
+export interface ListLayersOptions {
+  /** TF.js: the backend to load a LayersModel on. @defaultValue cpu (shapes and params need no speed) */
+  backend?: string;
+  /** also list a GraphModel's Const (weight) nodes, or an ONNX graph's Constant nodes. @defaultValue false */
+  includeConstants?: boolean;
+}
+
+/**
+ * What a runtime does with the models it handles. A runtime's module is imported only when a
+ * model of it is first described, listed or run (see `RuntimeEntry`).
+ */
+export interface Runtime {
+  /** what can be learned about the model without running it */
+  describe(uri: string): Promise<ModelDescription>;
+  /** the inputs the model declares, read from its files without hashing weights or loading a runtime */
+  inputs(uri: string): Promise<ModelInputInfo[]>;
+  /** every layer or node, as `layertap layers` lists them */
+  listLayers(uri: string, opts: ListLayersOptions): Promise<LayerInfo[]>;
+  /** the model loaded in the calling thread, with every tap wired into one forward pass */
+  load(spec: ModelSpec): Promise<ModelRunner>;
 }

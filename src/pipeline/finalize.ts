@@ -1,4 +1,5 @@
-import { createSink, MANIFEST, PARTIAL_MARKER, runPrefix, SUCCESS_MARKER } from '../storage/index.js';
+import { MANIFEST, PARTIAL_MARKER, runPrefix, SUCCESS_MARKER } from '../storage/layout.js';
+import { createSink, defaultSinks, type SinkRegistry } from '../storage/registry.js';
 import { VERSION } from '../version.js';
 import type { RunJobData, RunRecordStore, ShardResult } from './types.js';
 
@@ -17,6 +18,8 @@ export async function finalizeRun(
   data: RunJobData,
   outcomes: ShardOutcomes,
   records: RunRecordStore,
+  /** where the sink's scheme is found. @defaultValue the built-ins */
+  sinks: SinkRegistry = defaultSinks(),
 ): Promise<{ status: 'committed' | 'failed' | 'partial'; manifest: string }> {
   const { runId, job: spec, createdAt } = data;
   const shards = [...outcomes.results].sort((a, b) => a.index - b.index);
@@ -28,7 +31,7 @@ export async function finalizeRun(
     throw new Error(`run ${runId}: ${shards.length} shard results and ${failedShards.length} failures, but the run has ${planned.length} shards`);
   }
   const prefix = runPrefix(spec.name, spec.fingerprint, runId);
-  const sink = createSink(spec.sink);
+  const sink = await createSink(spec.sink, sinks);
   await sink.cleanup(prefix);
 
   const rows = shards.reduce((a, s) => a + s.rows, 0);

@@ -3,7 +3,7 @@ import { createXXHash128, type IHasher } from 'hash-wasm';
 import type { ResolvedJob } from '../config/resolved.js';
 import type { TapOutput } from '../types/features.js';
 import { readPartFile } from '../sinks/index.js';
-import { createSink, MANIFEST, rowIndexKey, runOfSuccessKey, runPrefix } from '../storage/index.js';
+import { MANIFEST, rowIndexKey, runOfSuccessKey, runPrefix } from '../storage/layout.js';
 import type { RunManifest } from '../sinks/manifest.js';
 import type { Sink } from '../storage/types.js';
 import type { SourceRow } from '../sources/types.js';
@@ -60,8 +60,8 @@ export function encodeRowIndex(ids: string[], hashes: string[]): Table {
   return tableFromArrays({ id: ids, content_hash: hashes });
 }
 
-/** The newest committed run (it has `_SUCCESS`) of this dataset and fingerprint, or null. */
-export async function findBaseRun(job: ResolvedJob, sink: Sink = createSink(job.sink)): Promise<BaseRun | null> {
+/** The newest committed run (it has `_SUCCESS`) of this dataset and fingerprint in the job's `sink`, or null. */
+export async function findBaseRun(job: ResolvedJob, sink: Sink): Promise<BaseRun | null> {
   const base = `${job.name}/${job.fingerprint}/`;
   const keys = await sink.list(base);
   const committed = keys

@@ -1,4 +1,5 @@
 export { resolveJob, computeFingerprint, type ResolveOptions } from './plan.js';
 export { processShard, type ShardContext } from './shard-processor.js';
 export { finalizeRun, type ShardOutcomes } from './finalize.js';
+export { defaultRegistries, type Registries } from './registries.js';
 export * from './types.js';

@@ -1,19 +1,24 @@
 import { createHash } from 'node:crypto';
-import { describeModel, formatInput, formatInputs, isOnnxUri } from '../models/index.js';
+import { formatInput, formatInputs } from '../models/model-inputs.js';
+import { backendMismatch, describeModel, runtimeFor, type RuntimeRegistry } from '../models/registry.js';
 import type { ModelDescription } from '../models/types.js';
-import { createSink } from '../storage/index.js';
-import { createSource, inferSourceType } from '../sources/index.js';
+import { createSink } from '../storage/registry.js';
+import { createSource, inferSourceType } from '../sources/registry.js';
+import type { Source } from '../sources/types.js';
 import { JobConfigError } from '../config/errors.js';
 import type { ResolvedJob, ResolvedPreprocess, ResolvedTap } from '../config/resolved.js';
-import type { S3Connection } from '../config/resolved.js';
-import type { JobConfig, PreprocessConfig, SourceType, TapConfig } from '../config/schema.js';
+import type { JobConfig, PreprocessConfig, TapConfig } from '../config/schema.js';
 import { absoluteUri, defaultColumnName } from '../config/names.js';
 import { nearestNames } from '../types/did-you-mean.js';
+import { UnknownNameError } from '../types/registry.js';
+import { defaultRegistries, type Registries } from './registries.js';
 
 /** Options for {@link resolveJob}. */
 export interface ResolveOptions {
   /** base for relative paths in the job file. @defaultValue process.cwd() */
   cwd?: string;
+  /** what the job's source type, sink scheme and format, and model runtime are looked up in. @defaultValue the built-ins */
+  registries?: Registries;
 }
 
 function resolveTaps(taps: TapConfig[], desc: ModelDescription): ResolvedTap[] {
@@ -117,9 +122,9 @@ export function computeFingerprint(contentHash: string, preprocess: ResolvedPrep
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
 }
 
-async function describe(uri: string): Promise<ModelDescription> {
+async function describe(uri: string, runtimes: RuntimeRegistry): Promise<ModelDescription> {
   try {
-    return await describeModel(uri);
+    return await describeModel(uri, runtimes);
   } catch (err) {
     if (err instanceof JobConfigError) throw err;
     throw new JobConfigError(`model.uri: ${(err as Error).message}`, ['model.uri']);
@@ -150,63 +155,57 @@ function checkFedInput(desc: ModelDescription, uri: string): void {
  */
 export async function resolveJob(job: JobConfig, opts: ResolveOptions = {}): Promise<ResolvedJob> {
   const cwd = opts.cwd ?? process.cwd();
+  const { sources, sinks, formats, runtimes } = opts.registries ?? defaultRegistries();
   const sourceUri = absoluteUri(job.source.uri, cwd);
   const modelUri = absoluteUri(job.model.uri, cwd);
   const sinkUri = absoluteUri(job.sink.uri, cwd);
-  if (isOnnxUri(modelUri) ? !['onnx', 'auto'].includes(job.model.backend) : job.model.backend === 'onnx') {
-    throw new JobConfigError(
-      isOnnxUri(modelUri)
-        ? `model.backend: '${job.model.backend}' runs TF.js models; '${job.model.uri}' is an ONNX model (backend: onnx or auto)`
-        : `model.backend: 'onnx' runs .onnx models; '${job.model.uri}' is a TF.js model (backend: auto | tensorflow | wasm | cpu)`,
-      ['model.backend'],
-    );
-  }
-  // a missing bucket or an unwritable sink fails here, before any work
-  const sink = { uri: sinkUri, format: job.sink.format, ...s3Connection(job.sink) };
+  let mismatch: string | null;
   try {
-    await createSink(sink).check();
+    mismatch = backendMismatch(job.model.uri, job.model.backend, runtimeFor(modelUri, runtimes), runtimes);
+  } catch (err) {
+    throw configError(err, 'model.uri');
+  }
+  if (mismatch !== null) throw new JobConfigError(`model.backend: ${mismatch}`, ['model.backend']);
+  // an unknown format, a missing bucket or an unwritable sink fails here, before any work
+  const sink = { ...setFields(job.sink), uri: sinkUri };
+  try {
+    formats.get(sink.format);
+    await (await createSink(sink, sinks)).check();
   } catch (err) {
     throw configError(err, 'sink.uri');
   }
 
-  let type: SourceType;
+  let type: string;
   try {
-    type = job.source.type ?? (await inferSourceType(sourceUri));
+    type = job.source.type ?? inferSourceType(sourceUri, sources);
+    sources.get(type);
   } catch (err) {
     throw configError(err, 'source.uri');
   }
-  const desc = await describe(modelUri);
+  // a kind that takes an input column reads its rows from a table
+  const isTable = sources.get(type).fields.includes('inputColumn');
+  const desc = await describe(modelUri, runtimes);
   checkFedInput(desc, job.model.uri);
   const taps = resolveTaps(job.taps, desc);
 
   let preprocess: ResolvedPreprocess | null = null;
   let inputShape: number[];
-  const sourceSpec = {
-    uri: sourceUri,
-    type,
-    ...(job.source.extensions ? { extensions: job.source.extensions } : {}),
-    ...(job.source.idColumn ? { idColumn: job.source.idColumn } : {}),
-    ...(job.source.inputColumn ? { inputColumn: job.source.inputColumn } : {}),
-    ...s3Connection(job.source),
-  };
-  let source;
+  const sourceSpec = { ...setFields(job.source), uri: sourceUri, type };
+  let source: Source | undefined;
   try {
-    source = createSource(sourceSpec);
+    source = await createSource(sourceSpec, sources);
     await source.check();
   } catch (err) {
     await source?.close();
     throw configError(err, 'source.uri');
   }
-  const isTable = type === 'arrow' || type === 'parquet' || type === 'jsonl';
   try {
-    // tables hold tensor rows or images (bytes or paths); rowShape() says which
-    let rowShape: number[] | null = null;
-    if (type !== 'images') {
-      try {
-        rowShape = await source.rowShape();
-      } catch (err) {
-        throw configError(err, 'source.uri');
-      }
+    // null for images (folders, prefixes, image columns of tables), else the tensor rows' shape
+    let rowShape: number[] | null;
+    try {
+      rowShape = await source.rowShape();
+    } catch (err) {
+      throw configError(err, 'source.uri');
     }
     if (rowShape === null) {
       preprocess = resolvePreprocess(job.preprocess, desc);
@@ -258,19 +257,16 @@ export async function resolveJob(job: JobConfig, opts: ResolveOptions = {}): Pro
   };
 }
 
-/** The S3 connection fields a job section sets. */
-function s3Connection(section: S3Connection): S3Connection {
-  return {
-    ...(section.endpoint !== undefined ? { endpoint: section.endpoint } : {}),
-    ...(section.region !== undefined ? { region: section.region } : {}),
-    ...(section.forcePathStyle !== undefined ? { forcePathStyle: section.forcePathStyle } : {}),
-  };
+/** The fields of a job section that are set: what travels in the resolved job. */
+function setFields<T extends object>(section: T): T {
+  return Object.fromEntries(Object.entries(section).filter(([, v]) => v !== undefined)) as T;
 }
 
 /** A source/sink error as a JobConfigError naming its field ('source.idColumn: ...'), else `field`. */
 function configError(err: unknown, field: string): JobConfigError {
   if (err instanceof JobConfigError) return err;
+  if (err instanceof UnknownNameError) return new JobConfigError(err.message, [err.field]);
   const m = (err as Error).message ?? String(err);
-  const named = /^((?:source|sink)\.[A-Za-z]+):/.exec(m)?.[1];
+  const named = /^((?:source|sink|model)\.[A-Za-z]+):/.exec(m)?.[1];
   return new JobConfigError(named ? m : `${field}: ${m}`, [named ?? field]);
 }

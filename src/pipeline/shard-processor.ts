@@ -1,11 +1,11 @@
 import type { ResolvedJob } from '../config/resolved.js';
 import type { TapOutput } from '../types/features.js';
 import { tableToIPC } from 'apache-arrow';
-import { buildSchema, partExtension, PartWriter, writeErrorsFile } from '../sinks/index.js';
+import { buildSchema, PartWriter, writeErrorsFile } from '../sinks/index.js';
 import { errorsName, partName, rowIndexKey, runPrefix } from '../storage/layout.js';
-import { createSink } from '../storage/index.js';
+import { createSink } from '../storage/registry.js';
 import type { Sink } from '../storage/types.js';
-import { createSource } from '../sources/index.js';
+import { createSource } from '../sources/registry.js';
 import type { SourceRow } from '../sources/types.js';
 import { VERSION } from '../version.js';
 import { modelSpecOf } from '../workers/model-spec.js';
@@ -13,6 +13,7 @@ import type { EmbedPool } from '../workers/pool.js';
 import type { BatchInput, BatchResult } from '../workers/protocol.js';
 import { ownBuffer } from '../workers/transfer.js';
 import { BaseLookup, contentHasher, encodeRowIndex, mergeRows } from './incremental.js';
+import { defaultRegistries, type Registries } from './registries.js';
 import type { ShardJobData, ShardResult } from './types.js';
 
 /** What a shard needs besides its job data. */
@@ -23,6 +24,8 @@ export interface ShardContext {
   signal?: AbortSignal;
   /** batches in flight at once. @defaultValue 2 x pool threads, so decode overlaps compute */
   maxInFlight?: number;
+  /** where the job's source kind, sink scheme and part format are found. @defaultValue the built-ins */
+  registries?: Registries;
 }
 
 interface ErrorRow {
@@ -90,8 +93,10 @@ export async function processShard(data: ShardJobData, ctx: ShardContext): Promi
   const { job, shard, runId } = data;
   const started = performance.now();
   const prefix = runPrefix(job.name, job.fingerprint, runId);
-  const sink: Sink = createSink(job.sink);
-  const source = createSource(job.source);
+  const registries = ctx.registries ?? defaultRegistries();
+  const format = registries.formats.get(job.sink.format);
+  const sink: Sink = await createSink(job.sink, registries.sinks);
+  const source = await createSource(job.source, registries.sources);
   const maxInFlight = ctx.maxInFlight ?? Math.max(2, ctx.pool.threads * 2);
   const pending: PendingBatch[] = [];
   const errors: ErrorRow[] = [];
@@ -127,7 +132,7 @@ export async function processShard(data: ShardJobData, ctx: ShardContext): Promi
         version: VERSION,
         runId,
       });
-      writer = await PartWriter.open(await sink.createWriter(`${prefix}/${partName(shard.index, partExtension(job.sink.format))}`), schema, job.sink.format);
+      writer = await PartWriter.open(await sink.createWriter(`${prefix}/${partName(shard.index, format.extension)}`), schema, format);
     }
     await writer.writeBatch(ids, taps);
     rows += ids.length;

@@ -2,14 +2,16 @@ import { randomBytes } from 'node:crypto';
 import { FlowProducer, Job, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { ResolvedJob } from '../config/resolved.js';
-import { createSink, runPrefix } from '../storage/index.js';
-import { createSource } from '../sources/index.js';
+import { runPrefix } from '../storage/layout.js';
+import { createSink } from '../storage/registry.js';
+import { createSource } from '../sources/registry.js';
 import type { ShardSpec } from '../sources/types.js';
 import { bullConnection, redisOptions, type QueueSettings } from './connection.js';
 import { checkRedis } from './redis-checks.js';
 import { claimSnapshot } from './dedup.js';
 import { snapshotKey } from '../pipeline/snapshot.js';
 import { findBaseRun } from '../pipeline/incremental.js';
+import { defaultRegistries, type Registries } from '../pipeline/registries.js';
 import { RunRegistry } from './run-registry.js';
 import { RUNS_QUEUE, SHARDS_QUEUE, type RunJobData, type RunRecord, type RunSummary, type ShardJobData, type ShardResult } from './types.js';
 
@@ -27,6 +29,12 @@ export interface EnqueueOptions {
   runId?: string;
 }
 
+/** Options of {@link LayertapClient}. */
+export interface LayertapClientOptions {
+  /** where a job's source kind and sink scheme are found when it is planned into shards. @defaultValue the built-ins */
+  registries?: Registries;
+}
+
 /** Enqueues runs and reads their state. One per process; `close()` when done. */
 export class LayertapClient {
   readonly redis: Redis;
@@ -34,8 +42,13 @@ export class LayertapClient {
   readonly runs: Queue<RunJobData>;
   readonly shards: Queue<ShardJobData>;
   private readonly flows: FlowProducer;
+  private readonly registries: Registries;
 
-  constructor(readonly settings: QueueSettings) {
+  constructor(
+    readonly settings: QueueSettings,
+    opts: LayertapClientOptions = {},
+  ) {
+    this.registries = opts.registries ?? defaultRegistries();
     const connection = bullConnection(settings.redisUrl);
     this.redis = new Redis({ ...redisOptions(settings.redisUrl), maxRetriesPerRequest: 3 });
     // commands report their own failures; an unhandled 'error' event would print a stack per reconnect try
@@ -66,7 +79,7 @@ export class LayertapClient {
    */
   async enqueue(job: ResolvedJob, opts: EnqueueOptions = {}): Promise<RunRecord> {
     const runId = opts.runId ?? newRunId();
-    const source = createSource(job.source);
+    const source = await createSource(job.source, this.registries.sources);
     const shards: ShardSpec[] = [];
     let totalRows = 0;
     try {
@@ -82,7 +95,7 @@ export class LayertapClient {
     const active = await claimSnapshot(this.redis, this.settings.prefix, await snapshotKey(job, shards), runId, this.registry);
     if (active) return { ...active, deduplicated: true };
     // the whole sink section: its endpoint, region and path style decide where the base run is found
-    const sink = createSink(job.sink);
+    const sink = await createSink(job.sink, this.registries.sinks);
     // incremental: unchanged rows are carried over from the newest committed run with this fingerprint
     const base = job.incremental ? await findBaseRun(job, sink) : null;
     const createdAt = Date.now();

@@ -1,4 +1,4 @@
-export { LayertapClient, newRunId, type EnqueueOptions } from './client.js';
+export { LayertapClient, newRunId, type EnqueueOptions, type LayertapClientOptions } from './client.js';
 export { LayertapWorker, WORKER_DEFAULTS, type LayertapWorkerOptions } from './worker.js';
 export { runJob, waitForRun, connectRedis, type RunOptions } from './run.js';
 export { settingsFromEnv, redisOptions, redactUrl, DEFAULT_REDIS_URL, type QueueSettings } from './connection.js';

@@ -1,5 +1,5 @@
-import { createSink, runOfManifestKey } from '../storage/index.js';
-import type { SinkSpec } from '../storage/factory.js';
+import { runOfManifestKey } from '../storage/layout.js';
+import { createSink, defaultSinks, type SinkRegistry, type SinkSpec } from '../storage/registry.js';
 import type { RunManifest } from '../sinks/manifest.js';
 import type { RunRegistry } from './run-registry.js';
 import type { RunRecord } from './types.js';
@@ -34,8 +34,12 @@ export function recordFromManifest(m: RunManifest, manifestUri: string): RunReco
  * Put back the records of every run that has a manifest under a sink (optionally one dataset):
  * Redis is not the only record of what was committed. Returns the number of runs restored.
  */
-export async function rebuildRegistry(sinkSpec: string | SinkSpec, registry: RunRegistry, opts: { name?: string; onlyMissing?: boolean } = {}): Promise<number> {
-  const sink = createSink(sinkSpec);
+export async function rebuildRegistry(
+  sinkSpec: string | SinkSpec,
+  registry: RunRegistry,
+  opts: { name?: string; onlyMissing?: boolean; sinks?: SinkRegistry } = {},
+): Promise<number> {
+  const sink = await createSink(sinkSpec, opts.sinks ?? defaultSinks());
   const keys = (await sink.list(opts.name ? `${opts.name}/` : '')).filter((k) => runOfManifestKey(k) !== null);
   let restored = 0;
   for (const key of keys) {

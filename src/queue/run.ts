@@ -1,5 +1,6 @@
 import { loadJobFile } from '../config/load.js';
 import { resolveJob } from '../pipeline/plan.js';
+import type { Registries } from '../pipeline/registries.js';
 import type { JobConfig } from '../config/schema.js';
 import { LayertapClient } from './client.js';
 import { redactUrl, settingsFromEnv, type QueueSettings } from './connection.js';
@@ -21,6 +22,11 @@ export interface RunOptions {
   onProgress?: (s: RunSummary) => void;
   /** log lines (worker events, Redis choice). @defaultValue none */
   log?: (line: string) => void;
+  /**
+   * where the job's source kind, sink scheme, part format and model runtime are found; pool
+   * threads load models with the built-in runtimes whatever this holds. @defaultValue the built-ins
+   */
+  registries?: Registries;
 }
 
 /**
@@ -55,11 +61,13 @@ export async function runJob(jobOrPath: JobConfig | string, opts: RunOptions = {
   const log = opts.log ?? (() => undefined);
   const config = typeof jobOrPath === 'string' ? await loadJobFile(jobOrPath) : jobOrPath;
   // validate against the model and source before touching Redis: a bad job does no work
-  const resolved = await resolveJob(config, opts.cwd ? { cwd: opts.cwd } : {});
+  const registries = opts.registries ? { registries: opts.registries } : {};
+  const resolved = await resolveJob(config, { ...(opts.cwd ? { cwd: opts.cwd } : {}), ...registries });
   const { settings, stop } = await connectRedis(opts.settings, log);
-  const client = new LayertapClient(settings);
+  const client = new LayertapClient(settings, registries);
   const worker = new LayertapWorker({
     settings,
+    ...registries,
     ...(opts.workers !== undefined ? { concurrency: opts.workers } : {}),
     ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
     log,

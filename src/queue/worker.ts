@@ -8,6 +8,7 @@ import { checkRedis } from './redis-checks.js';
 import { ScheduleWorker } from './schedules.js';
 import { RunRegistry } from './run-registry.js';
 import { finalizeRun, type ShardOutcomes } from '../pipeline/finalize.js';
+import type { Registries } from '../pipeline/registries.js';
 import { processShard } from '../pipeline/shard-processor.js';
 import { RUNS_QUEUE, SHARDS_QUEUE, type RunJobData, type ShardJobData, type ShardResult } from './types.js';
 
@@ -78,6 +79,11 @@ export interface LayertapWorkerOptions {
   threadEntry?: string;
   /** recorded as processedBy on each job it takes. @defaultValue '<hostname>:<pid>' */
   name?: string;
+  /**
+   * where a job's source kind, sink scheme and part format are found. Pool threads load models
+   * with the built-in runtimes whatever this holds. @defaultValue the built-ins
+   */
+  registries?: Registries;
 }
 
 function checkMs(name: string, v: number | undefined, min: number): void {
@@ -182,6 +188,7 @@ export class LayertapWorker {
       if (rec?.status === 'queued') await this.registry.update(runId, { status: 'running' });
       const result = await processShard(job.data, {
         pool: this.observed(this.poolFor(job.data), origin),
+        ...(this.opts.registries ? { registries: this.opts.registries } : {}),
         signal: signal ? AbortSignal.any([signal, this.handBack.signal]) : this.handBack.signal,
         onBatch: async (rows, errorRows) => {
           this.opts.onBatch?.(runId, rows, errorRows);
@@ -237,7 +244,7 @@ export class LayertapWorker {
     this.runWorker = new Worker<RunJobData>(
       RUNS_QUEUE,
       async (job) => {
-        const res = await finalizeRun(job.data, await shardOutcomes(job), this.registry);
+        const res = await finalizeRun(job.data, await shardOutcomes(job), this.registry, this.opts.registries?.sinks);
         this.log(`layertap worker: run ${job.data.runId} ${res.status}: ${res.manifest}`);
         return res;
       },

@@ -11,8 +11,9 @@ export {
 export type { ManifestField, SchemaOptions, TapValueType } from './arrow-schema.js';
 export { float16ListData, float32ListData, utf8Data } from './arrow-data.js';
 export { IpcFileWriter } from './ipc-file-writer.js';
-export { PartWriter, PART_FORMATS, partExtension } from './part-writer.js';
-export type { PartFormat } from './part-writer.js';
+export { PartWriter } from './part-writer.js';
+export { defaultFormats, partExtension } from './formats.js';
+export type { BatchFileWriter, FormatRegistry, PartFormatEntry } from './formats.js';
 export { ParquetFileWriter, encodeParquet } from './parquet-file-writer.js';
 export { writeErrorsFile } from './errors-file.js';
 export type { ErrorRecord } from './errors-file.js';

@@ -5,34 +5,8 @@ import type { TapOutput } from '../types/features.js';
 import { float16ListData, float32ListData, utf8Data } from './arrow-data.js';
 import { FIELD_META, ID_COLUMN } from './arrow-schema.js';
 import { fromFloat16Array, toFloat16Array } from '../types/float16.js';
-import { IpcFileWriter } from './ipc-file-writer.js';
-import { ParquetFileWriter } from './parquet-file-writer.js';
+import { defaultFormats, type BatchFileWriter, type PartFormatEntry } from './formats.js';
 import type { SinkWriter } from '../storage/types.js';
-
-/** File formats of part files: Arrow IPC file (`.arrow`) or Parquet (`.parquet`). */
-export const PART_FORMATS = ['arrow', 'parquet'] as const;
-export type PartFormat = (typeof PART_FORMATS)[number];
-
-/** File extension of a part file of `format`, without the dot. */
-export function partExtension(format: PartFormat): string {
-  switch (format) {
-    case 'arrow':
-      return 'arrow';
-    case 'parquet':
-      return 'parquet';
-    default: {
-      const never: never = format;
-      throw new Error(`sink.format: unknown format '${String(never)}'; choose one of ${PART_FORMATS.join(', ')}`);
-    }
-  }
-}
-
-/** What a part file's encoder does with record batches (IpcFileWriter, ParquetFileWriter). */
-interface BatchFileWriter {
-  write(batch: RecordBatch): Promise<void>;
-  close(): Promise<{ rows: number; bytes: number; uri: string }>;
-  abort(): Promise<void>;
-}
 
 interface TapColumn {
   name: string;
@@ -57,12 +31,14 @@ export class PartWriter {
     this.columns = tapColumns(schema);
   }
 
-  /** Starts a part file in `sinkWriter` with `schema` (from buildSchema). @param format @defaultValue 'arrow' */
-  static async open(sinkWriter: SinkWriter, schema: Schema, format: PartFormat = 'arrow'): Promise<PartWriter> {
+  /**
+   * Starts a part file in `sinkWriter` with `schema` (from buildSchema), in `format`: an entry of
+   * a format registry, or the name of a built-in one. @defaultValue 'arrow'
+   */
+  static async open(sinkWriter: SinkWriter, schema: Schema, format: PartFormatEntry | string = 'arrow'): Promise<PartWriter> {
     tapColumns(schema); // fail on a foreign schema before anything is written
-    partExtension(format);
-    const file = format === 'parquet' ? await ParquetFileWriter.open(sinkWriter, schema) : await IpcFileWriter.open(sinkWriter, schema);
-    return new PartWriter(schema, file);
+    const entry = typeof format === 'string' ? defaultFormats().get(format) : format;
+    return new PartWriter(schema, await entry.open(sinkWriter, schema));
   }
 
   /**

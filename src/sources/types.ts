@@ -10,8 +10,8 @@ export interface ShardSpec {
   offset?: number;
 }
 
-/** Kinds of dataset a Source reads. */
-export type SourceKind = 'images' | 'npy' | TableFormat;
+/** Kinds of dataset a Source reads: the names of a source registry ('images', 'npy', 'parquet', ...). */
+export type SourceKind = string;
 
 /** Table file formats: Arrow IPC (file or stream), Parquet, JSON Lines. */
 export type TableFormat = 'arrow' | 'parquet' | 'jsonl';
@@ -36,7 +36,7 @@ export interface ReadHint {
 /** A dataset reader. Planning lists rows; reading streams a shard's rows in source order. */
 export interface Source {
   readonly uri: string;
-  /** 'images' (encoded image bytes, decoded in threads), 'npy' (float tensors), or a table format */
+  /** its kind, as the source registry names it: 'images', 'npy', a table format, ... */
   readonly type: SourceKind;
   /** per-row tensor shape for tensor sources, null when rows are encoded images (an images folder or an image column) */
   rowShape(): Promise<number[] | null>;

@@ -20,6 +20,21 @@ export interface S3ConnectionOptions {
   forcePathStyle?: boolean;
 }
 
+/** The job fields that say how to reach an S3-compatible store (`sink:` and `source:` sections). */
+export const S3_CONNECTION_FIELDS = ['endpoint', 'region', 'forcePathStyle'] as const satisfies ReadonlyArray<keyof S3ConnectionOptions>;
+
+/**
+ * The connection settings a job section sets, without its other fields (`format`, `type`, ...)
+ * and without unset ones, so that what travels in a job and keys a client is only what was given.
+ */
+export function s3Connection(section: S3ConnectionOptions): S3ConnectionOptions {
+  return {
+    ...(section.endpoint !== undefined ? { endpoint: section.endpoint } : {}),
+    ...(section.region !== undefined ? { region: section.region } : {}),
+    ...(section.forcePathStyle !== undefined ? { forcePathStyle: section.forcePathStyle } : {}),
+  };
+}
+
 /** A bucket and a key (or key prefix, possibly empty) parsed from an s3:// URI. */
 export interface S3Location {
   bucket: string;

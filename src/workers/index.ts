@@ -1,3 +1,3 @@
-export { EmbedPool, threadEntry, threadsFor, tfjsNodeInstalled, DEFAULT_BATCH_TIMEOUT_MS, type EmbedPoolOptions } from './pool.js';
+export { EmbedPool, threadEntry, threadsFor, DEFAULT_BATCH_TIMEOUT_MS, type EmbedPoolOptions } from './pool.js';
 export type { BatchInput, BatchTask, BatchResult, RowError } from './protocol.js';
 export { modelSpecOf } from './model-spec.js';

@@ -1,9 +1,8 @@
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import type { BackendName } from '../config/schema.js';
+import { threadLimit } from '../models/registry.js';
 import type { PoolThreadInfo } from '../models/onnx-session.js';
 import type { BatchResult, BatchTask } from './protocol.js';
 import { transferList } from './transfer.js';
@@ -13,7 +12,7 @@ export interface EmbedPoolOptions {
   /** threads, each holding its own copy of the model. @defaultValue the number of cores */
   threads?: number;
   /** backend the jobs ask for; tfjs-node runs one thread per process (it uses every core itself). @defaultValue 'auto' */
-  backend?: BackendName;
+  backend?: string;
   /**
    * longest a batch may take, counted from when it is submitted (so including a wait for a free
    * thread and the first model load); past it the thread is stopped, replaced, and the batch
@@ -45,23 +44,17 @@ export function threadEntry(): string {
   throw new Error(`worker thread entry not found at ${here} or ${built}; run 'npm run build'`);
 }
 
-/** True when @tensorflow/tfjs-node is installed (it may still fail to load). */
-export function tfjsNodeInstalled(): boolean {
-  try {
-    createRequire(import.meta.url).resolve('@tensorflow/tfjs-node');
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Thread count for a backend: tfjs-node misbehaves with several threads in one process. */
-export function threadsFor(backend: BackendName, requested?: number): number {
+/**
+ * Thread count for a backend: at most what the runtimes allow for it (tfjs-node's 'tensorflow'
+ * misbehaves with several threads in one process), else `requested`, else the cores.
+ */
+export function threadsFor(backend: string, requested?: number): number {
   if (requested !== undefined && (!Number.isInteger(requested) || requested < 1)) {
     throw new Error(`options.threads must be a positive integer, got ${requested}`);
   }
-  if (backend === 'tensorflow' || (backend === 'auto' && tfjsNodeInstalled())) return 1;
-  return requested ?? availableParallelism();
+  const wanted = requested ?? availableParallelism();
+  const limit = threadLimit(backend);
+  return limit === undefined ? wanted : Math.min(limit, wanted);
 }
 
 /** A Piscina pool of threads that decode inputs and run the model with taps. */

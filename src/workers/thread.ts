@@ -1,6 +1,7 @@
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { MODEL_LOAD_FAILED } from './thread-errors.js';
-import { loadRunner, singleFloatInput } from '../models/index.js';
+import { singleFloatInput } from '../models/model-inputs.js';
+import { loadRunner } from '../models/registry.js';
 import type { ModelRunner, ModelSpec, TapOutput } from '../models/types.js';
 import { decodedLength, decodeImagesInto } from '../preprocess/image-decode.js';
 import type { BatchResult, BatchTask, RowError } from './protocol.js';

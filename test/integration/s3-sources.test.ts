@@ -83,7 +83,7 @@ describe('S3 sources against s3rver', () => {
 
   it('reads table objects, resolving image paths as keys next to the table', async () => {
     for (const name of ['paths.jsonl', 'paths.arrow']) {
-      const src = createSource({ uri: `s3://${bucket}/tables/${name}`, endpoint: s3.endpoint, inputColumn: 'path' });
+      const src = await createSource({ uri: `s3://${bucket}/tables/${name}`, endpoint: s3.endpoint, inputColumn: 'path' });
       await src.check();
       expect(await src.rowShape()).toBeNull();
       const { rows } = await readAll(src, 3);
@@ -104,7 +104,7 @@ describe('S3 sources against s3rver', () => {
     await expect(new S3ImageSource('no-such-bucket-y', 'x', { connection: { endpoint: s3.endpoint } }).check()).rejects.toThrow(
       `source.uri: bucket 'no-such-bucket-y' does not exist at ${s3.endpoint}`,
     );
-    const src = createSource({ uri: `s3://${bucket}/tables/none.parquet`, endpoint: s3.endpoint });
+    const src = await createSource({ uri: `s3://${bucket}/tables/none.parquet`, endpoint: s3.endpoint });
     await expect(src.check()).rejects.toThrow(`source.uri: no object s3://${bucket}/tables/none.parquet (bucket '${bucket}' has no key 'tables/none.parquet')`);
   });
 });

@@ -115,14 +115,14 @@ describe('LocalSink', () => {
 });
 
 describe('createSink', () => {
-  it('accepts local paths and file:// URLs', () => {
-    expect(createSink(tmp).uri).toBe(tmp);
-    expect(createSink(pathToFileURL(tmp).href).uri).toBe(tmp);
-    expect(createSink('./out').uri).toBe(path.resolve('out'));
+  it('accepts local paths and file:// URLs', async () => {
+    expect((await createSink(tmp)).uri).toBe(tmp);
+    expect((await createSink(pathToFileURL(tmp).href)).uri).toBe(tmp);
+    expect((await createSink('./out')).uri).toBe(path.resolve('out'));
   });
 
-  it('takes s3:// to the S3 sink and explains other schemes', () => {
-    expect(createSink('s3://bucket/prefix/').uri).toBe('s3://bucket/prefix');
-    expect(() => createSink('gs://bucket')).toThrow(/sink\.uri: unsupported scheme gs:\/\//);
+  it('takes s3:// to the S3 sink and explains other schemes', async () => {
+    expect((await createSink('s3://bucket/prefix/')).uri).toBe('s3://bucket/prefix');
+    await expect(createSink('gs://bucket')).rejects.toThrow(/sink\.uri: unsupported scheme gs:\/\//);
   });
 });

@@ -23,36 +23,36 @@ describe('createSource / inferSourceType', () => {
     expect(inferSourceType(npy)).toBe('npy');
     expect(inferSourceType(pathToFileURL(dir).href)).toBe('images');
 
-    const images = createSource({ uri: dir, extensions: ['png'] });
+    const images = await createSource({ uri: dir, extensions: ['png'] });
     expect(images).toBeInstanceOf(ImageDirSource);
     expect(images.uri).toBe(dir);
-    const tensors = createSource({ uri: npy });
+    const tensors = await createSource({ uri: npy });
     expect(tensors).toBeInstanceOf(NpySource);
     expect(await tensors.count()).toBe(3);
   });
 
-  it('resolves relative uris to absolute paths', () => {
-    const src = createSource({ uri: '.', type: 'images' });
+  it('resolves relative uris to absolute paths', async () => {
+    const src = await createSource({ uri: '.', type: 'images' });
     expect(src.uri).toBe(process.cwd());
   });
 
-  it('names the missing path', () => {
+  it('names the missing path', async () => {
     const missing = path.join(tmp, 'nope');
-    expect(() => createSource({ uri: missing })).toThrow(`source.uri: no such file or directory: ${missing}`);
+    await expect(createSource({ uri: missing })).rejects.toThrow(`source.uri: no such file or directory: ${missing}`);
     expect(() => inferSourceType(missing)).toThrow(`source.uri: no such file or directory: ${missing}`);
   });
 
   it('lists the supported kinds for anything else', async () => {
     const csv = path.join(tmp, 'data.csv');
     await writeFile(csv, 'a,b\n');
-    expect(() => createSource({ uri: csv })).toThrow(/cannot tell what kind of dataset .*data\.csv.*directory of images.*\.npy file/);
-    expect(() => createSource({ uri: 'ftp://host/data' })).toThrow(/source\.uri: ftp:\/\/ is not a local path/);
+    await expect(createSource({ uri: csv })).rejects.toThrow(/cannot tell what kind of dataset .*data\.csv.*directory of images.*\.npy file/);
+    await expect(createSource({ uri: 'ftp://host/data' })).rejects.toThrow(/source\.uri: ftp:\/\/ is not a local path/);
   });
 
   it('checks an explicit type against the path', async () => {
     const npy = path.join(tmp, 'x.npy');
     await writeNpy(npy, new Float32Array(2), [2]);
-    expect(() => createSource({ uri: npy, type: 'images' })).toThrow(/type images needs a directory/);
-    expect(() => createSource({ uri: tmp, type: 'npy' })).toThrow(/type npy needs a \.npy file/);
+    await expect(createSource({ uri: npy, type: 'images' })).rejects.toThrow(/type images needs a directory/);
+    await expect(createSource({ uri: tmp, type: 'npy' })).rejects.toThrow(/type npy needs a \.npy file/);
   });
 });

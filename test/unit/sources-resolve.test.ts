@@ -72,8 +72,22 @@ describe('resolveJob with table sources and sinks', () => {
   });
 
   it('validates the new job fields', () => {
-    expect(() => job({ uri: 'x.parquet' }, { uri: 'out', format: 'csv' })).toThrow(/sink\.format: invalid value; choose one of "arrow", "parquet"/);
-    expect(() => job({ uri: 'x', type: 'tsv' })).toThrow(/source\.type: invalid value; choose one of "images", "npy", "arrow", "parquet", "jsonl"/);
     expect(() => job({ uri: 's3://b/x', endpoint: 'localhost:9000' })).toThrow(/source\.endpoint: must be an http:\/\/ or https:\/\/ URL/);
+  });
+
+  it('checks source types, sink formats and backends against the registries, naming the nearest', async () => {
+    const file = path.join(tmp, 'rows.jsonl');
+    await writeFile(file, `${JSON.stringify({ v: new Array(784).fill(0) })}\n`);
+    let err = await configError(resolveJob(job({ uri: file }, { uri: path.join(tmp, 'out'), format: 'parqet' })));
+    expect(err.message).toBe("sink.format: unknown format 'parqet' (did you mean 'parquet'?); formats are: arrow, parquet");
+    expect(err.fields).toEqual(['sink.format']);
+    err = await configError(resolveJob(job({ uri: file, type: 'parqet' })));
+    expect(err.message).toBe("source.type: unknown type 'parqet' (did you mean 'parquet'?); types are: images, npy, arrow, parquet, jsonl");
+    expect(err.fields).toEqual(['source.type']);
+    err = await configError(resolveJob(job({ uri: file, type: 'tsv' })));
+    expect(err.message).toBe("source.type: unknown type 'tsv'; types are: images, npy, arrow, parquet, jsonl");
+    err = await configError(resolveJob(job({ uri: file }, undefined, { model: { uri: SEED_MODEL, backend: 'wsam' } })));
+    expect(err.message).toBe("model.backend: unknown backend 'wsam' (did you mean 'wasm'?); backends are: auto, onnx, tensorflow, wasm, cpu");
+    expect(err.fields).toEqual(['model.backend']);
   });
 });

@@ -104,7 +104,7 @@ describe('Arrow IPC tables', () => {
   it('reads a file by record batch, shards crossing batch boundaries', async () => {
     const file = path.join(tmp, 't.arrow');
     await writeFile(file, RecordBatchFileWriter.writeAll([tensorBatch(0, 4), tensorBatch(4, 3), tensorBatch(7, 5)]).toUint8Array(true));
-    const src = createSource({ uri: file });
+    const src = await createSource({ uri: file });
     expect(src.type).toBe('arrow');
     await src.check();
     expect(await src.rowShape()).toEqual([3]);
@@ -121,7 +121,7 @@ describe('Arrow IPC tables', () => {
     const file = path.join(tmp, 't.arrows');
     const bytes = RecordBatchStreamWriter.writeAll([tensorBatch(0, 4), tensorBatch(4, 4), tensorBatch(8, 4)]).toUint8Array(true);
     await writeFile(file, bytes);
-    const src = createSource({ uri: file, type: 'arrow' });
+    const src = await createSource({ uri: file, type: 'arrow' });
     expect(tensors((await readAll(src, 3)).rows)).toEqual(expected(12));
     await src.close();
     // wreck the first batch's values: a shard in the last batch never reads them
@@ -131,7 +131,7 @@ describe('Arrow IPC tables', () => {
     expect(at).toBeGreaterThan(0);
     wrecked.fill(0xff, at, at + marker.length);
     await writeFile(file, wrecked);
-    const again = createSource({ uri: file, type: 'arrow' });
+    const again = await createSource({ uri: file, type: 'arrow' });
     const last = await collect(again.read({ index: 3, start: 9, count: 3 }));
     expect(tensors(last)).toEqual(expected(12).slice(9));
     await again.close();
@@ -140,7 +140,7 @@ describe('Arrow IPC tables', () => {
   it('uses the row index as id without an id column, or the column named by idColumn', async () => {
     const file = path.join(tmp, 'noid.arrow');
     await writeFile(file, RecordBatchFileWriter.writeAll([tensorBatch(0, 3, false)]).toUint8Array(true));
-    const src = createSource({ uri: file });
+    const src = await createSource({ uri: file });
     expect((await readAll(src, 2)).rows.map((r) => r.id)).toEqual(['0', '1', '2']);
     await src.close();
 
@@ -148,7 +148,7 @@ describe('Arrow IPC tables', () => {
     const list = fixedList(3, new Float32Array(6).fill(1));
     const keys = makeData({ type: new Int32(), length: 2, nullCount: 0, data: new Int32Array([41, 42]) });
     await writeFile(keyed, RecordBatchFileWriter.writeAll([batch([[new Field('key', new Int32(), false), keys], [list.field('vec'), list.data]])]).toUint8Array(true));
-    const byKey = createSource({ uri: keyed, idColumn: 'key', inputColumn: 'vec' });
+    const byKey = await createSource({ uri: keyed, idColumn: 'key', inputColumn: 'vec' });
     expect((await readAll(byKey, 10)).rows.map((r) => r.id)).toEqual(['41', '42']);
     await byKey.close();
   });
@@ -161,12 +161,12 @@ describe('Arrow IPC tables', () => {
       file,
       RecordBatchFileWriter.writeAll([batch([[new Field('id', new Utf8(), false), utf8(['a'])], [list.field('vec'), list.data], [new Field('score', new Float64(), false), score]])]).toUint8Array(true),
     );
-    await expect(createSource({ uri: file }).check()).rejects.toThrow(
+    await expect((await createSource({ uri: file })).check()).rejects.toThrow(
       `source.inputColumn: ${file} has several columns ('id', 'vec', 'score'); name the one to embed with source.inputColumn`,
     );
-    await expect(createSource({ uri: file, inputColumn: 'vecs' }).check()).rejects.toThrow(`source.inputColumn: no column 'vecs' in ${file}; columns are: 'id', 'vec', 'score'`);
-    await expect(createSource({ uri: file, inputColumn: 'vec', idColumn: 'name' }).check()).rejects.toThrow(/source\.idColumn: no column 'name'/);
-    await expect(createSource({ uri: file, inputColumn: 'score' }).check()).rejects.toThrow(
+    await expect((await createSource({ uri: file, inputColumn: 'vecs' })).check()).rejects.toThrow(`source.inputColumn: no column 'vecs' in ${file}; columns are: 'id', 'vec', 'score'`);
+    await expect((await createSource({ uri: file, inputColumn: 'vec', idColumn: 'name' })).check()).rejects.toThrow(/source\.idColumn: no column 'name'/);
+    await expect((await createSource({ uri: file, inputColumn: 'score' })).check()).rejects.toThrow(
       "source.inputColumn: column 'score' is Float64; it must hold a list of numbers (a tensor row), image bytes (binary) or image paths (text)",
     );
   });
@@ -175,7 +175,7 @@ describe('Arrow IPC tables', () => {
     const file = path.join(tmp, 'shaped.arrow');
     const list = fixedList(6, new Float32Array(12), new Map([['layertap.shape', '[1,2,3]']]));
     await writeFile(file, RecordBatchFileWriter.writeAll([batch([[list.field('emb'), list.data]])]).toUint8Array(true));
-    const src = createSource({ uri: file });
+    const src = await createSource({ uri: file });
     expect(await src.rowShape()).toEqual([1, 2, 3]);
     await src.close();
   });
@@ -192,7 +192,7 @@ describe('Arrow IPC tables', () => {
       child: makeData({ type: new Float32(), length: 8, nullCount: 0, data: values }),
     });
     await writeFile(file, RecordBatchFileWriter.writeAll([batch([[new Field('v', type as DataType, false), data]])]).toUint8Array(true));
-    const src = createSource({ uri: file });
+    const src = await createSource({ uri: file });
     expect(await src.rowShape()).toEqual([3]);
     const { rows } = await readAll(src, 10);
     expect(rows.map((r) => r.kind)).toEqual(['tensor', 'error', 'tensor']);
@@ -205,7 +205,7 @@ describe('Parquet tables', () => {
   it('streams row groups: shards that cross row groups read exactly their rows', async () => {
     const file = path.join(tmp, 't.parquet');
     await writeParquet(file, [tensorBatch(0, 10), tensorBatch(10, 4)], 3);
-    const src = createSource({ uri: file });
+    const src = await createSource({ uri: file });
     expect(src.type).toBe('parquet');
     expect(await src.rowShape()).toEqual([3]);
     expect(await src.count()).toBe(14);
@@ -223,7 +223,7 @@ describe('Parquet tables', () => {
     expect(at).toBeGreaterThan(0);
     bytes.fill(0xff, at, at + marker.length);
     await writeFile(file, bytes);
-    const again = createSource({ uri: file });
+    const again = await createSource({ uri: file });
     expect(tensors(await collect(again.read({ index: 3, start: 12, count: 2 })))).toEqual(expected(14).slice(12));
     const first = tensors(await collect(again.read({ index: 0, start: 0, count: 3 })));
     expect(first[1]![1]).not.toEqual([1, 1.5, -1]);
@@ -233,7 +233,7 @@ describe('Parquet tables', () => {
   it('refuses a file that is not Parquet, naming it', async () => {
     const file = path.join(tmp, 'fake.parquet');
     await writeFile(file, 'not parquet at all');
-    await expect(createSource({ uri: file }).check()).rejects.toThrow(`${file}: not a readable Parquet file`);
+    await expect((await createSource({ uri: file })).check()).rejects.toThrow(`${file}: not a readable Parquet file`);
   });
 });
 
@@ -251,7 +251,7 @@ describe('JSONL tables', () => {
       '{"id": "e", "y": 1}',
     ];
     await writeFile(file, lines.join('\n'));
-    const src = createSource({ uri: file, inputColumn: 'x' });
+    const src = await createSource({ uri: file, inputColumn: 'x' });
     expect(src.type).toBe('jsonl');
     expect(await src.rowShape()).toEqual([2, 2]);
     expect(await src.count()).toBe(6);
@@ -286,7 +286,7 @@ describe('image columns', () => {
       file,
       RecordBatchFileWriter.writeAll([batch([[new Field('id', new Utf8(), false), utf8(['p', 'q'])], [new Field('image', new Binary(), false), binary(imgs)]])]).toUint8Array(true),
     );
-    const src = createSource({ uri: file });
+    const src = await createSource({ uri: file });
     expect(await src.rowShape()).toBeNull();
     const { rows } = await readAll(src, 10);
     expect(rows.map((r) => [r.id, r.kind === 'bytes' ? Buffer.from(r.bytes).toString() : r.kind])).toEqual([
@@ -313,7 +313,7 @@ describe('image columns', () => {
       { id: 'gone', path: 'img/missing.png' },
     ];
     await writeFile(file, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
-    const src = createSource({ uri: file, inputColumn: 'path' });
+    const src = await createSource({ uri: file, inputColumn: 'path' });
     expect(await src.rowShape()).toBeNull();
     const got = (await readAll(src, 4)).rows;
     expect(got.map((r) => [r.id, r.kind === 'bytes' ? Buffer.from(r.bytes).toString() : r.kind])).toEqual([
@@ -339,16 +339,16 @@ describe('source factory', () => {
     }
     expect(inferSourceType('s3://bucket/tables/x.parquet')).toBe('parquet');
     expect(inferSourceType('s3://bucket/photos')).toBe('images');
-    expect(createSource({ uri: 's3://bucket/photos' }).uri).toBe('s3://bucket/photos/');
+    expect((await createSource({ uri: 's3://bucket/photos' })).uri).toBe('s3://bucket/photos/');
   });
 
   it('refuses options that do not apply', async () => {
     const file = path.join(tmp, 'x.jsonl');
     await writeFile(file, '{"v": [1]}\n');
-    expect(() => createSource({ uri: tmp, idColumn: 'id' })).toThrow('source.idColumn: only applies to table sources (arrow, parquet, jsonl), not images');
-    expect(() => createSource({ uri: file, endpoint: 'http://127.0.0.1:9000' })).toThrow(`source.endpoint: only applies to s3:// sources, not ${file}`);
-    expect(() => createSource({ uri: 's3://bucket/x.npy', type: 'npy' })).toThrow(/\.npy sources must be local files/);
-    expect(() => createSource({ uri: 's3://Bad_Bucket/x' })).toThrow(/'Bad_Bucket' in s3:\/\/Bad_Bucket\/x is not a valid bucket name/);
+    await expect(createSource({ uri: tmp, idColumn: 'id' })).rejects.toThrow('source.idColumn: only applies to table sources (arrow, parquet, jsonl), not images');
+    await expect(createSource({ uri: file, endpoint: 'http://127.0.0.1:9000' })).rejects.toThrow(`source.endpoint: only applies to s3:// sources, not ${file}`);
+    await expect(createSource({ uri: 's3://bucket/x.npy', type: 'npy' })).rejects.toThrow(/\.npy sources must be local files/);
+    await expect(createSource({ uri: 's3://Bad_Bucket/x' })).rejects.toThrow(/'Bad_Bucket' in s3:\/\/Bad_Bucket\/x is not a valid bucket name/);
     expect(await readFile(file, 'utf8')).toContain('v');
   });
 });

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { formatInput, listLayers, modelInputs } from '../../models/index.js';
+import { formatInput } from '../../models/model-inputs.js';
+import { listLayers, modelInputs } from '../../models/registry.js';
 import { fail, out, type SetExit } from '../common.js';
 
 /** `layertap layers <model-uri>`: list a model's layers or graph nodes. */

@@ -17,18 +17,15 @@ export function register(program: Command, setExit: SetExit): void {
     .option('--json', 'print one JSON object on stdout')
     .action(async (o: { name?: string; rebuild?: string; endpoint?: string; region?: string; pathStyle?: boolean; limit: number; json?: boolean }) => {
       try {
-        const connection = {
-          ...(o.endpoint !== undefined ? { endpoint: o.endpoint } : {}),
-          ...(o.region !== undefined ? { region: o.region } : {}),
-          ...(o.pathStyle ? { forcePathStyle: true } : {}),
-        };
         const flag = o.endpoint !== undefined ? '--endpoint' : o.region !== undefined ? '--region' : o.pathStyle ? '--path-style' : null;
         if (flag && (!o.rebuild || !o.rebuild.startsWith('s3://'))) {
           throw new JobConfigError(`runs: ${flag} only applies with --rebuild s3://bucket/prefix`);
         }
         await withClient(async (client) => {
           if (o.rebuild) {
-            const n = await rebuildRegistry({ uri: o.rebuild, ...connection }, client.registry, o.name ? { name: o.name } : {});
+            // the sink registry takes the connection fields that are set and ignores the others
+            const sink = { uri: o.rebuild, endpoint: o.endpoint, region: o.region, forcePathStyle: o.pathStyle ? true : undefined };
+            const n = await rebuildRegistry(sink, client.registry, o.name ? { name: o.name } : {});
             err(`restored ${n} run record(s) from ${o.rebuild}`);
           }
           const runs = (await client.registry.list(o.name ? 10_000 : o.limit)).filter((r) => !o.name || r.name === o.name).slice(0, o.limit);

@@ -1,0 +1,15 @@
+import { describeOnnx, listOnnxLayers, onnxInputs } from './onnx-describe.js';
+import { readOnnxFiles } from './onnx-files.js';
+import { loadOnnxRunner } from './onnx-runner.js';
+import type { Runtime } from './types.js';
+
+/** ONNX models (.onnx files) on onnxruntime, which loads only to run a model or probe its shapes. */
+export const onnxRuntime: Runtime = {
+  describe: describeOnnx,
+  inputs: async (uri) => {
+    const files = await readOnnxFiles(uri);
+    return onnxInputs(files.model, files.source);
+  },
+  listLayers: (uri, opts) => listOnnxLayers(uri, { includeConstants: opts.includeConstants ?? false }),
+  load: loadOnnxRunner,
+};

@@ -1,0 +1,193 @@
+import { statSync, type Stats } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { JobConfig } from '../config/schema.js';
+import { isS3Uri, parseS3Uri, S3_CONNECTION_FIELDS, s3Connection, type S3ConnectionOptions } from '../storage/s3-client.js';
+import { Registry } from '../types/registry.js';
+import type { Source, TableFormat } from './types.js';
+
+/** What a job file's `source:` section says; `type` is inferred from the uri when absent. */
+export type SourceSpec = JobConfig['source'];
+
+/** Fields of `source:` that only some kinds take (the S3 connection fields go with s3:// uris instead). */
+export type SourceField = Exclude<keyof SourceSpec, 'uri' | 'type' | keyof S3ConnectionOptions>;
+
+/**
+ * One kind of dataset: how a uri is recognised as it, which job fields it takes, and how it is
+ * opened. Its module is imported by `open`, so a job loads only the reader it uses.
+ */
+export interface SourceEntry {
+  /** what it reads, for the list of what is supported: 'a .npy file' */
+  describe: string;
+  /** the name it shares with related kinds in messages: 'table' gives "table sources (arrow, parquet, jsonl)" */
+  family?: string;
+  /** uris of this scheme (`toy://...`) are this kind */
+  scheme?: string;
+  /** file name endings (lower case, with the dot) that make a local file, or an s3:// key when `s3` is 'key', this kind */
+  extensions?: readonly string[];
+  /** a local folder is this kind */
+  directory?: boolean;
+  /** s3:// uris: 'key' for one object named with one of `extensions`, 'prefix' for the objects under any other key */
+  s3?: 'key' | 'prefix';
+  /** the kind's own job fields; a kind that takes `inputColumn` reads its rows from a table column */
+  fields: readonly SourceField[];
+  /** the source for a spec whose fields were checked and whose type was decided */
+  open(spec: SourceSpec & { type: string }): Promise<Source>;
+}
+
+/** Source kinds by the name `source.type` gives them. */
+export type SourceRegistry = Registry<SourceEntry>;
+
+/** A table format read locally or from one s3:// object; the image paths a table may hold are read beside it. */
+function tableEntry(format: TableFormat, what: string, extensions: readonly string[]): SourceEntry {
+  return {
+    describe: `${what} (${extensions.join('/')}, local or s3://)`,
+    family: 'table',
+    extensions,
+    s3: 'key',
+    fields: ['idColumn', 'inputColumn'],
+    async open(spec) {
+      const options = { ...(spec.idColumn ? { idColumn: spec.idColumn } : {}), ...(spec.inputColumn ? { inputColumn: spec.inputColumn } : {}) };
+      const { TableSource } = await import('./table-source.js');
+      if (isS3Uri(spec.uri)) {
+        const { bucket, key } = parseS3Uri(spec.uri, 'source.uri');
+        if (key === '' || key.endsWith('/')) throw new Error(`source.uri: type ${spec.type} needs the key of one table object, but ${spec.uri} is a prefix`);
+        const { S3TableLocation } = await import('./s3-table-location.js');
+        return new TableSource(spec.uri, format, new S3TableLocation(bucket, key, s3Connection(spec)), options);
+      }
+      const file = localPath(spec.uri, 'file', (p) => `type ${spec.type} needs a file, but ${p} is not one`);
+      const { LocalTableLocation } = await import('./table-location.js');
+      return new TableSource(file, format, new LocalTableLocation(file), options);
+    },
+  };
+}
+
+/** The source kinds layertap has built in: image folders and prefixes, .npy arrays, and tables. */
+export function defaultSources(): SourceRegistry {
+  return new Registry<SourceEntry>('source.type', 'type', {
+    images: {
+      describe: 'a directory of images or an s3:// prefix of them',
+      directory: true,
+      s3: 'prefix',
+      fields: ['extensions'],
+      async open(spec) {
+        const options = spec.extensions ? { extensions: spec.extensions } : {};
+        if (isS3Uri(spec.uri)) {
+          const { bucket, key } = parseS3Uri(spec.uri, 'source.uri');
+          const { S3ImageSource } = await import('./s3-image-source.js');
+          return new S3ImageSource(bucket, key, { connection: s3Connection(spec), ...options });
+        }
+        const dir = localPath(spec.uri, 'directory', (p) => `type images needs a directory, but ${p} is not one`);
+        const { ImageDirSource } = await import('./image-dir-source.js');
+        return new ImageDirSource(dir, options);
+      },
+    },
+    npy: {
+      describe: 'a .npy file',
+      extensions: ['.npy'],
+      fields: [],
+      async open(spec) {
+        if (isS3Uri(spec.uri)) throw new Error(`source.uri: .npy sources must be local files (${spec.uri}); copy it locally, or store it as a .parquet/.arrow table`);
+        const file = localPath(spec.uri, 'file', (p) => `type npy needs a .npy file, but ${p} is not a file`);
+        const { NpySource } = await import('./npy-source.js');
+        return new NpySource(file);
+      },
+    },
+    arrow: tableEntry('arrow', 'an Arrow table', ['.arrow', '.arrows', '.feather', '.ipc']),
+    parquet: tableEntry('parquet', 'a Parquet table', ['.parquet', '.pq']),
+    jsonl: tableEntry('jsonl', 'a JSON Lines table', ['.jsonl', '.ndjson']),
+  });
+}
+
+/** "supported: a .npy file (type: npy), ..." for messages about a uri no kind takes. */
+function supported(sources: SourceRegistry): string {
+  return `supported: ${sources
+    .list()
+    .map(([name, e]) => `${e.describe} (type: ${name})`)
+    .join(', ')}`;
+}
+
+function schemeOf(uri: string): string | undefined {
+  return /^([a-z][a-z0-9+.-]*):\/\//i.exec(uri)?.[1]?.toLowerCase();
+}
+
+function hasExtension(name: string, entry: SourceEntry): boolean {
+  const lower = name.toLowerCase();
+  return (entry.extensions ?? []).some((ext) => lower.endsWith(ext));
+}
+
+/** Turns a local source uri (path or file:// URL) into an absolute path, rejecting other schemes. */
+export function sourcePath(uri: string, sources: SourceRegistry = defaultSources()): string {
+  if (uri.startsWith('file://')) return fileURLToPath(uri);
+  const scheme = schemeOf(uri);
+  if (scheme) throw new Error(`source.uri: ${scheme}:// is not a local path (${uri}); ${supported(sources)}`);
+  return path.resolve(uri);
+}
+
+/**
+ * Decides the source type from the uri: a kind's own scheme, then for s3:// a key with a kind's
+ * extension (a table) or else a prefix (images); a local folder or file goes by what the kinds
+ * say of folders and file endings. Local paths are looked at; s3:// uris are not.
+ */
+export function inferSourceType(uri: string, sources: SourceRegistry = defaultSources()): string {
+  const kinds = sources.list();
+  const scheme = schemeOf(uri);
+  const byScheme = kinds.find(([, e]) => e.scheme !== undefined && e.scheme === scheme);
+  if (byScheme) return byScheme[0];
+  if (isS3Uri(uri)) {
+    const { key } = parseS3Uri(uri, 'source.uri');
+    const kind = kinds.find(([, e]) => e.s3 === 'key' && hasExtension(key, e)) ?? kinds.find(([, e]) => e.s3 === 'prefix');
+    if (kind) return kind[0];
+    throw new Error(`source.uri: cannot tell what kind of dataset ${uri} is; ${supported(sources)}`);
+  }
+  const p = sourcePath(uri, sources);
+  const st = statOrThrow(p);
+  const kind = st.isDirectory() ? kinds.find(([, e]) => e.directory) : st.isFile() ? kinds.find(([, e]) => hasExtension(p, e)) : undefined;
+  if (kind) return kind[0];
+  throw new Error(`source.uri: cannot tell what kind of dataset ${p} is; ${supported(sources)}`);
+}
+
+/** Fails on a field set in `spec` that its kind does not take, naming the kinds that do. */
+function checkFields(spec: SourceSpec, type: string, entry: SourceEntry, sources: SourceRegistry): void {
+  const own: ReadonlySet<string> = new Set<string>(['uri', 'type', ...S3_CONNECTION_FIELDS]);
+  for (const [field, value] of Object.entries(spec)) {
+    if (value === undefined || own.has(field) || (entry.fields as readonly string[]).includes(field)) continue;
+    const takers = sources.list().filter(([, e]) => (e.fields as readonly string[]).includes(field));
+    const families = new Set(takers.map(([, e]) => e.family));
+    const names = takers.map(([n]) => n);
+    const family = families.size === 1 ? [...families][0] : undefined;
+    if (takers.length === 0) throw new Error(`source.${field}: no source type takes it (types are: ${sources.names.join(', ')})`);
+    throw new Error(`source.${field}: only applies to ${family !== undefined ? `${family} sources (${names.join(', ')})` : `${names.join(', ')} sources`}, not ${type}`);
+  }
+  const s3Field = Object.keys(s3Connection(spec))[0];
+  if (s3Field !== undefined && !isS3Uri(spec.uri)) throw new Error(`source.${s3Field}: only applies to s3:// sources, not ${spec.uri}`);
+}
+
+/**
+ * Opens the Source for a job's `source:` section: the type (inferred when absent) must be in
+ * `sources`, and every field set must be one its kind takes. Only that kind's module is loaded.
+ */
+export async function createSource(spec: SourceSpec, sources: SourceRegistry = defaultSources()): Promise<Source> {
+  const type = spec.type ?? inferSourceType(spec.uri, sources);
+  const entry = sources.get(type);
+  checkFields(spec, type, entry, sources);
+  return entry.open({ ...spec, type });
+}
+
+/** The absolute path of a local uri that must be a `kind`; `wrong` says why not when it is something else. */
+function localPath(uri: string, kind: 'file' | 'directory', wrong: (path: string) => string): string {
+  const p = sourcePath(uri);
+  const st = statOrThrow(p);
+  if (kind === 'directory' ? !st.isDirectory() : !st.isFile()) throw new Error(`source.uri: ${wrong(p)}`);
+  return p;
+}
+
+function statOrThrow(p: string): Stats {
+  try {
+    return statSync(p);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new Error(`source.uri: no such file or directory: ${p}`);
+    throw new Error(`source.uri: cannot access ${p}: ${(err as Error).message}`, { cause: err });
+  }
+}
