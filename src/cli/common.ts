@@ -1,9 +1,11 @@
 import { InvalidArgumentError } from 'commander';
 import { JobConfigError } from '../config/errors.js';
-import { LayertapClient } from '../queue/client.js';
+import type { LayertapClient } from '../queue/client.js';
 import { settingsFromEnv } from '../queue/connection.js';
-import { checkRedis } from '../queue/redis-checks.js';
 import type { RunSummary } from '../queue/types.js';
+
+// Commands load what they run (BullMQ, the model runtimes, sharp, the dashboard) in their action,
+// so that `layertap <command>` pays only for its own modules.
 
 /** Exit codes: 0 done, 1 the work failed, 2 bad input (job file, arguments, model), 3 partial run (some shards failed, the rest committed). */
 export const EXIT = { ok: 0, failed: 1, usage: 2, partial: 3 } as const;
@@ -56,6 +58,7 @@ export function fail(e: unknown, json: boolean): number {
 
 /** Connect to the deployment's Redis (REDIS_URL), run `fn`, close. */
 export async function withClient<T>(fn: (client: LayertapClient) => Promise<T>, opts: { writes?: boolean } = {}): Promise<T> {
+  const [{ checkRedis }, { LayertapClient }] = await Promise.all([import('../queue/redis-checks.js'), import('../queue/client.js')]);
   const settings = settingsFromEnv();
   // commands that only read are not refused over the eviction policy; ones that add schedules are
   const check = await checkRedis(settings.redisUrl, opts.writes ? {} : { allowEviction: true });

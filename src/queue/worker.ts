@@ -5,6 +5,7 @@ import { EmbedPool, threadsFor } from '../workers/pool.js';
 import { MODEL_LOAD_FAILED } from '../workers/thread-errors.js';
 import { bullConnection, redisOptions, type QueueSettings } from './connection.js';
 import { checkRedis } from './redis-checks.js';
+import { WORKER_DEFAULTS } from './defaults.js';
 import { ScheduleWorker } from './schedules.js';
 import { RunRegistry } from './run-registry.js';
 import { finalizeRun, type ShardOutcomes } from '../pipeline/finalize.js';
@@ -12,12 +13,7 @@ import type { Registries } from '../pipeline/registries.js';
 import { processShard } from '../pipeline/shard-processor.js';
 import { RUNS_QUEUE, SHARDS_QUEUE, type RunJobData, type ShardJobData, type ShardResult } from './types.js';
 
-/** Defaults of {@link LayertapWorkerOptions} that govern recovery. */
-export const WORKER_DEFAULTS = {
-  lockDurationMs: 30_000,
-  maxStalledCount: 5,
-  graceMs: 25_000,
-} as const;
+export { WORKER_DEFAULTS };
 
 /** The shard a batch belongs to, as the batch hooks are told. */
 export interface BatchOrigin {

@@ -3,7 +3,6 @@ import { MODEL_LOAD_FAILED } from './thread-errors.js';
 import { singleFloatInput } from '../models/model-inputs.js';
 import { loadRunner } from '../models/registry.js';
 import type { ModelRunner, ModelSpec, TapOutput } from '../models/types.js';
-import { decodedLength, decodeImagesInto } from '../preprocess/image-decode.js';
 import type { BatchResult, BatchTask, RowError } from './protocol.js';
 import { firstNonFinite } from './finite.js';
 import { ownBuffer, transferList } from './transfer.js';
@@ -112,6 +111,8 @@ export default async function runBatch(task: BatchTask): Promise<unknown> {
     const pre = task.model.preprocess;
     if (!pre) throw new Error('image batch without preprocessing settings');
     const files = task.input.files;
+    // sharp (libvips) is loaded by the first image batch: tensor jobs never need it
+    const { decodedLength, decodeImagesInto } = await import('../preprocess/image-decode.js');
     const len = decodedLength(pre);
     if (len !== per) {
       files.forEach((_, i) => errors.push({ index: i, stage: 'decode', message: `decoded to ${len} values, expected ${per}` }));

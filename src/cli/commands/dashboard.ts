@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { redactUrl, settingsFromEnv } from '../../queue/connection.js';
-import { createLogger } from '../../ops/logger.js';
-import { DEFAULT_DASHBOARD_PORT, startDashboard } from '../../ops/dashboard/index.js';
+import { DEFAULT_DASHBOARD_PORT } from '../../ops/dashboard/defaults.js';
 import { EXIT, portNumber, type SetExit } from '../common.js';
 
 /** `layertap dashboard`: serve Bull Board and the runs page until a signal. */
@@ -13,6 +12,7 @@ export function register(program: Command, setExit: SetExit): void {
     .option('--host <host>', 'interface to listen on (default 127.0.0.1; 0.0.0.0 for every interface: the board can retry and delete jobs, so put it behind authentication)')
     .option('--read-only', 'Bull Board without retry, promote, clean, pause or delete actions')
     .action(async (o: { port?: number; host?: string; readOnly?: boolean }) => {
+      const [{ createLogger }, { startDashboard }] = await Promise.all([import('../../ops/logger.js'), import('../../ops/dashboard/server.js')]);
       const logger = createLogger({ bindings: { component: 'dashboard' } });
       const settings = settingsFromEnv();
       let dash: Awaited<ReturnType<typeof startDashboard>>;

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { err, fail, type SetExit } from '../common.js';
-import { writeDemoImages } from '../demo-data.js';
 
 /** `layertap demo-data [dir]`: write the demo image set. */
 export function register(program: Command, setExit: SetExit): void {
@@ -9,6 +8,7 @@ export function register(program: Command, setExit: SetExit): void {
     .description('write the demo image set (6 scenes x 8 edits, deterministic) used by config/examples/demo.yaml')
     .action(async (dir: string | undefined) => {
       try {
+        const { writeDemoImages } = await import('../demo-data.js');
         const r = await writeDemoImages(dir ?? 'data/demo');
         err(r.written ? `wrote ${r.images} demo images to ${r.dir}` : `demo images already in ${r.dir} (${r.images})`);
       } catch (e) {

@@ -1,9 +1,5 @@
 import type { Command } from 'commander';
-import { loadJobFile } from '../../config/load.js';
-import { resolveJob } from '../../pipeline/plan.js';
-import { LayertapClient } from '../../queue/client.js';
 import { settingsFromEnv } from '../../queue/connection.js';
-import { checkRedis } from '../../queue/redis-checks.js';
 import { ALLOW_EVICTION_HELP, err, fail, out, type SetExit } from '../common.js';
 
 /** `layertap enqueue <job-file>`: validate a job and enqueue it for the workers. */
@@ -15,6 +11,12 @@ export function register(program: Command, setExit: SetExit): void {
     .option('--json', 'print one JSON object on stdout')
     .action(async (file: string, o: { allowEviction?: boolean; json?: boolean }) => {
       try {
+        const [{ loadJobFile }, { resolveJob }, { checkRedis }, { LayertapClient }] = await Promise.all([
+          import('../../config/load.js'),
+          import('../../pipeline/plan.js'),
+          import('../../queue/redis-checks.js'),
+          import('../../queue/client.js'),
+        ]);
         const resolved = await resolveJob(await loadJobFile(file));
         const settings = settingsFromEnv();
         if (o.allowEviction) settings.allowEviction = true;

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { formatInput } from '../../models/model-inputs.js';
-import { listLayers, modelInputs } from '../../models/registry.js';
 import { fail, out, type SetExit } from '../common.js';
 
 /** `layertap layers <model-uri>`: list a model's layers or graph nodes. */
@@ -11,6 +10,7 @@ export function register(program: Command, setExit: SetExit): void {
     .option('--json', 'print one JSON object on stdout')
     .action(async (uri: string, o: { json?: boolean }) => {
       try {
+        const { listLayers, modelInputs } = await import('../../models/registry.js');
         const inputs = await modelInputs(uri);
         const layers = await listLayers(uri);
         if (o.json) {

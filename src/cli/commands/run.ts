@@ -1,15 +1,12 @@
 import type { Command } from 'commander';
-import { loadJobFile } from '../../config/load.js';
 import { defaultColumnName } from '../../config/names.js';
-import { runJob } from '../../queue/run.js';
 import type { RunSummary } from '../../queue/types.js';
 import { ALLOW_EVICTION_HELP, EXIT, err, fail, out, positiveInt, printSummary, type SetExit } from '../common.js';
-import { neighbourReport, readFeatureRows } from '../neighbours.js';
-import { ProgressDisplay } from '../progress.js';
 
 /** A quick look at whether the features separate the input folders; only for small local float32 runs. */
 async function printNeighbours(s: RunSummary, column: string): Promise<void> {
   if (s.status !== 'committed' || s.rows > 2000 || s.output.uri.includes('://')) return;
+  const { neighbourReport, readFeatureRows } = await import('../neighbours.js');
   const { ids, rows } = await readFeatureRows(s.output.files, column);
   const r = neighbourReport(column, ids, rows);
   if (!r) return;
@@ -33,6 +30,7 @@ export function register(program: Command, setExit: SetExit): void {
     .option('--allow-eviction', ALLOW_EVICTION_HELP)
     .option('--json', 'print one JSON summary on stdout')
     .action(async (file: string, o: { workers?: number; threads?: number; allowEviction?: boolean; json?: boolean }) => {
+      const [{ ProgressDisplay }, { runJob }] = await Promise.all([import('../progress.js'), import('../../queue/run.js')]);
       const progress = new ProgressDisplay(true);
       try {
         const summary = await runJob(file, {
@@ -49,6 +47,7 @@ export function register(program: Command, setExit: SetExit): void {
         if (o.json) out(JSON.stringify(summary));
         else {
           printSummary(summary);
+          const { loadJobFile } = await import('../../config/load.js');
           const job = await loadJobFile(file);
           const first = job.taps[0];
           if (first && first.dtype === 'float32') await printNeighbours(summary, first.as ?? defaultColumnName(first));

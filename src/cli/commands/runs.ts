@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { rebuildRegistry } from '../../queue/registry-rebuild.js';
-import { JobConfigError } from '../../config/index.js';
+import { JobConfigError } from '../../config/errors.js';
 import { err, fail, out, positiveInt, table, withClient, type SetExit } from '../common.js';
 
 /** `layertap runs`: the run registry, optionally restored from the sink's manifests first. */
@@ -23,6 +22,7 @@ export function register(program: Command, setExit: SetExit): void {
         }
         await withClient(async (client) => {
           if (o.rebuild) {
+            const { rebuildRegistry } = await import('../../queue/registry-rebuild.js');
             // the sink registry takes the connection fields that are set and ignores the others
             const sink = { uri: o.rebuild, endpoint: o.endpoint, region: o.region, forcePathStyle: o.pathStyle ? true : undefined };
             const n = await rebuildRegistry(sink, client.registry, o.name ? { name: o.name } : {});

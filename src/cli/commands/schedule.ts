@@ -1,10 +1,7 @@
 import type { Command } from 'commander';
 import { JobConfigError } from '../../config/errors.js';
-import { loadJobFile } from '../../config/load.js';
-import { resolveJob } from '../../pipeline/plan.js';
 import { absoluteUri } from '../../config/names.js';
 import type { JobConfig } from '../../config/schema.js';
-import { ScheduleManager } from '../../queue/schedules.js';
 import { err, fail, out, positiveInt, table, withClient, type SetExit } from '../common.js';
 
 /** A job whose local paths are absolute, so that it means the same on any host and at any time. */
@@ -33,6 +30,11 @@ export function register(program: Command, setExit: SetExit): void {
       try {
         if (!!o.cron === !!o.every) throw new JobConfigError('schedule add: give exactly one of --cron EXPR or --every MS');
         if (o.tz && !o.cron) throw new JobConfigError('schedule add: --tz goes with --cron');
+        const [{ loadJobFile }, { resolveJob }, { ScheduleManager }] = await Promise.all([
+          import('../../config/load.js'),
+          import('../../pipeline/plan.js'),
+          import('../../queue/schedules.js'),
+        ]);
         const job = await loadJobFile(file);
         // validate against the model and source now, so a bad schedule fails here and not at 3 am
         await resolveJob(job);
@@ -57,6 +59,7 @@ export function register(program: Command, setExit: SetExit): void {
     .option('--json', 'print one JSON object on stdout')
     .action(async (o: { json?: boolean }) => {
       try {
+        const { ScheduleManager } = await import('../../queue/schedules.js');
         await withClient(async (client) => {
           const mgr = new ScheduleManager(client.settings, client.redis);
           try {
@@ -84,6 +87,7 @@ export function register(program: Command, setExit: SetExit): void {
     .description('remove a schedule (runs already enqueued go on)')
     .action(async (id: string) => {
       try {
+        const { ScheduleManager } = await import('../../queue/schedules.js');
         await withClient(async (client) => {
           const mgr = new ScheduleManager(client.settings, client.redis);
           try {

@@ -1,7 +1,5 @@
 import type { Command } from 'commander';
-import { LayertapClient } from '../../queue/client.js';
 import { settingsFromEnv } from '../../queue/connection.js';
-import { checkRedis } from '../../queue/redis-checks.js';
 import { fail, out, printSummary, type SetExit } from '../common.js';
 
 /** `layertap status <run-id>`: the state of one run. */
@@ -13,6 +11,7 @@ export function register(program: Command, setExit: SetExit): void {
     .action(async (runId: string, o: { json?: boolean }) => {
       const settings = settingsFromEnv();
       try {
+        const [{ checkRedis }, { LayertapClient }] = await Promise.all([import('../../queue/redis-checks.js'), import('../../queue/client.js')]);
         // reading state loses nothing, so only reachability and credentials are checked here
         await checkRedis(settings.redisUrl, { allowEviction: true });
         const client = new LayertapClient(settings);

@@ -1,8 +1,6 @@
 import type { Command } from 'commander';
 import { redactUrl, settingsFromEnv } from '../../queue/connection.js';
-import { LayertapWorker, WORKER_DEFAULTS } from '../../queue/worker.js';
-import { createLogger, workerLog } from '../../ops/logger.js';
-import { WorkerMetrics } from '../../ops/metrics.js';
+import { WORKER_DEFAULTS } from '../../queue/defaults.js';
 import { ALLOW_EVICTION_HELP, EXIT, nonNegativeInt, portNumber, positiveInt, type SetExit } from '../common.js';
 
 /** Parsed options of `layertap worker`. */
@@ -35,13 +33,19 @@ export function register(program: Command, setExit: SetExit): void {
     .option('--metrics-port <port>', 'serve Prometheus metrics at http://<host>:<port>/metrics', portNumber('--metrics-port'))
     .option('--metrics-host <host>', 'interface for --metrics-port (default: all interfaces)')
     .action(async (o: WorkerOptions) => {
+      const [{ LayertapWorker }, { createLogger, workerLog }, metricsModule] = await Promise.all([
+        import('../../queue/worker.js'),
+        import('../../ops/logger.js'),
+        // prom-client only for a worker that serves metrics
+        o.metricsPort !== undefined ? import('../../ops/metrics.js') : null,
+      ]);
       const settings = settingsFromEnv();
       if (o.allowEviction) settings.allowEviction = true;
       const graceMs = o.graceMs ?? WORKER_DEFAULTS.graceMs;
       // structured lines on stderr (JSON, or text at a terminal); every line names this worker
       let logger = createLogger();
       let say = workerLog(logger);
-      const metrics = o.metricsPort !== undefined ? new WorkerMetrics({ settings, onError: (e) => logger.warn(`layertap worker: metrics: ${e.message}`) }) : null;
+      const metrics = metricsModule ? new metricsModule.WorkerMetrics({ settings, onError: (e) => logger.warn(`layertap worker: metrics: ${e.message}`) }) : null;
       const worker = new LayertapWorker({
         settings,
         log: (line) => say(line),

@@ -11,6 +11,7 @@ import { bullConnection, type QueueSettings } from '../../queue/connection.js';
 import { checkRedis } from '../../queue/redis-checks.js';
 import { SCHEDULES_QUEUE } from '../../queue/schedules.js';
 import { RUNS_QUEUE, SHARDS_QUEUE } from '../../queue/types.js';
+import { DEFAULT_DASHBOARD_PORT } from './defaults.js';
 import { escapeHtml, renderRunsPage } from './runs-page.js';
 import { listRuns } from './runs.js';
 
@@ -40,8 +41,7 @@ export interface Dashboard {
   close(): Promise<void>;
 }
 
-/** Default {@link DashboardOptions.port}. */
-export const DEFAULT_DASHBOARD_PORT = 3000;
+export { DEFAULT_DASHBOARD_PORT };
 
 /**
  * Serve Bull Board for the runs, shards and schedules queues at `/queues`, and the runs page
