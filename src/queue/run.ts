@@ -2,11 +2,13 @@ import { loadJobFile } from '../config/load.js';
 import { resolveJob } from '../pipeline/plan.js';
 import type { Registries } from '../pipeline/registries.js';
 import type { JobConfig } from '../config/schema.js';
-import { LayertapClient } from './client.js';
+import type { LayertapClient } from './client.js';
 import { redactUrl, settingsFromEnv, type QueueSettings } from './connection.js';
 import { EmbeddedRedis, redisAnswers } from './embedded-redis.js';
 import { FINAL_STATUSES, type RunSummary } from './types.js';
-import { LayertapWorker } from './worker.js';
+import type { LayertapWorker } from './worker.js';
+import { EmbedPool } from '../workers/pool.js';
+import { modelSpecOf } from '../workers/model-spec.js';
 
 /** Options for {@link runJob}. */
 export interface RunOptions {
@@ -60,38 +62,90 @@ export async function connectRedis(
 export async function runJob(jobOrPath: JobConfig | string, opts: RunOptions = {}): Promise<RunSummary> {
   const log = opts.log ?? (() => undefined);
   const config = typeof jobOrPath === 'string' ? await loadJobFile(jobOrPath) : jobOrPath;
-  // validate against the model and source before touching Redis: a bad job does no work
   const registries = opts.registries ? { registries: opts.registries } : {};
-  const resolved = await resolveJob(config, { ...(opts.cwd ? { cwd: opts.cwd } : {}), ...registries });
-  const { settings, stop } = await connectRedis(opts.settings, log);
-  const client = new LayertapClient(settings, registries);
-  const worker = new LayertapWorker({
-    settings,
-    ...registries,
-    ...(opts.workers !== undefined ? { concurrency: opts.workers } : {}),
+  // The model threads start now and load the model as soon as the job is resolved, while this
+  // thread sets up Redis and enqueues: on a small job their start-up is most of the time.
+  let pool: EmbedPool | null = new EmbedPool({
+    backend: config.model.backend,
     ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
-    log,
+    onError: (err) => log(`layertap worker: pool: ${err.message}`),
   });
+  let stop = async (): Promise<void> => undefined;
+  let client: LayertapClient | null = null;
+  let worker: LayertapWorker | null = null;
   try {
-    await client.waitUntilReady();
-    await worker.start();
+    // validate against the model and source before touching Redis: a bad job does no work
+    const resolved = await resolveJob(config, { ...(opts.cwd ? { cwd: opts.cwd } : {}), ...registries });
+    void pool.warmUp(modelSpecOf(resolved));
+    // BullMQ and the shard pipeline load while the threads start (a third of a second of this thread's time)
+    const [{ LayertapClient }, { LayertapWorker }] = await Promise.all([import('./client.js'), import('./worker.js')]);
+    const redis = await connectRedis(opts.settings, log);
+    stop = redis.stop;
+    const settings = redis.settings;
+    client = new LayertapClient(settings, registries);
+    const finished = new Wakeup();
+    worker = new LayertapWorker({
+      settings,
+      ...registries,
+      ...(opts.workers !== undefined ? { concurrency: opts.workers } : {}),
+      ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
+      log,
+      pool,
+      // the run's status is read again as soon as it is final, not at the next poll
+      onRun: () => finished.wake(),
+    });
+    pool = null;
+    await Promise.all([client.waitUntilReady(), worker.start()]);
     const rec = await client.enqueue(resolved);
     log(`run ${rec.runId}: ${rec.totalRows} rows in ${rec.shards} shard(s) -> ${rec.outputUri}`);
-    return await waitForRun(client, rec.runId, opts.onProgress);
+    return await waitForRun(client, rec.runId, opts.onProgress, 250, (ms) => finished.sleep(ms));
   } finally {
-    await worker.close();
-    await client.close();
+    await pool?.close();
+    await worker?.close();
+    await client?.close();
     await stop();
   }
 }
 
-/** Poll a run until it is committed, failed or partial. */
-export async function waitForRun(client: LayertapClient, runId: string, onProgress?: (s: RunSummary) => void, intervalMs = 250): Promise<RunSummary> {
+/** Sleeps that end early when something they wait for has happened. */
+class Wakeup {
+  private sleepers: Array<() => void> = [];
+
+  /** Resolves after `ms`, or at the next wake(). */
+  sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.sleepers = this.sleepers.filter((s) => s !== done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.sleepers.push(done);
+    });
+  }
+
+  /** Ends every sleep now. */
+  wake(): void {
+    for (const done of [...this.sleepers]) done();
+  }
+}
+
+/**
+ * Poll a run until it is committed, failed or partial. `sleep` waits between polls (an embedded
+ * worker's caller may end it when the worker finalizes a run). @defaultValue a timer of `intervalMs`
+ */
+export async function waitForRun(
+  client: LayertapClient,
+  runId: string,
+  onProgress?: (s: RunSummary) => void,
+  intervalMs = 250,
+  sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+): Promise<RunSummary> {
   for (;;) {
     const s = await client.status(runId);
     if (!s) throw new Error(`no run with id ${runId}`);
     onProgress?.(s);
     if (FINAL_STATUSES.includes(s.status)) return s;
-    await new Promise((r) => setTimeout(r, intervalMs));
+    await sleep(intervalMs);
   }
 }

@@ -51,6 +51,13 @@ export interface LayertapWorkerOptions {
   onForward?: (origin: BatchOrigin, stats: ForwardStats) => void;
   /** called when a shard's files are committed */
   onShard?: (origin: BatchOrigin, result: ShardResult) => void;
+  /** called when this worker has finalized a run (its record says how it ended) */
+  onRun?: (runId: string) => void;
+  /**
+   * a model thread pool to use for jobs of its thread count, e.g. one already loading a job's
+   * model; the worker closes it with its own pools. @defaultValue pools are made for the first job of each thread count
+   */
+  pool?: EmbedPool;
   /**
    * how long a job's lock lives without renewal (renewed every half of it while the job runs).
    * A shard whose worker died goes back to the queue between this and this plus
@@ -123,6 +130,7 @@ export class LayertapWorker {
     // ioredis reconnects by itself; without a listener a dropped connection is printed as unhandled
     this.redis.on('error', () => undefined);
     this.registry = new RunRegistry(this.redis, opts.settings.prefix);
+    if (opts.pool) this.pools.set(opts.pool.threads, opts.pool);
   }
 
   /** Shard jobs being processed by this worker right now. */
@@ -242,6 +250,7 @@ export class LayertapWorker {
       async (job) => {
         const res = await finalizeRun(job.data, await shardOutcomes(job), this.registry, this.opts.registries?.sinks);
         this.log(`layertap worker: run ${job.data.runId} ${res.status}: ${res.manifest}`);
+        this.opts.onRun?.(job.data.runId);
         return res;
       },
       { connection, prefix, concurrency: 1, ...recovery },

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { threadLimit } from '../models/registry.js';
 import type { PoolThreadInfo } from '../models/onnx-session.js';
+import type { ModelSpec } from '../models/types.js';
 import type { BatchResult, BatchTask } from './protocol.js';
 import { transferList } from './transfer.js';
 
@@ -120,6 +121,16 @@ export class EmbedPool {
       }
       throw err;
     }
+  }
+
+  /**
+   * Loads `model` in the threads ahead of the first batch (one empty batch per thread), so that
+   * a job's first batches do not wait for it. Resolves when they are done; a model that fails
+   * to load is reported by the first real batch, which loads it again.
+   */
+  async warmUp(model: ModelSpec): Promise<void> {
+    const empty = (): BatchTask => ({ model, input: { kind: 'tensor', ids: [], data: new Float32Array(0) } });
+    await Promise.allSettled(Array.from({ length: this.threads }, () => this.piscina.run(empty())));
   }
 
   /**
