@@ -32,6 +32,7 @@ const SUITES = {
   scaling: scalingSuite,
   pytorch: pytorchSuite,
   memory: memorySuite,
+  startup: (ctx) => import('./suites/startup.js').then((m) => m.startupSuite(ctx)),
 };
 
 function usage(message) {
