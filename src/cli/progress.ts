@@ -1,29 +1,40 @@
-import cliProgress from 'cli-progress';
+import type { SingleBar } from 'cli-progress';
 import type { RunSummary } from '../queue/types.js';
+
+type CliProgress = typeof import('cli-progress');
 
 /** A progress display on stderr: a bar on a terminal, a line every few seconds otherwise. */
 export class ProgressDisplay {
-  private bar: cliProgress.SingleBar | null = null;
+  private bar: SingleBar | null = null;
   private lastLine = 0;
   private readonly started = Date.now();
 
-  constructor(private readonly enabled: boolean) {}
+  private constructor(
+    private readonly enabled: boolean,
+    /** the bar's module, on a terminal only */
+    private readonly bars: CliProgress | null,
+  ) {}
+
+  /** A display (`enabled`: shown at all); the bar's module is loaded only when stderr is a terminal. */
+  static async open(enabled: boolean): Promise<ProgressDisplay> {
+    return new ProgressDisplay(enabled, enabled && process.stderr.isTTY ? (await import('cli-progress')).default : null);
+  }
 
   update(s: RunSummary): void {
     if (!this.enabled) return;
     const done = s.rows + s.errorRows;
     const elapsed = (Date.now() - this.started) / 1000;
     const rate = elapsed > 0 ? done / elapsed : 0;
-    if (process.stderr.isTTY) {
+    if (this.bars) {
       if (!this.bar) {
-        this.bar = new cliProgress.SingleBar(
+        this.bar = new this.bars.SingleBar(
           {
             stream: process.stderr,
             format: '{bar} {percentage}% | {value}/{total} rows | {errors} errors | shards {shards} | {rate} rows/s | eta {eta_formatted}',
             hideCursor: true,
             clearOnComplete: false,
           },
-          cliProgress.Presets.shades_classic,
+          this.bars.Presets.shades_classic,
         );
         this.bar.start(s.totalRows, 0, { errors: 0, shards: '0/0', rate: '0' });
       }

@@ -31,7 +31,7 @@ export function register(program: Command, setExit: SetExit): void {
     .option('--json', 'print one JSON summary on stdout')
     .action(async (file: string, o: { workers?: number; threads?: number; allowEviction?: boolean; json?: boolean }) => {
       const [{ ProgressDisplay }, { runJob }] = await Promise.all([import('../progress.js'), import('../../queue/run.js')]);
-      const progress = new ProgressDisplay(true);
+      const progress = await ProgressDisplay.open(true);
       try {
         const summary = await runJob(file, {
           ...(o.workers ? { workers: o.workers } : {}),
