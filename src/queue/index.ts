@@ -11,3 +11,4 @@ export * from './types.js';
 export { ScheduleManager, SCHEDULES_QUEUE, checkScheduleId, type ScheduleInfo, type ScheduleTiming, type ScheduleTickData } from './schedules.js';
 export { rebuildRegistry, recordFromManifest } from './registry-rebuild.js';
 export { snapshotKey, claimSnapshot } from './dedup.js';
+export { shardJobDataSchema, runJobDataSchema, runRecordSchema, shardSpecSchema, baseRunSchema, parseShardJobData, parseRunJobData, InvalidJobDataError } from './schemas.js';
