@@ -20,7 +20,7 @@ export const pathSegmentSchema = z
   .string()
   .min(1)
   .max(255)
-  .refine((v) => !/[/\\\0]/.test(v) && v !== '.' && v !== '..', "must be one path segment (no '/', not '.' or '..')");
+  .refine((v) => !/[/\\\u0000-\u001f\u007f]/.test(v) && v !== '.' && v !== '..', "must be one path segment (no '/', '\\' or control characters; not '.' or '..')");
 
 const S3_URI = /^s3:\/\//i;
 

@@ -28,6 +28,7 @@ export { writeErrorsFile } from './errors-file.js';
 export type { ErrorRecord } from './errors-file.js';
 export { readArrowFile, readPartFile } from './read-arrow.js';
 export { errorsName, partName, runPrefix } from './manifest.js';
+export { manifestSchema, parseManifest, type ManifestRecordFields } from './manifest-schema.js';
 export type {
   ManifestFailedShard,
   ManifestShard,

@@ -69,7 +69,7 @@ describe('shard job data is validated before a worker acts on it', () => {
       // a sink that is not an object at all
       ['sink-type', { runId: '20261127T061502-eeeeee', job: { ...job, sink: 'http://203.0.113.9/' }, shard: { index: 0, start: 0, count: 3 } }, 'invalid shard job data: job.sink: Invalid input: expected object, received string'],
       // a run id that would leave the dataset's folder, and a negative row count
-      ['paths', { runId: '../../escape', job, shard: { index: 0, start: 0, count: -3 } }, "invalid shard job data: runId: must be one path segment (no '/', not '.' or '..'); shard.count: Too small: expected number to be >=0"],
+      ['paths', { runId: '../../escape', job, shard: { index: 0, start: 0, count: -3 } }, "invalid shard job data: runId: must be one path segment (no '/', '\\' or control characters; not '.' or '..'); shard.count: Too small: expected number to be >=0"],
     ];
     for (const [id, data] of cases) await add(id, data);
     for (const [id, , reason] of cases) {
