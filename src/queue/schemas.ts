@@ -1,3 +1,4 @@
+import { UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
 import { countSchema, describeIssues, pathSegmentSchema, resolvedJobSchema, type SameKeys } from '../config/index.js';
 import type { ShardSpec } from '../sources/types.js';
@@ -85,8 +86,8 @@ true satisfies SameKeys<RunRecord, z.output<typeof runRecordSchema>>;
 export class InvalidJobDataError extends Error {
   override readonly name = 'InvalidJobDataError';
   constructor(
-    /** 'shard' or 'run' */
-    readonly kind: 'shard' | 'run',
+    /** which queue's job */
+    readonly kind: 'shard' | 'run' | 'schedule tick',
     /** one line naming each field at fault */
     readonly problem: string,
   ) {
@@ -108,4 +109,17 @@ export function parseRunJobData(data: unknown): RunJobData {
   const r = runJobDataSchema.safeParse(data, { reportInput: true });
   if (!r.success) throw new InvalidJobDataError('run', describeIssues(r.error));
   return r.data;
+}
+
+/**
+ * Job data checked by `parse`, or an UnrecoverableError with its message: data that is malformed
+ * now is malformed on every attempt, so BullMQ fails the job at once instead of retrying it.
+ */
+export function checkedJobData<T>(data: unknown, parse: (data: unknown) => T): T {
+  try {
+    return parse(data);
+  } catch (err) {
+    if (err instanceof InvalidJobDataError) throw new UnrecoverableError(err.message);
+    throw err;
+  }
 }

@@ -8,7 +8,7 @@ import { checkRedis } from './redis-checks.js';
 import { ScheduleWorker } from './schedules.js';
 import { RunRegistry } from './run-registry.js';
 import { finalizeRun } from './run-processor.js';
-import { InvalidJobDataError, parseRunJobData, parseShardJobData } from './schemas.js';
+import { checkedJobData, parseRunJobData, parseShardJobData } from './schemas.js';
 import { processShard } from './shard-processor.js';
 import { RUNS_QUEUE, SHARDS_QUEUE, type RunJobData, type ShardJobData, type ShardResult } from './types.js';
 
@@ -170,17 +170,13 @@ export class LayertapWorker {
     return pool;
   }
 
-  /**
-   * Job data as the job's schema says, or an UnrecoverableError naming the fields at fault: data
-   * that is malformed now is malformed on every attempt, and nothing in it may be acted on.
-   */
+  /** Job data as the job's schema says, or an UnrecoverableError naming the fields at fault (logged). */
   private checked<T>(job: Job, parse: (data: unknown) => T): T {
     try {
-      return parse(job.data);
+      return checkedJobData(job.data, parse);
     } catch (err) {
-      if (!(err instanceof InvalidJobDataError)) throw err;
-      this.log(`layertap worker: ${job.queueName} job ${job.id ?? '?'}: ${err.message}`);
-      throw new UnrecoverableError(err.message);
+      this.log(`layertap worker: ${job.queueName} job ${job.id ?? '?'}: ${(err as Error).message}`);
+      throw err;
     }
   }
 

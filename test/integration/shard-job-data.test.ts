@@ -96,4 +96,19 @@ describe('shard job data is validated before a worker acts on it', () => {
       await runs.close();
     }
   }, 30_000);
+
+  it('fails a schedule tick with bad data the same way (a tick enqueues a run)', async () => {
+    const ticks = new Queue('schedules', { connection: { url: REDIS_URL }, prefix });
+    try {
+      const config = parseJob({ name: 'ticked', source: { uri: join(tmp.dir, 'x.npy') }, model: { uri: SEED_MODEL }, taps: [{ layer: 'linear_1.1' }], sink: { uri: join(tmp.dir, 'ticked') } });
+      await ticks.add('tick', { scheduleId: 'nightly', job: { ...config, sink: { ...config.sink, endpoint: 'ftp://203.0.113.9/' } } }, { jobId: 'bad-tick', attempts: 3, backoff: { type: 'fixed', delay: 100 } });
+      const j = await finished(ticks, 'bad-tick');
+      expect(await j.getState()).toBe('failed');
+      expect(j.failedReason).toBe('invalid schedule tick job data: job.sink.endpoint: must be an http:// or https:// URL');
+      expect(j.attemptsMade).toBe(1);
+      expect(lines).toContain('layertap worker: schedule nightly tick failed: invalid schedule tick job data: job.sink.endpoint: must be an http:// or https:// URL');
+    } finally {
+      await ticks.close();
+    }
+  }, 30_000);
 });
