@@ -230,5 +230,7 @@ describe('layertap dashboard: who may read and act', () => {
     dash = null;
     await expect(startDashboard({ settings, port: 0, token: 'short' })).rejects.toThrow('options.token must be at least 16 characters');
     await expect(startDashboard({ settings, port: 0, allowHosts: ['bad host/name'] })).rejects.toThrow("options.allowHosts: 'bad host/name' is not a host name");
+    await expect(startDashboard({ settings, port: 0, host: 'bad host' })).rejects.toThrow("options.host: 'bad host' is not a host name");
+    await expect(startDashboard({ settings, port: 0, readOnly: true, allowActions: true })).rejects.toThrow('options.readOnly and options.allowActions contradict each other');
   });
 });

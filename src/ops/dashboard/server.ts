@@ -92,7 +92,16 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
     }
   }
   // the bound address is a name clients use, unless it is every interface
-  if (host !== '0.0.0.0' && host !== '::') allowedHosts.add(allowedHostName(host));
+  const everyInterface = host === '0.0.0.0' || host === '::';
+  let hostAsName = '127.0.0.1';
+  if (!everyInterface) {
+    try {
+      hostAsName = allowedHostName(host);
+    } catch (e) {
+      throw new Error(`options.host: ${(e as Error).message}`);
+    }
+    allowedHosts.add(hostAsName);
+  }
   const loopback = isLoopbackHost(host);
   const tokenGenerated = opts.token === undefined && (allowActions || !loopback);
   const token = opts.token ?? (tokenGenerated ? generateToken() : null);
@@ -100,11 +109,8 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
   // reading loses nothing, so only reachability and credentials are checked (not the eviction policy)
   await checkRedis(settings.redisUrl, { allowEviction: true });
   const client = new LayertapClient(settings);
-  client.registry.on('invalid', (r) => {
-    const message = `run record ${r.runId} skipped: ${r.problem}`;
-    if (opts.onWarning) opts.onWarning(message);
-    else process.emitWarning(message, { code: 'LAYERTAP_INVALID_RUN_RECORD' });
-  });
+  const onWarning = opts.onWarning;
+  if (onWarning) client.registry.on('invalid', (r) => onWarning(`run record ${r.runId} skipped: ${r.problem}`));
   const descriptions: Record<string, string> = {
     [RUNS_QUEUE]: 'one parent job per run; it writes the manifest and _SUCCESS when every shard is done',
     [SHARDS_QUEUE]: 'one job per shard of rows; each becomes one part file',
@@ -168,8 +174,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
   const port = (server.address() as AddressInfo).port;
   policy.cookie = `layertap_dashboard_${port}`;
   // on every interface, loopback is one of them (and an allowed Host)
-  const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : allowedHostName(host);
-  const url = `http://${shown}:${port}`;
+  const url = `http://${hostAsName}:${port}`;
   return {
     url,
     port,
