@@ -57,7 +57,8 @@ describe.skipIf(address === null)(`metrics server bind address${address === null
 
   it('layertap worker --metrics-port listens on 127.0.0.1 unless --metrics-host widens it', async () => {
     worker = startCli(['worker', '--threads', '1', '--metrics-port', '0'], { REDIS_URL, LAYERTAP_PREFIX: prefix, LAYERTAP_LOG_FORMAT: 'json' });
-    await worker.waitFor('/metrics', 20_000);
+    // 'ready' comes after the signal handlers are installed: a SIGTERM before it would kill the process outright
+    await worker.waitFor('layertap worker: ready', 20_000);
     const m = /metrics at http:\/\/([^:]+):(\d+)\/metrics/.exec(worker.stderr());
     expect(m?.[1]).toBe('127.0.0.1');
     const port = Number(m![2]);
