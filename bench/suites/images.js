@@ -45,7 +45,8 @@ export async function imageCount(ctx) {
 }
 
 async function imagesFor(ctx, m) {
-  const { parseJob, resolveJob, modelSpecOf } = await dist('index.js');
+  const { parseJob, modelSpecOf } = await dist('index.js');
+  const { resolveJob } = await dist('pipeline/index.js');
   const threads = ctx.cores;
   const count = m.images;
   const dir = await jpegFolder(count);
