@@ -24,7 +24,8 @@ export async function benchRedis(log) {
  * Redis traffic to the process being measured; a slow poll is the fallback.
  */
 async function timedRun(client, events, jobConfig, cwd) {
-  const { parseJob, resolveJob } = await dist('index.js');
+  const { parseJob } = await dist('index.js');
+  const { resolveJob } = await dist('pipeline/index.js');
   const t0 = performance.now();
   const resolved = await resolveJob(parseJob(jobConfig), { cwd });
   let runId = null;
