@@ -49,7 +49,8 @@ export async function imageCount(ctx) {
 }
 
 async function imagesFor(ctx, m) {
-  const { parseJob, modelSpecOf } = await dist('index.js');
+  const { parseJob } = await dist('index.js');
+  const { modelSpecOf } = await dist('workers/index.js');
   const { resolveJob } = await dist('pipeline/index.js');
   const threads = ctx.cores;
   const count = m.images;

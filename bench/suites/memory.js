@@ -89,7 +89,8 @@ async function peaks(ctx, warm) {
 
 /** The sender's buffers are detached once the pool has them, for every input kind; features come back whole. */
 async function zeroCopy(ctx) {
-  const { EmbedPool, modelSpecOf, parseJob } = await dist('index.js');
+  const { EmbedPool, modelSpecOf } = await dist('workers/index.js');
+  const { parseJob } = await dist('index.js');
   const { resolveJob } = await dist('pipeline/index.js');
   const npy = await writeNpy(path.join(ctx.tmp, 'zc.npy'), 4, [28, 28, 1]);
   const job = await resolveJob(
