@@ -7,9 +7,9 @@ import type { ThriftStruct, ThriftValue } from './thrift-compact.js';
 // A Parquet file's footer (FileMetaData) read and checked in JS before parquet-wasm sees any of
 // it: every row count against the column chunks that hold the rows, every chunk inside the
 // file, every page header inside its chunk. A row group is then handed to parquet-wasm as a
-// little file of its own (its column chunks and a footer that lists only them), which the
-// synchronous reader decodes: a damaged page there is an error that can be caught, where the
-// streaming reader turns it into a panic that ends the process.
+// little file of its own (its column chunks, read straight into place, and a footer that lists
+// only them), which the synchronous reader decodes: a damaged page there is an error that can
+// be caught, where the streaming reader turns it into a panic that ends the process.
 
 const MAGIC = 'PAR1';
 /** int32 footer length + "PAR1" */
@@ -170,36 +170,42 @@ export function schemaOnlyFile(metadata: ParquetMetadata): Uint8Array {
   const meta = structuredClone(metadata.meta);
   setInt(meta, 3, 0);
   replaceField(meta, 4, { type: T.LIST, elem: T.STRUCT, items: [] });
-  return fileOf([], meta);
+  return fileOf(meta, 0);
+}
+
+/** A one-row-group Parquet file whose column chunks are still to be filled in. */
+export interface RowGroupFile {
+  bytes: Uint8Array;
+  /** for each column chunk to fill in (by leaf index), where its bytes go in `bytes` */
+  slots: Map<number, number>;
 }
 
 /**
- * A Parquet file holding row group `g` alone, with the column chunks in `chunks` (by leaf index:
- * their bytes, read from the original file) and a footer moved to match. Chunks not given are
- * listed as empty: a reader that projects them away never looks at them.
+ * The layout of a Parquet file holding row group `g` alone, with the column chunks of the
+ * leaves in `wanted` and a footer moved to match; the caller reads each chunk into its slot.
+ * Chunks not wanted are listed as empty: a reader that projects them away never looks at them.
  */
-export function rowGroupFile(metadata: ParquetMetadata, g: number, chunks: Map<number, Uint8Array>): Uint8Array {
+export function rowGroupFile(metadata: ParquetMetadata, g: number, wanted: ReadonlySet<number>): RowGroupFile {
   const meta = structuredClone(metadata.meta);
   const rg = structuredClone(asStruct((listOf(metadata.meta, 4) ?? [])[g]!, `row group ${g}`));
   const info = metadata.rowGroups[g]!;
-  const parts: Uint8Array[] = [];
+  const slots = new Map<number, number>();
   let at = MAGIC.length;
   for (const [i, item] of (listOf(rg, 1) ?? []).entries()) {
     const cc = asStruct(item, `column chunk ${i}`);
     const md = structOf(cc, 3)!;
-    const bytes = chunks.get(i);
     const chunk = info.chunks[i]!;
     // page indexes and bloom filters live elsewhere in the original file; nothing here uses them
     for (const id of [4, 5, 6, 7]) setInt(cc, id, undefined);
     for (const id of [14, 15]) setInt(md, id, undefined);
-    if (bytes) {
+    if (wanted.has(i)) {
       const shift = (v: number | undefined) => (v === undefined || v === 0 ? v : v - chunk.start + at);
       setInt(md, 9, shift(intOf(md, 9)));
       setInt(md, 10, shift(intOf(md, 10)));
       setInt(md, 11, shift(intOf(md, 11)));
       setInt(cc, 2, at);
-      parts.push(bytes);
-      at += bytes.length;
+      slots.set(i, at);
+      at += chunk.bytes;
     } else {
       setInt(md, 9, MAGIC.length);
       setInt(md, 10, undefined);
@@ -212,7 +218,7 @@ export function rowGroupFile(metadata: ParquetMetadata, g: number, chunks: Map<n
   setInt(rg, 7, undefined);
   setInt(meta, 3, info.rows);
   replaceField(meta, 4, { type: T.LIST, elem: T.STRUCT, items: [rg] });
-  return fileOf(parts, meta);
+  return { bytes: fileOf(meta, at - MAGIC.length), slots };
 }
 
 function replaceField(s: ThriftStruct, id: number, value: ThriftValue): void {
@@ -222,17 +228,13 @@ function replaceField(s: ThriftStruct, id: number, value: ThriftValue): void {
   s.fields.sort((a, b) => a.id - b.id);
 }
 
-function fileOf(chunks: Uint8Array[], meta: ThriftStruct): Uint8Array {
+/** PAR1, room for `dataBytes` of column chunks, the footer, its length, PAR1. */
+function fileOf(meta: ThriftStruct, dataBytes: number): Uint8Array {
   const footer = writeStruct(meta);
-  const size = MAGIC.length + chunks.reduce((a, c) => a + c.length, 0) + footer.length + TAIL;
-  const out = new Uint8Array(size);
+  const out = new Uint8Array(MAGIC.length + dataBytes + footer.length + TAIL);
   const magic = new TextEncoder().encode(MAGIC);
   out.set(magic, 0);
-  let at = MAGIC.length;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
+  let at = MAGIC.length + dataBytes;
   out.set(footer, at);
   at += footer.length;
   new DataView(out.buffer).setInt32(at, footer.length, true);

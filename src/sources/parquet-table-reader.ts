@@ -52,17 +52,17 @@ export class ParquetTableReader implements TableReader {
     const fh = await open(this.path, 'r');
     try {
       for (const p of pieces) {
-        const chunks = new Map<number, Uint8Array>();
-        for (const [i, chunk] of metadata.rowGroups[p.piece]!.chunks.entries()) {
-          if (!wanted.includes(chunk.path[0] ?? '')) continue;
-          const bytes = new Uint8Array(chunk.bytes);
+        const chunks = metadata.rowGroups[p.piece]!.chunks;
+        const leaves = new Set(chunks.flatMap((c, i) => (wanted.includes(c.path[0] ?? '') ? [i] : [])));
+        const file = rowGroupFile(metadata, p.piece, leaves);
+        for (const [i, at] of file.slots) {
+          const chunk = chunks[i]!;
+          const bytes = file.bytes.subarray(at, at + chunk.bytes);
           await readFully(fh, bytes, chunk.start, this.path);
           const problem = checkPages(bytes, chunk);
           if (problem) throw new DamagedTableError(this.path, `row group ${p.piece} column '${chunk.path.join('.')}': ${problem}`);
-          chunks.set(i, bytes);
         }
-        const table = await this.decode(rowGroupFile(metadata, p.piece, chunks), wanted, p.piece);
-        yield* arrowRows(table, p.from, p.to, columns, p.first);
+        yield* arrowRows(await this.decode(file.bytes, wanted, p.piece), p.from, p.to, columns, p.first);
       }
     } finally {
       await fh.close().catch(() => undefined);
