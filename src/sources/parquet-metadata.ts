@@ -167,7 +167,7 @@ function schemaLeaves(elements: ThriftValue[]): Leaf[] {
 
 /** A Parquet file of the footer alone, without row groups: enough to read the schema from. */
 export function schemaOnlyFile(metadata: ParquetMetadata): Uint8Array {
-  const meta = structuredClone(metadata.meta);
+  const meta = withoutRowGroups(metadata.meta);
   setInt(meta, 3, 0);
   replaceField(meta, 4, { type: T.LIST, elem: T.STRUCT, items: [] });
   return fileOf(meta, 0);
@@ -186,7 +186,7 @@ export interface RowGroupFile {
  * Chunks not wanted are listed as empty: a reader that projects them away never looks at them.
  */
 export function rowGroupFile(metadata: ParquetMetadata, g: number, wanted: ReadonlySet<number>): RowGroupFile {
-  const meta = structuredClone(metadata.meta);
+  const meta = withoutRowGroups(metadata.meta);
   const rg = structuredClone(asStruct((listOf(metadata.meta, 4) ?? [])[g]!, `row group ${g}`));
   const info = metadata.rowGroups[g]!;
   const slots = new Map<number, number>();
@@ -219,6 +219,11 @@ export function rowGroupFile(metadata: ParquetMetadata, g: number, wanted: Reado
   setInt(meta, 3, info.rows);
   replaceField(meta, 4, { type: T.LIST, elem: T.STRUCT, items: [rg] });
   return { bytes: fileOf(meta, at - MAGIC.length), slots };
+}
+
+/** The footer's other fields, shared (they are not changed), without its row count and row groups. */
+function withoutRowGroups(meta: ThriftStruct): ThriftStruct {
+  return { type: T.STRUCT, fields: meta.fields.filter((f) => f.id !== 3 && f.id !== 4) };
 }
 
 function replaceField(s: ThriftStruct, id: number, value: ThriftValue): void {
