@@ -176,49 +176,103 @@ export function schemaOnlyFile(metadata: ParquetMetadata): Uint8Array {
 /** A one-row-group Parquet file whose column chunks are still to be filled in. */
 export interface RowGroupFile {
   bytes: Uint8Array;
-  /** for each column chunk to fill in (by leaf index), where its bytes go in `bytes` */
+  /** for each column chunk to fill in (by its leaf index in the original file), where its bytes go in `bytes` */
   slots: Map<number, number>;
 }
 
 /**
- * The layout of a Parquet file holding row group `g` alone, with the column chunks of the
- * leaves in `wanted` and a footer moved to match; the caller reads each chunk into its slot.
- * Chunks not wanted are listed as empty: a reader that projects them away never looks at them.
+ * The layout of a Parquet file holding row group `g` alone, and of it only the top-level
+ * columns named in `keep` (parquet-wasm's synchronous reader reads every column it is given):
+ * the schema, column orders and row group pruned to them and the chunk offsets moved, so the
+ * caller reads each kept chunk into its slot. `arrowSchema` replaces the `ARROW:schema` hint
+ * (Arrow writers store the Arrow types there) with one for the kept columns; without it the
+ * hint is dropped.
  */
-export function rowGroupFile(metadata: ParquetMetadata, g: number, wanted: ReadonlySet<number>): RowGroupFile {
+export function rowGroupFile(metadata: ParquetMetadata, g: number, keep: ReadonlySet<string>, arrowSchema?: string): RowGroupFile {
   const meta = withoutRowGroups(metadata.meta);
-  const rg = structuredClone(asStruct((listOf(metadata.meta, 4) ?? [])[g]!, `row group ${g}`));
   const info = metadata.rowGroups[g]!;
+  const kept = info.chunks.flatMap((c, i) => (keep.has(c.path[0] ?? '') ? [i] : []));
+  pruneSchema(meta, keep);
+  const orders = listOf(meta, 7);
+  if (orders) replaceField(meta, 7, { type: T.LIST, elem: T.STRUCT, items: kept.map((i) => orders[i]!) });
+  replaceArrowSchema(meta, arrowSchema);
+
+  const original = asStruct((listOf(metadata.meta, 4) ?? [])[g]!, `row group ${g}`);
+  const rg: ThriftStruct = { type: T.STRUCT, fields: original.fields.filter((f) => f.id === 2 || f.id === 3) };
+  const columns = listOf(original, 1) ?? [];
   const slots = new Map<number, number>();
+  const items: ThriftValue[] = [];
   let at = MAGIC.length;
-  for (const [i, item] of (listOf(rg, 1) ?? []).entries()) {
-    const cc = asStruct(item, `column chunk ${i}`);
+  let uncompressed = 0;
+  for (const i of kept) {
+    const cc = structuredClone(asStruct(columns[i]!, `column chunk ${i}`));
     const md = structOf(cc, 3)!;
     const chunk = info.chunks[i]!;
     // page indexes and bloom filters live elsewhere in the original file; nothing here uses them
     for (const id of [4, 5, 6, 7]) setInt(cc, id, undefined);
     for (const id of [14, 15]) setInt(md, id, undefined);
-    if (wanted.has(i)) {
-      const shift = (v: number | undefined) => (v === undefined || v === 0 ? v : v - chunk.start + at);
-      setInt(md, 9, shift(intOf(md, 9)));
-      setInt(md, 10, shift(intOf(md, 10)));
-      setInt(md, 11, shift(intOf(md, 11)));
-      setInt(cc, 2, at);
-      slots.set(i, at);
-      at += chunk.bytes;
-    } else {
-      setInt(md, 9, MAGIC.length);
-      setInt(md, 10, undefined);
-      setInt(md, 11, undefined);
-      setInt(md, 7, 0);
-      setInt(cc, 2, MAGIC.length);
-    }
+    const shift = (v: number | undefined) => (v === undefined || v === 0 ? v : v - chunk.start + at);
+    setInt(md, 9, shift(intOf(md, 9)));
+    setInt(md, 10, shift(intOf(md, 10)));
+    setInt(md, 11, shift(intOf(md, 11)));
+    setInt(cc, 2, at);
+    items.push(cc);
+    slots.set(i, at);
+    uncompressed += intOf(md, 6) ?? 0;
+    at += chunk.bytes;
   }
-  setInt(rg, 5, undefined);
-  setInt(rg, 7, undefined);
+  replaceField(rg, 1, { type: T.LIST, elem: T.STRUCT, items });
+  setInt(rg, 2, uncompressed);
   setInt(meta, 3, info.rows);
   replaceField(meta, 4, { type: T.LIST, elem: T.STRUCT, items: [rg] });
   return { bytes: fileOf(meta, at - MAGIC.length), slots };
+}
+
+/** Keeps the schema's top-level fields named in `keep` (with everything under them). */
+function pruneSchema(meta: ThriftStruct, keep: ReadonlySet<string>): void {
+  const elements = (listOf(meta, 2) ?? []).map((e, i) => asStruct(e, `schema element ${i}`));
+  const root = elements[0];
+  if (!root) return;
+  const out: ThriftValue[] = [];
+  let top = 0;
+  for (let i = 1; i < elements.length; ) {
+    // a field and its descendants are the next 1 + (children, recursively) elements
+    let end = i;
+    for (let open = 1; open > 0 && end < elements.length; end++) open += (intOf(elements[end]!, 5) ?? 0) - 1;
+    const name = fieldOf(elements[i]!, 4);
+    if (name?.type === T.BINARY && keep.has(new TextDecoder().decode(name.bytes))) {
+      out.push(...elements.slice(i, end));
+      top++;
+    }
+    i = end;
+  }
+  const newRoot: ThriftStruct = { type: T.STRUCT, fields: root.fields.slice() };
+  setInt(newRoot, 5, top, T.I32);
+  replaceField(meta, 2, { type: T.LIST, elem: T.STRUCT, items: [newRoot, ...out] });
+}
+
+const ARROW_SCHEMA = 'ARROW:schema';
+
+/** Replaces (or drops, when `value` is undefined) the ARROW:schema entry of the key-value metadata. */
+function replaceArrowSchema(meta: ThriftStruct, value: string | undefined): void {
+  const entries = listOf(meta, 5);
+  if (!entries) return;
+  const enc = new TextEncoder();
+  const items: ThriftValue[] = [];
+  for (const e of entries) {
+    const key = e.type === T.STRUCT ? fieldOf(e, 1) : undefined;
+    if (key?.type !== T.BINARY || new TextDecoder().decode(key.bytes) !== ARROW_SCHEMA) items.push(e);
+    else if (value !== undefined) items.push({ type: T.STRUCT, fields: [{ id: 1, value: key }, { id: 2, value: { type: T.BINARY, bytes: enc.encode(value) } }] });
+  }
+  replaceField(meta, 5, { type: T.LIST, elem: T.STRUCT, items });
+}
+
+/** Whether the footer carries an ARROW:schema hint. */
+export function hasArrowSchema(metadata: ParquetMetadata): boolean {
+  return (listOf(metadata.meta, 5) ?? []).some((e) => {
+    const key = e.type === T.STRUCT ? fieldOf(e, 1) : undefined;
+    return key?.type === T.BINARY && new TextDecoder().decode(key.bytes) === ARROW_SCHEMA;
+  });
 }
 
 /** The footer's other fields, shared (they are not changed), without its row count and row groups. */

@@ -1,10 +1,10 @@
 import { open } from 'node:fs/promises';
-import { tableFromIPC } from 'apache-arrow';
+import { Message, Schema, tableFromIPC } from 'apache-arrow';
 import type { Table } from 'apache-arrow';
 import { loadParquetWasm } from '../sinks/parquet-file-writer.js';
 import { DamagedTableError, describeThrown } from './errors.js';
 import { readFully } from './npy.js';
-import { checkPages, readParquetMetadata, rowGroupFile, schemaOnlyFile } from './parquet-metadata.js';
+import { checkPages, hasArrowSchema, readParquetMetadata, rowGroupFile, schemaOnlyFile } from './parquet-metadata.js';
 import type { ParquetMetadata } from './parquet-metadata.js';
 import { arrowColumn, arrowRows } from './table-cells.js';
 import type { RawRow, RowColumns, TableColumn } from './table-cells.js';
@@ -14,6 +14,8 @@ import type { ShardSpec } from './types.js';
 
 interface ParquetInfo {
   metadata: ParquetMetadata;
+  /** the Arrow schema parquet-wasm reads the file as */
+  schema: Schema;
   columns: TableColumn[];
 }
 
@@ -41,9 +43,11 @@ export class ParquetTableReader implements TableReader {
   }
 
   async *rows(shard: ShardSpec, columns: RowColumns): AsyncIterable<RawRow> {
-    const { metadata } = await this.getInfo();
+    const { metadata, schema } = await this.getInfo();
     checkShard(shard, metadata.rows, this.path);
     const wanted = columns.id === null ? [columns.input] : [columns.id, columns.input];
+    const keep = new Set(wanted);
+    const hint = hasArrowSchema(metadata) ? arrowSchemaHint(schema, keep) : undefined;
     const pieces = piecesFor(
       metadata.rowGroups.map((g) => g.rows),
       shard.start,
@@ -53,8 +57,7 @@ export class ParquetTableReader implements TableReader {
     try {
       for (const p of pieces) {
         const chunks = metadata.rowGroups[p.piece]!.chunks;
-        const leaves = new Set(chunks.flatMap((c, i) => (wanted.includes(c.path[0] ?? '') ? [i] : [])));
-        const file = rowGroupFile(metadata, p.piece, leaves);
+        const file = rowGroupFile(metadata, p.piece, keep, hint);
         for (const [i, at] of file.slots) {
           const chunk = chunks[i]!;
           const bytes = file.bytes.subarray(at, at + chunk.bytes);
@@ -62,7 +65,7 @@ export class ParquetTableReader implements TableReader {
           const problem = checkPages(bytes, chunk);
           if (problem) throw new DamagedTableError(this.path, `row group ${p.piece} column '${chunk.path.join('.')}': ${problem}`);
         }
-        yield* arrowRows(await this.decode(file.bytes, wanted, p.piece), p.from, p.to, columns, p.first);
+        yield* arrowRows(await this.decode(file.bytes, p.piece), p.from, p.to, columns, p.first);
       }
     } finally {
       await fh.close().catch(() => undefined);
@@ -74,11 +77,11 @@ export class ParquetTableReader implements TableReader {
   }
 
   /** Decodes a one-row-group file; the synchronous reader reports damage as an error, never as a hang. */
-  private async decode(file: Uint8Array, wanted: string[], piece: number): Promise<Table> {
+  private async decode(file: Uint8Array, piece: number): Promise<Table> {
     const pq = await loadParquetWasm();
     let table: Table;
     try {
-      table = tableFromIPC(pq.readParquet(file, { columns: wanted }).intoIPCStream());
+      table = tableFromIPC(pq.readParquet(file).intoIPCStream());
     } catch (err) {
       throw new DamagedTableError(this.path, `cannot read row group ${piece}: ${describeThrown(err)}`, { cause: err });
     }
@@ -107,12 +110,26 @@ export class ParquetTableReader implements TableReader {
       await fh.close().catch(() => undefined);
     }
     const pq = await loadParquetWasm();
-    let columns: TableColumn[];
+    let schema: Schema;
     try {
-      columns = tableFromIPC(pq.readSchema(schemaOnlyFile(metadata)).intoIPCStream()).schema.fields.map(arrowColumn);
+      schema = tableFromIPC(pq.readSchema(schemaOnlyFile(metadata)).intoIPCStream()).schema;
     } catch (err) {
       throw new DamagedTableError(this.path, `not a readable Parquet file: ${describeThrown(err)}`, { cause: err });
     }
-    return { metadata, columns };
+    return { metadata, schema, columns: schema.fields.map(arrowColumn) };
   }
+}
+
+/**
+ * The ARROW:schema hint (base64 of an IPC schema message, as Arrow writers store it) for the
+ * kept columns of a one-row-group file, so they decode to the same Arrow types as in the file.
+ */
+function arrowSchemaHint(schema: Schema, keep: ReadonlySet<string>): string {
+  const meta = Message.encode(Message.from(new Schema(schema.fields.filter((f) => keep.has(f.name)), schema.metadata)));
+  const out = new Uint8Array(8 + meta.byteLength);
+  const view = new DataView(out.buffer);
+  view.setInt32(0, -1, true);
+  view.setInt32(4, meta.byteLength, true);
+  out.set(meta, 8);
+  return Buffer.from(out).toString('base64');
 }
