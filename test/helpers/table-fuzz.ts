@@ -11,7 +11,7 @@ export const FUZZ_ROWS = 24;
 export const FUZZ_PIECE_ROWS = 8;
 export const FUZZ_VALUES = 28 * 28;
 
-/** A damaged copy of a table: `bytes`, or `lines` for a JSONL file too big to build in one piece. */
+/** A damaged copy of a valid table; `name` says what was done to it. */
 export interface Mutant {
   name: string;
   bytes: Uint8Array;
