@@ -7,8 +7,15 @@ import { z } from 'zod';
  */
 const registryName = z.string().min(1);
 
+/** A source type: a name of a source registry ('images', 'npy', 'arrow', 'parquet', 'jsonl' are built in). */
+export type SourceType = string;
+/** A part format: a name of a format registry ('arrow' and 'parquet' are built in). */
+export type SinkFormat = string;
+/** A model backend: 'auto', or a backend of a runtime ('tensorflow', 'wasm', 'cpu' for TF.js models; 'onnx'). */
+export type BackendName = string;
+
 /** Connection to an S3-compatible store (s3:// uris only); unset fields come from the AWS environment. */
-const s3Fields = {
+export const s3Fields = {
   /** e.g. http://127.0.0.1:9000 for MinIO. @defaultValue AWS_ENDPOINT_URL_S3, then AWS_ENDPOINT_URL, else AWS */
   endpoint: z.string().regex(/^https?:\/\/[^\s/]+/, 'must be an http:// or https:// URL').optional(),
   /** @defaultValue AWS_REGION, then AWS_DEFAULT_REGION, else us-east-1 */
@@ -18,6 +25,23 @@ const s3Fields = {
 };
 
 const positiveInt = z.number().int().positive();
+
+/** A size limit in bytes, at most `max` (`why` says why). */
+function byteCount(max: number, why: string) {
+  return z
+    .number()
+    .positive('must be a positive number of bytes')
+    .max(max, `at most ${max} (${why})`)
+    .refine(Number.isInteger, 'must be a whole number of bytes');
+}
+
+/** How much of a source one row may take; the job file's and the resolved job's `source:` share them. */
+export const sourceLimitFields = {
+  /** JSONL: longest line read as a row; a longer one is an error row. @defaultValue 67108864 (64 MiB) */
+  maxLineBytes: byteCount(512 * 1024 * 1024, '512 MiB; a longer line cannot be decoded as text').optional(),
+  /** images and image-path columns: largest file or object read for one row; a larger one is an error row. @defaultValue 268435456 (256 MiB) */
+  maxRowBytes: byteCount(4 * 1024 * 1024 * 1024, '4 GiB').optional(),
+};
 
 /** Image preprocessing: decode, resize to `size`, scale pixels, lay out as the model expects. */
 export const preprocessSchema = z.strictObject({
@@ -61,12 +85,15 @@ export const tapSchema = z.strictObject({
   dtype: z.enum(['float32', 'float16']).default('float32'),
 });
 
+/** A dataset name: it becomes a folder name in the output path. */
+export const datasetNameSchema = z
+  .string()
+  .min(1)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'use letters, digits, _ . - (it becomes a folder name)');
+
 export const jobSchema = z.strictObject({
   /** dataset name: part of the output path */
-  name: z
-    .string()
-    .min(1)
-    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'use letters, digits, _ . - (it becomes a folder name)'),
+  name: datasetNameSchema,
   source: z.strictObject({
     uri: z.string().min(1),
     /** images | npy | arrow | parquet | jsonl, or a kind a source registry adds. @defaultValue inferred from the uri */
@@ -77,6 +104,7 @@ export const jobSchema = z.strictObject({
     idColumn: z.string().min(1).optional(),
     /** tables: the column to embed (list of numbers, image bytes, or image path). @defaultValue the only other column */
     inputColumn: z.string().min(1).optional(),
+    ...sourceLimitFields,
     ...s3Fields,
   }),
   model: z.strictObject({

@@ -1,3 +1,4 @@
+import type { RowStage } from '../types/row-stage.js';
 import type { ResolvedJob } from '../config/resolved.js';
 import type { TapOutput } from '../types/features.js';
 import { tableToIPC } from 'apache-arrow';
@@ -31,7 +32,7 @@ export interface ShardContext {
 interface ErrorRow {
   pos: number;
   id: string;
-  stage: string;
+  stage: RowStage;
   message: string;
 }
 

@@ -9,6 +9,7 @@ import { FINAL_STATUSES, type RunSummary } from './types.js';
 import type { LayertapWorker } from './worker.js';
 import { EmbedPool } from '../workers/pool.js';
 import { modelSpecOf } from '../workers/model-spec.js';
+import { callbackLogger, silentLogger, type Logger } from '../types/logger.js';
 
 /** Options for {@link runJob}. */
 export interface RunOptions {
@@ -22,7 +23,13 @@ export interface RunOptions {
   cwd?: string;
   /** called with the live status while the run is in progress (about 4 times a second) */
   onProgress?: (s: RunSummary) => void;
-  /** log lines (worker events, Redis choice). @defaultValue none */
+  /**
+   * where log records go: the Redis choice and the run's start (no `worker` field), and the
+   * embedded worker's records (bound to `worker`, and to `runId`/`shard` for shard work).
+   * @defaultValue `log` when given, else none
+   */
+  logger?: Logger;
+  /** the records as plain text lines (their messages), when no `logger` is given */
   log?: (line: string) => void;
   /**
    * where the job's source kind, sink scheme, part format and model runtime are found; pool
@@ -37,7 +44,7 @@ export interface RunOptions {
  */
 export async function connectRedis(
   partial: Partial<QueueSettings> = {},
-  log: (line: string) => void = () => undefined,
+  log: Logger = silentLogger,
 ): Promise<{ settings: QueueSettings; stop: () => Promise<void> }> {
   const env = settingsFromEnv();
   const explicit = partial.redisUrl ?? (process.env.REDIS_URL ? env.redisUrl : undefined);
@@ -47,20 +54,21 @@ export async function connectRedis(
     allowEviction: partial.allowEviction ?? env.allowEviction ?? false,
   };
   if (await redisAnswers(settings.redisUrl, 1000)) {
-    log(`redis: ${redactUrl(settings.redisUrl)}`);
+    log.info({ redis: redactUrl(settings.redisUrl) }, `redis: ${redactUrl(settings.redisUrl)}`);
     return { settings, stop: async () => undefined };
   }
   if (explicit) {
     throw new Error(`Redis at ${redactUrl(explicit)} does not answer; start it or fix REDIS_URL`);
   }
   const embedded = await EmbeddedRedis.start();
-  log(`redis: nothing answers on ${env.redisUrl}; started a private redis-server at ${embedded.url} (stopped on exit)`);
+  log.info({ redis: embedded.url, embedded: true }, `redis: nothing answers on ${env.redisUrl}; started a private redis-server at ${embedded.url} (stopped on exit)`);
   return { settings: { ...settings, redisUrl: embedded.url }, stop: () => embedded.stop() };
 }
 
 /** Resolve, enqueue and process a job with an embedded worker until its run is committed, failed or partial. */
 export async function runJob(jobOrPath: JobConfig | string, opts: RunOptions = {}): Promise<RunSummary> {
-  const log = opts.log ?? (() => undefined);
+  const lines = opts.log;
+  const log = opts.logger ?? (lines ? callbackLogger((msg) => lines(msg)) : silentLogger);
   const config = typeof jobOrPath === 'string' ? await loadJobFile(jobOrPath) : jobOrPath;
   const registries = opts.registries ? { registries: opts.registries } : {};
   // The model threads start now and load the model as soon as the job is resolved, while this
@@ -68,7 +76,7 @@ export async function runJob(jobOrPath: JobConfig | string, opts: RunOptions = {
   let pool: EmbedPool | null = new EmbedPool({
     backend: config.model.backend,
     ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
-    onError: (err) => log(`layertap worker: pool: ${err.message}`),
+    onError: (err) => log.error({}, `layertap worker: pool: ${err.message}`),
   });
   let stop = async (): Promise<void> => undefined;
   let client: LayertapClient | null = null;
@@ -89,7 +97,7 @@ export async function runJob(jobOrPath: JobConfig | string, opts: RunOptions = {
       ...registries,
       ...(opts.workers !== undefined ? { concurrency: opts.workers } : {}),
       ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
-      log,
+      logger: log,
       pool,
       // the run's status is read again as soon as it is final, not at the next poll
       onRun: () => finished.wake(),
@@ -97,7 +105,10 @@ export async function runJob(jobOrPath: JobConfig | string, opts: RunOptions = {
     pool = null;
     await Promise.all([client.waitUntilReady(), worker.start()]);
     const rec = await client.enqueue(resolved);
-    log(`run ${rec.runId}: ${rec.totalRows} rows in ${rec.shards} shard(s) -> ${rec.outputUri}`);
+    log.info(
+      { runId: rec.runId, totalRows: rec.totalRows, shards: rec.shards, output: rec.outputUri },
+      `run ${rec.runId}: ${rec.totalRows} rows in ${rec.shards} shard(s) -> ${rec.outputUri}`,
+    );
     return await waitForRun(client, rec.runId, opts.onProgress, 250, (ms) => finished.sleep(ms));
   } finally {
     await pool?.close();

@@ -9,9 +9,11 @@ import { WORKER_DEFAULTS } from './defaults.js';
 import { ScheduleWorker } from './schedules.js';
 import { RunRegistry } from './run-registry.js';
 import { finalizeRun, type ShardOutcomes } from '../pipeline/finalize.js';
-import type { Registries } from '../pipeline/registries.js';
+import { defaultRegistries, type Registries } from '../pipeline/registries.js';
+import { checkedJobData, parseRunJobData, parseShardJobData, withKnownNames } from './schemas.js';
 import { processShard } from '../pipeline/shard-processor.js';
-import { RUNS_QUEUE, SHARDS_QUEUE, type RunJobData, type ShardJobData, type ShardResult } from './types.js';
+import { callbackLogger, type Logger } from '../types/logger.js';
+import { parseShardJobId, RUNS_QUEUE, SHARDS_QUEUE, shardJobId, type RunJobData, type ShardJobData, type ShardResult } from './types.js';
 
 export { WORKER_DEFAULTS };
 
@@ -43,7 +45,12 @@ export interface LayertapWorkerOptions {
   concurrency?: number;
   /** pool threads. @defaultValue the number of cores (1 with tfjs-node) */
   threads?: number;
-  /** where log lines go. @defaultValue stderr */
+  /**
+   * where log records go, each bound to this worker (`worker`) and, for shard work, to `runId`
+   * and `shard`. @defaultValue `log` when given, else one text line per record on stderr
+   */
+  logger?: Logger;
+  /** the records as plain text lines (their messages), when no `logger` is given */
   log?: (line: string) => void;
   /** called after each batch (rows embedded, error rows) */
   onBatch?: (runId: string, rows: number, errorRows: number) => void;
@@ -103,7 +110,7 @@ export class LayertapWorker {
   private runWorker: Worker<RunJobData> | null = null;
   private scheduleWorker: ScheduleWorker | null = null;
   private readonly pools = new Map<number, EmbedPool>();
-  private readonly log: (line: string) => void;
+  private readonly log: Logger;
   /** aborted when the grace period is over: active shards stop and go back to the queue */
   private readonly handBack = new AbortController();
   /** ids of shard jobs being processed here */
@@ -111,6 +118,7 @@ export class LayertapWorker {
   private closing: Promise<void> | null = null;
   private lastConnectionError = 0;
   readonly name: string;
+  private readonly registries: Registries;
 
   constructor(private readonly opts: LayertapWorkerOptions) {
     if (opts.concurrency !== undefined && (!Number.isInteger(opts.concurrency) || opts.concurrency < 1)) {
@@ -125,12 +133,14 @@ export class LayertapWorker {
     checkMs('graceMs', opts.graceMs, 0);
     checkMs('batchTimeoutMs', opts.batchTimeoutMs, 0);
     this.name = opts.name ?? `${hostname()}:${process.pid}`;
-    this.log = opts.log ?? ((l) => process.stderr.write(`${l}\n`));
+    const lines = opts.log ?? ((l: string) => void process.stderr.write(`${l}\n`));
+    this.log = (opts.logger ?? callbackLogger((msg) => lines(msg))).child({ worker: this.name });
     this.redis = new Redis({ ...redisOptions(opts.settings.redisUrl), maxRetriesPerRequest: null });
     // ioredis reconnects by itself; without a listener a dropped connection is printed as unhandled
     this.redis.on('error', () => undefined);
     this.registry = new RunRegistry(this.redis, opts.settings.prefix);
     if (opts.pool) this.pools.set(opts.pool.threads, opts.pool);
+    this.registries = opts.registries ?? defaultRegistries();
   }
 
   /** Shard jobs being processed by this worker right now. */
@@ -171,35 +181,50 @@ export class LayertapWorker {
         backend: job.job.model.backend,
         ...(this.opts.batchTimeoutMs !== undefined ? { batchTimeoutMs: this.opts.batchTimeoutMs } : {}),
         ...(this.opts.threadEntry ? { filename: this.opts.threadEntry } : {}),
-        onError: (err) => this.log(`layertap worker: pool: ${err.message}`),
+        onError: (err) => this.log.error({ threads }, `layertap worker: pool: ${err.message}`),
       });
       this.pools.set(threads, pool);
-      this.log(`layertap worker: pool of ${threads} thread(s)`);
+      this.log.info({ threads }, `layertap worker: pool of ${threads} thread(s)`);
     }
     return pool;
   }
 
+  /** Job data as the job's schema says, or an UnrecoverableError naming the fields at fault (logged). */
+  private checked<T>(job: Job, parse: (data: unknown) => T): T {
+    try {
+      return checkedJobData(job.data, parse);
+    } catch (err) {
+      this.log.error({ queue: job.queueName, jobId: job.id ?? null }, `layertap worker: ${job.queueName} job ${job.id ?? '?'}: ${(err as Error).message}`);
+      throw err;
+    }
+  }
+
   private async processShardJob(job: Job<ShardJobData, ShardResult>, token?: string, signal?: AbortSignal): Promise<ShardResult> {
-    const { runId, shard } = job.data;
+    const data = this.checked(job, (d) => withKnownNames('shard', parseShardJobData(d), this.registries));
+    const { runId, shard } = data;
     const attempt = `attempt ${job.attemptsMade + 1}/${job.opts.attempts ?? 1}`;
+    const log = this.log.child({ runId, shard: shard.index });
     // a start after a stall repeats the attempt number; the start count tells them apart
-    this.log(`layertap worker: run ${runId} shard ${shard.index}: started (${attempt}, start ${job.attemptsStarted})`);
-    const jobKey = job.id ?? `${runId}-${shard.index}`;
-    const origin: BatchOrigin = { runId, name: job.data.job.name, shard: shard.index, taps: job.data.job.taps.map((t) => t.as) };
+    log.info({ attempt: job.attemptsMade + 1, starts: job.attemptsStarted }, `layertap worker: run ${runId} shard ${shard.index}: started (${attempt}, start ${job.attemptsStarted})`);
+    const jobKey = job.id ?? shardJobId(runId, shard.index);
+    const origin: BatchOrigin = { runId, name: data.job.name, shard: shard.index, taps: data.job.taps.map((t) => t.as) };
     this.active.add(jobKey);
     try {
       const rec = await this.registry.get(runId);
       if (rec?.status === 'queued') await this.registry.update(runId, { status: 'running' });
-      const result = await processShard(job.data, {
-        pool: this.observed(this.poolFor(job.data), origin),
-        ...(this.opts.registries ? { registries: this.opts.registries } : {}),
+      const result = await processShard(data, {
+        pool: this.observed(this.poolFor(data), origin),
+        registries: this.registries,
         signal: signal ? AbortSignal.any([signal, this.handBack.signal]) : this.handBack.signal,
         onBatch: async (rows, errorRows) => {
           this.opts.onBatch?.(runId, rows, errorRows);
           await this.registry.addProgress(runId, rows, errorRows);
         },
       });
-      this.log(`layertap worker: run ${runId} shard ${shard.index}: ${result.rows} rows, ${result.errorRows} errors, ${result.seconds.toFixed(2)} s (${result.backend})`);
+      log.info(
+        { rows: result.rows, errorRows: result.errorRows, seconds: result.seconds, backend: result.backend },
+        `layertap worker: run ${runId} shard ${shard.index}: ${result.rows} rows, ${result.errorRows} errors, ${result.seconds.toFixed(2)} s (${result.backend})`,
+      );
       this.opts.onShard?.(origin, result);
       return result;
     } catch (err) {
@@ -207,16 +232,16 @@ export class LayertapWorker {
         // back to the waiting list now, without using up an attempt or waiting for the lock to expire
         try {
           await job.moveToWait(token);
-          this.log(`layertap worker: run ${runId} shard ${shard.index}: handed back to the queue`);
+          log.warn({}, `layertap worker: run ${runId} shard ${shard.index}: handed back to the queue`);
           throw new WaitingError();
         } catch (e) {
           if (e instanceof WaitingError) throw e;
-          this.log(`layertap worker: run ${runId} shard ${shard.index}: could not hand back (${(e as Error).message}); it is recovered when its lock expires`);
+          log.warn({}, `layertap worker: run ${runId} shard ${shard.index}: could not hand back (${(e as Error).message}); it is recovered when its lock expires`);
           throw err;
         }
       }
       const message = (err as Error).message ?? String(err);
-      this.log(`layertap worker: run ${runId} shard ${shard.index} ${attempt} failed: ${message}`);
+      log.error({ attempt: job.attemptsMade + 1 }, `layertap worker: run ${runId} shard ${shard.index} ${attempt} failed: ${message}`);
       // a model that cannot load will not load on the next attempt either
       if (message.includes(MODEL_LOAD_FAILED)) throw new UnrecoverableError(message);
       throw err;
@@ -229,7 +254,7 @@ export class LayertapWorker {
   async start(): Promise<void> {
     const settings = this.opts.settings;
     const check = await checkRedis(settings.redisUrl, { allowEviction: settings.allowEviction });
-    for (const w of check.warnings) this.log(`layertap worker: warning: ${w}`);
+    for (const w of check.warnings) this.log.warn({}, `layertap worker: warning: ${w}`);
     const connection = bullConnection(settings.redisUrl);
     const prefix = settings.prefix;
     const lockDuration = this.opts.lockDurationMs ?? WORKER_DEFAULTS.lockDurationMs;
@@ -248,15 +273,19 @@ export class LayertapWorker {
     this.runWorker = new Worker<RunJobData>(
       RUNS_QUEUE,
       async (job) => {
-        const res = await finalizeRun(job.data, await shardOutcomes(job), this.registry, this.opts.registries?.sinks);
-        this.log(`layertap worker: run ${job.data.runId} ${res.status}: ${res.manifest}`);
+        this.checked(job, (d) => withKnownNames('run', parseRunJobData(d), this.registries));
+        const res = await finalizeRun(job.data, await shardOutcomes(job), this.registry, this.registries.sinks);
+        const level = res.status === 'committed' ? 'info' : res.status === 'partial' ? 'warn' : 'error';
+        this.log[level]({ runId: job.data.runId, status: res.status, manifest: res.manifest }, `layertap worker: run ${job.data.runId} ${res.status}: ${res.manifest}`);
         this.opts.onRun?.(job.data.runId);
         return res;
       },
       { connection, prefix, concurrency: 1, ...recovery },
     );
     for (const w of [this.shardWorker, this.runWorker]) w.on('error', (err) => this.logError(err));
-    this.shardWorker.on('stalled', (jobId) => this.log(`layertap worker: shard job ${jobId} stalled (its worker stopped renewing the lock); back in the queue`));
+    this.shardWorker.on('stalled', (jobId) =>
+      this.log.warn({ jobId, ...parseShardJobId(jobId) }, `layertap worker: shard job ${jobId} stalled (its worker stopped renewing the lock); back in the queue`),
+    );
     // schedule ticks: each becomes one run (see schedules.ts)
     // its connection errors share the shard worker's rate limit: one line per 5 s while Redis is away
     this.scheduleWorker = new ScheduleWorker(this.opts.settings, this.log, (err) => this.logError(err));
@@ -265,14 +294,16 @@ export class LayertapWorker {
 
   /** While Redis is away every connection fails every reconnect; one line per 5 s says it all. */
   private logError(err: Error): void {
-    if (/ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EPIPE|Connection is closed/i.test(err.message)) {
+    // this worker's own connection tells whether Redis is away; the socket error codes tell it for the others
+    const code = (err as NodeJS.ErrnoException).code;
+    if (this.redis.status !== 'ready' || (code !== undefined && CONNECTION_ERRORS.has(code))) {
       const now = Date.now();
       if (now - this.lastConnectionError < 5000) return;
       this.lastConnectionError = now;
-      this.log(`layertap worker: Redis connection lost (${err.message}); reconnecting`);
+      this.log.warn({ code: code ?? null }, `layertap worker: Redis connection lost (${err.message}); reconnecting`);
       return;
     }
-    this.log(`layertap worker: ${err.message}`);
+    this.log.error({}, `layertap worker: ${err.message}`);
   }
 
   /** Stop active shards now and hand them back to the queue (what close() does when the grace period ends). */
@@ -296,7 +327,7 @@ export class LayertapWorker {
     const first = await Promise.race([workersClosed.then(() => 'closed' as const), graceOver]);
     clearTimeout(timer);
     if (first === 'grace' && this.active.size > 0) {
-      this.log(`layertap worker: grace period of ${graceMs} ms over; handing back ${this.active.size} active shard(s)`);
+      this.log.warn({ active: this.active.size }, `layertap worker: grace period of ${graceMs} ms over; handing back ${this.active.size} active shard(s)`);
       this.handBackActive();
     }
     await workersClosed;
@@ -305,11 +336,8 @@ export class LayertapWorker {
   }
 }
 
-/** Shard index from a child job key such as 'layertap:shards:<runId>-12' (shard job ids are `<runId>-<index>`). */
-function shardIndexOf(jobKey: string): number {
-  const m = /-(\d+)$/.exec(jobKey);
-  return m ? Number(m[1]) : -1;
-}
+/** Socket errors that mean Redis cannot be reached. */
+const CONNECTION_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE']);
 
 /** The results and failures of a run job's children, as the finalizer takes them. */
 async function shardOutcomes(job: Job<RunJobData>): Promise<ShardOutcomes> {
@@ -317,6 +345,7 @@ async function shardOutcomes(job: Job<RunJobData>): Promise<ShardOutcomes> {
   const failures = await job.getIgnoredChildrenFailures();
   return {
     results: Object.values(values),
-    failures: Object.entries(failures).map(([key, error]) => ({ index: shardIndexOf(key), error: error || 'unknown' })),
+    // keys are '<prefix>:shards:<shard job id>'
+    failures: Object.entries(failures).map(([key, error]) => ({ index: parseShardJobId(key.slice(key.lastIndexOf(':') + 1))?.shard ?? -1, error: error || 'unknown' })),
   };
 }

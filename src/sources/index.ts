@@ -9,6 +9,7 @@ export { createSource, defaultSources, inferSourceType, sourcePath } from './reg
 export type { SourceEntry, SourceField, SourceRegistry, SourceSpec } from './registry.js';
 export { checkShard, checkShardSize, planIds, planRows } from './shards.js';
 export { TableSource } from './table-source.js';
+export { DamagedTableError } from './errors.js';
 export type { TableSourceOptions } from './table-source.js';
 export { LocalTableLocation } from './table-location.js';
 export type { TableLocation } from './table-location.js';

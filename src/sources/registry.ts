@@ -38,26 +38,35 @@ export interface SourceEntry {
 /** Source kinds by the name `source.type` gives them. */
 export type SourceRegistry = Registry<SourceEntry>;
 
+/** `maxRowBytes` as the readers of a file per row take it. */
+function rowBytes(spec: SourceSpec): { maxRowBytes?: number } {
+  return spec.maxRowBytes !== undefined ? { maxRowBytes: spec.maxRowBytes } : {};
+}
+
 /** A table format read locally or from one s3:// object; the image paths a table may hold are read beside it. */
-function tableEntry(format: TableFormat, what: string, extensions: readonly string[]): SourceEntry {
+function tableEntry(format: TableFormat, what: string, extensions: readonly string[], own: readonly SourceField[] = []): SourceEntry {
   return {
     describe: `${what} (${extensions.join('/')}, local or s3://)`,
     family: 'table',
     extensions,
     s3: 'key',
-    fields: ['idColumn', 'inputColumn'],
+    fields: ['idColumn', 'inputColumn', 'maxRowBytes', ...own],
     async open(spec) {
-      const options = { ...(spec.idColumn ? { idColumn: spec.idColumn } : {}), ...(spec.inputColumn ? { inputColumn: spec.inputColumn } : {}) };
+      const options = {
+        ...(spec.idColumn ? { idColumn: spec.idColumn } : {}),
+        ...(spec.inputColumn ? { inputColumn: spec.inputColumn } : {}),
+        ...(spec.maxLineBytes !== undefined ? { maxLineBytes: spec.maxLineBytes } : {}),
+      };
       const { TableSource } = await import('./table-source.js');
       if (isS3Uri(spec.uri)) {
         const { bucket, key } = parseS3Uri(spec.uri, 'source.uri');
         if (key === '' || key.endsWith('/')) throw new Error(`source.uri: type ${spec.type} needs the key of one table object, but ${spec.uri} is a prefix`);
         const { S3TableLocation } = await import('./s3-table-location.js');
-        return new TableSource(spec.uri, format, new S3TableLocation(bucket, key, s3Connection(spec)), options);
+        return new TableSource(spec.uri, format, new S3TableLocation(bucket, key, s3Connection(spec), rowBytes(spec)), options);
       }
       const file = localPath(spec.uri, 'file', (p) => `type ${spec.type} needs a file, but ${p} is not one`);
       const { LocalTableLocation } = await import('./table-location.js');
-      return new TableSource(file, format, new LocalTableLocation(file), options);
+      return new TableSource(file, format, new LocalTableLocation(file, rowBytes(spec)), options);
     },
   };
 }
@@ -69,9 +78,9 @@ export function defaultSources(): SourceRegistry {
       describe: 'a directory of images or an s3:// prefix of them',
       directory: true,
       s3: 'prefix',
-      fields: ['extensions'],
+      fields: ['extensions', 'maxRowBytes'],
       async open(spec) {
-        const options = spec.extensions ? { extensions: spec.extensions } : {};
+        const options = { ...rowBytes(spec), ...(spec.extensions ? { extensions: spec.extensions } : {}) };
         if (isS3Uri(spec.uri)) {
           const { bucket, key } = parseS3Uri(spec.uri, 'source.uri');
           const { S3ImageSource } = await import('./s3-image-source.js');
@@ -95,7 +104,7 @@ export function defaultSources(): SourceRegistry {
     },
     arrow: tableEntry('arrow', 'an Arrow table', ['.arrow', '.arrows', '.feather', '.ipc']),
     parquet: tableEntry('parquet', 'a Parquet table', ['.parquet', '.pq']),
-    jsonl: tableEntry('jsonl', 'a JSON Lines table', ['.jsonl', '.ndjson']),
+    jsonl: tableEntry('jsonl', 'a JSON Lines table', ['.jsonl', '.ndjson'], ['maxLineBytes']),
   });
 }
 
@@ -147,6 +156,11 @@ export function inferSourceType(uri: string, sources: SourceRegistry = defaultSo
   throw new Error(`source.uri: cannot tell what kind of dataset ${p} is; ${supported(sources)}`);
 }
 
+/** Which sources take a field, where naming the kinds would not say why. */
+const TAKEN_BY: Partial<Record<SourceField, string>> = {
+  maxRowBytes: 'sources that read a file per row (images, tables with an image-path column)',
+};
+
 /** Fails on a field set in `spec` that its kind does not take, naming the kinds that do. */
 function checkFields(spec: SourceSpec, type: string, entry: SourceEntry, sources: SourceRegistry): void {
   const own: ReadonlySet<string> = new Set<string>(['uri', 'type', ...S3_CONNECTION_FIELDS]);
@@ -155,9 +169,10 @@ function checkFields(spec: SourceSpec, type: string, entry: SourceEntry, sources
     const takers = sources.list().filter(([, e]) => (e.fields as readonly string[]).includes(field));
     const families = new Set(takers.map(([, e]) => e.family));
     const names = takers.map(([n]) => n);
-    const family = families.size === 1 ? [...families][0] : undefined;
+    const family = takers.length > 1 && families.size === 1 ? [...families][0] : undefined;
     if (takers.length === 0) throw new Error(`source.${field}: no source type takes it (types are: ${sources.names.join(', ')})`);
-    throw new Error(`source.${field}: only applies to ${family !== undefined ? `${family} sources (${names.join(', ')})` : `${names.join(', ')} sources`}, not ${type}`);
+    const which = TAKEN_BY[field as SourceField] ?? (family !== undefined ? `${family} sources (${names.join(', ')})` : `${names.join(', ')} sources`);
+    throw new Error(`source.${field}: only applies to ${which}, not ${type}`);
   }
   const s3Field = Object.keys(s3Connection(spec))[0];
   if (s3Field !== undefined && !isS3Uri(spec.uri)) throw new Error(`source.${s3Field}: only applies to s3:// sources, not ${spec.uri}`);

@@ -46,6 +46,11 @@ export function defaultSinks(): SinkRegistry {
   });
 }
 
+/** The scheme of a sink uri, by which its registry entry is found: 'file' for a plain path. */
+export function sinkScheme(uri: string): string {
+  return /^([a-z][a-z0-9+.-]*):\/\//i.exec(uri)?.[1]?.toLowerCase() ?? 'file';
+}
+
 /**
  * Opens the Sink for a job's `sink.uri` (or its whole `sink:` section) by the uri's scheme: a
  * plain path is a local one. Fails on a scheme `sinks` does not hold and on fields the scheme
@@ -56,7 +61,7 @@ export async function createSink(spec: string | SinkSpec, sinks: SinkRegistry = 
   const uri = s.uri;
   const schemes = sinks.list();
   if (uri.length === 0) throw new Error(`sink.uri: empty; give ${schemes.map(([, e]) => e.describe).join(', or ')}`);
-  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(uri)?.[1]?.toLowerCase() ?? 'file';
+  const scheme = sinkScheme(uri);
   const entry = sinks.find(scheme);
   if (entry === undefined) {
     throw new Error(`sink.uri: unsupported scheme ${scheme}:// in ${uri}; use ${schemes.map(([, e]) => e.describe).join(', or ')}`);

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { redactUrl, settingsFromEnv } from '../../queue/connection.js';
 import { WORKER_DEFAULTS } from '../../queue/defaults.js';
+import { DEFAULT_METRICS_HOST } from '../../ops/defaults.js';
 import { ALLOW_EVICTION_HELP, EXIT, nonNegativeInt, portNumber, positiveInt, type SetExit } from '../common.js';
 
 /** Parsed options of `layertap worker`. */
@@ -31,9 +32,9 @@ export function register(program: Command, setExit: SetExit): void {
     .option('--batch-timeout-ms <ms>', 'longest a batch may run before its thread is stopped and the attempt fails; 0 = no limit (default 300000)', nonNegativeInt('--batch-timeout-ms'))
     .option('--allow-eviction', ALLOW_EVICTION_HELP)
     .option('--metrics-port <port>', 'serve Prometheus metrics at http://<host>:<port>/metrics', portNumber('--metrics-port'))
-    .option('--metrics-host <host>', 'interface for --metrics-port (default: all interfaces)')
+    .option('--metrics-host <host>', `interface for --metrics-port (default ${DEFAULT_METRICS_HOST}; 0.0.0.0 for a Prometheus on another host or container)`)
     .action(async (o: WorkerOptions) => {
-      const [{ LayertapWorker }, { createLogger, workerLog }, metricsModule] = await Promise.all([
+      const [{ LayertapWorker }, { createLogger }, metricsModule] = await Promise.all([
         import('../../queue/worker.js'),
         import('../../ops/logger.js'),
         // prom-client only for a worker that serves metrics
@@ -42,13 +43,13 @@ export function register(program: Command, setExit: SetExit): void {
       const settings = settingsFromEnv();
       if (o.allowEviction) settings.allowEviction = true;
       const graceMs = o.graceMs ?? WORKER_DEFAULTS.graceMs;
-      // structured lines on stderr (JSON, or text at a terminal); every line names this worker
-      let logger = createLogger();
-      let say = workerLog(logger);
-      const metrics = metricsModule ? new metricsModule.WorkerMetrics({ settings, onError: (e) => logger.warn(`layertap worker: metrics: ${e.message}`) }) : null;
+      // structured records on stderr (JSON, or text at a terminal); the worker binds its name to each
+      const root = createLogger();
+      let logger = root;
+      const metrics = metricsModule ? new metricsModule.WorkerMetrics({ settings, onError: (e) => logger.warn({}, `layertap worker: metrics: ${e.message}`) }) : null;
       const worker = new LayertapWorker({
         settings,
-        log: (line) => say(line),
+        logger: root,
         ...(metrics ? metrics.hooks : {}),
         ...(o.concurrency ? { concurrency: o.concurrency } : {}),
         ...(o.threads ? { threads: o.threads } : {}),
@@ -58,19 +59,20 @@ export function register(program: Command, setExit: SetExit): void {
         ...(o.batchTimeoutMs !== undefined ? { batchTimeoutMs: o.batchTimeoutMs } : {}),
         graceMs,
       });
-      logger = logger.child({ worker: worker.name });
-      say = workerLog(logger);
+      logger = root.child({ worker: worker.name });
+      const say = (msg: string) => logger.info({}, msg);
       try {
         await worker.start();
         if (metrics) {
-          const port = await metrics.attach(worker).listen(o.metricsPort!, o.metricsHost);
-          say(`layertap worker: metrics at http://${o.metricsHost ?? '0.0.0.0'}:${port}/metrics`);
+          const host = o.metricsHost ?? DEFAULT_METRICS_HOST;
+          const port = await metrics.attach(worker).listen(o.metricsPort!, host);
+          say(`layertap worker: metrics at http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics`);
         }
       } catch (e) {
         await worker.close({ graceMs: 0 }).catch(() => undefined);
         await metrics?.close();
         const message = e instanceof Error ? e.message : String(e);
-        logger.error(`layertap: ${o.metricsPort !== undefined && /EADDRINUSE/.test(message) ? `--metrics-port ${o.metricsPort}: ${message}` : message}`);
+        logger.error({}, `layertap: ${o.metricsPort !== undefined && /EADDRINUSE/.test(message) ? `--metrics-port ${o.metricsPort}: ${message}` : message}`);
         setExit(EXIT.failed);
         return;
       }
@@ -80,14 +82,14 @@ export function register(program: Command, setExit: SetExit): void {
         const stop = (sig: string) => {
           signals++;
           if (signals > 1) {
-            say(`layertap worker: ${sig} again: handing back active shards now`);
+            logger.warn({ signal: sig }, `layertap worker: ${sig} again: handing back active shards now`);
             worker.handBackActive();
             return;
           }
           say(`layertap worker: ${sig}: finishing active shards (up to ${graceMs} ms, then handing them back)`);
           // hand-back needs Redis; if it is gone, give up rather than hang (the locks expire instead)
           const hard = setTimeout(() => {
-            say('layertap worker: could not hand back active shards in time; exiting, they are retried when their locks expire');
+            logger.warn({}, 'layertap worker: could not hand back active shards in time; exiting, they are retried when their locks expire');
             resolve(false);
           }, graceMs + 15_000);
           hard.unref();
