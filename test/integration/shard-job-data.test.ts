@@ -69,6 +69,11 @@ describe('shard job data is validated before a worker acts on it', () => {
       ['local-endpoint', { runId: '20261127T061502-dddddd', job: { ...job, sink: { ...job.sink, endpoint: 'http://203.0.113.9/' } }, shard: { index: 0, start: 0, count: 3 } }, 'invalid shard job data: job.sink.endpoint: only applies to s3:// sinks'],
       // a sink that is not an object at all
       ['sink-type', { runId: '20261127T061502-eeeeee', job: { ...job, sink: 'http://203.0.113.9/' }, shard: { index: 0, start: 0, count: 3 } }, 'invalid shard job data: job.sink: Invalid input: expected object, received string'],
+      // names the worker's registries do not hold: what planning checked, checked again
+      ['type', { runId: '20261127T061502-ababab', job: { ...job, source: { ...job.source, type: 'csv' } }, shard: { index: 0, start: 0, count: 3 } }, "invalid shard job data: job.source.type: unknown type 'csv'; types are: images, npy, arrow, parquet, jsonl"],
+      ['format', { runId: '20261127T061502-acacac', job: { ...job, sink: { ...job.sink, format: 'parqet' } }, shard: { index: 0, start: 0, count: 3 } }, "invalid shard job data: job.sink.format: unknown format 'parqet' (did you mean 'parquet'?); formats are: arrow, parquet"],
+      ['scheme', { runId: '20261127T061502-adadad', job: { ...job, sink: { ...job.sink, uri: 'gs://bucket/out' } }, shard: { index: 0, start: 0, count: 3 } }, "invalid shard job data: job.sink.uri: unknown scheme 'gs' (did you mean 's3'?); schemes are: file, s3"],
+      ['backend', { runId: '20261127T061502-aeaeae', job: { ...job, model: { ...job.model, backend: 'onnx' } }, shard: { index: 0, start: 0, count: 3 } }, `invalid shard job data: job.model.backend: 'onnx' runs .onnx models; '${SEED_MODEL}' is a TF.js model (backend: auto | tensorflow | wasm | cpu)`],
       // a run id that would leave the dataset's folder, and a negative row count
       ['paths', { runId: '../../escape', job, shard: { index: 0, start: 0, count: -3 } }, "invalid shard job data: runId: must be one path segment (no '/', '\\' or control characters; not '.' or '..'); shard.count: Too small: expected number to be >=0"],
     ];
