@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { Registry, UnknownNameError } from '../types/registry.js';
 import { TFJS_BACKENDS, tfjsNodeInstalled } from './backend.js';
 import type { LayerInfo, ListLayersOptions, ModelDescription, ModelInputInfo, ModelRunner, ModelSpec, Runtime } from './types.js';
+import { FieldError } from '../types/errors.js';
 
 /**
  * One model runtime: which models it handles, which backends run them, and its module, imported
@@ -56,7 +57,7 @@ export function defaultRuntimes(): RuntimeRegistry {
 /** The runtime that handles `uri`: the first entry that says it does. */
 export function runtimeFor(uri: string, runtimes: RuntimeRegistry = defaultRuntimes()): RuntimeEntry {
   const found = runtimes.list().find(([, e]) => e.handles(uri));
-  if (found === undefined) throw new Error(`model.uri: no runtime takes '${uri}'; runtimes are: ${runtimes.names.join(', ')}`);
+  if (found === undefined) throw new FieldError('model.uri', `no runtime takes '${uri}'; runtimes are: ${runtimes.names.join(', ')}`);
   return found[1];
 }
 

@@ -10,7 +10,7 @@ import type { ResolvedJob, ResolvedPreprocess, ResolvedTap } from '../config/res
 import type { JobConfig, PreprocessConfig, TapConfig } from '../config/schema.js';
 import { absoluteUri, defaultColumnName } from '../config/names.js';
 import { nearestNames } from '../types/did-you-mean.js';
-import { UnknownNameError } from '../types/registry.js';
+import { FieldError } from '../types/errors.js';
 import { defaultRegistries, type Registries } from './registries.js';
 
 /** Options for {@link resolveJob}. */
@@ -262,11 +262,9 @@ function setFields<T extends object>(section: T): T {
   return Object.fromEntries(Object.entries(section).filter(([, v]) => v !== undefined)) as T;
 }
 
-/** A source/sink error as a JobConfigError naming its field ('source.idColumn: ...'), else `field`. */
+/** A source/sink error as a JobConfigError naming its field (a FieldError's own), else `field`. */
 function configError(err: unknown, field: string): JobConfigError {
   if (err instanceof JobConfigError) return err;
-  if (err instanceof UnknownNameError) return new JobConfigError(err.message, [err.field]);
-  const m = (err as Error).message ?? String(err);
-  const named = /^((?:source|sink|model)\.[A-Za-z]+):/.exec(m)?.[1];
-  return new JobConfigError(named ? m : `${field}: ${m}`, [named ?? field]);
+  if (err instanceof FieldError) return new JobConfigError(err.message, [err.field]);
+  return new JobConfigError(`${field}: ${err instanceof Error ? err.message : String(err)}`, [field]);
 }

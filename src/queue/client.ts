@@ -14,6 +14,7 @@ import { findBaseRun } from '../pipeline/incremental.js';
 import { defaultRegistries, type Registries } from '../pipeline/registries.js';
 import { RunRegistry } from './run-registry.js';
 import { RUNS_QUEUE, SHARDS_QUEUE, shardJobId, type RunJobData, type RunRecord, type RunSummary, type ShardJobData, type ShardResult } from './types.js';
+import { FieldError } from '../types/errors.js';
 
 /** A sortable, readable run id: UTC time plus randomness, e.g. 20261127T061502-3fa9c1. */
 export function newRunId(now = new Date()): string {
@@ -90,7 +91,7 @@ export class LayertapClient {
     } finally {
       await source.close();
     }
-    if (shards.length === 0) throw new Error(`source.uri: no rows found in ${job.source.uri}`);
+    if (shards.length === 0) throw new FieldError('source.uri', `no rows found in ${job.source.uri}`);
     // the same job over the same data while a run of it is active: hand back that run
     const active = await claimSnapshot(this.redis, this.settings.prefix, await snapshotKey(job, shards), runId, this.registry);
     if (active) return { ...active, deduplicated: true };

@@ -12,6 +12,7 @@ import { finalizeRun, type ShardOutcomes } from '../pipeline/finalize.js';
 import { defaultRegistries, type Registries } from '../pipeline/registries.js';
 import { checkedJobData, parseRunJobData, parseShardJobData, withKnownNames } from './schemas.js';
 import { processShard } from '../pipeline/shard-processor.js';
+import { isPermanent } from '../types/errors.js';
 import { callbackLogger, type Logger } from '../types/logger.js';
 import { parseShardJobId, RUNS_QUEUE, SHARDS_QUEUE, shardJobId, type RunJobData, type ShardJobData, type ShardResult } from './types.js';
 
@@ -242,8 +243,8 @@ export class LayertapWorker {
       }
       const message = (err as Error).message ?? String(err);
       log.error({ attempt: job.attemptsMade + 1 }, `layertap worker: run ${runId} shard ${shard.index} ${attempt} failed: ${message}`);
-      // a model that cannot load will not load on the next attempt either
-      if (message.includes(MODEL_LOAD_FAILED)) throw new UnrecoverableError(message);
+      // damaged input, or a model that cannot load: the next attempt would meet the same fault
+      if (isPermanent(err) || message.includes(MODEL_LOAD_FAILED)) throw new UnrecoverableError(message);
       throw err;
     } finally {
       this.active.delete(jobKey);

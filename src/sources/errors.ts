@@ -1,16 +1,13 @@
-import { UnrecoverableError } from 'bullmq';
+import { LayertapError } from '../types/errors.js';
 
 /**
  * A table file whose structure is broken: a stored length, offset or row count that does not fit
  * the file, a cut-off footer, a piece that does not decode. Found at plan time it fails the job
  * before any work (the message names the file); found while a shard is read it fails that shard
- * without a retry, since every attempt would find the same damage (hence UnrecoverableError,
- * which BullMQ does not retry).
+ * without a retry, since every attempt would find the same damage (not retryable).
  */
-export class DamagedTableError extends UnrecoverableError {
+export class DamagedTableError extends LayertapError {
   override readonly name = 'DamagedTableError';
-  /** retrying reads the same bytes again */
-  readonly retryable = false;
 
   constructor(
     /** the table file, as the reader opened it */
@@ -19,8 +16,8 @@ export class DamagedTableError extends UnrecoverableError {
     readonly reason: string,
     options?: { cause?: unknown },
   ) {
-    super(`${file}: ${oneLine(reason)}`);
-    if (options?.cause !== undefined) this.cause = options.cause;
+    // retrying reads the same bytes again
+    super(`${file}: ${oneLine(reason)}`, false, options);
   }
 }
 

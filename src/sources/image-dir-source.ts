@@ -5,6 +5,7 @@ import { compareCodePoints } from './path-order.js';
 import { readRowFile, RowFileError } from './row-file.js';
 import { checkShardSize, planIds } from './shards.js';
 import type { ShardSpec, Source, SourceRow } from './types.js';
+import { FieldError } from '../types/errors.js';
 
 /** Formats the prebuilt sharp/libvips decodes (BMP, HEIC and SVG are left out on purpose). */
 export const DEFAULT_IMAGE_EXTENSIONS: readonly string[] = [
@@ -46,7 +47,7 @@ export class ImageDirSource implements Source {
     this.uri = path.resolve(root);
     const exts = options.extensions ?? DEFAULT_IMAGE_EXTENSIONS;
     if (exts.length === 0) {
-      throw new Error('source.extensions: give at least one file extension (e.g. ["jpg", "png"])');
+      throw new FieldError('source.extensions', 'give at least one file extension (e.g. ["jpg", "png"])');
     }
     this.extensions = new Set(exts.map(normaliseExtension));
     const readAhead = options.readAhead ?? 8;
@@ -67,7 +68,7 @@ export class ImageDirSource implements Source {
     try {
       await opendir(this.uri).then((d) => d.close());
     } catch (err) {
-      throw new Error(`source.uri: cannot read the folder ${this.uri}: ${describeFsError(err)}`, { cause: err });
+      throw new FieldError('source.uri', `cannot read the folder ${this.uri}: ${describeFsError(err)}`, { cause: err });
     }
   }
 
@@ -145,7 +146,7 @@ export class ImageDirSource implements Source {
     try {
       await this.walk(this.uri, '', ids);
     } catch (err) {
-      throw new Error(`source.uri: cannot list images under ${this.uri}: ${describeFsError(err)}`);
+      throw new FieldError('source.uri', `cannot list images under ${this.uri}: ${describeFsError(err)}`);
     }
     ids.sort(compareCodePoints);
     this.listing = ids;

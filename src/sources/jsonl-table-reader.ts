@@ -5,6 +5,7 @@ import type { RawRow, RowColumns, TableColumn } from './table-cells.js';
 import { checkShard, checkShardSize } from './table-reader.js';
 import type { TableReader } from './table-reader.js';
 import type { ShardSpec } from './types.js';
+import { FieldError } from '../types/errors.js';
 
 /** One line of the file: its bytes (without the newline) and where it starts. */
 interface Line {
@@ -106,8 +107,9 @@ export class JsonlTableReader implements TableReader {
       for await (const line of lines(this.path, 0, this.maxLineBytes)) {
         if (line.blank) continue;
         if (line.over) {
-          throw new Error(
-            `source.maxLineBytes: the first row of ${this.path} is ${line.length} bytes, more than ${this.maxLineBytes}; columns are taken from the first row: raise source.maxLineBytes to read it`,
+          throw new FieldError(
+            'source.maxLineBytes',
+            `the first row of ${this.path} is ${line.length} bytes, more than ${this.maxLineBytes}; columns are taken from the first row: raise source.maxLineBytes to read it`,
           );
         }
         let value: unknown;

@@ -5,6 +5,7 @@ import type { JobConfig } from '../config/schema.js';
 import { isS3Uri, parseS3Uri, S3_CONNECTION_FIELDS, s3Connection, type S3ConnectionOptions } from '../storage/s3-client.js';
 import { Registry } from '../types/registry.js';
 import type { Source, TableFormat } from './types.js';
+import { FieldError } from '../types/errors.js';
 
 /** What a job file's `source:` section says; `type` is inferred from the uri when absent. */
 export type SourceSpec = JobConfig['source'];
@@ -60,7 +61,7 @@ function tableEntry(format: TableFormat, what: string, extensions: readonly stri
       const { TableSource } = await import('./table-source.js');
       if (isS3Uri(spec.uri)) {
         const { bucket, key } = parseS3Uri(spec.uri, 'source.uri');
-        if (key === '' || key.endsWith('/')) throw new Error(`source.uri: type ${spec.type} needs the key of one table object, but ${spec.uri} is a prefix`);
+        if (key === '' || key.endsWith('/')) throw new FieldError('source.uri', `type ${spec.type} needs the key of one table object, but ${spec.uri} is a prefix`);
         const { S3TableLocation } = await import('./s3-table-location.js');
         return new TableSource(spec.uri, format, new S3TableLocation(bucket, key, s3Connection(spec), rowBytes(spec)), options);
       }
@@ -96,7 +97,7 @@ export function defaultSources(): SourceRegistry {
       extensions: ['.npy'],
       fields: [],
       async open(spec) {
-        if (isS3Uri(spec.uri)) throw new Error(`source.uri: .npy sources must be local files (${spec.uri}); copy it locally, or store it as a .parquet/.arrow table`);
+        if (isS3Uri(spec.uri)) throw new FieldError('source.uri', `.npy sources must be local files (${spec.uri}); copy it locally, or store it as a .parquet/.arrow table`);
         const file = localPath(spec.uri, 'file', (p) => `type npy needs a .npy file, but ${p} is not a file`);
         const { NpySource } = await import('./npy-source.js');
         return new NpySource(file);
@@ -129,7 +130,7 @@ function hasExtension(name: string, entry: SourceEntry): boolean {
 export function sourcePath(uri: string, sources: SourceRegistry = defaultSources()): string {
   if (uri.startsWith('file://')) return fileURLToPath(uri);
   const scheme = schemeOf(uri);
-  if (scheme) throw new Error(`source.uri: ${scheme}:// is not a local path (${uri}); ${supported(sources)}`);
+  if (scheme) throw new FieldError('source.uri', `${scheme}:// is not a local path (${uri}); ${supported(sources)}`);
   return path.resolve(uri);
 }
 
@@ -147,13 +148,13 @@ export function inferSourceType(uri: string, sources: SourceRegistry = defaultSo
     const { key } = parseS3Uri(uri, 'source.uri');
     const kind = kinds.find(([, e]) => e.s3 === 'key' && hasExtension(key, e)) ?? kinds.find(([, e]) => e.s3 === 'prefix');
     if (kind) return kind[0];
-    throw new Error(`source.uri: cannot tell what kind of dataset ${uri} is; ${supported(sources)}`);
+    throw new FieldError('source.uri', `cannot tell what kind of dataset ${uri} is; ${supported(sources)}`);
   }
   const p = sourcePath(uri, sources);
   const st = statOrThrow(p);
   const kind = st.isDirectory() ? kinds.find(([, e]) => e.directory) : st.isFile() ? kinds.find(([, e]) => hasExtension(p, e)) : undefined;
   if (kind) return kind[0];
-  throw new Error(`source.uri: cannot tell what kind of dataset ${p} is; ${supported(sources)}`);
+  throw new FieldError('source.uri', `cannot tell what kind of dataset ${p} is; ${supported(sources)}`);
 }
 
 /** Which sources take a field, where naming the kinds would not say why. */
@@ -170,12 +171,12 @@ function checkFields(spec: SourceSpec, type: string, entry: SourceEntry, sources
     const families = new Set(takers.map(([, e]) => e.family));
     const names = takers.map(([n]) => n);
     const family = takers.length > 1 && families.size === 1 ? [...families][0] : undefined;
-    if (takers.length === 0) throw new Error(`source.${field}: no source type takes it (types are: ${sources.names.join(', ')})`);
+    if (takers.length === 0) throw new FieldError(`source.${field}`, `no source type takes it (types are: ${sources.names.join(', ')})`);
     const which = TAKEN_BY[field as SourceField] ?? (family !== undefined ? `${family} sources (${names.join(', ')})` : `${names.join(', ')} sources`);
-    throw new Error(`source.${field}: only applies to ${which}, not ${type}`);
+    throw new FieldError(`source.${field}`, `only applies to ${which}, not ${type}`);
   }
   const s3Field = Object.keys(s3Connection(spec))[0];
-  if (s3Field !== undefined && !isS3Uri(spec.uri)) throw new Error(`source.${s3Field}: only applies to s3:// sources, not ${spec.uri}`);
+  if (s3Field !== undefined && !isS3Uri(spec.uri)) throw new FieldError(`source.${s3Field}`, `only applies to s3:// sources, not ${spec.uri}`);
 }
 
 /**
@@ -193,7 +194,7 @@ export async function createSource(spec: SourceSpec, sources: SourceRegistry = d
 function localPath(uri: string, kind: 'file' | 'directory', wrong: (path: string) => string): string {
   const p = sourcePath(uri);
   const st = statOrThrow(p);
-  if (kind === 'directory' ? !st.isDirectory() : !st.isFile()) throw new Error(`source.uri: ${wrong(p)}`);
+  if (kind === 'directory' ? !st.isDirectory() : !st.isFile()) throw new FieldError('source.uri', `${wrong(p)}`);
   return p;
 }
 
@@ -202,7 +203,7 @@ function statOrThrow(p: string): Stats {
     return statSync(p);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw new Error(`source.uri: no such file or directory: ${p}`);
-    throw new Error(`source.uri: cannot access ${p}: ${(err as Error).message}`, { cause: err });
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new FieldError('source.uri', `no such file or directory: ${p}`);
+    throw new FieldError('source.uri', `cannot access ${p}: ${(err as Error).message}`, { cause: err });
   }
 }

@@ -7,6 +7,7 @@ import { compareCodePoints } from './path-order.js';
 import { tooLarge } from './row-file.js';
 import { checkShardSize, planIds } from './shards.js';
 import type { ShardSpec, Source, SourceRow } from './types.js';
+import { FieldError } from '../types/errors.js';
 
 /** Options of {@link S3ImageSource}. */
 export interface S3ImageSourceOptions {
@@ -47,7 +48,7 @@ export class S3ImageSource implements Source {
     this.prefix = prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`;
     this.uri = formatS3Uri(bucket, this.prefix);
     const exts = options.extensions ?? DEFAULT_IMAGE_EXTENSIONS;
-    if (exts.length === 0) throw new Error('source.extensions: give at least one file extension (e.g. ["jpg", "png"])');
+    if (exts.length === 0) throw new FieldError('source.extensions', 'give at least one file extension (e.g. ["jpg", "png"])');
     this.extensions = new Set(exts.map((e) => e.replace(/^\./, '').toLowerCase()));
     const readAhead = options.readAhead ?? 16;
     if (!Number.isInteger(readAhead) || readAhead < 1) throw new Error(`S3ImageSource readAhead must be a positive integer, got ${readAhead}`);
@@ -134,7 +135,7 @@ export class S3ImageSource implements Source {
           new sdk.ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix, MaxKeys: this.pageSize, ...(token ? { ContinuationToken: token } : {}) }),
         );
       } catch (err) {
-        throw new Error(`source.uri: ${describeS3Error(err, `ListObjectsV2 ${this.uri}`, this.connection)}`, { cause: err });
+        throw new FieldError('source.uri', `${describeS3Error(err, `ListObjectsV2 ${this.uri}`, this.connection)}`, { cause: err });
       }
       for (const o of res.Contents ?? []) {
         const key = o.Key;

@@ -5,11 +5,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { checkBucket, describeS3Error, errorCode, formatS3Uri, httpStatus, loadS3Sdk, s3Client } from '../storage/s3-client.js';
+import { checkBucket, describeS3Error, s3Error, errorCode, formatS3Uri, httpStatus, loadS3Sdk, s3Client } from '../storage/s3-client.js';
 import type { S3ConnectionOptions } from '../storage/s3-client.js';
 import { checkLimit, DEFAULT_MAX_ROW_BYTES } from './limits.js';
 import { RowFileError, tooLarge } from './row-file.js';
 import type { TableLocation } from './table-location.js';
+import { FieldError } from '../types/errors.js';
 
 /**
  * A table object in S3. The readers need random access (Parquet footers, Arrow batch offsets),
@@ -70,7 +71,7 @@ export class S3TableLocation implements TableLocation {
       return bytes;
     } catch (err) {
       if (err instanceof RowFileError) throw err;
-      throw new Error(describeS3Error(err, `GetObject ${formatS3Uri(this.bucket, key)}`, this.connection), { cause: err });
+      throw s3Error(err, `GetObject ${formatS3Uri(this.bucket, key)}`, this.connection);
     }
   }
 
@@ -87,9 +88,9 @@ export class S3TableLocation implements TableLocation {
       return res.ETag ?? `${res.ContentLength ?? 0}-${res.LastModified?.getTime() ?? 0}`;
     } catch (err) {
       if (httpStatus(err) === 404 || errorCode(err) === 'NotFound' || errorCode(err) === 'NoSuchKey') {
-        throw new Error(`source.uri: no object ${this.uri} (bucket '${this.bucket}' has no key '${this.key}')`, { cause: err });
+        throw new FieldError('source.uri', `no object ${this.uri} (bucket '${this.bucket}' has no key '${this.key}')`, { cause: err });
       }
-      throw new Error(`source.uri: ${describeS3Error(err, `HeadObject ${this.uri}`, this.connection)}`, { cause: err });
+      throw new FieldError('source.uri', `${describeS3Error(err, `HeadObject ${this.uri}`, this.connection)}`, { cause: err });
     }
   }
 }
@@ -178,6 +179,6 @@ async function download(bucket: string, key: string, connection: S3ConnectionOpt
     return base;
   } catch (err) {
     await unlink(temp).catch(() => undefined);
-    throw new Error(`source.uri: cannot download ${uri}: ${describeS3Error(err, 'GetObject', connection)}`, { cause: err });
+    throw new FieldError('source.uri', `cannot download ${uri}: ${describeS3Error(err, 'GetObject', connection)}`, { cause: err });
   }
 }

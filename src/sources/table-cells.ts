@@ -1,5 +1,6 @@
 import { DataType, Precision } from 'apache-arrow';
 import type { Field, Table, Vector } from 'apache-arrow';
+import { FieldError } from '../types/errors.js';
 
 /** What a table column holds, as far as embedding is concerned. */
 export type ColumnKind = 'tensor' | 'binary' | 'text' | 'other';
@@ -77,9 +78,9 @@ function parseShape(text: string | undefined): number[] | null {
  */
 export function* arrowRows(table: Table, from: number, to: number, columns: RowColumns, firstIndex: number): Generator<RawRow> {
   const input = table.getChild(columns.input);
-  if (!input) throw new Error(`source.inputColumn: no column '${columns.input}' in this part of the table`);
+  if (!input) throw new FieldError('source.inputColumn', `no column '${columns.input}' in this part of the table`);
   const id = columns.id === null ? null : table.getChild(columns.id);
-  if (columns.id !== null && !id) throw new Error(`source.idColumn: no column '${columns.id}' in this part of the table`);
+  if (columns.id !== null && !id) throw new FieldError('source.idColumn', `no column '${columns.id}' in this part of the table`);
   for (let i = from; i < to; i++) {
     // a damaged value (offsets past its data) is that row's problem, not the batch's
     let rawId: unknown = null;

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { describeFsError, isSafeRelativeId } from './image-dir-source.js';
 import { checkLimit, DEFAULT_MAX_ROW_BYTES } from './limits.js';
 import { readRowFile, RowFileError } from './row-file.js';
+import { FieldError } from '../types/errors.js';
 
 /**
  * Where a table lives: it gives the readers a local file with random access, and resolves the
@@ -38,9 +39,9 @@ export class LocalTableLocation implements TableLocation {
     try {
       isFile = (await stat(this.uri)).isFile();
     } catch (err) {
-      throw new Error(`source.uri: cannot read ${this.uri}: ${describeFsError(err)}`, { cause: err });
+      throw new FieldError('source.uri', `cannot read ${this.uri}: ${describeFsError(err)}`, { cause: err });
     }
-    if (!isFile) throw new Error(`source.uri: ${this.uri} is not a file`);
+    if (!isFile) throw new FieldError('source.uri', `${this.uri} is not a file`);
   }
 
   async localPath(): Promise<string> {

@@ -5,6 +5,7 @@ import type { RawRow, TableColumn } from './table-cells.js';
 import type { TableLocation } from './table-location.js';
 import type { TableReader } from './table-reader.js';
 import type { ShardSpec, Source, SourceRow, TableFormat } from './types.js';
+import { FieldError } from '../types/errors.js';
 
 /** Options of a {@link TableSource}. */
 export interface TableSourceOptions {
@@ -36,7 +37,7 @@ function readerFor(format: TableFormat, file: string, options: TableSourceOption
       return new JsonlTableReader(file, options.maxLineBytes !== undefined ? { maxLineBytes: options.maxLineBytes } : {});
     default: {
       const never: never = format;
-      throw new Error(`source.type: unknown table format '${String(never)}'`);
+      throw new FieldError('source.type', `unknown table format '${String(never)}'`);
     }
   }
 }
@@ -155,7 +156,7 @@ export class TableSource implements Source {
 
     let id: string | null;
     if (this.options.idColumn !== undefined) {
-      if (!byName(this.options.idColumn)) throw new Error(`source.idColumn: no column '${this.options.idColumn}' in ${this.uri}; columns are: ${list}`);
+      if (!byName(this.options.idColumn)) throw new FieldError('source.idColumn', `no column '${this.options.idColumn}' in ${this.uri}; columns are: ${list}`);
       id = this.options.idColumn;
     } else {
       id = byName('id') ? 'id' : null;
@@ -164,22 +165,24 @@ export class TableSource implements Source {
     let input: TableColumn | undefined;
     if (this.options.inputColumn !== undefined) {
       input = byName(this.options.inputColumn);
-      if (!input) throw new Error(`source.inputColumn: no column '${this.options.inputColumn}' in ${this.uri}; columns are: ${list}`);
+      if (!input) throw new FieldError('source.inputColumn', `no column '${this.options.inputColumn}' in ${this.uri}; columns are: ${list}`);
     } else {
       const rest = columns.filter((c) => c.name !== id);
       if (rest.length !== 1) {
-        throw new Error(
+        throw new FieldError(
+          'source.inputColumn',
           rest.length === 0
-            ? `source.inputColumn: ${this.uri} has no column to embed besides the id column (columns: ${list})`
-            : `source.inputColumn: ${this.uri} has several columns (${list}); name the one to embed with source.inputColumn`,
+            ? `${this.uri} has no column to embed besides the id column (columns: ${list})`
+            : `${this.uri} has several columns (${list}); name the one to embed with source.inputColumn`,
         );
       }
       input = rest[0] as TableColumn;
     }
-    if (input.name === id) throw new Error(`source.inputColumn: '${input.name}' is also the id column; choose another column`);
+    if (input.name === id) throw new FieldError('source.inputColumn', `'${input.name}' is also the id column; choose another column`);
     if (input.kind === 'other') {
-      throw new Error(
-        `source.inputColumn: column '${input.name}' is ${input.typeName}; it must hold a list of numbers (a tensor row), image bytes (binary) or image paths (text)`,
+      throw new FieldError(
+        'source.inputColumn',
+        `column '${input.name}' is ${input.typeName}; it must hold a list of numbers (a tensor row), image bytes (binary) or image paths (text)`,
       );
     }
     if (input.kind !== 'tensor') return { id, input, shape: null };
@@ -201,7 +204,7 @@ export class TableSource implements Source {
     if (!shard) return [0];
     for await (const raw of reader.rows(shard, { id, input })) {
       if (raw.input.kind !== 'tensor') {
-        throw new Error(`source.inputColumn: the first row's '${input}' is not a list of numbers (${raw.input.kind === 'invalid' ? raw.input.message : raw.input.kind})`);
+        throw new FieldError('source.inputColumn', `the first row's '${input}' is not a list of numbers (${raw.input.kind === 'invalid' ? raw.input.message : raw.input.kind})`);
       }
       return raw.input.shape ?? [raw.input.data.length];
     }

@@ -3,6 +3,7 @@ import { mkdir, open, opendir, readFile, rename, stat, unlink } from 'node:fs/pr
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Sink, SinkWriter } from './types.js';
+import { FieldError } from '../types/errors.js';
 
 /** Temp files of writers: `.<basename>.<random>.tmp`, in the same folder as the final file so rename is atomic. */
 const TEMP_RE = /^\..+\.tmp$/;
@@ -32,7 +33,7 @@ export class LocalSink implements Sink {
   /** Fails when the root exists but is not a folder (a missing root is created on first write). */
   async check(): Promise<void> {
     try {
-      if (!(await stat(this.uri)).isDirectory()) throw new Error(`sink.uri: ${this.uri} exists and is not a folder`);
+      if (!(await stat(this.uri)).isDirectory()) throw new FieldError('sink.uri', `${this.uri} exists and is not a folder`);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
@@ -44,11 +45,11 @@ export class LocalSink implements Sink {
     if (splitKey(key).length === 0) throw new Error(`sink key '${key}' names the sink root, not a file`);
     const dir = path.dirname(final);
     await mkdir(dir, { recursive: true }).catch((err: Error) => {
-      throw new Error(`sink.uri: cannot create folder ${dir}: ${err.message}`, { cause: err });
+      throw new FieldError('sink.uri', `cannot create folder ${dir}: ${err.message}`, { cause: err });
     });
     const temp = path.join(dir, `.${path.basename(final)}.${randomBytes(6).toString('hex')}.tmp`);
     const fh = await open(temp, 'wx').catch((err: Error) => {
-      throw new Error(`sink.uri: cannot create ${temp}: ${err.message}`, { cause: err });
+      throw new FieldError('sink.uri', `cannot create ${temp}: ${err.message}`, { cause: err });
     });
     return new LocalFileWriter(fh, temp, final);
   }

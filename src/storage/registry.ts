@@ -4,6 +4,7 @@ import type { JobConfig } from '../config/schema.js';
 import { Registry } from '../types/registry.js';
 import { S3_CONNECTION_FIELDS, s3Connection } from './s3-client.js';
 import type { Sink } from './types.js';
+import { FieldError } from '../types/errors.js';
 
 /** What a job file's `sink:` section says about where output goes (`format` is the part writer's business). */
 export type SinkSpec = Omit<JobConfig['sink'], 'format'>;
@@ -60,16 +61,16 @@ export async function createSink(spec: string | SinkSpec, sinks: SinkRegistry = 
   const s: SinkSpec = typeof spec === 'string' ? { uri: spec } : spec;
   const uri = s.uri;
   const schemes = sinks.list();
-  if (uri.length === 0) throw new Error(`sink.uri: empty; give ${schemes.map(([, e]) => e.describe).join(', or ')}`);
+  if (uri.length === 0) throw new FieldError('sink.uri', `empty; give ${schemes.map(([, e]) => e.describe).join(', or ')}`);
   const scheme = sinkScheme(uri);
   const entry = sinks.find(scheme);
   if (entry === undefined) {
-    throw new Error(`sink.uri: unsupported scheme ${scheme}:// in ${uri}; use ${schemes.map(([, e]) => e.describe).join(', or ')}`);
+    throw new FieldError('sink.uri', `unsupported scheme ${scheme}:// in ${uri}; use ${schemes.map(([, e]) => e.describe).join(', or ')}`);
   }
   for (const [field, value] of Object.entries(s)) {
     if (value === undefined || field === 'uri' || field === 'format' || (entry.fields as readonly string[]).includes(field)) continue;
     const takers = schemes.filter(([, e]) => (e.fields as readonly string[]).includes(field)).map(([name]) => `${name}://`);
-    throw new Error(`sink.${field}: only applies to ${takers.join(', ') || 'no'} sinks, not ${uri}`);
+    throw new FieldError(`sink.${field}`, `only applies to ${takers.join(', ') || 'no'} sinks, not ${uri}`);
   }
   return entry.open(s);
 }

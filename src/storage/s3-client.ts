@@ -1,4 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
+import { FieldError } from '../types/errors.js';
+import { StorageError } from '../types/errors.js';
 
 /** The AWS SDK's S3 module. */
 export type S3Sdk = typeof import('@aws-sdk/client-s3');
@@ -53,14 +55,14 @@ export function isS3Uri(uri: string): boolean {
  * so keys with spaces, '+' or '#' are written as they are. `field` names the job field in errors.
  */
 export function parseS3Uri(uri: string, field: string): S3Location {
-  if (!isS3Uri(uri)) throw new Error(`${field}: '${uri}' is not an s3:// URI`);
+  if (!isS3Uri(uri)) throw new FieldError(field, `'${uri}' is not an s3:// URI`);
   const rest = uri.slice('s3://'.length);
   const slash = rest.indexOf('/');
   const bucket = slash < 0 ? rest : rest.slice(0, slash);
   const key = slash < 0 ? '' : rest.slice(slash + 1);
   // bucket naming rules (3-63 chars, lowercase, digits, dots, hyphens); a stricter check is the store's job
   if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
-    throw new Error(`${field}: '${bucket}' in ${uri} is not a valid bucket name (3-63 characters: lowercase letters, digits, '.' and '-')`);
+    throw new FieldError(field, `'${bucket}' in ${uri} is not a valid bucket name (3-63 characters: lowercase letters, digits, '.' and '-')`);
   }
   return { bucket, key };
 }
@@ -140,6 +142,19 @@ export function describeS3Error(err: unknown, what: string, opts: S3ConnectionOp
   return `${what} failed at ${endpoint} (${status ? `HTTP ${status} ` : ''}${code}${message})`;
 }
 
+/** HTTP statuses whose request will fail the same way when repeated (bad request, denied, missing, conflicting). */
+const PERMANENT_STATUSES = new Set([400, 401, 403, 404, 405, 409, 411, 412, 413, 416, 501]);
+
+/**
+ * An S3 request that failed, as a StorageError saying `what` failed where, and whether another
+ * attempt may succeed: network faults, throttling and server errors may pass, a denied or
+ * missing bucket or key will not.
+ */
+export function s3Error(err: unknown, what: string, opts: S3ConnectionOptions = {}, prefix = ''): StorageError {
+  const status = httpStatus(err);
+  return new StorageError(`${prefix}${describeS3Error(err, what, opts)}`, status === undefined || !PERMANENT_STATUSES.has(status), { cause: err });
+}
+
 /**
  * Checks that `bucket` exists and can be reached with the current credentials (HeadBucket), so a
  * bad job fails before any work. Throws an Error starting with `field` and naming the bucket.
@@ -154,14 +169,15 @@ export async function checkBucket(bucket: string, opts: S3ConnectionOptions, fie
     const status = httpStatus(err);
     const code = errorCode(err);
     if (status === 404 || code === 'NotFound' || code === 'NoSuchBucket') {
-      throw new Error(`${field}: bucket '${bucket}' does not exist at ${where}; create it first or fix the uri`, { cause: err });
+      throw new FieldError(field, `bucket '${bucket}' does not exist at ${where}; create it first or fix the uri`, { cause: err });
     }
     if (status === 403 || code === 'AccessDenied' || code === 'Forbidden') {
-      throw new Error(
-        `${field}: access to bucket '${bucket}' at ${where} is denied (HTTP 403); check the credentials (AWS_ACCESS_KEY_ID / AWS_PROFILE) and the bucket policy`,
+      throw new FieldError(
+        field,
+        `access to bucket '${bucket}' at ${where} is denied (HTTP 403); check the credentials (AWS_ACCESS_KEY_ID / AWS_PROFILE) and the bucket policy`,
         { cause: err },
       );
     }
-    throw new Error(`${field}: cannot reach bucket '${bucket}': ${describeS3Error(err, 'HeadBucket', opts)}`, { cause: err });
+    throw new FieldError(field, `cannot reach bucket '${bucket}': ${describeS3Error(err, 'HeadBucket', opts)}`, { cause: err });
   }
 }

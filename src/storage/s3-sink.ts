@@ -2,7 +2,7 @@ import { PassThrough } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Upload } from '@aws-sdk/lib-storage';
 import type { CleanupOptions } from './local-sink.js';
-import { checkBucket, describeS3Error, errorCode, formatS3Uri, httpStatus, loadS3Sdk, parseS3Uri, s3Client } from './s3-client.js';
+import { checkBucket, s3Error, errorCode, formatS3Uri, httpStatus, loadS3Sdk, parseS3Uri, s3Client } from './s3-client.js';
 import type { S3ConnectionOptions, S3Sdk } from './s3-client.js';
 import type { Sink, SinkWriter } from './types.js';
 
@@ -88,7 +88,7 @@ export class S3Sink implements Sink {
         new sdk.PutObjectCommand({ Bucket: this.bucket, Key: objectKey, Body: body, ContentType: contentType(objectKey), ContentLength: body.byteLength }),
       );
     } catch (err) {
-      throw new Error(describeS3Error(err, `PutObject ${formatS3Uri(this.bucket, objectKey)}`, this.options), { cause: err });
+      throw s3Error(err, `PutObject ${formatS3Uri(this.bucket, objectKey)}`, this.options);
     }
     return formatS3Uri(this.bucket, objectKey);
   }
@@ -103,7 +103,7 @@ export class S3Sink implements Sink {
       return await res.Body.transformToByteArray();
     } catch (err) {
       if (isNotFound(err)) return null;
-      throw new Error(describeS3Error(err, `GetObject ${formatS3Uri(this.bucket, objectKey)}`, this.options), { cause: err });
+      throw s3Error(err, `GetObject ${formatS3Uri(this.bucket, objectKey)}`, this.options);
     }
   }
 
@@ -116,7 +116,7 @@ export class S3Sink implements Sink {
       return true;
     } catch (err) {
       if (isNotFound(err)) return false;
-      throw new Error(describeS3Error(err, `HeadObject ${formatS3Uri(this.bucket, objectKey)}`, this.options), { cause: err });
+      throw s3Error(err, `HeadObject ${formatS3Uri(this.bucket, objectKey)}`, this.options);
     }
   }
 
@@ -138,7 +138,7 @@ export class S3Sink implements Sink {
           }),
         );
       } catch (err) {
-        throw new Error(describeS3Error(err, `ListObjectsV2 ${this.resolve(prefix)}`, this.options), { cause: err });
+        throw s3Error(err, `ListObjectsV2 ${this.resolve(prefix)}`, this.options);
       }
       for (const o of res.Contents ?? []) if (o.Key) keys.push(o.Key.slice(rootLen));
       token = res.IsTruncated ? res.NextContinuationToken : undefined;
@@ -171,7 +171,7 @@ export class S3Sink implements Sink {
         );
       } catch (err) {
         if (httpStatus(err) === 501 || errorCode(err) === 'NotImplemented') return;
-        throw new Error(describeS3Error(err, `ListMultipartUploads ${this.resolve(prefix)}`, this.options), { cause: err });
+        throw s3Error(err, `ListMultipartUploads ${this.resolve(prefix)}`, this.options);
       }
       for (const u of res.Uploads ?? []) {
         if (!u.Key || !u.UploadId) continue;
@@ -181,7 +181,7 @@ export class S3Sink implements Sink {
         } catch (err) {
           // another worker's cleanup may have aborted it first
           if (errorCode(err) !== 'NoSuchUpload' && httpStatus(err) !== 404) {
-            throw new Error(describeS3Error(err, `AbortMultipartUpload ${formatS3Uri(this.bucket, u.Key)}`, this.options), { cause: err });
+            throw s3Error(err, `AbortMultipartUpload ${formatS3Uri(this.bucket, u.Key)}`, this.options);
           }
         }
       }
@@ -301,7 +301,7 @@ class S3ObjectWriter implements SinkWriter {
   }
 
   private uploadError(err: unknown): Error {
-    return new Error(`cannot upload ${this.uri}: ${describeS3Error(err, 'multipart upload', this.options)}`, { cause: err });
+    return s3Error(err, 'multipart upload', this.options, `cannot upload ${this.uri}: `);
   }
 }
 

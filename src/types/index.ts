@@ -4,3 +4,4 @@ export { nearestNames } from './did-you-mean.js';
 export type { RowStage } from './row-stage.js';
 export { callbackLogger, silentLogger, type Logger, type LogFields, type LogLevel } from './logger.js';
 export { Registry, UnknownNameError } from './registry.js';
+export { FieldError, LayertapError, StorageError, ModelLoadError, isPermanent } from './errors.js';

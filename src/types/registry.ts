@@ -1,11 +1,12 @@
 import { nearestNames } from './did-you-mean.js';
+import { FieldError } from './errors.js';
 
 /** A name a registry does not hold, with the job field that gave it and the names it does hold. */
-export class UnknownNameError extends Error {
+export class UnknownNameError extends FieldError {
   override readonly name = 'UnknownNameError';
   constructor(
     /** the job field that named it, e.g. 'source.type' */
-    readonly field: string,
+    field: string,
     /** the name as given */
     readonly given: string,
     /** every name the registry holds */
@@ -14,7 +15,7 @@ export class UnknownNameError extends Error {
     noun: string,
   ) {
     const near = nearestNames(given, choices, 1);
-    super(`${field}: unknown ${noun} '${given}'${near.length > 0 ? ` (did you mean '${near.join("' or '")}'?)` : ''}; ${noun}s are: ${choices.join(', ')}`);
+    super(field, `unknown ${noun} '${given}'${near.length > 0 ? ` (did you mean '${near.join("' or '")}'?)` : ''}; ${noun}s are: ${choices.join(', ')}`);
   }
 }
 
