@@ -9,7 +9,7 @@ import { createSource } from '../sources/index.js';
 import type { SourceRow } from '../sources/types.js';
 import { VERSION } from '../version.js';
 import { modelSpecOf } from '../workers/model-spec.js';
-import type { EmbedPool } from '../workers/pool.js';
+import type { BatchRunner } from '../workers/batch-runner.js';
 import type { BatchInput, BatchResult } from '../workers/protocol.js';
 import { ownBuffer } from '../workers/transfer.js';
 import { BaseLookup, contentHasher, encodeRowIndex, mergeRows } from './incremental.js';
@@ -17,7 +17,7 @@ import type { ShardJobData, ShardResult } from './types.js';
 
 /** What a shard needs besides its job data. */
 export interface ShardContext {
-  pool: EmbedPool;
+  pool: BatchRunner;
   /** called after each batch with rows embedded and error rows */
   onBatch?: (rows: number, errorRows: number) => void | Promise<void>;
   signal?: AbortSignal;
