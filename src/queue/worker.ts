@@ -10,6 +10,7 @@ import { checkRedis } from './redis-checks.js';
 import { ScheduleWorker } from './schedules.js';
 import { RunRegistry } from './run-registry.js';
 import { finalizeRun, type ShardOutcomes } from '../pipeline/finalize.js';
+import { IncrementalCache } from '../pipeline/incremental.js';
 import { processShard } from '../pipeline/shard-processor.js';
 import { RUNS_QUEUE, SHARDS_QUEUE, type RunJobData, type ShardJobData, type ShardResult } from './types.js';
 
@@ -124,6 +125,8 @@ export class LayertapWorker {
   private runWorker: Worker<RunJobData> | null = null;
   private scheduleWorker: ScheduleWorker | null = null;
   private readonly pools = new Map<number, EmbedPool>();
+  /** the content hasher and the base run its incremental shards share */
+  private readonly incremental = new IncrementalCache();
   private readonly log: (line: string) => void;
   /** aborted when the grace period is over: active shards stop and go back to the queue */
   private readonly handBack = new AbortController();
@@ -199,6 +202,7 @@ export class LayertapWorker {
       if (rec?.status === 'queued') await this.registry.update(runId, { status: 'running' });
       const result = await processShard(job.data, {
         pool: this.observed(this.poolFor(job.data), origin),
+        incremental: this.incremental,
         signal: signal ? AbortSignal.any([signal, this.handBack.signal]) : this.handBack.signal,
         onBatch: async (rows, errorRows) => {
           this.opts.onBatch?.(runId, rows, errorRows);
@@ -306,6 +310,7 @@ export class LayertapWorker {
     }
     await workersClosed;
     await Promise.allSettled([...this.pools.values()].map((p) => p.close()));
+    this.incremental.close();
     this.redis.disconnect();
   }
 }
