@@ -1,4 +1,5 @@
 export { resolveJob, computeFingerprint, type ResolveOptions } from './plan.js';
 export { processShard, type ShardContext } from './shard-processor.js';
+export { IncrementalCache } from './incremental.js';
 export { finalizeRun, type ShardOutcomes } from './finalize.js';
 export * from './types.js';
