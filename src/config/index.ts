@@ -1,5 +1,6 @@
 export * from './schema.js';
 export * from './resolved.js';
 export { JobConfigError } from './errors.js';
-export { loadJobFile, parseJob, fieldPath } from './load.js';
+export { loadJobFile, parseJob, fieldPath, describeIssue, describeIssues } from './load.js';
+export * from './resolved-schema.js';
 export { defaultColumnName, absoluteUri } from './names.js';

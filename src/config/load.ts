@@ -15,7 +15,8 @@ export function fieldPath(path: ReadonlyArray<PropertyKey>): string {
   return out.length === 0 ? '(top level)' : out;
 }
 
-function describeIssue(issue: z.core.$ZodIssue): { field: string; message: string } {
+/** One zod issue as a field path and a message that names it (`taps[0].layer: ...`). */
+export function describeIssue(issue: z.core.$ZodIssue): { field: string; message: string } {
   if (issue.code === 'unrecognized_keys') {
     const where = issue.path.length ? `${fieldPath(issue.path)}.` : '';
     const keys = issue.keys.map((k) => `${where}${k}`);
@@ -30,6 +31,11 @@ function describeIssue(issue: z.core.$ZodIssue): { field: string; message: strin
     return { field, message: `${field}: required (expected ${issue.expected})` };
   }
   return { field, message: `${field}: ${issue.message}` };
+}
+
+/** Every issue of a failed validation on one line, each naming its field. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues.map((i) => describeIssue(i).message).join('; ');
 }
 
 /** Validate a parsed job object; `origin` (a file name) prefixes the error. */

@@ -15,7 +15,7 @@ export const SINK_FORMATS = ['arrow', 'parquet'] as const;
 export type SinkFormat = (typeof SINK_FORMATS)[number];
 
 /** Connection to an S3-compatible store (s3:// uris only); unset fields come from the AWS environment. */
-const s3Fields = {
+export const s3Fields = {
   /** e.g. http://127.0.0.1:9000 for MinIO. @defaultValue AWS_ENDPOINT_URL_S3, then AWS_ENDPOINT_URL, else AWS */
   endpoint: z.string().regex(/^https?:\/\/[^\s/]+/, 'must be an http:// or https:// URL').optional(),
   /** @defaultValue AWS_REGION, then AWS_DEFAULT_REGION, else us-east-1 */
@@ -68,12 +68,15 @@ export const tapSchema = z.strictObject({
   dtype: z.enum(['float32', 'float16']).default('float32'),
 });
 
+/** A dataset name: it becomes a folder name in the output path. */
+export const datasetNameSchema = z
+  .string()
+  .min(1)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'use letters, digits, _ . - (it becomes a folder name)');
+
 export const jobSchema = z.strictObject({
   /** dataset name: part of the output path */
-  name: z
-    .string()
-    .min(1)
-    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'use letters, digits, _ . - (it becomes a folder name)'),
+  name: datasetNameSchema,
   source: z.strictObject({
     uri: z.string().min(1),
     /** inferred from the uri when absent */

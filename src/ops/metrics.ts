@@ -14,6 +14,9 @@ export const METRIC_QUEUES = [RUNS_QUEUE, SHARDS_QUEUE, SCHEDULES_QUEUE] as cons
 /** Job states counted per queue (BullMQ's getJobCounts). */
 export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'completed', 'failed'] as const;
 
+/** Interface the metrics server listens on unless told otherwise. */
+export const DEFAULT_METRICS_HOST = '127.0.0.1';
+
 /** Longest a scrape waits for queue depth. */
 const QUEUE_COUNT_TIMEOUT_MS = 2000;
 
@@ -44,7 +47,7 @@ export interface WorkerMetricsOptions {
  * const metrics = new WorkerMetrics({ settings });
  * const worker = new LayertapWorker({ settings, ...metrics.hooks });
  * metrics.attach(worker);
- * await metrics.listen(9464);   // GET http://host:9464/metrics
+ * await metrics.listen(9464);   // GET http://127.0.0.1:9464/metrics (listen(9464, '0.0.0.0') for every interface)
  * // layertap_rows_total{run="20261127T061502-3fa9c1",name="products",tap="embedding"} 1024
  * ```
  */
@@ -178,10 +181,13 @@ export class WorkerMetrics {
   }
 
   /**
-   * Serve `GET /metrics` (Prometheus text format) on `port` (0: a free one).
+   * Serve `GET /metrics` (Prometheus text format) on `port` (0: a free one) and `host`. The
+   * metrics name datasets, runs and queue depths, so only this machine sees them unless a wider
+   * `host` is given (`'0.0.0.0'` for a scraper on another host or in a container network).
+   * @defaultValue host '127.0.0.1'
    * @returns the bound port
    */
-  async listen(port: number, host?: string): Promise<number> {
+  async listen(port: number, host = DEFAULT_METRICS_HOST): Promise<number> {
     if (this.server) throw new Error('metrics server already listening');
     const server = createServer((req, res) => {
       const path = (req.url ?? '/').split('?')[0];

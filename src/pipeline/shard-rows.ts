@@ -1,5 +1,6 @@
 import type { SourceRow } from '../sources/types.js';
 import type { TapOutput } from '../types/features.js';
+import type { RowStage } from '../types/row-stage.js';
 
 /** What the stages of shard processing pass each other: rows named by their position in the shard. */
 
@@ -11,7 +12,7 @@ export interface ErrorRow {
   /** position in the shard: the errors file lists rows in source order */
   pos: number;
   id: string;
-  stage: string;
+  stage: RowStage;
   message: string;
 }
 

@@ -3,13 +3,14 @@ export { LayertapWorker, WORKER_DEFAULTS, type LayertapWorkerOptions } from './w
 export { runJob, waitForRun, connectRedis, type RunOptions } from './run.js';
 export { settingsFromEnv, redisOptions, redactUrl, DEFAULT_REDIS_URL, type QueueSettings } from './connection.js';
 export { EmbeddedRedis, redisAnswers } from './embedded-redis.js';
-export { RunRegistry } from './run-registry.js';
+export { RunRegistry, type InvalidRunRecord, type RunRegistryEvents } from './run-registry.js';
 export { processShard, type ShardContext } from '../pipeline/shard-processor.js';
 export { finalizeRun } from '../pipeline/finalize.js';
 export { SUCCESS_MARKER, PARTIAL_MARKER } from '../storage/layout.js';
 export { checkRedis, securityWarnings, isLoopbackHost, RedisSetupError, type RedisCheckOptions, type RedisCheckResult } from './redis-checks.js';
 export * from './types.js';
-export { ScheduleManager, SCHEDULES_QUEUE, checkScheduleId, type ScheduleInfo, type ScheduleTiming, type ScheduleTickData } from './schedules.js';
-export { rebuildRegistry, recordFromManifest } from './registry-rebuild.js';
+export { ScheduleManager, SCHEDULES_QUEUE, checkScheduleId, scheduleTickDataSchema, parseScheduleTickData, type ScheduleInfo, type ScheduleTiming, type ScheduleTickData } from './schedules.js';
+export { rebuildRegistry, recordFromManifest, type RebuildOptions, type SkippedManifest } from './registry-rebuild.js';
 export { claimSnapshot } from './dedup.js';
 export { snapshotKey } from '../pipeline/snapshot.js';
+export { shardJobDataSchema, runJobDataSchema, runRecordSchema, shardSpecSchema, baseRunSchema, parseShardJobData, parseRunJobData, checkedJobData, InvalidJobDataError } from './schemas.js';

@@ -1,10 +1,14 @@
 import { createHash } from 'node:crypto';
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { describeIssues } from '../config/load.js';
 import { resolveJob } from '../pipeline/plan.js';
-import type { JobConfig } from '../config/schema.js';
+import type { SameKeys } from '../config/resolved-schema.js';
+import { jobSchema, type JobConfig } from '../config/schema.js';
 import { LayertapClient, newRunId } from './client.js';
 import { bullConnection, type QueueSettings } from './connection.js';
+import { checkedJobData, InvalidJobDataError } from './schemas.js';
 import type { RunRecord } from './types.js';
 
 export const SCHEDULES_QUEUE = 'schedules';
@@ -32,9 +36,29 @@ export interface ScheduleInfo {
   lastRun: { runId: string; status: RunRecord['status']; createdAt: number } | null;
 }
 
+/** What a schedule id may be: it becomes Redis keys and job ids. */
+const SCHEDULE_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+/**
+ * A tick's data as `schedule add` stores it; a tick is checked against it before it enqueues a
+ * run, since a job can be added to the queue by other means.
+ */
+export const scheduleTickDataSchema = z.strictObject({
+  scheduleId: z.string().regex(SCHEDULE_ID, 'must use letters, digits, _ . - (at most 128 characters)'),
+  job: jobSchema,
+});
+true satisfies SameKeys<ScheduleTickData, z.output<typeof scheduleTickDataSchema>>;
+
+/** The data of a schedule tick, checked; throws {@link InvalidJobDataError} naming the fields at fault. */
+export function parseScheduleTickData(data: unknown): ScheduleTickData {
+  const r = scheduleTickDataSchema.safeParse(data, { reportInput: true });
+  if (!r.success) throw new InvalidJobDataError('schedule tick', describeIssues(r.error));
+  return r.data;
+}
+
 /** Schedule ids become Redis keys and job ids: keep them simple. */
 export function checkScheduleId(id: string): string {
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(id)) {
+  if (!SCHEDULE_ID.test(id)) {
     throw new Error(`schedule id '${id}' must use letters, digits, _ . - (at most 128 characters)`);
   }
   return id;
@@ -149,7 +173,8 @@ export class ScheduleWorker {
     this.worker = new Worker<ScheduleTickData, { runId: string }>(
       SCHEDULES_QUEUE,
       async (job) => {
-        const runId = await this.manager.tick(job.data, this.client, { id: job.id ?? job.name, timestamp: job.timestamp });
+        const data = checkedJobData(job.data, parseScheduleTickData);
+        const runId = await this.manager.tick(data, this.client, { id: job.id ?? job.name, timestamp: job.timestamp });
         const rec = await this.client.registry.get(runId);
         const reused = rec !== null && rec.createdAt < job.timestamp;
         log(`layertap worker: schedule ${job.data.scheduleId} tick -> run ${runId}${reused ? ' (an identical run was still active)' : ''}`);
@@ -157,7 +182,7 @@ export class ScheduleWorker {
       },
       { connection: bullConnection(settings.redisUrl), prefix: settings.prefix, concurrency: 1 },
     );
-    this.worker.on('failed', (job, err) => log(`layertap worker: schedule ${job?.data.scheduleId ?? '?'} tick failed: ${err.message}`));
+    this.worker.on('failed', (job, err) => log(`layertap worker: schedule ${String(job?.data.scheduleId ?? '?')} tick failed: ${err.message}`));
     this.worker.on('error', logError);
   }
 

@@ -11,6 +11,7 @@ import { ScheduleWorker } from './schedules.js';
 import { RunRegistry } from './run-registry.js';
 import { finalizeRun, type ShardOutcomes } from '../pipeline/finalize.js';
 import { IncrementalCache } from '../pipeline/incremental.js';
+import { checkedJobData, parseRunJobData, parseShardJobData } from './schemas.js';
 import { processShard } from '../pipeline/shard-processor.js';
 import { RUNS_QUEUE, SHARDS_QUEUE, type RunJobData, type ShardJobData, type ShardResult } from './types.js';
 
@@ -189,19 +190,30 @@ export class LayertapWorker {
     return pool;
   }
 
+  /** Job data as the job's schema says, or an UnrecoverableError naming the fields at fault (logged). */
+  private checked<T>(job: Job, parse: (data: unknown) => T): T {
+    try {
+      return checkedJobData(job.data, parse);
+    } catch (err) {
+      this.log(`layertap worker: ${job.queueName} job ${job.id ?? '?'}: ${(err as Error).message}`);
+      throw err;
+    }
+  }
+
   private async processShardJob(job: Job<ShardJobData, ShardResult>, token?: string, signal?: AbortSignal): Promise<ShardResult> {
-    const { runId, shard } = job.data;
+    const data = this.checked(job, parseShardJobData);
+    const { runId, shard } = data;
     const attempt = `attempt ${job.attemptsMade + 1}/${job.opts.attempts ?? 1}`;
     // a start after a stall repeats the attempt number; the start count tells them apart
     this.log(`layertap worker: run ${runId} shard ${shard.index}: started (${attempt}, start ${job.attemptsStarted})`);
     const jobKey = job.id ?? `${runId}-${shard.index}`;
-    const origin: BatchOrigin = { runId, name: job.data.job.name, shard: shard.index, taps: job.data.job.taps.map((t) => t.as) };
+    const origin: BatchOrigin = { runId, name: data.job.name, shard: shard.index, taps: data.job.taps.map((t) => t.as) };
     this.active.add(jobKey);
     try {
       const rec = await this.registry.get(runId);
       if (rec?.status === 'queued') await this.registry.update(runId, { status: 'running' });
-      const result = await processShard(job.data, {
-        pool: this.observed(this.poolFor(job.data), origin),
+      const result = await processShard(data, {
+        pool: this.observed(this.poolFor(data), origin),
         incremental: this.incremental,
         signal: signal ? AbortSignal.any([signal, this.handBack.signal]) : this.handBack.signal,
         onBatch: async (rows, errorRows) => {
@@ -258,6 +270,7 @@ export class LayertapWorker {
     this.runWorker = new Worker<RunJobData>(
       RUNS_QUEUE,
       async (job) => {
+        this.checked(job, parseRunJobData);
         const res = await finalizeRun(job.data, await shardOutcomes(job), this.registry);
         this.log(`layertap worker: run ${job.data.runId} ${res.status}: ${res.manifest}`);
         return res;

@@ -1,7 +1,7 @@
 import { Field, FixedSizeList, Float16, Float32, Schema, Utf8 } from 'apache-arrow';
 import type { ResolvedTap } from '../config/resolved.js';
 
-/** Metadata keys of the output contract (docs: design.md, "Output contract"). */
+/** Metadata keys of the output contract (README, "Output"). */
 export const FIELD_META = {
   layer: 'layertap.layer',
   at: 'layertap.at',

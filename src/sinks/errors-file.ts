@@ -1,3 +1,4 @@
+import type { RowStage } from '../types/row-stage.js';
 import { RecordBatch, Struct, makeData } from 'apache-arrow';
 import { utf8Data } from './arrow-data.js';
 import { errorsSchema } from './arrow-schema.js';
@@ -8,7 +9,7 @@ import type { Sink } from '../storage/types.js';
 export interface ErrorRecord {
   id: string;
   /** where it failed: 'read' | 'decode' | 'forward' | 'features' */
-  stage: string;
+  stage: RowStage;
   message: string;
 }
 

@@ -17,6 +17,7 @@ export { ParquetFileWriter, encodeParquet } from './parquet-file-writer.js';
 export { writeErrorsFile } from './errors-file.js';
 export type { ErrorRecord } from './errors-file.js';
 export { readArrowFile, readPartFile } from './read-arrow.js';
+export { manifestSchema, parseManifest, type ManifestRecordFields } from './manifest-schema.js';
 export type {
   ManifestFailedShard,
   ManifestShard,

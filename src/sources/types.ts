@@ -1,3 +1,4 @@
+import type { RowStage } from '../types/row-stage.js';
 /** A JSON-serialisable description of one shard's rows, made when a run is planned. */
 export interface ShardSpec {
   index: number;
@@ -20,7 +21,7 @@ export type TableFormat = 'arrow' | 'parquet' | 'jsonl';
 export type SourceRow =
   | { id: string; kind: 'bytes'; bytes: Uint8Array }
   | { id: string; kind: 'tensor'; data: Float32Array }
-  | { id: string; kind: 'error'; stage: string; message: string };
+  | { id: string; kind: 'error'; stage: RowStage; message: string };
 
 /** How the reader will consume a shard's rows; sources may use it to read in matching chunks. */
 export interface ReadHint {

@@ -1,3 +1,4 @@
+import type { RowStage } from '../types/row-stage.js';
 import type { ModelSpec, TapOutput } from '../models/types.js';
 
 /**
@@ -21,8 +22,8 @@ export interface BatchTask {
 export interface RowError {
   /** index of the row within the batch */
   index: number;
-  /** where it failed: 'decode' | 'input' (a tensor row with NaN or Inf) | 'forward' | 'features' */
-  stage: string;
+  /** where it failed: 'decode', 'input' (a tensor row with NaN or Inf) or 'features' (NaN or Inf features); 'read' happens before a batch */
+  stage: RowStage;
   message: string;
 }
 

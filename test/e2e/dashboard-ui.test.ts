@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { Queue } from 'bullmq';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeNpy } from '../../src/sources/npy.js';
@@ -117,4 +118,42 @@ describe.skipIf(!hasChromium)(`layertap dashboard in headless Chromium${hasChrom
     expect(failed).toEqual([]);
     await page.close();
   }, 30_000);
+
+  it("with --allow-actions, Bull Board's own buttons work after the printed ?token= URL; without the token they do not", async () => {
+    const shards = new Queue('shards', { connection: { url: REDIS_URL }, prefix });
+    const port = await freePort();
+    const acting = startCli(['dashboard', '--port', String(port), '--allow-actions'], env);
+    try {
+      await acting.waitFor('/runs?token=', 15_000);
+      const login = /open (http:\/\/\S+\/runs\?token=\S+)/.exec(acting.stderr())![1]!;
+      const own = `http://127.0.0.1:${port}`;
+      expect(login.startsWith(`${own}/runs?token=`)).toBe(true);
+      const noToken = await fetch(`${own}/queues/api/queues/shards/pause`, { method: 'PUT', headers: { origin: own } });
+      expect([noToken.status, await noToken.text()]).toEqual([401, 'layertap dashboard: a token is required: open the URL with ?token= printed at start, or send Authorization: Bearer <token>\n']);
+      expect(await shards.isPaused()).toBe(false);
+
+      const page = await browser!.newPage();
+      await page.goto(login);
+      expect(page.url()).toBe(`${own}/runs`);
+      const cookie = (await browser!.cookies(own)).find((c) => c.name === `layertap_dashboard_${port}`);
+      expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
+      // the queue's menu, Pause, Confirm: the request Bull Board sends carries its origin and the cookie
+      await page.goto(`${own}/queues/queue/shards`);
+      await page.locator('button[aria-haspopup="menu"]:has(svg.lucide-ellipsis-vertical)').click();
+      const sent = page.waitForResponse((r) => r.url() === `${own}/queues/api/queues/shards/pause`);
+      await page.getByRole('menuitem', { name: 'Pause' }).click();
+      await page.getByRole('button', { name: 'Confirm', exact: true }).click();
+      expect((await sent).status()).toBe(200);
+      expect(await shards.isPaused()).toBe(true);
+      await page.close();
+      // the read-only dashboard of the other tests refuses the same request from its own origin
+      const readOnly = await fetch(`${url}/queues/api/queues/shards/resume`, { method: 'PUT', headers: { origin: url } });
+      expect(readOnly.status).toBe(403);
+      expect(await shards.isPaused()).toBe(true);
+    } finally {
+      await shards.resume();
+      await shards.close();
+      expect(await acting.stop('SIGTERM')).toBe(0);
+    }
+  }, 60_000);
 });

@@ -108,15 +108,19 @@ describe('docker/compose.yaml', () => {
     expect(worker.build).toEqual({ context: '..', dockerfile: 'docker/Dockerfile' });
     expect(worker.command!.slice(0, 1)).toEqual(['worker']);
     expect(worker.command).toEqual(expect.arrayContaining(['--metrics-port', '9464']));
+    // the metrics server binds loopback unless told; Prometheus scrapes it over the compose network
+    expect(worker.command![worker.command!.indexOf('--metrics-host') + 1]).toBe('0.0.0.0');
     expect(worker.deploy?.replicas).toBeGreaterThanOrEqual(2);
     expect(worker.environment).toMatchObject({ REDIS_URL: 'redis://redis:6379', AWS_ENDPOINT_URL_S3: 'http://minio:9000' });
     expect(worker.depends_on).toMatchObject({ redis: { condition: 'service_healthy' }, 'minio-setup': { condition: 'service_completed_successfully' } });
 
     const dashboard = services.dashboard!;
     expect(dashboard.image).toBe(worker.image);
-    expect(dashboard.command).toEqual(['dashboard', '--host', '0.0.0.0', '--port', '3000']);
+    // bound to every interface of its container, so: a token, the names it answers to, no queue actions
+    expect(dashboard.command).toEqual(['dashboard', '--host', '0.0.0.0', '--port', '3000', '--allow-host', 'dashboard', '--read-only']);
+    expect(dashboard.command).not.toContain('--allow-actions');
     expect(dashboard.ports).toEqual(['127.0.0.1:3000:3000']);
-    expect(dashboard.environment).toMatchObject({ REDIS_URL: 'redis://redis:6379' });
+    expect(dashboard.environment).toMatchObject({ REDIS_URL: 'redis://redis:6379', LAYERTAP_DASHBOARD_TOKEN: '${LAYERTAP_DASHBOARD_TOKEN:-}' });
 
     // every named volume is declared, every bind-mounted file exists
     for (const [name, s] of Object.entries(services)) {

@@ -5,6 +5,7 @@ import { FixedSizeList, type Float, Float16, Float32, Precision, Utf8, tableFrom
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ResolvedTap } from '../../src/config/resolved.js';
 import { PartWriter, buildSchema, describeSchema, readArrowFile, writeErrorsFile } from '../../src/sinks/index.js';
+import type { ErrorRecord } from '../../src/sinks/index.js';
 import { errorsName, partName, runPrefix } from '../../src/storage/index.js';
 import { float16ToFloat32, float32ToFloat16 } from '../../src/types/index.js';
 import { LocalSink } from '../../src/storage/index.js';
@@ -205,7 +206,7 @@ describe('PartWriter', () => {
 describe('writeErrorsFile', () => {
   it('writes id, stage, message as utf8 columns', async () => {
     const sink = new LocalSink(tmp);
-    const rows = [
+    const rows: ErrorRecord[] = [
       { id: 'a.jpg', stage: 'decode', message: 'not a decodable image: unsupported or unrecognised image format' },
       { id: 'b/ü.png', stage: 'read', message: 'b/ü.png: path leaves the dataset root' },
     ];

@@ -27,8 +27,12 @@ export function register(program: Command, setExit: SetExit): void {
           throw new JobConfigError(`runs: ${flag} only applies with --rebuild s3://bucket/prefix`);
         }
         await withClient(async (client) => {
+          client.registry.on('invalid', (r) => err(`layertap: warning: run record ${r.runId} skipped: ${r.problem}`));
           if (o.rebuild) {
-            const n = await rebuildRegistry({ uri: o.rebuild, ...connection }, client.registry, o.name ? { name: o.name } : {});
+            const n = await rebuildRegistry({ uri: o.rebuild, ...connection }, client.registry, {
+              ...(o.name ? { name: o.name } : {}),
+              onSkip: (s) => err(`layertap: warning: skipped ${s.uri}: ${s.problem}`),
+            });
             err(`restored ${n} run record(s) from ${o.rebuild}`);
           }
           const runs = (await client.registry.list(o.name ? 10_000 : o.limit)).filter((r) => !o.name || r.name === o.name).slice(0, o.limit);

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { redactUrl, settingsFromEnv } from '../../queue/connection.js';
 import { LayertapWorker, WORKER_DEFAULTS } from '../../queue/worker.js';
 import { createLogger, workerLog } from '../../ops/logger.js';
-import { WorkerMetrics } from '../../ops/metrics.js';
+import { DEFAULT_METRICS_HOST, WorkerMetrics } from '../../ops/metrics.js';
 import { ALLOW_EVICTION_HELP, EXIT, nonNegativeInt, portNumber, positiveInt, type SetExit } from '../common.js';
 
 /** Parsed options of `layertap worker`. */
@@ -33,7 +33,7 @@ export function register(program: Command, setExit: SetExit): void {
     .option('--batch-timeout-ms <ms>', 'longest a batch may run before its thread is stopped and the attempt fails; 0 = no limit (default 300000)', nonNegativeInt('--batch-timeout-ms'))
     .option('--allow-eviction', ALLOW_EVICTION_HELP)
     .option('--metrics-port <port>', 'serve Prometheus metrics at http://<host>:<port>/metrics', portNumber('--metrics-port'))
-    .option('--metrics-host <host>', 'interface for --metrics-port (default: all interfaces)')
+    .option('--metrics-host <host>', `interface for --metrics-port (default ${DEFAULT_METRICS_HOST}; 0.0.0.0 for a Prometheus on another host or container)`)
     .action(async (o: WorkerOptions) => {
       const settings = settingsFromEnv();
       if (o.allowEviction) settings.allowEviction = true;
@@ -59,8 +59,9 @@ export function register(program: Command, setExit: SetExit): void {
       try {
         await worker.start();
         if (metrics) {
-          const port = await metrics.attach(worker).listen(o.metricsPort!, o.metricsHost);
-          say(`layertap worker: metrics at http://${o.metricsHost ?? '0.0.0.0'}:${port}/metrics`);
+          const host = o.metricsHost ?? DEFAULT_METRICS_HOST;
+          const port = await metrics.attach(worker).listen(o.metricsPort!, host);
+          say(`layertap worker: metrics at http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics`);
         }
       } catch (e) {
         await worker.close({ graceMs: 0 }).catch(() => undefined);

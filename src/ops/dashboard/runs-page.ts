@@ -1,8 +1,8 @@
 import type { RunView } from './runs.js';
 
-/** Text made safe for HTML element content and attribute values. */
-export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+/** Any value as text made safe for HTML element content and attribute values. */
+export function escapeHtml(value: unknown): string {
+  return String(value).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
 /** Options for {@link renderRunsPage}. */
@@ -18,16 +18,29 @@ export interface RunsPageOptions {
   now?: number;
 }
 
+// The formatters below take what the type promises but show anything else as plain text: the
+// values come from JSON in Redis, and a page must never fail (or run script) over one of them.
+
+const isNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
 function rate(v: number | null): string {
   if (v === null) return '-';
+  if (!isNumber(v)) return String(v);
   return v >= 100 ? v.toFixed(0) : v.toFixed(1);
 }
 
 function duration(seconds: number): string {
+  if (!isNumber(seconds)) return String(seconds);
   if (seconds < 60) return `${seconds.toFixed(1)} s`;
   const m = Math.floor(seconds / 60);
   if (m < 60) return `${m} min ${Math.round(seconds - m * 60)} s`;
   return `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+/** UTC time of a timestamp to the second, or '-' when it is none. */
+function time(ms: number): string {
+  const d = new Date(isNumber(ms) ? ms : NaN);
+  return Number.isNaN(d.getTime()) ? '-' : d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
 }
 
 const STYLE = `
@@ -53,32 +66,32 @@ export function renderRunsPage(runs: RunView[], opts: RunsPageOptions = {}): str
   for (const r of runs) counts.set(r.status, (counts.get(r.status) ?? 0) + 1);
   const rows = runs
     .map((r) => {
-      const when = new Date(r.createdAt).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+      const shards = r.shards ?? { total: '-', done: '-', failed: 0 };
       return `<tr data-run-id="${escapeHtml(r.runId)}" data-status="${escapeHtml(r.status)}">
 <td class="run"><code>${escapeHtml(r.runId)}</code></td>
 <td>${escapeHtml(r.name)}</td>
 <td><span class="status ${escapeHtml(r.status)}">${escapeHtml(r.status)}</span>${r.error ? `<div class="err">${escapeHtml(r.error)}</div>` : ''}</td>
-<td class="num rows">${r.rows}</td>
-<td class="num">${r.totalRows}</td>
-<td class="num rate">${rate(r.rowsPerSecond)}</td>
-<td class="num errors">${r.errorRows}</td>
-<td class="num">${r.shards.done}/${r.shards.total}${r.shards.failed ? ` (${r.shards.failed} failed)` : ''}</td>
-<td>${escapeHtml(when)}</td>
-<td class="num">${duration(r.seconds)}</td>
+<td class="num rows">${escapeHtml(r.rows)}</td>
+<td class="num">${escapeHtml(r.totalRows)}</td>
+<td class="num rate">${escapeHtml(rate(r.rowsPerSecond))}</td>
+<td class="num errors">${escapeHtml(r.errorRows)}</td>
+<td class="num">${escapeHtml(shards.done)}/${escapeHtml(shards.total)}${shards.failed ? ` (${escapeHtml(shards.failed)} failed)` : ''}</td>
+<td>${escapeHtml(time(r.createdAt))}</td>
+<td class="num">${escapeHtml(duration(r.seconds))}</td>
 <td>${escapeHtml(r.backend ?? '-')}</td>
 <td>${escapeHtml(r.trigger)}</td>
-<td class="out">${escapeHtml(r.output.uri)}</td>
+<td class="out">${escapeHtml(r.output?.uri ?? '-')}</td>
 </tr>`;
     })
     .join('\n');
   const title = `layertap runs${opts.name ? `: ${opts.name}` : ''}`;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
-${refresh > 0 ? `<meta http-equiv="refresh" content="${refresh}">` : ''}
+${refresh > 0 ? `<meta http-equiv="refresh" content="${escapeHtml(refresh)}">` : ''}
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>${STYLE}</style></head>
 <body><header><h1>${escapeHtml(title)}</h1><a href="${escapeHtml(queues)}">Queues (Bull Board)</a><a href="/api/runs">JSON</a>
-<span class="meta">${opts.prefix ? `prefix ${escapeHtml(opts.prefix)} · ` : ''}${new Date(opts.now ?? Date.now()).toISOString()}</span></header>
-<main><p class="counts">${[...counts].map(([s, n]) => `<span>${n} ${escapeHtml(s)}</span>`).join('') || '<span>no runs</span>'}</p>
+<span class="meta">${opts.prefix ? `prefix ${escapeHtml(opts.prefix)} · ` : ''}${escapeHtml(new Date(opts.now ?? Date.now()).toISOString())}</span></header>
+<main><p class="counts">${[...counts].map(([s, n]) => `<span>${escapeHtml(n)} ${escapeHtml(s)}</span>`).join('') || '<span>no runs</span>'}</p>
 ${
   runs.length === 0
     ? '<div class="empty">No runs in the registry yet. <code>layertap enqueue job.yaml</code> adds one.</div>'

@@ -8,9 +8,10 @@ import { Queue } from 'bullmq';
 import { Hono } from 'hono';
 import { LayertapClient } from '../../queue/client.js';
 import { bullConnection, type QueueSettings } from '../../queue/connection.js';
-import { checkRedis } from '../../queue/redis-checks.js';
+import { checkRedis, isLoopbackHost } from '../../queue/redis-checks.js';
 import { SCHEDULES_QUEUE } from '../../queue/schedules.js';
 import { RUNS_QUEUE, SHARDS_QUEUE } from '../../queue/types.js';
+import { accessGuard, allowedHostName, type AccessPolicy, generateToken, LOOPBACK_NAMES, MIN_TOKEN_LENGTH, securityHeaders } from './access.js';
 import { escapeHtml, renderRunsPage } from './runs-page.js';
 import { listRuns } from './runs.js';
 
@@ -22,14 +23,35 @@ export interface DashboardOptions {
   settings: QueueSettings;
   /** 0: a free port. @defaultValue 3000 */
   port?: number;
-  /** interface to listen on; the dashboard can retry and delete jobs, so it is not exposed unless asked. @defaultValue '127.0.0.1' */
+  /**
+   * interface to listen on. Beyond loopback every page and API needs the token (one is generated
+   * when none is given). @defaultValue '127.0.0.1'
+   */
   host?: string;
-  /** Bull Board without retry, clean, pause or delete buttons. @defaultValue false */
+  /**
+   * Bull Board's actions (retry, promote, clean, pause, add, delete; any request but GET/HEAD).
+   * They always need the token (generated when none is given). @defaultValue false
+   */
+  allowActions?: boolean;
+  /** no queue actions: the default; `true` together with `allowActions` is an error. @defaultValue true */
   readOnly?: boolean;
+  /**
+   * the access token (at least 16 characters). When given, every page and API needs it; when
+   * not, one is generated if `allowActions` is set or `host` is not loopback (see
+   * {@link Dashboard.token}). @defaultValue none
+   */
+  token?: string;
+  /**
+   * more names the Host header may carry (the name the dashboard is reached by behind a proxy or
+   * in a container network). @defaultValue only localhost, 127.0.0.1, [::1] and `host`
+   */
+  allowHosts?: string[];
   /** seconds between reloads of the runs page; 0 = none. @defaultValue 5 */
   refreshSeconds?: number;
   /** errors while serving a request. @defaultValue ignored */
   onError?: (err: Error) => void;
+  /** problems that do not stop a page, e.g. a run record that fails its schema (once each). @defaultValue a process warning */
+  onWarning?: (message: string) => void;
 }
 
 /** A running dashboard. */
@@ -37,6 +59,14 @@ export interface Dashboard {
   /** e.g. http://127.0.0.1:3000 */
   url: string;
   port: number;
+  /** the token in effect, or null when none is asked for (loopback, read-only, none given) */
+  token: string | null;
+  /** true when {@link token} was generated here: show it to the operator once, e.g. as {@link loginUrl} */
+  tokenGenerated: boolean;
+  /** what needs the token: every request but the health check, only actions, or nothing */
+  tokenFor: 'all' | 'actions' | null;
+  /** the runs page with `?token=`, which sets the token cookie in a browser; null without a token */
+  loginUrl: string | null;
   close(): Promise<void>;
 }
 
@@ -49,9 +79,38 @@ export const DEFAULT_DASHBOARD_PORT = 3000;
  */
 export async function startDashboard(opts: DashboardOptions): Promise<Dashboard> {
   const { settings } = opts;
+  const host = opts.host ?? '127.0.0.1';
+  const allowActions = opts.allowActions ?? false;
+  if (allowActions && opts.readOnly === true) throw new Error('options.readOnly and options.allowActions contradict each other');
+  if (opts.token !== undefined && opts.token.length < MIN_TOKEN_LENGTH) throw new Error(`options.token must be at least ${MIN_TOKEN_LENGTH} characters`);
+  const allowedHosts = new Set<string>(LOOPBACK_NAMES);
+  for (const h of opts.allowHosts ?? []) {
+    try {
+      allowedHosts.add(allowedHostName(h));
+    } catch (e) {
+      throw new Error(`options.allowHosts: ${(e as Error).message}`);
+    }
+  }
+  // the bound address is a name clients use, unless it is every interface
+  const everyInterface = host === '0.0.0.0' || host === '::';
+  let hostAsName = '127.0.0.1';
+  if (!everyInterface) {
+    try {
+      hostAsName = allowedHostName(host);
+    } catch (e) {
+      throw new Error(`options.host: ${(e as Error).message}`);
+    }
+    allowedHosts.add(hostAsName);
+  }
+  const loopback = isLoopbackHost(host);
+  const tokenGenerated = opts.token === undefined && (allowActions || !loopback);
+  const token = opts.token ?? (tokenGenerated ? generateToken() : null);
+
   // reading loses nothing, so only reachability and credentials are checked (not the eviction policy)
   await checkRedis(settings.redisUrl, { allowEviction: true });
   const client = new LayertapClient(settings);
+  const onWarning = opts.onWarning;
+  if (onWarning) client.registry.on('invalid', (r) => onWarning(`run record ${r.runId} skipped: ${r.problem}`));
   const descriptions: Record<string, string> = {
     [RUNS_QUEUE]: 'one parent job per run; it writes the manifest and _SUCCESS when every shard is done',
     [SHARDS_QUEUE]: 'one job per shard of rows; each becomes one part file',
@@ -66,22 +125,35 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
   const board = new HonoAdapter(serveStatic);
   board.setBasePath(QUEUES_PATH);
   createBullBoard({
-    queues: queues.map((q) => new BullMQAdapter(q, { readOnlyMode: opts.readOnly ?? false, description: descriptions[q.name] ?? '' })),
+    queues: queues.map((q) => new BullMQAdapter(q, { readOnlyMode: !allowActions, description: descriptions[q.name] ?? '' })),
     serverAdapter: board,
     options: { uiConfig: { boardTitle: 'layertap', miscLinks: [{ text: 'Runs', url: '/runs' }] } },
   });
 
+  const policy: AccessPolicy = {
+    allowedHosts,
+    token,
+    tokenFor: loopback && opts.token === undefined ? 'actions' : 'all',
+    allowActions,
+    // set once listening: the cookie's name carries the port, since browsers share cookies
+    // between the ports of one host
+    cookie: '',
+  };
   const app = new Hono();
   app.onError((err, c) => {
     opts.onError?.(err);
     return c.text(`layertap dashboard: ${err.message}\n`, 500);
   });
+  app.use(securityHeaders);
+  app.use(accessGuard(policy));
   app.get('/', (c) => c.redirect('/runs'));
   app.get('/healthz', (c) => c.text('ok\n'));
   app.get('/runs', async (c) => {
     const name = c.req.query('name');
     const limit = Number(c.req.query('limit') ?? 50);
     const runs = await listRuns(client, { limit: Number.isInteger(limit) && limit > 0 ? limit : 50, ...(name ? { name } : {}) });
+    // the page has no script and loads nothing: say so, so that markup that slips through cannot run
+    c.header('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
     return c.html(renderRunsPage(runs, { queuesPath: QUEUES_PATH, refreshSeconds: opts.refreshSeconds ?? 5, prefix: settings.prefix, ...(name ? { name } : {}) }));
   });
   app.get('/api/runs', async (c) => {
@@ -92,16 +164,24 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
   app.route(QUEUES_PATH, board.registerPlugin());
   app.notFound((c) => c.html(`<p>Not found: ${escapeHtml(c.req.path)}. See <a href="/runs">runs</a> or <a href="${QUEUES_PATH}">queues</a>.</p>`, 404));
 
-  const host = opts.host ?? '127.0.0.1';
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, port: opts.port ?? DEFAULT_DASHBOARD_PORT, hostname: host }, () => resolve(s));
     s.once('error', reject);
+  }).catch(async (err: unknown) => {
+    await Promise.allSettled([client.close(), ...queues.map((q) => q.close())]);
+    throw err;
   });
   const port = (server.address() as AddressInfo).port;
-  const shown = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
+  policy.cookie = `layertap_dashboard_${port}`;
+  // on every interface, loopback is one of them (and an allowed Host)
+  const url = `http://${hostAsName}:${port}`;
   return {
-    url: `http://${shown}:${port}`,
+    url,
     port,
+    token,
+    tokenGenerated,
+    tokenFor: token === null ? null : policy.tokenFor,
+    loginUrl: token === null ? null : `${url}/runs?token=${encodeURIComponent(token)}`,
     close: async () => {
       if ('closeAllConnections' in server) server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
