@@ -1,6 +1,9 @@
 /**
  * layertap: tap layers of a model over a dataset and write the features as Arrow files.
  *
+ * The public API: what the README's "From code" section shows, and the types those functions
+ * take and return. Everything else is internal and may change between versions.
+ *
  * @example
  * ```ts
  * import { runJob } from 'layertap';
@@ -8,11 +11,28 @@
  * // summary.output.files -> ['/abs/out/demo/<fingerprint>/<runId>/part-00000.arrow']
  * ```
  */
-export * from './config/index.js';
-export * from './queue/index.js';
-export * from './workers/index.js';
-export * from './models/index.js';
-export * from './sources/index.js';
-export * from './sinks/index.js';
-export * from './ops/index.js';
+
+// job files
+export { loadJobFile, parseJob } from './config/load.js';
+export { JobConfigError } from './config/errors.js';
+export type { JobConfig, JobInput, TapConfig, PreprocessConfig, BackendName, SourceType, SinkFormat } from './config/schema.js';
+export type { ResolvedJob, ResolvedTap, ResolvedPreprocess } from './config/resolved.js';
+export { resolveJob, type ResolveOptions } from './pipeline/plan.js';
+
+// running jobs: in this process, or through a deployment's Redis
+export { runJob, waitForRun, type RunOptions } from './queue/run.js';
+export { LayertapClient, type EnqueueOptions } from './queue/client.js';
+export { LayertapWorker, WORKER_DEFAULTS, type LayertapWorkerOptions, type BatchOrigin, type ForwardStats } from './queue/worker.js';
+export { settingsFromEnv, type QueueSettings } from './queue/connection.js';
+export { ScheduleManager, type ScheduleInfo, type ScheduleTiming } from './queue/schedules.js';
+export { FINAL_STATUSES, type RunSummary, type RunRecord, type RunStatus, type ShardResult } from './queue/types.js';
+
+// models: what `layertap layers` shows
+export { listLayers, describeModel, type ListLayersOptions } from './models/index.js';
+export type { LayerInfo, ModelDescription, ModelInputInfo } from './models/types.js';
+
+// logging
+export { createLogger, type LoggerOptions, type LogFormat } from './ops/logger.js';
+export { callbackLogger, silentLogger, type Logger, type LogFields, type LogLevel } from './types/logger.js';
+
 export { VERSION } from './version.js';

@@ -12,7 +12,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 
 const { dist } = workerData;
 const { loadRunner, singleFloatInput } = await import(path.join(dist, 'models', 'index.js'));
-const { decodeImage, decodeImageInto } = await import(path.join(dist, 'sources', 'image-decode.js'));
+const { decodeImage, decodeImageInto } = await import(path.join(dist, 'preprocess', 'image-decode.js'));
 
 const per = (shape) => shape.reduce((a, b) => a * b, 1);
 

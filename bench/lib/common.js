@@ -12,6 +12,8 @@ export const DIST = path.join(ROOT, 'dist');
 export const RESULTS = path.join(ROOT, 'bench', 'results');
 export const CLI = path.join(ROOT, 'bin', 'layertap.js');
 export const ONNX_MODEL = path.join(RESULTS, 'mobilenet_v2.onnx');
+/** The same network and weights with the pooled features as an output of their own (for loops that cannot tap a layer). */
+export const ONNX_FEATURES_MODEL = path.join(RESULTS, 'mobilenet_v2_features.onnx');
 export const SEED_MODEL = path.join(ROOT, 'test', 'fixtures', 'seed-model', 'tfjs', 'model.json');
 
 /** Import a compiled module of the project (bench/ runs against dist/, like a user of the package). */

@@ -12,8 +12,9 @@ const RUN_TIMEOUT_MS = 15 * 60_000;
 /** Settings for a bench run: REDIS_URL or 127.0.0.1:6379 (or a private redis-server), and a unique prefix. */
 export async function benchRedis(log) {
   const { connectRedis } = await dist('queue/index.js');
+  const { callbackLogger } = await dist('types/logger.js');
   const prefix = `layertap-bench-${process.pid}-${Date.now().toString(36)}`;
-  const { settings, stop } = await connectRedis({ prefix }, log);
+  const { settings, stop } = await connectRedis({ prefix }, callbackLogger((msg) => log(msg)));
   return { settings: { ...settings, allowEviction: true }, stop };
 }
 
@@ -23,7 +24,8 @@ export async function benchRedis(log) {
  * Redis traffic to the process being measured; a slow poll is the fallback.
  */
 async function timedRun(client, events, jobConfig, cwd) {
-  const { parseJob, resolveJob } = await dist('index.js');
+  const { parseJob } = await dist('index.js');
+  const { resolveJob } = await dist('pipeline/index.js');
   const t0 = performance.now();
   const resolved = await resolveJob(parseJob(jobConfig), { cwd });
   let runId = null;

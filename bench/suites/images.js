@@ -1,8 +1,12 @@
-// A folder of JPEGs: layertap run vs the hand-written loop and vs the ideal overlap bound.
+// A folder of JPEGs: layertap run vs the strong hand loop (both as processes, wall clock), vs the
+// hand-written loop and vs the ideal overlap bound.
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { dist, jpegFolder, median, ONNX_MODEL } from '../lib/common.js';
+import { tableFromIPC } from 'apache-arrow';
+import YAML from 'yaml';
+import { CLI, dist, jpegFolder, median, ONNX_FEATURES_MODEL, ONNX_MODEL, ROOT } from '../lib/common.js';
 import { InProcessPipeline } from '../lib/pipeline.js';
 import { loadProbe, ratioRow, throughput } from '../lib/result.js';
 import { ThreadGroup } from '../lib/threads.js';
@@ -45,7 +49,9 @@ export async function imageCount(ctx) {
 }
 
 async function imagesFor(ctx, m) {
-  const { parseJob, resolveJob, modelSpecOf } = await dist('index.js');
+  const { parseJob } = await dist('index.js');
+  const { modelSpecOf } = await dist('workers/index.js');
+  const { resolveJob } = await dist('pipeline/index.js');
   const threads = ctx.cores;
   const count = m.images;
   const dir = await jpegFolder(count);
@@ -138,8 +144,150 @@ async function imagesFor(ctx, m) {
   ];
 }
 
+const STRONG_LOOP = path.join(ROOT, 'bench', 'lib', 'strong-loop.mjs');
+const STRONG_NAME = 'images ONNX: run / strong hand loop (wall clock)';
+
+/** Runs a command to its exit; wall seconds from spawn to exit, as `time` measures, plus its output. */
+function wallClock(args, opts) {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(process.execPath, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let exit = null;
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('exit', (code, signal) => (exit = { seconds: (performance.now() - t0) / 1000, code, signal }));
+    child.on('close', () => resolve({ ...exit, stdout, stderr }));
+  });
+}
+
+/** The manifest of the one run under a sink folder (<sink>/<name>/<fingerprint>/<runId>/_manifest.json). */
+async function onlyManifest(sink, name) {
+  const base = path.join(sink, name);
+  const found = [];
+  for (const fp of await readdir(base)) {
+    for (const run of await readdir(path.join(base, fp))) found.push(path.join(base, fp, run, '_manifest.json'));
+  }
+  if (found.length !== 1) throw new Error(`expected one run under ${base}, found ${found.length}`);
+  return JSON.parse(await readFile(found[0], 'utf8'));
+}
+
+/** Largest absolute difference between the embeddings of two Arrow files, matched by id. */
+async function largestDifference(fileA, fileB) {
+  const [a, b] = await Promise.all([fileA, fileB].map(async (f) => tableFromIPC(await readFile(f))));
+  if (a.numRows !== b.numRows) throw new Error(`${fileA} has ${a.numRows} rows, ${fileB} ${b.numRows}`);
+  const rowOf = new Map();
+  for (let i = 0; i < b.numRows; i++) rowOf.set(b.getChild('id').get(i), i);
+  let largest = 0;
+  for (let i = 0; i < a.numRows; i++) {
+    const id = a.getChild('id').get(i);
+    const j = rowOf.get(id);
+    if (j === undefined) throw new Error(`${fileB} has no row '${id}'`);
+    const x = a.getChild('embedding').get(i).toArray();
+    const y = b.getChild('embedding').get(j).toArray();
+    if (x.length !== y.length) throw new Error(`row '${id}': ${x.length} values against ${y.length}`);
+    for (let k = 0; k < x.length; k++) largest = Math.max(largest, Math.abs(x[k] - y[k]));
+  }
+  return largest;
+}
+
+/**
+ * `layertap run job.yaml` against the strong hand loop (bench/lib/strong-loop.mjs), each a child
+ * process timed from spawn to exit, so both pay their own start-up: Node, imports, model load,
+ * and for layertap the job check, Redis and the embedded worker's threads. Default threads on
+ * both sides. The order alternates by round, so that neither side always runs on a machine the
+ * other has just warmed or loaded.
+ */
+async function strongLoopFor(ctx, m) {
+  const count = ctx.quick ? 192 : 1024;
+  if (!existsSync(ONNX_FEATURES_MODEL)) {
+    ctx.log(`  no ${ONNX_FEATURES_MODEL}: strong hand loop skipped (make it with /usr/bin/python3 bench/export-mobilenet-v2.py)`);
+    return { suite: 'images', name: STRONG_NAME, ratio: null, goal: '>= 1', pass: false, skipped: true, note: `no ${ONNX_FEATURES_MODEL}` };
+  }
+  const dir = await jpegFolder(count);
+  const name = 'bench-img-strong';
+  const sink = path.join(ctx.tmp, 'out-img-strong');
+  const refOut = path.join(ctx.tmp, 'strong-loop.arrow');
+  const jobFile = path.join(ctx.tmp, `${name}.yaml`);
+  await writeFile(jobFile, YAML.stringify(imageJob(name, dir, m, sink)));
+  const settings = ctx.settings('img-strong');
+  const env = { ...process.env, REDIS_URL: settings.redisUrl, LAYERTAP_PREFIX: settings.prefix, LAYERTAP_ALLOW_EVICTION: '1' };
+  const arms = {
+    strong: async () => {
+      const r = await wallClock([STRONG_LOOP, ONNX_FEATURES_MODEL, dir, refOut, String(BATCH)], { cwd: ctx.tmp, env });
+      if (r.code !== 0) throw new Error(`strong-loop.mjs exited ${r.code ?? r.signal}: ${r.stderr.slice(-2000)}`);
+      const rows = JSON.parse(r.stdout.trim().split('\n').pop()).rows;
+      if (rows !== count) throw new Error(`strong-loop.mjs embedded ${rows} rows, expected ${count}`);
+      return { seconds: r.seconds };
+    },
+    ours: async () => {
+      await rm(sink, { recursive: true, force: true });
+      const r = await wallClock([CLI, 'run', jobFile], { cwd: ctx.tmp, env });
+      if (r.code !== 0) throw new Error(`layertap run exited ${r.code ?? r.signal}: ${(r.stderr + r.stdout).slice(-2000)}`);
+      const manifest = await onlyManifest(sink, name);
+      if (manifest.status !== 'committed' || manifest.rows !== count || manifest.errorRows !== 0) {
+        throw new Error(`layertap run: ${manifest.status}, ${manifest.rows} rows (${manifest.errorRows} errors), expected ${count}`);
+      }
+      return { seconds: r.seconds, inRun: manifest.seconds, backend: manifest.model.runtime, part: manifest.files[0] };
+    },
+  };
+  ctx.log(`  ${m.label}: ${count} JPEGs, batch ${BATCH}, strong hand loop vs layertap run, each a process, wall clock`);
+  const probe = loadProbe();
+  const t = { strong: [], ours: [], inRun: [] };
+  let backend = '';
+  let difference = null;
+  try {
+    for (let run = 0; run <= ctx.runs; run++) {
+      const got = {};
+      for (const arm of run % 2 === 0 ? ['strong', 'ours'] : ['ours', 'strong']) got[arm] = await arms[arm]();
+      backend = got.ours.backend ?? backend;
+      // the two sides must compute the same thing: same pixels, same tensor, same weights
+      if (run === 0) {
+        difference = await largestDifference(refOut, got.ours.part);
+        if (!(difference <= 1e-3)) throw new Error(`the strong hand loop's embeddings differ from layertap's by up to ${difference}`);
+      }
+      ctx.log(
+        `    run ${run}${run === 0 ? ` (warm-up; embeddings differ by at most ${difference})` : ''}: strong hand loop ${got.strong.seconds.toFixed(2)} s, ` +
+          `layertap run ${got.ours.seconds.toFixed(2)} s (${got.ours.inRun.toFixed(2)} s of it from enqueue to commit) -> ${(got.strong.seconds / got.ours.seconds).toFixed(3)}`,
+      );
+      if (run > 0) {
+        t.strong.push(got.strong.seconds);
+        t.ours.push(got.ours.seconds);
+        t.inRun.push(got.ours.inRun);
+      }
+    }
+  } finally {
+    await rm(sink, { recursive: true, force: true });
+    await rm(refOut, { force: true });
+  }
+  return ratioRow({
+    suite: 'images',
+    name: STRONG_NAME,
+    ours: throughput(count, t.ours, {
+      backend,
+      threads: ctx.cores,
+      what: 'layertap run job.yaml as a child process, spawn to exit: start-up, embedded worker with default threads, Arrow files, commit',
+      enqueueToCommitSeconds: t.inRun,
+    }),
+    ref: throughput(count, t.strong, {
+      backend: 'onnx',
+      threads: ctx.cores,
+      what: 'bench/lib/strong-loop.mjs as a child process, spawn to exit: per batch, sharp decodes all files at once (Promise.all), then onnxruntime-node with its default session options; one Arrow IPC file',
+      largestDifference: difference,
+    }),
+    pairs: t.strong.map((s, i) => s / t.ours[i]),
+    goal: 1.0,
+    probe,
+  });
+}
+
 export async function imagesSuite(ctx) {
   const rows = [];
-  for (const m of imageModels(ctx)) rows.push(...(await imagesFor(ctx, m)));
+  for (const m of imageModels(ctx)) {
+    if (m.key === 'onnx') rows.push(await strongLoopFor(ctx, m));
+    rows.push(...(await imagesFor(ctx, m)));
+  }
   return rows;
 }

@@ -89,7 +89,9 @@ async function peaks(ctx, warm) {
 
 /** The sender's buffers are detached once the pool has them, for every input kind; features come back whole. */
 async function zeroCopy(ctx) {
-  const { EmbedPool, modelSpecOf, parseJob, resolveJob } = await dist('index.js');
+  const { EmbedPool, modelSpecOf } = await dist('workers/index.js');
+  const { parseJob } = await dist('index.js');
+  const { resolveJob } = await dist('pipeline/index.js');
   const npy = await writeNpy(path.join(ctx.tmp, 'zc.npy'), 4, [28, 28, 1]);
   const job = await resolveJob(
     parseJob({ name: 'zc', source: { uri: npy.file }, model: { uri: SEED_MODEL, backend: 'cpu' }, taps: [{ layer: 'linear_1.0' }, { layer: 'conv_16.2' }], sink: { uri: ctx.tmp } }),

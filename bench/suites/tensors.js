@@ -57,7 +57,9 @@ function job(name, npy, m, extra = {}) {
 
 /** Pipeline rows/s vs a bare loop of loadRunner in worker threads on the same arrays. */
 async function efficiency(ctx, m) {
-  const { parseJob, resolveJob, modelSpecOf } = await dist('index.js');
+  const { parseJob } = await dist('index.js');
+  const { modelSpecOf } = await dist('workers/index.js');
+  const { resolveJob } = await dist('pipeline/index.js');
   const threads = ctx.cores;
   const npy = await npyFor(ctx, m, m.rows);
   const sink = path.join(ctx.tmp, `out-eff-${m.key}`);
@@ -155,7 +157,9 @@ async function tapOverhead(ctx, m) {
 
 /** The bare forward loop on 1 and 2 threads: how far the model itself scales on this machine. */
 async function bareScaling(ctx, m, npy, config) {
-  const { parseJob, resolveJob, modelSpecOf } = await dist('index.js');
+  const { parseJob } = await dist('index.js');
+  const { modelSpecOf } = await dist('workers/index.js');
+  const { resolveJob } = await dist('pipeline/index.js');
   // the job already pins ONNX to one intra-op thread per model thread
   const spec = modelSpecOf(await resolveJob(parseJob(config), { cwd: ctx.tmp }));
   const probe = loadProbe();

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { ResolvedJob, ResolvedPreprocess, ResolvedTap } from './resolved.js';
-import { BACKENDS, datasetNameSchema, s3Fields, SINK_FORMATS, SOURCE_TYPES } from './schema.js';
+import { BACKENDS, datasetNameSchema, s3Fields, SINK_FORMATS, SOURCE_TYPES, sourceLimitFields } from './schema.js';
 
 /**
  * Compile-time check that a schema names every key of a type, optional ones included: a field
@@ -62,6 +62,7 @@ const resolvedSourceSchema = z
     extensions: z.array(z.string().min(1)).min(1).optional(),
     idColumn: z.string().min(1).optional(),
     inputColumn: z.string().min(1).optional(),
+    ...sourceLimitFields,
     ...s3Fields,
   })
   .superRefine(s3Only('source'));

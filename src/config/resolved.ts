@@ -24,8 +24,8 @@ export interface ResolvedTap extends TapConfig {
  */
 export interface ResolvedJob {
   name: string;
-  /** idColumn/inputColumn for tables; endpoint/region/forcePathStyle for s3:// */
-  source: { uri: string; type: SourceType; extensions?: string[]; idColumn?: string; inputColumn?: string } & S3Connection;
+  /** idColumn/inputColumn for tables; maxLineBytes/maxRowBytes when the job sets them; endpoint/region/forcePathStyle for s3:// */
+  source: { uri: string; type: SourceType; extensions?: string[]; idColumn?: string; inputColumn?: string; maxLineBytes?: number; maxRowBytes?: number } & S3Connection;
   /** intraOpThreads: ONNX threads per forward pass, when the job sets it */
   model: { uri: string; backend: BackendName; format: string; intraOpThreads?: number };
   /** null for tensor sources (.npy), which feed the model as they are */

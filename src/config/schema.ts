@@ -26,6 +26,23 @@ export const s3Fields = {
 
 const positiveInt = z.number().int().positive();
 
+/** A size limit in bytes, at most `max` (`why` says why). */
+function byteCount(max: number, why: string) {
+  return z
+    .number()
+    .positive('must be a positive number of bytes')
+    .max(max, `at most ${max} (${why})`)
+    .refine(Number.isInteger, 'must be a whole number of bytes');
+}
+
+/** How much of a source one row may take; the job file's and the resolved job's `source:` share them. */
+export const sourceLimitFields = {
+  /** JSONL: longest line read as a row; a longer one is an error row. @defaultValue 67108864 (64 MiB) */
+  maxLineBytes: byteCount(512 * 1024 * 1024, '512 MiB; a longer line cannot be decoded as text').optional(),
+  /** images and image-path columns: largest file or object read for one row; a larger one is an error row. @defaultValue 268435456 (256 MiB) */
+  maxRowBytes: byteCount(4 * 1024 * 1024 * 1024, '4 GiB').optional(),
+};
+
 /** Image preprocessing: decode, resize to `size`, scale pixels, lay out as the model expects. */
 export const preprocessSchema = z.strictObject({
   /** [height, width]. @defaultValue the model's input size */
@@ -87,6 +104,7 @@ export const jobSchema = z.strictObject({
     idColumn: z.string().min(1).optional(),
     /** tables: the column to embed (list of numbers, image bytes, or image path). @defaultValue the only other column */
     inputColumn: z.string().min(1).optional(),
+    ...sourceLimitFields,
     ...s3Fields,
   }),
   model: z.strictObject({

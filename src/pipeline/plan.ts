@@ -187,6 +187,8 @@ export async function resolveJob(job: JobConfig, opts: ResolveOptions = {}): Pro
     ...(job.source.extensions ? { extensions: job.source.extensions } : {}),
     ...(job.source.idColumn ? { idColumn: job.source.idColumn } : {}),
     ...(job.source.inputColumn ? { inputColumn: job.source.inputColumn } : {}),
+    ...(job.source.maxLineBytes !== undefined ? { maxLineBytes: job.source.maxLineBytes } : {}),
+    ...(job.source.maxRowBytes !== undefined ? { maxRowBytes: job.source.maxRowBytes } : {}),
     ...s3Connection(job.source),
   };
   let source;

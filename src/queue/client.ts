@@ -11,7 +11,7 @@ import { claimSnapshot } from './dedup.js';
 import { snapshotKey } from '../pipeline/snapshot.js';
 import { findBaseRun } from '../pipeline/incremental.js';
 import { RunRegistry } from './run-registry.js';
-import { RUNS_QUEUE, SHARDS_QUEUE, type RunJobData, type RunRecord, type RunSummary, type ShardJobData, type ShardResult } from './types.js';
+import { RUNS_QUEUE, SHARDS_QUEUE, shardJobId, type RunJobData, type RunRecord, type RunSummary, type ShardJobData, type ShardResult } from './types.js';
 
 /** A sortable, readable run id: UTC time plus randomness, e.g. 20261127T061502-3fa9c1. */
 export function newRunId(now = new Date()): string {
@@ -118,7 +118,7 @@ export class LayertapClient {
         queueName: SHARDS_QUEUE,
         data: { runId, job, shard, ...(base ? { base } : {}) } satisfies ShardJobData,
         opts: {
-          jobId: `${runId}-${shard.index}`,
+          jobId: shardJobId(runId, shard.index),
           attempts: job.attempts,
           backoff: { type: 'exponential', delay: 1000 },
           // a failed shard does not block the run: the finalizer records it and the run ends as failed
@@ -174,7 +174,7 @@ export class LayertapClient {
   }
 
   private async shardsActive(runId: string): Promise<boolean> {
-    const job = await Job.fromId<ShardJobData>(this.shards, `${runId}-0`);
+    const job = await Job.fromId<ShardJobData>(this.shards, shardJobId(runId, 0));
     return job ? (await job.getState()) !== 'waiting' : false;
   }
 

@@ -6,6 +6,7 @@ import { redactUrl, settingsFromEnv, type QueueSettings } from './connection.js'
 import { EmbeddedRedis, redisAnswers } from './embedded-redis.js';
 import { FINAL_STATUSES, type RunSummary } from './types.js';
 import { LayertapWorker } from './worker.js';
+import { callbackLogger, silentLogger, type Logger } from '../types/logger.js';
 
 /** Options for {@link runJob}. */
 export interface RunOptions {
@@ -19,7 +20,13 @@ export interface RunOptions {
   cwd?: string;
   /** called with the live status while the run is in progress (about 4 times a second) */
   onProgress?: (s: RunSummary) => void;
-  /** log lines (worker events, Redis choice). @defaultValue none */
+  /**
+   * where log records go: the Redis choice and the run's start (no `worker` field), and the
+   * embedded worker's records (bound to `worker`, and to `runId`/`shard` for shard work).
+   * @defaultValue `log` when given, else none
+   */
+  logger?: Logger;
+  /** the records as plain text lines (their messages), when no `logger` is given */
   log?: (line: string) => void;
 }
 
@@ -29,7 +36,7 @@ export interface RunOptions {
  */
 export async function connectRedis(
   partial: Partial<QueueSettings> = {},
-  log: (line: string) => void = () => undefined,
+  log: Logger = silentLogger,
 ): Promise<{ settings: QueueSettings; stop: () => Promise<void> }> {
   const env = settingsFromEnv();
   const explicit = partial.redisUrl ?? (process.env.REDIS_URL ? env.redisUrl : undefined);
@@ -39,20 +46,21 @@ export async function connectRedis(
     allowEviction: partial.allowEviction ?? env.allowEviction ?? false,
   };
   if (await redisAnswers(settings.redisUrl, 1000)) {
-    log(`redis: ${redactUrl(settings.redisUrl)}`);
+    log.info({ redis: redactUrl(settings.redisUrl) }, `redis: ${redactUrl(settings.redisUrl)}`);
     return { settings, stop: async () => undefined };
   }
   if (explicit) {
     throw new Error(`Redis at ${redactUrl(explicit)} does not answer; start it or fix REDIS_URL`);
   }
   const embedded = await EmbeddedRedis.start();
-  log(`redis: nothing answers on ${env.redisUrl}; started a private redis-server at ${embedded.url} (stopped on exit)`);
+  log.info({ redis: embedded.url, embedded: true }, `redis: nothing answers on ${env.redisUrl}; started a private redis-server at ${embedded.url} (stopped on exit)`);
   return { settings: { ...settings, redisUrl: embedded.url }, stop: () => embedded.stop() };
 }
 
 /** Resolve, enqueue and process a job with an embedded worker until its run is committed, failed or partial. */
 export async function runJob(jobOrPath: JobConfig | string, opts: RunOptions = {}): Promise<RunSummary> {
-  const log = opts.log ?? (() => undefined);
+  const lines = opts.log;
+  const log = opts.logger ?? (lines ? callbackLogger((msg) => lines(msg)) : silentLogger);
   const config = typeof jobOrPath === 'string' ? await loadJobFile(jobOrPath) : jobOrPath;
   // validate against the model and source before touching Redis: a bad job does no work
   const resolved = await resolveJob(config, opts.cwd ? { cwd: opts.cwd } : {});
@@ -62,13 +70,16 @@ export async function runJob(jobOrPath: JobConfig | string, opts: RunOptions = {
     settings,
     ...(opts.workers !== undefined ? { concurrency: opts.workers } : {}),
     ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
-    log,
+    logger: log,
   });
   try {
     await client.waitUntilReady();
     await worker.start();
     const rec = await client.enqueue(resolved);
-    log(`run ${rec.runId}: ${rec.totalRows} rows in ${rec.shards} shard(s) -> ${rec.outputUri}`);
+    log.info(
+      { runId: rec.runId, totalRows: rec.totalRows, shards: rec.shards, output: rec.outputUri },
+      `run ${rec.runId}: ${rec.totalRows} rows in ${rec.shards} shard(s) -> ${rec.outputUri}`,
+    );
     return await waitForRun(client, rec.runId, opts.onProgress);
   } finally {
     await worker.close();

@@ -6,6 +6,7 @@ import { describeIssues } from '../config/load.js';
 import { resolveJob } from '../pipeline/plan.js';
 import type { SameKeys } from '../config/resolved-schema.js';
 import { jobSchema, type JobConfig } from '../config/schema.js';
+import type { Logger } from '../types/logger.js';
 import { LayertapClient, newRunId } from './client.js';
 import { bullConnection, type QueueSettings } from './connection.js';
 import { checkedJobData, InvalidJobDataError } from './schemas.js';
@@ -167,7 +168,7 @@ export class ScheduleWorker {
   private readonly worker: Worker<ScheduleTickData, { runId: string }>;
 
   /** `logError` gets the worker's connection errors (the shard worker passes its rate-limited logger). */
-  constructor(settings: QueueSettings, log: (line: string) => void, logError: (err: Error) => void = (err) => log(`layertap worker: schedules: ${err.message}`)) {
+  constructor(settings: QueueSettings, log: Logger, logError: (err: Error) => void = (err) => log.error({}, `layertap worker: schedules: ${err.message}`)) {
     this.client = new LayertapClient(settings);
     this.manager = new ScheduleManager(settings, this.client.redis);
     this.worker = new Worker<ScheduleTickData, { runId: string }>(
@@ -177,12 +178,15 @@ export class ScheduleWorker {
         const runId = await this.manager.tick(data, this.client, { id: job.id ?? job.name, timestamp: job.timestamp });
         const rec = await this.client.registry.get(runId);
         const reused = rec !== null && rec.createdAt < job.timestamp;
-        log(`layertap worker: schedule ${job.data.scheduleId} tick -> run ${runId}${reused ? ' (an identical run was still active)' : ''}`);
+        log.info({ scheduleId: data.scheduleId, runId, reused }, `layertap worker: schedule ${data.scheduleId} tick -> run ${runId}${reused ? ' (an identical run was still active)' : ''}`);
         return { runId };
       },
       { connection: bullConnection(settings.redisUrl), prefix: settings.prefix, concurrency: 1 },
     );
-    this.worker.on('failed', (job, err) => log(`layertap worker: schedule ${String(job?.data.scheduleId ?? '?')} tick failed: ${err.message}`));
+    this.worker.on('failed', (job, err) => {
+      const scheduleId = String(job?.data.scheduleId ?? '?');
+      log.error({ scheduleId }, `layertap worker: schedule ${scheduleId} tick failed: ${err.message}`);
+    });
     this.worker.on('error', logError);
   }
 

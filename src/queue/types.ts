@@ -7,6 +7,19 @@ export { FINAL_STATUSES } from '../pipeline/types.js';
 export const RUNS_QUEUE = 'runs';
 export const SHARDS_QUEUE = 'shards';
 
+/** The id of a run's shard job: `<runId>-<index>`, so that a shard is enqueued once whoever enqueues it. */
+export function shardJobId(runId: string, index: number): string {
+  return `${runId}-${index}`;
+}
+
+/** The run and shard of a shard job id, or null for an id of another form. */
+export function parseShardJobId(jobId: string): { runId: string; shard: number } | null {
+  const at = jobId.lastIndexOf('-');
+  const shard = Number(jobId.slice(at + 1));
+  if (at <= 0 || !Number.isInteger(shard) || shard < 0 || jobId.slice(at + 1) === '') return null;
+  return { runId: jobId.slice(0, at), shard };
+}
+
 /** What `run --json` and `status --json` print. */
 export interface RunSummary {
   runId: string;

@@ -13,7 +13,8 @@ import { finalizeRun, type ShardOutcomes } from '../pipeline/finalize.js';
 import { IncrementalCache } from '../pipeline/incremental.js';
 import { checkedJobData, parseRunJobData, parseShardJobData } from './schemas.js';
 import { processShard } from '../pipeline/shard-processor.js';
-import { RUNS_QUEUE, SHARDS_QUEUE, type RunJobData, type ShardJobData, type ShardResult } from './types.js';
+import { callbackLogger, type Logger } from '../types/logger.js';
+import { parseShardJobId, RUNS_QUEUE, SHARDS_QUEUE, shardJobId, type RunJobData, type ShardJobData, type ShardResult } from './types.js';
 
 /** Defaults of {@link LayertapWorkerOptions} that govern recovery. */
 export const WORKER_DEFAULTS = {
@@ -50,7 +51,12 @@ export interface LayertapWorkerOptions {
   concurrency?: number;
   /** pool threads. @defaultValue the number of cores (1 with tfjs-node) */
   threads?: number;
-  /** where log lines go. @defaultValue stderr */
+  /**
+   * where log records go, each bound to this worker (`worker`) and, for shard work, to `runId`
+   * and `shard`. @defaultValue `log` when given, else one text line per record on stderr
+   */
+  logger?: Logger;
+  /** the records as plain text lines (their messages), when no `logger` is given */
   log?: (line: string) => void;
   /** called after each batch (rows embedded, error rows) */
   onBatch?: (runId: string, rows: number, errorRows: number) => void;
@@ -128,7 +134,7 @@ export class LayertapWorker {
   private readonly pools = new Map<number, EmbedPool>();
   /** the content hasher and the base run its incremental shards share */
   private readonly incremental = new IncrementalCache();
-  private readonly log: (line: string) => void;
+  private readonly log: Logger;
   /** aborted when the grace period is over: active shards stop and go back to the queue */
   private readonly handBack = new AbortController();
   /** ids of shard jobs being processed here */
@@ -150,7 +156,8 @@ export class LayertapWorker {
     checkMs('graceMs', opts.graceMs, 0);
     checkMs('batchTimeoutMs', opts.batchTimeoutMs, 0);
     this.name = opts.name ?? `${hostname()}:${process.pid}`;
-    this.log = opts.log ?? ((l) => process.stderr.write(`${l}\n`));
+    const lines = opts.log ?? ((l: string) => void process.stderr.write(`${l}\n`));
+    this.log = (opts.logger ?? callbackLogger((msg) => lines(msg))).child({ worker: this.name });
     this.redis = new Redis({ ...redisOptions(opts.settings.redisUrl), maxRetriesPerRequest: null });
     // ioredis reconnects by itself; without a listener a dropped connection is printed as unhandled
     this.redis.on('error', () => undefined);
@@ -182,10 +189,10 @@ export class LayertapWorker {
         backend: job.job.model.backend,
         ...(this.opts.batchTimeoutMs !== undefined ? { batchTimeoutMs: this.opts.batchTimeoutMs } : {}),
         ...(this.opts.threadEntry ? { filename: this.opts.threadEntry } : {}),
-        onError: (err) => this.log(`layertap worker: pool: ${err.message}`),
+        onError: (err) => this.log.error({ threads }, `layertap worker: pool: ${err.message}`),
       });
       this.pools.set(threads, pool);
-      this.log(`layertap worker: pool of ${threads} thread(s)`);
+      this.log.info({ threads }, `layertap worker: pool of ${threads} thread(s)`);
     }
     return pool;
   }
@@ -195,7 +202,7 @@ export class LayertapWorker {
     try {
       return checkedJobData(job.data, parse);
     } catch (err) {
-      this.log(`layertap worker: ${job.queueName} job ${job.id ?? '?'}: ${(err as Error).message}`);
+      this.log.error({ queue: job.queueName, jobId: job.id ?? null }, `layertap worker: ${job.queueName} job ${job.id ?? '?'}: ${(err as Error).message}`);
       throw err;
     }
   }
@@ -204,9 +211,10 @@ export class LayertapWorker {
     const data = this.checked(job, parseShardJobData);
     const { runId, shard } = data;
     const attempt = `attempt ${job.attemptsMade + 1}/${job.opts.attempts ?? 1}`;
+    const log = this.log.child({ runId, shard: shard.index });
     // a start after a stall repeats the attempt number; the start count tells them apart
-    this.log(`layertap worker: run ${runId} shard ${shard.index}: started (${attempt}, start ${job.attemptsStarted})`);
-    const jobKey = job.id ?? `${runId}-${shard.index}`;
+    log.info({ attempt: job.attemptsMade + 1, starts: job.attemptsStarted }, `layertap worker: run ${runId} shard ${shard.index}: started (${attempt}, start ${job.attemptsStarted})`);
+    const jobKey = job.id ?? shardJobId(runId, shard.index);
     const origin: BatchOrigin = { runId, name: data.job.name, shard: shard.index, taps: data.job.taps.map((t) => t.as) };
     this.active.add(jobKey);
     try {
@@ -221,7 +229,10 @@ export class LayertapWorker {
           await this.registry.addProgress(runId, rows, errorRows);
         },
       });
-      this.log(`layertap worker: run ${runId} shard ${shard.index}: ${result.rows} rows, ${result.errorRows} errors, ${result.seconds.toFixed(2)} s (${result.backend})`);
+      log.info(
+        { rows: result.rows, errorRows: result.errorRows, seconds: result.seconds, backend: result.backend },
+        `layertap worker: run ${runId} shard ${shard.index}: ${result.rows} rows, ${result.errorRows} errors, ${result.seconds.toFixed(2)} s (${result.backend})`,
+      );
       this.opts.onShard?.(origin, result);
       return result;
     } catch (err) {
@@ -229,16 +240,16 @@ export class LayertapWorker {
         // back to the waiting list now, without using up an attempt or waiting for the lock to expire
         try {
           await job.moveToWait(token);
-          this.log(`layertap worker: run ${runId} shard ${shard.index}: handed back to the queue`);
+          log.warn({}, `layertap worker: run ${runId} shard ${shard.index}: handed back to the queue`);
           throw new WaitingError();
         } catch (e) {
           if (e instanceof WaitingError) throw e;
-          this.log(`layertap worker: run ${runId} shard ${shard.index}: could not hand back (${(e as Error).message}); it is recovered when its lock expires`);
+          log.warn({}, `layertap worker: run ${runId} shard ${shard.index}: could not hand back (${(e as Error).message}); it is recovered when its lock expires`);
           throw err;
         }
       }
       const message = (err as Error).message ?? String(err);
-      this.log(`layertap worker: run ${runId} shard ${shard.index} ${attempt} failed: ${message}`);
+      log.error({ attempt: job.attemptsMade + 1 }, `layertap worker: run ${runId} shard ${shard.index} ${attempt} failed: ${message}`);
       // a model that cannot load will not load on the next attempt either
       if (message.includes(MODEL_LOAD_FAILED)) throw new UnrecoverableError(message);
       throw err;
@@ -251,7 +262,7 @@ export class LayertapWorker {
   async start(): Promise<void> {
     const settings = this.opts.settings;
     const check = await checkRedis(settings.redisUrl, { allowEviction: settings.allowEviction });
-    for (const w of check.warnings) this.log(`layertap worker: warning: ${w}`);
+    for (const w of check.warnings) this.log.warn({}, `layertap worker: warning: ${w}`);
     const connection = bullConnection(settings.redisUrl);
     const prefix = settings.prefix;
     const lockDuration = this.opts.lockDurationMs ?? WORKER_DEFAULTS.lockDurationMs;
@@ -272,13 +283,16 @@ export class LayertapWorker {
       async (job) => {
         this.checked(job, parseRunJobData);
         const res = await finalizeRun(job.data, await shardOutcomes(job), this.registry);
-        this.log(`layertap worker: run ${job.data.runId} ${res.status}: ${res.manifest}`);
+        const level = res.status === 'committed' ? 'info' : res.status === 'partial' ? 'warn' : 'error';
+        this.log[level]({ runId: job.data.runId, status: res.status, manifest: res.manifest }, `layertap worker: run ${job.data.runId} ${res.status}: ${res.manifest}`);
         return res;
       },
       { connection, prefix, concurrency: 1, ...recovery },
     );
     for (const w of [this.shardWorker, this.runWorker]) w.on('error', (err) => this.logError(err));
-    this.shardWorker.on('stalled', (jobId) => this.log(`layertap worker: shard job ${jobId} stalled (its worker stopped renewing the lock); back in the queue`));
+    this.shardWorker.on('stalled', (jobId) =>
+      this.log.warn({ jobId, ...parseShardJobId(jobId) }, `layertap worker: shard job ${jobId} stalled (its worker stopped renewing the lock); back in the queue`),
+    );
     // schedule ticks: each becomes one run (see schedules.ts)
     // its connection errors share the shard worker's rate limit: one line per 5 s while Redis is away
     this.scheduleWorker = new ScheduleWorker(this.opts.settings, this.log, (err) => this.logError(err));
@@ -287,14 +301,16 @@ export class LayertapWorker {
 
   /** While Redis is away every connection fails every reconnect; one line per 5 s says it all. */
   private logError(err: Error): void {
-    if (/ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EPIPE|Connection is closed/i.test(err.message)) {
+    // this worker's own connection tells whether Redis is away; the socket error codes tell it for the others
+    const code = (err as NodeJS.ErrnoException).code;
+    if (this.redis.status !== 'ready' || (code !== undefined && CONNECTION_ERRORS.has(code))) {
       const now = Date.now();
       if (now - this.lastConnectionError < 5000) return;
       this.lastConnectionError = now;
-      this.log(`layertap worker: Redis connection lost (${err.message}); reconnecting`);
+      this.log.warn({ code: code ?? null }, `layertap worker: Redis connection lost (${err.message}); reconnecting`);
       return;
     }
-    this.log(`layertap worker: ${err.message}`);
+    this.log.error({}, `layertap worker: ${err.message}`);
   }
 
   /** Stop active shards now and hand them back to the queue (what close() does when the grace period ends). */
@@ -318,7 +334,7 @@ export class LayertapWorker {
     const first = await Promise.race([workersClosed.then(() => 'closed' as const), graceOver]);
     clearTimeout(timer);
     if (first === 'grace' && this.active.size > 0) {
-      this.log(`layertap worker: grace period of ${graceMs} ms over; handing back ${this.active.size} active shard(s)`);
+      this.log.warn({ active: this.active.size }, `layertap worker: grace period of ${graceMs} ms over; handing back ${this.active.size} active shard(s)`);
       this.handBackActive();
     }
     await workersClosed;
@@ -328,11 +344,8 @@ export class LayertapWorker {
   }
 }
 
-/** Shard index from a child job key such as 'layertap:shards:<runId>-12' (shard job ids are `<runId>-<index>`). */
-function shardIndexOf(jobKey: string): number {
-  const m = /-(\d+)$/.exec(jobKey);
-  return m ? Number(m[1]) : -1;
-}
+/** Socket errors that mean Redis cannot be reached. */
+const CONNECTION_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE']);
 
 /** The results and failures of a run job's children, as the finalizer takes them. */
 async function shardOutcomes(job: Job<RunJobData>): Promise<ShardOutcomes> {
@@ -340,6 +353,7 @@ async function shardOutcomes(job: Job<RunJobData>): Promise<ShardOutcomes> {
   const failures = await job.getIgnoredChildrenFailures();
   return {
     results: Object.values(values),
-    failures: Object.entries(failures).map(([key, error]) => ({ index: shardIndexOf(key), error: error || 'unknown' })),
+    // keys are '<prefix>:shards:<shard job id>'
+    failures: Object.entries(failures).map(([key, error]) => ({ index: parseShardJobId(key.slice(key.lastIndexOf(':') + 1))?.shard ?? -1, error: error || 'unknown' })),
   };
 }

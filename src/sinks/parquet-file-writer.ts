@@ -1,5 +1,5 @@
-import { AsyncByteQueue, RecordBatchStreamWriter } from 'apache-arrow';
 import type { RecordBatch, Schema } from 'apache-arrow';
+import { checkBatchSchema, collectingWriter, type CollectingWriter } from './arrow-chunks.js';
 import { loadParquetWasm } from '../storage/parquet-wasm.js';
 import type { SinkWriter } from '../storage/types.js';
 
@@ -7,28 +7,6 @@ import type { SinkWriter } from '../storage/types.js';
 const ROW_GROUP_ROWS = 8192;
 /** Bytes handed to the SinkWriter at a time. */
 const WRITE_CHUNK = 4 * 1024 * 1024;
-
-/** Copies the Arrow writer's output chunks, which are views of the batch's own buffers. */
-class CopyingCollector extends AsyncByteQueue {
-  readonly chunks: Uint8Array[] = [];
-  bytes = 0;
-
-  override write(value: Parameters<AsyncByteQueue['write']>[0]): void {
-    if (!(value instanceof Uint8Array)) throw new TypeError('Arrow writer emitted a non-Uint8Array chunk');
-    if (value.byteLength === 0) return;
-    this.chunks.push(value.slice());
-    this.bytes += value.byteLength;
-  }
-}
-
-class CollectingStreamWriter extends RecordBatchStreamWriter {
-  readonly collector = new CopyingCollector();
-
-  constructor() {
-    super();
-    this._sink = this.collector;
-  }
-}
 
 /**
  * Writes one Parquet file from record batches. The batches are kept as an Arrow IPC stream in
@@ -43,29 +21,22 @@ export class ParquetFileWriter {
 
   private constructor(
     private readonly out: SinkWriter,
-    private readonly writer: CollectingStreamWriter,
+    private readonly ipc: CollectingWriter,
     private readonly schema: Schema,
   ) {}
 
   /** Starts a Parquet file with `schema`, ready for batches. */
   static async open(out: SinkWriter, schema: Schema): Promise<ParquetFileWriter> {
     await loadParquetWasm();
-    const writer = new CollectingStreamWriter();
-    writer.reset(undefined, schema);
-    return new ParquetFileWriter(out, writer, schema);
+    // the batches are held until close, past their buffers' reuse: copies
+    return new ParquetFileWriter(out, collectingWriter('stream', schema, { copy: true }), schema);
   }
 
   /** Appends one record batch; its buffers are copied, so the caller may reuse them once this resolves. */
   async write(batch: RecordBatch): Promise<void> {
     if (this.done) throw new Error('ParquetFileWriter: write after close/abort');
-    const mine = this.schema.fields;
-    const theirs = batch.schema.fields;
-    if (theirs.length !== mine.length || theirs.some((f, i) => f.name !== mine[i]?.name || String(f.type) !== String(mine[i]?.type))) {
-      throw new Error(
-        `ParquetFileWriter: batch columns (${theirs.map((f) => `${f.name}: ${String(f.type)}`).join(', ')}) do not match the file's schema (${mine.map((f) => `${f.name}: ${String(f.type)}`).join(', ')})`,
-      );
-    }
-    this.writer.write(batch);
+    checkBatchSchema('ParquetFileWriter', this.schema, batch);
+    this.ipc.writer.write(batch);
     this.rows += batch.numRows;
   }
 
@@ -73,8 +44,9 @@ export class ParquetFileWriter {
   async close(): Promise<{ rows: number; bytes: number; uri: string }> {
     if (this.done) throw new Error('ParquetFileWriter: already closed');
     this.done = true;
-    this.writer.close();
-    const { chunks, bytes: ipcBytes } = this.writer.collector;
+    this.ipc.writer.close();
+    const ipcBytes = this.ipc.collector.bytes;
+    const chunks = this.ipc.collector.take();
     const ipc = new Uint8Array(ipcBytes);
     let at = 0;
     for (const c of chunks) {
@@ -100,7 +72,7 @@ export class ParquetFileWriter {
   async abort(): Promise<void> {
     if (this.done) return;
     this.done = true;
-    this.writer.collector.chunks.length = 0;
+    this.ipc.collector.take();
     await this.out.abort();
   }
 }

@@ -1,7 +1,12 @@
 import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
-import { Message, RecordBatchReader, Table, tableFromIPC } from 'apache-arrow';
-import type { Schema } from 'apache-arrow';
+import { DataType, Field, Message, type MetadataVersion, tableFromIPC } from 'apache-arrow';
+import type { Schema, Table } from 'apache-arrow';
+// the footer decoder is not re-exported by the package's index; it is the one Arrow JS's own file reader uses
+import { Footer } from 'apache-arrow/ipc/metadata/file';
+import { checkBatchBounds, checkBatchLayout, checkFooterMetadata, checkMessageMetadata } from './arrow-ipc-check.js';
+import type { BatchLayout } from './arrow-ipc-check.js';
+import { DamagedTableError, describeThrown } from './errors.js';
 import { readFully } from './npy.js';
 import { arrowColumn, arrowRows } from './table-cells.js';
 import type { RawRow, RowColumns, TableColumn } from './table-cells.js';
@@ -11,6 +16,10 @@ import type { ShardSpec } from './types.js';
 
 const MAGIC = 'ARROW1';
 const EOS = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+/** "ARROW1" + 2 bytes of padding before the messages of a file */
+const FILE_HEAD = 8;
+/** int32 footer length + "ARROW1" after the footer */
+const FILE_TAIL = 10;
 
 /** Where a message sits in the file: `bytes` from `offset`, prefix + metadata + body. */
 interface MessageSpan {
@@ -18,22 +27,32 @@ interface MessageSpan {
   bytes: number;
 }
 
+interface BatchSpan extends MessageSpan {
+  rows: number;
+  /** how many dictionary batches precede it: it needs those */
+  dictionaries: number;
+}
+
 interface IpcIndex {
-  /** true for the file format (footer), false for a stream */
-  isFile: boolean;
   schema: Schema;
-  /** the schema message as stored (prefix + metadata; it has no body); files may keep the schema only in the footer */
-  schemaMessage: Uint8Array | null;
-  batches: Array<MessageSpan & { rows: number; dictionaries: number }>;
-  /** dictionary batches in file order; a record batch needs the first `dictionaries` of them */
+  /** the schema message (prefix + metadata; it has no body) that starts the little stream a batch is decoded from */
+  schemaMessage: Uint8Array;
+  batches: BatchSpan[];
+  /** dictionary batches in file order */
   dictionaries: MessageSpan[];
 }
 
 /**
  * Reads an Arrow IPC file (Feather v2, `ARROW1` magic) or stream one record batch at a time. The
  * index is built from the message headers alone (no data is read), which gives each batch's
- * row count for planning; reading a shard loads only the batches it overlaps: from a file by
- * its footer (random access), from a stream as a tiny stream of schema + dictionaries + batch.
+ * row count for planning; reading a shard loads only the batches it overlaps, each decoded as a
+ * tiny stream of schema + dictionaries + batch.
+ *
+ * Nothing stored in the file is trusted before it is checked against the file: the footer and
+ * message lengths against the bytes that hold them, the metadata's flatbuffer offsets and vector
+ * lengths against the metadata, each batch's buffers against its body, its row count against its
+ * columns and their buffers, and a file's footer against the messages found. A file that fails
+ * a check is a {@link DamagedTableError}.
  */
 export class ArrowTableReader implements TableReader {
   private index: Promise<IpcIndex> | null = null;
@@ -58,26 +77,12 @@ export class ArrowTableReader implements TableReader {
     const pieces = piecesFor(index.batches.map((b) => b.rows), shard.start, shard.count);
     const fh = await open(this.file, 'r');
     try {
-      if (index.isFile) {
-        const reader = await RecordBatchReader.from(fh);
-        await reader.open();
-        if (!reader.isFile() || reader.numRecordBatches !== index.batches.length) {
-          throw new Error(`${this.file}: the footer lists ${reader.isFile() ? reader.numRecordBatches : 0} record batches but the file holds ${index.batches.length}`);
-        }
-        for (const p of pieces) {
-          const batch = await reader.readRecordBatch(p.piece);
-          if (!batch) throw new Error(`${this.file}: cannot read record batch ${p.piece}`);
-          yield* arrowRows(new Table(batch), p.from, p.to, columns, p.first);
-        }
-        return;
-      }
-      const schemaMessage = index.schemaMessage as Uint8Array;
       for (const p of pieces) {
         const batch = index.batches[p.piece]!;
-        const parts: Uint8Array[] = [schemaMessage];
+        const parts: Uint8Array[] = [index.schemaMessage];
         for (const d of index.dictionaries.slice(0, batch.dictionaries)) parts.push(await readSpan(fh, d, this.file));
         parts.push(await readSpan(fh, batch, this.file), EOS);
-        yield* arrowRows(tableFromIPC(concat(parts)), p.from, p.to, columns, p.first);
+        yield* arrowRows(this.decode(concat(parts), p.piece, batch.rows), p.from, p.to, columns, p.first);
       }
     } finally {
       await fh.close().catch(() => undefined);
@@ -88,6 +93,17 @@ export class ArrowTableReader implements TableReader {
     this.index = null;
   }
 
+  private decode(stream: Uint8Array, piece: number, rows: number): Table {
+    let table: Table;
+    try {
+      table = tableFromIPC(stream);
+    } catch (err) {
+      throw new DamagedTableError(this.file, `cannot decode record batch ${piece}: ${describeThrown(err)}`, { cause: err });
+    }
+    if (table.numRows !== rows) throw new DamagedTableError(this.file, `record batch ${piece} decodes to ${table.numRows} rows, but its header says ${rows}`);
+    return table;
+  }
+
   private getIndex(): Promise<IpcIndex> {
     this.index ??= readIndex(this.file);
     return this.index;
@@ -95,77 +111,176 @@ export class ArrowTableReader implements TableReader {
 }
 
 async function readIndex(file: string): Promise<IpcIndex> {
+  const damaged = (reason: string, cause?: unknown) => new DamagedTableError(file, reason, cause === undefined ? undefined : { cause });
   const fh = await open(file, 'r');
   try {
     const { size } = await fh.stat();
     const head = new Uint8Array(Math.min(size, 8));
     await readFully(fh, head, 0, file);
+    const isFile = ascii(head.subarray(0, 6)) === MAGIC;
     let pos = 0;
     let end = size;
-    const isFile = ascii(head.subarray(0, 6)) === MAGIC;
+    let footer: InstanceType<typeof Footer> | null = null;
     if (isFile) {
-      // file format: messages between the 8-byte preamble and the footer
-      if (size < 18) throw new Error(`${file}: Arrow IPC file is cut short (${size} bytes)`);
-      const tail = new Uint8Array(10);
-      await readFully(fh, tail, size - 10, file);
-      if (ascii(tail.subarray(4)) !== MAGIC) throw new Error(`${file}: Arrow IPC file has no footer (the file is truncated or still being written)`);
+      if (size < FILE_HEAD + FILE_TAIL + 4) throw damaged(`Arrow IPC file is cut short (${size} bytes)`);
+      const tail = new Uint8Array(FILE_TAIL);
+      await readFully(fh, tail, size - FILE_TAIL, file);
+      if (ascii(tail.subarray(4)) !== MAGIC) throw damaged('Arrow IPC file has no footer (the file is truncated or still being written)');
       const footerLen = new DataView(tail.buffer).getInt32(0, true);
-      pos = 8;
-      end = size - 10 - footerLen;
+      const room = size - FILE_HEAD - FILE_TAIL;
+      if (footerLen < 4 || footerLen > room) throw damaged(`the footer length says ${footerLen} bytes, but the file has room for ${room}`);
+      pos = FILE_HEAD;
+      end = size - FILE_TAIL - footerLen;
+      const bytes = new Uint8Array(footerLen);
+      await readFully(fh, bytes, end, file);
+      try {
+        checkFooterMetadata(bytes);
+        footer = Footer.decode(bytes);
+      } catch (err) {
+        throw damaged(`unreadable footer: ${describeThrown(err)}`, err);
+      }
     } else if (ascii(head.subarray(0, 4)) === 'FEA1') {
       throw new Error(`${file}: Feather v1 files are not supported; rewrite it as Arrow IPC (pyarrow.feather.write_feather(df, path, version=2))`);
     }
+
     let schema: Schema | null = null;
     let schemaMessage: Uint8Array | null = null;
-    const batches: IpcIndex['batches'] = [];
-    const dictionaries: MessageSpan[] = [];
+    const batches: Array<BatchSpan & { layout: BatchLayout; version: MetadataVersion }> = [];
+    const dictionaries: Array<MessageSpan & { id: number; layout: BatchLayout; version: MetadataVersion }> = [];
     const prefix = new Uint8Array(8);
-    while (pos + 4 <= end) {
+    const view = new DataView(prefix.buffer);
+    while (pos < end) {
       const n = Math.min(8, end - pos);
       await readFully(fh, prefix.subarray(0, n), pos, file);
-      const view = new DataView(prefix.buffer);
+      // a stream has nothing after its last message; a cut-off prefix means the stream is cut short
+      if (n < 4) {
+        if (isFile) break;
+        throw damaged(`the stream is cut short: ${n} stray byte(s) at byte ${pos}`);
+      }
       let metaLen = view.getInt32(0, true);
       let prefixLen = 4;
       if (metaLen === -1) {
-        if (n < 8) break;
+        if (n < 8) {
+          if (isFile) break;
+          throw damaged(`the stream is cut short in the message at byte ${pos}`);
+        }
         metaLen = view.getInt32(4, true);
         prefixLen = 8;
       }
       if (metaLen === 0) break; // end-of-stream marker
-      if (metaLen < 0 || pos + prefixLen + metaLen > end) throw new Error(`${file}: not an Arrow IPC file or stream (bad message at byte ${pos})`);
+      const where = isFile ? ' before the footer' : '';
+      if (metaLen < 0 || metaLen > end - pos - prefixLen) {
+        throw damaged(`the message at byte ${pos} says its metadata is ${metaLen} bytes, but ${end - pos - prefixLen} remain${where}`);
+      }
       const meta = new Uint8Array(metaLen);
       await readFully(fh, meta, pos + prefixLen, file);
       let msg: Message;
       try {
+        checkMessageMetadata(meta);
         msg = Message.decode(meta);
       } catch (err) {
-        throw new Error(`${file}: not an Arrow IPC file or stream (unreadable message at byte ${pos}: ${(err as Error).message})`, { cause: err });
+        throw damaged(`not an Arrow IPC file or stream (unreadable message at byte ${pos}: ${describeThrown(err)})`, err);
       }
-      const bytes = prefixLen + metaLen + Number(msg.bodyLength);
-      if (msg.isSchema()) {
-        if (schema) throw new Error(`${file}: Arrow IPC data with two schemas (concatenated streams?)`);
-        schema = msg.header();
-        schemaMessage = new Uint8Array(prefixLen + metaLen);
-        schemaMessage.set(prefix.subarray(0, prefixLen), 0);
-        schemaMessage.set(meta, prefixLen);
-      } else if (msg.isRecordBatch()) {
-        batches.push({ offset: pos, bytes, rows: Number(msg.header().length), dictionaries: dictionaries.length });
-      } else if (msg.isDictionaryBatch()) {
-        dictionaries.push({ offset: pos, bytes });
+      const body = msg.bodyLength;
+      const room = end - pos - prefixLen - metaLen;
+      if (!Number.isSafeInteger(body) || body < 0 || body > room) throw damaged(`the message at byte ${pos} says its body is ${body} bytes, but ${room} remain${where}`);
+      const span = { offset: pos, bytes: prefixLen + metaLen + body };
+      try {
+        if (msg.isSchema()) {
+          if (schema) throw damaged('Arrow IPC data with two schemas (concatenated streams?)');
+          schema = msg.header();
+          schemaMessage = new Uint8Array(prefixLen + metaLen);
+          schemaMessage.set(prefix.subarray(0, prefixLen), 0);
+          schemaMessage.set(meta, prefixLen);
+        } else if (msg.isRecordBatch()) {
+          const header = msg.header();
+          const layout = layoutOf(header, header.compression !== null);
+          const problem = checkBatchBounds(layout, body);
+          if (problem) throw damaged(`record batch ${batches.length} ${problem}`);
+          batches.push({ ...span, rows: layout.length, dictionaries: dictionaries.length, layout, version: msg.version });
+        } else if (msg.isDictionaryBatch()) {
+          const header = msg.header();
+          const layout = layoutOf(header.data, header.data.compression !== null);
+          const problem = checkBatchBounds(layout, body);
+          if (problem) throw damaged(`dictionary batch ${dictionaries.length} ${problem}`);
+          dictionaries.push({ ...span, id: header.id, layout, version: msg.version });
+        }
+      } catch (err) {
+        if (err instanceof DamagedTableError) throw err;
+        throw damaged(`unreadable message at byte ${pos}: ${describeThrown(err)}`, err);
       }
-      pos += bytes;
+      pos += span.bytes;
     }
-    if (!schema && isFile) {
+
+    if (footer) {
+      // the footer is what other readers go by: it must list exactly the batches found
+      let blocks: MessageSpan[];
+      try {
+        blocks = [...footer.recordBatches()].map((b) => ({ offset: b.offset, bytes: b.metaDataLength + b.bodyLength }));
+      } catch (err) {
+        throw damaged(`unreadable footer: ${describeThrown(err)}`, err);
+      }
+      const spans = (list: MessageSpan[]) => `[${list.map((b) => `${b.bytes} bytes at ${b.offset}`).join(', ')}]`;
+      if (blocks.length !== batches.length || blocks.some((b, i) => b.offset !== batches[i]!.offset || b.bytes !== batches[i]!.bytes)) {
+        throw damaged(`the footer lists ${blocks.length} record batch(es) ${spans(blocks)}, but the file holds ${batches.length} ${spans(batches)}`);
+      }
       // Arrow JS (and so layertap's own parts) keep a file's schema only in its footer
-      const reader = await RecordBatchReader.from(fh);
-      await reader.open();
-      schema = reader.schema;
+      if (!schema) {
+        schema = footer.schema;
+        schemaMessage = schemaMessageOf(schema);
+      }
     }
-    if (!schema) throw new Error(`${file}: not an Arrow IPC file or stream (no schema message)`);
-    return { isFile, schema, schemaMessage, batches, dictionaries };
+    if (!schema || !schemaMessage) throw damaged('not an Arrow IPC file or stream (no schema message)');
+
+    const dictionaryTypes = new Map<number, DataType>();
+    collectDictionaries(schema.fields, dictionaryTypes);
+    for (const [i, d] of dictionaries.entries()) {
+      const type = dictionaryTypes.get(d.id);
+      if (!type) throw damaged(`dictionary batch ${i} is for dictionary ${d.id}, which no column uses`);
+      const problem = checkBatchLayout(d.layout, [new Field('dictionary', type)], d.version);
+      if (problem) throw damaged(`dictionary batch ${i} ${problem}`);
+    }
+    for (const [i, b] of batches.entries()) {
+      const problem = checkBatchLayout(b.layout, schema.fields, b.version);
+      if (problem) throw damaged(`record batch ${i} ${problem}`);
+    }
+    return {
+      schema,
+      schemaMessage,
+      batches: batches.map(({ offset, bytes, rows, dictionaries: d }) => ({ offset, bytes, rows, dictionaries: d })),
+      dictionaries: dictionaries.map(({ offset, bytes }) => ({ offset, bytes })),
+    };
   } finally {
     await fh.close().catch(() => undefined);
   }
+}
+
+/** The numbers of a decoded record batch header that the checks look at. */
+function layoutOf(
+  header: { length: number; nodes: Array<{ length: number; nullCount: number }>; buffers: Array<{ offset: number; length: number }>; variadicBufferCounts: number[] },
+  compressed: boolean,
+): BatchLayout {
+  return { length: header.length, nodes: header.nodes, buffers: header.buffers, compressed, variadicBufferCounts: header.variadicBufferCounts };
+}
+
+function collectDictionaries(fields: readonly Field[], out: Map<number, DataType>): void {
+  for (const f of fields) {
+    if (DataType.isDictionary(f.type)) out.set(f.type.id, f.type.dictionary);
+    collectDictionaries(f.type.children ?? [], out);
+  }
+}
+
+/** A schema message for a file that keeps its schema only in the footer, so batches can be decoded as a stream. */
+function schemaMessageOf(schema: Schema): Uint8Array {
+  const meta = Message.encode(Message.from(schema));
+  // continuation marker + length, metadata padded so that what follows starts 8-byte aligned
+  const padded = Math.ceil(meta.byteLength / 8) * 8;
+  const out = new Uint8Array(8 + padded);
+  const view = new DataView(out.buffer);
+  view.setInt32(0, -1, true);
+  view.setInt32(4, padded, true);
+  out.set(meta, 8);
+  return out;
 }
 
 async function readSpan(fh: FileHandle, span: MessageSpan, file: string): Promise<Uint8Array> {

@@ -24,6 +24,10 @@ export interface SourceSpec extends S3ConnectionOptions {
   idColumn?: string;
   /** tables only */
   inputColumn?: string;
+  /** JSONL only: longest line read as a row. @defaultValue 64 MiB */
+  maxLineBytes?: number;
+  /** images, and tables with an image-path column: largest file or object read for one row. @defaultValue 256 MiB */
+  maxRowBytes?: number;
 }
 
 const SUPPORTED =
@@ -85,7 +89,16 @@ export function createSource(spec: SourceSpec): Source {
   for (const field of ['idColumn', 'inputColumn'] as const) {
     if (spec[field] !== undefined && !isTable(type)) throw new Error(`source.${field}: only applies to table sources (arrow, parquet, jsonl), not ${type}`);
   }
-  const table = isTable(type) ? { ...(spec.idColumn ? { idColumn: spec.idColumn } : {}), ...(spec.inputColumn ? { inputColumn: spec.inputColumn } : {}) } : {};
+  if (spec.maxLineBytes !== undefined && type !== 'jsonl') throw new Error(`source.maxLineBytes: only applies to jsonl sources, not ${type}`);
+  if (spec.maxRowBytes !== undefined && type === 'npy') throw new Error('source.maxRowBytes: only applies to sources that read a file per row (images, tables with an image-path column), not npy');
+  const rowBytes = spec.maxRowBytes !== undefined ? { maxRowBytes: spec.maxRowBytes } : {};
+  const table = isTable(type)
+    ? {
+        ...(spec.idColumn ? { idColumn: spec.idColumn } : {}),
+        ...(spec.inputColumn ? { inputColumn: spec.inputColumn } : {}),
+        ...(spec.maxLineBytes !== undefined ? { maxLineBytes: spec.maxLineBytes } : {}),
+      }
+    : {};
 
   if (isS3Uri(spec.uri)) {
     const { bucket, key } = parseS3Uri(spec.uri, 'source.uri');
@@ -94,10 +107,10 @@ export function createSource(spec: SourceSpec): Source {
       ...(spec.region !== undefined ? { region: spec.region } : {}),
       ...(spec.forcePathStyle !== undefined ? { forcePathStyle: spec.forcePathStyle } : {}),
     };
-    if (type === 'images') return new S3ImageSource(bucket, key, { connection, ...(spec.extensions ? { extensions: spec.extensions } : {}) });
+    if (type === 'images') return new S3ImageSource(bucket, key, { connection, ...rowBytes, ...(spec.extensions ? { extensions: spec.extensions } : {}) });
     if (type === 'npy') throw new Error(`source.uri: .npy sources must be local files (${spec.uri}); copy it locally, or store it as a .parquet/.arrow table`);
     if (key === '' || key.endsWith('/')) throw new Error(`source.uri: type ${type} needs the key of one table object, but ${spec.uri} is a prefix`);
-    return new TableSource(spec.uri, type, new S3TableLocation(bucket, key, connection), table);
+    return new TableSource(spec.uri, type, new S3TableLocation(bucket, key, connection, rowBytes), table);
   }
 
   for (const field of ['endpoint', 'region', 'forcePathStyle'] as const) {
@@ -108,7 +121,7 @@ export function createSource(spec: SourceSpec): Source {
   switch (type) {
     case 'images':
       if (!st.isDirectory()) throw new Error(`source.uri: type images needs a directory, but ${p} is not one`);
-      return new ImageDirSource(p, spec.extensions ? { extensions: spec.extensions } : {});
+      return new ImageDirSource(p, { ...rowBytes, ...(spec.extensions ? { extensions: spec.extensions } : {}) });
     case 'npy':
       if (!st.isFile()) throw new Error(`source.uri: type npy needs a .npy file, but ${p} is not a file`);
       return new NpySource(p);
@@ -116,7 +129,7 @@ export function createSource(spec: SourceSpec): Source {
     case 'parquet':
     case 'jsonl':
       if (!st.isFile()) throw new Error(`source.uri: type ${type} needs a file, but ${p} is not one`);
-      return new TableSource(p, type, new LocalTableLocation(p), table);
+      return new TableSource(p, type, new LocalTableLocation(p, rowBytes), table);
     default: {
       const never: never = type;
       throw new Error(`source.type: unknown type '${String(never)}'; ${SUPPORTED}`);

@@ -1,6 +1,8 @@
-import { opendir, readFile, realpath } from 'node:fs/promises';
+import { opendir, realpath } from 'node:fs/promises';
 import path from 'node:path';
+import { checkLimit, DEFAULT_MAX_ROW_BYTES } from './limits.js';
 import { compareCodePoints } from './path-order.js';
+import { readRowFile, RowFileError } from './row-file.js';
 import type { ShardSpec, Source, SourceRow } from './types.js';
 
 /** Formats the prebuilt sharp/libvips decodes (BMP, HEIC and SVG are left out on purpose). */
@@ -20,6 +22,8 @@ export interface ImageDirSourceOptions {
   extensions?: readonly string[];
   /** files read concurrently ahead of the consumer (order is kept). @defaultValue 8 */
   readAhead?: number;
+  /** largest file read; a larger one is an error row. @defaultValue 256 MiB */
+  maxRowBytes?: number;
 }
 
 /**
@@ -33,6 +37,7 @@ export class ImageDirSource implements Source {
   readonly type = 'images' as const;
   private readonly extensions: ReadonlySet<string>;
   private readonly readAhead: number;
+  private readonly maxRowBytes: number;
   private listing: string[] | null = null;
   private realRoot: string | null = null;
 
@@ -48,6 +53,7 @@ export class ImageDirSource implements Source {
       throw new Error(`ImageDirSource readAhead must be a positive integer, got ${readAhead}`);
     }
     this.readAhead = readAhead;
+    this.maxRowBytes = checkLimit('source.maxRowBytes', options.maxRowBytes, DEFAULT_MAX_ROW_BYTES);
   }
 
   /** Always null: images are decoded and resized in the pool threads. */
@@ -81,7 +87,10 @@ export class ImageDirSource implements Source {
     }
   }
 
-  /** Reads the shard's files in order; unreadable or escaping files become `error` rows. */
+  /**
+   * Reads the shard's files in order; unreadable or escaping files, anything that is not a
+   * regular file (a FIFO, a device, a folder), and files over `maxRowBytes` become `error` rows.
+   */
   async *read(shard: ShardSpec): AsyncIterable<SourceRow> {
     const ids = shard.ids;
     if (!ids) {
@@ -123,9 +132,9 @@ export class ImageDirSource implements Source {
           message: `${id}: symlink resolves to ${real}, which leaves the dataset root ${this.uri}`,
         };
       }
-      const buf = await readFile(real);
-      return { id, kind: 'bytes', bytes: new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength) };
+      return { id, kind: 'bytes', bytes: await readRowFile(real, this.maxRowBytes, full) };
     } catch (err) {
+      if (err instanceof RowFileError) return { id, kind: 'error', stage: 'read', message: `${id}: ${err.message}` };
       return { id, kind: 'error', stage: 'read', message: `${id}: cannot read ${full}: ${describeFsError(err)}` };
     }
   }

@@ -7,6 +7,7 @@ export { parseNpyHeader, readNpyHeader, readNpy, writeNpy } from './npy.js';
 export type { NpyArray, NpyDtype, NpyHeader } from './npy.js';
 export { createSource, inferSourceType, sourcePath } from './factory.js';
 export { TableSource } from './table-source.js';
+export { DamagedTableError } from './errors.js';
 export type { TableSourceOptions } from './table-source.js';
 export { LocalTableLocation } from './table-location.js';
 export type { TableLocation } from './table-location.js';

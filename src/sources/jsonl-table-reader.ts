@@ -1,4 +1,5 @@
 import { createReadStream } from 'node:fs';
+import { checkLimit, DEFAULT_MAX_LINE_BYTES } from './limits.js';
 import { jsonCell, jsonKind } from './table-cells.js';
 import type { RawRow, RowColumns, TableColumn } from './table-cells.js';
 import { checkShard, checkShardSize } from './table-reader.js';
@@ -8,7 +9,20 @@ import type { ShardSpec } from './types.js';
 /** One line of the file: its bytes (without the newline) and where it starts. */
 interface Line {
   offset: number;
+  /** the line's bytes; empty when it is longer than the limit */
   bytes: Buffer;
+  /** the line's length in bytes */
+  length: number;
+  /** longer than the limit: counted and skipped, never held in memory */
+  over: boolean;
+  /** whitespace only (a blank line is not a row) */
+  blank: boolean;
+}
+
+/** Options of a {@link JsonlTableReader}. */
+export interface JsonlTableReaderOptions {
+  /** longest line read as a row; a longer line is an error row. @defaultValue 64 MiB */
+  maxLineBytes?: number;
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
@@ -16,14 +30,21 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
 /**
  * JSON Lines: one JSON object per line, blank lines skipped. Planning streams the file once,
  * counting rows and noting the byte offset where each shard starts, so reading a shard seeks
- * straight to it. Columns come from the first row's keys. A line that is not a JSON object
- * becomes an error row.
+ * straight to it. Columns come from the first row's keys. A line that is not a JSON object,
+ * or that is longer than `maxLineBytes` (which is counted but never held in memory), becomes
+ * an error row.
  */
 export class JsonlTableReader implements TableReader {
   private total: Promise<number> | null = null;
   private first: Promise<Record<string, unknown> | null> | null = null;
+  private readonly maxLineBytes: number;
 
-  constructor(private readonly path: string) {}
+  constructor(
+    private readonly path: string,
+    options: JsonlTableReaderOptions = {},
+  ) {
+    this.maxLineBytes = checkLimit('source.maxLineBytes', options.maxLineBytes, DEFAULT_MAX_LINE_BYTES);
+  }
 
   async columns(): Promise<TableColumn[]> {
     const row = await this.firstRow();
@@ -34,7 +55,7 @@ export class JsonlTableReader implements TableReader {
   async count(): Promise<number> {
     this.total ??= (async () => {
       let n = 0;
-      for await (const line of lines(this.path, 0)) if (!isBlank(line.bytes)) n++;
+      for await (const line of lines(this.path, 0, this.maxLineBytes)) if (!line.blank) n++;
       return n;
     })();
     return this.total;
@@ -45,8 +66,8 @@ export class JsonlTableReader implements TableReader {
     let row = 0;
     let index = 0;
     let current: ShardSpec | null = null;
-    for await (const line of lines(this.path, 0)) {
-      if (isBlank(line.bytes)) continue;
+    for await (const line of lines(this.path, 0, this.maxLineBytes)) {
+      if (line.blank) continue;
       if (!current) current = { index, start: row, count: 0, offset: line.offset };
       current.count++;
       row++;
@@ -66,10 +87,10 @@ export class JsonlTableReader implements TableReader {
     let row = seek ? shard.start : 0;
     const end = shard.start + shard.count;
     if (!seek) checkShard(shard, await this.count(), this.path);
-    for await (const line of lines(this.path, seek ? (shard.offset as number) : 0)) {
+    for await (const line of lines(this.path, seek ? (shard.offset as number) : 0, this.maxLineBytes)) {
       if (row >= end) return;
-      if (isBlank(line.bytes)) continue;
-      if (row >= shard.start) yield parseRow(line, row, columns);
+      if (line.blank) continue;
+      if (row >= shard.start) yield parseRow(line, row, columns, this.maxLineBytes);
       row++;
     }
     if (row < end) throw new Error(`${this.path}: shard ${shard.index} expects rows up to ${end - 1} but the file ends at row ${row - 1} (was it changed after planning?)`);
@@ -82,9 +103,19 @@ export class JsonlTableReader implements TableReader {
 
   private firstRow(): Promise<Record<string, unknown> | null> {
     this.first ??= (async () => {
-      for await (const line of lines(this.path, 0)) {
-        if (isBlank(line.bytes)) continue;
-        const value = parse(line.bytes);
+      for await (const line of lines(this.path, 0, this.maxLineBytes)) {
+        if (line.blank) continue;
+        if (line.over) {
+          throw new Error(
+            `source.maxLineBytes: the first row of ${this.path} is ${line.length} bytes, more than ${this.maxLineBytes}; columns are taken from the first row: raise source.maxLineBytes to read it`,
+          );
+        }
+        let value: unknown;
+        try {
+          value = parse(line.bytes);
+        } catch (err) {
+          throw new Error(`${this.path}: the first row (line at byte ${line.offset}) is not valid JSON: ${(err as Error).message}; columns are taken from the first row`, { cause: err });
+        }
         if (!isObject(value)) throw new Error(`${this.path}: the first row is not a JSON object; each line must be one object such as {"id": "a", "input": [...]}`);
         return value;
       }
@@ -94,7 +125,14 @@ export class JsonlTableReader implements TableReader {
   }
 }
 
-function parseRow(line: Line, index: number, columns: RowColumns): RawRow {
+function parseRow(line: Line, index: number, columns: RowColumns, maxLineBytes: number): RawRow {
+  if (line.over) {
+    return {
+      index,
+      id: null,
+      input: { kind: 'invalid', message: `line at byte ${line.offset} is ${line.length} bytes, more than source.maxLineBytes (${maxLineBytes}); raise source.maxLineBytes to read it` },
+    };
+  }
   let value: unknown;
   try {
     value = parse(line.bytes);
@@ -123,23 +161,51 @@ function isBlank(bytes: Buffer): boolean {
   return true;
 }
 
-/** The file's lines from byte `start` (which must be a line start), read in 1 MiB chunks. */
-async function* lines(path: string, start: number): AsyncGenerator<Line> {
+/**
+ * The file's lines from byte `start` (which must be a line start), read in 1 MiB chunks. A line
+ * is held in memory up to `maxLineBytes`; past that its bytes are only counted (and looked at
+ * for whether it is blank), so a line of any length costs at most that much memory.
+ */
+async function* lines(path: string, start: number, maxLineBytes: number): AsyncGenerator<Line> {
   let pending: Buffer[] = [];
-  let pendingOffset = start;
+  let length = 0;
+  let over = false;
+  let overBlank = true;
+  let lineStart = start;
   let pos = start;
+  const finish = (): Line => {
+    if (over) return { offset: lineStart, bytes: EMPTY, length, over: true, blank: overBlank };
+    const bytes = pending.length === 1 ? pending[0]! : Buffer.concat(pending);
+    return { offset: lineStart, bytes, length, over: false, blank: isBlank(bytes) };
+  };
   for await (const chunk of createReadStream(path, { start, highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>) {
     let from = 0;
-    for (let nl = chunk.indexOf(0x0a, from); nl >= 0; nl = chunk.indexOf(0x0a, from)) {
-      const piece = chunk.subarray(from, nl);
-      const bytes = pending.length > 0 ? Buffer.concat([...pending, piece]) : piece;
-      yield { offset: pendingOffset, bytes };
+    for (;;) {
+      const nl = chunk.indexOf(0x0a, from);
+      const piece = chunk.subarray(from, nl >= 0 ? nl : chunk.length);
+      if (!over && length + piece.length > maxLineBytes) {
+        over = true;
+        overBlank = pending.every(isBlank);
+        pending = [];
+      }
+      if (over) {
+        if (overBlank && !isBlank(piece)) overBlank = false;
+      } else if (piece.length > 0) {
+        pending.push(piece);
+      }
+      length += piece.length;
+      if (nl < 0) break;
+      yield finish();
       pending = [];
-      pendingOffset = pos + nl + 1;
+      length = 0;
+      over = false;
+      overBlank = true;
+      lineStart = pos + nl + 1;
       from = nl + 1;
     }
-    if (from < chunk.length) pending.push(chunk.subarray(from));
     pos += chunk.length;
   }
-  if (pending.length > 0) yield { offset: pendingOffset, bytes: Buffer.concat(pending) };
+  if (length > 0) yield finish();
 }
+
+const EMPTY = Buffer.alloc(0);

@@ -200,11 +200,14 @@ export function decodeElements(src: Uint8Array, header: NpyHeader, out: Float32A
   }
 }
 
+/** Bytes asked of one read call: Node aborts the process on a read length that does not fit an int32. */
+const MAX_READ = 1 << 30;
+
 /** Reads exactly `buf.length` bytes at `position`, or fails naming the file. */
 export async function readFully(fh: FileHandle, buf: Uint8Array, position: number, file: string): Promise<void> {
   let done = 0;
   while (done < buf.length) {
-    const { bytesRead } = await fh.read(buf, done, buf.length - done, position + done);
+    const { bytesRead } = await fh.read(buf, done, Math.min(buf.length - done, MAX_READ), position + done);
     if (bytesRead === 0) {
       throw new Error(`${file}: unexpected end of file at byte ${position + done} (file truncated while reading?)`);
     }

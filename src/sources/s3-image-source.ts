@@ -1,7 +1,10 @@
+import { Readable } from 'node:stream';
 import { checkBucket, describeS3Error, formatS3Uri, loadS3Sdk, s3Client } from '../storage/s3-client.js';
 import type { S3ConnectionOptions } from '../storage/s3-client.js';
 import { DEFAULT_IMAGE_EXTENSIONS } from './image-dir-source.js';
+import { checkLimit, DEFAULT_MAX_ROW_BYTES } from './limits.js';
 import { compareCodePoints } from './path-order.js';
+import { tooLarge } from './row-file.js';
 import type { ShardSpec, Source, SourceRow } from './types.js';
 
 /** Options of {@link S3ImageSource}. */
@@ -12,6 +15,8 @@ export interface S3ImageSourceOptions {
   readAhead?: number;
   /** keys per ListObjectsV2 page. @defaultValue 1000 (S3's maximum) */
   pageSize?: number;
+  /** largest object read; a larger one is an error row, and its body is not downloaded. @defaultValue 256 MiB */
+  maxRowBytes?: number;
   connection?: S3ConnectionOptions;
 }
 
@@ -29,6 +34,7 @@ export class S3ImageSource implements Source {
   private readonly extensions: ReadonlySet<string>;
   private readonly readAhead: number;
   private readonly pageSize: number;
+  private readonly maxRowBytes: number;
   private readonly connection: S3ConnectionOptions;
   private listing: string[] | null = null;
 
@@ -49,6 +55,7 @@ export class S3ImageSource implements Source {
     if (!Number.isInteger(this.pageSize) || this.pageSize < 1 || this.pageSize > 1000) {
       throw new Error(`S3ImageSource pageSize must be an integer from 1 to 1000, got ${options.pageSize}`);
     }
+    this.maxRowBytes = checkLimit('source.maxRowBytes', options.maxRowBytes, DEFAULT_MAX_ROW_BYTES);
     this.connection = options.connection ?? {};
   }
 
@@ -103,7 +110,15 @@ export class S3ImageSource implements Source {
     try {
       const [sdk, client] = await Promise.all([loadS3Sdk(), s3Client(this.connection)]);
       const res = await client.send(new sdk.GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      const size = res.ContentLength;
+      if (size !== undefined && size > this.maxRowBytes) {
+        if (res.Body instanceof Readable) res.Body.destroy();
+        return { id, kind: 'error', stage: 'read', message: `${id}: ${tooLarge(formatS3Uri(this.bucket, key), size, this.maxRowBytes)}` };
+      }
       const bytes = res.Body ? await res.Body.transformToByteArray() : new Uint8Array();
+      if (bytes.length > this.maxRowBytes) {
+        return { id, kind: 'error', stage: 'read', message: `${id}: ${tooLarge(formatS3Uri(this.bucket, key), bytes.length, this.maxRowBytes)}` };
+      }
       return { id, kind: 'bytes', bytes };
     } catch (err) {
       return { id, kind: 'error', stage: 'read', message: `${id}: ${describeS3Error(err, `GetObject ${formatS3Uri(this.bucket, key)}`, this.connection)}` };

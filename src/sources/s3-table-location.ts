@@ -7,6 +7,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { checkBucket, describeS3Error, errorCode, formatS3Uri, httpStatus, loadS3Sdk, s3Client } from '../storage/s3-client.js';
 import type { S3ConnectionOptions } from '../storage/s3-client.js';
+import { checkLimit, DEFAULT_MAX_ROW_BYTES } from './limits.js';
+import { RowFileError, tooLarge } from './row-file.js';
 import type { TableLocation } from './table-location.js';
 
 /**
@@ -19,12 +21,16 @@ export class S3TableLocation implements TableLocation {
   readonly uri: string;
   private readonly folder: string;
   private lease: Promise<Lease> | null = null;
+  private readonly maxRowBytes: number;
 
+  /** `options.maxRowBytes`: largest image object an image-path column may name. @defaultValue 256 MiB */
   constructor(
     private readonly bucket: string,
     private readonly key: string,
     private readonly connection: S3ConnectionOptions = {},
+    options: { maxRowBytes?: number } = {},
   ) {
+    this.maxRowBytes = checkLimit('source.maxRowBytes', options.maxRowBytes, DEFAULT_MAX_ROW_BYTES);
     this.uri = formatS3Uri(bucket, key);
     const slash = key.lastIndexOf('/');
     this.folder = slash < 0 ? '' : key.slice(0, slash + 1);
@@ -55,8 +61,15 @@ export class S3TableLocation implements TableLocation {
     try {
       const [sdk, client] = await Promise.all([loadS3Sdk(), s3Client(this.connection)]);
       const res = await client.send(new sdk.GetObjectCommand({ Bucket: this.bucket, Key: key }));
-      return res.Body ? await res.Body.transformToByteArray() : new Uint8Array();
+      if (res.ContentLength !== undefined && res.ContentLength > this.maxRowBytes) {
+        if (res.Body instanceof Readable) res.Body.destroy();
+        throw new RowFileError(tooLarge(formatS3Uri(this.bucket, key), res.ContentLength, this.maxRowBytes));
+      }
+      const bytes = res.Body ? await res.Body.transformToByteArray() : new Uint8Array();
+      if (bytes.length > this.maxRowBytes) throw new RowFileError(tooLarge(formatS3Uri(this.bucket, key), bytes.length, this.maxRowBytes));
+      return bytes;
     } catch (err) {
+      if (err instanceof RowFileError) throw err;
       throw new Error(describeS3Error(err, `GetObject ${formatS3Uri(this.bucket, key)}`, this.connection), { cause: err });
     }
   }

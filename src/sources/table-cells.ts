@@ -81,8 +81,16 @@ export function* arrowRows(table: Table, from: number, to: number, columns: RowC
   const id = columns.id === null ? null : table.getChild(columns.id);
   if (columns.id !== null && !id) throw new Error(`source.idColumn: no column '${columns.id}' in this part of the table`);
   for (let i = from; i < to; i++) {
-    const rawId: unknown = id ? id.get(i) : null;
-    yield { index: firstIndex + i, id: rawId === null || rawId === undefined ? null : String(rawId), input: arrowCell(input.get(i)) };
+    // a damaged value (offsets past its data) is that row's problem, not the batch's
+    let rawId: unknown = null;
+    let cell: TableCell;
+    try {
+      rawId = id ? id.get(i) : null;
+      cell = arrowCell(input.get(i));
+    } catch (err) {
+      cell = { kind: 'invalid', message: `unreadable value: ${err instanceof Error ? err.message : String(err)}` };
+    }
+    yield { index: firstIndex + i, id: rawId === null || rawId === undefined ? null : String(rawId), input: cell };
   }
 }
 

@@ -1,6 +1,8 @@
-import { readFile, realpath, stat } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { describeFsError, isSafeRelativeId } from './image-dir-source.js';
+import { checkLimit, DEFAULT_MAX_ROW_BYTES } from './limits.js';
+import { readRowFile, RowFileError } from './row-file.js';
 
 /**
  * Where a table lives: it gives the readers a local file with random access, and resolves the
@@ -12,7 +14,7 @@ export interface TableLocation {
   check(): Promise<void>;
   /** a local file holding the table's bytes */
   localPath(): Promise<string>;
-  /** bytes of `rel`, relative to the table's folder; throws an Error saying why not */
+  /** bytes of `rel`, relative to the table's folder (a regular file or object of at most `maxRowBytes`); throws an Error saying why not */
   readRelative(rel: string): Promise<Uint8Array>;
   close(): Promise<void>;
 }
@@ -21,11 +23,14 @@ export interface TableLocation {
 export class LocalTableLocation implements TableLocation {
   readonly uri: string;
   private readonly folder: string;
+  private readonly maxRowBytes: number;
   private realFolder: Promise<string> | null = null;
 
-  constructor(file: string) {
+  /** `options.maxRowBytes`: largest image file an image-path column may name. @defaultValue 256 MiB */
+  constructor(file: string, options: { maxRowBytes?: number } = {}) {
     this.uri = path.resolve(file);
     this.folder = path.dirname(this.uri);
+    this.maxRowBytes = checkLimit('source.maxRowBytes', options.maxRowBytes, DEFAULT_MAX_ROW_BYTES);
   }
 
   async check(): Promise<void> {
@@ -57,9 +62,9 @@ export class LocalTableLocation implements TableLocation {
       throw new Error(`path '${rel}' resolves to ${real}, which leaves the table's folder ${this.folder}`);
     }
     try {
-      const buf = await readFile(real);
-      return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+      return await readRowFile(real, this.maxRowBytes, full);
     } catch (err) {
+      if (err instanceof RowFileError) throw err;
       throw new Error(`cannot read ${full}: ${describeFsError(err)}`, { cause: err });
     }
   }

@@ -14,6 +14,8 @@ export interface TableSourceOptions {
   inputColumn?: string;
   /** image files read ahead for a path column (order is kept). @defaultValue 8 */
   readAhead?: number;
+  /** JSONL: longest line read as a row; a longer one is an error row. @defaultValue 64 MiB */
+  maxLineBytes?: number;
 }
 
 interface Layout {
@@ -24,14 +26,14 @@ interface Layout {
 }
 
 /** Creates the reader for a table format. */
-function readerFor(format: TableFormat, file: string): TableReader {
+function readerFor(format: TableFormat, file: string, options: TableSourceOptions): TableReader {
   switch (format) {
     case 'arrow':
       return new ArrowTableReader(file);
     case 'parquet':
       return new ParquetTableReader(file);
     case 'jsonl':
-      return new JsonlTableReader(file);
+      return new JsonlTableReader(file, options.maxLineBytes !== undefined ? { maxLineBytes: options.maxLineBytes } : {});
     default: {
       const never: never = format;
       throw new Error(`source.type: unknown table format '${String(never)}'`);
@@ -124,7 +126,7 @@ export class TableSource implements Source {
 
   private getReader(): Promise<TableReader> {
     if (!this.reader) {
-      const loading = this.location.localPath().then((file) => readerFor(this.type, file));
+      const loading = this.location.localPath().then((file) => readerFor(this.type, file, this.options));
       this.reader = loading;
       loading.catch(() => {
         if (this.reader === loading) this.reader = null;

@@ -2,3 +2,4 @@ export { float16ToFloat32, float32ToFloat16, fromFloat16Array, toFloat16Array } 
 export type { TapOutput } from './features.js';
 export { nearestNames } from './did-you-mean.js';
 export type { RowStage } from './row-stage.js';
+export { callbackLogger, silentLogger, type Logger, type LogFields, type LogLevel } from './logger.js';

@@ -2,7 +2,8 @@ import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger, workerLineFields, workerLineLevel } from '../../src/ops/logger.js';
+import { createLogger } from '../../src/ops/logger.js';
+import { callbackLogger } from '../../src/types/logger.js';
 import { LayertapClient } from '../../src/queue/client.js';
 import type { RunSummary } from '../../src/queue/types.js';
 import { writeNpy } from '../../src/sources/npy.js';
@@ -170,6 +171,11 @@ describe('layertap worker --metrics-port', () => {
     expect(lines.some((l) => l.msg.startsWith('layertap worker: ready'))).toBe(true);
     const done = lines.filter((l) => /shard \d+: \d+ rows, \d+ errors/.test(l.msg));
     expect(done.map((l) => [l.runId, l.shard]).sort()).toEqual([0, 1, 2].map((i) => [runId, i]));
+    // the fields come from where the work is, not from the text: counts too, at the level the event has
+    expect(done.map((l) => l.level)).toEqual(['info', 'info', 'info']);
+    const shardRecords = done as unknown as Array<{ rows: number; errorRows: number }>;
+    expect(shardRecords.reduce((a, l) => a + l.rows, 0)).toBe(summary.rows);
+    expect(shardRecords.reduce((a, l) => a + l.errorRows, 0)).toBe(summary.errorRows);
     expect(lines.find((l) => l.msg.includes(`run ${runId} committed`))?.runId).toBe(runId);
   }, 30_000);
 
@@ -190,22 +196,16 @@ describe('layertap worker --metrics-port', () => {
 });
 
 describe('worker log lines', () => {
-  it('carry the run and shard they are about, at a level that fits', () => {
-    expect(workerLineFields('layertap worker: run 20261127T061502-3fa9c1 shard 12: started (attempt 1/3, start 1)')).toEqual({ runId: '20261127T061502-3fa9c1', shard: 12 });
-    expect(workerLineFields('layertap worker: run 20261127T061502-3fa9c1 committed: /out/_manifest.json')).toEqual({ runId: '20261127T061502-3fa9c1' });
-    expect(workerLineFields('layertap worker: shard job 20261127T061502-3fa9c1-7 stalled (its worker stopped renewing the lock); back in the queue')).toEqual({
-      runId: '20261127T061502-3fa9c1',
-      shard: 7,
-      jobId: '20261127T061502-3fa9c1-7',
-    });
-    expect(workerLineFields('layertap worker: schedule nightly tick -> run 20261127T061502-3fa9c1')).toEqual({ runId: '20261127T061502-3fa9c1', scheduleId: 'nightly' });
-    expect(workerLineFields('layertap worker: ready (redis redis://127.0.0.1:6379, prefix layertap, pid 1, name a:1)')).toEqual({});
-
-    expect(workerLineLevel('layertap worker: run r shard 1: 16 rows, 0 errors, 0.50 s (wasm)')).toBe('info');
-    expect(workerLineLevel('layertap worker: run r shard 1 attempt 1/3 failed: boom')).toBe('error');
-    expect(workerLineLevel('layertap worker: run r failed: /out/_manifest.json')).toBe('error');
-    expect(workerLineLevel('layertap worker: warning: Redis at x is not on this host')).toBe('warn');
-    expect(workerLineLevel('layertap worker: run r shard 1: handed back to the queue')).toBe('warn');
+  it('carry the fields of every logger they were bound by', () => {
+    const records: Array<[string, string, Record<string, unknown>]> = [];
+    const root = callbackLogger((msg, level, fields) => records.push([level, msg, fields]));
+    const worker = root.child({ worker: 'h:1' });
+    worker.child({ runId: 'r1', shard: 2 }).warn({ attempt: 1 }, 'handed back');
+    worker.info({ threads: 2 }, 'pool of 2 thread(s)');
+    expect(records).toEqual([
+      ['warn', 'handed back', { worker: 'h:1', runId: 'r1', shard: 2, attempt: 1 }],
+      ['info', 'pool of 2 thread(s)', { worker: 'h:1', threads: 2 }],
+    ]);
   });
 
   it('are JSON with level labels, or text for a person', () => {

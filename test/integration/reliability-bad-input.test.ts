@@ -13,6 +13,7 @@ import type { ShardJobData } from '../../src/queue/types.js';
 import { LayertapWorker } from '../../src/queue/worker.js';
 import { writeNpy } from '../../src/sources/npy.js';
 import { runCli } from '../helpers/cli.js';
+import { makeFifo, releaseFifo } from '../helpers/fifo.js';
 import { featureRows, maxAbsDiff, readArrow, REDIS_URL, SEED, SEED_MODEL, tempDir, testPrefix } from '../helpers/index.js';
 import { duplicates, readManifest, readRunFolder, rowValue, waitForFinal } from './reliability-harness.js';
 
@@ -118,7 +119,7 @@ describe('bad input in a run', () => {
     }
   }, 60_000);
 
-  it('converts grayscale, RGBA and 16-bit images, and rejects a decompression bomb, an escaping symlink and a .. path', async () => {
+  it('converts grayscale, RGBA and 16-bit images, and rejects a decompression bomb, an escaping symlink, a .. path, a FIFO and a file over maxRowBytes', async () => {
     const root = join(tmp.dir, 'images');
     await mkdir(join(root, 'sub'), { recursive: true });
     await solid(3, 128, 128, 128).png().toFile(join(root, 'a-rgb-gray.png'));
@@ -131,6 +132,11 @@ describe('bad input in a run', () => {
     await symlink(join(tmp.dir, 'outside.png'), join(root, 'g-escape.png'));
     await symlink(join(root, 'c-rgb.png'), join(root, 'sub', 'h-alias.png'));
     await solid(3, 9, 9, 9).png().toFile(join(root, 'z-tampered.png'));
+    // reading a FIFO would wait for a writer forever; a 300 MiB (sparse) file is over the default 256 MiB
+    makeFifo(join(root, 'pipe'));
+    await symlink(join(root, 'pipe'), join(root, 'sub', 'i-pipe.png'));
+    await writeFile(join(root, 'j-huge.png'), '');
+    await truncate(join(root, 'j-huge.png'), 300 * 1024 * 1024);
     expect((await sharp(join(root, 'e-rgb16.png')).metadata()).depth).toBe('ushort');
     expect((await sharp(join(root, 'b-gray.png')).metadata()).channels).toBe(1);
     expect((await sharp(join(root, 'd-rgba-opaque.png')).metadata()).channels).toBe(4);
@@ -144,7 +150,8 @@ describe('bad input in a run', () => {
         model: { uri: SEED_MODEL },
         taps: [{ layer: 'linear_1.0' }],
         batchSize: 4,
-        shardSize: 10,
+        // one shard: the tampered entry is in it
+        shardSize: 20,
         sink: { uri: join(tmp.dir, 'out-img') },
       }),
     );
@@ -160,12 +167,22 @@ describe('bad input in a run', () => {
       const s = await waitForFinal(client, rec.runId, 60_000);
       expect(s.status).toBe('committed');
       expect(s.rows).toBe(6);
-      expect(s.errorRows).toBe(3);
+      expect(s.errorRows).toBe(5);
 
       const folder = await readRunFolder(s.output.uri);
       expect(duplicates(folder)).toEqual([]);
       const byId = new Map(folder.errors.map((e) => [e.id, e]));
-      expect([...byId.keys()].sort()).toEqual(['../outside.png', 'f-bomb.png', 'g-escape.png']);
+      expect([...byId.keys()].sort()).toEqual(['../outside.png', 'f-bomb.png', 'g-escape.png', 'j-huge.png', 'sub/i-pipe.png']);
+      expect(byId.get('sub/i-pipe.png')).toEqual({
+        id: 'sub/i-pipe.png',
+        stage: 'read',
+        message: `sub/i-pipe.png: ${root}/sub/i-pipe.png is a FIFO (named pipe), not a regular file; only regular files are read`,
+      });
+      expect(byId.get('j-huge.png')).toEqual({
+        id: 'j-huge.png',
+        stage: 'read',
+        message: `j-huge.png: ${root}/j-huge.png is 314572800 bytes, more than source.maxRowBytes (268435456); raise source.maxRowBytes to read it`,
+      });
       expect(byId.get('f-bomb.png')).toMatchObject({ stage: 'decode' });
       expect(byId.get('f-bomb.png')!.message).toMatch(/^image is too large: more than 100000000 pixels \(possible decompression bomb\)/);
       expect(byId.get('g-escape.png')).toMatchObject({ stage: 'read' });
@@ -185,8 +202,9 @@ describe('bad input in a run', () => {
       const apart = maxAbsDiff(feat.get('a-rgb-gray.png')!, feat.get('c-rgb.png')!);
       expect(apart).toBeGreaterThan(1e-3);
       expect(maxAbsDiff(feat.get('e-rgb16.png')!, feat.get('c-rgb.png')!)).toBeLessThan(apart / 5);
-      expect((await readManifest(s.output.uri)).errorRows).toBe(3);
+      expect((await readManifest(s.output.uri)).errorRows).toBe(5);
     } finally {
+      releaseFifo(join(root, 'pipe'));
       await worker.close({ graceMs: 0 });
       await client.close();
     }

@@ -100,6 +100,28 @@ describe('S3 sources against s3rver', () => {
     }
   });
 
+  it('turns objects over maxRowBytes into error rows that name the limit', async () => {
+    // 'bytes of photos/a.jpg' is 21 bytes, 'bytes of photos/z.JPEG' 22
+    const src = new S3ImageSource(bucket, 'photos', { connection: { endpoint: s3.endpoint }, maxRowBytes: 21 });
+    const rows = await collect(src.read({ index: 0, start: 0, count: 2, ids: ['a.jpg', 'z.JPEG'] }));
+    expect(rows.map((r) => [r.id, text(r)])).toEqual([
+      ['a.jpg', 'bytes of photos/a.jpg'],
+      ['z.JPEG', 'error'],
+    ]);
+    expect(rows[1]).toMatchObject({
+      stage: 'read',
+      message: `z.JPEG: s3://${bucket}/photos/z.JPEG is 22 bytes, more than source.maxRowBytes (21); raise source.maxRowBytes to read it`,
+    });
+    const table = createSource({ uri: `s3://${bucket}/tables/paths.jsonl`, endpoint: s3.endpoint, inputColumn: 'path', maxRowBytes: 30 });
+    const { rows: paths } = await readAll(table, 10);
+    // 'bytes of tables/img/one.png' is 27 bytes, 'bytes of tables/img/two words.png' 33
+    expect(paths.slice(0, 2).map((r) => [r.id, r.kind === 'error' ? r.message : text(r)])).toEqual([
+      ['one', 'bytes of tables/img/one.png'],
+      ['two', `row 1: s3://${bucket}/tables/img/two words.png is 33 bytes, more than source.maxRowBytes (30); raise source.maxRowBytes to read it`],
+    ]);
+    await table.close();
+  });
+
   it('names a missing bucket or object', async () => {
     await expect(new S3ImageSource('no-such-bucket-y', 'x', { connection: { endpoint: s3.endpoint } }).check()).rejects.toThrow(
       `source.uri: bucket 'no-such-bucket-y' does not exist at ${s3.endpoint}`,

@@ -54,6 +54,26 @@ describe('job file schema', () => {
     expect(e.message).toMatch(/batchSize: .*>\s*0|batchSize: .*positive|batchSize: Too small/i);
   });
 
+  it('takes size limits for input in bytes, naming the field of a bad one', () => {
+    const job = parseJob({ ...good, source: { uri: './t.jsonl', maxLineBytes: 1048576, maxRowBytes: 16777216 } });
+    expect(job.source).toMatchObject({ maxLineBytes: 1048576, maxRowBytes: 16777216 });
+    // unset, they stay unset: the sources apply their defaults (64 MiB a line, 256 MiB a file)
+    expect(parseJob(good).source).not.toHaveProperty('maxLineBytes');
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ maxLineBytes: 0 }, 'source.maxLineBytes: must be a positive number of bytes'],
+      [{ maxLineBytes: 1.5 }, 'source.maxLineBytes: must be a whole number of bytes'],
+      [{ maxLineBytes: 2 ** 30 }, 'source.maxLineBytes: at most 536870912 (512 MiB; a longer line cannot be decoded as text)'],
+      [{ maxRowBytes: -1 }, 'source.maxRowBytes: must be a positive number of bytes'],
+      [{ maxRowBytes: 2 ** 33 }, 'source.maxRowBytes: at most 4294967296 (4 GiB)'],
+      [{ maxRowBytes: '256MB' }, 'source.maxRowBytes: '],
+    ];
+    for (const [extra, message] of cases) {
+      const e = errorOf(() => parseJob({ ...good, source: { uri: './data', ...extra } }));
+      expect(e.message).toContain(message);
+      expect(e.fields).toEqual([`source.${Object.keys(extra)[0]}`]);
+    }
+  });
+
   it('needs at least one tap', () => {
     const e = errorOf(() => parseJob({ ...good, taps: [] }));
     expect(e.message).toContain('taps: name at least one layer to tap');

@@ -1,9 +1,10 @@
-import { mkdir, mkdtemp, rm, symlink, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, truncate, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ImageDirSource, compareCodePoints } from '../../src/sources/index.js';
 import type { ShardSpec, SourceRow } from '../../src/sources/index.js';
+import { makeFifo, releaseFifo, within } from '../helpers/fifo.js';
 
 let tmp: string;
 let root: string;
@@ -94,6 +95,51 @@ describe('ImageDirSource', () => {
     expect(rows[1]).toMatchObject({ id: 'evil.png', kind: 'error', stage: 'read' });
     expect((rows[1] as { message: string }).message).toMatch(/leaves the dataset root/);
     expect(rows[2]).toMatchObject({ id: 'ok.png', kind: 'bytes' });
+  });
+
+  it('reads only regular files: a symlink to a FIFO or to a folder is an error row, and the FIFO is never opened', async () => {
+    await put('a.png', 'A');
+    await put('z.png', 'Z');
+    const fifo = path.join(root, 'pipe');
+    makeFifo(fifo);
+    await symlink(fifo, path.join(root, 'p.png'));
+    await mkdir(path.join(root, 'folder'));
+    await symlink(path.join(root, 'folder'), path.join(root, 'f.png'));
+    const src = new ImageDirSource(root);
+    const [shard] = await collect(src.plan(10));
+    expect(shard?.ids).toEqual(['a.png', 'f.png', 'p.png', 'z.png']);
+    try {
+      // opening the FIFO to read it would wait for a writer forever
+      const rows = await within(collect(src.read(shard as ShardSpec)), 5_000, 'reading a shard with a FIFO');
+      expect(rows.map((r) => [r.id, r.kind === 'error' ? r.message : r.kind])).toEqual([
+        ['a.png', 'bytes'],
+        ['f.png', `f.png: ${root}/f.png is a directory, not a regular file; only regular files are read`],
+        ['p.png', `p.png: ${root}/p.png is a FIFO (named pipe), not a regular file; only regular files are read`],
+        ['z.png', 'bytes'],
+      ]);
+      expect(rows.filter((r) => r.kind === 'error').every((r) => r.kind === 'error' && r.stage === 'read')).toBe(true);
+    } finally {
+      releaseFifo(fifo);
+    }
+  });
+
+  it('turns a file over maxRowBytes into an error row that names the limit, without reading it', async () => {
+    await put('small.png', 'x'.repeat(1000));
+    await put('big.png', 'x'.repeat(1001));
+    const rows = await collect(new ImageDirSource(root, { maxRowBytes: 1000 }).read({ index: 0, start: 0, count: 2, ids: ['big.png', 'small.png'] }));
+    expect(rows[0]).toEqual({
+      id: 'big.png',
+      kind: 'error',
+      stage: 'read',
+      message: `big.png: ${root}/big.png is 1001 bytes, more than source.maxRowBytes (1000); raise source.maxRowBytes to read it`,
+    });
+    expect(rows[1]).toMatchObject({ id: 'small.png', kind: 'bytes' });
+    // the default is 256 MiB: a (sparse) file of 300 MiB is refused from its size alone
+    await put('huge.png', '');
+    await truncate(path.join(root, 'huge.png'), 300 * 1024 * 1024);
+    const [huge] = await collect(new ImageDirSource(root).read({ index: 0, start: 0, count: 1, ids: ['huge.png'] }));
+    expect(huge).toMatchObject({ kind: 'error', message: `huge.png: ${root}/huge.png is 314572800 bytes, more than source.maxRowBytes (268435456); raise source.maxRowBytes to read it` });
+    expect(() => new ImageDirSource(root, { maxRowBytes: 0 })).toThrow('source.maxRowBytes must be a positive integer (bytes), got 0');
   });
 
   it('rejects ids with .. segments or absolute paths in a shard spec', async () => {

@@ -71,6 +71,34 @@ describe('resolveJob with table sources and sinks', () => {
     expect(err.fields).toEqual(['source.region']);
   });
 
+  it('passes the size limits to the source, and refuses them where they do not apply', async () => {
+    const file = path.join(tmp, 'rows.jsonl');
+    await writeFile(file, `${JSON.stringify({ v: new Array(784).fill(0) })}\n`);
+    const resolved = await resolveJob(job({ uri: file, maxLineBytes: 65536, maxRowBytes: 1024 }));
+    expect(resolved.source).toEqual({ uri: file, type: 'jsonl', maxLineBytes: 65536, maxRowBytes: 1024 });
+    const parquet = path.join(tmp, 'rows.parquet');
+    await writeFile(parquet, 'PAR1');
+    let err = await configError(resolveJob(job({ uri: parquet, maxLineBytes: 65536 })));
+    expect(err.message).toBe('source.maxLineBytes: only applies to jsonl sources, not parquet');
+    expect(err.fields).toEqual(['source.maxLineBytes']);
+    const npy = path.join(tmp, 'rows.npy');
+    await writeFile(npy, '');
+    err = await configError(resolveJob(job({ uri: npy, maxRowBytes: 1024 })));
+    expect(err.fields).toEqual(['source.maxRowBytes']);
+    expect(err.message).toMatch(/^source\.maxRowBytes: only applies to sources that read a file per row/);
+  });
+
+  it('refuses a JSONL table whose first row is longer than source.maxLineBytes, naming the field', async () => {
+    const file = path.join(tmp, 'long.jsonl');
+    const line = JSON.stringify({ v: new Array(784).fill(0.25) });
+    await writeFile(file, `${line}\n`);
+    const err = await configError(resolveJob(job({ uri: file, maxLineBytes: 1000 })));
+    expect(err.fields).toEqual(['source.maxLineBytes']);
+    expect(err.message).toBe(
+      `source.maxLineBytes: the first row of ${file} is ${line.length} bytes, more than 1000; columns are taken from the first row: raise source.maxLineBytes to read it`,
+    );
+  });
+
   it('validates the new job fields', () => {
     expect(() => job({ uri: 'x.parquet' }, { uri: 'out', format: 'csv' })).toThrow(/sink\.format: invalid value; choose one of "arrow", "parquet"/);
     expect(() => job({ uri: 'x', type: 'tsv' })).toThrow(/source\.type: invalid value; choose one of "images", "npy", "arrow", "parquet", "jsonl"/);

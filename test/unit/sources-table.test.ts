@@ -1,8 +1,10 @@
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { UnrecoverableError } from 'bullmq';
 import {
   Binary,
+  Dictionary,
   Field,
   FixedSizeList,
   Float32,
@@ -16,12 +18,18 @@ import {
   Struct,
   Utf8,
   makeData,
+  tableToIPC,
+  vectorFromArray,
+  Table,
 } from 'apache-arrow';
 import type { Data, DataType } from 'apache-arrow';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadParquetWasm } from '../../src/storage/index.js';
 import { createSource, inferSourceType } from '../../src/sources/index.js';
 import type { ShardSpec, Source, SourceRow } from '../../src/sources/index.js';
+import { DamagedTableError } from '../../src/sources/index.js';
+import { makeFifo, releaseFifo, within } from '../helpers/fifo.js';
+import { arrowMutants, FUZZ_ROWS, parquetMutants, validArrowFile, validParquet } from '../helpers/table-fuzz.js';
 
 let tmp: string;
 beforeEach(async () => {
@@ -199,6 +207,39 @@ describe('Arrow IPC tables', () => {
     expect(rows[1]).toMatchObject({ id: '1', stage: 'read', message: 'row 1: v has 2 values, expected 3 (row shape [3])' });
     await src.close();
   });
+  it('reads dictionary-encoded columns from a file (schema in the footer) and from a stream', async () => {
+    const ids = vectorFromArray(['a', 'b', 'a', 'c'], new Dictionary(new Utf8(), new Int32()));
+    const vec = vectorFromArray([[1, 2], [3, 4], [5, 6], [7, 8]], new FixedSizeList(2, new Field('item', new Float32())));
+    const table = new Table({ id: ids, vec });
+    for (const format of ['file', 'stream'] as const) {
+      const file = path.join(tmp, `dict-${format}.arrow`);
+      await writeFile(file, tableToIPC(table, format));
+      const { rows } = await readAll(createSource({ uri: file }), 3);
+      expect(tensors(rows)).toEqual([['a', [1, 2]], ['b', [3, 4]], ['a', [5, 6]], ['c', [7, 8]]]);
+    }
+  });
+
+  it('refuses stored lengths and row counts that do not fit the file, before planning, naming the file and the batch', async () => {
+    const mutants = arrowMutants(validArrowFile());
+    const refusal = async (name: string) => {
+      const file = path.join(tmp, `${name.replace(/[^A-Za-z0-9]+/g, '-')}.arrow`);
+      await writeFile(file, mutants.find((m) => m.name === name)!.bytes);
+      const err = await createSource({ uri: file, inputColumn: 'pixels' }).check().then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(DamagedTableError);
+      expect((err as DamagedTableError).file).toBe(file);
+      return (err as Error).message;
+    };
+    // a row count of 2^31 was planned as 2^31 rows (the run never got past enqueue)
+    expect(await refusal('batch 0 row count = 2147483648')).toMatch(/\.arrow: record batch 0 says it has 2147483648 rows, but its column 'id' has 8$/);
+    expect(await refusal('batch 1 row count = -1')).toMatch(/record batch 1 says it has -1 rows$/);
+    // a body length of 2^31 was read in one call, which aborts Node
+    expect(await refusal('batch 2 bodyLength = 2147483648')).toMatch(/the message at byte 50832 says its body is 2147483648 bytes, but 25184 remain before the footer$/);
+    expect(await refusal('batch 0 bodyLength = -8')).toMatch(/the message at byte 8 says its body is -8 bytes/);
+    expect(await refusal('batch 0 buffer 4 length = 1099511627776')).toMatch(/record batch 0 says buffer 4 is 1099511627776 bytes at offset 80 of a 25168-byte body$/);
+    expect(await refusal('batch 0 row count and top-level nodes = 2^40')).toMatch(/record batch 0 says buffer 1 \(offsets\) is 40 bytes, but its column needs at least 4398046511108$/);
+    expect(await refusal('footer length = -1')).toMatch(/the footer length says -1 bytes, but the file has room for 76560$/);
+    expect(await refusal('footer block 1 offset = 1099511627776')).toMatch(/the footer lists 3 record batch\(es\) \[.*\], but the file holds 3 \[.*\]$/);
+  });
 });
 
 describe('Parquet tables', () => {
@@ -230,10 +271,66 @@ describe('Parquet tables', () => {
     await again.close();
   });
 
+  it('reads only the id and input columns of a wider table, with their Arrow types', async () => {
+    const file = path.join(tmp, 'wide.parquet');
+    const vec = tensorBatch(0, 5);
+    const label = utf8(Array.from({ length: 5 }, (_, r) => `label ${r}`));
+    const cols: Array<[Field, Data]> = [
+      [new Field('label', new Utf8(), false), label],
+      [vec.schema.fields[0]!, vec.getChildAt(0)!.data[0]!],
+      [vec.schema.fields[1]!, vec.getChildAt(1)!.data[0]!],
+      [new Field('note', new Utf8(), false), label],
+    ];
+    await writeParquet(file, [batch(cols)], 2);
+    const src = createSource({ uri: file, inputColumn: 'vec' });
+    // FixedSizeList survives (from the file's ARROW:schema): the row shape is known without reading a row
+    expect(await src.rowShape()).toEqual([3]);
+    expect(tensors((await readAll(src, 2)).rows)).toEqual(expected(5));
+    await src.close();
+  });
+
   it('refuses a file that is not Parquet, naming it', async () => {
     const file = path.join(tmp, 'fake.parquet');
     await writeFile(file, 'not parquet at all');
     await expect(createSource({ uri: file }).check()).rejects.toThrow(`${file}: not a readable Parquet file`);
+  });
+  it('refuses row counts that disagree with the column chunks, and chunks outside the file, before planning', async () => {
+    const mutants = parquetMutants(await validParquet());
+    const refusal = async (name: string) => {
+      const file = path.join(tmp, `${name.replace(/[^A-Za-z0-9]+/g, '-')}.parquet`);
+      await writeFile(file, mutants.find((m) => m.name === name)!.bytes);
+      const err = await createSource({ uri: file, inputColumn: 'pixels' }).check().then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(DamagedTableError);
+      return (err as Error).message;
+    };
+    // a row group num_rows of 2^40 was planned as 2^40 rows
+    expect(await refusal('row group 1 num_rows = 1099511627776')).toMatch(/\.parquet: row group 1 says it has 1099511627776 rows, but its column 'id' has 8 values$/);
+    expect(await refusal('every row count x 2^40')).toMatch(/row group 0 says it has 1099511627776 rows, but its column 'id' has 8 values$/);
+    expect(await refusal('file num_rows = 2147483648')).toMatch(/the file says it has 2147483648 rows, but its row groups hold 24$/);
+    expect(await refusal('row group 0 num_rows = -1')).toMatch(/row group 0 says it has -1 rows$/);
+    // a chunk size that parquet-wasm's reader turned into a panic and a hang
+    expect(await refusal('row group 1 pixels total_compressed_size = -1')).toMatch(/row group 1 column 'pixels\.list\.item' says it is -1 bytes$/);
+    expect(await refusal('row group 1 pixels data_page_offset = 2147483648')).toMatch(/says it is 7398 bytes at byte 7628 \(data at 2147483648\), which is not inside the 22800 bytes before the footer$/);
+    expect(await refusal('footer length = -1')).toMatch(/the footer length says -1 bytes, but the file has room for 23925$/);
+  });
+
+  it('fails the shards of a damaged row group without a retry, and reads the others', async () => {
+    const bytes = (await validParquet()).slice();
+    // a byte of row group 2's data page (its pixel indexes)
+    bytes[16208]! ^= 0x5a;
+    const file = path.join(tmp, 'damaged-page.parquet');
+    await writeFile(file, bytes);
+    const src = createSource({ uri: file, inputColumn: 'pixels' });
+    const shards = await collect(src.plan(10));
+    expect(shards.map((s) => s.count)).toEqual([10, 10, FUZZ_ROWS - 20]);
+    expect((await collect(src.read(shards[0]!))).map((r) => r.kind)).toEqual(Array(10).fill('tensor'));
+    // row group 2 holds rows 16..23: both later shards need it
+    for (const shard of shards.slice(1)) {
+      const err = await collect(src.read(shard)).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(UnrecoverableError);
+      expect((err as Error).message).toBe(`${file}: cannot read row group 2: Parquet argument error: Parquet error: not enough data to read levels`);
+    }
+    await src.close();
   });
 });
 
@@ -275,6 +372,30 @@ describe('JSONL tables', () => {
     // without the offset (e.g. a hand-made shard) the reader counts its way there
     expect((await collect(src.read({ index: 1, start: 4, count: 2 }))).map((r) => r.id)).toEqual(['7', 'e']);
     await src.close();
+  });
+  it('turns a line longer than maxLineBytes into an error row, counted like any row but never held whole', async () => {
+    const file = path.join(tmp, 'long.jsonl');
+    const long = JSON.stringify({ id: 'long', x: new Array(200).fill(1) });
+    const lines = ['{"id": "a", "x": [1]}', long, ' '.repeat(500), '{"id": "b", "x": [2]}', long];
+    await writeFile(file, lines.join('\n'));
+    const src = createSource({ uri: file, inputColumn: 'x', maxLineBytes: 100 });
+    // a blank line stays blank however long it is
+    expect(await src.count()).toBe(4);
+    const { shards, rows } = await readAll(src, 3);
+    expect(shards.map((s) => s.count)).toEqual([3, 1]);
+    expect(rows.map((r) => [r.id, r.kind])).toEqual([
+      ['a', 'tensor'],
+      ['1', 'error'],
+      ['b', 'tensor'],
+      ['3', 'error'],
+    ]);
+    const at = Buffer.byteLength(lines.slice(0, 4).join('\n') + '\n');
+    expect(rows[3]).toMatchObject({
+      stage: 'read',
+      message: `row 3: x: line at byte ${at} is ${long.length} bytes, more than source.maxLineBytes (100); raise source.maxLineBytes to read it`,
+    });
+    await src.close();
+    expect(() => createSource({ uri: file, type: 'parquet', maxLineBytes: 100 })).toThrow('source.maxLineBytes: only applies to jsonl sources, not parquet');
   });
 });
 
@@ -328,6 +449,27 @@ describe('image columns', () => {
     expect(got[4]).toMatchObject({ message: expect.stringMatching(/resolves to .*secret\.png, which leaves the table's folder/) });
     expect(got[5]).toMatchObject({ message: expect.stringMatching(/no such file or directory/) });
     await src.close();
+  });
+  it('reads only regular files of at most maxRowBytes from a path column', async () => {
+    const dir = path.join(tmp, 'data');
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, 'ok.png'), 'OK');
+    await writeFile(path.join(dir, 'big.png'), 'x'.repeat(5000));
+    makeFifo(path.join(dir, 'pipe.png'));
+    const file = path.join(dir, 'paths.jsonl');
+    await writeFile(file, ['ok', 'pipe', 'big'].map((id) => JSON.stringify({ id, path: `${id}.png` })).join('\n') + '\n');
+    const src = createSource({ uri: file, inputColumn: 'path', maxRowBytes: 4096 });
+    try {
+      const { rows } = await within(readAll(src, 10), 5_000, 'reading a path column with a FIFO');
+      expect(rows.map((r) => [r.id, r.kind === 'error' ? r.message : r.kind])).toEqual([
+        ['ok', 'bytes'],
+        ['pipe', `row 1: ${dir}/pipe.png is a FIFO (named pipe), not a regular file; only regular files are read`],
+        ['big', `row 2: ${dir}/big.png is 5000 bytes, more than source.maxRowBytes (4096); raise source.maxRowBytes to read it`],
+      ]);
+    } finally {
+      releaseFifo(path.join(dir, 'pipe.png'));
+      await src.close();
+    }
   });
 });
 

@@ -6,6 +6,7 @@ import type { RunSummary } from '../../queue/types.js';
 import { ALLOW_EVICTION_HELP, EXIT, err, fail, out, positiveInt, printSummary, type SetExit } from '../common.js';
 import { neighbourReport, readFeatureRows } from '../neighbours.js';
 import { ProgressDisplay } from '../progress.js';
+import { callbackLogger } from '../../types/logger.js';
 
 /** A quick look at whether the features separate the input folders; only for small local float32 runs. */
 async function printNeighbours(s: RunSummary, column: string): Promise<void> {
@@ -40,10 +41,10 @@ export function register(program: Command, setExit: SetExit): void {
           ...(o.threads ? { threads: o.threads } : {}),
           ...(o.allowEviction ? { settings: { allowEviction: true } } : {}),
           onProgress: (s) => progress.update(s),
-          log: (l) => {
-            // worker progress lines are noise next to the progress bar; its warnings are not
-            if (!l.startsWith('layertap worker:') || l.startsWith('layertap worker: warning:')) err(l);
-          },
+          // the embedded worker's progress records are noise next to the progress bar; its warnings and errors are not
+          logger: callbackLogger((msg, level, fields) => {
+            if (fields.worker === undefined || level === 'warn' || level === 'error') err(msg);
+          }),
         });
         progress.stop();
         if (o.json) out(JSON.stringify(summary));

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { redactUrl, settingsFromEnv } from '../../queue/connection.js';
 import { LayertapWorker, WORKER_DEFAULTS } from '../../queue/worker.js';
-import { createLogger, workerLog } from '../../ops/logger.js';
+import { createLogger } from '../../ops/logger.js';
 import { DEFAULT_METRICS_HOST, WorkerMetrics } from '../../ops/metrics.js';
 import { ALLOW_EVICTION_HELP, EXIT, nonNegativeInt, portNumber, positiveInt, type SetExit } from '../common.js';
 
@@ -38,13 +38,13 @@ export function register(program: Command, setExit: SetExit): void {
       const settings = settingsFromEnv();
       if (o.allowEviction) settings.allowEviction = true;
       const graceMs = o.graceMs ?? WORKER_DEFAULTS.graceMs;
-      // structured lines on stderr (JSON, or text at a terminal); every line names this worker
-      let logger = createLogger();
-      let say = workerLog(logger);
-      const metrics = o.metricsPort !== undefined ? new WorkerMetrics({ settings, onError: (e) => logger.warn(`layertap worker: metrics: ${e.message}`) }) : null;
+      // structured records on stderr (JSON, or text at a terminal); the worker binds its name to each
+      const root = createLogger();
+      let logger = root;
+      const metrics = o.metricsPort !== undefined ? new WorkerMetrics({ settings, onError: (e) => logger.warn({}, `layertap worker: metrics: ${e.message}`) }) : null;
       const worker = new LayertapWorker({
         settings,
-        log: (line) => say(line),
+        logger: root,
         ...(metrics ? metrics.hooks : {}),
         ...(o.concurrency ? { concurrency: o.concurrency } : {}),
         ...(o.threads ? { threads: o.threads } : {}),
@@ -54,8 +54,8 @@ export function register(program: Command, setExit: SetExit): void {
         ...(o.batchTimeoutMs !== undefined ? { batchTimeoutMs: o.batchTimeoutMs } : {}),
         graceMs,
       });
-      logger = logger.child({ worker: worker.name });
-      say = workerLog(logger);
+      logger = root.child({ worker: worker.name });
+      const say = (msg: string) => logger.info({}, msg);
       try {
         await worker.start();
         if (metrics) {
@@ -67,7 +67,7 @@ export function register(program: Command, setExit: SetExit): void {
         await worker.close({ graceMs: 0 }).catch(() => undefined);
         await metrics?.close();
         const message = e instanceof Error ? e.message : String(e);
-        logger.error(`layertap: ${o.metricsPort !== undefined && /EADDRINUSE/.test(message) ? `--metrics-port ${o.metricsPort}: ${message}` : message}`);
+        logger.error({}, `layertap: ${o.metricsPort !== undefined && /EADDRINUSE/.test(message) ? `--metrics-port ${o.metricsPort}: ${message}` : message}`);
         setExit(EXIT.failed);
         return;
       }
@@ -77,14 +77,14 @@ export function register(program: Command, setExit: SetExit): void {
         const stop = (sig: string) => {
           signals++;
           if (signals > 1) {
-            say(`layertap worker: ${sig} again: handing back active shards now`);
+            logger.warn({ signal: sig }, `layertap worker: ${sig} again: handing back active shards now`);
             worker.handBackActive();
             return;
           }
           say(`layertap worker: ${sig}: finishing active shards (up to ${graceMs} ms, then handing them back)`);
           // hand-back needs Redis; if it is gone, give up rather than hang (the locks expire instead)
           const hard = setTimeout(() => {
-            say('layertap worker: could not hand back active shards in time; exiting, they are retried when their locks expire');
+            logger.warn({}, 'layertap worker: could not hand back active shards in time; exiting, they are retried when their locks expire');
             resolve(false);
           }, graceMs + 15_000);
           hard.unref();
