@@ -14,8 +14,6 @@ function isTfjsBackend(name: string): name is TfjsBackendName {
 const TFJS_NODE: string = '@tensorflow/tfjs-node';
 
 const require = createRequire(import.meta.url);
-let autoChoice: Promise<string> | undefined;
-let wasmPathsSet = false;
 
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -51,18 +49,20 @@ export function wasmBinaryDir(): string {
   return path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm')) + path.sep;
 }
 
-async function useWasm(): Promise<void> {
-  const { core } = await loadTfjs();
+/** Tells the wasm backend where its binaries are; allowed once per thread, before the backend starts. */
+async function setWasmPaths(): Promise<void> {
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
   const dir = wasmBinaryDir();
-  if (!wasmPathsSet) {
-    if (!existsSync(path.join(dir, 'tfjs-backend-wasm.wasm'))) {
-      throw new Error(`backend 'wasm': the .wasm binaries are missing from ${dir}; reinstall @tensorflow/tfjs-backend-wasm`);
-    }
-    // Node reads the binary with fs from this prefix; a plain folder path (not a URL) is what its loader expects
-    wasm.setWasmPaths(dir);
-    wasmPathsSet = true;
+  if (!existsSync(path.join(dir, 'tfjs-backend-wasm.wasm'))) {
+    throw new Error(`backend 'wasm': the .wasm binaries are missing from ${dir}; reinstall @tensorflow/tfjs-backend-wasm`);
   }
+  // Node reads the binary with fs from this prefix; a plain folder path (not a URL) is what its loader expects
+  wasm.setWasmPaths(dir);
+}
+
+async function useWasm(): Promise<void> {
+  const { core } = await loadTfjs();
+  const dir = wasmBinaryDir();
   const exceptionBefore = new Set(process.listeners('uncaughtException'));
   const rejectionBefore = new Set(process.listeners('unhandledRejection'));
   const ok = await core.setBackend('wasm');
@@ -82,14 +82,52 @@ async function useCpu(): Promise<void> {
   if (!(await core.setBackend('cpu'))) throw new Error("backend 'cpu' failed to initialise");
 }
 
-async function use(name: TfjsBackendName): Promise<string> {
-  const { core } = await loadTfjs();
-  // engine().backendName, unlike getBackend(), does not initialise a default backend as a side effect
-  if (core.engine().backendName === name) return name;
-  if (name === 'tensorflow') await useTensorflow();
-  else if (name === 'wasm') await useWasm();
-  else await useCpu();
-  return core.getBackend();
+/**
+ * Selects this thread's TF.js backend. TF.js keeps the backend in use per thread, in its engine;
+ * the selector keeps what it learns alongside: which backend 'auto' came to, and whether the wasm
+ * backend was told where its binaries are.
+ */
+class BackendSelector {
+  private autoChoice: Promise<string> | undefined;
+  private wasmPathsSet = false;
+
+  async select(name: string): Promise<string> {
+    if (name === 'onnx') {
+      throw new Error("backend 'onnx' runs .onnx models; TF.js models run on auto | tensorflow | wasm | cpu");
+    }
+    if (name !== 'auto') {
+      if (!isTfjsBackend(name)) throw new Error(`backend '${name}' is not a TF.js backend; TF.js models run on auto | ${TFJS_BACKENDS.join(' | ')}`);
+      return this.use(name);
+    }
+    this.autoChoice ??= (async () => {
+      for (const candidate of TFJS_BACKENDS) {
+        try {
+          return await this.use(candidate);
+        } catch {
+          // the next candidate is the fallback; the last one (cpu) always loads
+        }
+      }
+      throw new Error('no TF.js backend could be initialised (tried tensorflow, wasm, cpu)');
+    })();
+    const chosen = await this.autoChoice;
+    // another runner in this thread may have forced a different backend since
+    return this.use(chosen as TfjsBackendName);
+  }
+
+  private async use(name: TfjsBackendName): Promise<string> {
+    const { core } = await loadTfjs();
+    // engine().backendName, unlike getBackend(), does not initialise a default backend as a side effect
+    if (core.engine().backendName === name) return name;
+    if (name === 'tensorflow') await useTensorflow();
+    else if (name === 'wasm') {
+      if (!this.wasmPathsSet) {
+        await setWasmPaths();
+        this.wasmPathsSet = true;
+      }
+      await useWasm();
+    } else await useCpu();
+    return core.getBackend();
+  }
 }
 
 /** True when @tensorflow/tfjs-node is installed (it may still fail to load). */
@@ -102,26 +140,10 @@ export function tfjsNodeInstalled(): boolean {
   }
 }
 
+/** The selector of this thread, as long as the thread: one, as the TF.js engine whose backend it sets. */
+const selector = new BackendSelector();
+
 /** Make `name` the thread's TF.js backend ('auto': tensorflow, else wasm, else cpu); returns the one in use. */
-export async function selectBackend(name: string): Promise<string> {
-  if (name === 'onnx') {
-    throw new Error("backend 'onnx' runs .onnx models; TF.js models run on auto | tensorflow | wasm | cpu");
-  }
-  if (name !== 'auto') {
-    if (!isTfjsBackend(name)) throw new Error(`backend '${name}' is not a TF.js backend; TF.js models run on auto | ${TFJS_BACKENDS.join(' | ')}`);
-    return use(name);
-  }
-  autoChoice ??= (async () => {
-    for (const candidate of TFJS_BACKENDS) {
-      try {
-        return await use(candidate);
-      } catch {
-        // the next candidate is the fallback; the last one (cpu) always loads
-      }
-    }
-    throw new Error('no TF.js backend could be initialised (tried tensorflow, wasm, cpu)');
-  })();
-  const chosen = await autoChoice;
-  // another runner in this thread may have forced a different backend since
-  return use(chosen as TfjsBackendName);
+export function selectBackend(name: string): Promise<string> {
+  return selector.select(name);
 }

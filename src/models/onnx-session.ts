@@ -7,6 +7,7 @@ import type { ModelInputs, NamedTensor } from './types.js';
 /** The onnxruntime-node module, imported lazily so that describing a model never loads the native runtime. */
 export type Ort = typeof import('onnxruntime-node');
 
+// a memoized import: it holds the module and nothing else; a failed import is not kept
 let loading: Promise<Ort> | undefined;
 
 /** Import onnxruntime-node once per thread. */

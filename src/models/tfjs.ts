@@ -5,6 +5,7 @@ export interface Tfjs {
   converter: typeof import('@tensorflow/tfjs-converter');
 }
 
+// a memoized import: it holds the modules and nothing else, once per thread as modules are
 let loading: Promise<Tfjs> | undefined;
 
 /** Import tfjs (core, layers, converter, and the cpu backend as the last resort) once per thread. */

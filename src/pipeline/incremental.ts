@@ -1,7 +1,6 @@
 import { tableFromArrays, type Table } from 'apache-arrow';
 import { createXXHash128, type IHasher } from 'hash-wasm';
 import type { ResolvedJob } from '../config/resolved.js';
-import type { TapOutput } from '../types/features.js';
 import { readPartFile } from '../sinks/index.js';
 import { MANIFEST, rowIndexKey, runOfSuccessKey, runPrefix } from '../storage/layout.js';
 import type { RunManifest } from '../sinks/manifest.js';
@@ -36,8 +35,6 @@ export const CONTENT_HASH_ALGORITHM = 'xxh3-128';
 /** Hashes an input row's content: its file bytes for images, its float32 data for tensors. */
 export type ContentHasher = (row: Extract<SourceRow, { kind: 'bytes' | 'tensor' }>) => string;
 
-let hasher: Promise<IHasher> | null = null;
-
 /**
  * The content hash function: XXH3-128 of the row's bytes, as `xxh3-128:<32 hex>`. It detects
  * changed inputs (any change gives a different hash, except with probability 2^-128); it is
@@ -45,9 +42,12 @@ let hasher: Promise<IHasher> | null = null;
  * to tell an edited file from an unchanged one.
  */
 export async function contentHasher(): Promise<ContentHasher> {
-  hasher ??= createXXHash128();
-  const h = await hasher;
-  // synchronous from here on: each call initialises, feeds and finishes the hash without yielding
+  return hashWith(await createXXHash128());
+}
+
+function hashWith(h: IHasher): ContentHasher {
+  // synchronous: each call initialises, feeds and finishes the hash without yielding, so shards
+  // processed at once can share one hasher
   return (row) => {
     h.init();
     h.update(row.kind === 'bytes' ? row.bytes : new Uint8Array(row.data.buffer, row.data.byteOffset, row.data.byteLength));
@@ -106,11 +106,7 @@ interface LoadedBase {
   tables: Map<number, Promise<Table>>;
 }
 
-// one base per process at a time: shards of one run share it, and it is dropped when the next run comes
-let cached: LoadedBase | null = null;
-
 async function loadBase(base: BaseRun, sink: Sink): Promise<LoadedBase> {
-  if (cached?.runId === base.runId) return cached;
   const byHash = new Map<string, Location>();
   for (let p = 0; p < base.parts.length; p++) {
     const bytes = await sink.get(base.parts[p]!.index);
@@ -120,20 +116,52 @@ async function loadBase(base: BaseRun, sink: Sink): Promise<LoadedBase> {
     if (!hashes) throw new Error(`base run ${base.runId}: ${base.parts[p]!.index} has no content_hash column`);
     for (let r = 0; r < t.numRows; r++) byHash.set(String(hashes.get(r)), { part: p, row: r });
   }
-  cached = { runId: base.runId, byHash, parts: base.parts, tables: new Map() };
-  return cached;
+  return { runId: base.runId, byHash, parts: base.parts, tables: new Map() };
+}
+
+/**
+ * What shard processing keeps from one shard to the next: the content hasher, and the row index
+ * of the base run incremental shards look their rows up in (with a few of its part files). Shards
+ * of one run share that base; a shard of another run replaces it, so one base is held at a time.
+ * The worker that processes the shards owns it and closes it with itself.
+ */
+export class IncrementalCache {
+  private hasher: Promise<ContentHasher> | null = null;
+  private base: { runId: string; loaded: Promise<LoadedBase> } | null = null;
+
+  /** The content hash function (see {@link contentHasher}), made once. */
+  contentHasher(): Promise<ContentHasher> {
+    this.hasher ??= contentHasher();
+    return this.hasher;
+  }
+
+  /** A lookup of rows in `base`, whose row index is read on first use and kept until another base is asked for. */
+  async lookup(base: BaseRun, sink: Sink): Promise<BaseLookup> {
+    let entry = this.base;
+    if (entry?.runId !== base.runId) {
+      const loading = { runId: base.runId, loaded: loadBase(base, sink) };
+      // a failed read is not kept: the next shard (or attempt) reads the index again
+      loading.loaded.catch(() => {
+        if (this.base === loading) this.base = null;
+      });
+      this.base = entry = loading;
+    }
+    return new BaseLookup(await entry.loaded, sink);
+  }
+
+  /** Drops the base run held. */
+  close(): void {
+    this.base = null;
+    this.hasher = null;
+  }
 }
 
 /** Looks up rows in a base run and reads their vectors. */
 export class BaseLookup {
-  private constructor(
+  constructor(
     private readonly base: LoadedBase,
     private readonly sink: Sink,
   ) {}
-
-  static async open(base: BaseRun, sink: Sink): Promise<BaseLookup> {
-    return new BaseLookup(await loadBase(base, sink), sink);
-  }
 
   has(hash: string): boolean {
     return this.base.byHash.has(hash);
@@ -169,47 +197,4 @@ export class BaseLookup {
     }
     return out;
   }
-}
-
-/** Rows of features from two sources (computed and carried) merged back into source order. */
-export function mergeRows(
-  columns: string[],
-  a: { pos: number[]; ids: string[]; taps: Record<string, TapOutput> },
-  b: { pos: number[]; ids: string[]; rows: Array<Record<string, Float32Array | Uint16Array>> },
-  shapes: Record<string, number[]>,
-): { ids: string[]; taps: Record<string, TapOutput> } {
-  const n = a.pos.length + b.pos.length;
-  const ids: string[] = new Array<string>(n);
-  const taps: Record<string, TapOutput> = {};
-  for (const c of columns) {
-    const shape = shapes[c] ?? a.taps[c]?.shape;
-    if (!shape) throw new Error(`no shape known for column '${c}'`);
-    const per = shape.reduce((x, y) => x * y, 1);
-    const sample = a.taps[c]?.data ?? b.rows[0]?.[c];
-    const data = sample instanceof Uint16Array ? new Uint16Array(n * per) : new Float32Array(n * per);
-    taps[c] = { data, shape };
-  }
-  let i = 0;
-  let j = 0;
-  for (let k = 0; k < n; k++) {
-    const takeA = j >= b.pos.length || (i < a.pos.length && a.pos[i]! < b.pos[j]!);
-    if (takeA) {
-      ids[k] = a.ids[i]!;
-      for (const c of columns) {
-        const per = taps[c]!.data.length / n;
-        taps[c]!.data.set(a.taps[c]!.data.subarray(i * per, (i + 1) * per) as never, k * per);
-      }
-      i++;
-    } else {
-      ids[k] = b.ids[j]!;
-      for (const c of columns) {
-        const per = taps[c]!.data.length / n;
-        const v = b.rows[j]![c]!;
-        if (v.length !== per) throw new Error(`carried vector of '${c}' has ${v.length} values, expected ${per}`);
-        taps[c]!.data.set(v as never, k * per);
-      }
-      j++;
-    }
-  }
-  return { ids, taps };
 }

@@ -1,5 +1,6 @@
 export { resolveJob, computeFingerprint, type ResolveOptions } from './plan.js';
 export { processShard, type ShardContext } from './shard-processor.js';
+export { IncrementalCache } from './incremental.js';
 export { finalizeRun, type ShardOutcomes } from './finalize.js';
 export { defaultRegistries, type Registries } from './registries.js';
 export * from './types.js';

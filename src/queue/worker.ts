@@ -1,6 +1,8 @@
 import { availableParallelism, hostname } from 'node:os';
 import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
+import type { BatchRunner } from '../workers/batch-runner.js';
+import type { BatchResult, BatchTask } from '../workers/protocol.js';
 import { EmbedPool, threadsFor } from '../workers/pool.js';
 import { MODEL_LOAD_FAILED } from '../workers/thread-errors.js';
 import { bullConnection, redisOptions, type QueueSettings } from './connection.js';
@@ -10,6 +12,7 @@ import { ScheduleWorker } from './schedules.js';
 import { RunRegistry } from './run-registry.js';
 import { finalizeRun, type ShardOutcomes } from '../pipeline/finalize.js';
 import { defaultRegistries, type Registries } from '../pipeline/registries.js';
+import { IncrementalCache } from '../pipeline/incremental.js';
 import { checkedJobData, parseRunJobData, parseShardJobData, withKnownNames } from './schemas.js';
 import { processShard } from '../pipeline/shard-processor.js';
 import { isPermanent } from '../types/errors.js';
@@ -97,6 +100,34 @@ export interface LayertapWorkerOptions {
   registries?: Registries;
 }
 
+/**
+ * A pool that tells `onForward` about each batch it runs, so that the shard code and the pool
+ * stay unaware of metrics.
+ */
+class ObservedRunner implements BatchRunner {
+  constructor(
+    private readonly pool: BatchRunner,
+    private readonly origin: BatchOrigin,
+    private readonly onForward: (origin: BatchOrigin, stats: ForwardStats) => void,
+  ) {}
+
+  get threads(): number {
+    return this.pool.threads;
+  }
+
+  takeBuffer(bytes: number): ArrayBuffer {
+    return this.pool.takeBuffer(bytes);
+  }
+
+  async run(task: BatchTask, signal?: AbortSignal): Promise<BatchResult> {
+    const rows = task.input.ids.length;
+    const t0 = performance.now();
+    const res = await this.pool.run(task, signal);
+    this.onForward(this.origin, { rows, backend: res.backend, decodeMs: res.decodeMs, forwardMs: res.forwardMs, totalMs: performance.now() - t0 });
+    return res;
+  }
+}
+
 function checkMs(name: string, v: number | undefined, min: number): void {
   if (v !== undefined && (!Number.isInteger(v) || v < min)) {
     throw new Error(`options.${name} must be an integer of at least ${min}, got ${v}`);
@@ -111,6 +142,8 @@ export class LayertapWorker {
   private runWorker: Worker<RunJobData> | null = null;
   private scheduleWorker: ScheduleWorker | null = null;
   private readonly pools = new Map<number, EmbedPool>();
+  /** the content hasher and the base run its incremental shards share */
+  private readonly incremental = new IncrementalCache();
   private readonly log: Logger;
   /** aborted when the grace period is over: active shards stop and go back to the queue */
   private readonly handBack = new AbortController();
@@ -154,22 +187,9 @@ export class LayertapWorker {
     return [...this.pools.values()].map((p) => ({ threads: p.threads, utilization: p.utilization, queued: p.queued }));
   }
 
-  /**
-   * The pool as processShard sees it, telling opts.onForward about each batch. A view that
-   * inherits from the pool, so the shard code and the pool stay unaware of metrics.
-   */
-  private observed(pool: EmbedPool, origin: BatchOrigin): EmbedPool {
-    const onForward = this.opts.onForward;
-    if (!onForward) return pool;
-    const view: EmbedPool = Object.create(pool);
-    view.run = async (task, signal) => {
-      const rows = task.input.ids.length;
-      const t0 = performance.now();
-      const res = await pool.run(task, signal);
-      onForward(origin, { rows, backend: res.backend, decodeMs: res.decodeMs, forwardMs: res.forwardMs, totalMs: performance.now() - t0 });
-      return res;
-    };
-    return view;
+  /** The pool as processShard sees it: one that tells opts.onForward about each batch when that is set. */
+  private observed(pool: BatchRunner, origin: BatchOrigin): BatchRunner {
+    return this.opts.onForward ? new ObservedRunner(pool, origin, this.opts.onForward) : pool;
   }
 
   /** One pool per thread count: tfjs-node jobs get a single-thread pool, the others share one. */
@@ -216,6 +236,7 @@ export class LayertapWorker {
       const result = await processShard(data, {
         pool: this.observed(this.poolFor(data), origin),
         registries: this.registries,
+        incremental: this.incremental,
         signal: signal ? AbortSignal.any([signal, this.handBack.signal]) : this.handBack.signal,
         onBatch: async (rows, errorRows) => {
           this.opts.onBatch?.(runId, rows, errorRows);
@@ -333,6 +354,7 @@ export class LayertapWorker {
     }
     await workersClosed;
     await Promise.allSettled([...this.pools.values()].map((p) => p.close()));
+    this.incremental.close();
     this.redis.disconnect();
   }
 }

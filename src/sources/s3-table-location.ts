@@ -108,6 +108,11 @@ interface Entry {
 
 /** Downloaded objects not in use that are kept for the next shard; older ones are deleted. */
 const KEEP_IDLE = 2;
+/**
+ * The downloads of this process, shared by the shards (and runs) that read the same object: an
+ * entry lives while a shard holds it and, idle, while it is one of the KEEP_IDLE newest;
+ * clearS3Downloads() removes them all, at exit at the latest.
+ */
 const cache = new Map<string, Entry>();
 let cacheDir: string | null = null;
 let downloads = 0;

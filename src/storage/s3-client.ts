@@ -4,6 +4,7 @@ import { StorageError } from '../types/errors.js';
 
 /** The AWS SDK's S3 module. */
 export type S3Sdk = typeof import('@aws-sdk/client-s3');
+// a memoized import: it holds the module and nothing else
 let sdk: Promise<S3Sdk> | null = null;
 
 /** Loads the AWS SDK on first use (a few hundred ms): jobs without s3:// never pay for it. */
@@ -89,7 +90,12 @@ export function resolveConnection(opts: S3ConnectionOptions = {}): ResolvedConne
   return { endpoint, region, forcePathStyle };
 }
 
-/** One client per connection setting and process: clients pool their sockets, so sharing them is cheaper than making one per shard. */
+/**
+ * One client per connection setting, owned by the process: clients pool their sockets, so
+ * sharing them is cheaper than making one per shard. The sinks and sources of every run and
+ * every worker in the process use them, so none of those may end them; they live until the
+ * process exits, or until {@link destroyS3Clients}.
+ */
 const clients = new Map<string, S3Client>();
 
 /** The shared S3 client for these options; credentials come from the SDK's default chain (env, profile, SSO, instance role). */
@@ -114,7 +120,7 @@ export async function s3Client(opts: S3ConnectionOptions = {}): Promise<S3Client
   return client;
 }
 
-/** Releases every shared client's sockets (for tests and tidy shutdowns). */
+/** Releases every shared client's sockets, for a process done with S3 (tests, programs that embed layertap); a later s3Client() makes new ones. */
 export function destroyS3Clients(): void {
   for (const c of clients.values()) c.destroy();
   clients.clear();

@@ -5,6 +5,7 @@ import { Piscina } from 'piscina';
 import { threadLimit } from '../models/registry.js';
 import type { PoolThreadInfo } from '../models/onnx-session.js';
 import type { ModelSpec } from '../models/types.js';
+import type { BatchRunner } from './batch-runner.js';
 import type { BatchResult, BatchTask } from './protocol.js';
 import { transferList } from './transfer.js';
 
@@ -59,7 +60,7 @@ export function threadsFor(backend: string, requested?: number): number {
 }
 
 /** A Piscina pool of threads that decode inputs and run the model with taps. */
-export class EmbedPool {
+export class EmbedPool implements BatchRunner {
   private readonly piscina: Piscina;
   /** tensor batch buffers the threads handed back, newest last, for the next batches' reads */
   private readonly spare: ArrayBuffer[] = [];

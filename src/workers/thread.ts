@@ -7,34 +7,49 @@ import type { BatchResult, BatchTask, RowError } from './protocol.js';
 import { firstNonFinite } from './finite.js';
 import { ownBuffer, transferList } from './transfer.js';
 
-/** Models loaded in this thread, by fingerprint: each is loaded once and reused for every batch. */
-const runners = new Map<string, Promise<ModelRunner>>();
+/** Models a thread keeps loaded at once. */
 const MAX_MODELS = 2;
 
-async function runnerFor(spec: ModelSpec): Promise<ModelRunner> {
-  let r = runners.get(spec.fingerprint);
-  if (!r) {
-    if (runners.size >= MAX_MODELS) {
-      const [oldest, p] = runners.entries().next().value as [string, Promise<ModelRunner>];
-      runners.delete(oldest);
-      void p.then((m) => m.dispose()).catch(() => undefined);
+/**
+ * What this thread keeps from one batch to the next: the models it loaded and its batch buffer.
+ * The thread module owns the one instance; it lives as long as the thread (the pool keeps its
+ * threads for the life of the worker).
+ */
+class ThreadState {
+  /** models loaded in this thread, by fingerprint: each is loaded once and reused for every batch */
+  private readonly runners = new Map<string, Promise<ModelRunner>>();
+  /** the batch buffer for decoded images and tensor rows, grown as needed and reused by every batch */
+  private scratch: Float32Array | null = null;
+
+  runnerFor(spec: ModelSpec): Promise<ModelRunner> {
+    let r = this.runners.get(spec.fingerprint);
+    if (!r) {
+      if (this.runners.size >= MAX_MODELS) {
+        const [oldest, p] = this.runners.entries().next().value as [string, Promise<ModelRunner>];
+        this.runners.delete(oldest);
+        void p.then((m) => m.dispose()).catch(() => undefined);
+      }
+      r = loadRunner(spec).catch((err: unknown) => {
+        this.runners.delete(spec.fingerprint);
+        throw new Error(`${MODEL_LOAD_FAILED} ${spec.uri}: ${(err as Error).message}`);
+      });
+      this.runners.set(spec.fingerprint, r);
     }
-    r = loadRunner(spec).catch((err: unknown) => {
-      runners.delete(spec.fingerprint);
-      throw new Error(`${MODEL_LOAD_FAILED} ${spec.uri}: ${(err as Error).message}`);
-    });
-    runners.set(spec.fingerprint, r);
+    return r;
   }
-  return r;
+
+  scratchFor(length: number): Float32Array {
+    if (!this.scratch || this.scratch.length < length) this.scratch = new Float32Array(length);
+    return this.scratch.subarray(0, length);
+  }
+
+  /** Whether `buffer` is this thread's batch buffer. */
+  isScratch(buffer: ArrayBufferLike): boolean {
+    return buffer === this.scratch?.buffer;
+  }
 }
 
-/** This thread's batch buffer for decoded images, grown as needed and reused by every batch. */
-let scratch: Float32Array | null = null;
-
-function scratchFor(length: number): Float32Array {
-  if (!scratch || scratch.length < length) scratch = new Float32Array(length);
-  return scratch.subarray(0, length);
-}
+const thread = new ThreadState();
 
 function rowSize(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
@@ -99,7 +114,7 @@ function keepGoodRows(
 
 /** Thread entry: decode (for images), run one forward pass with every tap, return features by transfer. */
 export default async function runBatch(task: BatchTask): Promise<unknown> {
-  const runner = await runnerFor(task.model);
+  const runner = await thread.runnerFor(task.model);
   const errors: RowError[] = [];
   let ok: number[] = [];
   let input: Float32Array;
@@ -120,7 +135,7 @@ export default async function runBatch(task: BatchTask): Promise<unknown> {
     } else {
       // decoded straight into the batch, in a buffer this thread reuses: a fresh 19 MB array per
       // batch (plus one per image) cost more in page faults and GC than the copy itself
-      const batch = scratchFor(files.length * per);
+      const batch = thread.scratchFor(files.length * per);
       const failed = new Map((await decodeImagesInto(files, pre, batch)).map((f) => [f.index, f.message]));
       input = keepGoodRows(
         batch,
@@ -137,7 +152,7 @@ export default async function runBatch(task: BatchTask): Promise<unknown> {
   } else if (task.input.kind === 'rows') {
     // laid out as one batch in this thread's buffer, then checked like a contiguous batch
     const rows = task.input.rows;
-    const batch = scratchFor(rows.length * per);
+    const batch = thread.scratchFor(rows.length * per);
     rows.forEach((r, i) => {
       if (r.length !== per) throw new Error(`tensor row ${i} has ${r.length} values, expected ${per}`);
       batch.set(r, i * per);
@@ -174,7 +189,7 @@ export default async function runBatch(task: BatchTask): Promise<unknown> {
   // since this thread's batch buffer is reused and a tensor batch's buffer is handed back
   const owned: Record<string, TapOutput> = {};
   for (const [k, v] of Object.entries(taps)) {
-    const reused = v.data.buffer === scratch?.buffer || v.data.buffer === handBack;
+    const reused = thread.isScratch(v.data.buffer) || v.data.buffer === handBack;
     owned[k] = { data: reused ? v.data.slice() : ownBuffer(v.data), shape: v.shape };
   }
   const result: BatchResult = {

@@ -108,4 +108,26 @@ describe('incremental runs', () => {
     const m = JSON.parse(await readFile(after.output.manifest!, 'utf8'));
     expect(m.incremental).toEqual({ baseRunId: null, carriedRows: 0, embeddedRows: before.rows });
   });
+
+  it('writes the carried rows of a shard whose only changed row no longer decodes', async () => {
+    // the changed row's batch has no features: the carried rows before it are written all the same
+    const dir = join(tmp.dir, 'images-err');
+    await mkdir(dir, { recursive: true });
+    for (let i = 0; i < 12; i++) await writeFile(join(dir, `img-${String(i).padStart(2, '0')}.png`), await png(i));
+    const small = () => job({ name: 'inc-err', source: { uri: dir }, batchSize: 4, shardSize: 12 });
+    const first = await runJob(small(), { settings, threads: 1 });
+    expect(first.status).toBe('committed');
+    const v1 = await readRun(first.output.files, 'feat');
+
+    await writeFile(join(dir, 'img-05.png'), 'not an image');
+    const second = await runJob(small(), { settings, threads: 1 });
+    expect(second.status).toBe('committed');
+    expect(second.rows).toBe(11);
+    expect(second.errorRows).toBe(1);
+    const m = JSON.parse(await readFile(second.output.manifest!, 'utf8'));
+    expect(m.incremental).toEqual({ baseRunId: first.runId, carriedRows: 11, embeddedRows: 0 });
+    const v2 = await readRun(second.output.files, 'feat');
+    expect([...v2.keys()]).toEqual([...v1.keys()].filter((id) => id !== 'img-05.png'));
+    for (const [id, v] of v2) expect(v).toEqual(v1.get(id));
+  });
 });

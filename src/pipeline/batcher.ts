@@ -1,0 +1,190 @@
+import type { ResolvedJob } from '../config/resolved.js';
+import type { TapOutput } from '../types/features.js';
+import type { BatchRunner } from '../workers/batch-runner.js';
+import { modelSpecOf } from '../workers/model-spec.js';
+import type { BatchInput, BatchResult, BatchTask } from '../workers/protocol.js';
+import { ownBuffer } from '../workers/transfer.js';
+import type { ErrorRow, FeatureRows, InputRow, RuntimeInfo } from './shard-rows.js';
+
+/** Options for {@link Batcher}. */
+export interface BatcherOptions {
+  /** rows in the shard: batches are sized so that every thread gets as many */
+  shardRows: number;
+  /** batches in flight at once. @defaultValue 2 x pool threads, so decode overlaps compute */
+  maxInFlight?: number;
+  /** passed to every pool call: aborting it stops the batches in the pool */
+  signal?: AbortSignal;
+}
+
+/** One batch as the pool returned it, its rows named by their positions in the shard. */
+export interface EmbeddedBatch {
+  /** rows that have features */
+  rows: FeatureRows;
+  /** rows that could not be embedded */
+  errors: ErrorRow[];
+  /** position of the batch's last row: every row before it has been read */
+  last: number;
+  runtime: RuntimeInfo;
+}
+
+interface PendingBatch {
+  pos: number[];
+  ids: string[];
+  hashes: string[];
+  result: Promise<BatchResult>;
+}
+
+/**
+ * Second stage of a shard: fills batches with the rows to embed and sends each to the pool as it
+ * fills, keeping a bounded window of batches in flight; results are taken back in the order the
+ * batches were sent, so rows stay in source order. Keeps the sums of the pool's timings.
+ */
+export class Batcher {
+  /** rows per batch */
+  readonly batchRows: number;
+  private readonly maxInFlight: number;
+  private readonly columns: string[];
+  private readonly model: BatchTask['model'];
+  private rows: InputRow[] = [];
+  private pos: number[] = [];
+  private hashes: string[] = [];
+  private readonly inFlight: PendingBatch[] = [];
+  private info: RuntimeInfo = { backend: '', layout: 'nhwc' };
+  private decode = 0;
+  private forward = 0;
+
+  constructor(
+    private readonly job: ResolvedJob,
+    private readonly pool: BatchRunner,
+    private readonly opts: BatcherOptions,
+  ) {
+    // equal batches of at most batchSize, a whole number per thread: cut into full batches, the
+    // shard's last round would keep some threads idle while another finishes (with 2 threads
+    // and 3 batches, a quarter of the time). Results do not depend on how rows are batched.
+    const rounds = Math.max(1, Math.ceil(opts.shardRows / (pool.threads * job.batchSize)));
+    this.batchRows = Math.max(1, Math.ceil(opts.shardRows / (pool.threads * rounds)));
+    this.maxInFlight = opts.maxInFlight ?? Math.max(2, pool.threads * 2);
+    this.columns = job.taps.map((t) => t.as);
+    this.model = modelSpecOf(job);
+  }
+
+  /** Adds a row to the batch being filled; a full batch goes to the pool. */
+  add(row: InputRow, pos: number, hash: string): void {
+    this.rows.push(row);
+    this.pos.push(pos);
+    this.hashes.push(hash);
+    if (this.rows.length >= this.batchRows) this.send();
+  }
+
+  /** Sends the last, partly filled batch. */
+  flush(): void {
+    if (this.rows.length > 0) this.send();
+  }
+
+  /** True while the window is full: take a result with {@link next} before adding rows. */
+  get full(): boolean {
+    return this.inFlight.length >= this.maxInFlight;
+  }
+
+  /** Batches sent whose results have not been taken. */
+  get pending(): number {
+    return this.inFlight.length;
+  }
+
+  /** The result of the oldest batch in flight. */
+  async next(): Promise<EmbeddedBatch> {
+    const head = this.inFlight.shift();
+    if (!head) throw new Error('no batch in flight');
+    const res = await head.result;
+    this.info = { backend: res.backend, layout: res.layout };
+    this.decode += res.decodeMs;
+    this.forward += res.forwardMs;
+    const taps: Record<string, TapOutput> = {};
+    if (res.ok.length > 0) {
+      for (const c of this.columns) {
+        const out = res.taps[c];
+        if (!out) throw new Error(`the model returned no features for tap '${c}'`);
+        taps[c] = out;
+      }
+    }
+    return {
+      rows: { pos: res.ok.map((i) => head.pos[i]!), ids: res.ok.map((i) => head.ids[i]!), hashes: res.ok.map((i) => head.hashes[i]!), taps },
+      errors: res.errors.map((e) => ({ pos: head.pos[e.index]!, id: head.ids[e.index]!, stage: e.stage, message: e.message })),
+      last: head.pos[head.pos.length - 1] ?? -1,
+      runtime: this.info,
+    };
+  }
+
+  /** Waits for every batch still in the pool, so that none is running once a failed shard gives up. */
+  async settle(): Promise<void> {
+    await Promise.allSettled(this.inFlight.map((p) => p.result));
+  }
+
+  /** The runtime of the last batch taken ('' and nhwc before any). */
+  get runtime(): RuntimeInfo {
+    return this.info;
+  }
+
+  /** Milliseconds the pool threads spent decoding, summed over the batches taken. */
+  get decodeMs(): number {
+    return this.decode;
+  }
+
+  /** Milliseconds the pool threads spent in forward passes, summed over the batches taken. */
+  get forwardMs(): number {
+    return this.forward;
+  }
+
+  private send(): void {
+    const input = batchInput(this.job, this.rows);
+    const result = this.pool.run({ model: this.model, input }, this.opts.signal);
+    // a rejection is observed when the batch's result is taken; avoid an unhandled-rejection crash before that
+    result.catch(() => undefined);
+    this.inFlight.push({ pos: this.pos, ids: input.ids, hashes: this.hashes, result });
+    this.rows = [];
+    this.pos = [];
+    this.hashes = [];
+  }
+}
+
+/** The pool input for a batch of source rows. */
+export function batchInput(job: ResolvedJob, rows: InputRow[]): BatchInput {
+  const ids = rows.map((r) => r.id);
+  // image rows (a folder, a prefix, or a table's image column) are the ones that get preprocessed
+  if (job.preprocess !== null) {
+    return { kind: 'images', ids, files: rows.map((r) => (r.kind === 'bytes' ? ownBuffer(r.bytes) : new Uint8Array())) };
+  }
+  const tensors = rows.map((r) => {
+    if (r.kind !== 'tensor') throw new Error(`row ${r.id}: expected a tensor row`);
+    return r.data;
+  });
+  const per = job.inputShape.reduce((a, b) => a * b, 1);
+  const whole = wholeBuffer(tensors, per);
+  if (whole) {
+    // the source read exactly this batch into one buffer: it crosses as it is, nothing copied
+    return { kind: 'tensor', ids, data: whole };
+  }
+  if (per * 4 >= ROWS_BY_TRANSFER_BYTES) {
+    // big rows go by transfer as they are and the thread lays them out as one batch: copying them
+    // into a fresh batch here doubled the memory this thread allocates, and the GC work with it
+    return { kind: 'rows', ids, rows: tensors.map((t) => ownBuffer(t)) };
+  }
+  // small rows: one copy is cheaper than a transfer per row
+  const data = new Float32Array(rows.length * per);
+  tensors.forEach((t, i) => data.set(t, i * per));
+  return { kind: 'tensor', ids, data };
+}
+
+/** The batch as one array when its rows are consecutive views that fill one ArrayBuffer exactly, else null. */
+function wholeBuffer(rows: Float32Array[], per: number): Float32Array | null {
+  const first = rows[0];
+  if (!first || !(first.buffer instanceof ArrayBuffer) || first.buffer.byteLength !== rows.length * per * 4) return null;
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i]!;
+    if (r.buffer !== first.buffer || r.byteOffset !== i * per * 4 || r.length !== per) return null;
+  }
+  return new Float32Array(first.buffer);
+}
+
+/** Rows at least this big (bytes) cross to the pool thread one buffer each instead of copied into one batch. */
+const ROWS_BY_TRANSFER_BYTES = 64 * 1024;
