@@ -1,4 +1,4 @@
-import type { ResolvedPreprocess, ResolvedTap } from '../config/resolved.js';
+import type { ResolvedPreprocess, ResolvedTap, ResolvedText } from '../config/resolved.js';
 import type { TapOutput } from '../types/features.js';
 
 export type { TapOutput };
@@ -109,6 +109,11 @@ export interface ModelSpec {
   inputShape: number[];
   fingerprint: string;
   preprocess: ResolvedPreprocess | null;
+  /**
+   * text models: how rows are tokenized, and the job's taps, which the thread pools over each
+   * row's real tokens; `taps` then holds each tapped tensor once, unreduced
+   */
+  text?: { spec: ResolvedText; taps: ResolvedTap[] };
   /** ONNX: threads one forward pass may use. @defaultValue cores / pool threads, at least 1 */
   intraOpThreads?: number;
 }
