@@ -240,7 +240,7 @@ function checkFedInput(desc: ModelDescription, uri: string): void {
   if (input === undefined || more.length > 0) {
     throw fail(
       `has ${desc.inputs.length} inputs (${formatInputs(desc.inputs)}); image and tensor sources feed a model with one float32 input, ` +
-        'and text sources (token ids) are not supported yet',
+        'and text feeds a model that takes input_ids',
     );
   }
   if (input.dtype !== 'float32') {

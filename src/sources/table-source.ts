@@ -225,11 +225,12 @@ export class TableSource implements Source {
     }
     switch (cell.kind) {
       case 'invalid':
+        if (this.options.text === true && cell.got !== undefined) return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col} is not a string (got ${cell.got})` };
         return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col}: ${cell.message}` };
       case 'null':
         return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col} is null` };
       case 'tensor': {
-        if (this.options.text === true) return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col} is not a string` };
+        if (this.options.text === true) return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col} is not a string (got a list)` };
         const want = (layout.shape ?? []).reduce((a, b) => a * b, 1);
         if (layout.input.kind !== 'tensor' || cell.data.length !== want) {
           return {
@@ -242,7 +243,7 @@ export class TableSource implements Source {
         return { id, kind: 'tensor', data: cell.data };
       }
       case 'bytes':
-        if (this.options.text === true) return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col} is not a string` };
+        if (this.options.text === true) return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col} is not a string (got bytes)` };
         if (layout.input.kind !== 'binary') return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col} holds bytes, expected ${layout.input.kind}` };
         return { id, kind: 'bytes', bytes: cell.bytes };
       case 'text':
