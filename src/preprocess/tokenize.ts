@@ -3,13 +3,13 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import type { ResolvedText } from '../config/resolved.js';
 import type { ModelInputs, NamedTensor } from '../models/types.js';
 
-/** A tokenizer file that cannot be used; names the file. */
+/** A tokenizer file that cannot be used; names the file (`detail` goes on from there: 'does not load: ...'). */
 export class TokenizerFileError extends Error {
   constructor(
     readonly file: string,
     detail: string,
   ) {
-    super(`tokenizer ${file}: ${detail}`);
+    super(`tokenizer ${file} ${detail}`);
     this.name = 'TokenizerFileError';
   }
 }
@@ -70,7 +70,7 @@ export class TextTokenizer {
     }
     const specials = this.template.before.length + this.template.after.length;
     if (text.maxLength <= specials) {
-      throw new TokenizerFileError(text.tokenizer, `maxLength ${text.maxLength} leaves no room for text besides the ${specials} special tokens`);
+      throw new TokenizerFileError(text.tokenizer, `with maxLength ${text.maxLength} leaves no room for text besides the ${specials} special tokens`);
     }
   }
 
