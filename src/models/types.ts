@@ -75,6 +75,11 @@ export interface ModelDescription {
   /** sha256 (hex) of topology + weight bytes */
   contentHash: string;
   /**
+   * Text models, where the graph shows them: rows of the embedding table `input_ids` indexes
+   * (ids must be below it) and of the position table (tokens per row must not exceed it).
+   */
+  tokenTables?: { vocabulary?: number; positions?: number };
+  /**
    * Throws when a tap on a listed name cannot be placed (e.g. a module that returns several
    * tensors, a constant), so that a job fails before any work. Absent when every listed name can be tapped.
    */

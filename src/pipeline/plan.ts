@@ -140,7 +140,13 @@ function resolveText(job: JobConfig, desc: ModelDescription, modelUri: string, c
   const fromConfig = typeof config['model_max_length'] === 'number' && config['model_max_length'] <= 1_000_000 ? config['model_max_length'] : undefined;
   const truncation = json['truncation'] as { max_length?: unknown } | null | undefined;
   const fromTokenizer = typeof truncation?.max_length === 'number' ? truncation.max_length : undefined;
-  const maxLength = pre?.maxLength ?? fromConfig ?? fromTokenizer ?? 512;
+  const positions = desc.tokenTables?.positions;
+  const wanted = pre?.maxLength ?? fromConfig ?? fromTokenizer ?? 512;
+  if (pre?.maxLength !== undefined && positions !== undefined && pre.maxLength > positions) {
+    throw new JobConfigError(`preprocess.maxLength: ${pre.maxLength} tokens, but the model's position table has ${positions}`, ['preprocess.maxLength']);
+  }
+  // a default longer than the model's position table is cut to it
+  const maxLength = positions !== undefined ? Math.min(wanted, positions) : wanted;
   const text: ResolvedText = {
     tokenizer,
     ...(tokenizerConfig !== undefined ? { tokenizerConfig } : {}),
@@ -149,12 +155,20 @@ function resolveText(job: JobConfig, desc: ModelDescription, modelUri: string, c
     prefix: pre?.prefix ?? '',
     inputs,
   };
+  let maxId: number;
   try {
     // a tokenizer that does not load fails the job here, before any work
-    void new TextTokenizer(text);
+    maxId = new TextTokenizer(text).maxId();
   } catch (err) {
     if (err instanceof TokenizerFileError) throw new JobConfigError(`model.tokenizer: ${err.message}`, ['model.tokenizer']);
     throw err;
+  }
+  const vocabulary = desc.tokenTables?.vocabulary;
+  if (vocabulary !== undefined && maxId >= vocabulary) {
+    throw new JobConfigError(
+      `model.tokenizer: tokenizer ${tokenizer} gives ids up to ${maxId}, but the model's embedding table (indexed by input_ids) has ${vocabulary} rows; is it the model's own tokenizer?`,
+      ['model.tokenizer'],
+    );
   }
   return text;
 }

@@ -116,3 +116,30 @@ describe('planning a text job', () => {
     expect(e.fields).toEqual(['preprocess.size']);
   });
 });
+
+describe('a text model and its tables', () => {
+  it('fails on a tokenizer whose ids exceed the embedding table, naming the file', async () => {
+    const dir = tempDir('layertap-text-vocab-');
+    const big = JSON.parse(readFileSync(path.join(TEXT, 'tokenizer.json'), 'utf8')) as { model: { vocab: Record<string, number> } };
+    big.model.vocab['zzzextra'] = 300;
+    const file = path.join(dir, 'tokenizer.json');
+    writeFileSync(file, JSON.stringify(big));
+    const e = await configError(job({ model: { uri: MODEL, tokenizer: file } }));
+    expect(e.fields).toEqual(['model.tokenizer']);
+    expect(e.message).toBe(
+      `model.tokenizer: tokenizer ${file} gives ids up to 300, but the model's embedding table (indexed by input_ids) has 251 rows; is it the model's own tokenizer?`,
+    );
+  });
+
+  it('caps maxLength at the position table and refuses a longer one asked for', async () => {
+    const e = await configError(job({ preprocess: { maxLength: 65 } }));
+    expect(e.fields).toEqual(['preprocess.maxLength']);
+    expect(e.message).toBe("preprocess.maxLength: 65 tokens, but the model's position table has 64");
+    const dir = tempDir('layertap-text-nolimit-');
+    writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify({ ...JSON.parse(readFileSync(path.join(TEXT, 'tokenizer.json'), 'utf8')), truncation: null }));
+    // a placeholder model_max_length means no limit; the position table still caps the default
+    writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ model_max_length: 1e30 }));
+    const r = await resolveJob(parseJob(job({ model: { uri: MODEL, tokenizer: path.join(dir, 'tokenizer.json') } })));
+    expect(r.text?.maxLength).toBe(64);
+  });
+});
