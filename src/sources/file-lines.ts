@@ -1,4 +1,6 @@
 import { createReadStream } from 'node:fs';
+import { checkShardSize } from './table-reader.js';
+import type { ShardSpec } from './types.js';
 
 /** One line of the file: its bytes (without the newline) and where it starts. */
 export interface Line {
@@ -66,3 +68,34 @@ export async function* lines(path: string, start: number, maxLineBytes: number):
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * Shards of `shardSize` rows over the lines of a file that `isRow` takes, each with the byte
+ * offset of its first row, so that reading a shard seeks straight to it; `done` is told how many
+ * rows there are once the file has been read through.
+ */
+export async function* planLines(
+  path: string,
+  maxLineBytes: number,
+  shardSize: number,
+  isRow: (line: Line) => boolean,
+  done: (rows: number) => void,
+): AsyncGenerator<ShardSpec> {
+  checkShardSize(shardSize);
+  let row = 0;
+  let index = 0;
+  let current: ShardSpec | null = null;
+  for await (const line of lines(path, 0, maxLineBytes)) {
+    if (!isRow(line)) continue;
+    current ??= { index, start: row, count: 0, offset: line.offset };
+    current.count++;
+    row++;
+    if (current.count === shardSize) {
+      yield current;
+      current = null;
+      index++;
+    }
+  }
+  if (current) yield current;
+  done(row);
+}

@@ -1,8 +1,8 @@
-import { lines, type Line } from './file-lines.js';
+import { lines, planLines, type Line } from './file-lines.js';
 import { checkLimit, DEFAULT_MAX_LINE_BYTES } from './limits.js';
 import { jsonCell, jsonKind } from './table-cells.js';
 import type { RawRow, RowColumns, TableColumn } from './table-cells.js';
-import { checkShard, checkShardSize } from './table-reader.js';
+import { checkShard } from './table-reader.js';
 import type { TableReader } from './table-reader.js';
 import type { ShardSpec } from './types.js';
 import { FieldError } from '../types/errors.js';
@@ -49,24 +49,8 @@ export class JsonlTableReader implements TableReader {
     return this.total;
   }
 
-  async *plan(shardSize: number): AsyncIterable<ShardSpec> {
-    checkShardSize(shardSize);
-    let row = 0;
-    let index = 0;
-    let current: ShardSpec | null = null;
-    for await (const line of lines(this.path, 0, this.maxLineBytes)) {
-      if (line.blank) continue;
-      if (!current) current = { index, start: row, count: 0, offset: line.offset };
-      current.count++;
-      row++;
-      if (current.count === shardSize) {
-        yield current;
-        current = null;
-        index++;
-      }
-    }
-    if (current) yield current;
-    this.total = Promise.resolve(row);
+  plan(shardSize: number): AsyncIterable<ShardSpec> {
+    return planLines(this.path, this.maxLineBytes, shardSize, (line) => !line.blank, (rows) => (this.total = Promise.resolve(rows)));
   }
 
   async *rows(shard: ShardSpec, columns: RowColumns): AsyncIterable<RawRow> {

@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
-import { lines } from './file-lines.js';
+import { lines, planLines } from './file-lines.js';
 import { checkLimit, DEFAULT_MAX_LINE_BYTES } from './limits.js';
-import { checkShard, checkShardSize } from './table-reader.js';
+import { checkShard } from './table-reader.js';
 import type { ShardSpec, Source, SourceRow } from './types.js';
 import { FieldError } from '../types/errors.js';
 
@@ -53,23 +53,8 @@ export class TextFileSource implements Source {
     return this.total;
   }
 
-  async *plan(shardSize: number): AsyncIterable<ShardSpec> {
-    checkShardSize(shardSize);
-    let row = 0;
-    let current: ShardSpec | null = null;
-    let index = 0;
-    for await (const line of lines(this.uri, 0, this.maxLineBytes)) {
-      current ??= { index, start: row, count: 0, offset: line.offset };
-      current.count++;
-      row++;
-      if (current.count === shardSize) {
-        yield current;
-        current = null;
-        index++;
-      }
-    }
-    if (current) yield current;
-    this.total = Promise.resolve(row);
+  plan(shardSize: number): AsyncIterable<ShardSpec> {
+    return planLines(this.uri, this.maxLineBytes, shardSize, () => true, (rows) => (this.total = Promise.resolve(rows)));
   }
 
   async *read(shard: ShardSpec): AsyncIterable<SourceRow> {

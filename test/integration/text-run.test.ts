@@ -5,6 +5,7 @@ import { Field, RecordBatch, RecordBatchStreamWriter, Schema, Struct, Utf8, make
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseJob, type JobInput } from '../../src/config/index.js';
 import { runJob } from '../../src/queue/index.js';
+import { utf8Data } from '../../src/sinks/arrow-data.js';
 import { readPartFile } from '../../src/sinks/read-arrow.js';
 import { readNpy } from '../../src/sources/npy.js';
 import { loadParquetWasm } from '../../src/storage/index.js';
@@ -21,23 +22,12 @@ interface Sentence {
   text: string;
 }
 
-/** A utf8 column. */
-function utf8(values: string[]) {
-  const enc = new TextEncoder();
-  const bytes = values.map((v) => enc.encode(v));
-  const offsets = new Int32Array(values.length + 1);
-  bytes.forEach((b, i) => (offsets[i + 1] = offsets[i]! + b.length));
-  const data = new Uint8Array(offsets[values.length]!);
-  bytes.forEach((b, i) => data.set(b, offsets[i]!));
-  return makeData({ type: new Utf8(), length: values.length, nullCount: 0, valueOffsets: offsets, data });
-}
-
 /** The sentences as a Parquet table (id, text) in row groups of 4. */
 async function writeParquet(file: string, rows: Sentence[]): Promise<void> {
   const fields = [new Field('id', new Utf8(), false), new Field('text', new Utf8(), false)];
   const batch = new RecordBatch(
     new Schema(fields),
-    makeData({ type: new Struct(fields), length: rows.length, nullCount: 0, children: [utf8(rows.map((r) => r.id)), utf8(rows.map((r) => r.text))] }),
+    makeData({ type: new Struct(fields), length: rows.length, nullCount: 0, children: [utf8Data(rows.map((r) => r.id)), utf8Data(rows.map((r) => r.text))] }),
   );
   const pq = await loadParquetWasm();
   const props = new pq.WriterPropertiesBuilder().setMaxRowGroupSize(4).build();
@@ -150,7 +140,7 @@ describe('text models end to end (queue, pool, files) on the fixture', () => {
     worst = Math.max(worst, err);
     expect(err).toBeLessThanOrEqual(1e-5);
 
-    const manifest = JSON.parse(await readFile(summary.output.manifest, 'utf8')) as { truncatedRows: number };
+    const manifest = JSON.parse(await readFile(summary.output.manifest!, 'utf8')) as { truncatedRows: number };
     // two sentences are longer than 32 tokens
     expect(manifest.truncatedRows).toBe(2);
     console.log(`text parity (${source} -> ${format}, batch ${batchSize}): max abs error ${worst.toExponential(2)}`);
@@ -188,7 +178,7 @@ describe('text models end to end (queue, pool, files) on the fixture', () => {
       ['null', 'read', 'row 2: text is null'],
       ['number', 'read', 'row 3: text is not a string (got number)'],
     ]);
-    const manifest = JSON.parse(await readFile(summary.output.manifest, 'utf8')) as { truncatedRows: number };
+    const manifest = JSON.parse(await readFile(summary.output.manifest!, 'utf8')) as { truncatedRows: number };
     expect(manifest.truncatedRows).toBe(1);
   });
 });

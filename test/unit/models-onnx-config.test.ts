@@ -2,9 +2,9 @@ import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { JobConfigError, parseJob, type JobInput } from '../../src/config/index.js';
+import { parseJob, type JobInput } from '../../src/config/index.js';
 import { resolveJob } from '../../src/pipeline/index.js';
-import { removeTempDirs, SEED_DIR, SEED_MODEL, tempDir } from './models-helpers.js';
+import { configError, removeTempDirs, SEED_DIR, SEED_MODEL, tempDir } from './models-helpers.js';
 import { buildOnnx, copySeedOnnx, flipWeightBit, SEED_ONNX, tinyLinear } from './models-onnx-helpers.js';
 
 afterAll(removeTempDirs);
@@ -20,12 +20,6 @@ function job(over: Partial<JobInput> = {}): JobInput {
     sink: { uri: '/tmp/unused-out' },
     ...over,
   };
-}
-
-async function configError(input: JobInput): Promise<JobConfigError> {
-  const err = await resolveJob(parseJob(input)).catch((e: unknown) => e);
-  if (!(err instanceof JobConfigError)) throw new Error(`expected a JobConfigError, got ${String(err)}`);
-  return err;
 }
 
 describe('job files naming an .onnx model', () => {

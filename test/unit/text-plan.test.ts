@@ -2,10 +2,10 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { JobConfigError, parseJob, type JobInput } from '../../src/config/index.js';
+import { parseJob, type JobInput } from '../../src/config/index.js';
 import { resolveJob } from '../../src/pipeline/index.js';
 import { TextTokenizer } from '../../src/preprocess/tokenize.js';
-import { removeTempDirs, tempDir } from './models-helpers.js';
+import { configError, removeTempDirs, tempDir } from './models-helpers.js';
 
 afterAll(removeTempDirs);
 
@@ -22,12 +22,6 @@ function job(over: Partial<JobInput> = {}): JobInput {
     sink: { uri: '/tmp/unused-out' },
     ...over,
   };
-}
-
-async function configError(input: JobInput): Promise<JobConfigError> {
-  const err = await resolveJob(parseJob(input)).catch((e: unknown) => e);
-  if (!(err instanceof JobConfigError)) throw new Error(`expected a JobConfigError, got ${String(err)}`);
-  return err;
 }
 
 describe('tokenization of the fixture', () => {
