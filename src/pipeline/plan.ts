@@ -32,7 +32,10 @@ function globPattern(layer: string): RegExp {
 /** Each tap as the concrete layers it names: a glob becomes one tap per matching layer, in the model's order. */
 function expandGlobs(taps: TapConfig[], desc: ModelDescription): Array<{ tap: TapConfig; i: number }> {
   return taps.flatMap((tap, i) => {
-    if (!tap.layer.includes('*')) return [{ tap, i }];
+    if (!tap.layer.includes('*')) {
+      if (tap.as?.includes('{name}')) throw new JobConfigError(`taps[${i}].as: {name} stands for each layer a glob matches, but layer '${tap.layer}' is not a glob`, [`taps[${i}].as`]);
+      return [{ tap, i }];
+    }
     if (tap.as !== undefined && !tap.as.includes('{name}')) {
       throw new JobConfigError(`taps[${i}].as: '${tap.as}' names one column, but layer '${tap.layer}' is a glob; use {name} for each matched layer's name, e.g. "{name}_${tap.reduce}"`, [`taps[${i}].as`]);
     }

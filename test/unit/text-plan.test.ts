@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseJob, type JobInput } from '../../src/config/index.js';
 import { resolveJob } from '../../src/pipeline/index.js';
 import { TextTokenizer } from '../../src/preprocess/tokenize.js';
-import { configError, removeTempDirs, tempDir } from './models-helpers.js';
+import { configError, removeTempDirs, SEED_DIR, tempDir } from './models-helpers.js';
 
 afterAll(removeTempDirs);
 
@@ -85,6 +85,21 @@ describe('planning a text job', () => {
     const e = await configError(job({ taps: [{ layer: 'encoder.layer.*', reduce: 'mean', as: 'layers' }] }));
     expect(e.fields).toEqual(['taps[0].as']);
     expect(e.message).toContain("taps[0].as: 'layers' names one column, but layer 'encoder.layer.*' is a glob; use {name}");
+  });
+
+  it('expands a glob on an image model too, and refuses {name} without one', async () => {
+    const seed = { source: { uri: path.join(SEED_DIR, 'input_nchw.npy') }, model: { uri: path.join(SEED_DIR, 'seed_model.onnx') } };
+    const r = await resolveJob(parseJob(job({ ...seed, taps: [{ layer: 'conv_*', reduce: 'mean', as: 'pooled_{name}' }] })));
+    expect(r.taps.map((t) => [t.layer, t.as])).toEqual([
+      ['conv_16', 'pooled_conv_16'],
+      ['conv_32', 'pooled_conv_32'],
+    ]);
+    expect(r.text).toBeUndefined();
+    const e = await configError(job({ ...seed, taps: [{ layer: 'conv_16', as: '{name}_x' }] }));
+    expect(e.fields).toEqual(['taps[0].as']);
+    expect(e.message).toBe("taps[0].as: {name} stands for each layer a glob matches, but layer 'conv_16' is not a glob");
+    const cls = await configError(job({ ...seed, taps: [{ layer: 'conv_16', reduce: 'cls' }] }));
+    expect(cls.fields).toEqual(['taps[0].reduce']);
   });
 
   it('fails on axes with a text reduction', async () => {
