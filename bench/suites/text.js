@@ -108,8 +108,8 @@ export async function textSuite(ctx) {
   const { parseJob } = await dist('index.js');
   const { resolveJob } = await dist('pipeline/index.js');
   const maxLength = (await resolveJob(parseJob(job('bench-text', file, [{ layer: LAST, reduce: 'mean' }], sink)), { cwd: ctx.tmp })).text.maxLength;
-  // layertap's window with `threads` pool threads: half of its 2-per-thread batches in flight
-  const window = BATCH * Math.max(1, threads);
+  // layertap's window with `threads` pool threads: as many batches as it keeps in flight, 2 per thread
+  const window = BATCH * Math.max(2, 2 * threads);
   const last = [{ layer: LAST, reduce: 'mean', as: 'last_mean' }];
   const all = [{ layer: 'encoder.layer.*', reduce: 'mean' }];
   ctx.log(`  MiniLM-sized encoder: ${rows} sentences, batch ${BATCH}, ${threads} threads, maxLength ${maxLength}: loading`);

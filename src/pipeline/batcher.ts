@@ -10,7 +10,10 @@ import type { ErrorRow, FeatureRows, InputRow, RuntimeInfo } from './shard-rows.
 export interface BatcherOptions {
   /** rows in the shard: batches are sized so that every thread gets as many */
   shardRows: number;
-  /** batches in flight at once. @defaultValue 2 x pool threads, so decode overlaps compute */
+  /**
+   * batches in flight at once; for text grouped by length, the batches of one window, and two
+   * windows in flight. @defaultValue 2 x pool threads, so decode overlaps compute
+   */
   maxInFlight?: number;
   /** passed to every pool call: aborting it stops the batches in the pool */
   signal?: AbortSignal;
@@ -78,11 +81,13 @@ export class Batcher {
     const maxInFlight = opts.maxInFlight ?? Math.max(2, pool.threads * 2);
     this.columns = job.taps.map((t) => t.as);
     this.model = modelSpecOf(job);
-    // text windows of half the in-flight batches, two windows in flight: the pool stays as busy as
-    // with single batches, and memory stays bounded by the same number of batches
-    const windowBatches = job.text && opts.groupByLength !== false ? Math.max(1, Math.floor(maxInFlight / 2)) : 1;
+    // text: windows of as many batches as would be in flight, two windows in flight. Sorting a
+    // window of 2 batches only halves the padding of random lengths; 4 bring the longest row of a
+    // batch near its mean. The second window keeps the pool busy while the first one's longest
+    // batch finishes, and memory stays bounded by two windows.
+    const windowBatches = job.text && opts.groupByLength !== false ? maxInFlight : 1;
     this.windowRows = this.batchRows * windowBatches;
-    this.maxInFlight = Math.max(1, Math.ceil(maxInFlight / windowBatches));
+    this.maxInFlight = windowBatches > 1 ? 2 : maxInFlight;
   }
 
   /** Adds a row to the batch being filled; a full batch goes to the pool. */
