@@ -84,11 +84,11 @@ async function runEvents(settings) {
 
 /** An embedded worker (the one `layertap run` starts) kept warm across runs. */
 export class InProcessPipeline {
-  static async start(settings, { threads, workers = 2 }) {
+  static async start(settings, { threads, workers = 2, groupByLength }) {
     const { LayertapClient, LayertapWorker } = await dist('index.js');
     const client = new LayertapClient(settings);
     const logs = [];
-    const worker = new LayertapWorker({ settings, concurrency: workers, threads, log: (l) => logs.push(l) });
+    const worker = new LayertapWorker({ settings, concurrency: workers, threads, log: (l) => logs.push(l), ...(groupByLength !== undefined ? { groupByLength } : {}) });
     await client.waitUntilReady();
     await worker.start();
     return new InProcessPipeline(client, worker, logs, await runEvents(settings));

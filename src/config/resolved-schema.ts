@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { ResolvedJob, ResolvedPreprocess, ResolvedTap } from './resolved.js';
+import type { ResolvedJob, ResolvedPreprocess, ResolvedTap, ResolvedText } from './resolved.js';
 import { datasetNameSchema, s3Fields, sourceLimitFields } from './schema.js';
 
 // source types, backends and sink formats are registry names: the worker that takes a job checks
@@ -53,7 +53,7 @@ export const resolvedTapSchema = z.strictObject({
   layer: z.string().min(1),
   at: z.enum(['input', 'output']),
   as: z.string().min(1),
-  reduce: z.enum(['none', 'mean', 'max']),
+  reduce: z.enum(['none', 'mean', 'max', 'cls', 'last']),
   axes: z.array(z.number().int().min(1)).min(1).optional(),
   normalize: z.enum(['none', 'l2']),
   dtype: z.enum(['float32', 'float16']),
@@ -66,10 +66,20 @@ const resolvedSourceSchema = z
     extensions: z.array(z.string().min(1)).min(1).optional(),
     idColumn: z.string().min(1).optional(),
     inputColumn: z.string().min(1).optional(),
+    text: z.boolean().optional(),
     ...sourceLimitFields,
     ...s3Fields,
   })
   .superRefine(s3Only('source'));
+
+export const resolvedTextSchema = z.strictObject({
+  tokenizer: z.string().min(1),
+  tokenizerConfig: z.string().min(1).optional(),
+  tokenizerHash: z.string().min(1),
+  maxLength: z.number().int().positive(),
+  prefix: z.string(),
+  inputs: z.array(z.strictObject({ name: z.enum(['input_ids', 'attention_mask', 'token_type_ids']), dtype: z.enum(['int32', 'int64']) })).min(1),
+}) satisfies z.ZodType<ResolvedText>;
 
 const resolvedModelSchema = z.strictObject({
   uri: z.string().min(1),
@@ -96,6 +106,7 @@ export const resolvedJobSchema = z.strictObject({
   source: resolvedSourceSchema,
   model: resolvedModelSchema,
   preprocess: resolvedPreprocessSchema.nullable(),
+  text: resolvedTextSchema.optional(),
   taps: z.array(resolvedTapSchema).min(1),
   batchSize: z.number().int().positive().max(65536),
   shardSize: z.number().int().positive(),
@@ -113,3 +124,4 @@ true satisfies SameKeys<ResolvedJob['model'], z.output<typeof resolvedModelSchem
 true satisfies SameKeys<ResolvedJob['sink'], z.output<typeof resolvedSinkSchema>>;
 true satisfies SameKeys<ResolvedPreprocess, z.output<typeof resolvedPreprocessSchema>>;
 true satisfies SameKeys<ResolvedTap, z.output<typeof resolvedTapSchema>>;
+true satisfies SameKeys<ResolvedText, z.output<typeof resolvedTextSchema>>;

@@ -13,6 +13,22 @@ export interface ResolvedPreprocess {
   std: number[];
 }
 
+/** How text rows become token ids: what a pool thread needs to tokenize. */
+export interface ResolvedText {
+  /** absolute path of the tokenizer.json */
+  tokenizer: string;
+  /** absolute path of tokenizer_config.json, when there is one beside the tokenizer */
+  tokenizerConfig?: string;
+  /** sha256 (hex) of the tokenizer file (and its config), part of the fingerprint */
+  tokenizerHash: string;
+  /** tokens per row, special tokens included */
+  maxLength: number;
+  /** put before every row ('' for none) */
+  prefix: string;
+  /** the model inputs to fill, by name, in the dtype the model declares */
+  inputs: Array<{ name: 'input_ids' | 'attention_mask' | 'token_type_ids'; dtype: 'int32' | 'int64' }>;
+}
+
 /** A tap with its column name decided. */
 export interface ResolvedTap extends TapConfig {
   as: string;
@@ -25,11 +41,13 @@ export interface ResolvedTap extends TapConfig {
 export interface ResolvedJob {
   name: string;
   /** the job's `source:` fields that are set (idColumn/inputColumn for tables, endpoint/region/forcePathStyle for s3://), with its type decided */
-  source: JobConfig['source'] & { type: string };
+  source: JobConfig['source'] & { type: string; text?: boolean };
   /** intraOpThreads: ONNX threads per forward pass, when the job sets it */
   model: { uri: string; backend: string; format: string; intraOpThreads?: number };
-  /** null for tensor sources (.npy), which feed the model as they are */
+  /** null for tensor sources (.npy), which feed the model as they are, and for text */
   preprocess: ResolvedPreprocess | null;
+  /** text rows: how they are tokenized; absent for images and tensors */
+  text?: ResolvedText;
   taps: ResolvedTap[];
   batchSize: number;
   shardSize: number;

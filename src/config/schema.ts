@@ -59,20 +59,28 @@ export const preprocessSchema = z.strictObject({
   std: z.array(z.number().positive()).min(1).optional(),
   /** colour channels fed to the model. @defaultValue the model's input channels (3 or 1) */
   channels: z.union([z.literal(1), z.literal(3)]).optional(),
+  /**
+   * text: tokens per row, special tokens included; longer rows are cut. @defaultValue
+   * tokenizer_config.json model_max_length, else the tokenizer's truncation, else 512
+   */
+  maxLength: positiveInt.max(1_000_000).optional(),
+  /** text: put before every row (instruction-style models, e.g. 'passage: '). @defaultValue none */
+  prefix: z.string().optional(),
 });
 
 export const tapSchema = z.strictObject({
-  /** layer name (LayersModel) or node name (GraphModel) */
+  /** layer name (LayersModel), node name (GraphModel), module path (ONNX), or a glob of them (`*`: any run of characters but '.' and '/') */
   layer: z.string().min(1),
   /** as in hook(module, input, output). @defaultValue output */
   at: z.enum(['input', 'output']).default('output'),
-  /** output column name. @defaultValue derived from layer and at */
+  /** output column name; on a glob it must contain {name}, the matched layer's default column name. @defaultValue derived from layer and at */
   as: z
     .string()
-    .regex(/^[A-Za-z_][A-Za-z0-9_.:-]*$/, 'must start with a letter or _ and use letters, digits, _ . : -')
+    // {name} stands for each layer a glob matches
+    .regex(/^(?:[A-Za-z_]|\{name\})(?:[A-Za-z0-9_.:-]|\{name\})*$/, 'must start with a letter or _ and use letters, digits, _ . : - (and {name} on a glob)')
     .optional(),
   /** pooling over spatial/sequence axes; flatten is implied. @defaultValue none */
-  reduce: z.enum(['none', 'mean', 'max']).default('none'),
+  reduce: z.enum(['none', 'mean', 'max', 'cls', 'last']).default('none'),
   /**
    * the axes `reduce` pools over, counted in the activation with the batch axis as 0, consecutive
    * and ascending: [1] for a transformer's [N, tokens, D] output. @defaultValue the spatial axes of
@@ -110,6 +118,8 @@ export const jobSchema = z.strictObject({
   model: z.strictObject({
     /** model.json (TF.js LayersModel or GraphModel), .onnx, or builtin:<name> */
     uri: z.string().min(1),
+    /** text models: a Hugging Face tokenizer.json. @defaultValue tokenizer.json beside the model */
+    tokenizer: z.string().min(1).optional(),
     /**
      * auto | tensorflow (tfjs-node) | wasm | cpu (TF.js models) | onnx (.onnx models); `auto` runs
      * .onnx files on onnx and TF.js models on tensorflow if it loads, else wasm, else cpu. @defaultValue auto

@@ -32,12 +32,33 @@ function declared(shape: (number | string | null)[]): Shape {
   return shape.map((d) => (typeof d === 'number' ? d : null));
 }
 
+/**
+ * The token tables of a text model, read off its embedding lookups: the Gather that indexes a
+ * 2-d weight with `input_ids` gives the vocabulary size, and one that indexes a weight whose name
+ * says 'position' gives the position table's length.
+ */
+function tokenTables(graph: OnnxFiles['model']['graph']): ModelDescription['tokenTables'] {
+  const weights = new Map(graph.initializers.filter((i) => i.dims.length === 2).map((i) => [i.name, i.dims[0]!]));
+  const tables: NonNullable<ModelDescription['tokenTables']> = {};
+  for (const node of graph.nodes) {
+    if (node.opType !== 'Gather') continue;
+    const [table, indices] = node.inputs;
+    const rows = weights.get(table ?? '');
+    if (rows === undefined) continue;
+    if (indices === 'input_ids') tables.vocabulary ??= rows;
+    else if (/position/i.test(table ?? '')) tables.positions ??= rows;
+  }
+  return tables.vocabulary !== undefined || tables.positions !== undefined ? tables : undefined;
+}
+
 /** Describe ONNX files already read: format, inputs, tappable names, content hash. */
 export function describeOnnxFiles(files: OnnxFiles): ModelDescription {
   const inputs = onnxInputs(files.model, files.source);
   const index = new OnnxTapIndex(files.model.graph, files.source);
+  const tables = tokenTables(files.model.graph);
   return {
     format: 'onnx',
+    ...(tables ? { tokenTables: tables } : {}),
     inputs,
     inputShape: inputShapeOf(inputs[0] as ModelInputInfo),
     // PyTorch exports are NCHW; so is every ONNX image model (the Conv op's layout)

@@ -1,4 +1,4 @@
-import type { ResolvedPreprocess, ResolvedTap } from '../config/resolved.js';
+import type { ResolvedPreprocess, ResolvedTap, ResolvedText } from '../config/resolved.js';
 import type { TapOutput } from '../types/features.js';
 
 export type { TapOutput };
@@ -75,6 +75,11 @@ export interface ModelDescription {
   /** sha256 (hex) of topology + weight bytes */
   contentHash: string;
   /**
+   * Text models, where the graph shows them: rows of the embedding table `input_ids` indexes
+   * (ids must be below it) and of the position table (tokens per row must not exceed it).
+   */
+  tokenTables?: { vocabulary?: number; positions?: number };
+  /**
    * Throws when a tap on a listed name cannot be placed (e.g. a module that returns several
    * tensors, a constant), so that a job fails before any work. Absent when every listed name can be tapped.
    */
@@ -109,6 +114,11 @@ export interface ModelSpec {
   inputShape: number[];
   fingerprint: string;
   preprocess: ResolvedPreprocess | null;
+  /**
+   * text models: how rows are tokenized, and the job's taps, which the thread pools over each
+   * row's real tokens; `taps` then holds each tapped tensor once, unreduced
+   */
+  text?: { spec: ResolvedText; taps: ResolvedTap[] };
   /** ONNX: threads one forward pass may use. @defaultValue cores / pool threads, at least 1 */
   intraOpThreads?: number;
 }

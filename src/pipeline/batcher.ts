@@ -1,5 +1,5 @@
 import type { ResolvedJob } from '../config/resolved.js';
-import type { TapOutput } from '../types/features.js';
+import { pickRows, type TapOutput } from '../types/features.js';
 import type { BatchRunner } from '../workers/batch-runner.js';
 import { modelSpecOf } from '../workers/model-spec.js';
 import type { BatchInput, BatchResult, BatchTask } from '../workers/protocol.js';
@@ -10,10 +10,18 @@ import type { ErrorRow, FeatureRows, InputRow, RuntimeInfo } from './shard-rows.
 export interface BatcherOptions {
   /** rows in the shard: batches are sized so that every thread gets as many */
   shardRows: number;
-  /** batches in flight at once. @defaultValue 2 x pool threads, so decode overlaps compute */
+  /**
+   * batches in flight at once; for text grouped by length, the batches of one window, and two
+   * windows in flight. @defaultValue 2 x pool threads, so decode overlaps compute
+   */
   maxInFlight?: number;
   /** passed to every pool call: aborting it stops the batches in the pool */
   signal?: AbortSignal;
+  /**
+   * text: sort the rows of each window of a few batches by length before cutting it into
+   * batches, so that a batch pads little; results are put back in source order. @defaultValue true
+   */
+  groupByLength?: boolean;
 }
 
 /** One batch as the pool returned it, its rows named by their positions in the shard. */
@@ -27,12 +35,15 @@ export interface EmbeddedBatch {
   runtime: RuntimeInfo;
 }
 
-interface PendingBatch {
+interface SentBatch {
   pos: number[];
   ids: string[];
   hashes: string[];
   result: Promise<BatchResult>;
 }
+
+/** Batches sent together, whose results are taken back together: one, or a window of text batches. */
+type PendingBatch = SentBatch[];
 
 /**
  * Second stage of a shard: fills batches with the rows to embed and sends each to the pool as it
@@ -52,6 +63,10 @@ export class Batcher {
   private info: RuntimeInfo = { backend: '', layout: 'nhwc' };
   private decode = 0;
   private forward = 0;
+  private truncatedRows = 0;
+  private tokenCount = 0;
+  /** rows a window holds before it is sorted and sent: 1 batch, or for text a few */
+  private readonly windowRows: number;
 
   constructor(
     private readonly job: ResolvedJob,
@@ -63,9 +78,16 @@ export class Batcher {
     // and 3 batches, a quarter of the time). Results do not depend on how rows are batched.
     const rounds = Math.max(1, Math.ceil(opts.shardRows / (pool.threads * job.batchSize)));
     this.batchRows = Math.max(1, Math.ceil(opts.shardRows / (pool.threads * rounds)));
-    this.maxInFlight = opts.maxInFlight ?? Math.max(2, pool.threads * 2);
+    const maxInFlight = opts.maxInFlight ?? Math.max(2, pool.threads * 2);
     this.columns = job.taps.map((t) => t.as);
     this.model = modelSpecOf(job);
+    // text: windows of as many batches as would be in flight, two windows in flight. Sorting a
+    // window of 2 batches only halves the padding of random lengths; 4 bring the longest row of a
+    // batch near its mean. The second window keeps the pool busy while the first one's longest
+    // batch finishes, and memory stays bounded by two windows.
+    const windowBatches = job.text && opts.groupByLength !== false ? maxInFlight : 1;
+    this.windowRows = this.batchRows * windowBatches;
+    this.maxInFlight = windowBatches > 1 ? 2 : maxInFlight;
   }
 
   /** Adds a row to the batch being filled; a full batch goes to the pool. */
@@ -73,7 +95,7 @@ export class Batcher {
     this.rows.push(row);
     this.pos.push(pos);
     this.hashes.push(hash);
-    if (this.rows.length >= this.batchRows) this.send();
+    if (this.rows.length >= this.windowRows) this.send();
   }
 
   /** Sends the last, partly filled batch. */
@@ -91,33 +113,63 @@ export class Batcher {
     return this.inFlight.length;
   }
 
-  /** The result of the oldest batch in flight. */
+  /** The result of the oldest batch (or window of batches) in flight, its rows in source order. */
   async next(): Promise<EmbeddedBatch> {
     const head = this.inFlight.shift();
     if (!head) throw new Error('no batch in flight');
-    const res = await head.result;
-    this.info = { backend: res.backend, layout: res.layout };
-    this.decode += res.decodeMs;
-    this.forward += res.forwardMs;
+    const results = await Promise.all(head.map((b) => b.result));
+    const picks: Array<{ pos: number; part: number; row: number; i: number }> = [];
+    const errors: ErrorRow[] = [];
+    results.forEach((res, part) => {
+      const sent = head[part]!;
+      this.info = { backend: res.backend, layout: res.layout };
+      this.decode += res.decodeMs;
+      this.forward += res.forwardMs;
+      this.truncatedRows += res.truncated ?? 0;
+      this.tokenCount += res.tokens ?? 0;
+      res.ok.forEach((i, row) => picks.push({ pos: sent.pos[i]!, part, row, i }));
+      for (const e of res.errors) errors.push({ pos: sent.pos[e.index]!, id: sent.ids[e.index]!, stage: e.stage, message: e.message });
+    });
+    // a window was sent sorted by length: back to source order
+    picks.sort((a, b) => a.pos - b.pos);
+    errors.sort((a, b) => a.pos - b.pos);
     const taps: Record<string, TapOutput> = {};
-    if (res.ok.length > 0) {
+    if (picks.length > 0) {
       for (const c of this.columns) {
-        const out = res.taps[c];
-        if (!out) throw new Error(`the model returned no features for tap '${c}'`);
-        taps[c] = out;
+        const outs = results.map((r) => r.taps[c]);
+        if (outs.some((o, part) => o === undefined && results[part]!.ok.length > 0)) throw new Error(`the model returned no features for tap '${c}'`);
+        const only = results.length === 1 ? outs[0] : undefined;
+        // a batch without rows returned no features; none of its rows is picked
+        const some = outs.find((o) => o !== undefined)!;
+        taps[c] = only ?? pickRows(outs.map((o) => o ?? some), picks.map((p) => [p.part, p.row] as const));
       }
     }
     return {
-      rows: { pos: res.ok.map((i) => head.pos[i]!), ids: res.ok.map((i) => head.ids[i]!), hashes: res.ok.map((i) => head.hashes[i]!), taps },
-      errors: res.errors.map((e) => ({ pos: head.pos[e.index]!, id: head.ids[e.index]!, stage: e.stage, message: e.message })),
-      last: head.pos[head.pos.length - 1] ?? -1,
+      rows: {
+        pos: picks.map((p) => p.pos),
+        ids: picks.map((p) => head[p.part]!.ids[p.i]!),
+        hashes: picks.map((p) => head[p.part]!.hashes[p.i]!),
+        taps,
+      },
+      errors,
+      last: Math.max(-1, ...head.flatMap((b) => b.pos)),
       runtime: this.info,
     };
   }
 
   /** Waits for every batch still in the pool, so that none is running once a failed shard gives up. */
   async settle(): Promise<void> {
-    await Promise.allSettled(this.inFlight.map((p) => p.result));
+    await Promise.allSettled(this.inFlight.flat().map((p) => p.result));
+  }
+
+  /** Text: rows cut at maxLength, summed over the batches taken. */
+  get truncated(): number {
+    return this.truncatedRows;
+  }
+
+  /** Text: real tokens (no padding) of the rows embedded, summed over the batches taken. */
+  get tokens(): number {
+    return this.tokenCount;
   }
 
   /** The runtime of the last batch taken ('' and nhwc before any). */
@@ -136,20 +188,45 @@ export class Batcher {
   }
 
   private send(): void {
-    const input = batchInput(this.job, this.rows);
-    const result = this.pool.run({ model: this.model, input }, this.opts.signal);
-    // a rejection is observed when the batch's result is taken; avoid an unhandled-rejection crash before that
-    result.catch(() => undefined);
-    this.inFlight.push({ pos: this.pos, ids: input.ids, hashes: this.hashes, result });
+    const order = this.rows.map((_, k) => k);
+    // character length stands for token count: tokenizing happens in the pool threads
+    if (this.windowRows > this.batchRows) order.sort((a, b) => textLength(this.rows[a]!) - textLength(this.rows[b]!) || a - b);
+    const group: PendingBatch = [];
+    for (let from = 0; from < order.length; from += this.batchRows) {
+      const take = order.slice(from, from + this.batchRows);
+      const input = batchInput(
+        this.job,
+        take.map((k) => this.rows[k]!),
+      );
+      const result = this.pool.run({ model: this.model, input }, this.opts.signal);
+      // a rejection is observed when the batch's result is taken; avoid an unhandled-rejection crash before that
+      result.catch(() => undefined);
+      group.push({ pos: take.map((k) => this.pos[k]!), ids: input.ids, hashes: take.map((k) => this.hashes[k]!), result });
+    }
+    this.inFlight.push(group);
     this.rows = [];
     this.pos = [];
     this.hashes = [];
   }
 }
 
+function textLength(row: InputRow): number {
+  return row.kind === 'text' ? row.text.length : 0;
+}
+
 /** The pool input for a batch of source rows. */
 export function batchInput(job: ResolvedJob, rows: InputRow[]): BatchInput {
   const ids = rows.map((r) => r.id);
+  if (job.text) {
+    return {
+      kind: 'text',
+      ids,
+      texts: rows.map((r) => {
+        if (r.kind !== 'text') throw new Error(`row ${r.id}: expected a text row`);
+        return r.text;
+      }),
+    };
+  }
   // image rows (a folder, a prefix, or a table's image column) are the ones that get preprocessed
   if (job.preprocess !== null) {
     return { kind: 'images', ids, files: rows.map((r) => (r.kind === 'bytes' ? ownBuffer(r.bytes) : new Uint8Array())) };

@@ -62,6 +62,7 @@ export async function finalizeRun(
     shardSize: spec.shardSize,
     rows,
     errorRows,
+    ...(spec.text ? { text: spec.text, truncatedRows: shards.reduce((a, s) => a + (s.truncatedRows ?? 0), 0) } : {}),
     files: shards.filter((s) => s.file).map((s) => s.file as string),
     errorFiles: shards.filter((s) => s.errorsFile).map((s) => s.errorsFile as string),
     shards: shards.map((s) => ({
@@ -75,6 +76,7 @@ export async function finalizeRun(
       decodeMs: s.decodeMs,
       forwardMs: s.forwardMs,
       ...(s.carried !== undefined ? { carried: s.carried } : {}),
+      ...(s.truncatedRows !== undefined ? { truncatedRows: s.truncatedRows, tokens: s.tokens } : {}),
     })),
     failedShards: failures.map(({ index, error }) => {
       const range = ranges.get(index);

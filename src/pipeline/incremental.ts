@@ -33,7 +33,7 @@ export interface BaseRun {
 export const CONTENT_HASH_ALGORITHM = 'xxh3-128';
 
 /** Hashes an input row's content: its file bytes for images, its float32 data for tensors. */
-export type ContentHasher = (row: Extract<SourceRow, { kind: 'bytes' | 'tensor' }>) => string;
+export type ContentHasher = (row: Extract<SourceRow, { kind: 'bytes' | 'tensor' | 'text' }>) => string;
 
 /**
  * The content hash function: XXH3-128 of the row's bytes, as `xxh3-128:<32 hex>`. It detects
@@ -50,7 +50,8 @@ function hashWith(h: IHasher): ContentHasher {
   // processed at once can share one hasher
   return (row) => {
     h.init();
-    h.update(row.kind === 'bytes' ? row.bytes : new Uint8Array(row.data.buffer, row.data.byteOffset, row.data.byteLength));
+    if (row.kind === 'text') h.update(row.text);
+    else h.update(row.kind === 'bytes' ? row.bytes : new Uint8Array(row.data.buffer, row.data.byteOffset, row.data.byteLength));
     return `${CONTENT_HASH_ALGORITHM}:${h.digest('hex')}`;
   };
 }

@@ -1,4 +1,7 @@
 import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { TextTokenizer, TokenizerFileError } from '../preprocess/tokenize.js';
 import { formatInput, formatInputs } from '../models/model-inputs.js';
 import { backendMismatch, describeModel, runtimeFor, type RuntimeRegistry } from '../models/registry.js';
 import type { ModelDescription } from '../models/types.js';
@@ -6,7 +9,7 @@ import { createSink } from '../storage/registry.js';
 import { createSource, inferSourceType } from '../sources/registry.js';
 import type { Source } from '../sources/types.js';
 import { JobConfigError } from '../config/errors.js';
-import type { ResolvedJob, ResolvedPreprocess, ResolvedTap } from '../config/resolved.js';
+import type { ResolvedJob, ResolvedPreprocess, ResolvedTap, ResolvedText } from '../config/resolved.js';
 import type { JobConfig, PreprocessConfig, TapConfig } from '../config/schema.js';
 import { absoluteUri, defaultColumnName } from '../config/names.js';
 import { nearestNames } from '../types/did-you-mean.js';
@@ -21,10 +24,37 @@ export interface ResolveOptions {
   registries?: Registries;
 }
 
-function resolveTaps(taps: TapConfig[], desc: ModelDescription): ResolvedTap[] {
+/** A tap's layer as a pattern: `*` is any run of characters other than '.' and '/'. */
+function globPattern(layer: string): RegExp {
+  return new RegExp(`^${layer.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[^./]*')}$`);
+}
+
+/** Each tap as the concrete layers it names: a glob becomes one tap per matching layer, in the model's order. */
+function expandGlobs(taps: TapConfig[], desc: ModelDescription): Array<{ tap: TapConfig; i: number }> {
+  return taps.flatMap((tap, i) => {
+    if (!tap.layer.includes('*')) {
+      if (tap.as?.includes('{name}')) throw new JobConfigError(`taps[${i}].as: {name} stands for each layer a glob matches, but layer '${tap.layer}' is not a glob`, [`taps[${i}].as`]);
+      return [{ tap, i }];
+    }
+    if (tap.as !== undefined && !tap.as.includes('{name}')) {
+      throw new JobConfigError(`taps[${i}].as: '${tap.as}' names one column, but layer '${tap.layer}' is a glob; use {name} for each matched layer's name, e.g. "{name}_${tap.reduce}"`, [`taps[${i}].as`]);
+    }
+    const re = globPattern(tap.layer);
+    const matches = [...new Set(desc.layerNames.filter((n) => re.test(n)))];
+    if (matches.length === 0) {
+      throw new JobConfigError(`taps[${i}].layer: the pattern '${tap.layer}' matches no layer; see 'layertap layers' for the names`, [`taps[${i}].layer`]);
+    }
+    return matches.map((layer) => {
+      const name = defaultColumnName({ layer, at: tap.at });
+      return { tap: { ...tap, layer, ...(tap.as !== undefined ? { as: tap.as.replaceAll('{name}', name) } : {}) }, i };
+    });
+  });
+}
+
+function resolveTaps(taps: TapConfig[], desc: ModelDescription, text: boolean): ResolvedTap[] {
   const known = new Set(desc.layerNames);
   const seen = new Map<string, number>();
-  return taps.map((tap, i) => {
+  return expandGlobs(taps, desc).map(({ tap, i }) => {
     if (!known.has(tap.layer)) {
       const names = desc.layerNames;
       const near = nearestNames(tap.layer, names, 2);
@@ -40,7 +70,13 @@ function resolveTaps(taps: TapConfig[], desc: ModelDescription): ResolvedTap[] {
     } catch (err) {
       throw new JobConfigError(`taps[${i}].layer: ${(err as Error).message}`, [`taps[${i}].layer`]);
     }
+    if (!text && (tap.reduce === 'cls' || tap.reduce === 'last')) {
+      throw new JobConfigError(`taps[${i}].reduce: ${tap.reduce} picks a token of a text model's output; this model takes no input_ids (use none, mean or max)`, [`taps[${i}].reduce`]);
+    }
     if (tap.axes !== undefined) {
+      if (text) {
+        throw new JobConfigError(`taps[${i}].axes: on a text model reduce pools over each row's real tokens (axis 1); axes does not combine with it, remove axes`, [`taps[${i}].axes`]);
+      }
       if (tap.reduce === 'none') {
         throw new JobConfigError(`taps[${i}].axes: axes are what reduce pools over; set reduce: mean or max, or remove axes`, [`taps[${i}].axes`]);
       }
@@ -57,6 +93,87 @@ function resolveTaps(taps: TapConfig[], desc: ModelDescription): ResolvedTap[] {
     seen.set(as, i);
     return { ...tap, as };
   });
+}
+
+const TEXT_INPUTS = ['input_ids', 'attention_mask', 'token_type_ids'] as const;
+
+/** A model that takes token ids is fed text. */
+function takesText(desc: ModelDescription): boolean {
+  return desc.inputs.some((i) => i.name === 'input_ids');
+}
+
+/** What makes text rows token ids for this model: the tokenizer, maxLength, prefix and the inputs to fill. */
+function resolveText(job: JobConfig, desc: ModelDescription, modelUri: string, cwd: string): ResolvedText {
+  const inputs = desc.inputs.map((input): ResolvedText['inputs'][number] => {
+    const name = TEXT_INPUTS.find((n) => n === input.name);
+    if (name === undefined) {
+      throw new JobConfigError(`model.uri: the model takes an input '${input.name}' (${formatInput(input)}) that layertap cannot fill from text; it fills ${TEXT_INPUTS.join(', ')}`, ['model.uri']);
+    }
+    const dtype = input.dtype === 'int64' || input.dtype === 'int32' ? input.dtype : null;
+    if (dtype === null) {
+      throw new JobConfigError(`model.uri: input ${formatInput(input)}: token inputs must be int64 or int32`, ['model.uri']);
+    }
+    return { name, dtype };
+  });
+  const pre = job.preprocess;
+  const image = pre ? (['size', 'range', 'mean', 'std', 'layout', 'channels'] as const).find((k) => pre[k] !== undefined) : undefined;
+  if (image !== undefined) throw new JobConfigError(`preprocess.${image}: applies to images; a text model takes maxLength and prefix`, [`preprocess.${image}`]);
+  const tokenizer = job.model.tokenizer !== undefined ? absoluteUri(job.model.tokenizer, cwd) : join(dirname(modelUri), 'tokenizer.json');
+  const configFile = join(dirname(tokenizer), 'tokenizer_config.json');
+  const tokenizerConfig = existsSync(configFile) ? configFile : undefined;
+  const hash = createHash('sha256');
+  const read = (file: string): Record<string, unknown> => {
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(file);
+    } catch (err) {
+      throw new JobConfigError(`model.tokenizer: cannot read ${file}: ${(err as Error).message}`, ['model.tokenizer']);
+    }
+    hash.update(bytes);
+    try {
+      const v: unknown = JSON.parse(bytes.toString('utf8'));
+      return typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {};
+    } catch (err) {
+      throw new JobConfigError(`model.tokenizer: tokenizer ${file} is not a tokenizer file: ${(err as Error).message}`, ['model.tokenizer']);
+    }
+  };
+  const json = read(tokenizer);
+  const config = tokenizerConfig !== undefined ? read(tokenizerConfig) : {};
+  // a placeholder such as 1e30 means the tokenizer sets no limit
+  const fromConfig = typeof config['model_max_length'] === 'number' && config['model_max_length'] <= 1_000_000 ? config['model_max_length'] : undefined;
+  const truncation = json['truncation'] as { max_length?: unknown } | null | undefined;
+  const fromTokenizer = typeof truncation?.max_length === 'number' ? truncation.max_length : undefined;
+  const positions = desc.tokenTables?.positions;
+  const wanted = pre?.maxLength ?? fromConfig ?? fromTokenizer ?? 512;
+  if (pre?.maxLength !== undefined && positions !== undefined && pre.maxLength > positions) {
+    throw new JobConfigError(`preprocess.maxLength: ${pre.maxLength} tokens, but the model's position table has ${positions}`, ['preprocess.maxLength']);
+  }
+  // a default longer than the model's position table is cut to it
+  const maxLength = positions !== undefined ? Math.min(wanted, positions) : wanted;
+  const text: ResolvedText = {
+    tokenizer,
+    ...(tokenizerConfig !== undefined ? { tokenizerConfig } : {}),
+    tokenizerHash: hash.digest('hex'),
+    maxLength,
+    prefix: pre?.prefix ?? '',
+    inputs,
+  };
+  let maxId: number;
+  try {
+    // a tokenizer that does not load fails the job here, before any work
+    maxId = new TextTokenizer(text).maxId();
+  } catch (err) {
+    if (err instanceof TokenizerFileError) throw new JobConfigError(`model.tokenizer: ${err.message}`, ['model.tokenizer']);
+    throw err;
+  }
+  const vocabulary = desc.tokenTables?.vocabulary;
+  if (vocabulary !== undefined && maxId >= vocabulary) {
+    throw new JobConfigError(
+      `model.tokenizer: tokenizer ${tokenizer} gives ids up to ${maxId}, but the model's embedding table (indexed by input_ids) has ${vocabulary} rows; is it the model's own tokenizer?`,
+      ['model.tokenizer'],
+    );
+  }
+  return text;
 }
 
 function resolvePreprocess(pre: PreprocessConfig | undefined, desc: ModelDescription): ResolvedPreprocess {
@@ -111,11 +228,13 @@ function resolvePreprocess(pre: PreprocessConfig | undefined, desc: ModelDescrip
   return { size, fit: p.fit, layout, channels, mean, std };
 }
 
-/** sha256 of model content + preprocessing + taps, as 16 hex characters. */
-export function computeFingerprint(contentHash: string, preprocess: ResolvedPreprocess | null, taps: ResolvedTap[]): string {
+/** sha256 of model content + preprocessing (for text: the tokenizer's hash, maxLength, prefix) + taps, as 16 hex characters. */
+export function computeFingerprint(contentHash: string, preprocess: ResolvedPreprocess | null, taps: ResolvedTap[], text?: ResolvedText): string {
   const canonical = JSON.stringify({
     model: contentHash,
     preprocess,
+    // only for text, so that the fingerprints of image and tensor jobs stay what they were
+    ...(text ? { text: [text.tokenizerHash, text.maxLength, text.prefix] } : {}),
     // axes only when set, so that the fingerprints of jobs without them stay what they were
     taps: taps.map((t) => [t.layer, t.at, t.as, t.reduce, t.normalize, t.dtype, ...(t.axes ? [t.axes] : [])]),
   });
@@ -138,7 +257,7 @@ function checkFedInput(desc: ModelDescription, uri: string): void {
   if (input === undefined || more.length > 0) {
     throw fail(
       `has ${desc.inputs.length} inputs (${formatInputs(desc.inputs)}); image and tensor sources feed a model with one float32 input, ` +
-        'and text sources (token ids) are not supported yet',
+        'and text feeds a model that takes input_ids',
     );
   }
   if (input.dtype !== 'float32') {
@@ -185,12 +304,42 @@ export async function resolveJob(job: JobConfig, opts: ResolveOptions = {}): Pro
   // a kind that takes an input column reads its rows from a table
   const isTable = sources.get(type).fields.includes('inputColumn');
   const desc = await describe(modelUri, runtimes);
-  checkFedInput(desc, job.model.uri);
-  const taps = resolveTaps(job.taps, desc);
+  const text = takesText(desc) ? resolveText(job, desc, modelUri, cwd) : undefined;
+  if (!text) {
+    checkFedInput(desc, job.model.uri);
+    const textField = job.preprocess?.maxLength !== undefined ? 'maxLength' : job.preprocess?.prefix !== undefined ? 'prefix' : null;
+    if (textField) throw new JobConfigError(`preprocess.${textField}: applies to text models (which take input_ids)`, [`preprocess.${textField}`]);
+  }
+  const taps = resolveTaps(job.taps, desc, text !== undefined);
 
   let preprocess: ResolvedPreprocess | null = null;
+  const finish = (textSpec: ResolvedText | undefined, inputShape: number[]): ResolvedJob => {
+    const fingerprint = computeFingerprint(desc.contentHash, preprocess, taps, textSpec);
+    return {
+      name: job.name,
+      source: sourceSpec,
+      model: {
+        uri: modelUri,
+        backend: job.model.backend,
+        format: desc.format,
+        ...(job.model.intraOpThreads !== undefined ? { intraOpThreads: job.model.intraOpThreads } : {}),
+      },
+      preprocess,
+      ...(textSpec ? { text: textSpec } : {}),
+      taps,
+      batchSize: job.batchSize,
+      shardSize: job.shardSize,
+      sink,
+      attempts: job.attempts,
+      incremental: job.incremental ?? false,
+      onShardFailure: job.onShardFailure,
+      fingerprint,
+      inputShape,
+    };
+  };
   let inputShape: number[];
-  const sourceSpec = { ...setFields(job.source), uri: sourceUri, type };
+  // a table's string column is text when the model takes token ids
+  const sourceSpec = { ...setFields(job.source), uri: sourceUri, type, ...(text && isTable ? { text: true } : {}) };
   let source: Source | undefined;
   try {
     source = await createSource(sourceSpec, sources);
@@ -202,6 +351,10 @@ export async function resolveJob(job: JobConfig, opts: ResolveOptions = {}): Pro
   try {
     // null for images (folders, prefixes, image columns of tables), else the tensor rows' shape
     let rowShape: number[] | null;
+    if (text) {
+      if (!isTable && type !== 'text') throw new JobConfigError(`source.uri: the model takes token ids; a ${type} source has no text (use a table with a string column, or a .txt file)`, ['source.uri']);
+      return finish(text, []);
+    }
     try {
       rowShape = await source.rowShape();
     } catch (err) {
@@ -233,28 +386,7 @@ export async function resolveJob(job: JobConfig, opts: ResolveOptions = {}): Pro
   } finally {
     await source.close();
   }
-
-  const fingerprint = computeFingerprint(desc.contentHash, preprocess, taps);
-  return {
-    name: job.name,
-    source: sourceSpec,
-    model: {
-      uri: modelUri,
-      backend: job.model.backend,
-      format: desc.format,
-      ...(job.model.intraOpThreads !== undefined ? { intraOpThreads: job.model.intraOpThreads } : {}),
-    },
-    preprocess,
-    taps,
-    batchSize: job.batchSize,
-    shardSize: job.shardSize,
-    sink,
-    attempts: job.attempts,
-    incremental: job.incremental ?? false,
-    onShardFailure: job.onShardFailure,
-    fingerprint,
-    inputShape,
-  };
+  return finish(undefined, inputShape);
 }
 
 /** The fields of a job section that are set: what travels in the resolved job. */

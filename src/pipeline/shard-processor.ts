@@ -27,6 +27,8 @@ export interface ShardContext {
   incremental?: IncrementalCache;
   /** where the job's source kind, sink scheme and part format are found. @defaultValue the built-ins */
   registries?: Registries;
+  /** text: sort rows by length within windows of a few batches (less padding). @defaultValue true */
+  groupByLength?: boolean;
 }
 
 /**
@@ -46,7 +48,12 @@ export async function processShard(data: ShardJobData, ctx: ShardContext): Promi
   const cache = ctx.incremental ?? new IncrementalCache();
   // incremental: rows whose content the base run already embedded are copied, not recomputed
   const base = data.base ? { run: data.base, lookup: await cache.lookup(data.base, sink) } : null;
-  const batcher = new Batcher(job, ctx.pool, { shardRows: shard.count, signal: ctx.signal, maxInFlight: ctx.maxInFlight });
+  const batcher = new Batcher(job, ctx.pool, {
+    shardRows: shard.count,
+    signal: ctx.signal,
+    maxInFlight: ctx.maxInFlight,
+    ...(ctx.groupByLength !== undefined ? { groupByLength: ctx.groupByLength } : {}),
+  });
   const carry = new CarryOverMerge(job.taps.map((t) => t.as), base);
   const writer = new ShardWriter(data, sink, format);
   // the reader comes last: it holds the source, which the `finally` below closes
@@ -84,6 +91,7 @@ export async function processShard(data: ShardJobData, ctx: ShardContext): Promi
       decodeMs: batcher.decodeMs,
       forwardMs: batcher.forwardMs,
       carried: carry.carried,
+      ...(job.text ? { truncatedRows: batcher.truncated, tokens: batcher.tokens } : {}),
     };
   } catch (err) {
     // let batches still in the pool finish before giving up, so none writes after we return

@@ -4,8 +4,8 @@ import type { RowStage } from '../types/row-stage.js';
 
 /** What the stages of shard processing pass each other: rows named by their position in the shard. */
 
-/** A source row the model embeds: encoded file bytes or a tensor. */
-export type InputRow = Extract<SourceRow, { kind: 'bytes' | 'tensor' }>;
+/** A source row the model embeds: encoded file bytes, a tensor or text. */
+export type InputRow = Extract<SourceRow, { kind: 'bytes' | 'tensor' | 'text' }>;
 
 /** A row that could not be embedded (a line of the errors file). */
 export interface ErrorRow {

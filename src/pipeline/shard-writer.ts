@@ -107,6 +107,7 @@ export class ShardWriter {
     const schema = buildSchema({
       taps: job.taps,
       shapes: this.partShapes,
+      ragged: new Set(job.taps.filter((t) => rows.taps[t.as]!.lengths !== undefined).map((t) => t.as)),
       layout: runtime.layout,
       fingerprint: job.fingerprint,
       model: job.model.uri,

@@ -59,6 +59,10 @@ export interface ShardResult {
   forwardMs: number;
   /** rows whose vectors were copied from the base run instead of computed */
   carried?: number;
+  /** text: rows cut at maxLength */
+  truncatedRows?: number;
+  /** text: real tokens of the rows embedded (padding not counted) */
+  tokens?: number;
 }
 
 /** The record of a run kept in Redis (and in the manifest once committed). */

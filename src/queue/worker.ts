@@ -88,6 +88,8 @@ export interface LayertapWorkerOptions {
   graceMs?: number;
   /** longest one batch may take before its thread is stopped and the shard attempt fails. @defaultValue 300000 */
   batchTimeoutMs?: number;
+  /** text jobs: sort rows by length within windows of a few batches, so that batches pad little (false only to measure what it buys). @defaultValue true */
+  groupByLength?: boolean;
   /** module the pool threads run. @defaultValue layertap's own thread entry */
   threadEntry?: string;
   /** recorded as processedBy on each job it takes. @defaultValue '<hostname>:<pid>' */
@@ -236,6 +238,7 @@ export class LayertapWorker {
         pool: this.observed(this.poolFor(data), origin),
         registries: this.registries,
         incremental: this.incremental,
+        ...(this.opts.groupByLength !== undefined ? { groupByLength: this.opts.groupByLength } : {}),
         signal: signal ? AbortSignal.any([signal, this.handBack.signal]) : this.handBack.signal,
         onBatch: async (rows, errorRows) => {
           this.opts.onBatch?.(runId, rows, errorRows);

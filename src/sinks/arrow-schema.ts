@@ -1,4 +1,4 @@
-import { Field, FixedSizeList, Float16, Float32, Schema, Utf8 } from 'apache-arrow';
+import { Field, FixedSizeList, Float16, Float32, List, Schema, Utf8 } from 'apache-arrow';
 import type { ResolvedTap } from '../config/resolved.js';
 
 /** Metadata keys of the output contract (README, "Output"). */
@@ -32,6 +32,11 @@ export interface SchemaOptions {
   taps: readonly ResolvedTap[];
   /** per tap column name (`tap.as`): the per-row shape before flattening */
   shapes: Readonly<Record<string, readonly number[]>>;
+  /**
+   * columns holding a variable number of items per row (a text model's token states): their
+   * shape is one item's, and the column is `List<FixedSizeList<..., D>>` with layout 'tokens'
+   */
+  ragged?: ReadonlySet<string>;
   /** native layout of the runtime that produced the features */
   layout: 'nhwc' | 'nchw';
   fingerprint: string;
@@ -75,16 +80,18 @@ export function buildSchema(opts: SchemaOptions): Schema {
       throw new Error(`taps[${i}] (${tap.as}): no per-row shape given for this column (shapes has: ${Object.keys(opts.shapes).join(', ') || 'none'})`);
     }
     const listSize = rowSize(shape, `taps[${i}] (${tap.as})`);
+    const ragged = opts.ragged?.has(tap.as) === true;
     const metadata = new Map<string, string>([
       [FIELD_META.layer, tap.layer],
       [FIELD_META.at, tap.at],
-      [FIELD_META.shape, JSON.stringify(shape)],
-      [FIELD_META.layout, opts.layout],
+      [FIELD_META.shape, JSON.stringify(ragged ? [null, ...shape] : shape)],
+      [FIELD_META.layout, ragged ? 'tokens' : opts.layout],
       [FIELD_META.reduce, tap.reduce],
       [FIELD_META.normalize, tap.normalize],
     ]);
     if (tap.axes) metadata.set(FIELD_META.reduceAxes, JSON.stringify(tap.axes));
-    fields.push(new Field(tap.as, tapColumnType(tap.dtype, listSize), false, metadata));
+    const type = tapColumnType(tap.dtype, listSize);
+    fields.push(new Field(tap.as, ragged ? new List(new Field('item', type, false)) : type, false, metadata));
   });
   const metadata = new Map<string, string>([
     [SCHEMA_META.fingerprint, opts.fingerprint],

@@ -62,6 +62,8 @@ export interface RunManifest {
   shardSize?: number;
   rows: number;
   errorRows: number;
+  /** text models: rows cut at preprocess.maxLength */
+  truncatedRows?: number;
   /** full paths/URIs of the part files, in shard order */
   files?: string[];
   errorFiles?: string[];

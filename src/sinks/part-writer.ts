@@ -1,4 +1,4 @@
-import { type Field, FixedSizeList, Float, Precision, RecordBatch, Struct, makeData } from 'apache-arrow';
+import { type Field, FixedSizeList, Float, List, Precision, RecordBatch, Struct, makeData } from 'apache-arrow';
 import type { Float16, Float32 } from 'apache-arrow';
 import type { Data, Schema } from 'apache-arrow';
 import type { TapOutput } from '../types/features.js';
@@ -14,6 +14,8 @@ interface TapColumn {
   half: boolean;
   listSize: number;
   shape: number[] | null;
+  /** the column's List type when rows hold a variable number of items (text token states) */
+  ragged: List | null;
 }
 
 /**
@@ -58,6 +60,10 @@ export class PartWriter {
     for (const col of this.columns) {
       const out = taps[col.name];
       if (!out) throw new Error(`writeBatch: no features for tap column '${col.name}'`);
+      if (col.ragged) {
+        children.push(raggedData(col, rows, out));
+        continue;
+      }
       if (col.shape && !sameShape(col.shape, out.shape)) {
         throw new Error(
           `writeBatch: tap column '${col.name}' has per-row shape ${JSON.stringify(out.shape)}, but the part's schema says ${JSON.stringify(col.shape)}`,
@@ -94,15 +100,33 @@ function columnData(col: TapColumn, rows: number, values: Float32Array | Uint16A
   return float32ListData(col.type as FixedSizeList<Float32>, rows, floats);
 }
 
+/** A List<FixedSizeList> column: each row's items, one after another in `out.data`, counted by `out.lengths`. */
+function raggedData(col: TapColumn, rows: number, out: TapOutput): Data {
+  const lengths = out.lengths;
+  if (!lengths || lengths.length !== rows) {
+    throw new Error(`writeBatch: tap column '${col.name}' holds a list of items per row, but its features give no item counts for ${rows} rows`);
+  }
+  const offsets = new Int32Array(rows + 1);
+  for (let r = 0; r < rows; r++) offsets[r + 1] = offsets[r]! + lengths[r]!;
+  const items = offsets[rows]!;
+  if (out.data.length !== items * col.listSize) {
+    throw new Error(`writeBatch: tap column '${col.name}' has ${out.data.length} values for ${items} items of ${col.listSize}`);
+  }
+  const child = columnData(col, items, out.data);
+  return makeData({ type: col.ragged!, length: rows, nullCount: 0, valueOffsets: offsets, child });
+}
+
 function tapColumns(schema: Schema): TapColumn[] {
   const [first, ...rest] = schema.fields as Field[];
   if (!first || first.name !== ID_COLUMN) {
     throw new Error(`PartWriter: the schema's first column must be '${ID_COLUMN}'; build it with buildSchema()`);
   }
   return rest.map((f) => {
-    const type: unknown = f.type;
+    const outer: unknown = f.type;
+    const ragged = outer instanceof List ? outer : null;
+    const type: unknown = ragged ? ragged.valueType : outer;
     if (!(type instanceof FixedSizeList)) {
-      throw new Error(`PartWriter: column '${f.name}' is ${String(f.type)}, expected FixedSizeList<Float32|Float16>`);
+      throw new Error(`PartWriter: column '${f.name}' is ${String(f.type)}, expected FixedSizeList<Float32|Float16> or a List of them`);
     }
     // a schema read back from a file has generic Float types, so go by precision, not class
     const value: unknown = type.valueType;
@@ -110,8 +134,9 @@ function tapColumns(schema: Schema): TapColumn[] {
     if (precision !== Precision.SINGLE && precision !== Precision.HALF) {
       throw new Error(`PartWriter: column '${f.name}' holds ${String(value)}, expected Float32 or Float16`);
     }
-    const shapeText = f.metadata.get(FIELD_META.shape);
+    const shapeText = ragged ? undefined : f.metadata.get(FIELD_META.shape);
     return {
+      ragged,
       name: f.name,
       type: type as FixedSizeList<Float32> | FixedSizeList<Float16>,
       half: precision === Precision.HALF,

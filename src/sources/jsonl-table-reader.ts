@@ -1,24 +1,11 @@
-import { createReadStream } from 'node:fs';
+import { lines, planLines, type Line } from './file-lines.js';
 import { checkLimit, DEFAULT_MAX_LINE_BYTES } from './limits.js';
 import { jsonCell, jsonKind } from './table-cells.js';
 import type { RawRow, RowColumns, TableColumn } from './table-cells.js';
-import { checkShard, checkShardSize } from './table-reader.js';
+import { checkShard } from './table-reader.js';
 import type { TableReader } from './table-reader.js';
 import type { ShardSpec } from './types.js';
 import { FieldError } from '../types/errors.js';
-
-/** One line of the file: its bytes (without the newline) and where it starts. */
-interface Line {
-  offset: number;
-  /** the line's bytes; empty when it is longer than the limit */
-  bytes: Buffer;
-  /** the line's length in bytes */
-  length: number;
-  /** longer than the limit: counted and skipped, never held in memory */
-  over: boolean;
-  /** whitespace only (a blank line is not a row) */
-  blank: boolean;
-}
 
 /** Options of a {@link JsonlTableReader}. */
 export interface JsonlTableReaderOptions {
@@ -62,24 +49,8 @@ export class JsonlTableReader implements TableReader {
     return this.total;
   }
 
-  async *plan(shardSize: number): AsyncIterable<ShardSpec> {
-    checkShardSize(shardSize);
-    let row = 0;
-    let index = 0;
-    let current: ShardSpec | null = null;
-    for await (const line of lines(this.path, 0, this.maxLineBytes)) {
-      if (line.blank) continue;
-      if (!current) current = { index, start: row, count: 0, offset: line.offset };
-      current.count++;
-      row++;
-      if (current.count === shardSize) {
-        yield current;
-        current = null;
-        index++;
-      }
-    }
-    if (current) yield current;
-    this.total = Promise.resolve(row);
+  plan(shardSize: number): AsyncIterable<ShardSpec> {
+    return planLines(this.path, this.maxLineBytes, shardSize, (line) => !line.blank, (rows) => (this.total = Promise.resolve(rows)));
   }
 
   async *rows(shard: ShardSpec, columns: RowColumns): AsyncIterable<RawRow> {
@@ -157,57 +128,3 @@ function parse(bytes: Buffer): unknown {
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
-
-function isBlank(bytes: Buffer): boolean {
-  for (const b of bytes) if (b !== 0x20 && b !== 0x09 && b !== 0x0d) return false;
-  return true;
-}
-
-/**
- * The file's lines from byte `start` (which must be a line start), read in 1 MiB chunks. A line
- * is held in memory up to `maxLineBytes`; past that its bytes are only counted (and looked at
- * for whether it is blank), so a line of any length costs at most that much memory.
- */
-async function* lines(path: string, start: number, maxLineBytes: number): AsyncGenerator<Line> {
-  let pending: Buffer[] = [];
-  let length = 0;
-  let over = false;
-  let overBlank = true;
-  let lineStart = start;
-  let pos = start;
-  const finish = (): Line => {
-    if (over) return { offset: lineStart, bytes: EMPTY, length, over: true, blank: overBlank };
-    const bytes = pending.length === 1 ? pending[0]! : Buffer.concat(pending);
-    return { offset: lineStart, bytes, length, over: false, blank: isBlank(bytes) };
-  };
-  for await (const chunk of createReadStream(path, { start, highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>) {
-    let from = 0;
-    for (;;) {
-      const nl = chunk.indexOf(0x0a, from);
-      const piece = chunk.subarray(from, nl >= 0 ? nl : chunk.length);
-      if (!over && length + piece.length > maxLineBytes) {
-        over = true;
-        overBlank = pending.every(isBlank);
-        pending = [];
-      }
-      if (over) {
-        if (overBlank && !isBlank(piece)) overBlank = false;
-      } else if (piece.length > 0) {
-        pending.push(piece);
-      }
-      length += piece.length;
-      if (nl < 0) break;
-      yield finish();
-      pending = [];
-      length = 0;
-      over = false;
-      overBlank = true;
-      lineStart = pos + nl + 1;
-      from = nl + 1;
-    }
-    pos += chunk.length;
-  }
-  if (length > 0) yield finish();
-}
-
-const EMPTY = Buffer.alloc(0);

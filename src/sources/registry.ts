@@ -8,10 +8,13 @@ import type { Source, TableFormat } from './types.js';
 import { FieldError } from '../types/errors.js';
 
 /** What a job file's `source:` section says; `type` is inferred from the uri when absent. */
-export type SourceSpec = JobConfig['source'];
+export type SourceSpec = JobConfig['source'] & {
+  /** set by planning when the model takes token ids: a table's string column is text, not image paths */
+  text?: boolean;
+};
 
 /** Fields of `source:` that only some kinds take (the S3 connection fields go with s3:// uris instead). */
-export type SourceField = Exclude<keyof SourceSpec, 'uri' | 'type' | keyof S3ConnectionOptions>;
+export type SourceField = Exclude<keyof SourceSpec, 'uri' | 'type' | 'text' | keyof S3ConnectionOptions>;
 
 /**
  * One kind of dataset: how a uri is recognised as it, which job fields it takes, and how it is
@@ -57,6 +60,7 @@ function tableEntry(format: TableFormat, what: string, extensions: readonly stri
         ...(spec.idColumn ? { idColumn: spec.idColumn } : {}),
         ...(spec.inputColumn ? { inputColumn: spec.inputColumn } : {}),
         ...(spec.maxLineBytes !== undefined ? { maxLineBytes: spec.maxLineBytes } : {}),
+        ...(spec.text === true ? { text: true } : {}),
       };
       const { TableSource } = await import('./table-source.js');
       if (isS3Uri(spec.uri)) {
@@ -106,6 +110,17 @@ export function defaultSources(): SourceRegistry {
     arrow: tableEntry('arrow', 'an Arrow table', ['.arrow', '.arrows', '.feather', '.ipc']),
     parquet: tableEntry('parquet', 'a Parquet table', ['.parquet', '.pq']),
     jsonl: tableEntry('jsonl', 'a JSON Lines table', ['.jsonl', '.ndjson'], ['maxLineBytes']),
+    text: {
+      describe: 'a .txt file, one row of text per line',
+      extensions: ['.txt'],
+      fields: ['maxLineBytes'],
+      async open(spec) {
+        if (isS3Uri(spec.uri)) throw new FieldError('source.uri', `.txt sources must be local files (${spec.uri}); or store the lines as a .parquet/.jsonl table`);
+        const file = localPath(spec.uri, 'file', (p) => `type text needs a .txt file, but ${p} is not a file`);
+        const { TextFileSource } = await import('./text-file-source.js');
+        return new TextFileSource(file, spec.maxLineBytes !== undefined ? { maxLineBytes: spec.maxLineBytes } : {});
+      },
+    },
   });
 }
 
@@ -164,7 +179,8 @@ const TAKEN_BY: Partial<Record<SourceField, string>> = {
 
 /** Fails on a field set in `spec` that its kind does not take, naming the kinds that do. */
 function checkFields(spec: SourceSpec, type: string, entry: SourceEntry, sources: SourceRegistry): void {
-  const own: ReadonlySet<string> = new Set<string>(['uri', 'type', ...S3_CONNECTION_FIELDS]);
+  // `text` is set by planning, not by the job file: every kind may be given it
+  const own: ReadonlySet<string> = new Set<string>(['uri', 'type', 'text', ...S3_CONNECTION_FIELDS]);
   for (const [field, value] of Object.entries(spec)) {
     if (value === undefined || own.has(field) || (entry.fields as readonly string[]).includes(field)) continue;
     const takers = sources.list().filter(([, e]) => (e.fields as readonly string[]).includes(field));

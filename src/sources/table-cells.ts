@@ -23,7 +23,8 @@ export type TableCell =
   | { kind: 'bytes'; bytes: Uint8Array }
   | { kind: 'text'; text: string }
   | { kind: 'null' }
-  | { kind: 'invalid'; message: string };
+  /** `got`: the value's type, when the value is readable but of a type no input takes */
+  | { kind: 'invalid'; message: string; got?: string };
 
 /** One row of a shard as a table reader yields it. */
 export interface RawRow {
@@ -142,7 +143,7 @@ export function jsonCell(value: unknown): TableCell {
     if (!fill(value, 0)) return { kind: 'invalid', message: 'the array is not a rectangular array of numbers' };
     return { kind: 'tensor', data, shape };
   }
-  return { kind: 'invalid', message: `expected an array of numbers or a path, got ${typeof value}` };
+  return { kind: 'invalid', message: `expected an array of numbers or a path, got ${typeof value}`, got: typeof value };
 }
 
 /** The kind of a JSON value, for a JSONL column. */

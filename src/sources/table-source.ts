@@ -17,6 +17,8 @@ export interface TableSourceOptions {
   readAhead?: number;
   /** JSONL: longest line read as a row; a longer one is an error row. @defaultValue 64 MiB */
   maxLineBytes?: number;
+  /** a string input column holds text to tokenize, not image paths (the model takes token ids). @defaultValue false */
+  text?: boolean;
 }
 
 interface Layout {
@@ -88,7 +90,7 @@ export class TableSource implements Source {
     const layout = await this.getLayout();
     const reader = await this.getReader();
     const rows = reader.rows(shard, { id: layout.id, input: layout.input.name });
-    if (layout.input.kind !== 'text') {
+    if (layout.input.kind !== 'text' || this.options.text === true) {
       for await (const raw of rows) yield this.toRow(raw, layout);
       return;
     }
@@ -179,6 +181,9 @@ export class TableSource implements Source {
       input = rest[0] as TableColumn;
     }
     if (input.name === id) throw new FieldError('source.inputColumn', `'${input.name}' is also the id column; choose another column`);
+    if (this.options.text === true && input.kind !== 'text') {
+      throw new FieldError('source.inputColumn', `column '${input.name}' is ${input.typeName}; the model takes token ids, so it must hold text (a string column)`);
+    }
     if (input.kind === 'other') {
       throw new FieldError(
         'source.inputColumn',
@@ -220,10 +225,12 @@ export class TableSource implements Source {
     }
     switch (cell.kind) {
       case 'invalid':
+        if (this.options.text === true && cell.got !== undefined) return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col} is not a string (got ${cell.got})` };
         return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col}: ${cell.message}` };
       case 'null':
         return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col} is null` };
       case 'tensor': {
+        if (this.options.text === true) return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col} is not a string (got a list)` };
         const want = (layout.shape ?? []).reduce((a, b) => a * b, 1);
         if (layout.input.kind !== 'tensor' || cell.data.length !== want) {
           return {
@@ -236,9 +243,11 @@ export class TableSource implements Source {
         return { id, kind: 'tensor', data: cell.data };
       }
       case 'bytes':
+        if (this.options.text === true) return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col} is not a string (got bytes)` };
         if (layout.input.kind !== 'binary') return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col} holds bytes, expected ${layout.input.kind}` };
         return { id, kind: 'bytes', bytes: cell.bytes };
       case 'text':
+        if (this.options.text === true) return { id, kind: 'text', text: cell.text };
         return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col} holds text, expected ${layout.input.kind}` };
       default: {
         const never: never = cell;

@@ -21,6 +21,8 @@ export type TableFormat = 'arrow' | 'parquet' | 'jsonl';
 export type SourceRow =
   | { id: string; kind: 'bytes'; bytes: Uint8Array }
   | { id: string; kind: 'tensor'; data: Float32Array }
+  /** a row of text, tokenized in a pool thread */
+  | { id: string; kind: 'text'; text: string }
   | { id: string; kind: 'error'; stage: RowStage; message: string };
 
 /** How the reader will consume a shard's rows; sources may use it to read in matching chunks. */

@@ -121,7 +121,9 @@ export class EmbedPool implements BatchRunner {
    */
   async run(task: BatchTask, signal?: AbortSignal): Promise<BatchResult> {
     if (task.input.kind === 'images') await (this.imageCodec ??= import('../preprocess/image-decode.js'));
-    const views = task.input.kind === 'images' ? task.input.files : task.input.kind === 'rows' ? task.input.rows : [task.input.data];
+    const input = task.input;
+    // text crosses as strings, which are copied: there is no buffer to move
+    const views = input.kind === 'images' ? input.files : input.kind === 'rows' ? input.rows : input.kind === 'text' ? [] : [input.data];
     const timeout = this.batchTimeoutMs > 0 ? AbortSignal.timeout(this.batchTimeoutMs) : null;
     const signals = [signal, timeout].filter((s): s is AbortSignal => s !== undefined && s !== null);
     const combined = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
@@ -156,7 +158,8 @@ export class EmbedPool implements BatchRunner {
    * to load is reported by the first real batch, which loads it again.
    */
   async warmUp(model: ModelSpec): Promise<void> {
-    const empty = (): BatchTask => ({ model, input: { kind: 'tensor', ids: [], data: new Float32Array(0) } });
+    // a text model's empty batch loads its tokenizer too
+    const empty = (): BatchTask => ({ model, input: model.text ? { kind: 'text', ids: [], texts: [] } : { kind: 'tensor', ids: [], data: new Float32Array(0) } });
     await Promise.allSettled(Array.from({ length: this.threads }, () => this.piscina.run(empty())));
   }
 

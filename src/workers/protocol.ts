@@ -11,7 +11,9 @@ export type BatchInput =
   /** rows of a tensor source, contiguous: [rows, ...inputShape] */
   | { kind: 'tensor'; ids: string[]; data: Float32Array }
   /** rows of a tensor source, one buffer each ([...inputShape]); the thread lays them out as one batch */
-  | { kind: 'rows'; ids: string[]; rows: Float32Array[] };
+  | { kind: 'rows'; ids: string[]; rows: Float32Array[] }
+  /** rows of text; tokenized in the thread */
+  | { kind: 'text'; ids: string[]; texts: string[] };
 
 export interface BatchTask {
   model: ModelSpec;
@@ -38,8 +40,13 @@ export interface BatchResult {
   taps: Record<string, TapOutput>;
   backend: string;
   layout: 'nhwc' | 'nchw';
+  /** milliseconds spent decoding images or tokenizing text */
   decodeMs: number;
   forwardMs: number;
+  /** text: rows cut at maxLength */
+  truncated?: number;
+  /** text: tokens in the batch's rows (padding not counted) */
+  tokens?: number;
   /**
    * A contiguous tensor batch's own buffer, handed back by transfer once the forward pass is
    * done, so that the main thread reads the next batch into it instead of allocating a new one.

@@ -2,6 +2,11 @@ import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { singleFloatInput } from '../models/model-inputs.js';
 import { loadRunner } from '../models/registry.js';
 import type { ModelRunner, ModelSpec, TapOutput } from '../models/types.js';
+import { tokenTapValues } from '../models/token-features.js';
+import type { ResolvedText } from '../config/resolved.js';
+import type { TextTokenizer } from '../preprocess/tokenize.js';
+import { pickRows } from '../types/features.js';
+import { rawTapName } from './model-spec.js';
 import type { BatchOutcome, BatchResult, BatchTask, RowError } from './protocol.js';
 import { firstNonFinite } from './finite.js';
 import { ownBuffer, transferList } from './transfer.js';
@@ -19,6 +24,18 @@ class ThreadState {
   private readonly runners = new Map<string, Promise<ModelRunner>>();
   /** the batch buffer for decoded images and tensor rows, grown as needed and reused by every batch */
   private scratch: Float32Array | null = null;
+  /** the tokenizer of the last text job, loaded once for all its batches */
+  private tokenizer: { key: string; tokenizer: Promise<TextTokenizer> } | null = null;
+
+  tokenizerFor(text: ResolvedText): Promise<TextTokenizer> {
+    const key = JSON.stringify([text.tokenizerHash, text.tokenizer, text.tokenizerConfig, text.maxLength, text.prefix]);
+    if (this.tokenizer?.key !== key) {
+      // the tokenizer library is loaded by the first text batch: image and tensor jobs never need it
+      const tokenizer = import('../preprocess/tokenize.js').then(({ TextTokenizer }) => new TextTokenizer(text));
+      this.tokenizer = { key, tokenizer };
+    }
+    return this.tokenizer.tokenizer;
+  }
 
   runnerFor(spec: ModelSpec): Promise<ModelRunner> {
     let r = this.runners.get(spec.fingerprint);
@@ -68,10 +85,7 @@ function rowNotFinite(out: TapOutput, i: number): boolean {
 }
 
 function dropRows(out: TapOutput, keep: number[]): TapOutput {
-  const n = rowSize(out.shape);
-  const data = out.data instanceof Float32Array ? new Float32Array(keep.length * n) : new Uint16Array(keep.length * n);
-  keep.forEach((row, j) => data.set(out.data.subarray(row * n, (row + 1) * n), j * n));
-  return { data, shape: out.shape };
+  return pickRows([out], keep.map((r) => [0, r] as const));
 }
 
 /**
@@ -111,7 +125,59 @@ function keepGoodRows(
   return batch.subarray(0, j * per);
 }
 
-/** Thread entry: decode (for images), run one forward pass with every tap, return features by transfer. */
+/**
+ * A batch of text: tokenized here (the pool threads are where heavy work goes; the worker's main
+ * thread reads rows and writes files), one forward pass, then each tap pooled over every row's
+ * real tokens.
+ */
+async function runText(runner: ModelRunner, text: NonNullable<ModelSpec['text']>, texts: string[]): Promise<BatchResult> {
+  const t0 = performance.now();
+  const tokenizer = await thread.tokenizerFor(text.spec);
+  const { textInputs } = await import('../preprocess/tokenize.js');
+  const batch = tokenizer.encode(texts);
+  const { inputs } = textInputs(batch, text.spec.inputs);
+  const lengths = Int32Array.from(batch.ids, (r) => r.length);
+  const t1 = performance.now();
+  const raw = texts.length > 0 ? await runner.run(inputs) : {};
+  const taps: Record<string, TapOutput> = {};
+  if (texts.length > 0) {
+    for (const tap of text.taps) {
+      const out = raw[rawTapName(tap)];
+      if (!out || !(out.data instanceof Float32Array)) throw new Error(`tap '${tap.as}' (${tap.layer}) produced no float32 tensor`);
+      taps[tap.as] = tokenTapValues(out.data, [texts.length, ...out.shape], lengths, tap);
+    }
+  }
+  const t2 = performance.now();
+  let ok = texts.map((_, i) => i);
+  const errors: RowError[] = [];
+  const bad = new Set<number>();
+  for (const out of Object.values(taps)) if (!out.lengths) for (let r = 0; r < ok.length; r++) if (rowNotFinite(out, r)) bad.add(r);
+  if (bad.size > 0) {
+    for (const r of bad) errors.push({ index: r, stage: 'features', message: 'features contain NaN or Inf' });
+    ok = ok.filter((r) => !bad.has(r));
+    for (const k of Object.keys(taps)) taps[k] = dropRows(taps[k]!, ok);
+  }
+  return {
+    ok,
+    errors,
+    taps,
+    backend: runner.backend,
+    layout: runner.layout,
+    decodeMs: t1 - t0,
+    forwardMs: t2 - t1,
+    truncated: batch.truncated,
+    tokens: lengths.reduce((a, b) => a + b, 0),
+  };
+}
+
+/** The result with its feature buffers moved, not copied, to the main thread. */
+function moved(result: BatchResult, extra: ArrayBuffer[] = []): unknown {
+  const buffers = transferList(Object.values(result.taps).flatMap((o) => (o.lengths ? [o.data, o.lengths] : [o.data])));
+  buffers.push(...extra);
+  return move({ [transferableSymbol]: buffers, [valueSymbol]: result } as unknown as Parameters<typeof move>[0]) as unknown;
+}
+
+/** Thread entry: decode (for images) or tokenize (text), run one forward pass with every tap, return features by transfer. */
 export default async function runBatch(task: BatchTask): Promise<unknown> {
   let runner: ModelRunner;
   try {
@@ -119,6 +185,10 @@ export default async function runBatch(task: BatchTask): Promise<unknown> {
   } catch (err) {
     // a thrown error reaches the pool as a bare message; this says what failed, as data
     return { modelLoadFailure: { uri: task.model.uri, message: err instanceof Error ? err.message : String(err) } } satisfies BatchOutcome;
+  }
+  if (task.input.kind === 'text') {
+    if (!task.model.text) throw new Error('text batch for a model spec without text settings');
+    return moved(await runText(runner, task.model.text, task.input.texts));
   }
   const errors: RowError[] = [];
   let ok: number[] = [];
@@ -207,7 +277,5 @@ export default async function runBatch(task: BatchTask): Promise<unknown> {
     forwardMs: t2 - t1,
     ...(handBack ? { input: handBack } : {}),
   };
-  const buffers = transferList(Object.values(owned).map((o) => o.data));
-  if (handBack) buffers.push(handBack);
-  return move({ [transferableSymbol]: buffers, [valueSymbol]: result } as unknown as Parameters<typeof move>[0]) as unknown;
+  return moved(result, handBack ? [handBack] : []);
 }

@@ -165,7 +165,7 @@ describe('registries handed to a run', () => {
   it('checks source types and sink schemes against the registries it is given', async () => {
     const typo = await resolveJob(job({ uri: 'toy://3', type: 'toys' }), { registries }).catch((e: unknown) => e);
     expect(typo).toBeInstanceOf(JobConfigError);
-    expect((typo as JobConfigError).message).toBe("source.type: unknown type 'toys' (did you mean 'toy'?); types are: toy, images, npy, arrow, parquet, jsonl");
+    expect((typo as JobConfigError).message).toBe("source.type: unknown type 'toys' (did you mean 'toy'?); types are: toy, images, npy, arrow, parquet, jsonl, text");
     expect((typo as JobConfigError).fields).toEqual(['source.type']);
     // the built-in registries know neither
     const builtin = await resolveJob(job({ uri: 'toy://3' })).catch((e: unknown) => e);

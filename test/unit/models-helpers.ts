@@ -2,7 +2,9 @@ import { chmodSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } fro
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { JobConfigError, parseJob, type JobInput } from '../../src/config/index.js';
 import type { ResolvedTap } from '../../src/config/resolved.js';
+import { resolveJob } from '../../src/pipeline/index.js';
 
 export const SEED_DIR = fileURLToPath(new URL('../fixtures/seed-model/', import.meta.url));
 export const SEED_MODEL = path.join(SEED_DIR, 'tfjs', 'model.json');
@@ -95,4 +97,11 @@ export function copySeedModel(): { dir: string; modelJson: string } {
 /** Per-row values of row `r` of a [rows, ...] array. */
 export function row(data: ArrayLike<number>, r: number, size: number): number[] {
   return Array.from({ length: size }, (_, i) => data[r * size + i] ?? NaN);
+}
+
+/** The JobConfigError that planning `input` fails with; anything else fails the test. */
+export async function configError(input: JobInput): Promise<JobConfigError> {
+  const err = await resolveJob(parseJob(input)).catch((e: unknown) => e);
+  if (!(err instanceof JobConfigError)) throw new Error(`expected a JobConfigError, got ${String(err)}`);
+  return err;
 }

@@ -79,7 +79,7 @@ describe('resolveJob with table sources and sinks', () => {
     const parquet = path.join(tmp, 'rows.parquet');
     await writeFile(parquet, 'PAR1');
     let err = await configError(resolveJob(job({ uri: parquet, maxLineBytes: 65536 })));
-    expect(err.message).toBe('source.maxLineBytes: only applies to jsonl sources, not parquet');
+    expect(err.message).toBe('source.maxLineBytes: only applies to jsonl, text sources, not parquet');
     expect(err.fields).toEqual(['source.maxLineBytes']);
     const npy = path.join(tmp, 'rows.npy');
     await writeFile(npy, '');
@@ -110,10 +110,10 @@ describe('resolveJob with table sources and sinks', () => {
     expect(err.message).toBe("sink.format: unknown format 'parqet' (did you mean 'parquet'?); formats are: arrow, parquet");
     expect(err.fields).toEqual(['sink.format']);
     err = await configError(resolveJob(job({ uri: file, type: 'parqet' })));
-    expect(err.message).toBe("source.type: unknown type 'parqet' (did you mean 'parquet'?); types are: images, npy, arrow, parquet, jsonl");
+    expect(err.message).toBe("source.type: unknown type 'parqet' (did you mean 'parquet'?); types are: images, npy, arrow, parquet, jsonl, text");
     expect(err.fields).toEqual(['source.type']);
     err = await configError(resolveJob(job({ uri: file, type: 'tsv' })));
-    expect(err.message).toBe("source.type: unknown type 'tsv'; types are: images, npy, arrow, parquet, jsonl");
+    expect(err.message).toBe("source.type: unknown type 'tsv'; types are: images, npy, arrow, parquet, jsonl, text");
     err = await configError(resolveJob(job({ uri: file }, undefined, { model: { uri: SEED_MODEL, backend: 'wsam' } })));
     expect(err.message).toBe("model.backend: unknown backend 'wsam' (did you mean 'wasm'?); backends are: auto, onnx, tensorflow, wasm, cpu");
     expect(err.fields).toEqual(['model.backend']);

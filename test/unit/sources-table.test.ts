@@ -395,7 +395,7 @@ describe('JSONL tables', () => {
       message: `row 3: x: line at byte ${at} is ${long.length} bytes, more than source.maxLineBytes (100); raise source.maxLineBytes to read it`,
     });
     await src.close();
-    await expect(createSource({ uri: file, type: 'parquet', maxLineBytes: 100 })).rejects.toThrow('source.maxLineBytes: only applies to jsonl sources, not parquet');
+    await expect(createSource({ uri: file, type: 'parquet', maxLineBytes: 100 })).rejects.toThrow('source.maxLineBytes: only applies to jsonl, text sources, not parquet');
   });
 });
 

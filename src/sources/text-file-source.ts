@@ -1,0 +1,87 @@
+import { stat } from 'node:fs/promises';
+import { lines, planLines } from './file-lines.js';
+import { checkLimit, DEFAULT_MAX_LINE_BYTES } from './limits.js';
+import { checkShard } from './table-reader.js';
+import type { ShardSpec, Source, SourceRow } from './types.js';
+import { FieldError } from '../types/errors.js';
+
+/** Options of a {@link TextFileSource}. */
+export interface TextFileSourceOptions {
+  /** longest line read as a row; a longer one is an error row. @defaultValue 64 MiB */
+  maxLineBytes?: number;
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A text file with one row per line: the id is the 0-based line index (as `.npy` row ids), a
+ * trailing CR is stripped, and the newline that ends the file gives no row; an empty line is a
+ * row of empty text. Planning streams the file once and notes where each shard starts, so a
+ * shard's read seeks straight to it.
+ */
+export class TextFileSource implements Source {
+  readonly type = 'text';
+  private total: Promise<number> | null = null;
+  private readonly maxLineBytes: number;
+
+  constructor(
+    readonly uri: string,
+    options: TextFileSourceOptions = {},
+  ) {
+    this.maxLineBytes = checkLimit('source.maxLineBytes', options.maxLineBytes, DEFAULT_MAX_LINE_BYTES);
+  }
+
+  /** Rows are text, not tensors. */
+  async rowShape(): Promise<number[] | null> {
+    return null;
+  }
+
+  async check(): Promise<void> {
+    const s = await stat(this.uri).catch(() => null);
+    if (!s?.isFile()) throw new FieldError('source.uri', `${this.uri} is not a file`);
+  }
+
+  count(): Promise<number> {
+    this.total ??= (async () => {
+      let n = 0;
+      for await (const line of lines(this.uri, 0, this.maxLineBytes)) {
+        void line;
+        n++;
+      }
+      return n;
+    })();
+    return this.total;
+  }
+
+  plan(shardSize: number): AsyncIterable<ShardSpec> {
+    return planLines(this.uri, this.maxLineBytes, shardSize, () => true, (rows) => (this.total = Promise.resolve(rows)));
+  }
+
+  async *read(shard: ShardSpec): AsyncIterable<SourceRow> {
+    const seek = shard.offset !== undefined && Number.isInteger(shard.offset) && shard.offset >= 0;
+    if (!seek) checkShard(shard, await this.count(), this.uri);
+    let row = seek ? shard.start : 0;
+    const end = shard.start + shard.count;
+    for await (const line of lines(this.uri, seek ? (shard.offset as number) : 0, this.maxLineBytes)) {
+      if (row >= end) return;
+      if (row >= shard.start) yield this.toRow(line.bytes, line.over, line.length, row);
+      row++;
+    }
+    if (row < end) throw new Error(`${this.uri}: shard ${shard.index} expects lines up to ${end - 1} but the file ends at line ${row - 1} (was it changed after planning?)`);
+  }
+
+  async close(): Promise<void> {
+    this.total = null;
+  }
+
+  private toRow(bytes: Buffer, over: boolean, length: number, index: number): SourceRow {
+    const id = String(index);
+    if (over) return { id, kind: 'error', stage: 'read', message: `line ${index} is ${length} bytes, more than source.maxLineBytes (${this.maxLineBytes})` };
+    const end = bytes.length > 0 && bytes[bytes.length - 1] === 0x0d ? bytes.length - 1 : bytes.length;
+    try {
+      return { id, kind: 'text', text: decoder.decode(bytes.subarray(0, end)) };
+    } catch {
+      return { id, kind: 'error', stage: 'read', message: `line ${index} is not valid UTF-8` };
+    }
+  }
+}
