@@ -110,7 +110,7 @@ export class InvalidJobDataError extends Error {
     /** one line naming each field at fault */
     readonly problem: string,
   ) {
-    super(`invalid ${kind} job data: ${problem}`);
+    super(kind === 'run spec' ? `invalid run spec: ${problem}` : `invalid ${kind} job data: ${problem}`);
   }
 }
 
