@@ -161,7 +161,7 @@ export class LayertapClient {
         name: 'run',
         queueName: RUNS_QUEUE,
         data: { runId } satisfies RunJobData,
-        opts: { jobId: runId, attempts: 5, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: { age: 7 * 24 * 3600 } },
+        opts: { jobId: runId, attempts: 5, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: { age: 7 * 24 * 3600, count: 100 } },
         children: plan.first.map((task) => ({ name: 'shard', queueName: SHARDS_QUEUE, data: task, opts: shardJobOptions(job, task) })),
       });
       queued = true;

@@ -9,6 +9,9 @@ import { RUNS_QUEUE, shardJobId, type ShardTask } from './types.js';
  */
 export const DEFAULT_WINDOW = 256;
 
+/** Completed shard jobs kept per deployment (the newest), whatever the number of shards. */
+const KEEP_COMPLETED = 1000;
+
 /** How long finished shard jobs that failed are kept for inspection. */
 const KEEP_FAILED_S = 7 * 24 * 3600;
 
@@ -20,8 +23,9 @@ export function shardJobOptions(job: ResolvedJob, task: ShardTask): JobsOptions 
     backoff: { type: 'exponential', delay: 1000 },
     // a failed shard does not block the run: the finalizer records it and the run ends as failed
     ignoreDependencyOnFailure: true,
-    // the parent keeps each result; the finished job itself would be Redis growing with the dataset
-    removeOnComplete: true,
+    // the parent keeps each result; the newest finished jobs are kept for the dashboard and
+    // metrics, a bounded number, so that Redis does not grow with the dataset
+    removeOnComplete: { count: KEEP_COMPLETED },
     removeOnFail: { age: KEEP_FAILED_S },
   };
 }

@@ -7,7 +7,6 @@ import { parseJob, type ResolvedJob } from '../../src/config/index.js';
 import { resolveJob } from '../../src/pipeline/index.js';
 import { LayertapWorker } from '../../src/queue/worker.js';
 import { Redis } from 'ioredis';
-import { RunSpecStore } from '../../src/queue/run-specs.js';
 import type { RunSpec, ShardTask } from '../../src/queue/types.js';
 import { REDIS_URL, SEED, SEED_MODEL, tempDir, testPrefix } from '../helpers/index.js';
 
@@ -32,7 +31,6 @@ describe('shard job data is validated before a worker acts on it', () => {
   const { prefix, cleanup } = testPrefix();
   let queue: Queue<ShardTask>;
   let redis: Redis;
-  let specs: RunSpecStore;
   let worker: LayertapWorker;
   let job: ResolvedJob;
   const lines: string[] = [];
@@ -43,7 +41,6 @@ describe('shard job data is validated before a worker acts on it', () => {
     job = await resolveJob(parseJob({ name: 'checked', source: { uri: join(tmp.dir, 'x.npy') }, model: { uri: SEED_MODEL }, taps: [{ layer: 'linear_1.1' }], sink: { uri: join(tmp.dir, 'out') } }));
     queue = new Queue<ShardTask>('shards', { connection: { url: REDIS_URL }, prefix });
     redis = new Redis(REDIS_URL);
-    specs = new RunSpecStore(redis, prefix);
     worker = new LayertapWorker({ settings: { redisUrl: REDIS_URL, prefix }, threads: 1, concurrency: 1, log: (l) => lines.push(l) });
     await worker.start();
   }, 30_000);
