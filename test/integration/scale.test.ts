@@ -48,8 +48,8 @@ describe('scale: shard jobs in a window, plans stored once, cancel, a dead enque
     await writeRows(join(tmp.dir, 'x.npy'), 23);
   });
   afterAll(async () => {
-    redis?.disconnect();
     for (const c of prefixes) await c();
+    redis?.disconnect();
     await tmp?.remove();
   });
 
@@ -82,6 +82,32 @@ describe('scale: shard jobs in a window, plans stored once, cancel, a dead enque
       // the range list goes with the run
       expect(await redis.exists(`${prefix}:layertap:run:${rec.runId}:ranges`)).toBe(0);
       expect((await client.shards.getJobCounts('completed')).completed).toBe(12);
+    } finally {
+      await worker.close({ graceMs: 0 });
+      await client.close();
+    }
+  }, 90_000);
+
+  it('keeps every key of a run under a hash-tagged prefix in one Redis Cluster slot', async () => {
+    const tag = `lt-test-${Math.random().toString(16).slice(2, 10)}`;
+    const prefix = `{${tag}}`;
+    prefixes.push(async () => {
+      const keys = await redis.keys(`${prefix}:*`);
+      if (keys.length) await redis.del(...keys);
+    });
+    const settings = { redisUrl: REDIS_URL, prefix };
+    const client = new LayertapClient(settings, { window: 2 });
+    const worker = new LayertapWorker({ settings, threads: 1, log: () => undefined });
+    try {
+      const rec = await client.enqueue(await npyJob(join(tmp.dir, 'x.npy'), join(tmp.dir, 'out-tagged'), 5, 'tagged'));
+      await worker.start();
+      expect((await waitForFinal(client, rec.runId, 60_000)).status).toBe('committed');
+      const keys = await redis.keys('*');
+      const ours = keys.filter((k) => k.includes(tag));
+      expect(ours.length).toBeGreaterThan(5);
+      // Redis Cluster hashes only what is between the first '{' and the next '}'
+      expect(ours.filter((k) => !k.startsWith(`${prefix}:`))).toEqual([]);
+      expect(ours.some((k) => k.includes(':layertap:run:'))).toBe(true);
     } finally {
       await worker.close({ graceMs: 0 });
       await client.close();
