@@ -1,6 +1,7 @@
 import { tableFromArrays, tableToIPC } from 'apache-arrow';
 import { CANCELLED_MARKER, MANIFEST, MANIFEST_SHARDS, PARTIAL_MARKER, runPrefix, SUCCESS_MARKER } from '../storage/layout.js';
 import { createSink, defaultSinks, type SinkRegistry } from '../storage/registry.js';
+import type { ManifestShard } from '../sinks/manifest.js';
 import { VERSION } from '../version.js';
 import type { RunRecordStore, RunSpec, ShardRange, ShardResult } from './types.js';
 
@@ -138,21 +139,8 @@ export async function finalizeRun(
   return { status, manifest: manifestUri };
 }
 
-interface ManifestShardRow {
-  index: number;
-  rows: number;
-  errorRows: number;
-  file: string | null;
-  errorsFile: string | null;
-  bytes: number;
-  seconds: number;
-  decodeMs: number;
-  forwardMs: number;
-  carried?: number;
-}
-
 /** The per-shard list of a manifest as an Arrow table, one row per shard, in index order. */
-function shardTable(rows: ManifestShardRow[]) {
+function shardTable(rows: Array<ManifestShard & { carried?: number }>) {
   return tableFromArrays({
     index: Int32Array.from(rows, (r) => r.index),
     rows: Int32Array.from(rows, (r) => r.rows),
@@ -161,8 +149,8 @@ function shardTable(rows: ManifestShardRow[]) {
     errorsFile: rows.map((r) => r.errorsFile),
     bytes: Float64Array.from(rows, (r) => r.bytes),
     seconds: Float64Array.from(rows, (r) => r.seconds),
-    decodeMs: Float64Array.from(rows, (r) => r.decodeMs),
-    forwardMs: Float64Array.from(rows, (r) => r.forwardMs),
+    decodeMs: Float64Array.from(rows, (r) => r.decodeMs ?? 0),
+    forwardMs: Float64Array.from(rows, (r) => r.forwardMs ?? 0),
     carried: Int32Array.from(rows, (r) => r.carried ?? 0),
   });
 }
