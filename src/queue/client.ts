@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { FlowProducer, Job, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { ResolvedJob } from '../config/resolved.js';
-import { runPrefix } from '../storage/layout.js';
+import { CANCELLED_MARKER, runPrefix } from '../storage/layout.js';
 import { createSink } from '../storage/registry.js';
 import { createSource } from '../sources/registry.js';
 import type { ShardSpec, Source } from '../sources/types.js';
@@ -127,11 +127,27 @@ export class LayertapClient {
     const ttl = this.planningTimeoutMs;
     await this.specs.heartbeat(runId, ttl);
     await this.registry.put(rec);
-    const beat = setInterval(() => void this.specs.heartbeat(runId, ttl).catch(() => undefined), Math.max(50, Math.floor(ttl / 3)));
+    // `cancel` of a run being planned stops the plan at the next shard instead of after the whole listing
+    const stop = { cancelled: false };
+    const beat = setInterval(() => {
+      this.specs.heartbeat(runId, ttl).catch(() => undefined);
+      this.specs.isCancelled(runId).then(
+        (c) => {
+          if (c) stop.cancelled = true;
+        },
+        () => undefined,
+      );
+    }, Math.max(50, Math.floor(ttl / 3)));
     beat.unref();
     let queued = false;
     try {
-      const plan = await this.planInto(runId, job, source, sink, prefix);
+      const plan = await this.planInto(runId, job, source, sink, prefix, stop);
+      if (stop.cancelled) {
+        queued = true;
+        await this.specs.finished(runId);
+        await sink.put(`${prefix}/${CANCELLED_MARKER}`, '');
+        return (await this.registry.get(runId)) ?? { ...rec, status: 'cancelled' };
+      }
       if (plan.shards === 0) throw new FieldError('source.uri', `no rows found in ${job.source.uri}`);
       // the same job over the same data while a run of it is active: hand back that run
       const active = await claimSnapshot(this.redis, this.settings.prefix, plan.snapshot, runId, this.registry);
@@ -155,6 +171,7 @@ export class LayertapClient {
       if (now?.status !== 'planning') {
         // cancelled (or given up on) while planning: nothing is queued
         queued = true;
+        if (now?.status === 'cancelled') await sink.put(`${prefix}/${CANCELLED_MARKER}`, '');
         return now ?? rec;
       }
       await this.flows.add({
@@ -181,7 +198,7 @@ export class LayertapClient {
   }
 
   /** Streams the source's plan into Redis (ranges) and plan files (ids); keeps only the first window's tasks. */
-  private async planInto(runId: string, job: ResolvedJob, source: Source, sink: Sink, prefix: string) {
+  private async planInto(runId: string, job: ResolvedJob, source: Source, sink: Sink, prefix: string, stop: { cancelled: boolean }) {
     const hasher = new SnapshotHasher(job);
     const ids = new IdPlanWriter(sink, prefix);
     const first: ShardTask[] = [];
@@ -190,6 +207,7 @@ export class LayertapClient {
     let totalRows = 0;
     let idPlan = false;
     for await (const s of source.plan(job.shardSize)) {
+      if (stop.cancelled) break;
       await hasher.add(s);
       if (s.ids) {
         idPlan = true;

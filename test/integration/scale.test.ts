@@ -8,6 +8,7 @@ import { Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseJob, type ResolvedJob } from '../../src/config/index.js';
+import { defaultRegistries, defaultSources, type ShardSpec, type Source, type SourceEntry } from '../../src/index.js';
 import { resolveJob } from '../../src/pipeline/index.js';
 import { LayertapClient } from '../../src/queue/client.js';
 import { ABANDONED_PLAN } from '../../src/queue/planning.js';
@@ -202,6 +203,57 @@ describe('scale: shard jobs in a window, plans stored once, cancel, a dead enque
       await client.close();
     }
   }, 90_000);
+
+  it('cancel of a run still planning stops its enqueuer at the next shard; nothing is queued, _CANCELLED is written', async () => {
+    const prefix = newPrefix();
+    const settings = { redisUrl: REDIS_URL, prefix };
+    const npy = defaultSources().get('npy');
+    let planned = 0;
+    // a listing that takes 20 ms per shard, as a slow file system or object store would
+    const slow: SourceEntry = {
+      ...npy,
+      async open(spec) {
+        const source = await npy.open(spec);
+        const wrapped: Source = {
+          uri: source.uri,
+          type: source.type,
+          rowShape: () => source.rowShape(),
+          check: () => source.check(),
+          count: () => source.count(),
+          read: (shard: ShardSpec) => source.read(shard),
+          close: () => source.close(),
+          async *plan(shardSize: number) {
+            for await (const s of source.plan(shardSize)) {
+              planned++;
+              await sleep(20);
+              yield s;
+            }
+          },
+        };
+        return wrapped;
+      },
+    };
+    const client = new LayertapClient(settings, { registries: { ...defaultRegistries(), sources: defaultSources().with('npy', slow) }, planningTimeoutMs: 300 });
+    try {
+      const job = await npyJob(join(tmp.dir, 'x.npy'), join(tmp.dir, 'out-plan-cancel'), 1);
+      const runId = '20261129T120000-cace11';
+      const enqueued = client.enqueue(job, { runId });
+      while ((await client.registry.get(runId))?.status !== 'planning') await sleep(10);
+      const c = await client.cancel(runId);
+      expect(c?.status).toBe('cancelled');
+      expect(c?.error).toBe('cancelled while planning');
+      const rec = await enqueued;
+      expect(rec.status).toBe('cancelled');
+      expect(planned).toBeLessThan(23);
+      expect(await Job.fromId(client.runs, runId)).toBeUndefined();
+      expect(await client.shards.count()).toBe(0);
+      expect(existsSync(join(rec.outputUri, '_CANCELLED'))).toBe(true);
+      expect(await redis.exists(`${prefix}:layertap:run:${runId}:ranges`)).toBe(0);
+      expect(await redis.smembers(`${prefix}:layertap:planning`)).toEqual([]);
+    } finally {
+      await client.close();
+    }
+  }, 60_000);
 
   it('marks a run failed when its enqueuer is killed while planning; nothing of it is queued', async () => {
     const prefix = newPrefix();
