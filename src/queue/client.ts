@@ -126,6 +126,7 @@ export class LayertapClient {
     };
     const ttl = this.planningTimeoutMs;
     await this.specs.heartbeat(runId, ttl);
+    await this.specs.clearRanges(runId);
     await this.registry.put(rec);
     // `cancel` of a run being planned stops the plan at the next shard instead of after the whole listing
     const stop = { cancelled: false };

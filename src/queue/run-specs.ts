@@ -77,6 +77,11 @@ export class RunSpecStore {
     return { runId, index, start: buf.readDoubleLE(0), count: buf.readDoubleLE(8), ...(offset >= 0 ? { offset } : {}) };
   }
 
+  /** Starts a run's range list afresh (a run id given again after a plan that did not finish). */
+  async clearRanges(runId: string): Promise<void> {
+    await this.redis.del(this.key(runId, 'ranges'));
+  }
+
   /** Marks the run as being planned by a live enqueuer for `ttlMs`; renew before it runs out. */
   async heartbeat(runId: string, ttlMs: number): Promise<void> {
     await this.redis.multi().set(this.key(runId, 'planning'), String(Date.now()), 'PX', ttlMs).sadd(this.planningKey, runId).exec();
