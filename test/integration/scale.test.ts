@@ -8,7 +8,8 @@ import { Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseJob, type ResolvedJob } from '../../src/config/index.js';
-import { defaultRegistries, defaultSources, type ShardSpec, type Source, type SourceEntry } from '../../src/index.js';
+import { defaultRegistries, defaultSources, type ReadHint, type ShardSpec, type Source, type SourceEntry } from '../../src/index.js';
+import { LayertapError } from '../../src/types/errors.js';
 import { resolveJob } from '../../src/pipeline/index.js';
 import { LayertapClient } from '../../src/queue/client.js';
 import { ABANDONED_PLAN } from '../../src/queue/planning.js';
@@ -83,6 +84,52 @@ describe('scale: shard jobs in a window, plans stored once, cancel, a dead enque
       // the range list goes with the run
       expect(await redis.exists(`${prefix}:layertap:run:${rec.runId}:ranges`)).toBe(0);
       expect((await client.shards.getJobCounts('completed')).completed).toBe(12);
+    } finally {
+      await worker.close({ graceMs: 0 });
+      await client.close();
+    }
+  }, 90_000);
+
+  it('moves the window past a shard that fails for good: the others commit, the run is partial and names it', async () => {
+    const prefix = newPrefix();
+    const settings = { redisUrl: REDIS_URL, prefix };
+    const npy = defaultSources().get('npy');
+    // shard 3 cannot be read, and no retry would mend it
+    const poisoned: SourceEntry = {
+      ...npy,
+      async open(spec) {
+        const source = await npy.open(spec);
+        const wrapped: Source = {
+          uri: source.uri,
+          type: source.type,
+          rowShape: () => source.rowShape(),
+          check: () => source.check(),
+          count: () => source.count(),
+          plan: (shardSize: number) => source.plan(shardSize),
+          close: () => source.close(),
+          read(shard: ShardSpec, hint?: ReadHint) {
+            if (shard.index === 3) throw new LayertapError('shard 3 is unreadable', false);
+            return source.read(shard, hint);
+          },
+        };
+        return wrapped;
+      },
+    };
+    const registries = { ...defaultRegistries(), sources: defaultSources().with('npy', poisoned) };
+    const job = { ...(await npyJob(join(tmp.dir, 'x.npy'), join(tmp.dir, 'out-poison'), 3)), onShardFailure: 'partial' as const };
+    const client = new LayertapClient(settings, { window: 2, registries });
+    const worker = new LayertapWorker({ settings, threads: 1, concurrency: 1, registries, log: () => undefined });
+    try {
+      const rec = await client.enqueue(job);
+      expect(rec.shards).toBe(8);
+      await worker.start();
+      const s = await waitForFinal(client, rec.runId, 60_000);
+      expect(s.status).toBe('partial');
+      expect(s.failedShards).toEqual([3]);
+      expect(s.rows).toBe(20);
+      const m = await readManifest(s.output.uri);
+      expect(m.failedShards).toEqual([{ index: 3, error: 'shard 3 is unreadable', start: 9, rows: 3 }]);
+      expect((m.shards as Array<{ index: number }>).map((x) => x.index)).toEqual([0, 1, 2, 4, 5, 6, 7]);
     } finally {
       await worker.close({ graceMs: 0 });
       await client.close();
