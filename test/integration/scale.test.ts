@@ -31,6 +31,28 @@ async function bytesUnder(redis: Redis, prefix: string): Promise<number> {
   return total;
 }
 
+/** The .npy source kind with some of its methods replaced: a slow listing, a shard that cannot be read. */
+function npyWith(override: (source: Source) => Partial<Source>): SourceEntry {
+  const npy = defaultSources().get('npy');
+  return {
+    ...npy,
+    async open(spec) {
+      const source = await npy.open(spec);
+      const plain: Source = {
+        uri: source.uri,
+        type: source.type,
+        rowShape: () => source.rowShape(),
+        check: () => source.check(),
+        count: () => source.count(),
+        plan: (shardSize: number) => source.plan(shardSize),
+        read: (shard: ShardSpec, hint?: ReadHint) => source.read(shard, hint),
+        close: () => source.close(),
+      };
+      return { ...plain, ...override(source) };
+    },
+  };
+}
+
 const npyJob = (uri: string, sink: string, shardSize: number, name = 'scale') =>
   resolveJob(parseJob({ name, source: { uri }, model: { uri: SEED_MODEL }, taps: [{ layer: 'linear_1.1' }], batchSize: 4, shardSize, sink: { uri: sink } }));
 
@@ -93,28 +115,13 @@ describe('scale: shard jobs in a window, plans stored once, cancel, a dead enque
   it('moves the window past a shard that fails for good: the others commit, the run is partial and names it', async () => {
     const prefix = newPrefix();
     const settings = { redisUrl: REDIS_URL, prefix };
-    const npy = defaultSources().get('npy');
     // shard 3 cannot be read, and no retry would mend it
-    const poisoned: SourceEntry = {
-      ...npy,
-      async open(spec) {
-        const source = await npy.open(spec);
-        const wrapped: Source = {
-          uri: source.uri,
-          type: source.type,
-          rowShape: () => source.rowShape(),
-          check: () => source.check(),
-          count: () => source.count(),
-          plan: (shardSize: number) => source.plan(shardSize),
-          close: () => source.close(),
-          read(shard: ShardSpec, hint?: ReadHint) {
-            if (shard.index === 3) throw new LayertapError('shard 3 is unreadable', false);
-            return source.read(shard, hint);
-          },
-        };
-        return wrapped;
+    const poisoned = npyWith((source) => ({
+      read(shard: ShardSpec, hint?: ReadHint) {
+        if (shard.index === 3) throw new LayertapError('shard 3 is unreadable', false);
+        return source.read(shard, hint);
       },
-    };
+    }));
     const registries = { ...defaultRegistries(), sources: defaultSources().with('npy', poisoned) };
     const job = { ...(await npyJob(join(tmp.dir, 'x.npy'), join(tmp.dir, 'out-poison'), 3)), onShardFailure: 'partial' as const };
     const client = new LayertapClient(settings, { window: 2, registries });
@@ -254,32 +261,17 @@ describe('scale: shard jobs in a window, plans stored once, cancel, a dead enque
   it('cancel of a run still planning stops its enqueuer at the next shard; nothing is queued, _CANCELLED is written', async () => {
     const prefix = newPrefix();
     const settings = { redisUrl: REDIS_URL, prefix };
-    const npy = defaultSources().get('npy');
     let planned = 0;
     // a listing that takes 20 ms per shard, as a slow file system or object store would
-    const slow: SourceEntry = {
-      ...npy,
-      async open(spec) {
-        const source = await npy.open(spec);
-        const wrapped: Source = {
-          uri: source.uri,
-          type: source.type,
-          rowShape: () => source.rowShape(),
-          check: () => source.check(),
-          count: () => source.count(),
-          read: (shard: ShardSpec) => source.read(shard),
-          close: () => source.close(),
-          async *plan(shardSize: number) {
-            for await (const s of source.plan(shardSize)) {
-              planned++;
-              await sleep(20);
-              yield s;
-            }
-          },
-        };
-        return wrapped;
+    const slow = npyWith((source) => ({
+      async *plan(shardSize: number) {
+        for await (const s of source.plan(shardSize)) {
+          planned++;
+          await sleep(20);
+          yield s;
+        }
       },
-    };
+    }));
     const client = new LayertapClient(settings, { registries: { ...defaultRegistries(), sources: defaultSources().with('npy', slow) }, planningTimeoutMs: 300 });
     try {
       const job = await npyJob(join(tmp.dir, 'x.npy'), join(tmp.dir, 'out-plan-cancel'), 1);
