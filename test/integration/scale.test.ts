@@ -236,6 +236,9 @@ describe('scale: shard jobs in a window, plans stored once, cancel, a dead enque
       const s = await waitForFinal(client, rec.runId, 60_000);
       await cancelled;
       expect(s.status).toBe('cancelled');
+      // the run is cancelled at once; it is finalized when its active shard is done
+      const end = Date.now() + 30_000;
+      while ((await client.registry.get(rec.runId))?.finishedAt === undefined && Date.now() < end) await sleep(50);
       const m = await readManifest(s.output.uri);
       expect(m.status).toBe('cancelled');
       expect(m.plannedShards).toBe(23);
