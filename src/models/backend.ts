@@ -21,15 +21,12 @@ function message(err: unknown): string {
 
 async function useTensorflow(): Promise<void> {
   const { core } = await loadTfjs();
+  if (!tfjsNodeInstalled()) {
+    throw new Error(`backend 'tensorflow' needs ${TFJS_NODE}, which is not installed: npm install ${TFJS_NODE} (needs internet at install)`);
+  }
   try {
     await import(TFJS_NODE);
   } catch (err) {
-    const code = typeof err === 'object' && err !== null && 'code' in err ? err.code : undefined;
-    if (code === 'ERR_MODULE_NOT_FOUND' && message(err).includes(`'${TFJS_NODE}'`)) {
-      throw new Error(
-        `backend 'tensorflow' needs ${TFJS_NODE}, which is not installed: npm install ${TFJS_NODE} (needs internet at install)`,
-      );
-    }
     throw new Error(`backend 'tensorflow': ${TFJS_NODE} is installed but failed to load: ${message(err)}`);
   }
   if (core.findBackendFactory('tensorflow') == null) {

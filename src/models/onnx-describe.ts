@@ -32,7 +32,7 @@ function declared(shape: (number | string | null)[]): Shape {
   return shape.map((d) => (typeof d === 'number' ? d : null));
 }
 
-/** Describe already-read ONNX files (shared with the runner, which reads them anyway). */
+/** Describe ONNX files already read: format, inputs, tappable names, content hash. */
 export function describeOnnxFiles(files: OnnxFiles): ModelDescription {
   const inputs = onnxInputs(files.model, files.source);
   const index = new OnnxTapIndex(files.model.graph, files.source);

@@ -83,7 +83,15 @@ function graphTapTensor(node: GraphNodeJson, tap: ResolvedTap): string {
   return first;
 }
 
-const DYNAMIC_OP = /executeAsync/;
+/**
+ * Ops whose graphs TF.js runs only through executeAsync (control flow, shapes known only at run
+ * time, hash tables), as its graph executor lists them; a graph with any of them is run that way.
+ */
+const ASYNC_ONLY_OPS = new Set([
+  'Switch', 'Merge', 'Enter', 'Exit', 'NextIteration', 'StatelessIf', 'StatelessWhile', 'if', 'While',
+  'NonMaxSuppressionV2', 'NonMaxSuppressionV3', 'NonMaxSuppressionV5', 'Where',
+  'HashTable', 'HashTableV2', 'LookupTableImport', 'LookupTableImportV2', 'LookupTableFind', 'LookupTableFindV2', 'LookupTableSize', 'LookupTableSizeV2',
+]);
 
 /** Load a GraphModel; execute() with the tapped node names gives every tap from one pass. */
 export async function tapGraphModel(tfjs: Tfjs, files: ModelFiles, taps: ResolvedTap[]): Promise<TappedModel> {
@@ -110,21 +118,12 @@ export async function tapGraphModel(tfjs: Tfjs, files: ModelFiles, taps: Resolve
     throw new Error(`model ${files.source} has ${model.inputs.length} inputs; only single-input models are supported`);
   }
   const weightIds = new Set(Object.values(model.weights).flatMap((ts) => ts.map((t) => t.id)));
-  let dynamic = false;
+  const dynamic = nodes.some((n) => ASYNC_ONLY_OPS.has(n.op));
   return {
     outputIndex,
     inputShape: graphInputShape(files.json, files.source),
     forward: async (x) => {
-      if (!dynamic) {
-        try {
-          return toList(model.execute(x, unique));
-        } catch (err) {
-          // graphs with control flow only run through executeAsync; remember, and use it from now on
-          if (!(err instanceof Error) || !DYNAMIC_OP.test(err.message)) throw err;
-          dynamic = true;
-        }
-      }
-      return toList(await model.executeAsync(x, unique));
+      return dynamic ? toList(await model.executeAsync(x, unique)) : toList(model.execute(x, unique));
     },
     // an Identity of a weight hands back the weight itself; disposing it would break the model
     isModelTensor: (t) => weightIds.has(t.id),

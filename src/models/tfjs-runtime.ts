@@ -6,7 +6,7 @@ import { listTfjsLayers } from './tfjs-layers.js';
 import { loadTfjsRunner } from './tfjs-runner.js';
 import type { ModelDescription, Runtime } from './types.js';
 
-/** Describe already-read model files (shared with the runner, which reads the files anyway). */
+/** Describe TF.js model files already read: format, inputs, layer names, content hash. */
 export function describeFiles(files: ModelFiles): ModelDescription {
   const { json, source, format } = files;
   const layered = format === 'tfjs-layers';

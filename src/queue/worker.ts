@@ -4,7 +4,6 @@ import { Redis } from 'ioredis';
 import type { BatchRunner } from '../workers/batch-runner.js';
 import type { BatchResult, BatchTask } from '../workers/protocol.js';
 import { EmbedPool, threadsFor } from '../workers/pool.js';
-import { MODEL_LOAD_FAILED } from '../workers/thread-errors.js';
 import { bullConnection, redisOptions, type QueueSettings } from './connection.js';
 import { checkRedis } from './redis-checks.js';
 import { WORKER_DEFAULTS } from './defaults.js';
@@ -332,7 +331,7 @@ export class LayertapWorker {
       const message = (err as Error).message ?? String(err);
       log.error({ attempt: job.attemptsMade + 1 }, `layertap worker: run ${runId} shard ${shard.index} ${attempt} failed: ${message}`);
       // damaged input, or a model that cannot load: the next attempt would meet the same fault
-      if (isPermanent(err) || message.includes(MODEL_LOAD_FAILED)) throw new UnrecoverableError(message);
+      if (isPermanent(err)) throw new UnrecoverableError(message);
       throw err;
     } finally {
       this.active.delete(jobKey);

@@ -1,12 +1,14 @@
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import type { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { threadLimit } from '../models/registry.js';
 import type { PoolThreadInfo } from '../models/onnx-session.js';
 import type { ModelSpec } from '../models/types.js';
 import type { BatchRunner } from './batch-runner.js';
-import type { BatchResult, BatchTask } from './protocol.js';
+import type { BatchOutcome, BatchResult, BatchTask } from './protocol.js';
+import { ModelLoadError } from '../types/errors.js';
 import { transferList } from './transfer.js';
 
 /** Options for {@link EmbedPool}. */
@@ -66,6 +68,11 @@ export class EmbedPool implements BatchRunner {
   private readonly spare: ArrayBuffer[] = [];
   readonly threads: number;
   readonly batchTimeoutMs: number;
+  /** threads Piscina removed so far */
+  private destroyed = 0;
+  /** threads of this process that exited so far, and the last one's exit code */
+  private exits = 0;
+  private lastExitCode = 0;
   /**
    * sharp loaded in this (main) thread before any pool thread decodes an image: when only worker
    * threads hold it, glibc unloads libvips as one of them exits and the others crash (lovell/sharp#2263)
@@ -79,6 +86,8 @@ export class EmbedPool implements BatchRunner {
       throw new Error(`options.batchTimeoutMs must be a non-negative integer (0 = no limit), got ${timeout}`);
     }
     this.batchTimeoutMs = timeout;
+    // before Piscina starts its first threads, so that their exits are seen too
+    process.on('worker', this.onThread);
     this.piscina = new Piscina({
       filename: opts.filename ?? threadEntry(),
       minThreads: this.threads,
@@ -91,7 +100,19 @@ export class EmbedPool implements BatchRunner {
     // Piscina emits 'error' for a thread that dies with no task on it; unhandled, that would end the process
     const onError = opts.onError ?? ((err: Error) => process.stderr.write(`layertap pool: ${err.message}\n`));
     this.piscina.on('error', (err: unknown) => onError(err instanceof Error ? err : new Error(String(err))));
+    // a thread that dies fails its batch with Piscina's bare error: the pool keeps the facts
+    // itself, that a thread was removed and how the last one exited (both are known before the
+    // batch's failure arrives)
+    this.piscina.on('workerDestroy', () => this.destroyed++);
   }
+
+  /** Threads of this process as they start: how they exit, for the message of a batch whose thread died. */
+  private readonly onThread = (worker: Worker): void => {
+    worker.once('exit', (code) => {
+      this.exits++;
+      this.lastExitCode = code;
+    });
+  };
 
   /**
    * Run one batch; the input buffers are transferred (detached here), features come back by
@@ -104,8 +125,12 @@ export class EmbedPool implements BatchRunner {
     const timeout = this.batchTimeoutMs > 0 ? AbortSignal.timeout(this.batchTimeoutMs) : null;
     const signals = [signal, timeout].filter((s): s is AbortSignal => s !== undefined && s !== null);
     const combined = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
+    const destroyedBefore = this.destroyed;
+    const exitsBefore = this.exits;
     try {
-      const result = (await this.piscina.run(task, { transferList: transferList(views), ...(combined ? { signal: combined } : {}) })) as BatchResult;
+      const outcome = (await this.piscina.run(task, { transferList: transferList(views), ...(combined ? { signal: combined } : {}) })) as BatchOutcome;
+      if ('modelLoadFailure' in outcome) throw new ModelLoadError(outcome.modelLoadFailure.uri, outcome.modelLoadFailure.message);
+      const result = outcome;
       if (result.input) {
         this.keepSpare(result.input);
         delete result.input;
@@ -116,11 +141,12 @@ export class EmbedPool implements BatchRunner {
       if (timeout?.aborted && !signal?.aborted) {
         throw new Error(`batch of ${rows} row(s) (${describeIds(task.input.ids)}) took longer than ${this.batchTimeoutMs} ms; its thread was stopped`, { cause: err });
       }
-      const m = /^worker exited with code: (-?\d+)/.exec((err as Error).message ?? '');
-      if (m) {
-        throw new Error(`a pool thread died (exit code ${m[1]}) while running a batch of ${rows} row(s) (${describeIds(task.input.ids)}); the pool replaces it`, { cause: err });
-      }
-      throw err;
+      if (err instanceof ModelLoadError || this.destroyed === destroyedBefore) throw err;
+      const code = this.exits > exitsBefore ? this.lastExitCode : undefined;
+      throw new Error(
+        `a pool thread died${code === undefined ? '' : ` (exit code ${code})`} while running a batch of ${rows} row(s) (${describeIds(task.input.ids)}); the pool replaces it`,
+        { cause: err },
+      );
     }
   }
 
@@ -170,6 +196,7 @@ export class EmbedPool implements BatchRunner {
   }
 
   async close(): Promise<void> {
+    process.off('worker', this.onThread);
     this.spare.length = 0;
     await this.piscina.close({ force: false });
   }

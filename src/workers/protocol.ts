@@ -27,6 +27,9 @@ export interface RowError {
   message: string;
 }
 
+/** What a thread answers: the batch's result, or that the model could not be loaded (no row was run). */
+export type BatchOutcome = BatchResult | { modelLoadFailure: { uri: string; message: string } };
+
 export interface BatchResult {
   /** indices (within the batch) of the rows that have features, in order */
   ok: number[];

@@ -1,9 +1,8 @@
 import { move, transferableSymbol, valueSymbol } from 'piscina';
-import { MODEL_LOAD_FAILED } from './thread-errors.js';
 import { singleFloatInput } from '../models/model-inputs.js';
 import { loadRunner } from '../models/registry.js';
 import type { ModelRunner, ModelSpec, TapOutput } from '../models/types.js';
-import type { BatchResult, BatchTask, RowError } from './protocol.js';
+import type { BatchOutcome, BatchResult, BatchTask, RowError } from './protocol.js';
 import { firstNonFinite } from './finite.js';
 import { ownBuffer, transferList } from './transfer.js';
 
@@ -31,7 +30,7 @@ class ThreadState {
       }
       r = loadRunner(spec).catch((err: unknown) => {
         this.runners.delete(spec.fingerprint);
-        throw new Error(`${MODEL_LOAD_FAILED} ${spec.uri}: ${(err as Error).message}`);
+        throw err;
       });
       this.runners.set(spec.fingerprint, r);
     }
@@ -114,7 +113,13 @@ function keepGoodRows(
 
 /** Thread entry: decode (for images), run one forward pass with every tap, return features by transfer. */
 export default async function runBatch(task: BatchTask): Promise<unknown> {
-  const runner = await thread.runnerFor(task.model);
+  let runner: ModelRunner;
+  try {
+    runner = await thread.runnerFor(task.model);
+  } catch (err) {
+    // a thrown error reaches the pool as a bare message; this says what failed, as data
+    return { modelLoadFailure: { uri: task.model.uri, message: err instanceof Error ? err.message : String(err) } } satisfies BatchOutcome;
+  }
   const errors: RowError[] = [];
   let ok: number[] = [];
   let input: Float32Array;

@@ -17,9 +17,10 @@ const f32 = (dt = 'DT_FLOAT') => ({ type: dt });
 const shape = (...dims: number[]) => ({ dim: dims.map((d) => ({ size: String(d) })) });
 
 /** A GraphModel computing relu(x @ W + b) on [N, 4] rows, written as the converter would. */
-function writeGraphModel(): string {
+function writeGraphModel(extra: object[] = []): string {
   const dir = tempDir('layertap-graph-');
   const nodes = [
+    ...extra,
     { name: 'x', op: 'Placeholder', attr: { dtype: f32(), shape: { shape: shape(-1, IN) } } },
     { name: 'dense/kernel', op: 'Const', attr: { dtype: f32(), value: { tensor: { dtype: 'DT_FLOAT', tensorShape: shape(IN, OUT) } } } },
     { name: 'dense/bias', op: 'Const', attr: { dtype: f32(), value: { tensor: { dtype: 'DT_FLOAT', tensorShape: shape(OUT) } } } },
@@ -118,6 +119,16 @@ describe('GraphModel taps', () => {
       await runner.dispose();
     });
   }
+
+  it('runs a graph with a dynamic op (Where) through executeAsync, with the same features', async () => {
+    // a graph that holds such an op anywhere runs through executeAsync, which TF.js needs on paths through it
+    const modelJson = writeGraphModel([{ name: 'positive/Where', op: 'Where', input: ['x'], attr: { T: f32() } }]);
+    const runner = await loadRunner({ uri: modelJson, backend: 'cpu', taps: [tap('dense/Relu', 'output', { as: 'relu' })], inputShape: [IN], fingerprint: 't', preprocess: null });
+    const x = Float32Array.from({ length: IN }, (_, i) => i - 1.5);
+    const out = await runner.run(singleFloatInput(runner, x, [IN]));
+    expect(maxAbsDiff(out.relu?.data as Float32Array, reference(x, 1).out)).toBeLessThanOrEqual(1e-6);
+    await runner.dispose();
+  });
 
   it('l2 leaves an all-zero row at zero instead of NaN', async () => {
     const runner = await loadRunner({

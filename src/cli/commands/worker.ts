@@ -72,7 +72,8 @@ export function register(program: Command, setExit: SetExit): void {
         await worker.close({ graceMs: 0 }).catch(() => undefined);
         await metrics?.close();
         const message = e instanceof Error ? e.message : String(e);
-        logger.error({}, `layertap: ${o.metricsPort !== undefined && /EADDRINUSE/.test(message) ? `--metrics-port ${o.metricsPort}: ${message}` : message}`);
+        const portTaken = o.metricsPort !== undefined && (e as NodeJS.ErrnoException).code === 'EADDRINUSE';
+        logger.error({}, `layertap: ${portTaken ? `--metrics-port ${o.metricsPort}: ${message}` : message}`);
         setExit(EXIT.failed);
         return;
       }
