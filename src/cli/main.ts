@@ -6,6 +6,8 @@ import { register as registerRun } from './commands/run.js';
 import { register as registerEnqueue } from './commands/enqueue.js';
 import { register as registerWorker } from './commands/worker.js';
 import { register as registerStatus } from './commands/status.js';
+import { register as registerCancel } from './commands/cancel.js';
+import { register as registerPlan } from './commands/plan.js';
 import { register as registerSchedule } from './commands/schedule.js';
 import { register as registerRuns } from './commands/runs.js';
 import { register as registerDashboard } from './commands/dashboard.js';
@@ -25,7 +27,7 @@ export function buildProgram(setExit: SetExit): Command {
     });
 
   // registration order is the order `layertap --help` lists the commands in
-  for (const register of [registerLayers, registerRun, registerEnqueue, registerWorker, registerStatus, registerSchedule, registerRuns, registerDashboard, registerDemoData]) {
+  for (const register of [registerLayers, registerPlan, registerRun, registerEnqueue, registerWorker, registerStatus, registerCancel, registerSchedule, registerRuns, registerDashboard, registerDemoData]) {
     register(program, setExit);
   }
   return program;

@@ -1,7 +1,25 @@
-import { MANIFEST, PARTIAL_MARKER, runPrefix, SUCCESS_MARKER } from '../storage/layout.js';
+import { tableFromArrays, tableToIPC } from 'apache-arrow';
+import { CANCELLED_MARKER, MANIFEST, MANIFEST_SHARDS, PARTIAL_MARKER, runPrefix, SUCCESS_MARKER } from '../storage/layout.js';
 import { createSink, defaultSinks, type SinkRegistry } from '../storage/registry.js';
+import type { ManifestShard } from '../sinks/manifest.js';
 import { VERSION } from '../version.js';
-import type { RunJobData, RunRecordStore, ShardResult } from './types.js';
+import type { RunRecordStore, RunSpec, ShardRange, ShardResult } from './types.js';
+
+/**
+ * Above this many shards the manifest's per-shard list goes to an Arrow file beside it
+ * (`_manifest-shards.arrow`), and the run record keeps no file list: at ~350 bytes of JSON per
+ * shard, 20,000 shards make a manifest of about 7 MB, and a record that size would be read on
+ * every `runs` listing.
+ */
+export const MANIFEST_INLINE_SHARDS = 20_000;
+
+/** How a run ends when finalized (see {@link finalizeRun}). */
+export interface FinalizeOptions {
+  /** the row range of a shard, for the failed shards the manifest names. @defaultValue none */
+  range?: (index: number) => Promise<ShardRange | null>;
+  /** the run was cancelled: it gets `_CANCELLED`, and missing shards are expected */
+  cancelled?: boolean;
+}
 
 /** What became of a run's shards: the results of those that committed, the last error of those that failed. */
 export interface ShardOutcomes {
@@ -15,20 +33,21 @@ export interface ShardOutcomes {
  * failed and the job allows a partial run. Safe to repeat.
  */
 export async function finalizeRun(
-  data: RunJobData,
+  data: RunSpec,
   outcomes: ShardOutcomes,
   records: RunRecordStore,
   /** where the sink's scheme is found. @defaultValue the built-ins */
   sinks: SinkRegistry = defaultSinks(),
-): Promise<{ status: 'committed' | 'failed' | 'partial'; manifest: string }> {
+  opts: FinalizeOptions = {},
+): Promise<{ status: 'committed' | 'failed' | 'partial' | 'cancelled'; manifest: string }> {
   const { runId, job: spec, createdAt } = data;
+  const cancelled = opts.cancelled ?? false;
   const shards = [...outcomes.results].sort((a, b) => a.index - b.index);
   const failures = [...outcomes.failures].sort((a, b) => a.index - b.index);
   const failedShards = failures.map((f) => f.index);
-  const planned = data.shards;
-  if (planned && shards.length + failedShards.length !== planned.length) {
+  if (!cancelled && shards.length + failedShards.length !== data.shards) {
     // never mark a run done on an incomplete picture; the retry reads the shards again
-    throw new Error(`run ${runId}: ${shards.length} shard results and ${failedShards.length} failures, but the run has ${planned.length} shards`);
+    throw new Error(`run ${runId}: ${shards.length} shard results and ${failedShards.length} failures, but the run has ${data.shards} shards`);
   }
   const prefix = runPrefix(spec.name, spec.fingerprint, runId);
   const sink = await createSink(spec.sink, sinks);
@@ -37,8 +56,18 @@ export async function finalizeRun(
   const rows = shards.reduce((a, s) => a + s.rows, 0);
   const errorRows = shards.reduce((a, s) => a + s.errorRows, 0);
   // a 'partial' run must have something in it; when every shard failed it is simply failed
-  const status = failedShards.length === 0 ? 'committed' : spec.onShardFailure === 'partial' && shards.length > 0 ? 'partial' : 'failed';
-  const ranges = new Map((data.shards ?? []).map((r) => [r.index, r]));
+  const status = cancelled
+    ? 'cancelled'
+    : failedShards.length === 0
+      ? 'committed'
+      : spec.onShardFailure === 'partial' && shards.length > 0
+        ? 'partial'
+        : 'failed';
+  const ranges = new Map<number, ShardRange>();
+  for (const f of failures) {
+    const r = (await opts.range?.(f.index)) ?? null;
+    if (r) ranges.set(f.index, r);
+  }
   const committedAt = Date.now();
   const first = shards.find((s) => s.file !== null);
   const manifest = {
@@ -54,7 +83,7 @@ export async function finalizeRun(
     model: { ...spec.model, runtime: first?.backend ?? null },
     preprocess: spec.preprocess,
     taps: spec.taps.map((t) => ({ ...t, shape: first?.shapes[t.as] ?? null, layout: first?.layout ?? null })),
-    trigger: data.trigger ?? 'manual',
+    trigger: data.trigger,
     incremental: spec.incremental
       ? { baseRunId: data.baseRunId ?? null, carriedRows: shards.reduce((a, s) => a + (s.carried ?? 0), 0), embeddedRows: shards.reduce((a, s) => a + s.rows - (s.carried ?? 0), 0) }
       : null,
@@ -65,6 +94,7 @@ export async function finalizeRun(
     ...(spec.text ? { text: spec.text, truncatedRows: shards.reduce((a, s) => a + (s.truncatedRows ?? 0), 0) } : {}),
     files: shards.filter((s) => s.file).map((s) => s.file as string),
     errorFiles: shards.filter((s) => s.errorsFile).map((s) => s.errorsFile as string),
+    plannedShards: data.shards,
     shards: shards.map((s) => ({
       index: s.index,
       rows: s.rows,
@@ -83,9 +113,17 @@ export async function finalizeRun(
       return { index, error, ...(range ? { start: range.start, rows: range.count } : {}) };
     }),
   };
-  const manifestUri = await sink.put(`${prefix}/${MANIFEST}`, JSON.stringify(manifest, null, 2) + '\n');
-  if (status === 'committed') await sink.put(`${prefix}/${SUCCESS_MARKER}`, '');
-  if (status === 'partial') await sink.put(`${prefix}/${PARTIAL_MARKER}`, '');
+  const large = manifest.shards.length > MANIFEST_INLINE_SHARDS;
+  let text: string;
+  if (large) {
+    const shardsFile = await sink.put(`${prefix}/${MANIFEST_SHARDS}`, tableToIPC(shardTable(manifest.shards), 'file'));
+    text = JSON.stringify({ ...manifest, shards: [], shardsFile, shardCount: manifest.shards.length });
+  } else {
+    text = JSON.stringify(manifest, null, 2);
+  }
+  const manifestUri = await sink.put(`${prefix}/${MANIFEST}`, text + '\n');
+  const marker = { committed: SUCCESS_MARKER, partial: PARTIAL_MARKER, cancelled: CANCELLED_MARKER, failed: null }[status];
+  if (marker) await sink.put(`${prefix}/${marker}`, '');
   await records.update(runId, {
     status,
     finishedAt: committedAt,
@@ -93,10 +131,28 @@ export async function finalizeRun(
     errorRows,
     failedShards,
     manifest: manifestUri,
-    files: manifest.files,
-    errorFiles: manifest.errorFiles,
+    // a large run's file list is in its manifest, not copied into Redis
+    files: large ? [] : manifest.files,
+    errorFiles: large ? [] : manifest.errorFiles,
     ...(first ? { backend: first.backend } : {}),
-    ...(failedShards.length ? { error: `${failedShards.length} shard(s) failed: ${manifest.failedShards.map((f) => `#${f.index}: ${f.error}`).join('; ').slice(0, 500)}` } : {}),
+    ...(cancelled ? { error: `cancelled: ${shards.length} of ${data.shards} shard(s) committed` } : {}),
+    ...(failedShards.length && !cancelled ? { error: `${failedShards.length} shard(s) failed: ${manifest.failedShards.map((f) => `#${f.index}: ${f.error}`).join('; ').slice(0, 500)}` } : {}),
   });
   return { status, manifest: manifestUri };
+}
+
+/** The per-shard list of a manifest as an Arrow table, one row per shard, in index order. */
+function shardTable(rows: Array<ManifestShard & { carried?: number }>) {
+  return tableFromArrays({
+    index: Int32Array.from(rows, (r) => r.index),
+    rows: Int32Array.from(rows, (r) => r.rows),
+    errorRows: Int32Array.from(rows, (r) => r.errorRows),
+    file: rows.map((r) => r.file),
+    errorsFile: rows.map((r) => r.errorsFile),
+    bytes: Float64Array.from(rows, (r) => r.bytes),
+    seconds: Float64Array.from(rows, (r) => r.seconds),
+    decodeMs: Float64Array.from(rows, (r) => r.decodeMs ?? 0),
+    forwardMs: Float64Array.from(rows, (r) => r.forwardMs ?? 0),
+    carried: Int32Array.from(rows, (r) => r.carried ?? 0),
+  });
 }

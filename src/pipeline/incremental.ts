@@ -1,8 +1,8 @@
-import { tableFromArrays, type Table } from 'apache-arrow';
+import { tableFromArrays, tableFromIPC, type Table } from 'apache-arrow';
 import { createXXHash128, type IHasher } from 'hash-wasm';
 import type { ResolvedJob } from '../config/resolved.js';
 import { readPartFile } from '../sinks/index.js';
-import { MANIFEST, rowIndexKey, runOfSuccessKey, runPrefix } from '../storage/layout.js';
+import { MANIFEST, MANIFEST_SHARDS, rowIndexKey, runOfSuccessKey, runPrefix } from '../storage/layout.js';
 import type { RunManifest } from '../sinks/manifest.js';
 import type { Sink } from '../storage/types.js';
 import type { SourceRow } from '../sources/types.js';
@@ -77,10 +77,11 @@ export async function findBaseRun(job: ResolvedJob, sink: Sink): Promise<BaseRun
     const prefix = runPrefix(job.name, job.fingerprint, runId);
     const parts: BaseRun['parts'] = [];
     let complete = true;
-    for (const s of m.shards) {
+    const present = new Set(keys);
+    for (const s of await manifestShards(m, sink, `${base}${runId}/${MANIFEST_SHARDS}`)) {
       if (!s.file) continue;
       const idx = rowIndexKey(prefix, s.index);
-      if (!keys.includes(idx)) {
+      if (!present.has(idx)) {
         complete = false; // written before row indexes existed: not usable as a base
         break;
       }
@@ -92,6 +93,19 @@ export async function findBaseRun(job: ResolvedJob, sink: Sink): Promise<BaseRun
     if (complete && parts.length > 0) return { runId, parts, shapes, layout, runtime: m.model.runtime ?? 'unknown' };
   }
   return null;
+}
+
+/** A manifest's committed shards (index and part file), from the manifest or the Arrow file beside it. */
+async function manifestShards(m: RunManifest, sink: Sink, shardsKey: string): Promise<Array<{ index: number; file: string | null }>> {
+  if (!m.shardsFile) return m.shards;
+  const bytes = await sink.get(shardsKey);
+  if (!bytes) return [];
+  const t = tableFromIPC(bytes);
+  const index = t.getChild('index');
+  const file = t.getChild('file');
+  const out: Array<{ index: number; file: string | null }> = [];
+  for (let r = 0; r < t.numRows; r++) out.push({ index: Number(index?.get(r)), file: (file?.get(r) as string | null) ?? null });
+  return out;
 }
 
 /** Where a content hash's vectors are in the base run. */

@@ -16,34 +16,55 @@ function canonicalJson(value: unknown): string {
 /**
  * A key for "the same job over the same data": the whole resolved job (everything that decides
  * what is written and where: sink format and connection included), and a snapshot of the source
- * (its planned rows, plus size and modification time of each local file).
+ * (its planned rows, plus size and modification time of each local file). Fed shard by shard as
+ * the plan streams, so no list of every shard is held.
  */
-export async function snapshotKey(job: ResolvedJob, shards: ShardSpec[]): Promise<string> {
-  const h = createHash('sha256');
-  h.update(canonicalJson(job));
-  const local = !/^[a-z][a-z0-9+.-]*:\/\//i.test(job.source.uri);
-  if (local) {
+export class SnapshotHasher {
+  private readonly h = createHash('sha256');
+  private readonly local: boolean;
+  private started: Promise<void>;
+
+  constructor(private readonly job: ResolvedJob) {
+    this.h.update(canonicalJson(job));
+    this.local = !/^[a-z][a-z0-9+.-]*:\/\//i.test(job.source.uri);
+    this.started = this.local ? this.fileStamp() : Promise.resolve();
+  }
+
+  private async fileStamp(): Promise<void> {
     try {
-      const s = await stat(job.source.uri);
-      if (s.isFile()) h.update(`${s.size}:${s.mtimeMs}`);
+      const s = await stat(this.job.source.uri);
+      if (s.isFile()) this.h.update(`${s.size}:${s.mtimeMs}`);
     } catch {
       // the source is checked when the run is planned; nothing to add here
     }
   }
-  for (const sh of shards) {
-    h.update(`${sh.index}:${sh.start}:${sh.count}\n`);
+
+  async add(sh: ShardSpec): Promise<void> {
+    await this.started;
+    this.h.update(`${sh.index}:${sh.start}:${sh.count}\n`);
     for (const id of sh.ids ?? []) {
-      h.update(id);
-      if (local) {
+      this.h.update(id);
+      if (this.local) {
         try {
-          const s = await stat(join(job.source.uri, id));
-          h.update(`:${s.size}:${s.mtimeMs}`);
+          const s = await stat(join(this.job.source.uri, id));
+          this.h.update(`:${s.size}:${s.mtimeMs}`);
         } catch {
-          h.update(':missing');
+          this.h.update(':missing');
         }
       }
-      h.update('\n');
+      this.h.update('\n');
     }
   }
-  return h.digest('hex').slice(0, 32);
+
+  async digest(): Promise<string> {
+    await this.started;
+    return this.h.digest('hex').slice(0, 32);
+  }
+}
+
+/** The snapshot key of a job and its whole plan (see {@link SnapshotHasher}). */
+export async function snapshotKey(job: ResolvedJob, shards: ShardSpec[]): Promise<string> {
+  const h = new SnapshotHasher(job);
+  for (const sh of shards) await h.add(sh);
+  return h.digest();
 }

@@ -3,14 +3,16 @@ import type { BaseRun } from './incremental.js';
 import type { ShardSpec } from '../sources/types.js';
 
 /**
- * committed: every shard committed, `_SUCCESS` written. failed: some shard failed every attempt
- * (manifest only, no marker). partial: some shard failed but the job allows it
- * (`onShardFailure: partial`); the others are committed and `_PARTIAL` is written.
+ * planning: the enqueuer is still listing the source; no shard job exists yet. queued/running:
+ * shard jobs exist. committed: every shard committed, `_SUCCESS` written. failed: some shard
+ * failed every attempt (manifest only, no marker), or planning never finished. partial: some
+ * shard failed but the job allows it (`onShardFailure: partial`); the others are committed and
+ * `_PARTIAL` is written. cancelled: stopped by `cancel`; `_CANCELLED` is written.
  */
-export type RunStatus = 'queued' | 'running' | 'committed' | 'failed' | 'partial';
+export type RunStatus = 'planning' | 'queued' | 'running' | 'committed' | 'failed' | 'partial' | 'cancelled';
 
 /** Statuses a run does not leave. */
-export const FINAL_STATUSES: readonly RunStatus[] = ['committed', 'failed', 'partial'];
+export const FINAL_STATUSES: readonly RunStatus[] = ['committed', 'failed', 'partial', 'cancelled'];
 
 /** Where a shard's rows are in the dataset (what a manifest names for a failed shard). */
 export interface ShardRange {
@@ -19,20 +21,45 @@ export interface ShardRange {
   count: number;
 }
 
-/** Data of a run (parent) job. */
-export interface RunJobData {
+/**
+ * What every shard of a run shares, stored once per run (not in each shard job): the resolved
+ * job, the base run of an incremental run, and the size of the plan.
+ */
+export interface RunSpec {
   runId: string;
   job: ResolvedJob;
   createdAt: number;
-  /** every shard's row range, so the manifest can say which rows a failed shard held */
-  shards?: ShardRange[];
-  /** how the run was started. @defaultValue 'manual' */
-  trigger?: 'manual' | 'schedule';
+  /** how the run was started */
+  trigger: 'manual' | 'schedule';
+  /** number of shards planned */
+  shards: number;
+  totalRows: number;
+  /** shard jobs that exist at once: each started shard adds the one this many places after it */
+  window: number;
+  /** the rows' ids are in plan files under `_plan/` (file sources), not derived from positions */
+  idPlan: boolean;
   /** id of the committed run an incremental run carries unchanged rows from */
-  baseRunId?: string | null;
+  baseRunId: string | null;
+  /** incremental runs: the committed run whose vectors are carried over for unchanged rows */
+  base?: BaseRun;
 }
 
-/** Data of a shard (child) job. */
+/** Data of a run (parent) job: the run's spec is looked up by its id. */
+export interface RunJobData {
+  runId: string;
+}
+
+/** Data of a shard job as queued: its rows, and the run whose spec says what to do with them. */
+export interface ShardTask {
+  runId: string;
+  index: number;
+  start: number;
+  count: number;
+  /** byte offset of the shard's first row, for sources that seek to it (JSONL) */
+  offset?: number;
+}
+
+/** A shard as processShard takes it: the task with the run's spec and the shard's ids filled in. */
 export interface ShardJobData {
   runId: string;
   job: ResolvedJob;

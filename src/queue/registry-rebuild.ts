@@ -17,7 +17,7 @@ export function recordFromManifest(m: ManifestRecordFields, manifestUri: string)
     trigger: m.trigger ?? 'manual',
     createdAt,
     finishedAt: finished,
-    shards: m.shards.length + failed.length,
+    shards: m.plannedShards ?? (m.shardCount ?? m.shards.length) + failed.length,
     totalRows: m.rows + m.errorRows,
     rows: m.rows,
     errorRows: m.errorRows,

@@ -71,6 +71,11 @@ export class RunRegistry extends EventEmitter<RunRegistryEvents> {
     await this.redis.multi().set(this.key(rec.runId), JSON.stringify(rec)).zadd(this.indexKey, rec.createdAt, rec.runId).exec();
   }
 
+  /** Forgets a run (one whose planning was given up before anything was queued). */
+  async remove(runId: string): Promise<void> {
+    await this.redis.multi().del(this.key(runId), this.progressKey(runId)).zrem(this.indexKey, runId).exec();
+  }
+
   /** The run's record; null when there is none or it is not a valid record. */
   async get(runId: string): Promise<RunRecord | null> {
     const v = await this.redis.get(this.key(runId));

@@ -5,7 +5,7 @@ import type { ShardSpec } from '../sources/types.js';
 import type { BaseRun } from '../pipeline/incremental.js';
 import { unknownNames, type Registries } from '../pipeline/registries.js';
 import type { ResolvedJob } from '../config/resolved.js';
-import type { RunJobData, RunRecord, RunStatus, ShardJobData, ShardRange } from './types.js';
+import type { RunJobData, RunRecord, RunSpec, RunStatus, ShardTask } from './types.js';
 
 /** A key under the sink: relative, and never above the sink's root. */
 const sinkKeySchema = z
@@ -29,28 +29,44 @@ export const baseRunSchema = z.strictObject({
   runtime: z.string(),
 }) satisfies z.ZodType<BaseRun>;
 
-/** What a shard job carries (see {@link ShardJobData}), and nothing else. */
-export const shardJobDataSchema = z.strictObject({
+/** What a shard job carries (see {@link ShardTask}), and nothing else. */
+export const shardTaskSchema = z.strictObject({
+  runId: pathSegmentSchema,
+  index: countSchema,
+  start: countSchema,
+  count: countSchema,
+  offset: countSchema.optional(),
+}) satisfies z.ZodType<ShardTask>;
+
+/** What a run's spec holds (see {@link RunSpec}), and nothing else. */
+export const runSpecSchema = z.strictObject({
   runId: pathSegmentSchema,
   job: resolvedJobSchema,
-  shard: shardSpecSchema,
+  createdAt: z.number().nonnegative(),
+  trigger: z.enum(['manual', 'schedule']),
+  shards: countSchema,
+  totalRows: countSchema,
+  window: countSchema.min(1),
+  idPlan: z.boolean(),
+  baseRunId: pathSegmentSchema.nullable(),
   base: baseRunSchema.optional(),
-}) satisfies z.ZodType<ShardJobData>;
-
-const shardRangeSchema = z.strictObject({ index: countSchema, start: countSchema, count: countSchema }) satisfies z.ZodType<ShardRange>;
+}) satisfies z.ZodType<RunSpec>;
 
 /** What a run (parent) job carries (see {@link RunJobData}), and nothing else. */
 export const runJobDataSchema = z.strictObject({
   runId: pathSegmentSchema,
-  job: resolvedJobSchema,
-  createdAt: z.number().nonnegative(),
-  shards: z.array(shardRangeSchema).optional(),
-  trigger: z.enum(['manual', 'schedule']).optional(),
-  baseRunId: pathSegmentSchema.nullable().optional(),
 }) satisfies z.ZodType<RunJobData>;
 
 /** Every run status, spelled out so that a status added to the type must be added here. */
-const RUN_STATUSES: { [S in RunStatus]: S } = { queued: 'queued', running: 'running', committed: 'committed', failed: 'failed', partial: 'partial' };
+const RUN_STATUSES: { [S in RunStatus]: S } = {
+  planning: 'planning',
+  queued: 'queued',
+  running: 'running',
+  committed: 'committed',
+  failed: 'failed',
+  partial: 'partial',
+  cancelled: 'cancelled',
+};
 
 /**
  * A run record as the registry keeps it. Fields it does not know are kept (a newer version may
@@ -80,7 +96,8 @@ export const runRecordSchema = z.looseObject({
 
 true satisfies SameKeys<ShardSpec, z.output<typeof shardSpecSchema>>;
 true satisfies SameKeys<BaseRun, z.output<typeof baseRunSchema>>;
-true satisfies SameKeys<ShardJobData, z.output<typeof shardJobDataSchema>>;
+true satisfies SameKeys<ShardTask, z.output<typeof shardTaskSchema>>;
+true satisfies SameKeys<RunSpec, z.output<typeof runSpecSchema>>;
 true satisfies SameKeys<RunJobData, z.output<typeof runJobDataSchema>>;
 true satisfies SameKeys<RunRecord, z.output<typeof runRecordSchema>>;
 
@@ -89,20 +106,27 @@ export class InvalidJobDataError extends Error {
   override readonly name = 'InvalidJobDataError';
   constructor(
     /** which queue's job */
-    readonly kind: 'shard' | 'run' | 'schedule tick',
+    readonly kind: 'shard' | 'run' | 'run spec' | 'schedule tick',
     /** one line naming each field at fault */
     readonly problem: string,
   ) {
-    super(`invalid ${kind} job data: ${problem}`);
+    super(kind === 'run spec' ? `invalid run spec: ${problem}` : `invalid ${kind} job data: ${problem}`);
   }
 }
 
 // reportInput: so that a value of the wrong type is told apart from a missing one in the message
 
 /** The data of a shard job, checked; throws {@link InvalidJobDataError} naming the fields at fault. */
-export function parseShardJobData(data: unknown): ShardJobData {
-  const r = shardJobDataSchema.safeParse(data, { reportInput: true });
+export function parseShardTask(data: unknown): ShardTask {
+  const r = shardTaskSchema.safeParse(data, { reportInput: true });
   if (!r.success) throw new InvalidJobDataError('shard', describeIssues(r.error));
+  return r.data;
+}
+
+/** A run's stored spec, checked; throws {@link InvalidJobDataError} naming the fields at fault. */
+export function parseRunSpec(data: unknown): RunSpec {
+  const r = runSpecSchema.safeParse(data, { reportInput: true });
+  if (!r.success) throw new InvalidJobDataError('run spec', describeIssues(r.error));
   return r.data;
 }
 
@@ -117,7 +141,7 @@ export function parseRunJobData(data: unknown): RunJobData {
  * `data` when the registries hold the source type, sink scheme, part format and backend its job
  * names, else an {@link InvalidJobDataError} naming the field: a worker acts only on kinds it has.
  */
-export function withKnownNames<T extends { job: ResolvedJob }>(kind: 'shard' | 'run', data: T, registries: Registries): T {
+export function withKnownNames<T extends { job: ResolvedJob }>(kind: 'shard' | 'run' | 'run spec', data: T, registries: Registries): T {
   const problem = unknownNames(data.job, registries);
   if (problem !== null) throw new InvalidJobDataError(kind, `job.${problem}`);
   return data;

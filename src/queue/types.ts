@@ -1,6 +1,6 @@
 import type { RunStatus } from '../pipeline/types.js';
 
-export type { RunStatus, ShardRange, RunJobData, ShardJobData, ShardResult, RunRecord } from '../pipeline/types.js';
+export type { RunStatus, ShardRange, RunJobData, RunSpec, ShardTask, ShardJobData, ShardResult, RunRecord } from '../pipeline/types.js';
 export { FINAL_STATUSES } from '../pipeline/types.js';
 
 /** Queue names (under the deployment's prefix). */

@@ -1,5 +1,5 @@
 import { availableParallelism, hostname } from 'node:os';
-import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
+import { Queue, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { BatchRunner } from '../workers/batch-runner.js';
 import type { BatchResult, BatchTask } from '../workers/protocol.js';
@@ -12,11 +12,18 @@ import { RunRegistry } from './run-registry.js';
 import { finalizeRun, type ShardOutcomes } from '../pipeline/finalize.js';
 import { defaultRegistries, type Registries } from '../pipeline/registries.js';
 import { IncrementalCache } from '../pipeline/incremental.js';
-import { checkedJobData, parseRunJobData, parseShardJobData, withKnownNames } from './schemas.js';
+import { checkedJobData, InvalidJobDataError, parseRunJobData, parseShardTask, withKnownNames } from './schemas.js';
+import { RunSpecStore } from './run-specs.js';
+import { addShardJob } from './shard-jobs.js';
+import { failAbandonedPlans } from './planning.js';
+import { IdPlanReader } from '../pipeline/plan-files.js';
+import { createSink } from '../storage/registry.js';
+import { runPrefix } from '../storage/layout.js';
+import type { ShardSpec } from '../sources/types.js';
 import { processShard } from '../pipeline/shard-processor.js';
 import { isPermanent } from '../types/errors.js';
 import { callbackLogger, type Logger } from '../types/logger.js';
-import { parseShardJobId, RUNS_QUEUE, SHARDS_QUEUE, shardJobId, type RunJobData, type ShardJobData, type ShardResult } from './types.js';
+import { parseShardJobId, RUNS_QUEUE, SHARDS_QUEUE, shardJobId, type RunJobData, type RunSpec, type ShardJobData, type ShardResult, type ShardTask } from './types.js';
 
 export { WORKER_DEFAULTS };
 
@@ -90,6 +97,11 @@ export interface LayertapWorkerOptions {
   batchTimeoutMs?: number;
   /** text jobs: sort rows by length within windows of a few batches, so that batches pad little (false only to measure what it buys). @defaultValue true */
   groupByLength?: boolean;
+  /**
+   * how often this worker looks for runs whose enqueuer died while planning (and marks them
+   * failed). @defaultValue 30000
+   */
+  planningSweepMs?: number;
   /** module the pool threads run. @defaultValue layertap's own thread entry */
   threadEntry?: string;
   /** recorded as processedBy on each job it takes. @defaultValue '<hostname>:<pid>' */
@@ -139,7 +151,14 @@ function checkMs(name: string, v: number | undefined, min: number): void {
 export class LayertapWorker {
   private readonly redis: Redis;
   private readonly registry: RunRegistry;
-  private shardWorker: Worker<ShardJobData, ShardResult> | null = null;
+  private shardWorker: Worker<ShardTask, ShardResult> | null = null;
+  /** where the shard jobs of a run's window are added as the run goes */
+  private shardQueue: Queue<ShardTask> | null = null;
+  private readonly specs: RunSpecStore;
+  /** the plan file read last, kept for the run's next shards */
+  private plans: { runId: string; reader: IdPlanReader } | null = null;
+  private sweep: NodeJS.Timeout | null = null;
+  private sweepQueue: Queue<RunJobData> | null = null;
   private runWorker: Worker<RunJobData> | null = null;
   private scheduleWorker: ScheduleWorker | null = null;
   private readonly pools = new Map<number, EmbedPool>();
@@ -167,6 +186,7 @@ export class LayertapWorker {
     checkMs('maxStalledCount', opts.maxStalledCount, 0);
     checkMs('graceMs', opts.graceMs, 0);
     checkMs('batchTimeoutMs', opts.batchTimeoutMs, 0);
+    checkMs('planningSweepMs', opts.planningSweepMs, 100);
     this.name = opts.name ?? `${hostname()}:${process.pid}`;
     const lines = opts.log ?? ((l: string) => void process.stderr.write(`${l}\n`));
     this.log = (opts.logger ?? callbackLogger((msg) => lines(msg))).child({ worker: this.name });
@@ -174,6 +194,7 @@ export class LayertapWorker {
     // ioredis reconnects by itself; without a listener a dropped connection is printed as unhandled
     this.redis.on('error', () => undefined);
     this.registry = new RunRegistry(this.redis, opts.settings.prefix);
+    this.specs = new RunSpecStore(this.redis, opts.settings.prefix);
     if (opts.pool) this.pools.set(opts.pool.threads, opts.pool);
     this.registries = opts.registries ?? defaultRegistries();
   }
@@ -221,17 +242,63 @@ export class LayertapWorker {
     }
   }
 
-  private async processShardJob(job: Job<ShardJobData, ShardResult>, token?: string, signal?: AbortSignal): Promise<ShardResult> {
-    const data = this.checked(job, (d) => withKnownNames('shard', parseShardJobData(d), this.registries));
-    const { runId, shard } = data;
+  /** A run's spec, checked like job data: an UnrecoverableError (logged) when it is missing or malformed. */
+  private async specFor(job: Job, runId: string, kind: 'shard' | 'run'): Promise<RunSpec> {
+    const spec = await this.specs.get(runId).catch((err: unknown) => {
+      if (err instanceof InvalidJobDataError) return err;
+      throw err;
+    });
+    return this.checked(job, () => {
+      if (spec instanceof InvalidJobDataError) throw spec;
+      if (spec === null) throw new InvalidJobDataError(kind, `run ${runId} has no spec in Redis (its run is unknown or long finished)`);
+      return withKnownNames('run spec', spec, this.registries);
+    });
+  }
+
+  /**
+   * Adds the shard `window` places after this one, so that the run keeps about `window` shard
+   * jobs in Redis. It is added when this shard starts (not when it ends), so the parent always
+   * waits on a pending shard while the window moves, whatever becomes of this one.
+   */
+  private async extendWindow(spec: RunSpec, index: number): Promise<void> {
+    const next = index + spec.window;
+    if (next >= spec.shards || !this.shardQueue) return;
+    const prefix = this.opts.settings.prefix;
+    const child = `${prefix}:${SHARDS_QUEUE}:${shardJobId(spec.runId, next)}`;
+    const parent = `${prefix}:${RUNS_QUEUE}:${spec.runId}`;
+    // a shard started again (after a stall or a retry) finds its successor done and removed: not again
+    const [[, processed], [, failed]] = (await this.redis.multi().hexists(`${parent}:processed`, child).hexists(`${parent}:failed`, child).exec()) as [[null, number], [null, number]];
+    if (processed || failed || (await this.specs.isCancelled(spec.runId))) return;
+    const task = await this.specs.task(spec.runId, next);
+    if (!task) throw new Error(`run ${spec.runId}: shard ${next} is not in the run's plan`);
+    await addShardJob(this.shardQueue, prefix, spec.job, task);
+  }
+
+  /** The ids of a shard of a file source, from the run's plan files. */
+  private async shardIds(spec: RunSpec, task: ShardTask): Promise<string[]> {
+    if (this.plans?.runId !== spec.runId) {
+      this.plans = { runId: spec.runId, reader: new IdPlanReader(await createSink(spec.job.sink, this.registries.sinks)) };
+    }
+    return this.plans.reader.ids(runPrefix(spec.job.name, spec.job.fingerprint, spec.runId), task, spec.job.shardSize);
+  }
+
+  private async processShardJob(job: Job<ShardTask, ShardResult>, token?: string, signal?: AbortSignal): Promise<ShardResult> {
+    const task = this.checked(job, parseShardTask);
+    const spec = await this.specFor(job, task.runId, 'shard');
+    const { runId } = task;
+    if (await this.specs.isCancelled(runId)) throw new UnrecoverableError(`run ${runId} was cancelled`);
+    await this.extendWindow(spec, task.index);
+    const shard: ShardSpec = { index: task.index, start: task.start, count: task.count, ...(task.offset !== undefined ? { offset: task.offset } : {}) };
     const attempt = `attempt ${job.attemptsMade + 1}/${job.opts.attempts ?? 1}`;
     const log = this.log.child({ runId, shard: shard.index });
     // a start after a stall repeats the attempt number; the start count tells them apart
     log.info({ attempt: job.attemptsMade + 1, starts: job.attemptsStarted }, `layertap worker: run ${runId} shard ${shard.index}: started (${attempt}, start ${job.attemptsStarted})`);
     const jobKey = job.id ?? shardJobId(runId, shard.index);
-    const origin: BatchOrigin = { runId, name: data.job.name, shard: shard.index, taps: data.job.taps.map((t) => t.as) };
+    const origin: BatchOrigin = { runId, name: spec.job.name, shard: shard.index, taps: spec.job.taps.map((t) => t.as) };
     this.active.add(jobKey);
     try {
+      if (spec.idPlan) shard.ids = await this.shardIds(spec, task);
+      const data: ShardJobData = { runId, job: spec.job, shard, ...(spec.base ? { base: spec.base } : {}) };
       const rec = await this.registry.get(runId);
       if (rec?.status === 'queued') await this.registry.update(runId, { status: 'running' });
       const result = await processShard(data, {
@@ -288,7 +355,9 @@ export class LayertapWorker {
       maxStalledCount: this.opts.maxStalledCount ?? WORKER_DEFAULTS.maxStalledCount,
       name: this.name,
     };
-    this.shardWorker = new Worker<ShardJobData, ShardResult>(SHARDS_QUEUE, (job, token, signal) => this.processShardJob(job, token, signal), {
+    this.shardQueue = new Queue<ShardTask>(SHARDS_QUEUE, { connection, prefix });
+    this.shardQueue.on('error', (err) => this.logError(err));
+    this.shardWorker = new Worker<ShardTask, ShardResult>(SHARDS_QUEUE, (job, token, signal) => this.processShardJob(job, token, signal), {
       connection,
       prefix,
       concurrency: this.opts.concurrency ?? 2,
@@ -297,11 +366,17 @@ export class LayertapWorker {
     this.runWorker = new Worker<RunJobData>(
       RUNS_QUEUE,
       async (job) => {
-        this.checked(job, (d) => withKnownNames('run', parseRunJobData(d), this.registries));
-        const res = await finalizeRun(job.data, await shardOutcomes(job), this.registry, this.registries.sinks);
-        const level = res.status === 'committed' ? 'info' : res.status === 'partial' ? 'warn' : 'error';
-        this.log[level]({ runId: job.data.runId, status: res.status, manifest: res.manifest }, `layertap worker: run ${job.data.runId} ${res.status}: ${res.manifest}`);
-        this.opts.onRun?.(job.data.runId);
+        const { runId } = this.checked(job, parseRunJobData);
+        const spec = await this.specFor(job, runId, 'run');
+        const cancelled = await this.specs.isCancelled(runId);
+        const res = await finalizeRun(spec, await shardOutcomes(job), this.registry, this.registries.sinks, {
+          cancelled,
+          range: async (index) => this.specs.task(runId, index),
+        });
+        await this.specs.finished(runId);
+        const level = res.status === 'committed' ? 'info' : res.status === 'partial' || res.status === 'cancelled' ? 'warn' : 'error';
+        this.log[level]({ runId, status: res.status, manifest: res.manifest }, `layertap worker: run ${runId} ${res.status}: ${res.manifest}`);
+        this.opts.onRun?.(runId);
         return res;
       },
       { connection, prefix, concurrency: 1, ...recovery },
@@ -314,6 +389,21 @@ export class LayertapWorker {
     // its connection errors share the shard worker's rate limit: one line per 5 s while Redis is away
     this.scheduleWorker = new ScheduleWorker(this.opts.settings, this.log, (err) => this.logError(err));
     await Promise.all([this.shardWorker.waitUntilReady(), this.runWorker.waitUntilReady(), this.scheduleWorker.waitUntilReady()]);
+    const runs = new Queue<RunJobData>(RUNS_QUEUE, { connection, prefix });
+    runs.on('error', () => undefined);
+    const sweep = async () => {
+      try {
+        for (const runId of await failAbandonedPlans(this.specs, this.registry, runs)) {
+          this.log.warn({ runId }, `layertap worker: run ${runId} failed: its enqueuer stopped while planning`);
+        }
+      } catch (err) {
+        this.logError(err as Error);
+      }
+    };
+    this.sweepQueue = runs;
+    void sweep();
+    this.sweep = setInterval(() => void sweep(), this.opts.planningSweepMs ?? 30_000);
+    this.sweep.unref();
   }
 
   /** While Redis is away every connection fails every reconnect; one line per 5 s says it all. */
@@ -345,6 +435,7 @@ export class LayertapWorker {
   }
 
   private async doClose(graceMs: number): Promise<void> {
+    if (this.sweep) clearInterval(this.sweep);
     const workersClosed = Promise.allSettled([this.shardWorker?.close(), this.runWorker?.close(), this.scheduleWorker?.close()]);
     let timer: NodeJS.Timeout | undefined;
     const graceOver = new Promise<'grace'>((r) => (timer = setTimeout(() => r('grace'), graceMs)));
@@ -355,6 +446,7 @@ export class LayertapWorker {
       this.handBackActive();
     }
     await workersClosed;
+    await Promise.allSettled([this.shardQueue?.close(), this.sweepQueue?.close()]);
     await Promise.allSettled([...this.pools.values()].map((p) => p.close()));
     this.incremental.close();
     this.redis.disconnect();

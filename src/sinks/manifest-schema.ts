@@ -5,7 +5,7 @@ import type { RunManifest } from './manifest.js';
 /** The fields of `_manifest.json` that a run's record is made from. */
 export type ManifestRecordFields = Pick<
   RunManifest,
-  'runId' | 'name' | 'fingerprint' | 'status' | 'model' | 'trigger' | 'rows' | 'errorRows' | 'files' | 'errorFiles' | 'shards' | 'failedShards' | 'createdAt' | 'committedAt' | 'finishedAt' | 'seconds'
+  'runId' | 'name' | 'fingerprint' | 'status' | 'model' | 'trigger' | 'rows' | 'errorRows' | 'files' | 'errorFiles' | 'shards' | 'shardCount' | 'plannedShards' | 'failedShards' | 'createdAt' | 'committedAt' | 'finishedAt' | 'seconds'
 >;
 
 const isoTime = z.iso.datetime({ offset: true });
@@ -21,7 +21,7 @@ export const manifestSchema = z.looseObject({
   runId: pathSegmentSchema,
   name: pathSegmentSchema,
   fingerprint: pathSegmentSchema,
-  status: z.enum(['committed', 'partial', 'failed']),
+  status: z.enum(['committed', 'partial', 'failed', 'cancelled']),
   model: z.looseObject({ uri: z.string(), format: z.string(), backend: z.string(), runtime: z.string().nullable() }),
   trigger: z.enum(['manual', 'schedule']).optional(),
   rows: countSchema,
@@ -39,6 +39,8 @@ export const manifestSchema = z.looseObject({
       seconds: z.number(),
     }),
   ),
+  shardCount: countSchema.optional(),
+  plannedShards: countSchema.optional(),
   failedShards: z.array(z.looseObject({ index: countSchema, error: z.string() })),
   createdAt: isoTime,
   committedAt: isoTime.optional(),

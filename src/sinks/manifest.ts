@@ -2,7 +2,7 @@ import type { ResolvedPreprocess, ResolvedTap } from '../config/resolved.js';
 import type { ManifestField } from './arrow-schema.js';
 
 /** Final state of a run as recorded in its manifest. */
-export type ManifestStatus = 'committed' | 'partial' | 'failed';
+export type ManifestStatus = 'committed' | 'partial' | 'failed' | 'cancelled';
 
 /** One committed shard. */
 export interface ManifestShard {
@@ -67,7 +67,14 @@ export interface RunManifest {
   /** full paths/URIs of the part files, in shard order */
   files?: string[];
   errorFiles?: string[];
+  /** committed shards; empty when they are in `shardsFile` */
   shards: ManifestShard[];
+  /** full path/URI of `_manifest-shards.arrow`, which holds the per-shard list of a large run instead of `shards` */
+  shardsFile?: string;
+  /** committed shards, when they are in `shardsFile` */
+  shardCount?: number;
+  /** shards the run was planned with */
+  plannedShards?: number;
   failedShards: ManifestFailedShard[];
   /** the part files' Arrow schema */
   schema?: ManifestField[];

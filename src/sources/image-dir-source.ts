@@ -3,7 +3,7 @@ import path from 'node:path';
 import { checkLimit, DEFAULT_MAX_ROW_BYTES } from './limits.js';
 import { compareCodePoints } from './path-order.js';
 import { readRowFile, RowFileError } from './row-file.js';
-import { checkShardSize, planIds } from './shards.js';
+import { checkShardSize, planIdStream } from './shards.js';
 import type { ShardSpec, Source, SourceRow } from './types.js';
 import { FieldError } from '../types/errors.js';
 
@@ -40,7 +40,6 @@ export class ImageDirSource implements Source {
   private readonly extensions: ReadonlySet<string>;
   private readonly readAhead: number;
   private readonly maxRowBytes: number;
-  private listing: string[] | null = null;
   private realRoot: string | null = null;
 
   constructor(root: string, options: ImageDirSourceOptions = {}) {
@@ -72,15 +71,17 @@ export class ImageDirSource implements Source {
     }
   }
 
-  /** Number of image files under the root. */
+  /** Number of image files under the root (a walk of the folders; no list is kept). */
   async count(): Promise<number> {
-    return (await this.list()).length;
+    let n = 0;
+    for await (const _id of this.list()) n++;
+    return n;
   }
 
-  /** Yields shards of at most `shardSize` consecutive ids in sorted order. */
+  /** Yields shards of at most `shardSize` consecutive ids in sorted order, as the folders are walked. */
   async *plan(shardSize: number): AsyncIterable<ShardSpec> {
     checkShardSize(shardSize);
-    yield* planIds(await this.list(), shardSize);
+    yield* planIdStream(this.list(), shardSize);
   }
 
   /**
@@ -107,9 +108,7 @@ export class ImageDirSource implements Source {
     }
   }
 
-  /** Drops the cached listing. */
   async close(): Promise<void> {
-    this.listing = null;
     this.realRoot = null;
   }
 
@@ -140,34 +139,33 @@ export class ImageDirSource implements Source {
     return this.realRoot;
   }
 
-  private async list(): Promise<string[]> {
-    if (this.listing) return this.listing;
-    const ids: string[] = [];
+  /** The ids under the root in code-point order, streamed: at most one folder's names per depth are held. */
+  private async *list(): AsyncGenerator<string> {
     try {
-      await this.walk(this.uri, '', ids);
+      yield* this.walk(this.uri, '');
     } catch (err) {
       throw new FieldError('source.uri', `cannot list images under ${this.uri}: ${describeFsError(err)}`);
     }
-    ids.sort(compareCodePoints);
-    this.listing = ids;
-    return ids;
   }
 
-  private async walk(dir: string, rel: string, out: string[]): Promise<void> {
-    const subdirs: string[] = [];
+  private async *walk(dir: string, rel: string): AsyncGenerator<string> {
+    const entries: Array<{ key: string; name: string; folder: boolean }> = [];
     // opendir streams entries instead of materialising huge directories twice
     const handle = await opendir(dir);
     for await (const entry of handle) {
       if (entry.name.startsWith('.')) continue;
-      const relPath = rel ? `${rel}/${entry.name}` : entry.name;
-      if (entry.isDirectory()) {
-        subdirs.push(entry.name);
-      } else if (entry.isFile() || entry.isSymbolicLink()) {
-        if (this.extensions.has(extensionOf(entry.name))) out.push(relPath);
+      if (entry.isDirectory()) entries.push({ key: `${entry.name}/`, name: entry.name, folder: true });
+      else if ((entry.isFile() || entry.isSymbolicLink()) && this.extensions.has(extensionOf(entry.name))) {
+        entries.push({ key: entry.name, name: entry.name, folder: false });
       }
     }
-    for (const name of subdirs) {
-      await this.walk(path.join(dir, name), rel ? `${rel}/${name}` : name, out);
+    // a folder sorts as its name plus '/', so that sorting each folder gives the code-point order
+    // of whole relative paths ('a.jpg' < 'a/b.jpg' < 'a0.jpg') without sorting them all at once
+    entries.sort((x, y) => compareCodePoints(x.key, y.key));
+    for (const e of entries) {
+      const relPath = rel ? `${rel}/${e.name}` : e.name;
+      if (e.folder) yield* this.walk(path.join(dir, e.name), relPath);
+      else yield relPath;
     }
   }
 }

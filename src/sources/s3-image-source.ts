@@ -5,7 +5,7 @@ import { DEFAULT_IMAGE_EXTENSIONS } from './image-dir-source.js';
 import { checkLimit, DEFAULT_MAX_ROW_BYTES } from './limits.js';
 import { compareCodePoints } from './path-order.js';
 import { tooLarge } from './row-file.js';
-import { checkShardSize, planIds } from './shards.js';
+import { checkShardSize, planIdStream } from './shards.js';
 import type { ShardSpec, Source, SourceRow } from './types.js';
 import { FieldError } from '../types/errors.js';
 
@@ -38,7 +38,6 @@ export class S3ImageSource implements Source {
   private readonly pageSize: number;
   private readonly maxRowBytes: number;
   private readonly connection: S3ConnectionOptions;
-  private listing: string[] | null = null;
 
   constructor(
     readonly bucket: string,
@@ -72,12 +71,15 @@ export class S3ImageSource implements Source {
   }
 
   async count(): Promise<number> {
-    return (await this.list()).length;
+    let n = 0;
+    for await (const _id of this.list()) n++;
+    return n;
   }
 
+  /** Shards of consecutive keys, as the listing pages come: no list of every key is held. */
   async *plan(shardSize: number): AsyncIterable<ShardSpec> {
     checkShardSize(shardSize);
-    yield* planIds(await this.list(), shardSize);
+    yield* planIdStream(this.list(), shardSize);
   }
 
   /** Fetches the shard's objects (several at once), yielding them in order; a failed fetch is an `error` row. */
@@ -96,7 +98,7 @@ export class S3ImageSource implements Source {
   }
 
   async close(): Promise<void> {
-    this.listing = null;
+    // nothing held: the listing streams and the S3 client belongs to the process
   }
 
   private async readOne(id: string): Promise<SourceRow> {
@@ -123,9 +125,13 @@ export class S3ImageSource implements Source {
     }
   }
 
-  private async list(): Promise<string[]> {
-    if (this.listing) return this.listing;
-    const ids: string[] = [];
+  /**
+   * The image keys under the prefix, relative to it, page by page. S3 lists keys in UTF-8 byte
+   * order, which is the code-point order the plan needs, so nothing is sorted here; a server
+   * that lists in another order is refused rather than planned in an order workers disagree on.
+   */
+  private async *list(): AsyncGenerator<string> {
+    let last: string | null = null;
     const [sdk, client] = await Promise.all([loadS3Sdk(), s3Client(this.connection)]);
     let token: string | undefined;
     do {
@@ -146,12 +152,13 @@ export class S3ImageSource implements Source {
         const name = segments[segments.length - 1] as string;
         const dot = name.lastIndexOf('.');
         if (dot <= 0 || !this.extensions.has(name.slice(dot + 1).toLowerCase())) continue;
-        ids.push(rel);
+        if (last !== null && compareCodePoints(last, rel) >= 0) {
+          throw new FieldError('source.uri', `${this.uri}: the server listed '${rel}' after '${last}', not in UTF-8 byte order as S3 does`);
+        }
+        last = rel;
+        yield rel;
       }
       token = res.IsTruncated ? res.NextContinuationToken : undefined;
     } while (token);
-    ids.sort(compareCodePoints);
-    this.listing = ids;
-    return ids;
   }
 }

@@ -18,6 +18,23 @@ export function* planIds(ids: readonly string[], shardSize: number): Generator<S
   for (const shard of planRows(ids.length, shardSize)) yield { ...shard, ids: ids.slice(shard.start, shard.start + shard.count) };
 }
 
+/** Shards of at most `shardSize` consecutive ids from a stream of ids; holds one shard's ids at a time. */
+export async function* planIdStream(ids: AsyncIterable<string>, shardSize: number): AsyncGenerator<ShardSpec> {
+  checkShardSize(shardSize);
+  let batch: string[] = [];
+  let index = 0;
+  let start = 0;
+  for await (const id of ids) {
+    batch.push(id);
+    if (batch.length === shardSize) {
+      yield { index: index++, start, count: batch.length, ids: batch };
+      start += batch.length;
+      batch = [];
+    }
+  }
+  if (batch.length > 0) yield { index, start, count: batch.length, ids: batch };
+}
+
 /** Checks that a shard lies within a dataset of `total` rows. */
 export function checkShard(shard: ShardSpec, total: number, uri: string): void {
   const { start, count } = shard;

@@ -1,8 +1,9 @@
 /**
  * The run-folder layout, named in this one place. Under a sink, a run is
  * `<name>/<fingerprint>/<runId>/` holding one part file per shard, an errors file per shard that
- * had bad rows, the row index of each part under `_index/`, `_manifest.json`, and last a marker
- * (`_SUCCESS` or `_PARTIAL`). Names that start with `_` are not data: readers glob `part-*`.
+ * had bad rows, the row index of each part under `_index/`, the plan's row lists under `_plan/`,
+ * `_manifest.json`, and last a marker (`_SUCCESS`, `_PARTIAL` or `_CANCELLED`). Names that start
+ * with `_` are not data: readers glob `part-*`.
  */
 
 /** The run's manifest: files, row counts, schema, model, taps, timings. */
@@ -11,6 +12,11 @@ export const MANIFEST = '_manifest.json';
 export const SUCCESS_MARKER = '_SUCCESS';
 /** Written instead of `_SUCCESS` when some shards failed and the job allows a partial run. */
 export const PARTIAL_MARKER = '_PARTIAL';
+
+/** Written instead of `_SUCCESS` when the run was cancelled: the parts it has are not the whole dataset. */
+export const CANCELLED_MARKER = '_CANCELLED';
+/** The per-shard list of a manifest too large to keep inside it, beside `_manifest.json`. */
+export const MANIFEST_SHARDS = '_manifest-shards.arrow';
 
 /** Part file name of a shard: 'part-00000.arrow' (more digits past 99999). */
 export function partName(index: number, ext = 'arrow'): string {
@@ -39,6 +45,14 @@ export function runPrefix(name: string, fingerprint: string, runId: string): str
 function pad(index: number): string {
   if (!Number.isInteger(index) || index < 0) throw new Error(`shard index must be a non-negative integer, got ${index}`);
   return String(index).padStart(5, '0');
+}
+
+/**
+ * Key of a plan file: the ids (file paths, object keys) of the rows of a group of consecutive
+ * shards, written once at enqueue, so that shard jobs carry row ranges instead of row lists.
+ */
+export function planIdsKey(prefix: string, group: number): string {
+  return `${prefix}/_plan/ids-${pad(group)}.arrow`;
 }
 
 /** Key of a shard's row index (id and content hash of each row of its part, in order). */

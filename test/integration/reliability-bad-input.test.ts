@@ -1,7 +1,7 @@
 import { copyFile, mkdir, readFile, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
-import { Job } from 'bullmq';
+import { tableFromArrays, tableFromIPC, tableToIPC } from 'apache-arrow';
 import { Redis } from 'ioredis';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,7 +9,6 @@ import { parseJob } from '../../src/config/index.js';
 import { resolveJob } from '../../src/pipeline/index.js';
 import { LayertapClient } from '../../src/queue/client.js';
 import { runJob } from '../../src/queue/run.js';
-import type { ShardJobData } from '../../src/queue/types.js';
 import { LayertapWorker } from '../../src/queue/worker.js';
 import { writeNpy } from '../../src/sources/npy.js';
 import { runCli } from '../helpers/cli.js';
@@ -159,10 +158,10 @@ describe('bad input in a run', () => {
     const worker = new LayertapWorker({ settings, threads: 2, log: () => undefined });
     try {
       const rec = await client.enqueue(resolved);
-      // a queue entry that names a file outside the dataset (as a tampered Redis could) is refused too
-      const shard = (await Job.fromId<ShardJobData>(client.shards, `${rec.runId}-0`))!;
-      const ids = shard.data.shard.ids!.map((id) => (id === 'z-tampered.png' ? '../outside.png' : id));
-      await shard.updateData({ ...shard.data, shard: { ...shard.data.shard, ids } });
+      // a plan file that names a file outside the dataset (as a tampered store could) is refused too
+      const plan = join(rec.outputUri, '_plan', 'ids-00000.arrow');
+      const ids = (tableFromIPC(await readFile(plan)).getChild('id')!.toArray() as string[]).map((id) => (id === 'z-tampered.png' ? '../outside.png' : id));
+      await writeFile(plan, tableToIPC(tableFromArrays({ id: ids }), 'file'));
       await worker.start();
       const s = await waitForFinal(client, rec.runId, 60_000);
       expect(s.status).toBe('committed');

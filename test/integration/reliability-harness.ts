@@ -250,7 +250,7 @@ export async function waitForFinal(client: LayertapClient, runId: string, timeou
       const s = await Promise.race([client.status(runId), sleep(3000).then(() => null)]);
       if (s) {
         last = s;
-        if (s.status === 'committed' || s.status === 'failed' || s.status === 'partial') return s;
+        if (s.status === 'committed' || s.status === 'failed' || s.status === 'partial' || s.status === 'cancelled') return s;
       }
     } catch {
       // Redis restarting: ask again

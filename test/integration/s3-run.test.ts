@@ -73,9 +73,10 @@ describe('a run from an S3 image prefix to an S3 sink', () => {
     expect(summary.output.uri).toBe(`s3://${out}/${runKey}`);
     expect(summary.output.files).toEqual([0, 1, 2].map((i) => `s3://${out}/${runKey}/part-0000${i}.arrow`));
 
-    // (bookkeeping under _index/ aside, which readers skip like every '_' name)
+    // (bookkeeping under _index/ aside, which readers skip like every '_' name; the keys of the
+    // prefix's objects are in one plan file, written by enqueue and read by the workers)
     expect((await s3.keys(out)).filter((k) => !k.includes('/_index/'))).toEqual(
-      ['_SUCCESS', '_manifest.json', 'errors-00001.arrow', 'part-00000.arrow', 'part-00001.arrow', 'part-00002.arrow'].map((k) => `${runKey}/${k}`),
+      ['_SUCCESS', '_manifest.json', '_plan/ids-00000.arrow', 'errors-00001.arrow', 'part-00000.arrow', 'part-00001.arrow', 'part-00002.arrow'].map((k) => `${runKey}/${k}`),
     );
     expect(await s3.pendingUploads(out)).toEqual([]);
     const manifest = JSON.parse(Buffer.from(await s3.get(out, `${runKey}/_manifest.json`)).toString());

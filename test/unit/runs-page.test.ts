@@ -46,6 +46,17 @@ describe('renderRunsPage', () => {
     expect(html).toContain('<td class="num">4.1 s</td>');
   });
 
+  it('shows a cancelled run and one still planning, each with its own style, and counts them', () => {
+    const cancelled: RunView = { ...good, runId: '20261127T061502-cccccc', status: 'cancelled', error: 'cancelled: 3 of 4 shard(s) committed' };
+    const planning: RunView = { ...good, runId: '20261127T061502-pppppp', status: 'planning', rows: 0, totalRows: 0, shards: { total: 0, done: 0, failed: 0 } };
+    const html = renderRunsPage([cancelled, planning], { now: Date.UTC(2026, 10, 27, 7) });
+    expect(html).toContain('<tr data-run-id="20261127T061502-cccccc" data-status="cancelled">');
+    expect(html).toContain('<span class="status cancelled">cancelled</span><div class="err">cancelled: 3 of 4 shard(s) committed</div>');
+    expect(html).toContain('<span class="status planning">planning</span>');
+    expect(html).toMatch(/\.cancelled\{[^}]+\}/);
+    expect(html).toContain('<span>1 cancelled</span><span>1 planning</span>');
+  });
+
   it('escapes every field, numeric ones included, and survives a bad createdAt', () => {
     let html = '';
     expect(() => (html = renderRunsPage([hostile(), good], { name: XSS, prefix: XSS, queuesPath: XSS }))).not.toThrow();

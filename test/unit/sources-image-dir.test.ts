@@ -54,6 +54,15 @@ describe('ImageDirSource', () => {
     ]);
   });
 
+  it('streams its listing in the code-point order of whole paths, where a folder and a file share a stem', async () => {
+    // '.' < '/' < '0': a file 'a.jpg', the folder 'a/' and a file 'a0.jpg' interleave by whole path
+    const files = ['a0.jpg', 'a/b.jpg', 'a.jpg', 'a/a/z.jpg', 'a-b.jpg', 'ab/c.jpg', 'a/a.jpg'];
+    for (const f of files) await put(f);
+    const ids = (await collect(new ImageDirSource(root).plan(100))).flatMap((s) => s.ids ?? []);
+    expect(ids).toEqual([...files].sort(compareCodePoints));
+    expect(ids).toEqual(['a-b.jpg', 'a.jpg', 'a/a.jpg', 'a/a/z.jpg', 'a/b.jpg', 'a0.jpg', 'ab/c.jpg']);
+  });
+
   it('reads each file of a shard in order as bytes', async () => {
     for (const f of SEVEN) await put(f);
     const src = new ImageDirSource(root, { readAhead: 2 });

@@ -55,6 +55,7 @@ td.out{white-space:normal;word-break:break-all;max-width:32em;font-family:ui-mon
 .status{display:inline-block;padding:0 .5em;border-radius:1em;font-size:.85em;font-weight:600}
 .committed{background:#dafbe1;color:#116329}.running{background:#ddf4ff;color:#0550ae}.queued{background:#eaeef2;color:#57606a}
 .failed{background:#ffebe9;color:#a40e26}.partial{background:#fff8c5;color:#7d4e00}
+.cancelled{background:#f6f8fa;color:#6e7781;text-decoration:line-through}.planning{background:#fbefff;color:#8250df}
 .err{color:#a40e26;font-size:.85em;white-space:normal}
 .empty{padding:2em;text-align:center;color:#57606a}`;
 

@@ -1,0 +1,39 @@
+import type { JobsOptions, Queue } from 'bullmq';
+import type { ResolvedJob } from '../config/resolved.js';
+import { RUNS_QUEUE, shardJobId, type ShardTask } from './types.js';
+
+/**
+ * Shard jobs that exist at once per run, unless a client says otherwise. Each started shard adds
+ * the shard this many places after it, so a run of any size keeps about this many shard jobs in
+ * Redis (~0.7 KB each), while workers never run dry: a window of 256 covers 256 busy workers.
+ */
+export const DEFAULT_WINDOW = 256;
+
+/** Completed shard jobs kept per deployment (the newest), whatever the number of shards. */
+const KEEP_COMPLETED = 1000;
+
+/** How long finished shard jobs that failed are kept for inspection. */
+const KEEP_FAILED_S = 7 * 24 * 3600;
+
+/** The options of a shard job: its id, retries, and its place under the run's parent job. */
+export function shardJobOptions(job: ResolvedJob, task: ShardTask): JobsOptions {
+  return {
+    jobId: shardJobId(task.runId, task.index),
+    attempts: job.attempts,
+    backoff: { type: 'exponential', delay: 1000 },
+    // a failed shard does not block the run: the finalizer records it and the run ends as failed
+    ignoreDependencyOnFailure: true,
+    // the parent keeps each result; the newest finished jobs are kept for the dashboard and
+    // metrics, a bounded number, so that Redis does not grow with the dataset
+    removeOnComplete: { count: KEEP_COMPLETED },
+    removeOnFail: { age: KEEP_FAILED_S },
+  };
+}
+
+/**
+ * Adds a shard job under its run's parent job. Adding a shard that exists already is a no-op
+ * (the id is fixed by the run and index), so a shard started twice adds its successor once.
+ */
+export async function addShardJob(queue: Queue<ShardTask>, prefix: string, job: ResolvedJob, task: ShardTask): Promise<void> {
+  await queue.add('shard', task, { ...shardJobOptions(job, task), parent: { id: task.runId, queue: `${prefix}:${RUNS_QUEUE}` } });
+}
