@@ -18,7 +18,10 @@ import { procStatus } from './lib/common.js';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'bin', 'layertap.js');
 const MODEL = join(ROOT, 'test', 'fixtures', 'seed-model', 'tfjs', 'model.json');
-const sizes = process.argv.slice(2).map(Number).filter((n) => Number.isInteger(n) && n > 0);
+const sizes = process.argv
+  .slice(2)
+  .map(Number)
+  .filter((n) => Number.isInteger(n) && n > 0);
 if (sizes.length === 0) sizes.push(120_000, 20_000);
 
 /** A float32 .npy of `rows` x 28x28x1, written in chunks (the bench itself stays small too). */
@@ -68,17 +71,26 @@ async function bench(rows, redisUrl, dir) {
   const file = join(dir, `rows-${rows}.npy`);
   await writeRows(file, rows);
   const job = join(dir, `job-${rows}.json`);
-  await writeFile(job, JSON.stringify({
-    name: `large${rows}`,
-    source: { uri: file },
-    model: { uri: MODEL },
-    taps: [{ layer: 'linear_class.0', at: 'input', as: 'hidden' }, { layer: 'conv_32.2', as: 'pooled' }],
-    batchSize: 64,
-    shardSize: 4096,
-    sink: { uri: join(dir, 'out') },
-  }));
+  await writeFile(
+    job,
+    JSON.stringify({
+      name: `large${rows}`,
+      source: { uri: file },
+      model: { uri: MODEL },
+      taps: [
+        { layer: 'linear_class.0', at: 'input', as: 'hidden' },
+        { layer: 'conv_32.2', as: 'pooled' },
+      ],
+      batchSize: 64,
+      shardSize: 4096,
+      sink: { uri: join(dir, 'out') },
+    }),
+  );
   const env = { REDIS_URL: redisUrl, LAYERTAP_PREFIX: `bench-large-${rows}-${process.pid}` };
-  const worker = spawn(process.execPath, [CLI, 'worker', '--threads', '2', '--concurrency', '2'], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const worker = spawn(process.execPath, [CLI, 'worker', '--threads', '2', '--concurrency', '2'], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let log = '';
   worker.stderr.on('data', (d) => (log += d));
   while (!log.includes('layertap worker: ready')) {

@@ -181,12 +181,21 @@ async function main() {
       result[side.name] = await bench(side.spec, files, opts);
     }
     const [tf, onnx] = [result['TF.js wasm'], result.ONNX];
-    rows.push({ mode, threads, tfjs: tf.rowsPerSecond, onnx: onnx.rowsPerSecond, ratio: onnx.rowsPerSecond / tf.rowsPerSecond, backends: `${tf.backend}/${onnx.backend}` });
+    rows.push({
+      mode,
+      threads,
+      tfjs: tf.rowsPerSecond,
+      onnx: onnx.rowsPerSecond,
+      ratio: onnx.rowsPerSecond / tf.rowsPerSecond,
+      backends: `${tf.backend}/${onnx.backend}`,
+    });
   }
   const fmt = (n) => n.toFixed(1).padStart(10);
   process.stdout.write(`${'mode'.padEnd(10)}${'threads'.padStart(8)}${'TF.js rows/s'.padStart(14)}${'ONNX rows/s'.padStart(13)}${'ONNX/TF.js'.padStart(12)}\n`);
   for (const r of rows) {
-    process.stdout.write(`${r.mode.padEnd(10)}${String(r.threads).padStart(8)}${fmt(r.tfjs).padStart(14)}${fmt(r.onnx).padStart(13)}${`${r.ratio.toFixed(1)}x`.padStart(12)}\n`);
+    process.stdout.write(
+      `${r.mode.padEnd(10)}${String(r.threads).padStart(8)}${fmt(r.tfjs).padStart(14)}${fmt(r.onnx).padStart(13)}${`${r.ratio.toFixed(1)}x`.padStart(12)}\n`,
+    );
   }
   process.stdout.write(
     'forward: decoded batches through ModelRunner.run in this thread (onnxruntime: 1 intra-op thread);\n' +

@@ -70,7 +70,8 @@ try {
       const b = before.get(tid) ?? { user: 0, sys: 0 };
       const ms = a.user + a.sys - (b.user + b.sys);
       // threads are all called "node": tell them apart by what they cost (model threads dominate)
-      const name = tid === String(process.pid) ? 'main' : a.comm !== 'node' ? a.comm.replace(/[0-9]+$/, '#') : ms / rows > 3 ? 'model thread' : 'other node threads';
+      const name =
+        tid === String(process.pid) ? 'main' : a.comm !== 'node' ? a.comm.replace(/[0-9]+$/, '#') : ms / rows > 3 ? 'model thread' : 'other node threads';
       const g = groups.get(name) ?? { user: 0, sys: 0, n: 0 };
       g.user += a.user - b.user;
       g.sys += a.sys - b.sys;
@@ -82,7 +83,10 @@ try {
     for (const [name, g] of [...groups].sort((x, y) => y[1].user + y[1].sys - (x[1].user + x[1].sys))) {
       const ms = g.user + g.sys;
       total += ms;
-      if (ms > 0) console.log(`  ${name.padEnd(18)} x${String(g.n).padEnd(3)} ${(ms / rows).toFixed(2).padStart(6)} core-ms/row (user ${(g.user / rows).toFixed(2)}, sys ${(g.sys / rows).toFixed(2)})`);
+      if (ms > 0)
+        console.log(
+          `  ${name.padEnd(18)} x${String(g.n).padEnd(3)} ${(ms / rows).toFixed(2).padStart(6)} core-ms/row (user ${(g.user / rows).toFixed(2)}, sys ${(g.sys / rows).toFixed(2)})`,
+        );
     }
     console.log(`  ${'total'.padEnd(22)} ${(total / rows).toFixed(2).padStart(6)} core-ms/row`);
   } finally {

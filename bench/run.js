@@ -117,7 +117,9 @@ async function main() {
     /** settings with a prefix of their own: pipelines of one suite must not take each other's jobs */
     settings: (name) => ({ ...redis.settings, prefix: `${redis.settings.prefix}-${name}-${n++}` }),
   };
-  log(`layertap bench: ${opts.suites.join(', ')}${opts.quick ? ' (quick)' : ''}, ${opts.runs} timed runs after a warm-up; ${m.nproc} cores, ${m.cpu}, Node ${m.node}; load average ${load1()}`);
+  log(
+    `layertap bench: ${opts.suites.join(', ')}${opts.quick ? ' (quick)' : ''}, ${opts.runs} timed runs after a warm-up; ${m.nproc} cores, ${m.cpu}, Node ${m.node}; load average ${load1()}`,
+  );
   const rows = [];
   const timings = {};
   try {

@@ -266,7 +266,9 @@ export async function jpegFolder(count) {
       }
     }
     const quality = 80 + Math.floor(rnd() * 13);
-    const jpeg = await sharp(px, { raw: { width, height, channels: 3 } }).jpeg({ quality }).toBuffer();
+    const jpeg = await sharp(px, { raw: { width, height, channels: 3 } })
+      .jpeg({ quality })
+      .toBuffer();
     await writeFile(path.join(dir, `img-${String(i).padStart(5, '0')}.jpg`), jpeg);
   }
   await writeFile(done, `${count}\n`);

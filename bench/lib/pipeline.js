@@ -14,7 +14,10 @@ export async function benchRedis(log) {
   const { connectRedis } = await dist('queue/index.js');
   const { callbackLogger } = await dist('types/logger.js');
   const prefix = `layertap-bench-${process.pid}-${Date.now().toString(36)}`;
-  const { settings, stop } = await connectRedis({ prefix }, callbackLogger((msg) => log(msg)));
+  const { settings, stop } = await connectRedis(
+    { prefix },
+    callbackLogger((msg) => log(msg)),
+  );
   return { settings: { ...settings, allowEviction: true }, stop };
 }
 
@@ -88,7 +91,13 @@ export class InProcessPipeline {
     const { LayertapClient, LayertapWorker } = await dist('index.js');
     const client = new LayertapClient(settings);
     const logs = [];
-    const worker = new LayertapWorker({ settings, concurrency: workers, threads, log: (l) => logs.push(l), ...(groupByLength !== undefined ? { groupByLength } : {}) });
+    const worker = new LayertapWorker({
+      settings,
+      concurrency: workers,
+      threads,
+      log: (l) => logs.push(l),
+      ...(groupByLength !== undefined ? { groupByLength } : {}),
+    });
     await client.waitUntilReady();
     await worker.start();
     return new InProcessPipeline(client, worker, logs, await runEvents(settings));
@@ -122,7 +131,10 @@ export class ProcessPipeline {
     const env = { ...process.env, REDIS_URL: settings.redisUrl, LAYERTAP_PREFIX: settings.prefix, LAYERTAP_ALLOW_EVICTION: '1' };
     const procs = [];
     for (let i = 0; i < processes; i++) {
-      const p = spawn(process.execPath, [CLI, 'worker', '--threads', String(threads), '--concurrency', String(workers)], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+      const p = spawn(process.execPath, [CLI, 'worker', '--threads', String(threads), '--concurrency', String(workers)], {
+        env,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
       let log = '';
       p.stderr.on('data', (d) => (log += d));
       procs.push({ p, log: () => log });

@@ -78,4 +78,3 @@ export function slices(rows, batch, threads) {
   }
   return out;
 }
-

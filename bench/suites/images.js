@@ -55,7 +55,10 @@ async function imagesFor(ctx, m) {
   const threads = ctx.cores;
   const count = m.images;
   const dir = await jpegFolder(count);
-  const files = (await readdir(dir)).filter((f) => f.endsWith('.jpg')).sort().map((f) => path.join(dir, f));
+  const files = (await readdir(dir))
+    .filter((f) => f.endsWith('.jpg'))
+    .sort()
+    .map((f) => path.join(dir, f));
   const sink = path.join(ctx.tmp, `out-img-${m.key}`);
   const config = imageJob(`bench-img-${m.key}`, dir, m, sink);
   const resolved = await resolveJob(parseJob(config), { cwd: ctx.tmp });
@@ -103,7 +106,12 @@ async function imagesFor(ctx, m) {
   const fMs = median(perImage.forward);
   const boundRps = ctx.cores / ((dMs + fMs) / 1000);
   const ours = throughput(count, t.pipe, { backend, threads, what: `layertap run (folder of JPEGs -> Arrow), warm worker` });
-  const costs = { decodeMsPerImagePerCore: Number(dMs.toFixed(3)), forwardMsPerImagePerCore: Number(fMs.toFixed(3)), runsDecode: perImage.decode, runsForward: perImage.forward };
+  const costs = {
+    decodeMsPerImagePerCore: Number(dMs.toFixed(3)),
+    forwardMsPerImagePerCore: Number(fMs.toFixed(3)),
+    runsDecode: perImage.decode,
+    runsForward: perImage.forward,
+  };
   return [
     ratioRow({
       suite: 'images',

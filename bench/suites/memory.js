@@ -58,8 +58,17 @@ async function peakFor(ctx, pipe, rows, warm) {
     await sampler;
     const end = await procStatus(pid);
     const q = (f) => samples[Math.min(samples.length - 1, Math.floor(f * samples.length))] ?? 0;
-    ctx.log(`    ${warm ? 'warm' : 'cold'} worker, ${rows} rows: ${(rows / r.seconds).toFixed(0)} rows/s, peak RSS ${(end.hwm / 1024).toFixed(0)} MB; RSS at 25/50/75/100%: ${[0.25, 0.5, 0.75, 1].map((f) => (q(f) / 1024).toFixed(0)).join(' / ')} MB`);
-    return { rows, seconds: r.seconds, rowsPerSecond: rows / r.seconds, peakMB: end.hwm / 1024, rssQuartilesMB: [0.25, 0.5, 0.75, 1].map((f) => q(f) / 1024), backend: r.summary.backend };
+    ctx.log(
+      `    ${warm ? 'warm' : 'cold'} worker, ${rows} rows: ${(rows / r.seconds).toFixed(0)} rows/s, peak RSS ${(end.hwm / 1024).toFixed(0)} MB; RSS at 25/50/75/100%: ${[0.25, 0.5, 0.75, 1].map((f) => (q(f) / 1024).toFixed(0)).join(' / ')} MB`,
+    );
+    return {
+      rows,
+      seconds: r.seconds,
+      rowsPerSecond: rows / r.seconds,
+      peakMB: end.hwm / 1024,
+      rssQuartilesMB: [0.25, 0.5, 0.75, 1].map((f) => q(f) / 1024),
+      backend: r.summary.backend,
+    };
   } finally {
     sampling = false;
   }
@@ -94,7 +103,13 @@ async function zeroCopy(ctx) {
   const { resolveJob } = await dist('pipeline/index.js');
   const npy = await writeNpy(path.join(ctx.tmp, 'zc.npy'), 4, [28, 28, 1]);
   const job = await resolveJob(
-    parseJob({ name: 'zc', source: { uri: npy.file }, model: { uri: SEED_MODEL, backend: 'cpu' }, taps: [{ layer: 'linear_1.0' }, { layer: 'conv_16.2' }], sink: { uri: ctx.tmp } }),
+    parseJob({
+      name: 'zc',
+      source: { uri: npy.file },
+      model: { uri: SEED_MODEL, backend: 'cpu' },
+      taps: [{ layer: 'linear_1.0' }, { layer: 'conv_16.2' }],
+      sink: { uri: ctx.tmp },
+    }),
   );
   const model = modelSpecOf(job);
   const pool = new EmbedPool({ threads: 1, backend: 'cpu' });
@@ -109,8 +124,14 @@ async function zeroCopy(ctx) {
     // the same values either way, so laying rows out in the thread loses nothing
     const a = res1.taps.linear_1_0?.data;
     const b = res2.taps.linear_1_0?.data;
-    checks.push({ what: 'features come back as whole buffers', ok: [res1, res2].every((r) => Object.values(r.taps).every((t) => t.data.byteOffset === 0 && t.data.byteLength === t.data.buffer.byteLength)) });
-    checks.push({ what: 'rows and batch give finite features', ok: Boolean(a && b && a.length === b.length && a.every(Number.isFinite) && b.every(Number.isFinite)) });
+    checks.push({
+      what: 'features come back as whole buffers',
+      ok: [res1, res2].every((r) => Object.values(r.taps).every((t) => t.data.byteOffset === 0 && t.data.byteLength === t.data.buffer.byteLength)),
+    });
+    checks.push({
+      what: 'rows and batch give finite features',
+      ok: Boolean(a && b && a.length === b.length && a.every(Number.isFinite) && b.every(Number.isFinite)),
+    });
   } finally {
     await pool.close();
   }

@@ -80,7 +80,9 @@ function child(args) {
     let err = '';
     p.stdout.on('data', (b) => (out += b));
     p.stderr.on('data', (b) => (err += b));
-    p.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`${args[0]} exited ${code}: ${err.trim().split('\n').slice(-3).join(' | ')}`))));
+    p.on('exit', (code) =>
+      code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`${args[0]} exited ${code}: ${err.trim().split('\n').slice(-3).join(' | ')}`)),
+    );
   });
 }
 
@@ -113,9 +115,23 @@ export async function scaleSuite(ctx) {
     // 1. a sparse .npy: 10^8 rows (10^7 quick), shards of 1024
     const n = ctx.quick ? 10_000_000 : 100_000_000;
     const npy = await sparseNpy(path.join(dir, `sparse-${n}.npy`), n);
-    const e = await measureEnqueue(ctx, redis, { name: 'scale-npy', source: { uri: npy }, model: { uri: SEED_MODEL }, taps: [{ layer: 'linear_1.1' }], shardSize: 1024, sink: { uri: path.join(dir, 'out') } }, 'npy');
+    const e = await measureEnqueue(
+      ctx,
+      redis,
+      {
+        name: 'scale-npy',
+        source: { uri: npy },
+        model: { uri: SEED_MODEL },
+        taps: [{ layer: 'linear_1.1' }],
+        shardSize: 1024,
+        sink: { uri: path.join(dir, 'out') },
+      },
+      'npy',
+    );
     const perShard = e.grown / e.shards;
-    ctx.log(`  .npy of ${n} rows: ${e.shards} shards, enqueue ${e.seconds.toFixed(2)} s, peak RSS ${e.peakRssMB.toFixed(0)} MB, Redis +${e.grown} B (${perShard.toFixed(1)} B/shard)`);
+    ctx.log(
+      `  .npy of ${n} rows: ${e.shards} shards, enqueue ${e.seconds.toFixed(2)} s, peak RSS ${e.peakRssMB.toFixed(0)} MB, Redis +${e.grown} B (${perShard.toFixed(1)} B/shard)`,
+    );
     rows.push(row(`enqueue .npy ${n} rows: seconds`, e.seconds, ' s', '<= 10 s', e.seconds <= 10, { shards: e.shards }));
     rows.push(row(`enqueue .npy ${n} rows: peak RSS`, e.peakRssMB, ' MB', '<= 400 MB', e.peakRssMB <= 400));
     rows.push(row(`enqueue .npy ${n} rows: Redis per shard`, perShard, ' B', '<= 300 B', perShard <= 300, { bytes: e.grown }));
@@ -128,15 +144,47 @@ export async function scaleSuite(ctx) {
       await mkdir(sub, { recursive: true });
       await Promise.all(Array.from({ length: files / 100 }, (_, f) => writeFile(path.join(sub, `${String(f).padStart(5, '0')}.jpg`), '')));
     }
-    const i = await measureEnqueue(ctx, redis, { name: 'scale-img', source: { uri: root }, model: { uri: SEED_MODEL }, taps: [{ layer: 'linear_1.1' }], shardSize: 1000, sink: { uri: path.join(dir, 'out') } }, 'img');
+    const i = await measureEnqueue(
+      ctx,
+      redis,
+      {
+        name: 'scale-img',
+        source: { uri: root },
+        model: { uri: SEED_MODEL },
+        taps: [{ layer: 'linear_1.1' }],
+        shardSize: 1000,
+        sink: { uri: path.join(dir, 'out') },
+      },
+      'img',
+    );
     const budget = 300 * i.shards + 8 * i.rows;
-    ctx.log(`  image folder of ${files} files: ${i.shards} shards, enqueue ${i.seconds.toFixed(2)} s, peak RSS ${i.peakRssMB.toFixed(0)} MB, Redis +${i.grown} B (budget ${budget} B)`);
-    rows.push(row(`enqueue images ${files} files: Redis`, i.grown / (i.shards + i.rows), ' B/(shard+row)', `<= ${budget} B in all`, i.grown <= budget, { bytes: i.grown, seconds: i.seconds, peakRssMB: i.peakRssMB }));
+    ctx.log(
+      `  image folder of ${files} files: ${i.shards} shards, enqueue ${i.seconds.toFixed(2)} s, peak RSS ${i.peakRssMB.toFixed(0)} MB, Redis +${i.grown} B (budget ${budget} B)`,
+    );
+    rows.push(
+      row(`enqueue images ${files} files: Redis`, i.grown / (i.shards + i.rows), ' B/(shard+row)', `<= ${budget} B in all`, i.grown <= budget, {
+        bytes: i.grown,
+        seconds: i.seconds,
+        peakRssMB: i.peakRssMB,
+      }),
+    );
 
     // 3. finalize a run of 10^5 shards (10^4 quick): every shard's result as a worker leaves it
     const shards = ctx.quick ? 10_000 : 100_000;
     const fin = await sparseNpy(path.join(dir, `fin-${shards}.npy`), shards);
-    const f = await measureEnqueue(ctx, redis, { name: 'scale-fin', source: { uri: fin }, model: { uri: SEED_MODEL }, taps: [{ layer: 'linear_1.1' }], shardSize: 1, sink: { uri: path.join(dir, 'out') } }, 'fin');
+    const f = await measureEnqueue(
+      ctx,
+      redis,
+      {
+        name: 'scale-fin',
+        source: { uri: fin },
+        model: { uri: SEED_MODEL },
+        taps: [{ layer: 'linear_1.1' }],
+        shardSize: 1,
+        sink: { uri: path.join(dir, 'out') },
+      },
+      'fin',
+    );
     const out = path.join(dir, 'out', 'scale-fin');
     const parent = `bench-fin:runs:${f.runId}`;
     // the window's shard jobs are not run here: the parent gets a result per shard as if they were
@@ -145,14 +193,33 @@ export async function scaleSuite(ctx) {
       const m = redis.redis.multi();
       for (let k = s; k < Math.min(shards, s + 1000); k++) {
         const file = `${out}/part-${String(k).padStart(5, '0')}.arrow`;
-        m.hset(`${parent}:processed`, `bench-fin:shards:${f.runId}-${k}`, JSON.stringify({ index: k, rows: 1, errorRows: 0, file, errorsFile: null, bytes: 1200, seconds: 0.05, backend: 'wasm', shapes: { linear_1_1: [64] }, layout: 'nhwc', decodeMs: 0.1, forwardMs: 2.5 }));
+        m.hset(
+          `${parent}:processed`,
+          `bench-fin:shards:${f.runId}-${k}`,
+          JSON.stringify({
+            index: k,
+            rows: 1,
+            errorRows: 0,
+            file,
+            errorsFile: null,
+            bytes: 1200,
+            seconds: 0.05,
+            backend: 'wasm',
+            shapes: { linear_1_1: [64] },
+            layout: 'nhwc',
+            decodeMs: 0.1,
+            forwardMs: 2.5,
+          }),
+        );
       }
       await m.exec();
     }
     const results = await redis.used();
     const r = await child(['finalize', f.runId, redis.url, 'bench-fin']);
     const manifestBytes = (await stat(r.manifest)).size;
-    ctx.log(`  finalize ${shards} shards: ${r.seconds.toFixed(2)} s, peak RSS ${r.peakRssMB.toFixed(0)} MB, manifest ${manifestBytes} B, Redis ${results} B used with the results`);
+    ctx.log(
+      `  finalize ${shards} shards: ${r.seconds.toFixed(2)} s, peak RSS ${r.peakRssMB.toFixed(0)} MB, manifest ${manifestBytes} B, Redis ${results} B used with the results`,
+    );
     rows.push(row(`finalize ${shards} shards: seconds`, r.seconds, ' s', '<= 30 s', r.seconds <= 30, { manifestBytes }));
     rows.push(row(`finalize ${shards} shards: peak RSS`, r.peakRssMB, ' MB', '<= 400 MB', r.peakRssMB <= 400));
   } finally {

@@ -17,7 +17,19 @@ async function seedJob(ctx) {
   await mkdir(dir, { recursive: true });
   await copyFile(path.join(SEED, 'seed_model.onnx'), path.join(dir, 'seed_model.onnx'));
   await copyFile(path.join(SEED, 'input_nchw.npy'), path.join(dir, 'input_nchw.npy'));
-  const job = ['name: startup', 'source:', '  uri: ./input_nchw.npy', 'model:', '  uri: ./seed_model.onnx', 'taps:', '  - layer: linear_class.0', '    at: input', 'sink:', '  uri: ./out', ''];
+  const job = [
+    'name: startup',
+    'source:',
+    '  uri: ./input_nchw.npy',
+    'model:',
+    '  uri: ./seed_model.onnx',
+    'taps:',
+    '  - layer: linear_class.0',
+    '    at: input',
+    'sink:',
+    '  uri: ./out',
+    '',
+  ];
   await writeFile(path.join(dir, 'job.yaml'), job.join('\n'));
   return dir;
 }
@@ -72,7 +84,14 @@ export async function startupSuite(ctx) {
       unit: ' s',
       goal: i === 0 ? `<= ${GOAL_SECONDS} s` : '-',
       pass: seconds <= GOAL_SECONDS,
-      ours: { seconds, runs: v.runs.map((s) => Number(s.toFixed(3))), spread: Number(spread(v.runs).toFixed(3)), rowsPerSecond: 3 / seconds, backend: 'onnx', threads: v.threads },
+      ours: {
+        seconds,
+        runs: v.runs.map((s) => Number(s.toFixed(3))),
+        spread: Number(spread(v.runs).toFixed(3)),
+        rowsPerSecond: 3 / seconds,
+        backend: 'onnx',
+        threads: v.threads,
+      },
       ref: null,
       note: i === 0 ? 'median seconds from process start to exit' : 'informative',
       load,

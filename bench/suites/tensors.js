@@ -71,9 +71,7 @@ async function efficiency(ctx, m) {
   };
   ctx.log(`  ${m.label}: ${m.rows} rows, batch ${BATCH}, ${threads} threads: loading`);
   const probe = loadProbe();
-  const bare = await ThreadGroup.start(
-    slices(m.rows, BATCH, threads).map((s) => ({ mode: 'bare', spec, npy, batch: BATCH, ...s })),
-  );
+  const bare = await ThreadGroup.start(slices(m.rows, BATCH, threads).map((s) => ({ mode: 'bare', spec, npy, batch: BATCH, ...s })));
   const pipe = await InProcessPipeline.start(ctx.settings('eff'), { threads });
   try {
     const bareRuns = [];
@@ -85,7 +83,9 @@ async function efficiency(ctx, m) {
       const p = await pipe.run(config, ctx.tmp);
       backend = p.summary.backend ?? backend;
       if (p.rows !== m.rows) throw new Error(`pipeline embedded ${p.rows} rows, expected ${m.rows}`);
-      ctx.log(`    run ${run}${run === 0 ? ' (warm-up)' : ''}: bare ${(m.rows / b.seconds).toFixed(1)} rows/s, layertap ${(m.rows / p.seconds).toFixed(1)} rows/s`);
+      ctx.log(
+        `    run ${run}${run === 0 ? ' (warm-up)' : ''}: bare ${(m.rows / b.seconds).toFixed(1)} rows/s, layertap ${(m.rows / p.seconds).toFixed(1)} rows/s`,
+      );
       if (run > 0) {
         bareRuns.push(b.seconds);
         pipeRuns.push(p.seconds);

@@ -155,7 +155,9 @@ export async function textSuite(ctx) {
       suite: 'text',
       name: 'text efficiency vs bare loop (tokenizer + onnxruntime)',
       ours,
-      ref: perTokens(throughput(rows, runs.bare, { backend: 'onnx', threads, what: `one process, ${threads} intra-op threads, same batches and length sorting` })),
+      ref: perTokens(
+        throughput(rows, runs.bare, { backend: 'onnx', threads, what: `one process, ${threads} intra-op threads, same batches and length sorting` }),
+      ),
       pairs: runs.bare.map((b, i) => b / runs.grouped[i]),
       goal: 0.9,
     }),

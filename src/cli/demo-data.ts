@@ -27,19 +27,29 @@ const BASES: Record<string, string> = {
     const y = Math.floor(i / 8) * 40;
     return `<rect x="${x}" y="${y}" width="40" height="40" fill="${(i % 8) % 2 === Math.floor(i / 8) % 2 ? '#111' : '#eee'}"/>`;
   }).join(''),
-  forest: `<rect width="${W}" height="${H}" fill="#87ceeb"/><rect y="190" width="${W}" height="50" fill="#3b7d23"/>` +
-    Array.from({ length: 7 }, (_, i) => `<polygon points="${20 + i * 45},200 ${45 + i * 45},${90 + (i % 3) * 15} ${70 + i * 45},200" fill="#1f5f1b"/><rect x="${40 + i * 45}" y="200" width="10" height="20" fill="#5b3a1a"/>`).join(''),
-  target: `<rect width="${W}" height="${H}" fill="#fff"/>` +
+  forest:
+    `<rect width="${W}" height="${H}" fill="#87ceeb"/><rect y="190" width="${W}" height="50" fill="#3b7d23"/>` +
+    Array.from(
+      { length: 7 },
+      (_, i) =>
+        `<polygon points="${20 + i * 45},200 ${45 + i * 45},${90 + (i % 3) * 15} ${70 + i * 45},200" fill="#1f5f1b"/><rect x="${40 + i * 45}" y="200" width="10" height="20" fill="#5b3a1a"/>`,
+    ).join(''),
+  target:
+    `<rect width="${W}" height="${H}" fill="#fff"/>` +
     Array.from({ length: 6 }, (_, i) => `<circle cx="160" cy="120" r="${110 - i * 18}" fill="${i % 2 ? '#fff' : '#d62828'}"/>`).join(''),
-  city: `<rect width="${W}" height="${H}" fill="#0a0f2c"/>` +
+  city:
+    `<rect width="${W}" height="${H}" fill="#0a0f2c"/>` +
     Array.from({ length: 8 }, (_, i) => {
       const h = 80 + ((i * 37) % 90);
       const x = i * 40;
       let s = `<rect x="${x + 2}" y="${H - h}" width="36" height="${h}" fill="#1d2540"/>`;
-      for (let wy = H - h + 8; wy < H - 8; wy += 16) for (let wx = x + 7; wx < x + 34; wx += 10) if ((wx * 7 + wy * 3) % 5 < 3) s += `<rect x="${wx}" y="${wy}" width="5" height="7" fill="#ffe066"/>`;
+      for (let wy = H - h + 8; wy < H - 8; wy += 16)
+        for (let wx = x + 7; wx < x + 34; wx += 10) if ((wx * 7 + wy * 3) % 5 < 3) s += `<rect x="${wx}" y="${wy}" width="5" height="7" fill="#ffe066"/>`;
       return s;
-    }).join('') + `<circle cx="270" cy="40" r="18" fill="#f5f3ce"/>`,
-  stripes: `<rect width="${W}" height="${H}" fill="#ffd60a"/>` +
+    }).join('') +
+    `<circle cx="270" cy="40" r="18" fill="#f5f3ce"/>`,
+  stripes:
+    `<rect width="${W}" height="${H}" fill="#ffd60a"/>` +
     Array.from({ length: 14 }, (_, i) => `<polygon points="${i * 50 - 240},0 ${i * 50 - 215},0 ${i * 50 + 25},${H} ${i * 50},${H}" fill="#003566"/>`).join(''),
 };
 
@@ -97,7 +107,10 @@ export async function writeDemoImages(dir: string): Promise<{ dir: string; image
   }
   let seed = 1;
   for (const [scene, svg] of Object.entries(BASES)) {
-    const base = await sharp(Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}">${svg}</svg>`)).removeAlpha().png().toBuffer();
+    const base = await sharp(Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}">${svg}</svg>`))
+      .removeAlpha()
+      .png()
+      .toBuffer();
     await mkdir(join(dir, scene), { recursive: true });
     for (const kind of VARIANTS) {
       const rnd = prng(seed++);

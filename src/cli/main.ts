@@ -27,7 +27,19 @@ export function buildProgram(setExit: SetExit): Command {
     });
 
   // registration order is the order `layertap --help` lists the commands in
-  for (const register of [registerLayers, registerPlan, registerRun, registerEnqueue, registerWorker, registerStatus, registerCancel, registerSchedule, registerRuns, registerDashboard, registerDemoData]) {
+  for (const register of [
+    registerLayers,
+    registerPlan,
+    registerRun,
+    registerEnqueue,
+    registerWorker,
+    registerStatus,
+    registerCancel,
+    registerSchedule,
+    registerRuns,
+    registerDashboard,
+    registerDemoData,
+  ]) {
     register(program, setExit);
   }
   return program;

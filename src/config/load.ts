@@ -44,7 +44,10 @@ export function parseJob(value: unknown, origin = 'job'): JobConfig {
   if (result.success) return result.data;
   const described = result.error.issues.map(describeIssue);
   const lines = described.map((d) => `  - ${d.message}`).join('\n');
-  throw new JobConfigError(`invalid job file ${origin}:\n${lines}`, described.map((d) => d.field));
+  throw new JobConfigError(
+    `invalid job file ${origin}:\n${lines}`,
+    described.map((d) => d.field),
+  );
 }
 
 /** Read and validate a job file (YAML, or JSON for .json). */

@@ -17,4 +17,3 @@ export function defaultColumnName(tap: Pick<TapConfig, 'layer' | 'at'>): string 
   if (base.length === 0 || /^[0-9]/.test(base)) base = `t_${base}`;
   return tap.at === 'input' ? `${base}_input` : base;
 }
-

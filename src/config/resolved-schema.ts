@@ -24,9 +24,12 @@ export const pathSegmentSchema = z
   .string()
   .min(1)
   .max(255)
-  // control characters are what a hostile name would smuggle into logs and paths
-  // eslint-disable-next-line no-control-regex
-  .refine((v) => !/[/\\\u0000-\u001f\u007f]/.test(v) && v !== '.' && v !== '..', "must be one path segment (no '/', '\\' or control characters; not '.' or '..')");
+  .refine(
+    // control characters are what a hostile name would smuggle into logs and paths
+    // eslint-disable-next-line no-control-regex
+    (v) => !/[/\\\u0000-\u001f\u007f]/.test(v) && v !== '.' && v !== '..',
+    "must be one path segment (no '/', '\\' or control characters; not '.' or '..')",
+  );
 
 const S3_URI = /^s3:\/\//i;
 

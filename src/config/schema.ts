@@ -17,7 +17,10 @@ export type BackendName = string;
 /** Connection to an S3-compatible store (s3:// uris only); unset fields come from the AWS environment. */
 export const s3Fields = {
   /** e.g. http://127.0.0.1:9000 for MinIO. @defaultValue AWS_ENDPOINT_URL_S3, then AWS_ENDPOINT_URL, else AWS */
-  endpoint: z.string().regex(/^https?:\/\/[^\s/]+/, 'must be an http:// or https:// URL').optional(),
+  endpoint: z
+    .string()
+    .regex(/^https?:\/\/[^\s/]+/, 'must be an http:// or https:// URL')
+    .optional(),
   /** @defaultValue AWS_REGION, then AWS_DEFAULT_REGION, else us-east-1 */
   region: z.string().min(1).optional(),
   /** path-style requests (http://host/bucket/key). @defaultValue true when an endpoint is set */

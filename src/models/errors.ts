@@ -11,10 +11,7 @@ export class UnknownLayerError extends Error {
   constructor(layer: string, choices: string[], modelUri?: string, nearest: string[] = []) {
     // graph models have hundreds of nodes; past a point the list stops helping and the hint takes over
     const listed = choices.slice(0, MAX_LISTED).join(', ');
-    const more =
-      choices.length > MAX_LISTED
-        ? `, ... (${choices.length - MAX_LISTED} more; \`layertap layers ${modelUri ?? '<model>'}\` lists them all)`
-        : '';
+    const more = choices.length > MAX_LISTED ? `, ... (${choices.length - MAX_LISTED} more; \`layertap layers ${modelUri ?? '<model>'}\` lists them all)` : '';
     const hint = nearest.length > 0 ? ` (did you mean ${nearest.map((n) => `'${n}'`).join(' or ')}?)` : '';
     super(`unknown layer '${layer}'${hint}; layers are: ${listed}${more}`);
     this.name = 'UnknownLayerError';

@@ -203,7 +203,7 @@ export function graphInputs(json: ModelJson, source: string): ModelInputInfo[] {
     return {
       name: node.name,
       // a Placeholder without a dtype takes what it is given: images and tensors give float32
-      dtype: typeof type === 'string' ? TF_DTYPES[type] ?? type.replace(/^DT_/, '').toLowerCase() : 'float32',
+      dtype: typeof type === 'string' ? (TF_DTYPES[type] ?? type.replace(/^DT_/, '').toLowerCase()) : 'float32',
       dims: shape === null ? null : shape.map((d, i) => (i === 0 ? null : d)),
     };
   });
@@ -256,8 +256,7 @@ export function graphInputNode(json: ModelJson, source: string): GraphNodeJson {
   const nodes = graphNodes(json, source);
   const placeholders = nodes.filter((n) => n.op === 'Placeholder');
   const signatureInputs = signatureInputNames(json);
-  const candidates =
-    signatureInputs.length > 0 ? placeholders.filter((n) => signatureInputs.includes(n.name)) : placeholders;
+  const candidates = signatureInputs.length > 0 ? placeholders.filter((n) => signatureInputs.includes(n.name)) : placeholders;
   if (candidates.length !== 1) {
     const names = (candidates.length > 0 ? candidates : placeholders).map((n) => n.name).join(', ');
     throw invalid(source, `expected a single input Placeholder, found ${candidates.length} (${names || 'none'})`);

@@ -9,7 +9,7 @@ type Shape = (number | null)[];
 
 /** A graph input as a description lists it: dtype by name, dynamic axes null (with their symbolic names). */
 function inputInfo(v: OnnxValueInfo): ModelInputInfo {
-  const dtype = v.elemType === null ? 'undeclared' : ONNX_ELEM_TYPES[v.elemType] ?? `type ${v.elemType}`;
+  const dtype = v.elemType === null ? 'undeclared' : (ONNX_ELEM_TYPES[v.elemType] ?? `type ${v.elemType}`);
   const shape = v.shape;
   if (shape === null) return { name: v.name, dtype, dims: null };
   const names = shape.map((d) => (typeof d === 'string' ? d : null));
@@ -102,7 +102,10 @@ async function probeShapes(files: OnnxFiles, inputs: readonly ModelInputInfo[], 
     const feed: ModelInputs = {};
     for (const input of inputs) {
       if (input.dims === null || !isTensorDtype(input.dtype)) return shapes;
-      feed[input.name] = zeros(input.dtype, input.dims.map((d, i) => (i === 0 ? PROBE_BATCH[k] : d ?? PROBE_DYNAMIC[k])));
+      feed[input.name] = zeros(
+        input.dtype,
+        input.dims.map((d, i) => (i === 0 ? PROBE_BATCH[k] : (d ?? PROBE_DYNAMIC[k]))),
+      );
     }
     feeds.push(feed);
   }
@@ -122,7 +125,10 @@ async function probeShapes(files: OnnxFiles, inputs: readonly ModelInputInfo[], 
     for (const t of tensors) {
       const [one, two] = [dims[0]?.[t], dims[1]?.[t]];
       if (one === undefined || two === undefined || one.length !== two.length) continue;
-      shapes.set(t, one.map((d, i) => (d === two[i] ? d : null)));
+      shapes.set(
+        t,
+        one.map((d, i) => (d === two[i] ? d : null)),
+      );
     }
   } finally {
     await session.release();

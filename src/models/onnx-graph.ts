@@ -241,7 +241,12 @@ function parseGraph(bytes: Uint8Array, graph: OnnxGraph): void {
 }
 
 /** Every external-data tensor under a message of `kind`, at any depth. */
-function collectExternal(bytes: Uint8Array, kind: 'model' | 'graph' | 'node' | 'attribute' | 'sparse' | 'function' | 'training', into: OnnxInitializer[], depth = 0): void {
+function collectExternal(
+  bytes: Uint8Array,
+  kind: 'model' | 'graph' | 'node' | 'attribute' | 'sparse' | 'function' | 'training',
+  into: OnnxInitializer[],
+  depth = 0,
+): void {
   if (depth > MAX_GRAPH_DEPTH) throw new Error(`subgraphs nested deeper than ${MAX_GRAPH_DEPTH} levels`);
   const tensor = (r: Reader) => {
     const t = parseInitializer(r.bytes());
@@ -330,10 +335,18 @@ export function parseOnnxModel(bytes: Uint8Array, source: string): OnnxModel {
 }
 
 function encodeValueInfo(name: string, elemType: number | null): Uint8Array {
-  const w = protobuf.Writer.create().uint32((VALUE_INFO.name << 3) | WIRE_LEN).string(name);
+  const w = protobuf.Writer.create()
+    .uint32((VALUE_INFO.name << 3) | WIRE_LEN)
+    .string(name);
   if (elemType !== null) {
-    const tensorType = protobuf.Writer.create().uint32((TENSOR_TYPE.elemType << 3) | WIRE_VARINT).int32(elemType).finish();
-    const type = protobuf.Writer.create().uint32((TYPE.tensorType << 3) | WIRE_LEN).bytes(tensorType).finish();
+    const tensorType = protobuf.Writer.create()
+      .uint32((TENSOR_TYPE.elemType << 3) | WIRE_VARINT)
+      .int32(elemType)
+      .finish();
+    const type = protobuf.Writer.create()
+      .uint32((TYPE.tensorType << 3) | WIRE_LEN)
+      .bytes(tensorType)
+      .finish();
     w.uint32((VALUE_INFO.type << 3) | WIRE_LEN).bytes(type);
   }
   return w.finish();
@@ -354,7 +367,7 @@ export function withGraphOutputs(bytes: Uint8Array, outputs: { name: string; ele
   while (r.pos < r.len) {
     const start = r.pos;
     const tag = r.uint32();
-    if ((tag >>> 3) === MODEL.graph && (tag & 7) === WIRE_LEN) {
+    if (tag >>> 3 === MODEL.graph && (tag & 7) === WIRE_LEN) {
       const length = r.uint32();
       last = { start, valueStart: r.pos, end: r.pos + length };
       r.skip(length);

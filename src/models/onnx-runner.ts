@@ -21,7 +21,7 @@ interface Activation {
 function outputFloat32(t: Tensor, name: string): Float32Array {
   const data = t.data;
   if (data instanceof Float32Array) return data;
-  if (t.type === 'float16' && (data instanceof Uint16Array)) return fromFloat16Array(data);
+  if (t.type === 'float16' && data instanceof Uint16Array) return fromFloat16Array(data);
   if (data instanceof BigInt64Array || data instanceof BigUint64Array) return Float32Array.from(data, (v) => Number(v));
   if (ArrayBuffer.isView(data) && !(data instanceof DataView)) return Float32Array.from(data as ArrayLike<number>);
   throw new Error(`tensor '${name}' is of type ${t.type}, which cannot be a feature`);
@@ -141,9 +141,7 @@ export async function loadOnnxRunner(spec: ModelSpec): Promise<ModelRunner> {
 
   const declared = new Map([...graph.valueInfo, ...graph.outputs].map((v) => [v.name, v.elemType]));
   const outputs = new Set(graph.outputs.map((o) => o.name));
-  const extra = [...new Set(tensors)]
-    .filter((t) => !outputs.has(t) && !index.isGraphInput(t))
-    .map((name) => ({ name, elemType: declared.get(name) ?? null }));
+  const extra = [...new Set(tensors)].filter((t) => !outputs.has(t) && !index.isGraphInput(t)).map((name) => ({ name, elemType: declared.get(name) ?? null }));
   const ort = await loadOrt();
   const session = await createSession(ort, files, withGraphOutputs(files.bytes, extra), {
     ...(spec.intraOpThreads !== undefined ? { intraOpThreads: spec.intraOpThreads } : {}),

@@ -46,12 +46,7 @@ export interface OnnxSessionOptions {
 }
 
 /** An inference session on the CPU for (possibly edited) model bytes, with the model's external data in memory. */
-export async function createSession(
-  ort: Ort,
-  files: OnnxFiles,
-  bytes: Uint8Array,
-  opts: OnnxSessionOptions = {},
-): Promise<InferenceSession> {
+export async function createSession(ort: Ort, files: OnnxFiles, bytes: Uint8Array, opts: OnnxSessionOptions = {}): Promise<InferenceSession> {
   const intra = opts.intraOpThreads ?? defaultIntraOpThreads();
   if (!Number.isInteger(intra) || intra < 1) throw new Error(`intraOpThreads must be a positive integer, got ${intra}`);
   try {

@@ -25,19 +25,15 @@ export function reduceAxes(tap: ResolvedTap, rank: number, layout: 'nhwc' | 'nch
   if (!tap.axes) return spatialAxes(rank, layout);
   const bad = tap.axes.find((a) => a >= rank);
   if (bad !== undefined) {
-    throw new Error(`tap '${tap.as}' (${tap.layer} at ${tap.at}): axes [${tap.axes.join(', ')}] name axis ${bad}, but the activation has ${rank} axes (0-${rank - 1}, 0 = batch)`);
+    throw new Error(
+      `tap '${tap.as}' (${tap.layer} at ${tap.at}): axes [${tap.axes.join(', ')}] name axis ${bad}, but the activation has ${rank} axes (0-${rank - 1}, 0 = batch)`,
+    );
   }
   return tap.axes;
 }
 
 /** Reduce, flatten and normalize one captured activation; call inside tf.tidy, which frees the intermediates. */
-export function tapTensor(
-  core: Tfjs['core'],
-  activation: Tensor,
-  tap: ResolvedTap,
-  rows: number,
-  layout: 'nhwc' | 'nchw',
-): TapTensor {
+export function tapTensor(core: Tfjs['core'], activation: Tensor, tap: ResolvedTap, rows: number, layout: 'nhwc' | 'nchw'): TapTensor {
   if (activation.rank === 0 || activation.shape[0] !== rows) {
     throw new Error(
       `tap '${tap.as}' (${tap.layer} at ${tap.at}) has shape [${activation.shape.join(', ')}], ` +

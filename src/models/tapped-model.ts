@@ -88,9 +88,27 @@ function graphTapTensor(node: GraphNodeJson, tap: ResolvedTap): string {
  * time, hash tables), as its graph executor lists them; a graph with any of them is run that way.
  */
 const ASYNC_ONLY_OPS = new Set([
-  'Switch', 'Merge', 'Enter', 'Exit', 'NextIteration', 'StatelessIf', 'StatelessWhile', 'if', 'While',
-  'NonMaxSuppressionV2', 'NonMaxSuppressionV3', 'NonMaxSuppressionV5', 'Where',
-  'HashTable', 'HashTableV2', 'LookupTableImport', 'LookupTableImportV2', 'LookupTableFind', 'LookupTableFindV2', 'LookupTableSize', 'LookupTableSizeV2',
+  'Switch',
+  'Merge',
+  'Enter',
+  'Exit',
+  'NextIteration',
+  'StatelessIf',
+  'StatelessWhile',
+  'if',
+  'While',
+  'NonMaxSuppressionV2',
+  'NonMaxSuppressionV3',
+  'NonMaxSuppressionV5',
+  'Where',
+  'HashTable',
+  'HashTableV2',
+  'LookupTableImport',
+  'LookupTableImportV2',
+  'LookupTableFind',
+  'LookupTableFindV2',
+  'LookupTableSize',
+  'LookupTableSizeV2',
 ]);
 
 /** Load a GraphModel; execute() with the tapped node names gives every tap from one pass. */

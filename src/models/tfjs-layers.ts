@@ -29,8 +29,7 @@ async function layersModelLayers(files: ModelFiles, backend: string): Promise<La
 function graphModelLayers(files: ModelFiles, includeConstants: boolean): LayerInfo[] {
   const nodes = graphNodes(files.json, files.source);
   const byName = new Map(nodes.map((n) => [n.name, n]));
-  const size = (shape: (number | null)[] | null): number =>
-    shape === null ? 0 : shape.reduce<number>((n, d) => n * (d ?? 0), 1);
+  const size = (shape: (number | null)[] | null): number => (shape === null ? 0 : shape.reduce<number>((n, d) => n * (d ?? 0), 1));
   return nodes
     .filter((n) => includeConstants || n.op !== 'Const')
     .map((node) => {

@@ -77,10 +77,7 @@ export async function loadTfjsRunner(spec: ModelSpec): Promise<ModelRunner> {
   const files = await readModelFiles(spec.uri);
   const backend = await selectBackend(spec.backend);
   const tfjs = await loadTfjs();
-  const model =
-    files.format === 'tfjs-layers'
-      ? await tapLayersModel(tfjs, files, spec.taps)
-      : await tapGraphModel(tfjs, files, spec.taps);
+  const model = files.format === 'tfjs-layers' ? await tapLayersModel(tfjs, files, spec.taps) : await tapGraphModel(tfjs, files, spec.taps);
   let inputs: ModelInputInfo[];
   try {
     checkRowShape(files.source, model.inputShape, spec.inputShape);

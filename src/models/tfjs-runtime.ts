@@ -14,8 +14,7 @@ export function describeFiles(files: ModelFiles): ModelDescription {
   const [first, ...more] = inputs;
   // a model with several inputs is described as it is; for one input, the shape lookups also
   // check that it declares one (and name a model without any input)
-  const inputShape =
-    first !== undefined && more.length > 0 ? inputShapeOf(first) : layered ? kerasInputShape(json, source) : graphInputShape(json, source);
+  const inputShape = first !== undefined && more.length > 0 ? inputShapeOf(first) : layered ? kerasInputShape(json, source) : graphInputShape(json, source);
   return {
     format,
     inputs,

@@ -87,7 +87,12 @@ export class WorkerMetrics {
       labelNames: ['run', 'name', 'tap'],
       registers,
     });
-    this.shards = new Counter({ name: 'layertap_shards_committed_total', help: 'Shards committed by this worker, per run', labelNames: ['run', 'name'], registers });
+    this.shards = new Counter({
+      name: 'layertap_shards_committed_total',
+      help: 'Shards committed by this worker, per run',
+      labelNames: ['run', 'name'],
+      registers,
+    });
     this.batchRows = new Counter({
       name: 'layertap_batch_rows_total',
       help: 'Rows through the model as they happen (a retried shard counts again); rate() is the live throughput',
@@ -101,7 +106,12 @@ export class WorkerMetrics {
       buckets: LATENCY_BUCKETS,
       registers,
     });
-    this.backends = new Gauge({ name: 'layertap_backend_in_use', help: 'Model backends this worker has run batches on (1 per backend)', labelNames: ['backend'], registers });
+    this.backends = new Gauge({
+      name: 'layertap_backend_in_use',
+      help: 'Model backends this worker has run batches on (1 per backend)',
+      labelNames: ['backend'],
+      registers,
+    });
 
     new Gauge({
       name: 'layertap_worker_info',

@@ -141,7 +141,12 @@ export class Batcher {
         const only = results.length === 1 ? outs[0] : undefined;
         // a batch without rows returned no features; none of its rows is picked
         const some = outs.find((o) => o !== undefined)!;
-        taps[c] = only ?? pickRows(outs.map((o) => o ?? some), picks.map((p) => [p.part, p.row] as const));
+        taps[c] =
+          only ??
+          pickRows(
+            outs.map((o) => o ?? some),
+            picks.map((p) => [p.part, p.row] as const),
+          );
       }
     }
     return {

@@ -85,7 +85,11 @@ export async function finalizeRun(
     taps: spec.taps.map((t) => ({ ...t, shape: first?.shapes[t.as] ?? null, layout: first?.layout ?? null })),
     trigger: data.trigger,
     incremental: spec.incremental
-      ? { baseRunId: data.baseRunId ?? null, carriedRows: shards.reduce((a, s) => a + (s.carried ?? 0), 0), embeddedRows: shards.reduce((a, s) => a + s.rows - (s.carried ?? 0), 0) }
+      ? {
+          baseRunId: data.baseRunId ?? null,
+          carriedRows: shards.reduce((a, s) => a + (s.carried ?? 0), 0),
+          embeddedRows: shards.reduce((a, s) => a + s.rows - (s.carried ?? 0), 0),
+        }
       : null,
     batchSize: spec.batchSize,
     shardSize: spec.shardSize,
@@ -136,7 +140,14 @@ export async function finalizeRun(
     errorFiles: large ? [] : manifest.errorFiles,
     ...(first ? { backend: first.backend } : {}),
     ...(cancelled ? { error: `cancelled: ${shards.length} of ${data.shards} shard(s) committed` } : {}),
-    ...(failedShards.length && !cancelled ? { error: `${failedShards.length} shard(s) failed: ${manifest.failedShards.map((f) => `#${f.index}: ${f.error}`).join('; ').slice(0, 500)}` } : {}),
+    ...(failedShards.length && !cancelled
+      ? {
+          error: `${failedShards.length} shard(s) failed: ${manifest.failedShards
+            .map((f) => `#${f.index}: ${f.error}`)
+            .join('; ')
+            .slice(0, 500)}`,
+        }
+      : {}),
   });
   return { status, manifest: manifestUri };
 }

@@ -26,18 +26,27 @@ export interface ResolveOptions {
 
 /** A tap's layer as a pattern: `*` is any run of characters other than '.' and '/'. */
 function globPattern(layer: string): RegExp {
-  return new RegExp(`^${layer.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[^./]*')}$`);
+  return new RegExp(
+    `^${layer
+      .split('*')
+      .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('[^./]*')}$`,
+  );
 }
 
 /** Each tap as the concrete layers it names: a glob becomes one tap per matching layer, in the model's order. */
 function expandGlobs(taps: TapConfig[], desc: ModelDescription): Array<{ tap: TapConfig; i: number }> {
   return taps.flatMap((tap, i) => {
     if (!tap.layer.includes('*')) {
-      if (tap.as?.includes('{name}')) throw new JobConfigError(`taps[${i}].as: {name} stands for each layer a glob matches, but layer '${tap.layer}' is not a glob`, [`taps[${i}].as`]);
+      if (tap.as?.includes('{name}'))
+        throw new JobConfigError(`taps[${i}].as: {name} stands for each layer a glob matches, but layer '${tap.layer}' is not a glob`, [`taps[${i}].as`]);
       return [{ tap, i }];
     }
     if (tap.as !== undefined && !tap.as.includes('{name}')) {
-      throw new JobConfigError(`taps[${i}].as: '${tap.as}' names one column, but layer '${tap.layer}' is a glob; use {name} for each matched layer's name, e.g. "{name}_${tap.reduce}"`, [`taps[${i}].as`]);
+      throw new JobConfigError(
+        `taps[${i}].as: '${tap.as}' names one column, but layer '${tap.layer}' is a glob; use {name} for each matched layer's name, e.g. "{name}_${tap.reduce}"`,
+        [`taps[${i}].as`],
+      );
     }
     const re = globPattern(tap.layer);
     const matches = [...new Set(desc.layerNames.filter((n) => re.test(n)))];
@@ -71,11 +80,17 @@ function resolveTaps(taps: TapConfig[], desc: ModelDescription, text: boolean): 
       throw new JobConfigError(`taps[${i}].layer: ${(err as Error).message}`, [`taps[${i}].layer`]);
     }
     if (!text && (tap.reduce === 'cls' || tap.reduce === 'last')) {
-      throw new JobConfigError(`taps[${i}].reduce: ${tap.reduce} picks a token of a text model's output; this model takes no input_ids (use none, mean or max)`, [`taps[${i}].reduce`]);
+      throw new JobConfigError(
+        `taps[${i}].reduce: ${tap.reduce} picks a token of a text model's output; this model takes no input_ids (use none, mean or max)`,
+        [`taps[${i}].reduce`],
+      );
     }
     if (tap.axes !== undefined) {
       if (text) {
-        throw new JobConfigError(`taps[${i}].axes: on a text model reduce pools over each row's real tokens (axis 1); axes does not combine with it, remove axes`, [`taps[${i}].axes`]);
+        throw new JobConfigError(
+          `taps[${i}].axes: on a text model reduce pools over each row's real tokens (axis 1); axes does not combine with it, remove axes`,
+          [`taps[${i}].axes`],
+        );
       }
       if (tap.reduce === 'none') {
         throw new JobConfigError(`taps[${i}].axes: axes are what reduce pools over; set reduce: mean or max, or remove axes`, [`taps[${i}].axes`]);
@@ -107,7 +122,10 @@ function resolveText(job: JobConfig, desc: ModelDescription, modelUri: string, c
   const inputs = desc.inputs.map((input): ResolvedText['inputs'][number] => {
     const name = TEXT_INPUTS.find((n) => n === input.name);
     if (name === undefined) {
-      throw new JobConfigError(`model.uri: the model takes an input '${input.name}' (${formatInput(input)}) that layertap cannot fill from text; it fills ${TEXT_INPUTS.join(', ')}`, ['model.uri']);
+      throw new JobConfigError(
+        `model.uri: the model takes an input '${input.name}' (${formatInput(input)}) that layertap cannot fill from text; it fills ${TEXT_INPUTS.join(', ')}`,
+        ['model.uri'],
+      );
     }
     const dtype = input.dtype === 'int64' || input.dtype === 'int32' ? input.dtype : null;
     if (dtype === null) {
@@ -179,17 +197,16 @@ function resolveText(job: JobConfig, desc: ModelDescription, modelUri: string, c
 function resolvePreprocess(pre: PreprocessConfig | undefined, desc: ModelDescription): ResolvedPreprocess {
   const shape = desc.inputShape;
   if (shape.length !== 4) {
-    throw new JobConfigError(
-      `model.uri: image sources need a model with one 4-d image input, but its input shape is ${JSON.stringify(shape)}`,
-      ['model.uri'],
-    );
+    throw new JobConfigError(`model.uri: image sources need a model with one 4-d image input, but its input shape is ${JSON.stringify(shape)}`, ['model.uri']);
   }
   const modelLayout = desc.inputLayout;
   const [h, w, c] = modelLayout === 'nhwc' ? [shape[1], shape[2], shape[3]] : [shape[2], shape[3], shape[1]];
   const p = pre ?? { fit: 'cover' as const };
   const size = p.size ?? (h && w ? ([h, w] as [number, number]) : undefined);
   if (!size) {
-    throw new JobConfigError(`preprocess.size: the model's input has no fixed size (${JSON.stringify(shape)}); set preprocess.size: [height, width]`, ['preprocess.size']);
+    throw new JobConfigError(`preprocess.size: the model's input has no fixed size (${JSON.stringify(shape)}); set preprocess.size: [height, width]`, [
+      'preprocess.size',
+    ]);
   }
   if (h && w && (size[0] !== h || size[1] !== w)) {
     throw new JobConfigError(`preprocess.size: [${size.join(', ')}] does not match the model's input size [${h}, ${w}]`, ['preprocess.size']);
@@ -352,7 +369,10 @@ export async function resolveJob(job: JobConfig, opts: ResolveOptions = {}): Pro
     // null for images (folders, prefixes, image columns of tables), else the tensor rows' shape
     let rowShape: number[] | null;
     if (text) {
-      if (!isTable && type !== 'text') throw new JobConfigError(`source.uri: the model takes token ids; a ${type} source has no text (use a table with a string column, or a .txt file)`, ['source.uri']);
+      if (!isTable && type !== 'text')
+        throw new JobConfigError(`source.uri: the model takes token ids; a ${type} source has no text (use a table with a string column, or a .txt file)`, [
+          'source.uri',
+        ]);
       return finish(text, []);
     }
     try {
@@ -366,7 +386,9 @@ export async function resolveJob(job: JobConfig, opts: ResolveOptions = {}): Pro
       inputShape = preprocess.layout === 'nhwc' ? [h, w, preprocess.channels] : [preprocess.channels, h, w];
     } else {
       if (job.preprocess) {
-        throw new JobConfigError(`preprocess: applies to image sources only; '${job.source.uri}' is a ${type} source whose rows go to the model as they are`, ['preprocess']);
+        throw new JobConfigError(`preprocess: applies to image sources only; '${job.source.uri}' is a ${type} source whose rows go to the model as they are`, [
+          'preprocess',
+        ]);
       }
       const row = rowShape;
       const modelRow = desc.inputShape.slice(1);

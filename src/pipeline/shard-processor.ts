@@ -54,7 +54,10 @@ export async function processShard(data: ShardJobData, ctx: ShardContext): Promi
     maxInFlight: ctx.maxInFlight,
     ...(ctx.groupByLength !== undefined ? { groupByLength: ctx.groupByLength } : {}),
   });
-  const carry = new CarryOverMerge(job.taps.map((t) => t.as), base);
+  const carry = new CarryOverMerge(
+    job.taps.map((t) => t.as),
+    base,
+  );
   const writer = new ShardWriter(data, sink, format);
   // the reader comes last: it holds the source, which the `finally` below closes
   const reader = new ShardReader(await createSource(job.source, registries.sources), await cache.contentHasher(), base?.lookup ?? null);

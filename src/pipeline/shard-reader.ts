@@ -4,9 +4,7 @@ import type { ErrorRow, InputRow } from './shard-rows.js';
 
 /** A shard's row as the reader hands it on: to embed, to carry over from the base run, or failed. */
 export type ReadRow =
-  | { kind: 'embed'; pos: number; hash: string; row: InputRow }
-  | { kind: 'carry'; pos: number; id: string; hash: string }
-  | { kind: 'error'; error: ErrorRow };
+  { kind: 'embed'; pos: number; hash: string; row: InputRow } | { kind: 'carry'; pos: number; id: string; hash: string } | { kind: 'error'; error: ErrorRow };
 
 /**
  * First stage of a shard: streams its rows from the source in order, numbers them, and hashes

@@ -31,12 +31,7 @@ export async function decodeImage(bytes: Uint8Array, pre: ResolvedPreprocess): P
  * Decodes one image into `out` starting at element `offset` (so a batch can be filled in
  * place without an intermediate array per image). Throws an Error saying what is wrong.
  */
-export async function decodeImageInto(
-  bytes: Uint8Array,
-  pre: ResolvedPreprocess,
-  out: Float32Array,
-  offset: number,
-): Promise<void> {
+export async function decodeImageInto(bytes: Uint8Array, pre: ResolvedPreprocess, out: Float32Array, offset: number): Promise<void> {
   const [height, width] = pre.size;
   if (!Number.isInteger(height) || !Number.isInteger(width) || height < 1 || width < 1) {
     throw new Error(`preprocess.size must be [height, width] in positive integers, got ${JSON.stringify(pre.size)}`);
@@ -88,11 +83,7 @@ export async function decodeImageInto(
  * once (sharp runs them on libuv's thread pool). A failed image leaves zeros in its slot and is
  * reported; the others are unaffected.
  */
-export async function decodeImagesInto(
-  files: readonly Uint8Array[],
-  pre: ResolvedPreprocess,
-  out: Float32Array,
-): Promise<DecodeFailure[]> {
+export async function decodeImagesInto(files: readonly Uint8Array[], pre: ResolvedPreprocess, out: Float32Array): Promise<DecodeFailure[]> {
   const len = decodedLength(pre);
   if (out.length < files.length * len) {
     throw new RangeError(`decodeImagesInto: output has ${out.length} floats, ${files.length} images need ${files.length * len}`);

@@ -18,12 +18,26 @@ import { failAbandonedPlans, PLANNING_TIMEOUT_MS } from './planning.js';
 import { findBaseRun } from '../pipeline/incremental.js';
 import { defaultRegistries, type Registries } from '../pipeline/registries.js';
 import { RunRegistry } from './run-registry.js';
-import { FINAL_STATUSES, RUNS_QUEUE, SHARDS_QUEUE, shardJobId, type RunJobData, type RunRecord, type RunSpec, type RunSummary, type ShardResult, type ShardTask } from './types.js';
+import {
+  FINAL_STATUSES,
+  RUNS_QUEUE,
+  SHARDS_QUEUE,
+  shardJobId,
+  type RunJobData,
+  type RunRecord,
+  type RunSpec,
+  type RunSummary,
+  type ShardResult,
+  type ShardTask,
+} from './types.js';
 import { FieldError } from '../types/errors.js';
 
 /** A sortable, readable run id: UTC time plus randomness, e.g. 20261127T061502-3fa9c1. */
 export function newRunId(now = new Date()): string {
-  const t = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '');
+  const t = now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, '');
   return `${t}-${randomBytes(3).toString('hex')}`;
 }
 
@@ -130,15 +144,18 @@ export class LayertapClient {
     await this.registry.put(rec);
     // `cancel` of a run being planned stops the plan at the next shard instead of after the whole listing
     const stop = { cancelled: false };
-    const beat = setInterval(() => {
-      this.specs.heartbeat(runId, ttl).catch(() => undefined);
-      this.specs.isCancelled(runId).then(
-        (c) => {
-          if (c) stop.cancelled = true;
-        },
-        () => undefined,
-      );
-    }, Math.max(50, Math.floor(ttl / 3)));
+    const beat = setInterval(
+      () => {
+        this.specs.heartbeat(runId, ttl).catch(() => undefined);
+        this.specs.isCancelled(runId).then(
+          (c) => {
+            if (c) stop.cancelled = true;
+          },
+          () => undefined,
+        );
+      },
+      Math.max(50, Math.floor(ttl / 3)),
+    );
     beat.unref();
     let queued = false;
     try {

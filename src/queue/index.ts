@@ -9,11 +9,32 @@ export { finalizeRun } from '../pipeline/finalize.js';
 export { SUCCESS_MARKER, PARTIAL_MARKER, CANCELLED_MARKER } from '../storage/layout.js';
 export { checkRedis, securityWarnings, isLoopbackHost, RedisSetupError, type RedisCheckOptions, type RedisCheckResult } from './redis-checks.js';
 export * from './types.js';
-export { ScheduleManager, SCHEDULES_QUEUE, checkScheduleId, scheduleTickDataSchema, parseScheduleTickData, type ScheduleInfo, type ScheduleTiming, type ScheduleTickData } from './schedules.js';
+export {
+  ScheduleManager,
+  SCHEDULES_QUEUE,
+  checkScheduleId,
+  scheduleTickDataSchema,
+  parseScheduleTickData,
+  type ScheduleInfo,
+  type ScheduleTiming,
+  type ScheduleTickData,
+} from './schedules.js';
 export { rebuildRegistry, recordFromManifest, type RebuildOptions, type SkippedManifest } from './registry-rebuild.js';
 export { claimSnapshot } from './dedup.js';
 export { snapshotKey } from '../pipeline/snapshot.js';
-export { shardTaskSchema, runSpecSchema, runJobDataSchema, runRecordSchema, shardSpecSchema, baseRunSchema, parseShardTask, parseRunSpec, parseRunJobData, checkedJobData, InvalidJobDataError } from './schemas.js';
+export {
+  shardTaskSchema,
+  runSpecSchema,
+  runJobDataSchema,
+  runRecordSchema,
+  shardSpecSchema,
+  baseRunSchema,
+  parseShardTask,
+  parseRunSpec,
+  parseRunJobData,
+  checkedJobData,
+  InvalidJobDataError,
+} from './schemas.js';
 export { RunSpecStore, RANGE_BYTES } from './run-specs.js';
 export { DEFAULT_WINDOW } from './shard-jobs.js';
 export { failAbandonedPlans, PLANNING_TIMEOUT_MS, ABANDONED_PLAN } from './planning.js';

@@ -104,10 +104,12 @@ export async function estimateRun(job: ResolvedJob, opts: EstimateOptions = {}):
   }
   if (!previous) {
     const layers = await listLayers(job.model.uri, {}, registries.runtimes).catch(() => [] as LayerInfo[]);
-    shapes = Object.fromEntries(job.taps.flatMap((t) => {
-      const shape = modelShape(t, layers, job.model.format);
-      return shape ? [[t.as, shape]] : [];
-    }));
+    shapes = Object.fromEntries(
+      job.taps.flatMap((t) => {
+        const shape = modelShape(t, layers, job.model.format);
+        return shape ? [[t.as, shape]] : [];
+      }),
+    );
     if (layers.length === 0) shapesFrom = 'unknown';
   }
   const taps = job.taps.map((t): TapEstimate => {

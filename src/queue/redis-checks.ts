@@ -105,7 +105,10 @@ export async function checkRedis(url: string, opts: RedisCheckOptions = {}): Pro
       return {
         version: 'unknown',
         maxmemoryPolicy: 'unknown',
-        warnings: [`could not read INFO from Redis at ${shown} (${(err as Error).message}); make sure its maxmemory-policy is noeviction`, ...securityWarnings(url)],
+        warnings: [
+          `could not read INFO from Redis at ${shown} (${(err as Error).message}); make sure its maxmemory-policy is noeviction`,
+          ...securityWarnings(url),
+        ],
       };
     }
     const version = infoField(info, 'redis_version') ?? 'unknown';

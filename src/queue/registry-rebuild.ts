@@ -50,7 +50,10 @@ export interface RebuildOptions {
 }
 
 /** A manifest's text checked against its schema and against the folder it is in (one naming another run would replace that run's record). */
-function manifestOfFolder(text: string, folder: { runId: string; fingerprint: string; name: string }): { manifest: ManifestRecordFields } | { problem: string } {
+function manifestOfFolder(
+  text: string,
+  folder: { runId: string; fingerprint: string; name: string },
+): { manifest: ManifestRecordFields } | { problem: string } {
   const parsed = parseManifest(text);
   if ('problem' in parsed) return parsed;
   for (const field of ['runId', 'fingerprint', 'name'] as const) {

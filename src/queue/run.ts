@@ -61,7 +61,10 @@ export async function connectRedis(
     throw new Error(`Redis at ${redactUrl(explicit)} does not answer; start it or fix REDIS_URL`);
   }
   const embedded = await EmbeddedRedis.start();
-  log.info({ redis: embedded.url, embedded: true }, `redis: nothing answers on ${env.redisUrl}; started a private redis-server at ${embedded.url} (stopped on exit)`);
+  log.info(
+    { redis: embedded.url, embedded: true },
+    `redis: nothing answers on ${env.redisUrl}; started a private redis-server at ${embedded.url} (stopped on exit)`,
+  );
   return { settings: { ...settings, redisUrl: embedded.url }, stop: () => embedded.stop() };
 }
 

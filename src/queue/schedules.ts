@@ -90,7 +90,8 @@ export class ScheduleManager {
   async add(id: string, job: JobConfig, timing: ScheduleTiming): Promise<ScheduleInfo> {
     checkScheduleId(id);
     if ('every' in timing) {
-      if (!Number.isInteger(timing.every) || timing.every < 1000) throw new Error(`--every must be a whole number of milliseconds >= 1000, got ${timing.every}`);
+      if (!Number.isInteger(timing.every) || timing.every < 1000)
+        throw new Error(`--every must be a whole number of milliseconds >= 1000, got ${timing.every}`);
     }
     const repeat = 'every' in timing ? { every: timing.every } : { pattern: timing.cron, ...(timing.tz ? { tz: timing.tz } : {}) };
     try {
@@ -178,7 +179,10 @@ export class ScheduleWorker {
         const runId = await this.manager.tick(data, this.client, { id: job.id ?? job.name, timestamp: job.timestamp });
         const rec = await this.client.registry.get(runId);
         const reused = rec !== null && rec.createdAt < job.timestamp;
-        log.info({ scheduleId: data.scheduleId, runId, reused }, `layertap worker: schedule ${data.scheduleId} tick -> run ${runId}${reused ? ' (an identical run was still active)' : ''}`);
+        log.info(
+          { scheduleId: data.scheduleId, runId, reused },
+          `layertap worker: schedule ${data.scheduleId} tick -> run ${runId}${reused ? ' (an identical run was still active)' : ''}`,
+        );
         return { runId };
       },
       { connection: bullConnection(settings.redisUrl), prefix: settings.prefix, concurrency: 1 },

@@ -23,7 +23,17 @@ import type { ShardSpec } from '../sources/types.js';
 import { processShard } from '../pipeline/shard-processor.js';
 import { isPermanent } from '../types/errors.js';
 import { callbackLogger, type Logger } from '../types/logger.js';
-import { parseShardJobId, RUNS_QUEUE, SHARDS_QUEUE, shardJobId, type RunJobData, type RunSpec, type ShardJobData, type ShardResult, type ShardTask } from './types.js';
+import {
+  parseShardJobId,
+  RUNS_QUEUE,
+  SHARDS_QUEUE,
+  shardJobId,
+  type RunJobData,
+  type RunSpec,
+  type ShardJobData,
+  type ShardResult,
+  type ShardTask,
+} from './types.js';
 
 export { WORKER_DEFAULTS };
 
@@ -267,7 +277,10 @@ export class LayertapWorker {
     const child = `${prefix}:${SHARDS_QUEUE}:${shardJobId(spec.runId, next)}`;
     const parent = `${prefix}:${RUNS_QUEUE}:${spec.runId}`;
     // a shard started again (after a stall or a retry) finds its successor done and removed: not again
-    const [[, processed], [, failed]] = (await this.redis.multi().hexists(`${parent}:processed`, child).hexists(`${parent}:failed`, child).exec()) as [[null, number], [null, number]];
+    const [[, processed], [, failed]] = (await this.redis.multi().hexists(`${parent}:processed`, child).hexists(`${parent}:failed`, child).exec()) as [
+      [null, number],
+      [null, number],
+    ];
     if (processed || failed || (await this.specs.isCancelled(spec.runId))) return;
     const task = await this.specs.task(spec.runId, next);
     if (!task) throw new Error(`run ${spec.runId}: shard ${next} is not in the run's plan`);
@@ -292,7 +305,10 @@ export class LayertapWorker {
     const attempt = `attempt ${job.attemptsMade + 1}/${job.opts.attempts ?? 1}`;
     const log = this.log.child({ runId, shard: shard.index });
     // a start after a stall repeats the attempt number; the start count tells them apart
-    log.info({ attempt: job.attemptsMade + 1, starts: job.attemptsStarted }, `layertap worker: run ${runId} shard ${shard.index}: started (${attempt}, start ${job.attemptsStarted})`);
+    log.info(
+      { attempt: job.attemptsMade + 1, starts: job.attemptsStarted },
+      `layertap worker: run ${runId} shard ${shard.index}: started (${attempt}, start ${job.attemptsStarted})`,
+    );
     const jobKey = job.id ?? shardJobId(runId, shard.index);
     const origin: BatchOrigin = { runId, name: spec.job.name, shard: shard.index, taps: spec.job.taps.map((t) => t.as) };
     this.active.add(jobKey);
@@ -327,7 +343,10 @@ export class LayertapWorker {
           throw new WaitingError();
         } catch (e) {
           if (e instanceof WaitingError) throw e;
-          log.warn({}, `layertap worker: run ${runId} shard ${shard.index}: could not hand back (${(e as Error).message}); it is recovered when its lock expires`);
+          log.warn(
+            {},
+            `layertap worker: run ${runId} shard ${shard.index}: could not hand back (${(e as Error).message}); it is recovered when its lock expires`,
+          );
           throw err;
         }
       }
@@ -383,7 +402,10 @@ export class LayertapWorker {
     );
     for (const w of [this.shardWorker, this.runWorker]) w.on('error', (err) => this.logError(err));
     this.shardWorker.on('stalled', (jobId) =>
-      this.log.warn({ jobId, ...parseShardJobId(jobId) }, `layertap worker: shard job ${jobId} stalled (its worker stopped renewing the lock); back in the queue`),
+      this.log.warn(
+        { jobId, ...parseShardJobId(jobId) },
+        `layertap worker: shard job ${jobId} stalled (its worker stopped renewing the lock); back in the queue`,
+      ),
     );
     // schedule ticks: each becomes one run (see schedules.ts)
     // its connection errors share the shard worker's rate limit: one line per 5 s while Redis is away
@@ -463,6 +485,9 @@ async function shardOutcomes(job: Job<RunJobData>): Promise<ShardOutcomes> {
   return {
     results: Object.values(values),
     // keys are '<prefix>:shards:<shard job id>'
-    failures: Object.entries(failures).map(([key, error]) => ({ index: parseShardJobId(key.slice(key.lastIndexOf(':') + 1))?.shard ?? -1, error: error || 'unknown' })),
+    failures: Object.entries(failures).map(([key, error]) => ({
+      index: parseShardJobId(key.slice(key.lastIndexOf(':') + 1))?.shard ?? -1,
+      error: error || 'unknown',
+    })),
   };
 }

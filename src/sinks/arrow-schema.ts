@@ -105,11 +105,7 @@ export function buildSchema(opts: SchemaOptions): Schema {
 
 /** The schema of an errors file: id, stage, message (all utf8). */
 export function errorsSchema(): Schema {
-  return new Schema([
-    new Field(ID_COLUMN, new Utf8(), false),
-    new Field('stage', new Utf8(), false),
-    new Field('message', new Utf8(), false),
-  ]);
+  return new Schema([new Field(ID_COLUMN, new Utf8(), false), new Field('stage', new Utf8(), false), new Field('message', new Utf8(), false)]);
 }
 
 /** Describes a schema's fields for the manifest. */

@@ -19,11 +19,7 @@ export async function writeErrorsFile(sink: Sink, key: string, rows: readonly Er
   const ipc = await IpcFileWriter.open(await sink.createWriter(key), schema);
   try {
     if (rows.length > 0) {
-      const children = [
-        utf8Data(rows.map((r) => r.id)),
-        utf8Data(rows.map((r) => r.stage)),
-        utf8Data(rows.map((r) => r.message)),
-      ];
+      const children = [utf8Data(rows.map((r) => r.id)), utf8Data(rows.map((r) => r.stage)), utf8Data(rows.map((r) => r.message))];
       const data = makeData({ type: new Struct(schema.fields), length: rows.length, nullCount: 0, children });
       await ipc.write(new RecordBatch(schema, data));
     }

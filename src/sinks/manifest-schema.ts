@@ -5,7 +5,24 @@ import type { RunManifest } from './manifest.js';
 /** The fields of `_manifest.json` that a run's record is made from. */
 export type ManifestRecordFields = Pick<
   RunManifest,
-  'runId' | 'name' | 'fingerprint' | 'status' | 'model' | 'trigger' | 'rows' | 'errorRows' | 'files' | 'errorFiles' | 'shards' | 'shardCount' | 'plannedShards' | 'failedShards' | 'createdAt' | 'committedAt' | 'finishedAt' | 'seconds'
+  | 'runId'
+  | 'name'
+  | 'fingerprint'
+  | 'status'
+  | 'model'
+  | 'trigger'
+  | 'rows'
+  | 'errorRows'
+  | 'files'
+  | 'errorFiles'
+  | 'shards'
+  | 'shardCount'
+  | 'plannedShards'
+  | 'failedShards'
+  | 'createdAt'
+  | 'committedAt'
+  | 'finishedAt'
+  | 'seconds'
 >;
 
 const isoTime = z.iso.datetime({ offset: true });

@@ -50,7 +50,9 @@ const MESSAGE: Shape = {
     4: KEY_VALUES,
   },
 };
-const FOOTER: Shape = { refs: { 1: { kind: 'table', shape: () => SCHEMA }, 2: { kind: 'structs', size: 24 }, 3: { kind: 'structs', size: 24 }, 4: KEY_VALUES } };
+const FOOTER: Shape = {
+  refs: { 1: { kind: 'table', shape: () => SCHEMA }, 2: { kind: 'structs', size: 24 }, 3: { kind: 'structs', size: 24 }, 4: KEY_VALUES },
+};
 
 /** Nesting deeper than this is not a real schema. */
 const MAX_DEPTH = 64;
@@ -166,14 +168,16 @@ export function checkBatchBounds(batch: BatchLayout, bodyLength: number): string
   if (!Number.isSafeInteger(batch.length) || batch.length < 0) return `says it has ${batch.length} rows`;
   for (const [i, n] of batch.nodes.entries()) {
     if (!Number.isSafeInteger(n.length) || n.length < 0) return `says column node ${i} has ${n.length} values`;
-    if (!Number.isSafeInteger(n.nullCount) || n.nullCount < 0 || n.nullCount > n.length) return `says column node ${i} has ${n.nullCount} nulls in ${n.length} values`;
+    if (!Number.isSafeInteger(n.nullCount) || n.nullCount < 0 || n.nullCount > n.length)
+      return `says column node ${i} has ${n.nullCount} nulls in ${n.length} values`;
   }
   for (const [i, b] of batch.buffers.entries()) {
     if (!Number.isSafeInteger(b.offset) || !Number.isSafeInteger(b.length) || b.offset < 0 || b.length < 0 || b.offset + b.length > bodyLength) {
       return `says buffer ${i} is ${b.length} bytes at offset ${b.offset} of a ${bodyLength}-byte body`;
     }
   }
-  for (const c of batch.variadicBufferCounts) if (!Number.isSafeInteger(c) || c < 0 || c > batch.buffers.length) return `says a column has ${c} variadic buffers`;
+  for (const c of batch.variadicBufferCounts)
+    if (!Number.isSafeInteger(c) || c < 0 || c > batch.buffers.length) return `says a column has ${c} variadic buffers`;
   return null;
 }
 
@@ -279,6 +283,7 @@ class LayoutWalk {
     const b = this.batch.buffers[i];
     if (!b) throw new LayoutProblem(`has ${this.batch.buffers.length} buffers, but its columns need more`);
     // compressed buffers hold fewer bytes than their values; their sizes are checked once decompressed
-    if (!this.batch.compressed && b.length < minBytes) throw new LayoutProblem(`says buffer ${i} (${what}) is ${b.length} bytes, but its column needs at least ${minBytes}`);
+    if (!this.batch.compressed && b.length < minBytes)
+      throw new LayoutProblem(`says buffer ${i} (${what}) is ${b.length} bytes, but its column needs at least ${minBytes}`);
   }
 }

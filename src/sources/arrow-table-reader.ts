@@ -74,7 +74,11 @@ export class ArrowTableReader implements TableReader {
   async *rows(shard: ShardSpec, columns: RowColumns): AsyncIterable<RawRow> {
     const index = await this.getIndex();
     checkShard(shard, await this.count(), this.file);
-    const pieces = piecesFor(index.batches.map((b) => b.rows), shard.start, shard.count);
+    const pieces = piecesFor(
+      index.batches.map((b) => b.rows),
+      shard.start,
+      shard.count,
+    );
     const fh = await open(this.file, 'r');
     try {
       for (const p of pieces) {
@@ -183,7 +187,8 @@ async function readIndex(file: string): Promise<IpcIndex> {
       }
       const body = msg.bodyLength;
       const room = end - pos - prefixLen - metaLen;
-      if (!Number.isSafeInteger(body) || body < 0 || body > room) throw damaged(`the message at byte ${pos} says its body is ${body} bytes, but ${room} remain${where}`);
+      if (!Number.isSafeInteger(body) || body < 0 || body > room)
+        throw damaged(`the message at byte ${pos} says its body is ${body} bytes, but ${room} remain${where}`);
       const span = { offset: pos, bytes: prefixLen + metaLen + body };
       try {
         if (msg.isSchema()) {
@@ -257,7 +262,12 @@ async function readIndex(file: string): Promise<IpcIndex> {
 
 /** The numbers of a decoded record batch header that the checks look at. */
 function layoutOf(
-  header: { length: number; nodes: Array<{ length: number; nullCount: number }>; buffers: Array<{ offset: number; length: number }>; variadicBufferCounts: number[] },
+  header: {
+    length: number;
+    nodes: Array<{ length: number; nullCount: number }>;
+    buffers: Array<{ offset: number; length: number }>;
+    variadicBufferCounts: number[];
+  },
   compressed: boolean,
 ): BatchLayout {
   return { length: header.length, nodes: header.nodes, buffers: header.buffers, compressed, variadicBufferCounts: header.variadicBufferCounts };

@@ -8,16 +8,7 @@ import type { ShardSpec, Source, SourceRow } from './types.js';
 import { FieldError } from '../types/errors.js';
 
 /** Formats the prebuilt sharp/libvips decodes (BMP, HEIC and SVG are left out on purpose). */
-export const DEFAULT_IMAGE_EXTENSIONS: readonly string[] = [
-  'jpg',
-  'jpeg',
-  'png',
-  'webp',
-  'gif',
-  'tif',
-  'tiff',
-  'avif',
-];
+export const DEFAULT_IMAGE_EXTENSIONS: readonly string[] = ['jpg', 'jpeg', 'png', 'webp', 'gif', 'tif', 'tiff', 'avif'];
 
 export interface ImageDirSourceOptions {
   /** file extensions to include, with or without the dot, any case. @defaultValue DEFAULT_IMAGE_EXTENSIONS */
@@ -91,9 +82,7 @@ export class ImageDirSource implements Source {
   async *read(shard: ShardSpec): AsyncIterable<SourceRow> {
     const ids = shard.ids;
     if (!ids) {
-      throw new Error(
-        `shard ${shard.index} of ${this.uri} has no ids: image shards must come from ImageDirSource.plan()`,
-      );
+      throw new Error(`shard ${shard.index} of ${this.uri} has no ids: image shards must come from ImageDirSource.plan()`);
     }
     // keep up to readAhead reads in flight so slow disks/network mounts overlap, yet yield in order
     const inflight: Promise<SourceRow>[] = [];

@@ -37,7 +37,11 @@ export class JsonlTableReader implements TableReader {
   async columns(): Promise<TableColumn[]> {
     const row = await this.firstRow();
     if (!row) return [];
-    return Object.entries(row).map(([name, v]) => ({ name, kind: jsonKind(v), typeName: `JSON ${Array.isArray(v) ? 'array' : v === null ? 'null' : typeof v}` }));
+    return Object.entries(row).map(([name, v]) => ({
+      name,
+      kind: jsonKind(v),
+      typeName: `JSON ${Array.isArray(v) ? 'array' : v === null ? 'null' : typeof v}`,
+    }));
   }
 
   async count(): Promise<number> {
@@ -50,7 +54,13 @@ export class JsonlTableReader implements TableReader {
   }
 
   plan(shardSize: number): AsyncIterable<ShardSpec> {
-    return planLines(this.path, this.maxLineBytes, shardSize, (line) => !line.blank, (rows) => (this.total = Promise.resolve(rows)));
+    return planLines(
+      this.path,
+      this.maxLineBytes,
+      shardSize,
+      (line) => !line.blank,
+      (rows) => (this.total = Promise.resolve(rows)),
+    );
   }
 
   async *rows(shard: ShardSpec, columns: RowColumns): AsyncIterable<RawRow> {
@@ -65,7 +75,8 @@ export class JsonlTableReader implements TableReader {
       if (row >= shard.start) yield parseRow(line, row, columns, this.maxLineBytes);
       row++;
     }
-    if (row < end) throw new Error(`${this.path}: shard ${shard.index} expects rows up to ${end - 1} but the file ends at row ${row - 1} (was it changed after planning?)`);
+    if (row < end)
+      throw new Error(`${this.path}: shard ${shard.index} expects rows up to ${end - 1} but the file ends at row ${row - 1} (was it changed after planning?)`);
   }
 
   async close(): Promise<void> {
@@ -87,9 +98,13 @@ export class JsonlTableReader implements TableReader {
         try {
           value = parse(line.bytes);
         } catch (err) {
-          throw new Error(`${this.path}: the first row (line at byte ${line.offset}) is not valid JSON: ${(err as Error).message}; columns are taken from the first row`, { cause: err });
+          throw new Error(
+            `${this.path}: the first row (line at byte ${line.offset}) is not valid JSON: ${(err as Error).message}; columns are taken from the first row`,
+            { cause: err },
+          );
         }
-        if (!isObject(value)) throw new Error(`${this.path}: the first row is not a JSON object; each line must be one object such as {"id": "a", "input": [...]}`);
+        if (!isObject(value))
+          throw new Error(`${this.path}: the first row is not a JSON object; each line must be one object such as {"id": "a", "input": [...]}`);
         return value;
       }
       return null;
@@ -103,7 +118,10 @@ function parseRow(line: Line, index: number, columns: RowColumns, maxLineBytes: 
     return {
       index,
       id: null,
-      input: { kind: 'invalid', message: `line at byte ${line.offset} is ${line.length} bytes, more than source.maxLineBytes (${maxLineBytes}); raise source.maxLineBytes to read it` },
+      input: {
+        kind: 'invalid',
+        message: `line at byte ${line.offset} is ${line.length} bytes, more than source.maxLineBytes (${maxLineBytes}); raise source.maxLineBytes to read it`,
+      },
     };
   }
   let value: unknown;

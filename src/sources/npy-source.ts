@@ -76,7 +76,7 @@ export class NpySource implements Source {
     const fh = await open(this.uri, 'r');
     try {
       const raw = direct ? null : new Uint8Array(Math.min(rowsPerChunk, count) * rowBytes);
-      for (let done = 0; done < count; ) {
+      for (let done = 0; done < count;) {
         const rows = Math.min(rowsPerChunk, count - done);
         const chunk = new Float32Array(hint.allocate ? hint.allocate(rows * rowLen * 4) : new ArrayBuffer(rows * rowLen * 4));
         const at = header.dataOffset + (start + done) * rowBytes;
@@ -116,12 +116,9 @@ export class NpySource implements Source {
 
   private async loadHeader(): Promise<NpyHeader> {
     const fh = await open(this.uri, 'r').catch((err: NodeJS.ErrnoException) => {
-      throw new Error(
-        err.code === 'ENOENT'
-          ? `source.uri: no such file or directory: ${this.uri}`
-          : `source.uri: cannot open ${this.uri}: ${err.message}`,
-        { cause: err },
-      );
+      throw new Error(err.code === 'ENOENT' ? `source.uri: no such file or directory: ${this.uri}` : `source.uri: cannot open ${this.uri}: ${err.message}`, {
+        cause: err,
+      });
     });
     try {
       const header = await readNpyHeaderFrom(fh, this.uri);

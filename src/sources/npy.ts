@@ -64,9 +64,7 @@ export function parseNpyHeader(bytes: Uint8Array, file: string): NpyHeader {
   const fortran = /['"]fortran_order['"]\s*:\s*(True|False)/.exec(text)?.[1];
   if (fortran === undefined) throw new Error(`${file}: .npy header has no 'fortran_order': ${text.trim()}`);
   if (fortran === 'True') {
-    throw new Error(
-      `${file}: the array is stored in Fortran (column-major) order; save it C-ordered, e.g. np.save(path, np.ascontiguousarray(a))`,
-    );
+    throw new Error(`${file}: the array is stored in Fortran (column-major) order; save it C-ordered, e.g. np.save(path, np.ascontiguousarray(a))`);
   }
   const shapeText = /['"]shape['"]\s*:\s*\(([^)]*)\)/.exec(text)?.[1];
   if (shapeText === undefined) throw new Error(`${file}: .npy header has no 'shape': ${text.trim()}`);
@@ -218,9 +216,6 @@ export async function readFully(fh: FileHandle, buf: Uint8Array, position: numbe
 function checkSize(header: NpyHeader, size: number, file: string): void {
   const need = header.dataOffset + header.dataBytes;
   if (size < need) {
-    throw new Error(
-      `${file}: truncated .npy file: shape (${header.shape.join(', ')}) of ${header.descr} needs ${need} bytes, the file has ${size}`,
-    );
+    throw new Error(`${file}: truncated .npy file: shape (${header.shape.join(', ')}) of ${header.descr} needs ${need} bytes, the file has ${size}`);
   }
 }
-

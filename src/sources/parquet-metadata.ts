@@ -153,7 +153,8 @@ function schemaLeaves(elements: ThriftValue[]): Leaf[] {
     const name = nameField?.type === T.BINARY ? new TextDecoder().decode(nameField.bytes) : '';
     const rep = repeated + (intOf(el, 3) === 2 ? 1 : 0);
     const children = intOf(el, 5) ?? 0;
-    if (!Number.isSafeInteger(children) || children < 0 || children > elements.length - next) throw new FooterProblem(`schema element '${name}' says it has ${children} children`);
+    if (!Number.isSafeInteger(children) || children < 0 || children > elements.length - next)
+      throw new FooterProblem(`schema element '${name}' says it has ${children} children`);
     if (depth > 64) throw new FooterProblem('the schema is nested more than 64 levels');
     const here = depth === 0 ? [] : [...path, name];
     if (children === 0 && depth > 0) leaves.push({ path: here, repeated: rep });
@@ -235,7 +236,7 @@ function pruneSchema(meta: ThriftStruct, keep: ReadonlySet<string>): void {
   if (!root) return;
   const out: ThriftValue[] = [];
   let top = 0;
-  for (let i = 1; i < elements.length; ) {
+  for (let i = 1; i < elements.length;) {
     // a field and its descendants are the next 1 + (children, recursively) elements
     let end = i;
     for (let open = 1; open > 0 && end < elements.length; end++) open += (intOf(elements[end]!, 5) ?? 0) - 1;
@@ -262,7 +263,14 @@ function replaceArrowSchema(meta: ThriftStruct, value: string | undefined): void
   for (const e of entries) {
     const key = e.type === T.STRUCT ? fieldOf(e, 1) : undefined;
     if (key?.type !== T.BINARY || new TextDecoder().decode(key.bytes) !== ARROW_SCHEMA) items.push(e);
-    else if (value !== undefined) items.push({ type: T.STRUCT, fields: [{ id: 1, value: key }, { id: 2, value: { type: T.BINARY, bytes: enc.encode(value) } }] });
+    else if (value !== undefined)
+      items.push({
+        type: T.STRUCT,
+        fields: [
+          { id: 1, value: key },
+          { id: 2, value: { type: T.BINARY, bytes: enc.encode(value) } },
+        ],
+      });
   }
   replaceField(meta, 5, { type: T.LIST, elem: T.STRUCT, items });
 }
@@ -332,7 +340,8 @@ export function checkPages(bytes: Uint8Array, chunk: ParquetChunk): string | nul
     if (compressed === null || compressed < 0 || compressed > bytes.length - end) {
       return `${where} says it holds ${compressed ?? 'an unknown number of'} bytes, but ${bytes.length - end} remain in its column chunk`;
     }
-    if (uncompressed === null || uncompressed < 0 || uncompressed > 0x7fffffff) return `${where} says it decompresses to ${uncompressed ?? 'an unknown number of'} bytes`;
+    if (uncompressed === null || uncompressed < 0 || uncompressed > 0x7fffffff)
+      return `${where} says it decompresses to ${uncompressed ?? 'an unknown number of'} bytes`;
     const crc = int(header, 4);
     if (crc !== null && crc32(bytes.subarray(end, end + compressed)) !== crc >>> 0) return `${where} does not match its checksum`;
     // data pages (0, v2: 3) count toward the chunk's values; a dictionary page (2) has its own count

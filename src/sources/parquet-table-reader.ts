@@ -125,7 +125,14 @@ export class ParquetTableReader implements TableReader {
  * kept columns of a one-row-group file, so they decode to the same Arrow types as in the file.
  */
 function arrowSchemaHint(schema: Schema, keep: ReadonlySet<string>): string {
-  const meta = Message.encode(Message.from(new Schema(schema.fields.filter((f) => keep.has(f.name)), schema.metadata)));
+  const meta = Message.encode(
+    Message.from(
+      new Schema(
+        schema.fields.filter((f) => keep.has(f.name)),
+        schema.metadata,
+      ),
+    ),
+  );
   const out = new Uint8Array(8 + meta.byteLength);
   const view = new DataView(out.buffer);
   view.setInt32(0, -1, true);

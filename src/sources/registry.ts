@@ -65,7 +65,8 @@ function tableEntry(format: TableFormat, what: string, extensions: readonly stri
       const { TableSource } = await import('./table-source.js');
       if (isS3Uri(spec.uri)) {
         const { bucket, key } = parseS3Uri(spec.uri, 'source.uri');
-        if (key === '' || key.endsWith('/')) throw new FieldError('source.uri', `type ${spec.type} needs the key of one table object, but ${spec.uri} is a prefix`);
+        if (key === '' || key.endsWith('/'))
+          throw new FieldError('source.uri', `type ${spec.type} needs the key of one table object, but ${spec.uri} is a prefix`);
         const { S3TableLocation } = await import('./s3-table-location.js');
         return new TableSource(spec.uri, format, new S3TableLocation(bucket, key, s3Connection(spec), rowBytes(spec)), options);
       }
@@ -101,7 +102,8 @@ export function defaultSources(): SourceRegistry {
       extensions: ['.npy'],
       fields: [],
       async open(spec) {
-        if (isS3Uri(spec.uri)) throw new FieldError('source.uri', `.npy sources must be local files (${spec.uri}); copy it locally, or store it as a .parquet/.arrow table`);
+        if (isS3Uri(spec.uri))
+          throw new FieldError('source.uri', `.npy sources must be local files (${spec.uri}); copy it locally, or store it as a .parquet/.arrow table`);
         const file = localPath(spec.uri, 'file', (p) => `type npy needs a .npy file, but ${p} is not a file`);
         const { NpySource } = await import('./npy-source.js');
         return new NpySource(file);
@@ -115,7 +117,8 @@ export function defaultSources(): SourceRegistry {
       extensions: ['.txt'],
       fields: ['maxLineBytes'],
       async open(spec) {
-        if (isS3Uri(spec.uri)) throw new FieldError('source.uri', `.txt sources must be local files (${spec.uri}); or store the lines as a .parquet/.jsonl table`);
+        if (isS3Uri(spec.uri))
+          throw new FieldError('source.uri', `.txt sources must be local files (${spec.uri}); or store the lines as a .parquet/.jsonl table`);
         const file = localPath(spec.uri, 'file', (p) => `type text needs a .txt file, but ${p} is not a file`);
         const { TextFileSource } = await import('./text-file-source.js');
         return new TextFileSource(file, spec.maxLineBytes !== undefined ? { maxLineBytes: spec.maxLineBytes } : {});

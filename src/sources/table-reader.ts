@@ -24,11 +24,7 @@ export interface TableReader {
  * For pieces of `sizes` rows, the pieces that overlap rows [start, start + count) with the
  * row range to take from each: { piece, from, to } in piece-local rows, and the piece's first row.
  */
-export function piecesFor(
-  sizes: readonly number[],
-  start: number,
-  count: number,
-): Array<{ piece: number; first: number; from: number; to: number }> {
+export function piecesFor(sizes: readonly number[], start: number, count: number): Array<{ piece: number; first: number; from: number; to: number }> {
   const out: Array<{ piece: number; first: number; from: number; to: number }> = [];
   const end = start + count;
   let first = 0;

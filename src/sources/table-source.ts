@@ -182,7 +182,10 @@ export class TableSource implements Source {
     }
     if (input.name === id) throw new FieldError('source.inputColumn', `'${input.name}' is also the id column; choose another column`);
     if (this.options.text === true && input.kind !== 'text') {
-      throw new FieldError('source.inputColumn', `column '${input.name}' is ${input.typeName}; the model takes token ids, so it must hold text (a string column)`);
+      throw new FieldError(
+        'source.inputColumn',
+        `column '${input.name}' is ${input.typeName}; the model takes token ids, so it must hold text (a string column)`,
+      );
     }
     if (input.kind === 'other') {
       throw new FieldError(
@@ -209,7 +212,10 @@ export class TableSource implements Source {
     if (!shard) return [0];
     for await (const raw of reader.rows(shard, { id, input })) {
       if (raw.input.kind !== 'tensor') {
-        throw new FieldError('source.inputColumn', `the first row's '${input}' is not a list of numbers (${raw.input.kind === 'invalid' ? raw.input.message : raw.input.kind})`);
+        throw new FieldError(
+          'source.inputColumn',
+          `the first row's '${input}' is not a list of numbers (${raw.input.kind === 'invalid' ? raw.input.message : raw.input.kind})`,
+        );
       }
       return raw.input.shape ?? [raw.input.data.length];
     }
@@ -225,7 +231,8 @@ export class TableSource implements Source {
     }
     switch (cell.kind) {
       case 'invalid':
-        if (this.options.text === true && cell.got !== undefined) return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col} is not a string (got ${cell.got})` };
+        if (this.options.text === true && cell.got !== undefined)
+          return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col} is not a string (got ${cell.got})` };
         return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col}: ${cell.message}` };
       case 'null':
         return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col} is null` };
@@ -244,7 +251,8 @@ export class TableSource implements Source {
       }
       case 'bytes':
         if (this.options.text === true) return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col} is not a string (got bytes)` };
-        if (layout.input.kind !== 'binary') return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col} holds bytes, expected ${layout.input.kind}` };
+        if (layout.input.kind !== 'binary')
+          return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col} holds bytes, expected ${layout.input.kind}` };
         return { id, kind: 'bytes', bytes: cell.bytes };
       case 'text':
         if (this.options.text === true) return { id, kind: 'text', text: cell.text };

@@ -54,7 +54,13 @@ export class TextFileSource implements Source {
   }
 
   plan(shardSize: number): AsyncIterable<ShardSpec> {
-    return planLines(this.uri, this.maxLineBytes, shardSize, () => true, (rows) => (this.total = Promise.resolve(rows)));
+    return planLines(
+      this.uri,
+      this.maxLineBytes,
+      shardSize,
+      () => true,
+      (rows) => (this.total = Promise.resolve(rows)),
+    );
   }
 
   async *read(shard: ShardSpec): AsyncIterable<SourceRow> {
@@ -67,7 +73,8 @@ export class TextFileSource implements Source {
       if (row >= shard.start) yield this.toRow(line.bytes, line.over, line.length, row);
       row++;
     }
-    if (row < end) throw new Error(`${this.uri}: shard ${shard.index} expects lines up to ${end - 1} but the file ends at line ${row - 1} (was it changed after planning?)`);
+    if (row < end)
+      throw new Error(`${this.uri}: shard ${shard.index} expects lines up to ${end - 1} but the file ends at line ${row - 1} (was it changed after planning?)`);
   }
 
   async close(): Promise<void> {

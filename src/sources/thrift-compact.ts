@@ -172,7 +172,7 @@ class Writer {
   }
 
   zigzag(v: bigint): void {
-    this.varint(v >= 0n ? v << 1n : ((-v) << 1n) - 1n);
+    this.varint(v >= 0n ? v << 1n : (-v << 1n) - 1n);
   }
 
   bytes(b: Uint8Array): void {

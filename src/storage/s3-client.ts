@@ -85,8 +85,7 @@ export function resolveConnection(opts: S3ConnectionOptions = {}): ResolvedConne
   const endpoint = opts.endpoint ?? (env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined);
   const region = opts.region ?? (env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1');
   const envPathStyle = env.AWS_S3_FORCE_PATH_STYLE?.toLowerCase();
-  const forcePathStyle =
-    opts.forcePathStyle ?? (envPathStyle === 'true' ? true : envPathStyle === 'false' ? false : endpoint !== undefined);
+  const forcePathStyle = opts.forcePathStyle ?? (envPathStyle === 'true' ? true : envPathStyle === 'false' ? false : endpoint !== undefined);
   return { endpoint, region, forcePathStyle };
 }
 

@@ -141,7 +141,9 @@ export class EmbedPool implements BatchRunner {
     } catch (err) {
       const rows = task.input.ids.length;
       if (timeout?.aborted && !signal?.aborted) {
-        throw new Error(`batch of ${rows} row(s) (${describeIds(task.input.ids)}) took longer than ${this.batchTimeoutMs} ms; its thread was stopped`, { cause: err });
+        throw new Error(`batch of ${rows} row(s) (${describeIds(task.input.ids)}) took longer than ${this.batchTimeoutMs} ms; its thread was stopped`, {
+          cause: err,
+        });
       }
       if (err instanceof ModelLoadError || this.destroyed === destroyedBefore) throw err;
       const code = this.exits > exitsBefore ? this.lastExitCode : undefined;
@@ -159,7 +161,10 @@ export class EmbedPool implements BatchRunner {
    */
   async warmUp(model: ModelSpec): Promise<void> {
     // a text model's empty batch loads its tokenizer too
-    const empty = (): BatchTask => ({ model, input: model.text ? { kind: 'text', ids: [], texts: [] } : { kind: 'tensor', ids: [], data: new Float32Array(0) } });
+    const empty = (): BatchTask => ({
+      model,
+      input: model.text ? { kind: 'text', ids: [], texts: [] } : { kind: 'tensor', ids: [], data: new Float32Array(0) },
+    });
     await Promise.allSettled(Array.from({ length: this.threads }, () => this.piscina.run(empty())));
   }
 

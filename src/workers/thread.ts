@@ -85,7 +85,10 @@ function rowNotFinite(out: TapOutput, i: number): boolean {
 }
 
 function dropRows(out: TapOutput, keep: number[]): TapOutput {
-  return pickRows([out], keep.map((r) => [0, r] as const));
+  return pickRows(
+    [out],
+    keep.map((r) => [0, r] as const),
+  );
 }
 
 /**

@@ -51,7 +51,10 @@ describe('bad job files', () => {
 
   it('names a bad field', async () => {
     await expectRejected({ ...base(), batchSize: 'many' }, 'batchSize');
-    await expectRejected({ ...base(), taps: [{ layer: 'linear_1.1', reduce: 'median' }] }, 'taps[0].reduce: invalid value; choose one of "none", "mean", "max"');
+    await expectRejected(
+      { ...base(), taps: [{ layer: 'linear_1.1', reduce: 'median' }] },
+      'taps[0].reduce: invalid value; choose one of "none", "mean", "max"',
+    );
   });
 
   it('rejects rows that do not fit the model', async () => {

@@ -66,7 +66,16 @@ describe.skipIf(!hasChromium)(`layertap dashboard in headless Chromium${hasChrom
     browser = await chromium.launchPersistentContext(join(tmp.dir, 'chromium-profile'), {
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
       viewport: { width: 1400, height: 800 },
     });
   }, 60_000);
@@ -129,7 +138,10 @@ describe.skipIf(!hasChromium)(`layertap dashboard in headless Chromium${hasChrom
       const own = `http://127.0.0.1:${port}`;
       expect(login.startsWith(`${own}/runs?token=`)).toBe(true);
       const noToken = await fetch(`${own}/queues/api/queues/shards/pause`, { method: 'PUT', headers: { origin: own } });
-      expect([noToken.status, await noToken.text()]).toEqual([401, 'layertap dashboard: a token is required: open the URL with ?token= printed at start, or send Authorization: Bearer <token>\n']);
+      expect([noToken.status, await noToken.text()]).toEqual([
+        401,
+        'layertap dashboard: a token is required: open the URL with ?token= printed at start, or send Authorization: Bearer <token>\n',
+      ]);
       expect(await shards.isPaused()).toBe(false);
 
       const page = await browser!.newPage();

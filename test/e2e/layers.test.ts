@@ -27,7 +27,17 @@ describe('layertap layers', () => {
     };
     expect(j.inputs).toEqual([{ name: 'input', dtype: 'float32', dims: [null, 28, 28, 1] }]);
     expect(j.layers.map((l) => l.name)).toEqual([
-      'input', 'conv_16.0', 'conv_16.1', 'conv_16.2', 'conv_32.0', 'conv_32.1', 'conv_32.2', 'linear_1.0', 'linear_1.1', 'linear_class.0', 'linear_class.1',
+      'input',
+      'conv_16.0',
+      'conv_16.1',
+      'conv_16.2',
+      'conv_32.0',
+      'conv_32.1',
+      'conv_32.2',
+      'linear_1.0',
+      'linear_1.1',
+      'linear_class.0',
+      'linear_class.1',
     ]);
     const dense = j.layers.find((l) => l.name === 'linear_1.0')!;
     expect(dense).toMatchObject({ className: 'Dense', outputShape: [null, 64], params: 2112, inputs: ['conv_32.2'] });
@@ -36,7 +46,11 @@ describe('layertap layers', () => {
   it('lists every input of a model with several, then its nodes with module paths', async () => {
     const r = await runCli(['layers', TEXT_MODEL, '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const j = JSON.parse(r.stdout) as { model: string; inputs: unknown[]; layers: Array<{ name: string; className: string; outputShape: unknown; module: string | null }> };
+    const j = JSON.parse(r.stdout) as {
+      model: string;
+      inputs: unknown[];
+      layers: Array<{ name: string; className: string; outputShape: unknown; module: string | null }>;
+    };
     const text = { dtype: 'int64', dims: [null, null], dimNames: ['batch', 'sequence'] };
     expect(j.inputs).toEqual([
       { name: 'input_ids', ...text },

@@ -98,7 +98,12 @@ describe('layertap plan and layertap cancel', () => {
     const { runId } = JSON.parse(enq.stdout);
     const c = await runCli(['cancel', runId, '--json'], env);
     expect(c.code, c.stderr).toBe(0);
-    expect(JSON.parse(c.stdout)).toEqual({ runId, status: 'cancelled', cancelled: true, output: { uri: expect.stringMatching(new RegExp(`^${join(tmp.dir, 'out', 'sized')}/[0-9a-f]{16}/${runId}$`)) } });
+    expect(JSON.parse(c.stdout)).toEqual({
+      runId,
+      status: 'cancelled',
+      cancelled: true,
+      output: { uri: expect.stringMatching(new RegExp(`^${join(tmp.dir, 'out', 'sized')}/[0-9a-f]{16}/${runId}$`)) },
+    });
     // no worker ran: every pending shard is gone, and the first worker to come finalizes it as cancelled
     const settings = { redisUrl: REDIS_URL, prefix };
     const client = new LayertapClient(settings);

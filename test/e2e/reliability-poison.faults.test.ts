@@ -57,7 +57,10 @@ describe('a poison shard through the CLI', () => {
     expect(status!.rows).toBe(48);
     expect(status!.shards).toMatchObject({ done: 3, failed: 1 });
     expect(status!.error).toMatch(/^1 shard\(s\) failed: #1: cannot commit .*part-00001\.arrow: /);
-    expect(w.lines.filter((l) => /shard 1 attempt \d\/2 failed: cannot commit/.test(l.text)).map((l) => /attempt (\d\/2)/.exec(l.text)![1])).toEqual(['1/2', '2/2']);
+    expect(w.lines.filter((l) => /shard 1 attempt \d\/2 failed: cannot commit/.test(l.text)).map((l) => /attempt (\d\/2)/.exec(l.text)![1])).toEqual([
+      '1/2',
+      '2/2',
+    ]);
 
     const listing = await readdir(output.uri);
     expect(listing).toContain('_PARTIAL');

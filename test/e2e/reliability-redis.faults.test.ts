@@ -53,7 +53,9 @@ describe('Redis killed and restarted mid-run', () => {
 
   it('commits with the same workers and every id exactly once', async () => {
     const env = { REDIS_URL: redis.url, LAYERTAP_PREFIX: prefix };
-    const workers = [0, 1].map((i) => procs.cli(['worker', '--threads', '1', '--concurrency', '1', '--lock-ms', String(LOCK_MS), '--stalled-ms', '1000'], env, `worker#${i}`));
+    const workers = [0, 1].map((i) =>
+      procs.cli(['worker', '--threads', '1', '--concurrency', '1', '--lock-ms', String(LOCK_MS), '--stalled-ms', '1000'], env, `worker#${i}`),
+    );
     await Promise.all(workers.map((w) => w.waitFor(/layertap worker: ready/)));
     const pids = workers.map((w) => w.pid);
 
@@ -93,7 +95,10 @@ describe('Redis killed and restarted mid-run', () => {
     expect(workers.every((w) => w.alive)).toBe(true);
     expect(workers.map((w) => w.pid)).toEqual(pids);
     for (const o of outages) {
-      const next = workers.flatMap((w) => w.lines).filter((l) => l.t > o.up && finishedShard(l.text) !== null).sort((a, b) => a.t - b.t)[0];
+      const next = workers
+        .flatMap((w) => w.lines)
+        .filter((l) => l.t > o.up && finishedShard(l.text) !== null)
+        .sort((a, b) => a.t - b.t)[0];
       o.firstDoneAfter = next ? next.t - o.up : null;
     }
     expect(outages.every((o) => o.firstDoneAfter !== null)).toBe(true);

@@ -3,15 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { REDIS_URL, SEED_MODEL, tempDir, testPrefix } from '../helpers/index.js';
-import {
-  duplicates,
-  finishedShard,
-  ProcessSet,
-  readRunFolder,
-  startedShard,
-  waitForFinal,
-  writeRows,
-} from '../integration/reliability-harness.js';
+import { duplicates, finishedShard, ProcessSet, readRunFolder, startedShard, waitForFinal, writeRows } from '../integration/reliability-harness.js';
 import { LayertapClient } from '../../src/queue/client.js';
 
 // SIGTERM to a worker: within the grace period it finishes its active shards and exits 0;
@@ -86,9 +78,16 @@ describe('graceful shutdown of a worker', () => {
       await client.close();
     }
     // shard 0 ran once, in A; B did the other two
-    expect(b.lines.map((l) => startedShard(l.text)).filter((s) => s !== null).sort()).toEqual([1, 2]);
+    expect(
+      b.lines
+        .map((l) => startedShard(l.text))
+        .filter((s) => s !== null)
+        .sort(),
+    ).toEqual([1, 2]);
     await expectExactlyOnce(output.uri);
-    console.log(`[reliability] SIGTERM within grace: shard 0 finished ${finished!.t - term} ms after the signal (started ${term - started.t} ms before it); exit code ${exit.code}`);
+    console.log(
+      `[reliability] SIGTERM within grace: shard 0 finished ${finished!.t - term} ms after the signal (started ${term - started.t} ms before it); exit code ${exit.code}`,
+    );
     expect((await b.stop('SIGTERM')).code).toBe(0);
   }, 90_000);
 
@@ -129,7 +128,9 @@ describe('graceful shutdown of a worker', () => {
     for (const p of pickups) expect(p).toBeLessThan(LOCK_MS / 3);
     expect(b.text()).not.toMatch(/stalled/);
     await expectExactlyOnce(output.uri);
-    console.log(`[reliability] SIGTERM past grace (${GRACE_MS} ms): worker exited ${exit.code} after ${exitMs} ms, 2 shards handed back, picked up by another worker after ${pickups.join(', ')} ms (lock ${LOCK_MS} ms)`);
+    console.log(
+      `[reliability] SIGTERM past grace (${GRACE_MS} ms): worker exited ${exit.code} after ${exitMs} ms, 2 shards handed back, picked up by another worker after ${pickups.join(', ')} ms (lock ${LOCK_MS} ms)`,
+    );
     expect((await b.stop('SIGTERM')).code).toBe(0);
   }, 90_000);
 });

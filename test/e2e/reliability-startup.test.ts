@@ -63,7 +63,7 @@ describe('Redis checks at start', () => {
     expect(seconds).toBeLessThan(20);
   }, 30_000);
 
-  it("refuses a Redis whose maxmemory-policy evicts keys, unless LAYERTAP_ALLOW_EVICTION=1 or --allow-eviction", async () => {
+  it('refuses a Redis whose maxmemory-policy evicts keys, unless LAYERTAP_ALLOW_EVICTION=1 or --allow-eviction', async () => {
     const lru = await server('lru', ['--maxmemory-policy', 'allkeys-lru']);
     const env = { REDIS_URL: lru.url, LAYERTAP_PREFIX: 'lt-eviction' };
     const [worker, enqueue, run] = await Promise.all([
@@ -73,12 +73,16 @@ describe('Redis checks at start', () => {
     ]);
     for (const r of [worker, enqueue, run]) {
       expect(r.code, r.stderr).toBe(1);
-      expect(r.stderr).toMatch(/Redis at redis:\/\/127\.0\.0\.1:\d+ has maxmemory-policy 'allkeys-lru': when memory fills up it deletes keys, and queued shards or run state are lost\. Set 'maxmemory-policy noeviction'.*or accept the risk with LAYERTAP_ALLOW_EVICTION=1 \(or --allow-eviction\)/);
+      expect(r.stderr).toMatch(
+        /Redis at redis:\/\/127\.0\.0\.1:\d+ has maxmemory-policy 'allkeys-lru': when memory fills up it deletes keys, and queued shards or run state are lost\. Set 'maxmemory-policy noeviction'.*or accept the risk with LAYERTAP_ALLOW_EVICTION=1 \(or --allow-eviction\)/,
+      );
     }
 
     const allowed = procs.cli(['worker', '--threads', '1'], { ...env, LAYERTAP_ALLOW_EVICTION: '1' }, 'worker-allowed');
     await allowed.waitFor(/layertap worker: ready/);
-    expect(allowed.text()).toMatch(/layertap worker: warning: Redis at .* has maxmemory-policy 'allkeys-lru'.*\(allowed by LAYERTAP_ALLOW_EVICTION \/ --allow-eviction\)/);
+    expect(allowed.text()).toMatch(
+      /layertap worker: warning: Redis at .* has maxmemory-policy 'allkeys-lru'.*\(allowed by LAYERTAP_ALLOW_EVICTION \/ --allow-eviction\)/,
+    );
     expect((await allowed.stop('SIGTERM')).code).toBe(0);
 
     const flagged = await runCli(['enqueue', jobFile, '--allow-eviction', '--json'], env, 20_000);
@@ -96,7 +100,9 @@ describe('Redis checks at start', () => {
     ]);
     for (const r of [flagged, fromEnv]) {
       expect(r.code, r.stderr).toBe(0);
-      expect(r.stderr).toMatch(/warning: Redis at redis:\/\/127\.0\.0\.1:\d+ has maxmemory-policy 'allkeys-lru'.*\(allowed by LAYERTAP_ALLOW_EVICTION \/ --allow-eviction\)/);
+      expect(r.stderr).toMatch(
+        /warning: Redis at redis:\/\/127\.0\.0\.1:\d+ has maxmemory-policy 'allkeys-lru'.*\(allowed by LAYERTAP_ALLOW_EVICTION \/ --allow-eviction\)/,
+      );
       expect(JSON.parse(r.stdout)).toMatchObject({ status: 'committed', rows: 8, errorRows: 0 });
     }
   }, 70_000);
@@ -105,7 +111,9 @@ describe('Redis checks at start', () => {
     const locked = await server('auth', ['--requirepass', 's3cret-pw']);
     const noPass = await runCli(['worker'], { REDIS_URL: locked.url, LAYERTAP_PREFIX: 'lt-auth' }, 20_000);
     expect(noPass.code).toBe(1);
-    expect(noPass.stderr).toMatch(/Redis at redis:\/\/127\.0\.0\.1:\d+ refused the credentials \(NOAUTH Authentication required\.\); fix the user\/password in REDIS_URL/);
+    expect(noPass.stderr).toMatch(
+      /Redis at redis:\/\/127\.0\.0\.1:\d+ refused the credentials \(NOAUTH Authentication required\.\); fix the user\/password in REDIS_URL/,
+    );
     const wrong = await runCli(['status', 'x'], { REDIS_URL: `redis://:wrong-pw@127.0.0.1:${locked.port}`, LAYERTAP_PREFIX: 'lt-auth' }, 20_000);
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toMatch(/Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ refused the credentials \(WRONGPASS/);
@@ -132,13 +140,17 @@ describe('Redis checks at start', () => {
     .flat()
     .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
 
-  it.skipIf(!external)('warns, and still starts, when the worker reaches Redis over the network without a password or TLS', async () => {
-    const open = await server('open', ['--protected-mode', 'no'], external!);
-    const w = procs.cli(['worker', '--threads', '1'], { REDIS_URL: open.url, LAYERTAP_PREFIX: 'lt-open' }, 'worker-open');
-    await w.waitFor(/layertap worker: ready/);
-    expect(w.text()).toContain(
-      `layertap worker: warning: Redis at ${open.url} is not on this host and has no password (anyone who reaches the port can read, change or delete jobs) and no TLS`,
-    );
-    expect((await w.stop('SIGTERM')).code).toBe(0);
-  }, 30_000);
+  it.skipIf(!external)(
+    'warns, and still starts, when the worker reaches Redis over the network without a password or TLS',
+    async () => {
+      const open = await server('open', ['--protected-mode', 'no'], external!);
+      const w = procs.cli(['worker', '--threads', '1'], { REDIS_URL: open.url, LAYERTAP_PREFIX: 'lt-open' }, 'worker-open');
+      await w.waitFor(/layertap worker: ready/);
+      expect(w.text()).toContain(
+        `layertap worker: warning: Redis at ${open.url} is not on this host and has no password (anyone who reaches the port can read, change or delete jobs) and no TLS`,
+      );
+      expect((await w.stop('SIGTERM')).code).toBe(0);
+    },
+    30_000,
+  );
 });

@@ -48,7 +48,10 @@ describe('layertap schedule', () => {
     const none = await runCli(['schedule', 'add', join(tmp.dir, 'job.yaml')], env);
     expect(none.code).toBe(2);
     expect(none.stderr).toContain('give exactly one of --cron EXPR or --every MS');
-    await writeFile(join(tmp.dir, 'bad.yaml'), `name: products\nsource:\n  uri: ${join(tmp.dir, 'x.npy')}\nmodel:\n  uri: ${SEED_MODEL}\ntaps:\n  - layer: nope\nsink:\n  uri: ./out\n`);
+    await writeFile(
+      join(tmp.dir, 'bad.yaml'),
+      `name: products\nsource:\n  uri: ${join(tmp.dir, 'x.npy')}\nmodel:\n  uri: ${SEED_MODEL}\ntaps:\n  - layer: nope\nsink:\n  uri: ./out\n`,
+    );
     const bad = await runCli(['schedule', 'add', join(tmp.dir, 'bad.yaml'), '--every', '60000'], env);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("taps[0].layer: unknown layer 'nope'");

@@ -3,15 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { REDIS_URL, SEED_MODEL, tempDir, testPrefix } from '../helpers/index.js';
-import {
-  arrowMutants,
-  FUZZ_ROWS,
-  jsonlWithLongLine,
-  parquetMutants,
-  validArrowFile,
-  validArrowStream,
-  validParquet,
-} from '../helpers/table-fuzz.js';
+import { arrowMutants, FUZZ_ROWS, jsonlWithLongLine, parquetMutants, validArrowFile, validArrowStream, validParquet } from '../helpers/table-fuzz.js';
 
 // A handful of damaged tables through `layertap run` with its embedded worker: every run ends
 // within seconds with exit 0-3; a failure (1, 2) says why on one line and no stack trace; a run
@@ -96,46 +88,50 @@ describe('damaged tables through layertap run', () => {
     await tmp.remove();
   });
 
-  it.each(CASES.map((c) => [c.name, c] as const))('%s', async (_name, c) => {
-    const slug = c.name.replace(/[^A-Za-z0-9]+/g, '-');
-    const table = join(tmp.dir, `${slug}.${c.ext}`);
-    await writeFile(table, await c.bytes());
-    const job = join(tmp.dir, `${slug}.json`);
-    await writeFile(
-      job,
-      JSON.stringify({
-        name: slug,
-        source: { uri: table, idColumn: 'id', inputColumn: 'pixels', ...c.source },
-        model: { uri: SEED_MODEL },
-        taps: [{ layer: 'linear_1.1' }],
-        batchSize: 8,
-        shardSize: 10,
-        onShardFailure: 'partial',
-        sink: { uri: join(tmp.dir, 'out') },
-      }),
-    );
-    // runCli fails the test when the run has not ended within the bound
-    const r = await runCli(['run', job, '--json', '--threads', '1', '--workers', '1'], env, BOUND_MS);
-    expect(r.stderr, 'no stack trace').not.toMatch(/^\s+at /m);
-    expect([0, 1, 2, 3]).toContain(r.code);
-    expect(r.code, r.stderr).toBe(c.code);
-    const out = JSON.parse(r.stdout) as Record<string, unknown>;
-    if (r.code === 1 || r.code === 2) {
-      const reason = r.stderr.trimEnd().split('\n').at(-1)!;
-      expect(reason).toMatch(/^layertap: /);
-      if (c.says) expect(reason).toMatch(c.says);
-      expect(String(out.error)).not.toContain('\n');
-      return;
-    }
-    const summary = out as { rows: number; errorRows: number; totalRows: number; output: { manifest: string } };
-    expect(summary.totalRows).toBe(FUZZ_ROWS);
-    const manifest = JSON.parse(await readFile(summary.output.manifest, 'utf8')) as { failedShards: Array<{ rows: number; error: string }> };
-    const lost = manifest.failedShards.reduce((a, f) => a + f.rows, 0);
-    // committed rows + error rows (+ rows of shards that failed, for a partial run) = planned rows
-    expect(summary.rows + summary.errorRows + lost).toBe(summary.totalRows);
-    if (r.code === 3) {
-      expect(lost).toBeGreaterThan(0);
-      for (const f of manifest.failedShards) expect(f.error).not.toContain('\n');
-    }
-  }, BOUND_MS + 10_000);
+  it.each(CASES.map((c) => [c.name, c] as const))(
+    '%s',
+    async (_name, c) => {
+      const slug = c.name.replace(/[^A-Za-z0-9]+/g, '-');
+      const table = join(tmp.dir, `${slug}.${c.ext}`);
+      await writeFile(table, await c.bytes());
+      const job = join(tmp.dir, `${slug}.json`);
+      await writeFile(
+        job,
+        JSON.stringify({
+          name: slug,
+          source: { uri: table, idColumn: 'id', inputColumn: 'pixels', ...c.source },
+          model: { uri: SEED_MODEL },
+          taps: [{ layer: 'linear_1.1' }],
+          batchSize: 8,
+          shardSize: 10,
+          onShardFailure: 'partial',
+          sink: { uri: join(tmp.dir, 'out') },
+        }),
+      );
+      // runCli fails the test when the run has not ended within the bound
+      const r = await runCli(['run', job, '--json', '--threads', '1', '--workers', '1'], env, BOUND_MS);
+      expect(r.stderr, 'no stack trace').not.toMatch(/^\s+at /m);
+      expect([0, 1, 2, 3]).toContain(r.code);
+      expect(r.code, r.stderr).toBe(c.code);
+      const out = JSON.parse(r.stdout) as Record<string, unknown>;
+      if (r.code === 1 || r.code === 2) {
+        const reason = r.stderr.trimEnd().split('\n').at(-1)!;
+        expect(reason).toMatch(/^layertap: /);
+        if (c.says) expect(reason).toMatch(c.says);
+        expect(String(out.error)).not.toContain('\n');
+        return;
+      }
+      const summary = out as { rows: number; errorRows: number; totalRows: number; output: { manifest: string } };
+      expect(summary.totalRows).toBe(FUZZ_ROWS);
+      const manifest = JSON.parse(await readFile(summary.output.manifest, 'utf8')) as { failedShards: Array<{ rows: number; error: string }> };
+      const lost = manifest.failedShards.reduce((a, f) => a + f.rows, 0);
+      // committed rows + error rows (+ rows of shards that failed, for a partial run) = planned rows
+      expect(summary.rows + summary.errorRows + lost).toBe(summary.totalRows);
+      if (r.code === 3) {
+        expect(lost).toBeGreaterThan(0);
+        for (const f of manifest.failedShards) expect(f.error).not.toContain('\n');
+      }
+    },
+    BOUND_MS + 10_000,
+  );
 });

@@ -105,7 +105,10 @@ export async function startS3Server(buckets: string[]): Promise<S3TestServer> {
     }
     if (bucket && ctx.method === 'DELETE' && m?.[2] && ctx.query.uploadId) {
       const target = join(uploadsDir(bucket), ctx.query.uploadId.replace(/[^0-9a-f]/gi, ''));
-      const exists = await stat(target).then(() => true, () => false);
+      const exists = await stat(target).then(
+        () => true,
+        () => false,
+      );
       if (!exists) {
         ctx.status = 404;
         ctx.body = { Error: { Code: 'NoSuchUpload', Message: 'The specified upload does not exist.' } };

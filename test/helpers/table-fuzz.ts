@@ -38,7 +38,12 @@ function pieceBatch(first: number, rows: number): RecordBatch {
   for (let r = 0; r < rows; r++) for (let k = 0; k < FUZZ_VALUES; k++) values[r * FUZZ_VALUES + k] = pixel(first + r, k);
   const listType = new FixedSizeList(FUZZ_VALUES, new Field('item', new Float32(), false));
   const fields = [new Field('id', new Utf8(), false), new Field('pixels', listType, false)];
-  const pixels = makeData({ type: listType, length: rows, nullCount: 0, child: makeData({ type: new Float32(), length: values.length, nullCount: 0, data: values }) });
+  const pixels = makeData({
+    type: listType,
+    length: rows,
+    nullCount: 0,
+    child: makeData({ type: new Float32(), length: values.length, nullCount: 0, data: values }),
+  });
   const ids = utf8(Array.from({ length: rows }, (_, r) => `row-${first + r}`));
   return new RecordBatch(new Schema(fields), makeData({ type: new Struct(fields), length: rows, nullCount: 0, children: [ids, pixels] }));
 }
@@ -167,7 +172,16 @@ export function arrowMessages(bytes: Uint8Array): ArrowMessageFields[] {
     const isRecordBatch = headerType !== null && view.getUint8(headerType) === 3;
     const bodyField = fbField(view, root, 3);
     const body = bodyField === null ? 0 : Number(view.getBigInt64(bodyField, true));
-    const fields: ArrowMessageFields = { offset: pos, metaLength: pos + 4, bodyLength: bodyField, rowCount: null, nodeLengths: [], bufferOffsets: [], bufferLengths: [], isRecordBatch };
+    const fields: ArrowMessageFields = {
+      offset: pos,
+      metaLength: pos + 4,
+      bodyLength: bodyField,
+      rowCount: null,
+      nodeLengths: [],
+      bufferOffsets: [],
+      bufferLengths: [],
+      isRecordBatch,
+    };
     const headerField = fbField(view, root, 2);
     if (isRecordBatch && headerField !== null) {
       const rb = fbTable(view, headerField);
@@ -200,7 +214,11 @@ function arrowFooterBlocks(bytes: Uint8Array): Array<{ offset: number; metaLengt
   const batches = fbField(view, root, 3);
   if (batches === null) return [];
   const v = fbTable(view, batches);
-  return Array.from({ length: view.getUint32(v, true) }, (_, i) => ({ offset: v + 4 + 24 * i, metaLength: v + 4 + 24 * i + 8, bodyLength: v + 4 + 24 * i + 16 }));
+  return Array.from({ length: view.getUint32(v, true) }, (_, i) => ({
+    offset: v + 4 + 24 * i,
+    metaLength: v + 4 + 24 * i + 8,
+    bodyLength: v + 4 + 24 * i + 16,
+  }));
 }
 
 const NEGATIVE = [-1n, -8n, -(2n ** 40n)];
@@ -212,7 +230,14 @@ export function arrowMutants(valid: Uint8Array): Mutant[] {
   const messages = arrowMessages(valid);
   const batches = messages.filter((m) => m.isRecordBatch);
   // the metadata of each message: where a flip hits a length, a type or an offset
-  out.push(...flips(valid, 29, 6, messages.map((m) => [m.offset + 8, m.offset + 8 + new DataView(valid.buffer, valid.byteOffset).getInt32(m.metaLength, true)] as [number, number])));
+  out.push(
+    ...flips(
+      valid,
+      29,
+      6,
+      messages.map((m) => [m.offset + 8, m.offset + 8 + new DataView(valid.buffer, valid.byteOffset).getInt32(m.metaLength, true)] as [number, number]),
+    ),
+  );
   batches.forEach((b, i) => {
     for (const v of [...NEGATIVE, ...HUGE]) {
       if (b.bodyLength !== null) out.push({ name: `batch ${i} bodyLength = ${v}`, bytes: setInt64(valid, b.bodyLength, v) });
@@ -338,7 +363,7 @@ export function thriftInts(bytes: Uint8Array, from = 0): { ints: ThriftInt[]; en
 }
 
 function zigzagVarint(v: bigint): number[] {
-  let z = v >= 0n ? v << 1n : ((-v) << 1n) - 1n;
+  let z = v >= 0n ? v << 1n : (-v << 1n) - 1n;
   const out: number[] = [];
   do {
     const b = Number(z & 0x7fn);

@@ -108,7 +108,9 @@ describe('layertap dashboard: who may read and act', () => {
       // no page of it may be framed by another site (clickjacking of the buttons)
       expect(res.headers['x-frame-options'], path).toBe('DENY');
     }
-    const queues = JSON.parse((await send('127.0.0.1', port, '/queues/api/queues', { headers: { host } })).body) as { queues: Array<{ name: string; readOnlyMode: boolean }> };
+    const queues = JSON.parse((await send('127.0.0.1', port, '/queues/api/queues', { headers: { host } })).body) as {
+      queues: Array<{ name: string; readOnlyMode: boolean }>;
+    };
     expect(queues.queues.map((q) => [q.name, q.readOnlyMode])).toEqual([
       ['runs', true],
       ['shards', true],
@@ -183,7 +185,9 @@ describe('layertap dashboard: who may read and act', () => {
     const host = `${address}:${port}`;
     expect((await send(address, port, '/api/runs', { headers: { host } })).status).toBe(401);
     expect((await send(address, port, '/api/runs', { headers: { host, authorization: 'Bearer a-token-given-by-the-operator' } })).status).toBe(200);
-    expect((await send(address, port, '/api/runs', { headers: { host: `evil.example:${port}`, authorization: 'Bearer a-token-given-by-the-operator' } })).status).toBe(403);
+    expect(
+      (await send(address, port, '/api/runs', { headers: { host: `evil.example:${port}`, authorization: 'Bearer a-token-given-by-the-operator' } })).status,
+    ).toBe(403);
   });
 
   it('with allowActions: actions need the token and the dashboard origin; then they work', async () => {
@@ -196,7 +200,11 @@ describe('layertap dashboard: who may read and act', () => {
     expect((await send('127.0.0.1', port, '/api/runs', { headers: { host } })).status).toBe(200);
 
     const add = (headers: Record<string, string>) =>
-      send('127.0.0.1', port, '/queues/api/queues/shards/add', { method: 'POST', headers: { host, 'content-type': 'application/json', ...headers }, body: ADD_BODY });
+      send('127.0.0.1', port, '/queues/api/queues/shards/add', {
+        method: 'POST',
+        headers: { host, 'content-type': 'application/json', ...headers },
+        body: ADD_BODY,
+      });
     const noToken = await add({ origin: own });
     expect([noToken.status, noToken.body]).toEqual([401, TOKEN_REQUIRED]);
     const crossSite = await add({ origin: 'http://evil.example', authorization: `Bearer ${d.token}` });
@@ -215,7 +223,10 @@ describe('layertap dashboard: who may read and act', () => {
     expect(scripted.status).toBe(200);
     expect(await jobsInShards()).toBe(2);
     // Referer instead of Origin
-    const pause = await send('127.0.0.1', port, '/queues/api/queues/shards/pause', { method: 'PUT', headers: { host, referer: `${own}/queues/queue/shards`, authorization: `Bearer ${d.token}` } });
+    const pause = await send('127.0.0.1', port, '/queues/api/queues/shards/pause', {
+      method: 'PUT',
+      headers: { host, referer: `${own}/queues/queue/shards`, authorization: `Bearer ${d.token}` },
+    });
     expect(pause.status).toBe(200);
     expect(await shards.isPaused()).toBe(true);
     await shards.resume();
@@ -229,8 +240,12 @@ describe('layertap dashboard: who may read and act', () => {
     await dash!.close();
     dash = null;
     await expect(startDashboard({ settings, port: 0, token: 'short' })).rejects.toThrow('options.token must be at least 16 characters');
-    await expect(startDashboard({ settings, port: 0, allowHosts: ['bad host/name'] })).rejects.toThrow("options.allowHosts: 'bad host/name' is not a host name");
+    await expect(startDashboard({ settings, port: 0, allowHosts: ['bad host/name'] })).rejects.toThrow(
+      "options.allowHosts: 'bad host/name' is not a host name",
+    );
     await expect(startDashboard({ settings, port: 0, host: 'bad host' })).rejects.toThrow("options.host: 'bad host' is not a host name");
-    await expect(startDashboard({ settings, port: 0, readOnly: true, allowActions: true })).rejects.toThrow('options.readOnly and options.allowActions contradict each other');
+    await expect(startDashboard({ settings, port: 0, readOnly: true, allowActions: true })).rejects.toThrow(
+      'options.readOnly and options.allowActions contradict each other',
+    );
   });
 });

@@ -27,7 +27,11 @@ describe('run dedup covers the sink', () => {
 
   beforeAll(async () => {
     tmp = await tempDir();
-    await writeNpy(join(tmp.dir, 'rows.npy'), new Float32Array(6 * 28 * 28).map((_, i) => (i % 11) / 11), [6, 28, 28, 1]);
+    await writeNpy(
+      join(tmp.dir, 'rows.npy'),
+      new Float32Array(6 * 28 * 28).map((_, i) => (i % 11) / 11),
+      [6, 28, 28, 1],
+    );
     client = new LayertapClient(settings);
     await client.waitUntilReady();
   });

@@ -39,10 +39,20 @@ async function writeInputs(file: string, rows: Array<{ id: string; pixels: Float
   };
   const values = new Float32Array(rows.length * 784);
   rows.forEach((r, i) => values.set(r.pixels, i * 784));
-  const pixels = makeData({ type: listType, length: rows.length, nullCount: 0, child: makeData({ type: new Float32(), length: values.length, nullCount: 0, data: values }) });
+  const pixels = makeData({
+    type: listType,
+    length: rows.length,
+    nullCount: 0,
+    child: makeData({ type: new Float32(), length: values.length, nullCount: 0, data: values }),
+  });
   const batch = new RecordBatch(
     schema,
-    makeData({ type: new Struct(fields), length: rows.length, nullCount: 0, children: [utf8(rows.map((r) => r.id)), utf8(rows.map((r) => `label of ${r.id}`)), pixels] }),
+    makeData({
+      type: new Struct(fields),
+      length: rows.length,
+      nullCount: 0,
+      children: [utf8(rows.map((r) => r.id)), utf8(rows.map((r) => `label of ${r.id}`)), pixels],
+    }),
   );
   const pq = await loadParquetWasm();
   const props = new pq.WriterPropertiesBuilder().setMaxRowGroupSize(4).build();
@@ -129,12 +139,22 @@ describe('downstream tools read the output', () => {
     expect(parquetRun.status).toBe('committed');
     expect(parquetRun.rows).toBe(11);
     expect(parquetRun.output.files.map((f) => f.split('/').pop())).toEqual(['part-00000.parquet', 'part-00001.parquet', 'part-00002.parquet']);
-    expect((await readdir(parquetRun.output.uri)).filter((f) => f !== '_index').sort()).toEqual(['_SUCCESS', '_manifest.json', 'part-00000.parquet', 'part-00001.parquet', 'part-00002.parquet']);
+    expect((await readdir(parquetRun.output.uri)).filter((f) => f !== '_index').sort()).toEqual([
+      '_SUCCESS',
+      '_manifest.json',
+      'part-00000.parquet',
+      'part-00001.parquet',
+      'part-00002.parquet',
+    ]);
     const { ids: got, tables } = await readRun(parquetRun.output.files);
     expect(got).toEqual(ids);
     for (const t of tables) {
       expect(String(t.schema.fields[1]!.type)).toBe(`FixedSizeList[${DIM}]<Float32>`);
-      expect(Object.fromEntries(t.schema.fields[1]!.metadata)).toMatchObject({ 'layertap.layer': 'linear_class.0', 'layertap.at': 'input', 'layertap.shape': `[${DIM}]` });
+      expect(Object.fromEntries(t.schema.fields[1]!.metadata)).toMatchObject({
+        'layertap.layer': 'linear_class.0',
+        'layertap.at': 'input',
+        'layertap.shape': `[${DIM}]`,
+      });
       expect(t.schema.metadata.get('layertap.fingerprint')).toBe(parquetRun.fingerprint);
       expect(t.schema.metadata.get('layertap.runId')).toBe(parquetRun.runId);
     }
@@ -168,11 +188,18 @@ describe('downstream tools read the output', () => {
     console.log(`duckdb: ${query.replace(/\s+/g, ' ').trim()}\n  -> ${nn.map((r) => `${r.id} ${r.similarity.toPrecision(9)}`).join(', ')}`);
 
     // DuckDB's values are layertap's, bit for bit
-    const all = (await con.runAndReadAll(`SELECT id, hidden FROM read_parquet('${parts}') ORDER BY id`)).getRowObjectsJS() as Array<{ id: string; hidden: number[] }>;
+    const all = (await con.runAndReadAll(`SELECT id, hidden FROM read_parquet('${parts}') ORDER BY id`)).getRowObjectsJS() as Array<{
+      id: string;
+      hidden: number[];
+    }>;
     expect(all.map((r) => r.id)).toEqual([...got].sort());
     for (const r of all) expect(maxAbsDiff(Float32Array.from(r.hidden), rows[got.indexOf(r.id)]!)).toBe(0);
 
-    const kv = (await con.runAndReadAll(`SELECT decode(key) AS k, decode(value) AS v FROM parquet_kv_metadata('${parquetRun.output.files[0]}') WHERE decode(key) LIKE 'layertap.%'`)).getRowObjectsJS();
+    const kv = (
+      await con.runAndReadAll(
+        `SELECT decode(key) AS k, decode(value) AS v FROM parquet_kv_metadata('${parquetRun.output.files[0]}') WHERE decode(key) LIKE 'layertap.%'`,
+      )
+    ).getRowObjectsJS();
     expect(kv).toContainEqual({ k: 'layertap.fingerprint', v: parquetRun.fingerprint });
   });
 

@@ -91,7 +91,14 @@ describe('image folder run with bad files', () => {
 
     // the same images through a runner in this thread give the same features
     const resolved = await resolveJob(job);
-    const runner = await loadRunner({ uri: resolved.model.uri, backend: 'cpu', taps: resolved.taps, inputShape: resolved.inputShape, fingerprint: resolved.fingerprint, preprocess: resolved.preprocess });
+    const runner = await loadRunner({
+      uri: resolved.model.uri,
+      backend: 'cpu',
+      taps: resolved.taps,
+      inputShape: resolved.inputShape,
+      fingerprint: resolved.fingerprint,
+      preprocess: resolved.preprocess,
+    });
     const { readFile } = await import('node:fs/promises');
     for (let i = 0; i < good.length; i++) {
       const x = await decodeImage(await readFile(join(tmp.dir, 'images', good[i]!)), resolved.preprocess!);

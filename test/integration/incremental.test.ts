@@ -9,8 +9,10 @@ import { featureRows, readArrow, REDIS_URL, SEED_MODEL, tempDir, testPrefix } fr
 
 async function png(seed: number): Promise<Buffer> {
   const raw = Buffer.alloc(28 * 28);
-  for (let i = 0; i < raw.length; i++) raw[i] = (i * (seed % 17 + 1) + seed * 31) % 256;
-  return sharp(raw, { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer();
+  for (let i = 0; i < raw.length; i++) raw[i] = (i * ((seed % 17) + 1) + seed * 31) % 256;
+  return sharp(raw, { raw: { width: 28, height: 28, channels: 1 } })
+    .png()
+    .toBuffer();
 }
 
 async function readRun(files: string[], col: string): Promise<Map<string, Float32Array>> {

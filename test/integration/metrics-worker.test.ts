@@ -36,9 +36,7 @@ function parseMetrics(text: string): Map<string, number> {
 /** Series of `name` whose labels include every pair in `labels`. */
 function series(m: Map<string, number>, name: string, labels: Record<string, string> = {}): number[] {
   const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
-  return [...m]
-    .filter(([key]) => (key === name || key.startsWith(`${name}{`)) && want.every((w) => key.includes(w)))
-    .map(([, v]) => v);
+  return [...m].filter(([key]) => (key === name || key.startsWith(`${name}{`)) && want.every((w) => key.includes(w))).map(([, v]) => v);
 }
 
 function one(m: Map<string, number>, name: string, labels: Record<string, string> = {}): number {
@@ -156,7 +154,7 @@ describe('layertap worker --metrics-port', () => {
     expect(text).toContain('process_cpu_seconds_total');
 
     // logs: one JSON object per stderr line, each naming the worker; shard lines their run and shard
-    expect((await worker.stop('SIGTERM'))).toBe(0);
+    expect(await worker.stop('SIGTERM')).toBe(0);
     const lines = worker
       .stderr()
       .split('\n')
@@ -210,12 +208,18 @@ describe('worker log lines', () => {
 
   it('are JSON with level labels, or text for a person', () => {
     const json: string[] = [];
-    createLogger({ format: 'json', destination: { write: (l) => json.push(l) }, bindings: { worker: 'h:1' } }).info({ runId: 'r1', shard: 2 }, 'layertap worker: run r1 shard 2: started');
+    createLogger({ format: 'json', destination: { write: (l) => json.push(l) }, bindings: { worker: 'h:1' } }).info(
+      { runId: 'r1', shard: 2 },
+      'layertap worker: run r1 shard 2: started',
+    );
     const rec = JSON.parse(json[0]!) as Record<string, unknown>;
     expect(rec).toMatchObject({ level: 'info', worker: 'h:1', runId: 'r1', shard: 2, msg: 'layertap worker: run r1 shard 2: started' });
 
     const pretty: string[] = [];
-    createLogger({ format: 'pretty', destination: { write: (l) => pretty.push(l) }, bindings: { worker: 'h:1' } }).warn({ runId: 'r1' }, 'layertap worker: warning: x');
+    createLogger({ format: 'pretty', destination: { write: (l) => pretty.push(l) }, bindings: { worker: 'h:1' } }).warn(
+      { runId: 'r1' },
+      'layertap worker: warning: x',
+    );
     expect(pretty).toHaveLength(1);
     expect(pretty[0]).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] WARN: layertap worker: warning: x .*\n$/);
     expect(pretty[0]).toContain('"worker":"h:1"');

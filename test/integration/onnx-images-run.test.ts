@@ -28,7 +28,12 @@ describe('image folder run on an ONNX model (NCHW, mean/std)', () => {
       const raw = new Uint8Array(28 * 28);
       for (let y = 0; y < 28; y++) for (let x = 0; x < 28; x++) raw[y * 28 + x] = (x * 9 + y * (i + 2) * 3 + i * 50) % 256;
       const name = `digit-${i}.png`;
-      await writeFile(join(data, name), await sharp(Buffer.from(raw), { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer());
+      await writeFile(
+        join(data, name),
+        await sharp(Buffer.from(raw), { raw: { width: 28, height: 28, channels: 1 } })
+          .png()
+          .toBuffer(),
+      );
       pixels.set(name, raw);
     }
     // a larger RGB picture: resized and converted to grey on the way in
@@ -36,7 +41,12 @@ describe('image folder run on an ONNX model (NCHW, mean/std)', () => {
     const h = 34;
     const rgb = Buffer.alloc(w * h * 3);
     for (let p = 0; p < w * h; p++) rgb.set([(p * 5) % 256, (p * 11) % 256, (p * 3) % 256], p * 3);
-    await writeFile(join(data, 'wide.jpg'), await sharp(rgb, { raw: { width: w, height: h, channels: 3 } }).jpeg().toBuffer());
+    await writeFile(
+      join(data, 'wide.jpg'),
+      await sharp(rgb, { raw: { width: w, height: h, channels: 3 } })
+        .jpeg()
+        .toBuffer(),
+    );
   });
   afterAll(async () => {
     await cleanup();
@@ -88,12 +98,20 @@ describe('image folder run on an ONNX model (NCHW, mean/std)', () => {
     for (const [r, id] of ids.entries()) {
       input.set(await decodeImage(new Uint8Array(await readFile(join(tmp.dir, 'images', id))), resolved.preprocess!), r * 784);
     }
-    const runner = await loadRunner({ ...resolved.model, taps: resolved.taps, inputShape: resolved.inputShape, fingerprint: 'direct', preprocess: resolved.preprocess });
+    const runner = await loadRunner({
+      ...resolved.model,
+      taps: resolved.taps,
+      inputShape: resolved.inputShape,
+      fingerprint: 'direct',
+      preprocess: resolved.preprocess,
+    });
     try {
       const direct = await runner.run(singleFloatInput(runner, input, resolved.inputShape));
       for (const col of ['pixels', 'hidden', 'pooled'] as const) {
         const per = direct[col]!.data.length / 6;
-        cols[col]!.forEach((row, r) => expect(maxAbsDiff(row, direct[col]!.data.subarray(r * per, (r + 1) * per)), `${col} ${ids[r]}`).toBeLessThanOrEqual(1e-5));
+        cols[col]!.forEach((row, r) =>
+          expect(maxAbsDiff(row, direct[col]!.data.subarray(r * per, (r + 1) * per)), `${col} ${ids[r]}`).toBeLessThanOrEqual(1e-5),
+        );
       }
       // l2-normalised rows
       for (const row of cols.hidden!) expect(Math.hypot(...row)).toBeCloseTo(1, 5);
@@ -102,4 +120,3 @@ describe('image folder run on an ONNX model (NCHW, mean/std)', () => {
     }
   });
 });
-

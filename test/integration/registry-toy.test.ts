@@ -149,7 +149,14 @@ describe('registries handed to a run', () => {
 
     // the hidden features are what the model computes on those rows in this thread
     const resolved = await resolveJob(job({ uri: `toy://${rows}` }), { registries });
-    const runner = await loadRunner({ uri: SEED_ONNX, backend: 'onnx', taps: resolved.taps, inputShape: ROW, fingerprint: resolved.fingerprint, preprocess: null });
+    const runner = await loadRunner({
+      uri: SEED_ONNX,
+      backend: 'onnx',
+      taps: resolved.taps,
+      inputShape: ROW,
+      fingerprint: resolved.fingerprint,
+      preprocess: null,
+    });
     try {
       const data = new Float32Array(rows * PER);
       for (let i = 0; i < rows; i++) data.set(toyRow(i), i * PER);
@@ -165,10 +172,14 @@ describe('registries handed to a run', () => {
   it('checks source types and sink schemes against the registries it is given', async () => {
     const typo = await resolveJob(job({ uri: 'toy://3', type: 'toys' }), { registries }).catch((e: unknown) => e);
     expect(typo).toBeInstanceOf(JobConfigError);
-    expect((typo as JobConfigError).message).toBe("source.type: unknown type 'toys' (did you mean 'toy'?); types are: toy, images, npy, arrow, parquet, jsonl, text");
+    expect((typo as JobConfigError).message).toBe(
+      "source.type: unknown type 'toys' (did you mean 'toy'?); types are: toy, images, npy, arrow, parquet, jsonl, text",
+    );
     expect((typo as JobConfigError).fields).toEqual(['source.type']);
     // the built-in registries know neither
     const builtin = await resolveJob(job({ uri: 'toy://3' })).catch((e: unknown) => e);
-    expect((builtin as Error).message).toMatch(/^sink\.uri: unsupported scheme mem:\/\/ in mem:\/\/out; use a local directory or a file:\/\/ URL, or s3:\/\/bucket\/prefix$/);
+    expect((builtin as Error).message).toMatch(
+      /^sink\.uri: unsupported scheme mem:\/\/ in mem:\/\/out; use a local directory or a file:\/\/ URL, or s3:\/\/bucket\/prefix$/,
+    );
   });
 });

@@ -25,13 +25,22 @@ describe('run registry', () => {
 
   it('lists runs and restores them from manifests after Redis is wiped', async () => {
     const job = (name: string) =>
-      parseJob({ name, source: { uri: join(tmp.dir, 'x.npy') }, model: { uri: SEED_MODEL }, taps: [{ layer: 'linear_1.1' }], shardSize: 2, sink: { uri: join(tmp.dir, 'out') } });
+      parseJob({
+        name,
+        source: { uri: join(tmp.dir, 'x.npy') },
+        model: { uri: SEED_MODEL },
+        taps: [{ layer: 'linear_1.1' }],
+        shardSize: 2,
+        sink: { uri: join(tmp.dir, 'out') },
+      });
     const a = await runJob(job('alpha'), { settings: { redisUrl: REDIS_URL, prefix }, threads: 1 });
     const b = await runJob(job('beta'), { settings: { redisUrl: REDIS_URL, prefix }, threads: 1 });
 
     const listed = await runCli(['runs', '--json'], env);
     expect(listed.code, listed.stderr).toBe(0);
-    const runs = (JSON.parse(listed.stdout) as { runs: Array<{ runId: string; name: string; status: string; rows: number; trigger: string; fingerprint: string }> }).runs;
+    const runs = (
+      JSON.parse(listed.stdout) as { runs: Array<{ runId: string; name: string; status: string; rows: number; trigger: string; fingerprint: string }> }
+    ).runs;
     expect(runs.map((r) => r.runId)).toEqual([b.runId, a.runId]); // newest first
     expect(runs[0]).toMatchObject({ name: 'beta', status: 'committed', rows: 3, trigger: 'manual', fingerprint: b.fingerprint });
 
@@ -87,7 +96,19 @@ describe('run registry', () => {
       errorRows: 0,
       files: [join(sink, name, '0123456789abcdef', runId, 'part-00000.arrow')],
       errorFiles: [],
-      shards: [{ index: 0, rows: 3, errorRows: 0, file: join(sink, name, '0123456789abcdef', runId, 'part-00000.arrow'), errorsFile: null, bytes: 100, seconds: 1, decodeMs: 1, forwardMs: 2 }],
+      shards: [
+        {
+          index: 0,
+          rows: 3,
+          errorRows: 0,
+          file: join(sink, name, '0123456789abcdef', runId, 'part-00000.arrow'),
+          errorsFile: null,
+          bytes: 100,
+          seconds: 1,
+          decodeMs: 1,
+          forwardMs: 2,
+        },
+      ],
       failedShards: [],
     });
     const goodId = '20261127T061502-aaaaaa';
@@ -115,7 +136,20 @@ describe('run registry', () => {
       // a record written straight into Redis (anyone with access to it can) with the same values
       const redis = new Redis(REDIS_URL);
       const badId = '20261127T061509-eeeeee';
-      const badRecord = { runId: badId, name: XSS, fingerprint: '0123456789abcdef', status: 'committed', trigger: 'manual', createdAt: 'yesterday', shards: XSS, totalRows: XSS, rows: XSS, errorRows: XSS, failedShards: [], outputUri: XSS };
+      const badRecord = {
+        runId: badId,
+        name: XSS,
+        fingerprint: '0123456789abcdef',
+        status: 'committed',
+        trigger: 'manual',
+        createdAt: 'yesterday',
+        shards: XSS,
+        totalRows: XSS,
+        rows: XSS,
+        errorRows: XSS,
+        failedShards: [],
+        outputUri: XSS,
+      };
       await redis.multi().set(`${p2}:layertap:run:${badId}`, JSON.stringify(badRecord)).zadd(`${p2}:layertap:runs`, Date.now(), badId).exec();
       redis.disconnect();
 

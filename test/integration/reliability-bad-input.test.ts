@@ -89,7 +89,10 @@ describe('bad input in a run', () => {
         name: 'nan',
         source: { uri: join(tmp.dir, 'nan.npy') },
         model: { uri: SEED_MODEL },
-        taps: [{ layer: 'linear_class.0', at: 'input', as: 'hidden' }, { layer: 'conv_16.0', reduce: 'mean', as: 'conv_mean' }],
+        taps: [
+          { layer: 'linear_class.0', at: 'input', as: 'hidden' },
+          { layer: 'conv_16.0', reduce: 'mean', as: 'conv_mean' },
+        ],
         batchSize: 8,
         shardSize: 16,
         sink: { uri: join(tmp.dir, 'out-nan') },
@@ -160,7 +163,11 @@ describe('bad input in a run', () => {
       const rec = await client.enqueue(resolved);
       // a plan file that names a file outside the dataset (as a tampered store could) is refused too
       const plan = join(rec.outputUri, '_plan', 'ids-00000.arrow');
-      const ids = (tableFromIPC(await readFile(plan)).getChild('id')!.toArray() as string[]).map((id) => (id === 'z-tampered.png' ? '../outside.png' : id));
+      const ids = (
+        tableFromIPC(await readFile(plan))
+          .getChild('id')!
+          .toArray() as string[]
+      ).map((id) => (id === 'z-tampered.png' ? '../outside.png' : id));
       await writeFile(plan, tableToIPC(tableFromArrays({ id: ids }), 'file'));
       await worker.start();
       const s = await waitForFinal(client, rec.runId, 60_000);
@@ -259,8 +266,12 @@ describe('bad input in a run', () => {
         enqueueFails('escape', { source, model: { uri: join(escaping, 'model.json') } }),
         enqueueFails('size', { source, model: { uri: join(short, 'model.json') } }),
       ]);
-      expect(esc).toMatch(/layertap: model\.uri: model\.json .*escaping\/model\.json: weight path '\.\.\/group1-shard1of1\.bin' climbs out with '\.\.'; weight files must be inside/);
-      expect(size).toMatch(/layertap: model\.uri: model\.json .*short-weights\/model\.json: weight files of manifest group 0 \(group1-shard1of1\.bin\) hold 1000 bytes, but the manifest's weights need \d+ bytes; the files are truncated or belong to another model/);
+      expect(esc).toMatch(
+        /layertap: model\.uri: model\.json .*escaping\/model\.json: weight path '\.\.\/group1-shard1of1\.bin' climbs out with '\.\.'; weight files must be inside/,
+      );
+      expect(size).toMatch(
+        /layertap: model\.uri: model\.json .*short-weights\/model\.json: weight files of manifest group 0 \(group1-shard1of1\.bin\) hold 1000 bytes, but the manifest's weights need \d+ bytes; the files are truncated or belong to another model/,
+      );
     }, 60_000);
   });
 });

@@ -68,8 +68,23 @@ export class TestRedis {
   }
 
   private async launch(): Promise<void> {
-    const args = ['--port', String(this.port), '--bind', this.host, '--dir', this.dir, '--save', '', '--appendonly', 'yes',
-      '--appendfsync', 'always', '--maxmemory-policy', 'noeviction', ...this.extra];
+    const args = [
+      '--port',
+      String(this.port),
+      '--bind',
+      this.host,
+      '--dir',
+      this.dir,
+      '--save',
+      '',
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'always',
+      '--maxmemory-policy',
+      'noeviction',
+      ...this.extra,
+    ];
     const proc = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     this.proc = proc;
     let stderr = '';
@@ -209,7 +224,10 @@ export interface RunFolder {
 export async function readRunFolder(dir: string): Promise<RunFolder> {
   const entries = await readdir(dir, { withFileTypes: true });
   const listing = entries.map((e) => e.name).sort();
-  const files = entries.filter((e) => e.isFile()).map((e) => e.name).sort();
+  const files = entries
+    .filter((e) => e.isFile())
+    .map((e) => e.name)
+    .sort();
   const featureIds = new Map<string, number>();
   const errorIds = new Map<string, number>();
   const errors: RunFolder['errors'] = [];
@@ -237,7 +255,14 @@ export function duplicates(f: RunFolder): string[] {
   return [...all].filter(([, n]) => n > 1).map(([id]) => id);
 }
 
-export async function readManifest(dir: string): Promise<Record<string, unknown> & { status: string; rows: number; errorRows: number; failedShards: Array<{ index: number; error: string; start?: number; rows?: number }> }> {
+export async function readManifest(dir: string): Promise<
+  Record<string, unknown> & {
+    status: string;
+    rows: number;
+    errorRows: number;
+    failedShards: Array<{ index: number; error: string; start?: number; rows?: number }>;
+  }
+> {
   return JSON.parse(await readFile(join(dir, '_manifest.json'), 'utf8'));
 }
 

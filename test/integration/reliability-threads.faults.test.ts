@@ -106,7 +106,9 @@ describe('faults inside pool threads', () => {
     // one failed attempt each for shards 2 (rows 40..59) and 4 (rows 80..99), none elsewhere
     const failed = failedAttempts(o.log);
     expect(failed).toHaveLength(2);
-    expect(failed.find((l) => / shard 2 attempt 1\/3 failed: /.test(l))).toMatch(/a pool thread died \(exit code 7\) while running a batch of 5 row\(s\) \(ids 45\.\.49\)/);
+    expect(failed.find((l) => / shard 2 attempt 1\/3 failed: /.test(l))).toMatch(
+      /a pool thread died \(exit code 7\) while running a batch of 5 row\(s\) \(ids 45\.\.49\)/,
+    );
     expect(failed.find((l) => / shard 4 attempt 1\/3 failed: /.test(l))).toMatch(/injected fault at row 85/);
 
     // the thread that exited never ran again; a new one took its place (2 threads + 1 replacement)
@@ -119,7 +121,9 @@ describe('faults inside pool threads', () => {
     const throwLine = o.threads.find((l) => / throw /.test(l))!;
     const thrower = throwLine.split(' ')[0];
     expect(o.threads.slice(o.threads.indexOf(throwLine) + 1).some((l) => l.startsWith(`${thrower} ok`))).toBe(true);
-    console.log(`[reliability] thread exit + throw: ${failed.length} failed attempts (shards 2 and 4), run committed ${o.summary.rows}/${N} rows in ${o.seconds.toFixed(1)} s, threads used ${threadIds.size}`);
+    console.log(
+      `[reliability] thread exit + throw: ${failed.length} failed attempts (shards 2 and 4), run committed ${o.summary.rows}/${N} rows in ${o.seconds.toFixed(1)} s, threads used ${threadIds.size}`,
+    );
   }, 90_000);
 
   it('stops a thread that hangs or spins past the batch timeout and retries its shard', async () => {
@@ -156,14 +160,20 @@ describe('faults inside pool threads', () => {
     expect(o.folder.listing).not.toContain('_SUCCESS');
     expect(o.folder.listing).not.toContain('_PARTIAL');
     expect(o.folder.listing).toContain('_manifest.json');
-    expect(o.folder.listing.filter((f) => f.startsWith('part-'))).toEqual(['part-00000.arrow', 'part-00001.arrow', 'part-00003.arrow', 'part-00004.arrow', 'part-00005.arrow']);
+    expect(o.folder.listing.filter((f) => f.startsWith('part-'))).toEqual([
+      'part-00000.arrow',
+      'part-00001.arrow',
+      'part-00003.arrow',
+      'part-00004.arrow',
+      'part-00005.arrow',
+    ]);
     expect(sortedIds(o.folder.featureIds)).toEqual([...ids(0, 40), ...ids(60, N)]);
     const manifest = await readManifest(o.summary.output.uri);
     expect(manifest.status).toBe('failed');
     expect(manifest.failedShards).toEqual([{ index: 2, error: 'injected fault at row 47', start: 40, rows: 20 }]);
   }, 90_000);
 
-  it("marks the run partial, with _PARTIAL and no _SUCCESS, when the job says onShardFailure: partial", async () => {
+  it('marks the run partial, with _PARTIAL and no _SUCCESS, when the job says onShardFailure: partial', async () => {
     const o = await run([{ id: '47', action: 'throw', times: 100 }], { attempts: 2, onShardFailure: 'partial' });
     expect(o.summary.status).toBe('partial');
     expect(o.summary.rows).toBe(N - 20);
@@ -209,7 +219,9 @@ describe('faults inside pool threads', () => {
       expect(s.failedShards).toEqual([0, 1, 2]);
       const manifest = await readManifest(s.output.uri);
       for (const f of manifest.failedShards) {
-        expect(f.error).toMatch(/^model load failed: .*model\.json: weight files of manifest group 0 .* hold 100 bytes, but the manifest's weights need \d+ bytes; the files are truncated or belong to another model/);
+        expect(f.error).toMatch(
+          /^model load failed: .*model\.json: weight files of manifest group 0 .* hold 100 bytes, but the manifest's weights need \d+ bytes; the files are truncated or belong to another model/,
+        );
       }
       // not retried: loading will not work the second time either
       expect(log.filter((l) => / attempt 1\/3 failed: model load failed/.test(l))).toHaveLength(3);

@@ -76,7 +76,9 @@ describe('a run from an S3 image prefix to an S3 sink', () => {
     // (bookkeeping under _index/ aside, which readers skip like every '_' name; the keys of the
     // prefix's objects are in one plan file, written by enqueue and read by the workers)
     expect((await s3.keys(out)).filter((k) => !k.includes('/_index/'))).toEqual(
-      ['_SUCCESS', '_manifest.json', '_plan/ids-00000.arrow', 'errors-00001.arrow', 'part-00000.arrow', 'part-00001.arrow', 'part-00002.arrow'].map((k) => `${runKey}/${k}`),
+      ['_SUCCESS', '_manifest.json', '_plan/ids-00000.arrow', 'errors-00001.arrow', 'part-00000.arrow', 'part-00001.arrow', 'part-00002.arrow'].map(
+        (k) => `${runKey}/${k}`,
+      ),
     );
     expect(await s3.pendingUploads(out)).toEqual([]);
     const manifest = JSON.parse(Buffer.from(await s3.get(out, `${runKey}/_manifest.json`)).toString());
@@ -101,7 +103,14 @@ describe('a run from an S3 image prefix to an S3 sink', () => {
 
     // the features are what the model gives for the same bytes, decoded here
     const resolved = await resolveJob(job());
-    const runner = await loadRunner({ uri: resolved.model.uri, backend: 'cpu', taps: resolved.taps, inputShape: resolved.inputShape, fingerprint: resolved.fingerprint, preprocess: resolved.preprocess });
+    const runner = await loadRunner({
+      uri: resolved.model.uri,
+      backend: 'cpu',
+      taps: resolved.taps,
+      inputShape: resolved.inputShape,
+      fingerprint: resolved.fingerprint,
+      preprocess: resolved.preprocess,
+    });
     let worst = 0;
     for (const [i, id] of ids.entries()) {
       const x = await decodeImage(images.get(id)!, resolved.preprocess!);
@@ -111,7 +120,9 @@ describe('a run from an S3 image prefix to an S3 sink', () => {
     await runner.dispose();
     expect(worst).toBeLessThan(1e-5);
     expect(maxAbsDiff(hidden[0]!, hidden[4]!)).toBe(0); // a.png and its copy
-    console.log(`s3 run: 7 images (6 rows, 1 error row) from s3:// to s3:// in ${seconds.toFixed(2)} s; max abs diff to a direct forward pass ${worst.toExponential(2)}`);
+    console.log(
+      `s3 run: 7 images (6 rows, 1 error row) from s3:// to s3:// in ${seconds.toFixed(2)} s; max abs diff to a direct forward pass ${worst.toExponential(2)}`,
+    );
   });
 
   it('restores run records from the bucket with runs --rebuild s3://... --endpoint', async () => {
@@ -146,7 +157,9 @@ describe('a run from an S3 image prefix to an S3 sink', () => {
       expect(srcErr).toBeInstanceOf(JobConfigError);
       expect((srcErr as Error).message).toBe(`source.uri: bucket 'no-such-src-bucket' does not exist at ${s3.endpoint}; create it first or fix the uri`);
       const tableErr = await runJob(job({ source: `s3://${src}/tables/missing.parquet` }), { settings }).catch((e: unknown) => e);
-      expect((tableErr as Error).message).toBe(`source.uri: no object s3://${src}/tables/missing.parquet (bucket '${src}' has no key 'tables/missing.parquet')`);
+      expect((tableErr as Error).message).toBe(
+        `source.uri: no object s3://${src}/tables/missing.parquet (bucket '${src}' has no key 'tables/missing.parquet')`,
+      );
       // nothing was queued
       const r = new Redis(REDIS_URL);
       try {

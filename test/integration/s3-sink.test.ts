@@ -134,7 +134,9 @@ describe('S3Sink against s3rver', () => {
     const missing = new S3Sink('s3://no-such-bucket-x/out', { endpoint: s3.endpoint });
     await expect(missing.check()).rejects.toThrow(`sink.uri: bucket 'no-such-bucket-x' does not exist at ${s3.endpoint}`);
     await expect(missing.get('a.json')).rejects.toThrow(/GetObject s3:\/\/no-such-bucket-x\/out\/a\.json failed .*NoSuchBucket/);
-    await expect(missing.put('a.json', '{}')).rejects.toThrow(/PutObject s3:\/\/no-such-bucket-x\/out\/a\.json failed at http:\/\/127\.0\.0\.1:\d+ \(HTTP 404 NoSuchBucket/);
+    await expect(missing.put('a.json', '{}')).rejects.toThrow(
+      /PutObject s3:\/\/no-such-bucket-x\/out\/a\.json failed at http:\/\/127\.0\.0\.1:\d+ \(HTTP 404 NoSuchBucket/,
+    );
     const w = await missing.createWriter('part-00000.arrow');
     await w.write(Buffer.from('x'));
     await expect(w.commit()).rejects.toThrow(/cannot upload s3:\/\/no-such-bucket-x\/out\/part-00000\.arrow: .*NoSuchBucket/);

@@ -57,7 +57,10 @@ describe('S3 sources against s3rver', () => {
       bytes.forEach((b, i) => data.set(b, offsets[i]!));
       return makeData({ type: new Utf8(), length: values.length, nullCount: 0, valueOffsets: offsets, data });
     };
-    const batch = new RecordBatch(new Schema(fields), makeData({ type: new Struct(fields), length: 2, nullCount: 0, children: [utf8(['one', 'two']), utf8(['img/one.png', 'img/two words.png'])] }));
+    const batch = new RecordBatch(
+      new Schema(fields),
+      makeData({ type: new Struct(fields), length: 2, nullCount: 0, children: [utf8(['one', 'two']), utf8(['img/one.png', 'img/two words.png'])] }),
+    );
     await s3.put(bucket, 'tables/paths.arrow', RecordBatchFileWriter.writeAll([batch]).toUint8Array(true));
   });
   afterAll(async () => {
@@ -76,8 +79,14 @@ describe('S3 sources against s3rver', () => {
     );
     // an id that would climb out of the prefix is refused, a missing key is an error row
     const odd = await collect(src.read({ index: 0, start: 0, count: 2, ids: ['../secret.png', 'nope.png'] }));
-    expect(odd.map((r) => [r.id, r.kind])).toEqual([['../secret.png', 'error'], ['nope.png', 'error']]);
-    expect(odd[1]).toMatchObject({ stage: 'read', message: expect.stringMatching(/GetObject s3:\/\/.*\/photos\/nope\.png failed at http:\/\/127\.0\.0\.1:\d+ \(HTTP 404 NoSuchKey/) });
+    expect(odd.map((r) => [r.id, r.kind])).toEqual([
+      ['../secret.png', 'error'],
+      ['nope.png', 'error'],
+    ]);
+    expect(odd[1]).toMatchObject({
+      stage: 'read',
+      message: expect.stringMatching(/GetObject s3:\/\/.*\/photos\/nope\.png failed at http:\/\/127\.0\.0\.1:\d+ \(HTTP 404 NoSuchKey/),
+    });
     await src.close();
   });
 

@@ -191,7 +191,16 @@ describe('scale: shard jobs in a window, plans stored once, cancel, a dead enque
         for (let f = 0; f < 100; f++) await writeFile(join(root, `d${d}`, `f${String(f).padStart(3, '0')}.jpg`), '');
       }
       const imgJob = (shardSize: number) =>
-        resolveJob(parseJob({ name: `imgs${shardSize}`, source: { uri: root }, model: { uri: SEED_MODEL }, taps: [{ layer: 'linear_1.1' }], shardSize, sink: { uri: join(tmp.dir, 'out-bytes') } }));
+        resolveJob(
+          parseJob({
+            name: `imgs${shardSize}`,
+            source: { uri: root },
+            model: { uri: SEED_MODEL },
+            taps: [{ layer: 'linear_1.1' }],
+            shardSize,
+            sink: { uri: join(tmp.dir, 'out-bytes') },
+          }),
+        );
       // shards of 500 rows (as of 1000 in a real run): the bound is per shard plus per row
       const b2 = await bytesUnder(redis, prefix);
       const wide = await client.enqueue(await imgJob(500));
@@ -202,7 +211,9 @@ describe('scale: shard jobs in a window, plans stored once, cancel, a dead enque
       expect(irec.shards).toBe(150);
       const plan = await readdir(join(irec.outputUri, '_plan'));
       expect(plan).toEqual(['ids-00000.arrow', 'ids-00001.arrow', 'ids-00002.arrow']);
-      const ids = tableFromIPC(await readFile(join(irec.outputUri, '_plan', 'ids-00000.arrow'))).getChild('id')!.toArray() as string[];
+      const ids = tableFromIPC(await readFile(join(irec.outputUri, '_plan', 'ids-00000.arrow')))
+        .getChild('id')!
+        .toArray() as string[];
       expect(ids).toHaveLength(640);
       expect(ids.slice(0, 2)).toEqual(['d0/f000.jpg', 'd0/f001.jpg']);
       // code-point order: d1 < d10 < d11 ... < d2
@@ -248,7 +259,7 @@ describe('scale: shard jobs in a window, plans stored once, cancel, a dead enque
       expect(done).toBeLessThanOrEqual(4);
       expect(existsSync(join(s.output.uri, '_CANCELLED'))).toBe(true);
       expect(existsSync(join(s.output.uri, '_SUCCESS'))).toBe(false);
-      expect((await client.shards.getJobCounts('waiting', 'active', 'delayed'))).toEqual({ waiting: 0, active: 0, delayed: 0 });
+      expect(await client.shards.getJobCounts('waiting', 'active', 'delayed')).toEqual({ waiting: 0, active: 0, delayed: 0 });
       const listed = (await client.registry.list()).find((r) => r.runId === rec.runId);
       expect(listed?.status).toBe('cancelled');
       expect(listed?.error).toBe(`cancelled: ${done} of 23 shard(s) committed`);
@@ -275,7 +286,10 @@ describe('scale: shard jobs in a window, plans stored once, cancel, a dead enque
         }
       },
     }));
-    const client = new LayertapClient(settings, { registries: { ...defaultRegistries(), sources: defaultSources().with('npy', slow) }, planningTimeoutMs: 300 });
+    const client = new LayertapClient(settings, {
+      registries: { ...defaultRegistries(), sources: defaultSources().with('npy', slow) },
+      planningTimeoutMs: 300,
+    });
     try {
       const job = await npyJob(join(tmp.dir, 'x.npy'), join(tmp.dir, 'out-plan-cancel'), 1);
       const runId = '20261129T120000-cace11';
@@ -304,7 +318,9 @@ describe('scale: shard jobs in a window, plans stored once, cancel, a dead enque
     const jobFile = join(tmp.dir, 'job.json');
     await writeFile(jobFile, JSON.stringify(job));
     const runId = '20261129T120000-dead01';
-    const proc = spawn(process.execPath, [join(ROOT, 'test/fixtures/scale/stuck-enqueuer.mjs'), jobFile, REDIS_URL, prefix, runId], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const proc = spawn(process.execPath, [join(ROOT, 'test/fixtures/scale/stuck-enqueuer.mjs'), jobFile, REDIS_URL, prefix, runId], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     const client = new LayertapClient(settings);
     const worker = new LayertapWorker({ settings, threads: 1, planningSweepMs: 200, log: () => undefined });
     try {

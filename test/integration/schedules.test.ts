@@ -25,7 +25,11 @@ describe('schedules', () => {
 
   beforeAll(async () => {
     tmp = await tempDir();
-    await writeNpy(join(tmp.dir, 'rows.npy'), new Float32Array(6 * 28 * 28).map((_, i) => (i % 13) / 13), [6, 28, 28, 1]);
+    await writeNpy(
+      join(tmp.dir, 'rows.npy'),
+      new Float32Array(6 * 28 * 28).map((_, i) => (i % 13) / 13),
+      [6, 28, 28, 1],
+    );
     client = new LayertapClient(settings);
     await client.waitUntilReady();
   });

@@ -108,7 +108,14 @@ describe('text models end to end (queue, pool, files) on the fixture', () => {
     const schema = run.tables[0]!.schema;
     const names = schema.fields.map((f) => f.name);
     // a glob gives one column per layer, in the model's order
-    expect(names.slice(0, 6)).toEqual(['id', 'encoder_layer_0__mean', 'encoder_layer_1__mean', 'encoder_layer_2__mean', 'encoder_layer_3__mean', 'embeddings__mean']);
+    expect(names.slice(0, 6)).toEqual([
+      'id',
+      'encoder_layer_0__mean',
+      'encoder_layer_1__mean',
+      'encoder_layer_2__mean',
+      'encoder_layer_3__mean',
+      'embeddings__mean',
+    ]);
     const layer2 = schema.fields.find((f) => f.name === 'encoder_layer_2__max')!;
     expect(layer2.metadata.get('layertap.layer')).toBe('encoder.layer.2');
     expect(layer2.metadata.get('layertap.reduce')).toBe('max');

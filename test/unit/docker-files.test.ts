@@ -179,7 +179,12 @@ describe('docker/Dockerfile', () => {
     const sources = text
       .split('\n')
       .filter((l) => /^COPY (?!--from)/.test(l))
-      .flatMap((l) => l.replace(/^COPY (--\S+ )*/, '').split(/\s+/).slice(0, -1));
+      .flatMap((l) =>
+        l
+          .replace(/^COPY (--\S+ )*/, '')
+          .split(/\s+/)
+          .slice(0, -1),
+      );
     expect(sources).toEqual(expect.arrayContaining(['package.json', 'package-lock.json', 'src', 'bin', 'config']));
     for (const s of sources) {
       expect(existsSync(join(ROOT, s)), s).toBe(true);

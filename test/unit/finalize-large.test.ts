@@ -55,7 +55,17 @@ describe('finalizeRun of a large run', () => {
       onShardFailure: 'fail',
       inputShape: [4],
     } as unknown as ResolvedJob;
-    const spec: RunSpec = { runId: '20261129T120000-b19b19', job, createdAt: Date.now(), trigger: 'manual', shards: n, totalRows: 2 * n, window: 256, idPlan: false, baseRunId: null };
+    const spec: RunSpec = {
+      runId: '20261129T120000-b19b19',
+      job,
+      createdAt: Date.now(),
+      trigger: 'manual',
+      shards: n,
+      totalRows: 2 * n,
+      window: 256,
+      idPlan: false,
+      baseRunId: null,
+    };
     const out = join(tmp.dir, 'big', job.fingerprint, spec.runId);
     const records = new Patches();
     const res = await finalizeRun(spec, { results: Array.from({ length: n }, (_, i) => result(n - 1 - i, out)), failures: [] }, records);

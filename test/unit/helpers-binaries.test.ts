@@ -14,7 +14,11 @@ describe('binaries on PATH', () => {
   /** What bash's `command -v` prints for `name` with `path` as PATH; null when it finds nothing. */
   function commandV(name: string, path: string): string | null {
     try {
-      return execFileSync('/bin/bash', ['--norc', '-c', 'command -v "$1"', 'bash', name], { env: { PATH: path }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+      return execFileSync('/bin/bash', ['--norc', '-c', 'command -v "$1"', 'bash', name], {
+        env: { PATH: path },
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }).trim();
     } catch {
       return null;
     }

@@ -62,7 +62,9 @@ describe('backend selection', () => {
         "backend 'tensorflow' needs @tensorflow/tfjs-node, which is not installed: npm install @tensorflow/tfjs-node (needs internet at install)",
       );
     } else {
-      await expect(selectBackend('tensorflow')).rejects.toThrow(/^backend 'tensorflow': @tensorflow\/tfjs-node (is installed but failed to load|loaded but did not register|failed to initialise)/);
+      await expect(selectBackend('tensorflow')).rejects.toThrow(
+        /^backend 'tensorflow': @tensorflow\/tfjs-node (is installed but failed to load|loaded but did not register|failed to initialise)/,
+      );
     }
   });
 

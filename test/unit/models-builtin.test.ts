@@ -62,12 +62,7 @@ describe('builtin models', () => {
     const runner = await loadRunner({
       uri: 'builtin:mobilenet_v2',
       backend: 'wasm',
-      taps: [
-        tap('flatten_1'),
-        tap('out_relu', 'output', { as: 'pooled', reduce: 'mean' }),
-        tap('dense_1'),
-        tap('dense_3', 'output', { as: 'probs' }),
-      ],
+      taps: [tap('flatten_1'), tap('out_relu', 'output', { as: 'pooled', reduce: 'mean' }), tap('dense_1'), tap('dense_3', 'output', { as: 'probs' })],
       inputShape: [224, 224, 3],
       fingerprint: 't',
       preprocess: null,

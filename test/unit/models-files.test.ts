@@ -185,9 +185,7 @@ describe('missing and mismatched files', () => {
   it('names a missing weight file', async () => {
     const { dir, modelJson } = copySeedModel();
     rmSync(path.join(dir, 'group1-shard1of1.bin'));
-    await expect(describeModel(modelJson)).rejects.toThrow(
-      `weight file not found: ${path.join(dir, 'group1-shard1of1.bin')} (listed in ${modelJson})`,
-    );
+    await expect(describeModel(modelJson)).rejects.toThrow(`weight file not found: ${path.join(dir, 'group1-shard1of1.bin')} (listed in ${modelJson})`);
   });
 
   it('rejects weight files shorter than the manifest needs, before loading', async () => {

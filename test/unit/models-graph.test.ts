@@ -123,7 +123,14 @@ describe('GraphModel taps', () => {
   it('runs a graph with a dynamic op (Where) through executeAsync, with the same features', async () => {
     // a graph that holds such an op anywhere runs through executeAsync, which TF.js needs on paths through it
     const modelJson = writeGraphModel([{ name: 'positive/Where', op: 'Where', input: ['x'], attr: { T: f32() } }]);
-    const runner = await loadRunner({ uri: modelJson, backend: 'cpu', taps: [tap('dense/Relu', 'output', { as: 'relu' })], inputShape: [IN], fingerprint: 't', preprocess: null });
+    const runner = await loadRunner({
+      uri: modelJson,
+      backend: 'cpu',
+      taps: [tap('dense/Relu', 'output', { as: 'relu' })],
+      inputShape: [IN],
+      fingerprint: 't',
+      preprocess: null,
+    });
     const x = Float32Array.from({ length: IN }, (_, i) => i - 1.5);
     const out = await runner.run(singleFloatInput(runner, x, [IN]));
     expect(maxAbsDiff(out.relu?.data as Float32Array, reference(x, 1).out)).toBeLessThanOrEqual(1e-6);
@@ -153,9 +160,7 @@ describe('GraphModel taps', () => {
     const base = { uri: modelJson, backend: 'cpu' as const, inputShape: [IN], fingerprint: 't', preprocess: null };
     const err = await loadRunner({ ...base, taps: [tap('dense/Relu6')] }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UnknownLayerError);
-    expect((err as Error).message).toBe(
-      "unknown layer 'dense/Relu6'; layers are: x, dense/MatMul, dense/BiasAdd, dense/Relu, Identity",
-    );
+    expect((err as Error).message).toBe("unknown layer 'dense/Relu6'; layers are: x, dense/MatMul, dense/BiasAdd, dense/Relu, Identity");
     await expect(loadRunner({ ...base, taps: [tap('dense/kernel')] })).rejects.toThrow('is a constant (a weight)');
     await expect(loadRunner({ ...base, taps: [tap('x', 'input')] })).rejects.toThrow("node 'x' (Placeholder) has no input to tap");
   });

@@ -36,7 +36,9 @@ describe('job files naming an .onnx model', () => {
   it('name the nearest layers for a module path that does not exist', async () => {
     const e = await configError(job({ taps: [{ layer: 'linear_1.4' }] }));
     expect(e.fields).toEqual(['taps[0].layer']);
-    expect(e.message).toMatch(/^taps\[0\]\.layer: unknown layer 'linear_1\.4' \(did you mean 'linear_1\.0' or 'linear_1\.1'\?\); layers are: conv_16, conv_16\.0, /);
+    expect(e.message).toMatch(
+      /^taps\[0\]\.layer: unknown layer 'linear_1\.4' \(did you mean 'linear_1\.0' or 'linear_1\.1'\?\); layers are: conv_16, conv_16\.0, /,
+    );
   });
 
   it('refuse a tap that names a tensor at input, before any work', async () => {
@@ -88,9 +90,7 @@ describe('job files naming an .onnx model', () => {
     const dir = tempDir('layertap-onnx-cfg-');
     mkdirSync(path.join(dir, 'img'));
     copyFileSync(NPY, path.join(dir, 'img', 'not-an-image.npy'));
-    const r = await resolveJob(
-      parseJob(job({ source: { uri: path.join(dir, 'img'), type: 'images' }, preprocess: { mean: [0.5], std: [0.25] } })),
-    );
+    const r = await resolveJob(parseJob(job({ source: { uri: path.join(dir, 'img'), type: 'images' }, preprocess: { mean: [0.5], std: [0.25] } })));
     expect(r.preprocess).toEqual({ size: [28, 28], fit: 'cover', layout: 'nchw', channels: 1, mean: [0.5], std: [0.25] });
     expect(r.inputShape).toEqual([1, 28, 28]);
     const e = await configError(job({ source: { uri: path.join(dir, 'img'), type: 'images' }, preprocess: { layout: 'nhwc' } }));

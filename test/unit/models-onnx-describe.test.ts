@@ -88,7 +88,6 @@ describe('describeModel on .onnx', () => {
     writeFileSync(path.join(dir, 'tiny.weights'), weights);
     expect((await describeModel(file)).contentHash).not.toBe(d.contentHash);
 
-
     const short = path.join(dir, 'short.onnx');
     writeFileSync(short, buildOnnx(tinyLinear({ external: 'short.weights' }), dir));
     writeFileSync(path.join(dir, 'short.weights'), new Uint8Array(8));

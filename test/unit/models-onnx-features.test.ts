@@ -27,7 +27,10 @@ describe('tapValues agrees with tapTensor', () => {
     it(`[${dims.join(', ')}] ${layout}`, async () => {
       await selectBackend('cpu');
       const { core } = await loadTfjs();
-      const values = random(dims.reduce((a, b) => a * b, 1), dims.length * 7 + dims[1]!);
+      const values = random(
+        dims.reduce((a, b) => a * b, 1),
+        dims.length * 7 + dims[1]!,
+      );
       const rows = dims[0]!;
       for (const reduce of ['none', 'mean', 'max'] as const) {
         for (const normalize of ['none', 'l2'] as const) {

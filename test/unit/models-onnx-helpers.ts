@@ -92,9 +92,21 @@ function valueInfo(name: string, dims: Dim[], elemType = 1): Uint8Array {
       w.uint32((1 << 3) | LEN).bytes(dim);
     }
   });
-  const tensorType = message((w) => w.uint32((1 << 3) | VARINT).int32(elemType).uint32((2 << 3) | LEN).bytes(shape));
+  const tensorType = message((w) =>
+    w
+      .uint32((1 << 3) | VARINT)
+      .int32(elemType)
+      .uint32((2 << 3) | LEN)
+      .bytes(shape),
+  );
   const type = message((w) => w.uint32((1 << 3) | LEN).bytes(tensorType));
-  return message((w) => w.uint32((1 << 3) | LEN).string(name).uint32((2 << 3) | LEN).bytes(type));
+  return message((w) =>
+    w
+      .uint32((1 << 3) | LEN)
+      .string(name)
+      .uint32((2 << 3) | LEN)
+      .bytes(type),
+  );
 }
 
 /**
@@ -114,7 +126,14 @@ export function buildOnnx(model: TinyModel, dir?: string): Uint8Array {
       }
       if (dir === undefined) throw new Error('external initializers need a directory');
       writeFileSync(path.join(dir, init.external), raw);
-      const entry = (k: string, v: string) => message((ew) => ew.uint32((1 << 3) | LEN).string(k).uint32((2 << 3) | LEN).string(v));
+      const entry = (k: string, v: string) =>
+        message((ew) =>
+          ew
+            .uint32((1 << 3) | LEN)
+            .string(k)
+            .uint32((2 << 3) | LEN)
+            .string(v),
+        );
       w.uint32((13 << 3) | LEN).bytes(entry('location', init.location ?? init.external));
       w.uint32((13 << 3) | LEN).bytes(entry('offset', '0'));
       w.uint32((13 << 3) | LEN).bytes(entry('length', String(raw.byteLength)));
@@ -123,14 +142,21 @@ export function buildOnnx(model: TinyModel, dir?: string): Uint8Array {
   const attribute = (a: NonNullable<TinyNode['attributes']>[number]): Uint8Array =>
     message((w) => {
       w.uint32((1 << 3) | LEN).string(a.name);
-      if (a.tensor) w.uint32((5 << 3) | LEN).bytes(initializer(a.tensor)).uint32((20 << 3) | VARINT).int32(4);
+      if (a.tensor)
+        w.uint32((5 << 3) | LEN)
+          .bytes(initializer(a.tensor))
+          .uint32((20 << 3) | VARINT)
+          .int32(4);
       if (a.graph) {
         const inits = a.graph;
         const sub = message((gw) => {
           gw.uint32((2 << 3) | LEN).string(`${a.name}_graph`);
           for (const init of inits) gw.uint32((5 << 3) | LEN).bytes(initializer(init));
         });
-        w.uint32((6 << 3) | LEN).bytes(sub).uint32((20 << 3) | VARINT).int32(5);
+        w.uint32((6 << 3) | LEN)
+          .bytes(sub)
+          .uint32((20 << 3) | VARINT)
+          .int32(5);
       }
     });
   const graph = message((w) => {
@@ -138,7 +164,10 @@ export function buildOnnx(model: TinyModel, dir?: string): Uint8Array {
       const node = message((nw) => {
         for (const i of n.inputs) nw.uint32((1 << 3) | LEN).string(i);
         for (const o of n.outputs) nw.uint32((2 << 3) | LEN).string(o);
-        nw.uint32((3 << 3) | LEN).string(n.name).uint32((4 << 3) | LEN).string(n.op);
+        nw.uint32((3 << 3) | LEN)
+          .string(n.name)
+          .uint32((4 << 3) | LEN)
+          .string(n.op);
         for (const a of n.attributes ?? []) nw.uint32((5 << 3) | LEN).bytes(attribute(a));
       });
       w.uint32((1 << 3) | LEN).bytes(node);
@@ -149,7 +178,13 @@ export function buildOnnx(model: TinyModel, dir?: string): Uint8Array {
     for (const i of model.extraInputs ?? []) w.uint32((11 << 3) | LEN).bytes(valueInfo(i.name, i.dims, i.elemType));
     for (const o of model.outputs) w.uint32((12 << 3) | LEN).bytes(valueInfo(o.name, o.dims));
   });
-  const opset = message((w) => w.uint32((1 << 3) | LEN).string('').uint32((2 << 3) | VARINT).int64(13));
+  const opset = message((w) =>
+    w
+      .uint32((1 << 3) | LEN)
+      .string('')
+      .uint32((2 << 3) | VARINT)
+      .int64(13),
+  );
   return message((w) =>
     w
       .uint32((1 << 3) | VARINT)
@@ -172,9 +207,7 @@ export function tinyLinear(opts: { batch?: Dim; external?: string } = {}): TinyM
       { name: '/lin/MatMul', op: 'MatMul', inputs: ['x', 'lin.weight'], outputs: ['/lin/MatMul_output_0'] },
       { name: '/act/Relu', op: 'Relu', inputs: ['/lin/MatMul_output_0'], outputs: ['y'] },
     ],
-    initializers: [
-      { name: 'lin.weight', dims: [2, 3], values: [1, -1, 2, 0.5, 1, -3], ...(opts.external ? { external: opts.external } : {}) },
-    ],
+    initializers: [{ name: 'lin.weight', dims: [2, 3], values: [1, -1, 2, 0.5, 1, -3], ...(opts.external ? { external: opts.external } : {}) }],
   };
 }
 

@@ -94,7 +94,12 @@ describe('an ONNX runner fed named int64 inputs', () => {
   it('runs two hand-made rows in one session.run and gives per-token and pooled shapes', async () => {
     const runSpy = spyOnRun();
     try {
-      const out = await runner.run(encode([[2, 119, 135, 3], [2, 44, 3]]));
+      const out = await runner.run(
+        encode([
+          [2, 119, 135, 3],
+          [2, 44, 3],
+        ]),
+      );
       expect(runSpy).toHaveBeenCalledTimes(1);
       expect(out['encoder.layer.3:output']?.shape).toEqual([4, HIDDEN]);
       expect(out['encoder.layer.3:output']?.data.length).toBe(2 * 4 * HIDDEN);
@@ -120,7 +125,13 @@ describe('an ONNX runner fed named int64 inputs', () => {
         const batch = rows.slice(s, s + size);
         const width = Math.max(...batch.map((r) => r.length));
         const out = await runner.run(encode(batch));
-        layer3.push(realTokens(out['encoder.layer.3:output']!.data as Float32Array, batch.map((r) => r.length), width));
+        layer3.push(
+          realTokens(
+            out['encoder.layer.3:output']!.data as Float32Array,
+            batch.map((r) => r.length),
+            width,
+          ),
+        );
         pooler.push(out['pooler:output']!.data as Float32Array);
         const emb = out['embeddings:output']!.data as Float32Array;
         batch.forEach((_, r) => cls.push(emb.slice(r * width * HIDDEN, (r * width + 1) * HIDDEN)));
@@ -135,7 +146,10 @@ describe('an ONNX runner fed named int64 inputs', () => {
   });
 
   it('refuses a missing or unknown input, the wrong dtype, wrong dims and rows that disagree, naming the input', async () => {
-    const good = encode([[2, 5, 3], [2, 6, 3]]);
+    const good = encode([
+      [2, 5, 3],
+      [2, 6, 3],
+    ]);
     const failure = async (inputs: ModelInputs): Promise<ModelInputError> => {
       const err = await runner.run(inputs).catch((e: unknown) => e);
       if (!(err instanceof ModelInputError)) throw new Error(`expected a ModelInputError, got ${String(err)}`);

@@ -148,16 +148,16 @@ describe('ONNX runner errors and options', () => {
   it('names the nearest module paths for a tap on one that does not exist', async () => {
     const err = await loadRunner(spec([tap('linear_1.3')])).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UnknownLayerError);
-    expect((err as Error).message).toMatch(/^unknown layer 'linear_1\.3' \(did you mean 'linear_1\.0' or 'linear_1\.1' or 'linear_1'\?\); layers are: conv_16, conv_16\.0,/);
+    expect((err as Error).message).toMatch(
+      /^unknown layer 'linear_1\.3' \(did you mean 'linear_1\.0' or 'linear_1\.1' or 'linear_1'\?\); layers are: conv_16, conv_16\.0,/,
+    );
   });
 
   it('refuses rows of the wrong shape, a TF.js backend, and a disposed runner', async () => {
     await expect(loadRunner(spec([tap('linear_1.1')], { inputShape: [28, 28, 1] }))).rejects.toThrow(
       `model ${SEED_ONNX} takes rows of shape [1, 28, 28], but the job feeds [28, 28, 1]`,
     );
-    await expect(loadRunner(spec([tap('linear_1.1')], { backend: 'wasm' }))).rejects.toThrow(
-      "backend 'wasm' runs TF.js models; ",
-    );
+    await expect(loadRunner(spec([tap('linear_1.1')], { backend: 'wasm' }))).rejects.toThrow("backend 'wasm' runs TF.js models; ");
     const runner = await loadRunner(spec([tap('linear_1.1')], { backend: 'auto', intraOpThreads: 1 }));
     await expect(runner.run(feed(input.data, 2))).rejects.toThrow("run(): input 'input' has dims [2, 1, 28, 28] (1568 values) but holds 2352 values");
     await expect(runner.run({ input: { dtype: 'float32', dims: [3, 28, 28, 1], data: input.data } })).rejects.toThrow(

@@ -91,7 +91,9 @@ describe('seed model parity with PyTorch forward hooks', () => {
           for (const at of ['output', 'input'] as const) errors[`${layer}:${at}`] = compare(out[`${layer}:${at}`], layer, at);
         }
         const worst = Math.max(...Object.values(errors));
-        console.log(`seed parity (all ${ALL_LAYERS.length} layers x input/output, ${backend}) max abs error ${worst.toExponential(2)}: ${JSON.stringify(errors)}`);
+        console.log(
+          `seed parity (all ${ALL_LAYERS.length} layers x input/output, ${backend}) max abs error ${worst.toExponential(2)}: ${JSON.stringify(errors)}`,
+        );
         for (const [key, e] of Object.entries(errors)) expect(e, key).toBeLessThanOrEqual(1e-5);
       });
 

@@ -13,7 +13,11 @@ async function seedSpec(taps: Array<{ layer: string; at?: 'input' | 'output' }>)
   const tmp = await tempDir();
   try {
     await writeNpy(join(tmp.dir, 'x.npy'), new Float32Array(28 * 28), [1, 28, 28, 1]);
-    return modelSpecOf(await resolveJob(parseJob({ name: 't', source: { uri: join(tmp.dir, 'x.npy') }, model: { uri: SEED_MODEL, backend: 'cpu' }, taps, sink: { uri: tmp.dir } })));
+    return modelSpecOf(
+      await resolveJob(
+        parseJob({ name: 't', source: { uri: join(tmp.dir, 'x.npy') }, model: { uri: SEED_MODEL, backend: 'cpu' }, taps, sink: { uri: tmp.dir } }),
+      ),
+    );
   } finally {
     await tmp.remove();
   }

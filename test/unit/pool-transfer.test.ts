@@ -16,7 +16,15 @@ describe('pool transfer', () => {
     const tmp = await tempDir();
     try {
       await writeNpy(join(tmp.dir, 'x.npy'), new Float32Array(28 * 28), [1, 28, 28, 1]);
-      const job = await resolveJob(parseJob({ name: 't', source: { uri: join(tmp.dir, 'x.npy') }, model: { uri: SEED_MODEL, backend: 'cpu' }, taps: [{ layer: 'linear_1.0' }, { layer: 'conv_16.2' }], sink: { uri: tmp.dir } }));
+      const job = await resolveJob(
+        parseJob({
+          name: 't',
+          source: { uri: join(tmp.dir, 'x.npy') },
+          model: { uri: SEED_MODEL, backend: 'cpu' },
+          taps: [{ layer: 'linear_1.0' }, { layer: 'conv_16.2' }],
+          sink: { uri: tmp.dir },
+        }),
+      );
       const data = new Float32Array(4 * 28 * 28).map((_, i) => (i % 97) / 97);
       const res = await pool.run({
         model: { uri: job.model.uri, backend: 'cpu', taps: job.taps, inputShape: job.inputShape, fingerprint: job.fingerprint, preprocess: null },

@@ -27,7 +27,8 @@ const XSS = '<script>alert(1)</script><img src=x onerror=alert(2)>';
 // text, and a value that cannot be shown must not take the page down.
 function hostile(): RunView {
   const v = structuredClone(good) as unknown as Record<string, unknown>;
-  for (const k of ['runId', 'name', 'status', 'trigger', 'rows', 'totalRows', 'errorRows', 'rowsPerSecond', 'seconds', 'backend', 'fingerprint', 'error']) v[k] = XSS;
+  for (const k of ['runId', 'name', 'status', 'trigger', 'rows', 'totalRows', 'errorRows', 'rowsPerSecond', 'seconds', 'backend', 'fingerprint', 'error'])
+    v[k] = XSS;
   v.shards = { total: XSS, done: XSS, failed: XSS };
   v.output = { uri: XSS, manifest: XSS };
   v.createdAt = 'not a date';

@@ -10,7 +10,10 @@ const jobFor = (inputShape: number[]) => ({ preprocess: null, inputShape }) as u
 
 function chunkRows(rows: number, per: number, first = 0): { chunk: Float32Array; rows: TensorRow[] } {
   const chunk = new Float32Array(rows * per).map((_, i) => i + first * per);
-  return { chunk, rows: Array.from({ length: rows }, (_, r) => ({ id: String(first + r), kind: 'tensor' as const, data: chunk.subarray(r * per, (r + 1) * per) })) };
+  return {
+    chunk,
+    rows: Array.from({ length: rows }, (_, r) => ({ id: String(first + r), kind: 'tensor' as const, data: chunk.subarray(r * per, (r + 1) * per) })),
+  };
 }
 
 describe('batchInput for tensor rows', () => {

@@ -77,11 +77,7 @@ describe('LocalSink', () => {
     const pending = await sink.createWriter('ds/fp/run1/part-00002.arrow');
     await pending.write(Buffer.from('partial'));
 
-    expect(await sink.list('ds/fp/run1/')).toEqual([
-      'ds/fp/run1/_manifest.json',
-      'ds/fp/run1/part-00000.arrow',
-      'ds/fp/run1/part-00001.arrow',
-    ]);
+    expect(await sink.list('ds/fp/run1/')).toEqual(['ds/fp/run1/_manifest.json', 'ds/fp/run1/part-00000.arrow', 'ds/fp/run1/part-00001.arrow']);
     expect(await sink.list('ds/fp/run1/part-')).toEqual(['ds/fp/run1/part-00000.arrow', 'ds/fp/run1/part-00001.arrow']);
     expect(await sink.list('ds/fp/run1')).toHaveLength(4); // object-store semantics: run10 matches too
     expect(await sink.list('')).toHaveLength(5);

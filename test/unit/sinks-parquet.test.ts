@@ -80,7 +80,11 @@ describe('Parquet part files', () => {
       'layertap.reduce': 'mean',
       'layertap.normalize': 'none',
     });
-    expect(Object.fromEntries(table.schema.metadata)).toMatchObject({ 'layertap.fingerprint': '0123456789abcdef', 'layertap.runId': 'run-1', 'layertap.runtime': 'wasm' });
+    expect(Object.fromEntries(table.schema.metadata)).toMatchObject({
+      'layertap.fingerprint': '0123456789abcdef',
+      'layertap.runId': 'run-1',
+      'layertap.runtime': 'wasm',
+    });
     expect(table.getChild('id')!.toArray()).toEqual(ids);
     expect((await readPartFile(done.uri)).getChild('id')!.toArray()).toEqual(ids);
     const embBack = table.getChild('emb')!.data.flatMap((d) => Array.from(d.children[0]!.values as Float32Array));

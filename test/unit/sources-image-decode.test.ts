@@ -18,7 +18,9 @@ async function pngFrom(width: number, height: number, px: (x: number, y: number)
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) raw.set(px(x, y), (y * width + x) * 3);
   }
-  return sharp(raw, { raw: { width, height, channels: 3 } }).png().toBuffer();
+  return sharp(raw, { raw: { width, height, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
 /** Value of channel c at (y, x) in an output of the given layout. */

@@ -147,7 +147,10 @@ describe('ImageDirSource', () => {
     await put('huge.png', '');
     await truncate(path.join(root, 'huge.png'), 300 * 1024 * 1024);
     const [huge] = await collect(new ImageDirSource(root).read({ index: 0, start: 0, count: 1, ids: ['huge.png'] }));
-    expect(huge).toMatchObject({ kind: 'error', message: `huge.png: ${root}/huge.png is 314572800 bytes, more than source.maxRowBytes (268435456); raise source.maxRowBytes to read it` });
+    expect(huge).toMatchObject({
+      kind: 'error',
+      message: `huge.png: ${root}/huge.png is 314572800 bytes, more than source.maxRowBytes (268435456); raise source.maxRowBytes to read it`,
+    });
     expect(() => new ImageDirSource(root, { maxRowBytes: 0 })).toThrow('source.maxRowBytes must be a positive integer (bytes), got 0');
   });
 

@@ -223,7 +223,9 @@ describe('JSONL', () => {
       const over = await errorOf(bytes, { maxLineBytes: MiB }, 'long-40-capped');
       expect(over).toHaveLength(1);
       expect(over[0]).toMatchObject({ id: '5', stage: 'read' });
-      expect(over[0]!.message).toMatch(/^row 5: pixels: line at byte \d+ is 41943\d\d\d bytes, more than source\.maxLineBytes \(1048576\); raise source\.maxLineBytes to read it$/);
+      expect(over[0]!.message).toMatch(
+        /^row 5: pixels: line at byte \d+ is 41943\d\d\d bytes, more than source\.maxLineBytes \(1048576\); raise source\.maxLineBytes to read it$/,
+      );
     }, 30_000);
 
     it('a line of 70 MB is an error row under the default limit, also as the last line without a newline', async () => {

@@ -60,7 +60,12 @@ function binary(values: Uint8Array[]): Data<Binary> {
 
 function fixedList(n: number, values: Float32Array, metadata?: Map<string, string>): { field: (name: string) => Field; data: Data } {
   const type = new FixedSizeList(n, new Field('item', new Float32(), false));
-  const data = makeData({ type, length: values.length / n, nullCount: 0, child: makeData({ type: new Float32(), length: values.length, nullCount: 0, data: values }) });
+  const data = makeData({
+    type,
+    length: values.length / n,
+    nullCount: 0,
+    child: makeData({ type: new Float32(), length: values.length, nullCount: 0, data: values }),
+  });
   return { field: (name) => new Field(name, type, false, metadata), data };
 }
 
@@ -118,7 +123,11 @@ describe('Arrow IPC tables', () => {
     expect(await src.rowShape()).toEqual([3]);
     expect(await src.count()).toBe(12);
     const { shards, rows } = await readAll(src, 5);
-    expect(shards.map((s) => [s.start, s.count])).toEqual([[0, 5], [5, 5], [10, 2]]);
+    expect(shards.map((s) => [s.start, s.count])).toEqual([
+      [0, 5],
+      [5, 5],
+      [10, 2],
+    ]);
     expect(tensors(rows)).toEqual(expected(12));
     // every row owns its buffer: it may be transferred to a thread
     expect(rows.every((r) => r.kind === 'tensor' && r.data.byteLength === r.data.buffer.byteLength)).toBe(true);
@@ -155,7 +164,15 @@ describe('Arrow IPC tables', () => {
     const keyed = path.join(tmp, 'keyed.arrow');
     const list = fixedList(3, new Float32Array(6).fill(1));
     const keys = makeData({ type: new Int32(), length: 2, nullCount: 0, data: new Int32Array([41, 42]) });
-    await writeFile(keyed, RecordBatchFileWriter.writeAll([batch([[new Field('key', new Int32(), false), keys], [list.field('vec'), list.data]])]).toUint8Array(true));
+    await writeFile(
+      keyed,
+      RecordBatchFileWriter.writeAll([
+        batch([
+          [new Field('key', new Int32(), false), keys],
+          [list.field('vec'), list.data],
+        ]),
+      ]).toUint8Array(true),
+    );
     const byKey = await createSource({ uri: keyed, idColumn: 'key', inputColumn: 'vec' });
     expect((await readAll(byKey, 10)).rows.map((r) => r.id)).toEqual(['41', '42']);
     await byKey.close();
@@ -167,12 +184,20 @@ describe('Arrow IPC tables', () => {
     const score = makeData({ type: new Float64(), length: 1, nullCount: 0, data: new Float64Array([0.5]) });
     await writeFile(
       file,
-      RecordBatchFileWriter.writeAll([batch([[new Field('id', new Utf8(), false), utf8(['a'])], [list.field('vec'), list.data], [new Field('score', new Float64(), false), score]])]).toUint8Array(true),
+      RecordBatchFileWriter.writeAll([
+        batch([
+          [new Field('id', new Utf8(), false), utf8(['a'])],
+          [list.field('vec'), list.data],
+          [new Field('score', new Float64(), false), score],
+        ]),
+      ]).toUint8Array(true),
     );
     await expect((await createSource({ uri: file })).check()).rejects.toThrow(
       `source.inputColumn: ${file} has several columns ('id', 'vec', 'score'); name the one to embed with source.inputColumn`,
     );
-    await expect((await createSource({ uri: file, inputColumn: 'vecs' })).check()).rejects.toThrow(`source.inputColumn: no column 'vecs' in ${file}; columns are: 'id', 'vec', 'score'`);
+    await expect((await createSource({ uri: file, inputColumn: 'vecs' })).check()).rejects.toThrow(
+      `source.inputColumn: no column 'vecs' in ${file}; columns are: 'id', 'vec', 'score'`,
+    );
     await expect((await createSource({ uri: file, inputColumn: 'vec', idColumn: 'name' })).check()).rejects.toThrow(/source\.idColumn: no column 'name'/);
     await expect((await createSource({ uri: file, inputColumn: 'score' })).check()).rejects.toThrow(
       "source.inputColumn: column 'score' is Float64; it must hold a list of numbers (a tensor row), image bytes (binary) or image paths (text)",
@@ -209,13 +234,26 @@ describe('Arrow IPC tables', () => {
   });
   it('reads dictionary-encoded columns from a file (schema in the footer) and from a stream', async () => {
     const ids = vectorFromArray(['a', 'b', 'a', 'c'], new Dictionary(new Utf8(), new Int32()));
-    const vec = vectorFromArray([[1, 2], [3, 4], [5, 6], [7, 8]], new FixedSizeList(2, new Field('item', new Float32())));
+    const vec = vectorFromArray(
+      [
+        [1, 2],
+        [3, 4],
+        [5, 6],
+        [7, 8],
+      ],
+      new FixedSizeList(2, new Field('item', new Float32())),
+    );
     const table = new Table({ id: ids, vec });
     for (const format of ['file', 'stream'] as const) {
       const file = path.join(tmp, `dict-${format}.arrow`);
       await writeFile(file, tableToIPC(table, format));
       const { rows } = await readAll(await createSource({ uri: file }), 3);
-      expect(tensors(rows)).toEqual([['a', [1, 2]], ['b', [3, 4]], ['a', [5, 6]], ['c', [7, 8]]]);
+      expect(tensors(rows)).toEqual([
+        ['a', [1, 2]],
+        ['b', [3, 4]],
+        ['a', [5, 6]],
+        ['c', [7, 8]],
+      ]);
     }
   });
 
@@ -224,7 +262,10 @@ describe('Arrow IPC tables', () => {
     const refusal = async (name: string) => {
       const file = path.join(tmp, `${name.replace(/[^A-Za-z0-9]+/g, '-')}.arrow`);
       await writeFile(file, mutants.find((m) => m.name === name)!.bytes);
-      const err = await (await createSource({ uri: file, inputColumn: 'pixels' })).check().then(() => null, (e: unknown) => e);
+      const err = await (await createSource({ uri: file, inputColumn: 'pixels' })).check().then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(DamagedTableError);
       expect((err as DamagedTableError).file).toBe(file);
       return (err as Error).message;
@@ -233,10 +274,16 @@ describe('Arrow IPC tables', () => {
     expect(await refusal('batch 0 row count = 2147483648')).toMatch(/\.arrow: record batch 0 says it has 2147483648 rows, but its column 'id' has 8$/);
     expect(await refusal('batch 1 row count = -1')).toMatch(/record batch 1 says it has -1 rows$/);
     // a body length of 2^31 was read in one call, which aborts Node
-    expect(await refusal('batch 2 bodyLength = 2147483648')).toMatch(/the message at byte 50832 says its body is 2147483648 bytes, but 25184 remain before the footer$/);
+    expect(await refusal('batch 2 bodyLength = 2147483648')).toMatch(
+      /the message at byte 50832 says its body is 2147483648 bytes, but 25184 remain before the footer$/,
+    );
     expect(await refusal('batch 0 bodyLength = -8')).toMatch(/the message at byte 8 says its body is -8 bytes/);
-    expect(await refusal('batch 0 buffer 4 length = 1099511627776')).toMatch(/record batch 0 says buffer 4 is 1099511627776 bytes at offset 80 of a 25168-byte body$/);
-    expect(await refusal('batch 0 row count and top-level nodes = 2^40')).toMatch(/record batch 0 says buffer 1 \(offsets\) is 40 bytes, but its column needs at least 4398046511108$/);
+    expect(await refusal('batch 0 buffer 4 length = 1099511627776')).toMatch(
+      /record batch 0 says buffer 4 is 1099511627776 bytes at offset 80 of a 25168-byte body$/,
+    );
+    expect(await refusal('batch 0 row count and top-level nodes = 2^40')).toMatch(
+      /record batch 0 says buffer 1 \(offsets\) is 40 bytes, but its column needs at least 4398046511108$/,
+    );
     expect(await refusal('footer length = -1')).toMatch(/the footer length says -1 bytes, but the file has room for 76560$/);
     expect(await refusal('footer block 1 offset = 1099511627776')).toMatch(/the footer lists 3 record batch\(es\) \[.*\], but the file holds 3 \[.*\]$/);
   });
@@ -299,18 +346,25 @@ describe('Parquet tables', () => {
     const refusal = async (name: string) => {
       const file = path.join(tmp, `${name.replace(/[^A-Za-z0-9]+/g, '-')}.parquet`);
       await writeFile(file, mutants.find((m) => m.name === name)!.bytes);
-      const err = await (await createSource({ uri: file, inputColumn: 'pixels' })).check().then(() => null, (e: unknown) => e);
+      const err = await (await createSource({ uri: file, inputColumn: 'pixels' })).check().then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(DamagedTableError);
       return (err as Error).message;
     };
     // a row group num_rows of 2^40 was planned as 2^40 rows
-    expect(await refusal('row group 1 num_rows = 1099511627776')).toMatch(/\.parquet: row group 1 says it has 1099511627776 rows, but its column 'id' has 8 values$/);
+    expect(await refusal('row group 1 num_rows = 1099511627776')).toMatch(
+      /\.parquet: row group 1 says it has 1099511627776 rows, but its column 'id' has 8 values$/,
+    );
     expect(await refusal('every row count x 2^40')).toMatch(/row group 0 says it has 1099511627776 rows, but its column 'id' has 8 values$/);
     expect(await refusal('file num_rows = 2147483648')).toMatch(/the file says it has 2147483648 rows, but its row groups hold 24$/);
     expect(await refusal('row group 0 num_rows = -1')).toMatch(/row group 0 says it has -1 rows$/);
     // a chunk size that parquet-wasm's reader turned into a panic and a hang
     expect(await refusal('row group 1 pixels total_compressed_size = -1')).toMatch(/row group 1 column 'pixels\.list\.item' says it is -1 bytes$/);
-    expect(await refusal('row group 1 pixels data_page_offset = 2147483648')).toMatch(/says it is 7398 bytes at byte 7628 \(data at 2147483648\), which is not inside the 22800 bytes before the footer$/);
+    expect(await refusal('row group 1 pixels data_page_offset = 2147483648')).toMatch(
+      /says it is 7398 bytes at byte 7628 \(data at 2147483648\), which is not inside the 22800 bytes before the footer$/,
+    );
     expect(await refusal('footer length = -1')).toMatch(/the footer length says -1 bytes, but the file has room for 23925$/);
   });
 
@@ -326,7 +380,10 @@ describe('Parquet tables', () => {
     expect((await collect(src.read(shards[0]!))).map((r) => r.kind)).toEqual(Array(10).fill('tensor'));
     // row group 2 holds rows 16..23: both later shards need it
     for (const shard of shards.slice(1)) {
-      const err = await collect(src.read(shard)).then(() => null, (e: unknown) => e);
+      const err = await collect(src.read(shard)).then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(isPermanent(err)).toBe(true);
       expect((err as Error).message).toBe(`${file}: cannot read row group 2: Parquet argument error: Parquet error: not enough data to read levels`);
     }
@@ -395,7 +452,9 @@ describe('JSONL tables', () => {
       message: `row 3: x: line at byte ${at} is ${long.length} bytes, more than source.maxLineBytes (100); raise source.maxLineBytes to read it`,
     });
     await src.close();
-    await expect(createSource({ uri: file, type: 'parquet', maxLineBytes: 100 })).rejects.toThrow('source.maxLineBytes: only applies to jsonl, text sources, not parquet');
+    await expect(createSource({ uri: file, type: 'parquet', maxLineBytes: 100 })).rejects.toThrow(
+      'source.maxLineBytes: only applies to jsonl, text sources, not parquet',
+    );
   });
 });
 
@@ -405,7 +464,12 @@ describe('image columns', () => {
     const imgs = [enc.encode('png bytes 1'), enc.encode('jpeg bytes 2')];
     await writeFile(
       file,
-      RecordBatchFileWriter.writeAll([batch([[new Field('id', new Utf8(), false), utf8(['p', 'q'])], [new Field('image', new Binary(), false), binary(imgs)]])]).toUint8Array(true),
+      RecordBatchFileWriter.writeAll([
+        batch([
+          [new Field('id', new Utf8(), false), utf8(['p', 'q'])],
+          [new Field('image', new Binary(), false), binary(imgs)],
+        ]),
+      ]).toUint8Array(true),
     );
     const src = await createSource({ uri: file });
     expect(await src.rowShape()).toBeNull();
@@ -475,7 +539,13 @@ describe('image columns', () => {
 
 describe('source factory', () => {
   it('infers table types from the extension, locally and on s3://', async () => {
-    for (const [name, type] of [['a.arrow', 'arrow'], ['a.feather', 'arrow'], ['a.parquet', 'parquet'], ['a.jsonl', 'jsonl'], ['a.ndjson', 'jsonl']] as const) {
+    for (const [name, type] of [
+      ['a.arrow', 'arrow'],
+      ['a.feather', 'arrow'],
+      ['a.parquet', 'parquet'],
+      ['a.jsonl', 'jsonl'],
+      ['a.ndjson', 'jsonl'],
+    ] as const) {
       await writeFile(path.join(tmp, name), '');
       expect(inferSourceType(path.join(tmp, name))).toBe(type);
     }
@@ -487,7 +557,9 @@ describe('source factory', () => {
   it('refuses options that do not apply', async () => {
     const file = path.join(tmp, 'x.jsonl');
     await writeFile(file, '{"v": [1]}\n');
-    await expect(createSource({ uri: tmp, idColumn: 'id' })).rejects.toThrow('source.idColumn: only applies to table sources (arrow, parquet, jsonl), not images');
+    await expect(createSource({ uri: tmp, idColumn: 'id' })).rejects.toThrow(
+      'source.idColumn: only applies to table sources (arrow, parquet, jsonl), not images',
+    );
     await expect(createSource({ uri: file, endpoint: 'http://127.0.0.1:9000' })).rejects.toThrow(`source.endpoint: only applies to s3:// sources, not ${file}`);
     await expect(createSource({ uri: 's3://bucket/x.npy', type: 'npy' })).rejects.toThrow(/\.npy sources must be local files/);
     await expect(createSource({ uri: 's3://Bad_Bucket/x' })).rejects.toThrow(/'Bad_Bucket' in s3:\/\/Bad_Bucket\/x is not a valid bucket name/);

@@ -13,7 +13,12 @@ function sdkError(name: string, status?: number): Error {
 // Whether a shard is tried again is decided on the error's class and flag, never its message.
 describe('retryable and permanent errors', () => {
   it('says an S3 request may pass on another attempt after throttling, server errors and network faults', () => {
-    for (const err of [sdkError('SlowDown', 503), sdkError('InternalError', 500), sdkError('RequestTimeout', 408), Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })]) {
+    for (const err of [
+      sdkError('SlowDown', 503),
+      sdkError('InternalError', 500),
+      sdkError('RequestTimeout', 408),
+      Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }),
+    ]) {
       const e = s3Error(err, 'PutObject s3://b/k', { endpoint: 'http://127.0.0.1:9000' });
       expect(e).toBeInstanceOf(StorageError);
       expect(e.retryable, err.name).toBe(true);

@@ -54,7 +54,14 @@ describe('tap axes', () => {
 
   it('runs through the ONNX runner: axes [2, 3] is the default pooling, [1] pools the channels', async () => {
     const input = Float32Array.from({ length: 2 * 28 * 28 }, (_, i) => ((i * 31) % 97) / 97);
-    const spec = (taps: ReturnType<typeof tap>[]) => ({ uri: SEED_ONNX, backend: 'onnx' as const, taps, inputShape: [1, 28, 28], fingerprint: `axes-${taps.length}`, preprocess: null });
+    const spec = (taps: ReturnType<typeof tap>[]) => ({
+      uri: SEED_ONNX,
+      backend: 'onnx' as const,
+      taps,
+      inputShape: [1, 28, 28],
+      fingerprint: `axes-${taps.length}`,
+      preprocess: null,
+    });
     const runner = await loadRunner(
       spec([
         { ...tap('conv_16.0'), as: 'full' },
@@ -127,9 +134,27 @@ describe('tap axes in the job file', () => {
 
     const job = await resolveWith({ layer: 'conv_16.0', reduce: 'mean', axes: [1], as: 'pooled' });
     expect(job.taps[0]!.axes).toEqual([1]);
-    const schema = buildSchema({ taps: job.taps, shapes: { pooled: [26, 26] }, layout: 'nchw', fingerprint: job.fingerprint, model: 'm', runtime: 'onnx', version: '0', runId: 'r' });
+    const schema = buildSchema({
+      taps: job.taps,
+      shapes: { pooled: [26, 26] },
+      layout: 'nchw',
+      fingerprint: job.fingerprint,
+      model: 'm',
+      runtime: 'onnx',
+      version: '0',
+      runId: 'r',
+    });
     expect(schema.fields[1]!.metadata.get('layertap.reduce_axes')).toBe('[1]');
-    const plain = buildSchema({ taps: [{ ...job.taps[0]!, axes: undefined }], shapes: { pooled: [16] }, layout: 'nchw', fingerprint: 'f', model: 'm', runtime: 'onnx', version: '0', runId: 'r' });
+    const plain = buildSchema({
+      taps: [{ ...job.taps[0]!, axes: undefined }],
+      shapes: { pooled: [16] },
+      layout: 'nchw',
+      fingerprint: 'f',
+      model: 'm',
+      runtime: 'onnx',
+      version: '0',
+      runId: 'r',
+    });
     expect(plain.fields[1]!.metadata.has('layertap.reduce_axes')).toBe(false);
   });
 });

@@ -27,7 +27,12 @@ function job(over: Partial<JobInput> = {}): JobInput {
 describe('tokenization of the fixture', () => {
   it('gives the ids of expected/tokens.json exactly, the long rows cut to 32 with [CLS] and [SEP] kept', () => {
     const expected = JSON.parse(readFileSync(path.join(TEXT, 'expected', 'tokens.json'), 'utf8')) as { sentences: string[]; input_ids: number[][] };
-    const tok = new TextTokenizer({ tokenizer: path.join(TEXT, 'tokenizer.json'), tokenizerConfig: path.join(TEXT, 'tokenizer_config.json'), maxLength: 32, prefix: '' });
+    const tok = new TextTokenizer({
+      tokenizer: path.join(TEXT, 'tokenizer.json'),
+      tokenizerConfig: path.join(TEXT, 'tokenizer_config.json'),
+      maxLength: 32,
+      prefix: '',
+    });
     const batch = tok.encode(expected.sentences);
     expect(batch.ids.map((r) => [...r])).toEqual(expected.input_ids);
     expect(batch.types.every((r) => r.every((t) => t === 0))).toBe(true);
@@ -145,7 +150,10 @@ describe('a text model and its tables', () => {
     expect(e.fields).toEqual(['preprocess.maxLength']);
     expect(e.message).toBe("preprocess.maxLength: 65 tokens, but the model's position table has 64");
     const dir = tempDir('layertap-text-nolimit-');
-    writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify({ ...JSON.parse(readFileSync(path.join(TEXT, 'tokenizer.json'), 'utf8')), truncation: null }));
+    writeFileSync(
+      path.join(dir, 'tokenizer.json'),
+      JSON.stringify({ ...JSON.parse(readFileSync(path.join(TEXT, 'tokenizer.json'), 'utf8')), truncation: null }),
+    );
     // a placeholder model_max_length means no limit; the position table still caps the default
     writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ model_max_length: 1e30 }));
     const r = await resolveJob(parseJob(job({ model: { uri: MODEL, tokenizer: path.join(dir, 'tokenizer.json') } })));

@@ -38,11 +38,14 @@ describe('pooling a text model output over real tokens', () => {
   it('picks rows of ragged outputs from several batches in any order', () => {
     const a = tokenTapValues(STATES, DIMS, LENGTHS, tap('x', 'output', { reduce: 'none' }));
     const b = { data: Float32Array.of(0.5, 0.25), shape: [2], lengths: Int32Array.of(1) };
-    const picked = pickRows([a, b], [
-      [0, 1],
-      [1, 0],
-      [0, 0],
-    ]);
+    const picked = pickRows(
+      [a, b],
+      [
+        [0, 1],
+        [1, 0],
+        [0, 0],
+      ],
+    );
     expect([...picked.lengths!]).toEqual([3, 1, 2]);
     expect([...picked.data]).toEqual([5, 6, 7, 8, 9, -10, 0.5, 0.25, 1, 2, 3, -4]);
   });

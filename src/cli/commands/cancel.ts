@@ -9,22 +9,25 @@ export function register(program: Command, setExit: SetExit): void {
     .option('--json', 'print one JSON object on stdout')
     .action(async (runId: string, o: { json?: boolean }) => {
       try {
-        await withClient(async (client) => {
-          const before = await client.registry.get(runId);
-          const rec = await client.cancel(runId);
-          if (!rec) throw new Error(`no run with id '${runId}'`);
-          // a run that ended before the cancel keeps its status: nothing was cancelled
-          const cancelled = rec.status === 'cancelled' && before?.status !== 'cancelled';
-          const already = before?.status === 'cancelled';
-          if (o.json) out(JSON.stringify({ runId, status: rec.status, cancelled: cancelled || already, output: { uri: rec.outputUri } }));
-          if (cancelled) err(`run ${runId} cancelled; active shards finish, then ${rec.outputUri} gets _CANCELLED`);
-          else if (already) err(`run ${runId} was already cancelled`);
-          else {
-            err(`layertap: run ${runId} is already ${rec.status}; nothing to cancel`);
-            setExit(EXIT.failed);
-          }
-          if (!o.json) out(`${runId} ${rec.status}`);
-        }, { writes: true });
+        await withClient(
+          async (client) => {
+            const before = await client.registry.get(runId);
+            const rec = await client.cancel(runId);
+            if (!rec) throw new Error(`no run with id '${runId}'`);
+            // a run that ended before the cancel keeps its status: nothing was cancelled
+            const cancelled = rec.status === 'cancelled' && before?.status !== 'cancelled';
+            const already = before?.status === 'cancelled';
+            if (o.json) out(JSON.stringify({ runId, status: rec.status, cancelled: cancelled || already, output: { uri: rec.outputUri } }));
+            if (cancelled) err(`run ${runId} cancelled; active shards finish, then ${rec.outputUri} gets _CANCELLED`);
+            else if (already) err(`run ${runId} was already cancelled`);
+            else {
+              err(`layertap: run ${runId} is already ${rec.status}; nothing to cancel`);
+              setExit(EXIT.failed);
+            }
+            if (!o.json) out(`${runId} ${rec.status}`);
+          },
+          { writes: true },
+        );
       } catch (e) {
         setExit(fail(e, !!o.json));
       }

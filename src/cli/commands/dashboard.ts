@@ -37,8 +37,16 @@ export function register(program: Command, setExit: SetExit): void {
     .option('--host <host>', 'interface to listen on (default 127.0.0.1); on any other, every page and API needs the token')
     .addOption(new Option('--allow-actions', "Bull Board's retry, promote, clean, pause, add and delete actions; they need the token").conflicts('readOnly'))
     .option('--read-only', 'no queue actions (the default)')
-    .option('--token <token>', `access token, at least ${MIN_TOKEN_LENGTH} characters (default LAYERTAP_DASHBOARD_TOKEN; when neither is set and one is needed, one is generated and printed once)`, tokenValue)
-    .option('--allow-host <name>', 'also answer requests for this Host name, e.g. the name of a proxy in front of it (repeatable; localhost, 127.0.0.1, [::1] and --host always)', hostNames)
+    .option(
+      '--token <token>',
+      `access token, at least ${MIN_TOKEN_LENGTH} characters (default LAYERTAP_DASHBOARD_TOKEN; when neither is set and one is needed, one is generated and printed once)`,
+      tokenValue,
+    )
+    .option(
+      '--allow-host <name>',
+      'also answer requests for this Host name, e.g. the name of a proxy in front of it (repeatable; localhost, 127.0.0.1, [::1] and --host always)',
+      hostNames,
+    )
     .action(async (o: DashboardCliOptions) => {
       const [{ createLogger }, { startDashboard }] = await Promise.all([import('../../ops/logger.js'), import('../../ops/dashboard/server.js')]);
       const logger = createLogger({ bindings: { component: 'dashboard' } });
@@ -70,7 +78,10 @@ export function register(program: Command, setExit: SetExit): void {
       }
       const mode = o.allowActions ? 'queue actions on (with the token)' : 'read-only';
       const access = dash.tokenFor === null ? 'no token' : dash.tokenFor === 'actions' ? 'token for actions' : 'token for every page';
-      logger.info({ url: dash.url }, `layertap dashboard: ready at ${dash.url}/runs (runs) and ${dash.url}/queues (Bull Board); ${mode}, ${access}; redis ${redactUrl(settings.redisUrl)}, prefix ${settings.prefix}`);
+      logger.info(
+        { url: dash.url },
+        `layertap dashboard: ready at ${dash.url}/runs (runs) and ${dash.url}/queues (Bull Board); ${mode}, ${access}; redis ${redactUrl(settings.redisUrl)}, prefix ${settings.prefix}`,
+      );
       if (dash.tokenGenerated) {
         // straight to stderr, whatever the log level: without it nobody can get in
         err(`layertap dashboard: access token generated for this process (set LAYERTAP_DASHBOARD_TOKEN to choose one); open ${dash.loginUrl}`);

@@ -25,7 +25,18 @@ export function register(program: Command, setExit: SetExit): void {
         const client = new LayertapClient(settings);
         try {
           const rec = await client.enqueue(resolved);
-          if (o.json) out(JSON.stringify({ runId: rec.runId, status: rec.status, shards: rec.shards, rows: rec.totalRows, fingerprint: rec.fingerprint, deduplicated: rec.deduplicated ?? false, output: { uri: rec.outputUri } }));
+          if (o.json)
+            out(
+              JSON.stringify({
+                runId: rec.runId,
+                status: rec.status,
+                shards: rec.shards,
+                rows: rec.totalRows,
+                fingerprint: rec.fingerprint,
+                deduplicated: rec.deduplicated ?? false,
+                output: { uri: rec.outputUri },
+              }),
+            );
           else out(rec.runId);
           if (rec.deduplicated) err(`an identical run is already ${rec.status}: ${rec.runId} (nothing new enqueued)`);
           else err(`enqueued run ${rec.runId}: ${rec.totalRows} rows in ${rec.shards} shard(s) -> ${rec.outputUri}`);

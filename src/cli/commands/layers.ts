@@ -23,7 +23,11 @@ export function register(program: Command, setExit: SetExit): void {
         const rows = layers.map((l) => [l.name, l.className, JSON.stringify(l.outputShape), String(l.params), ...(modules ? [l.module || '-'] : [])]);
         const head = ['name', 'class', 'output shape', 'params', ...(modules ? ['module'] : [])];
         const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-        const fmt = (r: string[]) => r.map((c, i) => (i === 3 ? c.padStart(w[i]!) : c.padEnd(w[i]!))).join('  ').trimEnd();
+        const fmt = (r: string[]) =>
+          r
+            .map((c, i) => (i === 3 ? c.padStart(w[i]!) : c.padEnd(w[i]!)))
+            .join('  ')
+            .trimEnd();
         out([fmt(head), ...rows.map(fmt)].join('\n'));
         out(`${layers.length} layers, ${layers.reduce((a, l) => a + l.params, 0)} parameters`);
       } catch (e) {

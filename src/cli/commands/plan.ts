@@ -52,7 +52,12 @@ function print(e: RunEstimate): void {
   if (e.rowsPerSec === null) lines.push('  duration    unknown: give --rows-per-sec, or commit a run of this fingerprint first');
   else {
     lines.push(`  duration    at ${e.rowsPerSec.toFixed(1)} rows/s per worker (${e.rowsPerSecFrom})`);
-    lines.push(table(['    workers', 'time'], e.duration.map((d) => [`    ${d.workers}`, humanSeconds(d.seconds)])));
+    lines.push(
+      table(
+        ['    workers', 'time'],
+        e.duration.map((d) => [`    ${d.workers}`, humanSeconds(d.seconds)]),
+      ),
+    );
   }
   out(lines.join('\n'));
 }
@@ -62,7 +67,11 @@ export function register(program: Command, setExit: SetExit): void {
   program
     .command('plan <job-file>')
     .description('size a run without queueing it (no Redis): rows, shards, output bytes per tap, Redis memory, duration per worker count')
-    .option('--rows-per-sec <n>', 'throughput of one worker (default: that of the newest committed run of the same fingerprint)', positiveNumber('--rows-per-sec'))
+    .option(
+      '--rows-per-sec <n>',
+      'throughput of one worker (default: that of the newest committed run of the same fingerprint)',
+      positiveNumber('--rows-per-sec'),
+    )
     .option('--workers <list>', 'worker counts to estimate the duration for', intList('--workers'))
     .option('--json', 'print one JSON object on stdout')
     .action(async (file: string, o: { rowsPerSec?: number; workers?: number[]; json?: boolean }) => {

@@ -9,7 +9,10 @@ export function register(program: Command, setExit: SetExit): void {
     .description('the run registry: id, fingerprint, status, rows, errors, start, duration, trigger')
     .option('--name <name>', 'only runs of this dataset')
     .option('--rebuild <sink-uri>', 'first restore records from the manifests under this sink (after Redis was wiped)')
-    .option('--endpoint <url>', 'with --rebuild on s3://: the S3 endpoint (as the job\'s sink.endpoint; default AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, else AWS)')
+    .option(
+      '--endpoint <url>',
+      "with --rebuild on s3://: the S3 endpoint (as the job's sink.endpoint; default AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, else AWS)",
+    )
     .option('--region <region>', 'with --rebuild on s3://: the region (as sink.region)')
     .option('--path-style', 'with --rebuild on s3://: bucket in the path, as sink.forcePathStyle: true (the default when an endpoint is set)')
     .option('--limit <n>', 'newest N runs', positiveInt('--limit'), 50)

@@ -7,7 +7,12 @@ import { err, fail, out, positiveInt, table, withClient, type SetExit } from '..
 /** A job whose local paths are absolute, so that it means the same on any host and at any time. */
 function absolutePaths(job: JobConfig): JobConfig {
   const abs = (u: string) => absoluteUri(u);
-  return { ...job, source: { ...job.source, uri: abs(job.source.uri) }, model: { ...job.model, uri: abs(job.model.uri) }, sink: { ...job.sink, uri: abs(job.sink.uri) } };
+  return {
+    ...job,
+    source: { ...job.source, uri: abs(job.source.uri) },
+    model: { ...job.model, uri: abs(job.model.uri) },
+    sink: { ...job.sink, uri: abs(job.sink.uri) },
+  };
 }
 
 function describeTiming(s: { cron: string | null; tz: string | null; every: number | null }): string {
@@ -39,16 +44,19 @@ export function register(program: Command, setExit: SetExit): void {
         // validate against the model and source now, so a bad schedule fails here and not at 3 am
         await resolveJob(job);
         const absolute = absolutePaths(job);
-        await withClient(async (client) => {
-          const mgr = new ScheduleManager(client.settings, client.redis);
-          try {
-            const info = await mgr.add(o.id ?? job.name, absolute, o.cron ? { cron: o.cron, ...(o.tz ? { tz: o.tz } : {}) } : { every: o.every! });
-            if (o.json) out(JSON.stringify(info));
-            else out(`schedule ${info.id}: ${describeTiming(info)}, next ${info.next ? new Date(info.next).toISOString() : '-'}`);
-          } finally {
-            await mgr.close();
-          }
-        }, { writes: true });
+        await withClient(
+          async (client) => {
+            const mgr = new ScheduleManager(client.settings, client.redis);
+            try {
+              const info = await mgr.add(o.id ?? job.name, absolute, o.cron ? { cron: o.cron, ...(o.tz ? { tz: o.tz } : {}) } : { every: o.every! });
+              if (o.json) out(JSON.stringify(info));
+              else out(`schedule ${info.id}: ${describeTiming(info)}, next ${info.next ? new Date(info.next).toISOString() : '-'}`);
+            } finally {
+              await mgr.close();
+            }
+          },
+          { writes: true },
+        );
       } catch (e) {
         setExit(fail(e, !!o.json));
       }
@@ -71,7 +79,14 @@ export function register(program: Command, setExit: SetExit): void {
             out(
               table(
                 ['id', 'job', 'when', 'next', 'last run', 'status'],
-                list.map((s) => [s.id, s.name, describeTiming(s), s.next ? new Date(s.next).toISOString() : '-', s.lastRun?.runId ?? '-', s.lastRun?.status ?? '-']),
+                list.map((s) => [
+                  s.id,
+                  s.name,
+                  describeTiming(s),
+                  s.next ? new Date(s.next).toISOString() : '-',
+                  s.lastRun?.runId ?? '-',
+                  s.lastRun?.status ?? '-',
+                ]),
               ),
             );
           } finally {

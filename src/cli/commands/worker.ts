@@ -25,11 +25,27 @@ export function register(program: Command, setExit: SetExit): void {
     .description('process shard jobs until SIGTERM/SIGINT, then finish active shards and exit')
     .option('--concurrency <n>', 'shard jobs at once', positiveInt('--concurrency'))
     .option('--threads <n>', 'model threads in the pool (default: cores)', positiveInt('--threads'))
-    .option('--lock-ms <ms>', `job lock duration: a dead worker's shards are retried this long after it died (default ${WORKER_DEFAULTS.lockDurationMs})`, positiveInt('--lock-ms'))
+    .option(
+      '--lock-ms <ms>',
+      `job lock duration: a dead worker's shards are retried this long after it died (default ${WORKER_DEFAULTS.lockDurationMs})`,
+      positiveInt('--lock-ms'),
+    )
     .option('--stalled-ms <ms>', 'how often to look for shards of dead workers (default: --lock-ms)', positiveInt('--stalled-ms'))
-    .option('--max-stalls <n>', `times a shard may be recovered from a dead worker before it fails (default ${WORKER_DEFAULTS.maxStalledCount})`, nonNegativeInt('--max-stalls'))
-    .option('--grace-ms <ms>', `on SIGTERM/SIGINT, how long active shards may finish before they are handed back (default ${WORKER_DEFAULTS.graceMs})`, nonNegativeInt('--grace-ms'))
-    .option('--batch-timeout-ms <ms>', 'longest a batch may run before its thread is stopped and the attempt fails; 0 = no limit (default 300000)', nonNegativeInt('--batch-timeout-ms'))
+    .option(
+      '--max-stalls <n>',
+      `times a shard may be recovered from a dead worker before it fails (default ${WORKER_DEFAULTS.maxStalledCount})`,
+      nonNegativeInt('--max-stalls'),
+    )
+    .option(
+      '--grace-ms <ms>',
+      `on SIGTERM/SIGINT, how long active shards may finish before they are handed back (default ${WORKER_DEFAULTS.graceMs})`,
+      nonNegativeInt('--grace-ms'),
+    )
+    .option(
+      '--batch-timeout-ms <ms>',
+      'longest a batch may run before its thread is stopped and the attempt fails; 0 = no limit (default 300000)',
+      nonNegativeInt('--batch-timeout-ms'),
+    )
     .option('--allow-eviction', ALLOW_EVICTION_HELP)
     .option('--metrics-port <port>', 'serve Prometheus metrics at http://<host>:<port>/metrics', portNumber('--metrics-port'))
     .option('--metrics-host <host>', `interface for --metrics-port (default ${DEFAULT_METRICS_HOST}; 0.0.0.0 for a Prometheus on another host or container)`)
@@ -46,7 +62,9 @@ export function register(program: Command, setExit: SetExit): void {
       // structured records on stderr (JSON, or text at a terminal); the worker binds its name to each
       const root = createLogger();
       let logger = root;
-      const metrics = metricsModule ? new metricsModule.WorkerMetrics({ settings, onError: (e) => logger.warn({}, `layertap worker: metrics: ${e.message}`) }) : null;
+      const metrics = metricsModule
+        ? new metricsModule.WorkerMetrics({ settings, onError: (e) => logger.warn({}, `layertap worker: metrics: ${e.message}`) })
+        : null;
       const worker = new LayertapWorker({
         settings,
         logger: root,

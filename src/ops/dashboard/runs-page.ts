@@ -40,7 +40,12 @@ function duration(seconds: number): string {
 /** UTC time of a timestamp to the second, or '-' when it is none. */
 function time(ms: number): string {
   const d = new Date(isNumber(ms) ? ms : NaN);
-  return Number.isNaN(d.getTime()) ? '-' : d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  return Number.isNaN(d.getTime())
+    ? '-'
+    : d
+        .toISOString()
+        .replace('T', ' ')
+        .replace(/\.\d+Z$/, 'Z');
 }
 
 const STYLE = `

@@ -154,7 +154,9 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
     const runs = await listRuns(client, { limit: Number.isInteger(limit) && limit > 0 ? limit : 50, ...(name ? { name } : {}) });
     // the page has no script and loads nothing: say so, so that markup that slips through cannot run
     c.header('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
-    return c.html(renderRunsPage(runs, { queuesPath: QUEUES_PATH, refreshSeconds: opts.refreshSeconds ?? 5, prefix: settings.prefix, ...(name ? { name } : {}) }));
+    return c.html(
+      renderRunsPage(runs, { queuesPath: QUEUES_PATH, refreshSeconds: opts.refreshSeconds ?? 5, prefix: settings.prefix, ...(name ? { name } : {}) }),
+    );
   });
   app.get('/api/runs', async (c) => {
     const name = c.req.query('name');
