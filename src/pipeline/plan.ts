@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { TextTokenizer, TokenizerFileError } from '../preprocess/tokenize.js';
 import { formatInput, formatInputs } from '../models/model-inputs.js';
 import { backendMismatch, describeModel, runtimeFor, type RuntimeRegistry } from '../models/registry.js';
 import type { ModelDescription } from '../models/types.js';
@@ -118,7 +117,7 @@ function takesText(desc: ModelDescription): boolean {
 }
 
 /** What makes text rows token ids for this model: the tokenizer, maxLength, prefix and the inputs to fill. */
-function resolveText(job: JobConfig, desc: ModelDescription, modelUri: string, cwd: string): ResolvedText {
+async function resolveText(job: JobConfig, desc: ModelDescription, modelUri: string, cwd: string): Promise<ResolvedText> {
   const inputs = desc.inputs.map((input): ResolvedText['inputs'][number] => {
     const name = TEXT_INPUTS.find((n) => n === input.name);
     if (name === undefined) {
@@ -176,6 +175,8 @@ function resolveText(job: JobConfig, desc: ModelDescription, modelUri: string, c
     prefix: pre?.prefix ?? '',
     inputs,
   };
+  // the tokenizer library is loaded by text jobs only
+  const { TextTokenizer, TokenizerFileError } = await import('../preprocess/tokenize.js');
   let maxId: number;
   try {
     // a tokenizer that does not load fails the job here, before any work
@@ -321,7 +322,7 @@ export async function resolveJob(job: JobConfig, opts: ResolveOptions = {}): Pro
   // a kind that takes an input column reads its rows from a table
   const isTable = sources.get(type).fields.includes('inputColumn');
   const desc = await describe(modelUri, runtimes);
-  const text = takesText(desc) ? resolveText(job, desc, modelUri, cwd) : undefined;
+  const text = takesText(desc) ? await resolveText(job, desc, modelUri, cwd) : undefined;
   if (!text) {
     checkFedInput(desc, job.model.uri);
     const textField = job.preprocess?.maxLength !== undefined ? 'maxLength' : job.preprocess?.prefix !== undefined ? 'prefix' : null;
