@@ -1,12 +1,20 @@
 import type { Command } from 'commander';
-import { defaultColumnName } from '../../config/names.js';
 import type { RunSummary } from '../../queue/types.js';
 import { ALLOW_EVICTION_HELP, EXIT, err, fail, out, positiveInt, printSummary, type SetExit } from '../common.js';
 import { callbackLogger } from '../../types/logger.js';
 
-/** A quick look at whether the features separate the input folders; only for small local float32 runs. */
-async function printNeighbours(s: RunSummary, column: string): Promise<void> {
-  if (s.status !== 'committed' || s.rows > 2000 || s.output.uri.includes('://')) return;
+/**
+ * A quick look at whether the features separate the input folders; only for small local runs,
+ * on the run's first column if it holds one float32 vector per row (as the manifest says: a glob
+ * tap's columns are named after the layers it matched, a token column is ragged).
+ */
+async function printNeighbours(s: RunSummary): Promise<void> {
+  if (s.status !== 'committed' || s.rows > 2000 || s.output.uri.includes('://') || s.output.manifest === null) return;
+  const { readFile } = await import('node:fs/promises');
+  const manifest = JSON.parse(await readFile(s.output.manifest, 'utf8')) as { taps?: Array<{ as?: string; dtype?: string; layout?: string | null }> };
+  const first = manifest.taps?.[0];
+  if (!first?.as || first.dtype !== 'float32' || first.layout === 'tokens') return;
+  const column = first.as;
   const { neighbourReport, readFeatureRows } = await import('../neighbours.js');
   const { ids, rows } = await readFeatureRows(s.output.files, column);
   const r = neighbourReport(column, ids, rows);
@@ -48,10 +56,7 @@ export function register(program: Command, setExit: SetExit): void {
         if (o.json) out(JSON.stringify(summary));
         else {
           printSummary(summary);
-          const { loadJobFile } = await import('../../config/load.js');
-          const job = await loadJobFile(file);
-          const first = job.taps[0];
-          if (first && first.dtype === 'float32') await printNeighbours(summary, first.as ?? defaultColumnName(first));
+          await printNeighbours(summary);
         }
         setExit(summary.status === 'committed' ? EXIT.ok : summary.status === 'partial' ? EXIT.partial : EXIT.failed);
       } catch (e) {
