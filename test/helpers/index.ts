@@ -21,6 +21,20 @@ export const SEED = fileURLToPath(new URL('../fixtures/seed-model/', import.meta
 export const SEED_MODEL = join(SEED, 'tfjs', 'model.json');
 export const CLI = join(ROOT, 'bin', 'layertap.js');
 
+/** The leaf modules of the seed model, as PyTorch's named_modules() lists them (the TF.js layers add 'input' first). */
+export const SEED_LEAVES: readonly string[] = [
+  'conv_16.0',
+  'conv_16.1',
+  'conv_16.2',
+  'conv_32.0',
+  'conv_32.1',
+  'conv_32.2',
+  'linear_1.0',
+  'linear_1.1',
+  'linear_class.0',
+  'linear_class.1',
+];
+
 /** A fresh temp directory; remove it with the returned function. */
 export async function tempDir(tag = 'layertap-test-'): Promise<{ dir: string; remove: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), tag));

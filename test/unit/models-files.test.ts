@@ -4,21 +4,10 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { describeModel, listLayers, loadRunner, singleFloatInput, UnknownLayerError } from '../../src/models/index.js';
+import { SEED_LEAVES } from '../helpers/index.js';
 import { copySeedModel, removeTempDirs, SEED_MODEL, tap, tempDir } from './models-helpers.js';
 
-const SEED_LAYERS = [
-  'input',
-  'conv_16.0',
-  'conv_16.1',
-  'conv_16.2',
-  'conv_32.0',
-  'conv_32.1',
-  'conv_32.2',
-  'linear_1.0',
-  'linear_1.1',
-  'linear_class.0',
-  'linear_class.1',
-];
+const SEED_LAYERS = ['input', ...SEED_LEAVES];
 
 afterAll(removeTempDirs);
 

@@ -5,19 +5,7 @@ import { SEED_DIR, tempDir } from './models-helpers.js';
 
 export const SEED_ONNX = path.join(SEED_DIR, 'seed_model.onnx');
 
-/** The leaf modules of the seed model, as named_modules() lists them. */
-export const SEED_LEAVES = [
-  'conv_16.0',
-  'conv_16.1',
-  'conv_16.2',
-  'conv_32.0',
-  'conv_32.1',
-  'conv_32.2',
-  'linear_1.0',
-  'linear_1.1',
-  'linear_class.0',
-  'linear_class.1',
-];
+export { SEED_LEAVES } from '../helpers/index.js';
 
 /** A writable copy of the seed ONNX model in a fresh temp directory. */
 export function copySeedOnnx(): string {

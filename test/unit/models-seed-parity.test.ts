@@ -2,23 +2,13 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadRunner, singleFloatInput } from '../../src/models/index.js';
 import type { ModelRunner, TapOutput } from '../../src/models/types.js';
+import { SEED_LEAVES } from '../helpers/index.js';
 import { expected, maxAbsDiff, nhwcToNchw, readNpy, SEED_DIR, SEED_MODEL, tap } from './models-helpers.js';
 
 const input = readNpy(path.join(SEED_DIR, 'input_nhwc.npy'));
 const ROWS = 3;
 
-const ALL_LAYERS = [
-  'conv_16.0',
-  'conv_16.1',
-  'conv_16.2',
-  'conv_32.0',
-  'conv_32.1',
-  'conv_32.2',
-  'linear_1.0',
-  'linear_1.1',
-  'linear_class.0',
-  'linear_class.1',
-];
+const ALL_LAYERS = SEED_LEAVES;
 
 /** The tap's values in PyTorch layout: NCHW for 4-d, as they are for [N, C]. */
 function asTorch(out: TapOutput): Float32Array {
