@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { absoluteUri, parseJob } from '../../src/config/index.js';
@@ -13,14 +14,14 @@ describe('schedules', () => {
   const settings = { redisUrl: REDIS_URL, prefix };
   let client: LayertapClient;
 
-  const job = () =>
+  const job = (name = 'sched', format: 'arrow' | 'parquet' = 'arrow') =>
     parseJob({
-      name: 'sched',
+      name,
       source: { uri: join(tmp.dir, 'rows.npy') },
       model: { uri: SEED_MODEL },
       taps: [{ layer: 'linear_1.1' }],
       shardSize: 4,
-      sink: { uri: join(tmp.dir, 'out') },
+      sink: { uri: join(tmp.dir, 'out'), format },
     });
 
   beforeAll(async () => {
@@ -126,6 +127,32 @@ describe('schedules', () => {
       const c = await client.enqueue(resolved);
       expect(c.runId).not.toBe(a.runId);
       expect((await waitForRun(client, c.runId)).status).toBe('committed');
+    } finally {
+      await worker.close();
+    }
+  });
+
+  // run dedup hands back an active run only for a job that would write the same output: a job
+  // that differs in anything that changes what is written, or where, is a run of its own
+  it('gives a Parquet job its own run while the same job writing Arrow is active', async () => {
+    const arrow = await client.enqueue(await resolveJob(job('dedup', 'arrow')));
+    const parquet = await client.enqueue(await resolveJob(job('dedup', 'parquet')));
+    expect(parquet.deduplicated).toBeUndefined();
+    expect(parquet.runId).not.toBe(arrow.runId);
+    // the same Parquet job again is still handed the active Parquet run
+    const again = await client.enqueue(await resolveJob(job('dedup', 'parquet')));
+    expect(again.runId).toBe(parquet.runId);
+    expect(again.deduplicated).toBe(true);
+
+    const worker = new LayertapWorker({ settings, threads: 1, log: () => undefined });
+    await worker.start();
+    try {
+      const a = await waitForRun(client, arrow.runId);
+      const p = await waitForRun(client, parquet.runId);
+      expect([a.status, p.status]).toEqual(['committed', 'committed']);
+      expect(a.output.files.map((f) => f.slice(-17))).toEqual(['part-00000.arrow', 'part-00001.arrow'].map((f) => `/${f}`));
+      expect(p.output.files.map((f) => f.slice(-19))).toEqual(['part-00000.parquet', 'part-00001.parquet'].map((f) => `/${f}`));
+      for (const f of [...a.output.files, ...p.output.files]) expect(existsSync(f)).toBe(true);
     } finally {
       await worker.close();
     }
