@@ -1,6 +1,7 @@
 import { Field, FixedSizeList, Float32, makeData, RecordBatch, RecordBatchFileWriter, RecordBatchStreamWriter, Schema, Struct, Utf8 } from 'apache-arrow';
-import type { Data } from 'apache-arrow';
 import { loadParquetWasm } from '../../src/storage/index.js';
+import { utf8Data } from '../../src/sinks/arrow-data.js';
+import { prng } from '../../src/cli/demo-data.js';
 
 // Valid tables of FUZZ_ROWS rows (id: utf8 'row-N', pixels: 784 float32, what the seed model
 // takes) and deterministic damaged copies of them: truncations, flipped bytes, and stored
@@ -24,15 +25,6 @@ export function pixel(r: number, k: number): number {
 
 const enc = new TextEncoder();
 
-function utf8(values: string[]): Data<Utf8> {
-  const offsets = new Int32Array(values.length + 1);
-  const bytes = values.map((v) => enc.encode(v));
-  bytes.forEach((b, i) => (offsets[i + 1] = offsets[i]! + b.length));
-  const data = new Uint8Array(offsets[values.length]!);
-  bytes.forEach((b, i) => data.set(b, offsets[i]!));
-  return makeData({ type: new Utf8(), length: values.length, nullCount: 0, valueOffsets: offsets, data });
-}
-
 function pieceBatch(first: number, rows: number): RecordBatch {
   const values = new Float32Array(rows * FUZZ_VALUES);
   for (let r = 0; r < rows; r++) for (let k = 0; k < FUZZ_VALUES; k++) values[r * FUZZ_VALUES + k] = pixel(first + r, k);
@@ -44,7 +36,7 @@ function pieceBatch(first: number, rows: number): RecordBatch {
     nullCount: 0,
     child: makeData({ type: new Float32(), length: values.length, nullCount: 0, data: values }),
   });
-  const ids = utf8(Array.from({ length: rows }, (_, r) => `row-${first + r}`));
+  const ids = utf8Data(Array.from({ length: rows }, (_, r) => `row-${first + r}`));
   return new RecordBatch(new Schema(fields), makeData({ type: new Struct(fields), length: rows, nullCount: 0, children: [ids, pixels] }));
 }
 
@@ -82,16 +74,7 @@ export function validJsonl(): Uint8Array {
 }
 
 /** A small deterministic PRNG (mulberry32), so every run builds the same mutants. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng };
 
 function truncations(valid: Uint8Array): Mutant[] {
   const cuts = [0, 3, 8, Math.floor(valid.length / 4), Math.floor(valid.length / 2), Math.floor((valid.length * 3) / 4), valid.length - 10, valid.length - 1];

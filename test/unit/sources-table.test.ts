@@ -30,6 +30,7 @@ import type { ShardSpec, Source, SourceRow } from '../../src/sources/index.js';
 import { DamagedTableError } from '../../src/sources/index.js';
 import { makeFifo, releaseFifo, within } from '../helpers/fifo.js';
 import { arrowMutants, FUZZ_ROWS, parquetMutants, validArrowFile, validParquet } from '../helpers/table-fuzz.js';
+import { utf8Data } from '../../src/sinks/arrow-data.js';
 
 let tmp: string;
 beforeEach(async () => {
@@ -40,15 +41,6 @@ afterEach(async () => {
 });
 
 const enc = new TextEncoder();
-
-function utf8(values: string[]): Data<Utf8> {
-  const offsets = new Int32Array(values.length + 1);
-  const bytes = values.map((v) => enc.encode(v));
-  bytes.forEach((b, i) => (offsets[i + 1] = offsets[i]! + b.length));
-  const data = new Uint8Array(offsets[values.length]!);
-  bytes.forEach((b, i) => data.set(b, offsets[i]!));
-  return makeData({ type: new Utf8(), length: values.length, nullCount: 0, valueOffsets: offsets, data });
-}
 
 function binary(values: Uint8Array[]): Data<Binary> {
   const offsets = new Int32Array(values.length + 1);
@@ -82,7 +74,7 @@ function tensorBatch(first: number, rows: number, withId = true): RecordBatch {
   for (let r = 0; r < rows; r++) values.set([first + r, first + r + 0.5, -(first + r)], r * 3);
   const list = fixedList(3, values);
   const cols: Array<[Field, Data]> = [];
-  if (withId) cols.push([new Field('id', new Utf8(), false), utf8(Array.from({ length: rows }, (_, r) => `row-${first + r}`))]);
+  if (withId) cols.push([new Field('id', new Utf8(), false), utf8Data(Array.from({ length: rows }, (_, r) => `row-${first + r}`))]);
   cols.push([list.field('vec'), list.data]);
   return batch(cols);
 }
@@ -186,7 +178,7 @@ describe('Arrow IPC tables', () => {
       file,
       RecordBatchFileWriter.writeAll([
         batch([
-          [new Field('id', new Utf8(), false), utf8(['a'])],
+          [new Field('id', new Utf8(), false), utf8Data(['a'])],
           [list.field('vec'), list.data],
           [new Field('score', new Float64(), false), score],
         ]),
@@ -321,7 +313,7 @@ describe('Parquet tables', () => {
   it('reads only the id and input columns of a wider table, with their Arrow types', async () => {
     const file = path.join(tmp, 'wide.parquet');
     const vec = tensorBatch(0, 5);
-    const label = utf8(Array.from({ length: 5 }, (_, r) => `label ${r}`));
+    const label = utf8Data(Array.from({ length: 5 }, (_, r) => `label ${r}`));
     const cols: Array<[Field, Data]> = [
       [new Field('label', new Utf8(), false), label],
       [vec.schema.fields[0]!, vec.getChildAt(0)!.data[0]!],
@@ -466,7 +458,7 @@ describe('image columns', () => {
       file,
       RecordBatchFileWriter.writeAll([
         batch([
-          [new Field('id', new Utf8(), false), utf8(['p', 'q'])],
+          [new Field('id', new Utf8(), false), utf8Data(['p', 'q'])],
           [new Field('image', new Binary(), false), binary(imgs)],
         ]),
       ]).toUint8Array(true),
