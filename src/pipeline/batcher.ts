@@ -134,19 +134,21 @@ export class Batcher {
     picks.sort((a, b) => a.pos - b.pos);
     errors.sort((a, b) => a.pos - b.pos);
     const taps: Record<string, TapOutput> = {};
+    const inOrder = results.length === 1 && picks.every((p, k) => p.part === 0 && p.row === k);
     if (picks.length > 0) {
       for (const c of this.columns) {
         const outs = results.map((r) => r.taps[c]);
         if (outs.some((o, part) => o === undefined && results[part]!.ok.length > 0)) throw new Error(`the model returned no features for tap '${c}'`);
-        const only = results.length === 1 ? outs[0] : undefined;
         // a batch without rows returned no features; none of its rows is picked
         const some = outs.find((o) => o !== undefined)!;
-        taps[c] =
-          only ??
-          pickRows(
-            outs.map((o) => o ?? some),
-            picks.map((p) => [p.part, p.row] as const),
-          );
+        // the pool's output is taken as it is only when its rows are already in source order:
+        // a window of one batch was sorted by length too, so being one batch is not enough
+        taps[c] = inOrder
+          ? outs[0]!
+          : pickRows(
+              outs.map((o) => o ?? some),
+              picks.map((p) => [p.part, p.row] as const),
+            );
       }
     }
     return {

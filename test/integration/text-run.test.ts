@@ -80,77 +80,108 @@ describe('text models end to end (queue, pool, files) on the fixture', () => {
   });
 
   const cases = [
-    { source: 'jsonl', format: 'arrow', batchSize: 3 },
-    { source: 'jsonl', format: 'parquet', batchSize: 4 },
-    { source: 'parquet', format: 'arrow', batchSize: 4 },
-    { source: 'txt', format: 'parquet', batchSize: 3 },
+    { source: 'jsonl', format: 'arrow', batchSize: 3, shardSize: 7, threads: 2 },
+    { source: 'jsonl', format: 'parquet', batchSize: 4, shardSize: 7, threads: 2 },
+    { source: 'parquet', format: 'arrow', batchSize: 4, shardSize: 7, threads: 2 },
+    { source: 'txt', format: 'parquet', batchSize: 3, shardSize: 7, threads: 2 },
+    // one thread: the second shard's 2 rows are a window of one batch, sorted by length like any other
+    { source: 'jsonl', format: 'arrow', batchSize: 4, shardSize: 8, threads: 1 },
   ] as const;
 
-  it.each(cases)('matches every PyTorch capture to 1e-5 from a $source source, $format parts, batches of $batchSize', async ({ source, format, batchSize }) => {
-    const uri = source === 'jsonl' ? join(TEXT, 'sentences.jsonl') : join(tmp.dir, `sentences.${source}`);
+  it.each(cases)(
+    'matches every PyTorch capture to 1e-5 from a $source source, $format parts, batches of $batchSize, shards of $shardSize, $threads thread(s)',
+    async ({ source, format, batchSize, shardSize, threads }) => {
+      const uri = source === 'jsonl' ? join(TEXT, 'sentences.jsonl') : join(tmp.dir, `sentences.${source}`);
+      const job = parseJob({
+        name: `text-${source}`,
+        source: source === 'txt' ? { uri } : { uri, idColumn: 'id', inputColumn: 'text' },
+        model: { uri: join(TEXT, 'model.onnx') },
+        taps: taps(),
+        batchSize,
+        shardSize,
+        sink: { uri: join(tmp.dir, `out-${source}-${format}-${threads}`), format },
+      });
+      const summary = await runJob(job, { settings: { redisUrl: REDIS_URL, prefix }, threads });
+      expect(summary.status).toBe('committed');
+      expect(summary.rows).toBe(10);
+      expect(summary.errorRows).toBe(0);
+      expect(summary.output.files.map((f) => f.split('/').pop())).toEqual([`part-00000.${format}`, `part-00001.${format}`]);
+
+      const run = await readRun(summary.output.files);
+      expect(run.ids).toEqual(source === 'txt' ? sentences.map((_, i) => String(i)) : sentences.map((s) => s.id));
+      const schema = run.tables[0]!.schema;
+      const names = schema.fields.map((f) => f.name);
+      // a glob gives one column per layer, in the model's order
+      expect(names.slice(0, 6)).toEqual([
+        'id',
+        'encoder_layer_0__mean',
+        'encoder_layer_1__mean',
+        'encoder_layer_2__mean',
+        'encoder_layer_3__mean',
+        'embeddings__mean',
+      ]);
+      const layer2 = schema.fields.find((f) => f.name === 'encoder_layer_2__max')!;
+      expect(layer2.metadata.get('layertap.layer')).toBe('encoder.layer.2');
+      expect(layer2.metadata.get('layertap.reduce')).toBe('max');
+      expect(String(layer2.type)).toBe('FixedSizeList[32]<Float32>');
+      const tokens = schema.fields.find((f) => f.name === 'tokens')!;
+      expect(String(tokens.type)).toBe('List<FixedSizeList[32]<Float32>>');
+      expect(JSON.parse(tokens.metadata.get('layertap.shape')!)).toEqual([null, HIDDEN]);
+      expect(tokens.metadata.get('layertap.layout')).toBe('tokens');
+
+      let worst = 0;
+      const compare = async (column: string, file: string): Promise<void> => {
+        const ref = (await readNpy(join(EXPECTED, file))).data;
+        const got = Float32Array.from(run.column(column).flat());
+        expect(got.length, column).toBe(ref.length);
+        const err = maxAbsDiff(got, ref);
+        worst = Math.max(worst, err);
+        expect(err, column).toBeLessThanOrEqual(1e-5);
+      };
+      for (const m of MODULES) {
+        for (const p of POOLINGS) await compare(`${m.replace(/\./g, '_')}__${p}`, `${m}__${p}.npy`);
+      }
+      await compare('pooler__output', 'pooler__output.npy');
+      // the ragged column: each row's real tokens, no padding
+      const tokenRows = run.tables.flatMap((t) => [...t.getChild('tokens')!].map((v) => [...(v as Iterable<Iterable<number>>)].map((tok) => [...tok])));
+      const lengths = (JSON.parse(await readFile(join(EXPECTED, 'tokens.json'), 'utf8')) as { lengths: number[] }).lengths;
+      expect(tokenRows.map((r) => r.length)).toEqual(lengths);
+      const ref = (await readNpy(join(EXPECTED, 'encoder.layer.3__tokens.npy'))).data;
+      const err = maxAbsDiff(Float32Array.from(tokenRows.flat(2)), ref);
+      worst = Math.max(worst, err);
+      expect(err).toBeLessThanOrEqual(1e-5);
+
+      const manifest = JSON.parse(await readFile(summary.output.manifest!, 'utf8')) as { truncatedRows: number };
+      // two sentences are longer than 32 tokens
+      expect(manifest.truncatedRows).toBe(2);
+      console.log(`text parity (${source} -> ${format}, batch ${batchSize}, ${threads} thread(s)): max abs error ${worst.toExponential(2)}`);
+    },
+  );
+
+  it('gives each row its own token vectors when an error row thins a window to one batch', async () => {
+    const file = join(tmp.dir, 'abn.jsonl');
+    const lines = [
+      { id: 'A', text: 'hello world' },
+      { id: 'B', text: '' },
+      { id: 'N', text: null },
+    ];
+    await writeFile(file, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
     const job = parseJob({
-      name: `text-${source}`,
-      source: source === 'txt' ? { uri } : { uri, idColumn: 'id', inputColumn: 'text' },
+      name: 'text-abn',
+      source: { uri: file, idColumn: 'id', inputColumn: 'text' },
       model: { uri: join(TEXT, 'model.onnx') },
-      taps: taps(),
-      batchSize,
-      shardSize: 7,
-      sink: { uri: join(tmp.dir, `out-${source}-${format}`), format },
+      taps: [{ layer: 'encoder.layer.3', reduce: 'none', as: 'tokens' }],
+      batchSize: 2,
+      shardSize: 3,
+      sink: { uri: join(tmp.dir, 'out-abn') },
     });
     const summary = await runJob(job, { settings: { redisUrl: REDIS_URL, prefix }, threads: 2 });
     expect(summary.status).toBe('committed');
-    expect(summary.rows).toBe(10);
-    expect(summary.errorRows).toBe(0);
-    expect(summary.output.files.map((f) => f.split('/').pop())).toEqual([`part-00000.${format}`, `part-00001.${format}`]);
-
     const run = await readRun(summary.output.files);
-    expect(run.ids).toEqual(source === 'txt' ? sentences.map((_, i) => String(i)) : sentences.map((s) => s.id));
-    const schema = run.tables[0]!.schema;
-    const names = schema.fields.map((f) => f.name);
-    // a glob gives one column per layer, in the model's order
-    expect(names.slice(0, 6)).toEqual([
-      'id',
-      'encoder_layer_0__mean',
-      'encoder_layer_1__mean',
-      'encoder_layer_2__mean',
-      'encoder_layer_3__mean',
-      'embeddings__mean',
-    ]);
-    const layer2 = schema.fields.find((f) => f.name === 'encoder_layer_2__max')!;
-    expect(layer2.metadata.get('layertap.layer')).toBe('encoder.layer.2');
-    expect(layer2.metadata.get('layertap.reduce')).toBe('max');
-    expect(String(layer2.type)).toBe('FixedSizeList[32]<Float32>');
-    const tokens = schema.fields.find((f) => f.name === 'tokens')!;
-    expect(String(tokens.type)).toBe('List<FixedSizeList[32]<Float32>>');
-    expect(JSON.parse(tokens.metadata.get('layertap.shape')!)).toEqual([null, HIDDEN]);
-    expect(tokens.metadata.get('layertap.layout')).toBe('tokens');
-
-    let worst = 0;
-    const compare = async (column: string, file: string): Promise<void> => {
-      const ref = (await readNpy(join(EXPECTED, file))).data;
-      const got = Float32Array.from(run.column(column).flat());
-      expect(got.length, column).toBe(ref.length);
-      const err = maxAbsDiff(got, ref);
-      worst = Math.max(worst, err);
-      expect(err, column).toBeLessThanOrEqual(1e-5);
-    };
-    for (const m of MODULES) {
-      for (const p of POOLINGS) await compare(`${m.replace(/\./g, '_')}__${p}`, `${m}__${p}.npy`);
-    }
-    await compare('pooler__output', 'pooler__output.npy');
-    // the ragged column: each row's real tokens, no padding
-    const tokenRows = run.tables.flatMap((t) => [...t.getChild('tokens')!].map((v) => [...(v as Iterable<Iterable<number>>)].map((tok) => [...tok])));
-    const lengths = (JSON.parse(await readFile(join(EXPECTED, 'tokens.json'), 'utf8')) as { lengths: number[] }).lengths;
-    expect(tokenRows.map((r) => r.length)).toEqual(lengths);
-    const ref = (await readNpy(join(EXPECTED, 'encoder.layer.3__tokens.npy'))).data;
-    const err = maxAbsDiff(Float32Array.from(tokenRows.flat(2)), ref);
-    worst = Math.max(worst, err);
-    expect(err).toBeLessThanOrEqual(1e-5);
-
-    const manifest = JSON.parse(await readFile(summary.output.manifest!, 'utf8')) as { truncatedRows: number };
-    // two sentences are longer than 32 tokens
-    expect(manifest.truncatedRows).toBe(2);
-    console.log(`text parity (${source} -> ${format}, batch ${batchSize}): max abs error ${worst.toExponential(2)}`);
+    expect(run.ids).toEqual(['A', 'B']);
+    const tokens = run.tables.flatMap((t) => [...t.getChild('tokens')!].map((v) => [...(v as Iterable<unknown>)].length));
+    // the fixture's small vocabulary spells 'hello world' in 10 word pieces, plus [CLS] and [SEP]; '' is [CLS] [SEP]
+    expect(tokens).toEqual([12, 2]);
   });
 
   it('keeps an empty string as a row, makes null and non-string cells error rows, and counts truncated rows', async () => {

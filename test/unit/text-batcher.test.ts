@@ -6,8 +6,9 @@ import type { BatchRunner } from '../../src/workers/batch-runner.js';
 
 /** A pool that records each batch's texts and answers with each row's text length as its feature. */
 class RecordingPool implements BatchRunner {
-  readonly threads = 2;
   readonly batches: string[][] = [];
+
+  constructor(readonly threads = 2) {}
 
   async run(task: BatchTask): Promise<BatchResult> {
     if (task.input.kind !== 'text') throw new Error('expected a text batch');
@@ -16,7 +17,11 @@ class RecordingPool implements BatchRunner {
     return {
       ok: texts.map((_, i) => i),
       errors: [],
-      taps: { len: { data: Float32Array.from(texts, (t) => t.length), shape: [1] } },
+      taps: {
+        len: { data: Float32Array.from(texts, (t) => t.length), shape: [1] },
+        // ragged: as many items as characters, each holding its row's length
+        chars: { data: Float32Array.from(texts.flatMap((t) => Array.from(t, () => t.length))), shape: [1], lengths: Int32Array.from(texts, (t) => t.length) },
+      },
       backend: 'test',
       layout: 'nchw',
       decodeMs: 0,
@@ -33,7 +38,10 @@ class RecordingPool implements BatchRunner {
 
 const TEXT_JOB = {
   model: { uri: '/m.onnx', backend: 'onnx', format: 'onnx' },
-  taps: [{ layer: 'x', at: 'output', as: 'len', reduce: 'mean', normalize: 'none', dtype: 'float32' }],
+  taps: [
+    { layer: 'x', at: 'output', as: 'len', reduce: 'mean', normalize: 'none', dtype: 'float32' },
+    { layer: 'x', at: 'output', as: 'chars', reduce: 'none', normalize: 'none', dtype: 'float32' },
+  ],
   inputShape: [],
   fingerprint: 'f',
   preprocess: null,
@@ -73,5 +81,41 @@ describe('length grouping of text batches', () => {
     expect(plain.ids).toEqual(grouped.ids);
     for (const b of grouped.pool.batches) expect(b.map((t) => t.length)).toEqual([...b.map((t) => t.length)].sort((x, y) => x - y));
     expect(padded(grouped.pool.batches)).toBeLessThan(padded(plain.pool.batches) * 0.75);
+  });
+});
+
+describe('a window of one batch', () => {
+  // the window is sorted by length like any other; its rows must still come back in source order
+  it.each([
+    ['one thread, the last window of a shard', 1, 9, 9],
+    ['one thread, a shard of one batch', 1, 3, 3],
+    // the shard's other rows were error rows, which never reach the batcher
+    ['two threads, a shard thinned by error rows', 2, 3, 8],
+  ])('keeps each row its own features: %s', async (_, threads, rows, shardRows) => {
+    const pool = new RecordingPool(threads);
+    const texts = Array.from({ length: rows }, (_, i) => 'y'.repeat(1 + (((rows - i) * 5) % 11)));
+    const batcher = new Batcher(TEXT_JOB, pool, { shardRows });
+    const got: { ids: string[]; len: number[]; chars: number[][] } = { ids: [], len: [], chars: [] };
+    const take = async () => {
+      const b = await batcher.next();
+      got.ids.push(...b.rows.ids);
+      got.len.push(...b.rows.taps['len']!.data);
+      const ragged = b.rows.taps['chars']!;
+      let at = 0;
+      for (const n of ragged.lengths!) {
+        got.chars.push([...ragged.data.subarray(at, at + n)]);
+        at += n;
+      }
+    };
+    for (const [i, text] of texts.entries()) {
+      batcher.add({ id: String(i), kind: 'text', text }, i, `h${i}`);
+      while (batcher.full) await take();
+    }
+    batcher.flush();
+    while (batcher.pending > 0) await take();
+    expect(pool.batches.some((b) => b.length > 1)).toBe(true);
+    expect(got.ids).toEqual(texts.map((_, i) => String(i)));
+    expect(got.len).toEqual(texts.map((t) => t.length));
+    expect(got.chars).toEqual(texts.map((t) => Array.from(t, () => t.length)));
   });
 });
