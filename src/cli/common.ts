@@ -87,7 +87,7 @@ export function printSummary(s: RunSummary): void {
   const lines = [
     `run ${s.runId}: ${s.status}`,
     `  rows        ${s.rows} embedded, ${s.errorRows} error rows, of ${s.totalRows}`,
-    `  shards      ${s.shards.done} done, ${s.shards.failed} failed, of ${s.shards.total}`,
+    `  shards      ${s.shards.done} done, ${s.shards.failed} failed, ${s.shards.cancelled ? `${s.shards.cancelled} cancelled, ` : ''}of ${s.shards.total}`,
     `  fingerprint ${s.fingerprint}`,
     `  backend     ${s.backend ?? '-'}`,
     `  time        ${s.seconds.toFixed(2)} s${s.rowsPerSecond ? ` (${s.rowsPerSecond.toFixed(1)} rows/s)` : ''}`,
@@ -98,5 +98,11 @@ export function printSummary(s: RunSummary): void {
   if (s.output.files.length > 5) lines.push(`  ...         ${s.output.files.length - 5} more part files`);
   for (const f of s.output.errorFiles.slice(0, 5)) lines.push(`  errors      ${f}`);
   if (s.error) lines.push(`  error       ${s.error}`);
+  for (const l of s.lostShards ?? []) lines.push(`  waiting     ${lostShardLine(l)}`);
   out(lines.join('\n'));
+}
+
+/** What a run waits for when a shard's worker is gone (`status`, and `run`'s progress). */
+export function lostShardLine(l: { index: number; worker: string }): string {
+  return `shard ${l.index}: its worker ${l.worker} is gone; the shard is retried once its lock expires (worker --lock-ms, 30 s by default) and a stalled check finds it`;
 }

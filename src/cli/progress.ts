@@ -1,5 +1,6 @@
 import type { SingleBar } from 'cli-progress';
 import type { RunSummary } from '../queue/types.js';
+import { lostShardLine } from './common.js';
 
 type CliProgress = typeof import('cli-progress');
 
@@ -7,6 +8,8 @@ type CliProgress = typeof import('cli-progress');
 export class ProgressDisplay {
   private bar: SingleBar | null = null;
   private lastLine = 0;
+  /** lost shards already reported, so each is said once */
+  private readonly lostSaid = new Set<string>();
   private readonly started = Date.now();
 
   private constructor(
@@ -22,6 +25,12 @@ export class ProgressDisplay {
 
   update(s: RunSummary): void {
     if (!this.enabled) return;
+    for (const l of s.lostShards ?? []) {
+      const key = `${l.index} ${l.worker}`;
+      if (this.lostSaid.has(key)) continue;
+      this.lostSaid.add(key);
+      process.stderr.write(`${this.bar ? '\n' : ''}waiting: ${lostShardLine(l)}\n`);
+    }
     const done = s.rows + s.errorRows;
     const elapsed = (Date.now() - this.started) / 1000;
     const rate = elapsed > 0 ? done / elapsed : 0;

@@ -3,7 +3,7 @@ import { CANCELLED_MARKER, MANIFEST, MANIFEST_SHARDS, PARTIAL_MARKER, runPrefix,
 import { createSink, defaultSinks, type SinkRegistry } from '../storage/registry.js';
 import type { ManifestShard } from '../sinks/manifest.js';
 import { VERSION } from '../version.js';
-import type { RunRecordStore, RunSpec, ShardRange, ShardResult } from './types.js';
+import type { EndedStatus, RunRecordStore, RunSpec, ShardRange, ShardResult } from './types.js';
 
 /**
  * Above this many shards the manifest's per-shard list goes to an Arrow file beside it
@@ -17,8 +17,15 @@ export const MANIFEST_INLINE_SHARDS = 20_000;
 export interface FinalizeOptions {
   /** the row range of a shard, for the failed shards the manifest names. @defaultValue none */
   range?: (index: number) => Promise<ShardRange | null>;
-  /** the run was cancelled: it gets `_CANCELLED`, and missing shards are expected */
+  /** the run was cancelled: it gets `_CANCELLED` (unless every shard had committed already), and missing shards are expected */
   cancelled?: boolean;
+  /** the run was cancelled before its plan was complete: `data.shards` counts the shards planned until then */
+  cancelledWhilePlanning?: boolean;
+  /**
+   * the run cannot go on (its plan was never finished, the process that worked it stopped): it
+   * ends `failed` with this reason, whatever shards it has. @defaultValue none
+   */
+  failed?: string;
 }
 
 /** What became of a run's shards: the results of those that committed, the last error of those that failed. */
@@ -30,7 +37,8 @@ export interface ShardOutcomes {
 /**
  * Finalize a run once every shard has finished: clean leftovers of failed attempts, write
  * `_manifest.json`, then `_SUCCESS` only if every shard committed, or `_PARTIAL` when some
- * failed and the job allows a partial run. Safe to repeat.
+ * failed and the job allows a partial run, or `_CANCELLED`; then end the run in `records` with
+ * the same outcome. Safe to repeat.
  */
 export async function finalizeRun(
   data: RunSpec,
@@ -39,30 +47,38 @@ export async function finalizeRun(
   /** where the sink's scheme is found. @defaultValue the built-ins */
   sinks: SinkRegistry = defaultSinks(),
   opts: FinalizeOptions = {},
-): Promise<{ status: 'committed' | 'failed' | 'partial' | 'cancelled'; manifest: string }> {
+): Promise<{ status: EndedStatus; manifest: string }> {
   const { runId, job: spec, createdAt } = data;
-  const cancelled = opts.cancelled ?? false;
-  const shards = [...outcomes.results].sort((a, b) => a.index - b.index);
+  const failedReason = opts.failed ?? null;
+  const whilePlanning = opts.cancelledWhilePlanning ?? false;
+  const cancelled = (opts.cancelled ?? false) || whilePlanning;
+  // a shard that never started because the run was cancelled answers as cancelled: not a result, not a failure
+  const shards = outcomes.results.filter((r) => !r.cancelled).sort((a, b) => a.index - b.index);
   const failures = [...outcomes.failures].sort((a, b) => a.index - b.index);
   const failedShards = failures.map((f) => f.index);
-  if (!cancelled && shards.length + failedShards.length !== data.shards) {
+  if (!cancelled && failedReason === null && outcomes.results.length + failedShards.length !== data.shards) {
     // never mark a run done on an incomplete picture; the retry reads the shards again
     throw new Error(`run ${runId}: ${shards.length} shard results and ${failedShards.length} failures, but the run has ${data.shards} shards`);
   }
+  const cancelledShards = cancelled ? Math.max(0, data.shards - shards.length - failedShards.length) : 0;
   const prefix = runPrefix(spec.name, spec.fingerprint, runId);
   const sink = await createSink(spec.sink, sinks);
   await sink.cleanup(prefix);
 
   const rows = shards.reduce((a, s) => a + s.rows, 0);
   const errorRows = shards.reduce((a, s) => a + s.errorRows, 0);
-  // a 'partial' run must have something in it; when every shard failed it is simply failed
-  const status = cancelled
-    ? 'cancelled'
-    : failedShards.length === 0
-      ? 'committed'
-      : spec.onShardFailure === 'partial' && shards.length > 0
-        ? 'partial'
-        : 'failed';
+  // a 'partial' run must have something in it; when every shard failed it is simply failed. A
+  // cancel that came after the last shard had committed stopped nothing: the run is complete
+  const status: EndedStatus =
+    failedReason !== null
+      ? 'failed'
+      : cancelledShards > 0 || whilePlanning
+        ? 'cancelled'
+        : failedShards.length === 0
+          ? 'committed'
+          : spec.onShardFailure === 'partial' && shards.length > 0
+            ? 'partial'
+            : 'failed';
   const ranges = new Map<number, ShardRange>();
   for (const f of failures) {
     const r = (await opts.range?.(f.index)) ?? null;
@@ -99,6 +115,8 @@ export async function finalizeRun(
     files: shards.filter((s) => s.file).map((s) => s.file as string),
     errorFiles: shards.filter((s) => s.errorsFile).map((s) => s.errorsFile as string),
     plannedShards: data.shards,
+    cancelledShards,
+    ...(failedReason !== null ? { error: failedReason } : whilePlanning ? { error: 'cancelled while planning' } : {}),
     shards: shards.map((s) => ({
       index: s.index,
       rows: s.rows,
@@ -128,26 +146,34 @@ export async function finalizeRun(
   const manifestUri = await sink.put(`${prefix}/${MANIFEST}`, text + '\n');
   const marker = { committed: SUCCESS_MARKER, partial: PARTIAL_MARKER, cancelled: CANCELLED_MARKER, failed: null }[status];
   if (marker) await sink.put(`${prefix}/${marker}`, '');
-  await records.update(runId, {
-    status,
+  await records.end(runId, status, {
     finishedAt: committedAt,
     rows,
     errorRows,
     failedShards,
+    doneShards: shards.length,
+    cancelledShards,
     manifest: manifestUri,
     // a large run's file list is in its manifest, not copied into Redis
     files: large ? [] : manifest.files,
     errorFiles: large ? [] : manifest.errorFiles,
     ...(first ? { backend: first.backend } : {}),
-    ...(cancelled ? { error: `cancelled: ${shards.length} of ${data.shards} shard(s) committed` } : {}),
-    ...(failedShards.length && !cancelled
-      ? {
-          error: `${failedShards.length} shard(s) failed: ${manifest.failedShards
-            .map((f) => `#${f.index}: ${f.error}`)
-            .join('; ')
-            .slice(0, 500)}`,
-        }
-      : {}),
+    ...(failedReason !== null
+      ? { error: failedReason }
+      : status === 'cancelled'
+        ? {
+            error: whilePlanning
+              ? `cancelled while planning (${data.shards} shard(s) planned)`
+              : `cancelled: ${shards.length} of ${data.shards} shard(s) committed`,
+          }
+        : failedShards.length
+          ? {
+              error: `${failedShards.length} shard(s) failed: ${manifest.failedShards
+                .map((f) => `#${f.index}: ${f.error}`)
+                .join('; ')
+                .slice(0, 500)}`,
+            }
+          : {}),
   });
   return { status, manifest: manifestUri };
 }

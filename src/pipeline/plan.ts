@@ -307,7 +307,7 @@ export async function resolveJob(job: JobConfig, opts: ResolveOptions = {}): Pro
   const sink = { ...setFields(job.sink), uri: sinkUri };
   try {
     formats.get(sink.format);
-    await (await createSink(sink, sinks)).check();
+    await (await createSink(sink, sinks)).check(job.name);
   } catch (err) {
     throw configError(err, 'sink.uri');
   }

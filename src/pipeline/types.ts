@@ -4,12 +4,14 @@ import type { ShardSpec } from '../sources/types.js';
 
 /**
  * planning: the enqueuer is still listing the source; no shard job exists yet. queued/running:
- * shard jobs exist. committed: every shard committed, `_SUCCESS` written. failed: some shard
- * failed every attempt (manifest only, no marker), or planning never finished. partial: some
- * shard failed but the job allows it (`onShardFailure: partial`); the others are committed and
- * `_PARTIAL` is written. cancelled: stopped by `cancel`; `_CANCELLED` is written.
+ * shard jobs exist. cancelling: `cancel` was asked for; pending shards are gone, active ones
+ * finish, then the run ends cancelled. committed: every shard committed, `_SUCCESS` written.
+ * failed: some shard failed every attempt (manifest only, no marker), planning never finished, or
+ * the run could not be finalized. partial: some shard failed but the job allows it
+ * (`onShardFailure: partial`); the others are committed and `_PARTIAL` is written. cancelled:
+ * stopped by `cancel`; `_CANCELLED` is written. The moves between them are in `queue/lifecycle.ts`.
  */
-export type RunStatus = 'planning' | 'queued' | 'running' | 'committed' | 'failed' | 'partial' | 'cancelled';
+export type RunStatus = 'planning' | 'queued' | 'running' | 'cancelling' | 'committed' | 'failed' | 'partial' | 'cancelled';
 
 /** Statuses a run does not leave. */
 export const FINAL_STATUSES: readonly RunStatus[] = ['committed', 'failed', 'partial', 'cancelled'];
@@ -42,6 +44,8 @@ export interface RunSpec {
   baseRunId: string | null;
   /** incremental runs: the committed run whose vectors are carried over for unchanged rows */
   base?: BaseRun;
+  /** the run's own queues when one process works it alone (see {@link RunRecord.owner}) */
+  owner?: string;
 }
 
 /** Data of a run (parent) job: the run's spec is looked up by its id. */
@@ -71,6 +75,8 @@ export interface ShardJobData {
 /** What a shard job returns when its files are committed. */
 export interface ShardResult {
   index: number;
+  /** the run was cancelled before this shard started: it wrote nothing and counts as cancelled, not failed */
+  cancelled?: boolean;
   rows: number;
   errorRows: number;
   /** full path/URI of the part file, or null when no row of the shard had features */
@@ -115,9 +121,21 @@ export interface RunRecord {
   error?: string;
   /** set on the record `enqueue` returns when an identical run was already active */
   deduplicated?: boolean;
+  /** shards committed (set when the run ends) */
+  doneShards?: number;
+  /** shards that never ran because the run was cancelled (set when the run ends) */
+  cancelledShards?: number;
+  /**
+   * the run's own queues (`runs.<owner>`, `shards.<owner>`) when one process works it alone
+   * (`layertap run`); absent: the deployment's shared queues, where any worker takes its shards
+   */
+  owner?: string;
 }
 
-/** Where a run's record is kept: the finalizer writes the run's outcome through it. */
+/** The statuses a run ends with. */
+export type EndedStatus = 'committed' | 'failed' | 'partial' | 'cancelled';
+
+/** Where a run's record is kept: the finalizer ends the run through it, with the manifest's outcome. */
 export interface RunRecordStore {
-  update(runId: string, patch: Partial<RunRecord>): Promise<unknown>;
+  end(runId: string, status: EndedStatus, patch: Partial<Omit<RunRecord, 'status'>>): Promise<unknown>;
 }

@@ -4,6 +4,26 @@
  */
 export const WORKER_DEFAULTS = {
   lockDurationMs: 30_000,
+  /** the stalled check interval is this part of the lock duration (see {@link stalledIntervalFor}) */
+  stalledFraction: 0.25,
   maxStalledCount: 5,
   graceMs: 25_000,
 } as const;
+
+/**
+ * How long a `layertap run` process may go without renewing the lease of the run it works alone
+ * (it renews it every third of this); a run whose lease ran out is ended `failed` by the next
+ * worker, `run`, `status` or `cancel` that looks.
+ */
+export const OWNER_TIMEOUT_MS = 30_000;
+
+/**
+ * The stalled check interval for a lock duration, unless set: a quarter of it. A dead worker's
+ * shard waits for its lock to expire and for two checks after that (the first marks it, the
+ * second moves it), and checks of all workers are at most 2 intervals apart, so it is back in
+ * the queue within max(lock, 2 x interval) + 2 x interval: 1.5 x the lock (45 s by default). An
+ * interval equal to the lock made that 4 x the lock (up to 120 s; 90 s was seen).
+ */
+export function stalledIntervalFor(lockDurationMs: number): number {
+  return Math.max(100, Math.round(lockDurationMs * WORKER_DEFAULTS.stalledFraction));
+}

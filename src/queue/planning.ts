@@ -1,35 +1,88 @@
-import { Job, type Queue } from 'bullmq';
-import type { RunRegistry } from './run-registry.js';
-import type { RunSpecStore } from './run-specs.js';
-import type { RunJobData } from './types.js';
+import { Job } from 'bullmq';
+import { finalizeRun, type ShardOutcomes } from '../pipeline/finalize.js';
+import type { SinkRegistry } from '../storage/registry.js';
+import type { RunLifecycle } from './lifecycle.js';
+import type { QueueSet } from './queues.js';
+import { parseShardJobId, runQueues, type RunJobData, type ShardResult } from './types.js';
 
-/** How long a run may be `planning` without its enqueuer renewing its heartbeat. */
+/** How long a run may be `planning` without its enqueuer renewing its lease. */
 export const PLANNING_TIMEOUT_MS = 60_000;
+
+export { OWNER_TIMEOUT_MS } from './defaults.js';
 
 /** What a run whose enqueuer died while planning says. */
 export const ABANDONED_PLAN = 'planning did not finish: the enqueuing process stopped before the plan was complete';
 
+/** What a run whose `layertap run` process died says. */
+export const ABANDONED_OWNER = 'the layertap run process working this run stopped before the run ended; run the job again';
+
+/** The results and failures of a run job's children, as the finalizer takes them. */
+export async function shardOutcomes(job: Job<RunJobData>): Promise<ShardOutcomes> {
+  const values = (await job.getChildrenValues()) as Record<string, ShardResult>;
+  const failures = await job.getIgnoredChildrenFailures();
+  return {
+    results: Object.values(values),
+    // keys are '<prefix>:<shards queue>:<shard job id>'
+    failures: Object.entries(failures).map(([key, error]) => ({
+      index: parseShardJobId(key.slice(key.lastIndexOf(':') + 1))?.shard ?? -1,
+      error: error || 'unknown',
+    })),
+  };
+}
+
 /**
- * Runs still `planning` whose enqueuer stopped renewing its heartbeat: marked failed, since a
- * plan cut short would commit with missing shards. One whose parent job exists was planned
- * completely (the enqueuer died just after queueing it) and becomes `queued`. Any worker or
- * `cancel` may call this; returns the ids marked failed.
+ * Ends runs whose holder stopped renewing its lease. A run still `planning` whose enqueuer died
+ * is failed (a plan cut short would commit with missing shards), or cancelled if `cancel` had
+ * been asked for; one whose parent job exists was planned completely (the enqueuer died just
+ * after queueing it) and becomes `queued`. A run whose `layertap run` process died is failed
+ * with the shards it committed listed, and its own queues are removed. Each gets a manifest when
+ * its spec is known. Any worker, `run`, `status` or `cancel` may call this; returns the ids ended.
  */
-export async function failAbandonedPlans(specs: RunSpecStore, registry: RunRegistry, runs: Queue<RunJobData>): Promise<string[]> {
-  const failed: string[] = [];
-  for (const runId of await specs.abandoned()) {
+export async function failAbandonedPlans(lifecycle: RunLifecycle, queues: QueueSet, sinks: SinkRegistry): Promise<string[]> {
+  const { registry, specs } = lifecycle;
+  const ended: string[] = [];
+  for (const runId of await specs.abandoned('planning')) {
     const rec = await registry.get(runId);
-    if (rec?.status === 'planning') {
-      if (await Job.fromId(runs, runId)) {
+    if (rec?.status === 'planning' || rec?.status === 'cancelling') {
+      const parent = await Job.fromId(queues.get(runQueues(rec.owner).runs), runId);
+      if (parent) {
         const spec = await specs.get(runId).catch(() => null);
-        await registry.update(runId, { status: 'queued', ...(spec ? { shards: spec.shards, totalRows: spec.totalRows } : {}) });
-        await specs.planned(runId);
+        await lifecycle.move(runId, 'queued', spec ? { shards: spec.shards, totalRows: spec.totalRows } : {});
+        await specs.release(runId, 'planning');
         continue;
       }
-      await registry.update(runId, { status: 'failed', finishedAt: Date.now(), error: ABANDONED_PLAN });
-      failed.push(runId);
+      const spec = await specs.get(runId).catch(() => null);
+      const cancelled = rec.status === 'cancelling';
+      if (spec) {
+        await finalizeRun(spec, { results: [], failures: [] }, lifecycle, sinks, cancelled ? { cancelledWhilePlanning: true } : { failed: ABANDONED_PLAN });
+      } else {
+        await lifecycle.move(runId, cancelled ? 'cancelled' : 'failed', { error: cancelled ? 'cancelled while planning' : ABANDONED_PLAN });
+      }
+      ended.push(runId);
     }
-    await specs.finished(runId);
+    await specs.release(runId, 'planning');
   }
-  return failed;
+  for (const runId of await specs.abandoned('owner')) {
+    const rec = await registry.get(runId);
+    if (rec && (rec.status === 'queued' || rec.status === 'running' || rec.status === 'cancelling')) {
+      const own = runQueues(rec.owner);
+      const parent = await Job.fromId<RunJobData>(queues.get(own.runs), runId);
+      const spec = await specs.get(runId).catch(() => null);
+      if (spec) {
+        const outcomes = parent ? await shardOutcomes(parent) : { results: [], failures: [] };
+        await finalizeRun(spec, outcomes, lifecycle, sinks, { failed: ABANDONED_OWNER });
+      } else {
+        await lifecycle.move(runId, 'failed', { error: ABANDONED_OWNER });
+      }
+      ended.push(runId);
+    }
+    if (rec?.owner) {
+      const own = runQueues(rec.owner);
+      // shards first: removing a child can move its parent back to waiting
+      await queues.drop(own.shards);
+      await queues.drop(own.runs);
+    }
+    await specs.release(runId, 'owner');
+  }
+  return ended;
 }

@@ -73,7 +73,8 @@ export class RunRegistry extends EventEmitter<RunRegistryEvents> {
 
   /** Forgets a run (one whose planning was given up before anything was queued). */
   async remove(runId: string): Promise<void> {
-    await this.redis.multi().del(this.key(runId), this.progressKey(runId)).zrem(this.indexKey, runId).exec();
+    await this.redis.del(this.key(runId), this.progressKey(runId));
+    await this.redis.zrem(this.indexKey, runId);
   }
 
   /** The run's record; null when there is none or it is not a valid record. */
@@ -82,25 +83,49 @@ export class RunRegistry extends EventEmitter<RunRegistryEvents> {
     return v ? this.parse(runId, v) : null;
   }
 
-  /** Merge fields into a record (read-modify-write; only the finalizer and enqueue write records). */
-  async update(runId: string, patch: Partial<RunRecord>): Promise<RunRecord | null> {
-    const cur = await this.get(runId);
-    if (!cur) return null;
-    const next = { ...cur, ...patch };
-    await this.put(next);
-    return next;
+  /**
+   * Changes a record with `change` (given the record as stored; returning null leaves it as it
+   * is), atomically: the record is written only if nobody wrote it in between, else read again
+   * and `change` asked again. With `ttlS`, the record expires that many seconds later. Returns
+   * the record as it is afterwards, and whether `change` changed it; null for an unknown run.
+   */
+  async mutate(runId: string, change: (cur: RunRecord) => RunRecord | null, ttlS?: number): Promise<{ record: RunRecord; changed: boolean } | null> {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const text = await this.redis.get(this.key(runId));
+      const cur = text === null ? null : this.parse(runId, text);
+      if (!cur || text === null) return null;
+      const next = change(cur);
+      if (next === null) return { record: cur, changed: false };
+      const written = await this.redis.eval(COMPARE_AND_SET, 1, this.key(runId), text, JSON.stringify(next), String(ttlS ?? 0));
+      if (written === 1) return { record: next, changed: true };
+    }
+    throw new Error(`run ${runId}: its record kept changing under this writer; try again`);
   }
 
-  /** Newest first; of the newest `limit` entries, those that are valid records. */
+  /** Merge fields other than the status into a record (the status moves only through queue/lifecycle.ts). */
+  async update(runId: string, patch: Partial<Omit<RunRecord, 'status'>>): Promise<RunRecord | null> {
+    const r = await this.mutate(runId, (cur) => ({ ...cur, ...patch }));
+    return r?.record ?? null;
+  }
+
+  /** Drops a run's live progress counters (its record holds the final figures). */
+  async dropProgress(runId: string): Promise<void> {
+    await this.redis.del(this.progressKey(runId));
+  }
+
+  /** Newest first; of the newest `limit` entries, those that are valid records. Entries whose record expired are dropped from the index. */
   async list(limit = 100): Promise<RunRecord[]> {
     const ids = await this.redis.zrevrange(this.indexKey, 0, limit - 1);
     if (ids.length === 0) return [];
     const vals = await this.redis.mget(ids.map((id) => this.key(id)));
     const out: RunRecord[] = [];
+    const gone: string[] = [];
     vals.forEach((v, i) => {
+      if (v === null) gone.push(ids[i]!);
       const rec = v === null ? null : this.parse(ids[i]!, v);
       if (rec) out.push(rec);
     });
+    if (gone.length > 0) await this.redis.zrem(this.indexKey, ...gone);
     return out;
   }
 
@@ -114,3 +139,9 @@ export class RunRegistry extends EventEmitter<RunRegistryEvents> {
     return { rows: Number(h.rows ?? 0), errorRows: Number(h.errorRows ?? 0) };
   }
 }
+
+/** KEYS[1] record; ARGV: the value read, the value to write, seconds to keep it (0: no expiry). */
+const COMPARE_AND_SET = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if tonumber(ARGV[3]) > 0 then redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) else redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL') end
+return 1`;

@@ -25,13 +25,17 @@ export class RunSpecStore {
     private readonly prefix: string,
   ) {}
 
-  private key(runId: string, what: 'spec' | 'ranges' | 'planning' | 'cancel'): string {
+  private key(runId: string, what: 'spec' | 'ranges' | 'planning' | 'owner' | 'cancel'): string {
     return `${this.prefix}:layertap:run:${runId}:${what}`;
   }
 
-  /** The set of runs being planned, which workers look through for enqueuers that died. */
-  private get planningKey(): string {
-    return `${this.prefix}:layertap:planning`;
+  /**
+   * The set of runs holding a lease of this kind, which workers look through for holders that
+   * died: `planning`, an enqueuer listing the source; `owner`, a `layertap run` process working
+   * the run alone in its own queues.
+   */
+  private leaseSet(kind: LeaseKind): string {
+    return kind === 'planning' ? `${this.prefix}:layertap:planning` : `${this.prefix}:layertap:owned`;
   }
 
   async put(spec: RunSpec): Promise<void> {
@@ -82,21 +86,21 @@ export class RunSpecStore {
     await this.redis.del(this.key(runId, 'ranges'));
   }
 
-  /** Marks the run as being planned by a live enqueuer for `ttlMs`; renew before it runs out. */
-  async heartbeat(runId: string, ttlMs: number): Promise<void> {
-    await this.redis.multi().set(this.key(runId, 'planning'), String(Date.now()), 'PX', ttlMs).sadd(this.planningKey, runId).exec();
+  /** Marks the run as held by a live process for `ttlMs` (see {@link leaseSet}); renew before it runs out. */
+  async heartbeat(runId: string, ttlMs: number, kind: LeaseKind = 'planning'): Promise<void> {
+    await this.redis.multi().set(this.key(runId, kind), String(Date.now()), 'PX', ttlMs).sadd(this.leaseSet(kind), runId).exec();
   }
 
-  /** The plan is complete (or abandoned): the run leaves the planning set. */
-  async planned(runId: string): Promise<void> {
-    await this.redis.multi().del(this.key(runId, 'planning')).srem(this.planningKey, runId).exec();
+  /** The lease's holder is done with it (the plan is complete, or the owner let the run go). */
+  async release(runId: string, kind: LeaseKind = 'planning'): Promise<void> {
+    await this.redis.multi().del(this.key(runId, kind)).srem(this.leaseSet(kind), runId).exec();
   }
 
-  /** Runs in the planning set whose enqueuer stopped renewing its heartbeat. */
-  async abandoned(): Promise<string[]> {
-    const ids = await this.redis.smembers(this.planningKey);
+  /** Runs whose lease of this kind was not renewed in time: their holder stopped. */
+  async abandoned(kind: LeaseKind = 'planning'): Promise<string[]> {
+    const ids = await this.redis.smembers(this.leaseSet(kind));
     const out: string[] = [];
-    for (const id of ids) if ((await this.redis.exists(this.key(id, 'planning'))) === 0) out.push(id);
+    for (const id of ids) if ((await this.redis.exists(this.key(id, kind))) === 0) out.push(id);
     return out;
   }
 
@@ -108,14 +112,28 @@ export class RunSpecStore {
     return (await this.redis.exists(this.key(runId, 'cancel'))) === 1;
   }
 
-  /** The run is over: its keys expire with its jobs, and the range list, no longer needed, goes now. */
+  /** Removes every key of a run that never was (its plan failed, or it joined an identical active run). */
+  async forget(runId: string): Promise<void> {
+    this.cache.delete(runId);
+    await this.redis.del(this.key(runId, 'spec'), this.key(runId, 'ranges'), this.key(runId, 'planning'), this.key(runId, 'owner'), this.key(runId, 'cancel'));
+    await this.redis.srem(this.leaseSet('planning'), runId);
+    await this.redis.srem(this.leaseSet('owner'), runId);
+  }
+
+  /**
+   * The run is over: its spec expires with its jobs, the cancel flag likewise, and what is no
+   * longer needed (range list, leases) goes now. Plain commands, no MULTI: a Redis that is out
+   * of memory refuses a transaction but still runs deletes and expiries.
+   */
   async finished(runId: string): Promise<void> {
     this.cache.delete(runId);
-    await this.redis
-      .multi()
-      .expire(this.key(runId, 'spec'), FINISHED_TTL_S)
-      .del(this.key(runId, 'ranges'), this.key(runId, 'planning'))
-      .srem(this.planningKey, runId)
-      .exec();
+    await this.redis.del(this.key(runId, 'ranges'), this.key(runId, 'planning'), this.key(runId, 'owner'));
+    await this.redis.srem(this.leaseSet('planning'), runId);
+    await this.redis.srem(this.leaseSet('owner'), runId);
+    await this.redis.expire(this.key(runId, 'spec'), FINISHED_TTL_S);
+    await this.redis.expire(this.key(runId, 'cancel'), FINISHED_TTL_S);
   }
 }
+
+/** What a run's lease says its holder is doing (see {@link RunSpecStore.heartbeat}). */
+export type LeaseKind = 'planning' | 'owner';

@@ -7,6 +7,7 @@ import { redactUrl, settingsFromEnv, type QueueSettings } from './connection.js'
 import { EmbeddedRedis, redisAnswers } from './embedded-redis.js';
 import { FINAL_STATUSES, type RunSummary } from './types.js';
 import type { LayertapWorker } from './worker.js';
+import { OWNER_TIMEOUT_MS } from './defaults.js';
 import { EmbedPool } from '../workers/pool.js';
 import { modelSpecOf } from '../workers/model-spec.js';
 import { callbackLogger, silentLogger, type Logger } from '../types/logger.js';
@@ -85,16 +86,20 @@ export async function runJob(jobOrPath: JobConfig | string, opts: RunOptions = {
   let stop = async (): Promise<void> => undefined;
   let client: LayertapClient | null = null;
   let worker: LayertapWorker | null = null;
+  let lease: NodeJS.Timeout | null = null;
+  let owned: string | null = null;
   try {
     // validate against the model and source before touching Redis: a bad job does no work
     const resolved = await resolveJob(config, { ...(opts.cwd ? { cwd: opts.cwd } : {}), ...registries });
     void pool.warmUp(modelSpecOf(resolved));
     // BullMQ and the shard pipeline (a quarter of a second of this thread's time) load while the threads start
-    const [{ LayertapClient }, { LayertapWorker }] = await Promise.all([import('./client.js'), import('./worker.js')]);
+    const [{ LayertapClient, newRunId }, { LayertapWorker }] = await Promise.all([import('./client.js'), import('./worker.js')]);
     const redis = await connectRedis(opts.settings, log);
     stop = redis.stop;
     const settings = redis.settings;
     client = new LayertapClient(settings, registries);
+    // the run has queues of its own, so that this process works it alone: no other run's shards, no schedule ticks
+    const runId = newRunId();
     const finished = new Wakeup();
     worker = new LayertapWorker({
       settings,
@@ -103,20 +108,39 @@ export async function runJob(jobOrPath: JobConfig | string, opts: RunOptions = {
       ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
       logger: log,
       pool,
+      owner: runId,
       // the run's status is read again as soon as it is final, not at the next poll
       onRun: () => finished.wake(),
     });
     pool = null;
     await Promise.all([client.waitUntilReady(), worker.start()]);
-    const rec = await client.enqueue(resolved);
+    // runs whose `layertap run` died are ended before this one starts
+    await client.failAbandoned();
+    const rec = await client.enqueue(resolved, { runId, owner: runId });
     log.info(
-      { runId: rec.runId, totalRows: rec.totalRows, shards: rec.shards, output: rec.outputUri },
-      `run ${rec.runId}: ${rec.totalRows} rows in ${rec.shards} shard(s) -> ${rec.outputUri}`,
+      { runId: rec.runId, totalRows: rec.totalRows, shards: rec.shards, output: rec.outputUri, deduplicated: rec.deduplicated ?? false },
+      rec.deduplicated
+        ? `run ${rec.runId}: an identical run is active; waiting for it -> ${rec.outputUri}`
+        : `run ${rec.runId}: ${rec.totalRows} rows in ${rec.shards} shard(s) -> ${rec.outputUri}`,
     );
-    return await waitForRun(client, rec.runId, opts.onProgress, 250, (ms) => finished.sleep(ms));
+    if (rec.runId === runId) {
+      const c = client;
+      lease = setInterval(() => void c.holdRun(runId).catch(() => undefined), Math.floor(OWNER_TIMEOUT_MS / 3));
+      lease.unref();
+      owned = runId;
+    }
+    const summary = await waitForRun(client, rec.runId, opts.onProgress, 250, (ms) => finished.sleep(ms));
+    return summary;
   } finally {
+    if (lease) clearInterval(lease);
     await pool?.close();
     await worker?.close();
+    // an ended run's queues go with every job in them; one still going (an interrupted `run`) is ended by the next sweep
+    if (owned && client) {
+      const c = client;
+      const rec = await c.registry.get(owned).catch(() => null);
+      if (rec && FINAL_STATUSES.includes(rec.status)) await c.dropRunQueues(owned).catch(() => undefined);
+    }
     await client?.close();
     await stop();
   }

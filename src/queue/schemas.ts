@@ -50,6 +50,7 @@ export const runSpecSchema = z.strictObject({
   idPlan: z.boolean(),
   baseRunId: pathSegmentSchema.nullable(),
   base: baseRunSchema.optional(),
+  owner: pathSegmentSchema.optional(),
 }) satisfies z.ZodType<RunSpec>;
 
 /** What a run (parent) job carries (see {@link RunJobData}), and nothing else. */
@@ -62,6 +63,7 @@ const RUN_STATUSES: { [S in RunStatus]: S } = {
   planning: 'planning',
   queued: 'queued',
   running: 'running',
+  cancelling: 'cancelling',
   committed: 'committed',
   failed: 'failed',
   partial: 'partial',
@@ -92,6 +94,9 @@ export const runRecordSchema = z.looseObject({
   backend: z.string().optional(),
   error: z.string().optional(),
   deduplicated: z.boolean().optional(),
+  doneShards: countSchema.optional(),
+  cancelledShards: countSchema.optional(),
+  owner: pathSegmentSchema.optional(),
 }) satisfies z.ZodType<RunRecord>;
 
 true satisfies SameKeys<ShardSpec, z.output<typeof shardSpecSchema>>;

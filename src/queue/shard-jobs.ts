@@ -1,6 +1,6 @@
 import type { JobsOptions, Queue } from 'bullmq';
 import type { ResolvedJob } from '../config/resolved.js';
-import { RUNS_QUEUE, shardJobId, type ShardTask } from './types.js';
+import { shardJobId, type ShardTask } from './types.js';
 
 /**
  * Shard jobs that exist at once per run, unless a client says otherwise. Each started shard adds
@@ -31,9 +31,10 @@ export function shardJobOptions(job: ResolvedJob, task: ShardTask): JobsOptions 
 }
 
 /**
- * Adds a shard job under its run's parent job. Adding a shard that exists already is a no-op
- * (the id is fixed by the run and index), so a shard started twice adds its successor once.
+ * Adds a shard job under its run's parent job (in the queue `runsQueue`). Adding a shard that
+ * exists already is a no-op (the id is fixed by the run and index), so a shard started twice adds
+ * its successor once.
  */
-export async function addShardJob(queue: Queue<ShardTask>, prefix: string, job: ResolvedJob, task: ShardTask): Promise<void> {
-  await queue.add('shard', task, { ...shardJobOptions(job, task), parent: { id: task.runId, queue: `${prefix}:${RUNS_QUEUE}` } });
+export async function addShardJob(queue: Queue<ShardTask>, prefix: string, runsQueue: string, job: ResolvedJob, task: ShardTask): Promise<void> {
+  await queue.add('shard', task, { ...shardJobOptions(job, task), parent: { id: task.runId, queue: `${prefix}:${runsQueue}` } });
 }

@@ -7,6 +7,14 @@ export { FINAL_STATUSES } from '../pipeline/types.js';
 export const RUNS_QUEUE = 'runs';
 export const SHARDS_QUEUE = 'shards';
 
+/**
+ * The queues of a run: the deployment's shared ones, or, for a run one process works alone
+ * (`layertap run`), queues of its own, so that no other run's shards or schedule ticks reach it.
+ */
+export function runQueues(owner?: string): { runs: string; shards: string } {
+  return owner ? { runs: `${RUNS_QUEUE}.${owner}`, shards: `${SHARDS_QUEUE}.${owner}` } : { runs: RUNS_QUEUE, shards: SHARDS_QUEUE };
+}
+
 /** The id of a run's shard job: `<runId>-<index>`, so that a shard is enqueued once whoever enqueues it. */
 export function shardJobId(runId: string, index: number): string {
   return `${runId}-${index}`;
@@ -28,7 +36,8 @@ export interface RunSummary {
   rows: number;
   errorRows: number;
   totalRows: number;
-  shards: { total: number; done: number; failed: number };
+  /** done: committed; failed: failed every attempt; cancelled: never ran because the run was cancelled */
+  shards: { total: number; done: number; failed: number; cancelled: number };
   output: { uri: string; manifest: string | null; files: string[]; errorFiles: string[] };
   fingerprint: string;
   backend: string | null;
@@ -36,4 +45,9 @@ export interface RunSummary {
   rowsPerSecond: number | null;
   failedShards: number[];
   error?: string;
+  /**
+   * active shards whose worker is gone (killed, or its host lost): each goes back to the queue
+   * once its lock expires and a worker's stalled check finds it (see docs/reliability.md)
+   */
+  lostShards?: Array<{ index: number; worker: string }>;
 }

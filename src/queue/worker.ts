@@ -1,21 +1,23 @@
 import { availableParallelism, hostname } from 'node:os';
-import { Queue, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
+import { UnrecoverableError, WaitingError, Worker, type Job, type Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { BatchRunner } from '../workers/batch-runner.js';
 import type { BatchResult, BatchTask } from '../workers/protocol.js';
 import { EmbedPool, threadsFor } from '../workers/pool.js';
 import { bullConnection, redisOptions, type QueueSettings } from './connection.js';
 import { checkRedis } from './redis-checks.js';
-import { WORKER_DEFAULTS } from './defaults.js';
+import { stalledIntervalFor, WORKER_DEFAULTS } from './defaults.js';
 import { ScheduleWorker } from './schedules.js';
 import { RunRegistry } from './run-registry.js';
-import { finalizeRun, type ShardOutcomes } from '../pipeline/finalize.js';
+import { finalizeRun } from '../pipeline/finalize.js';
 import { defaultRegistries, type Registries } from '../pipeline/registries.js';
 import { IncrementalCache } from '../pipeline/incremental.js';
 import { checkedJobData, InvalidJobDataError, parseRunJobData, parseShardTask, withKnownNames } from './schemas.js';
 import { RunSpecStore } from './run-specs.js';
 import { addShardJob } from './shard-jobs.js';
-import { failAbandonedPlans } from './planning.js';
+import { failAbandonedPlans, shardOutcomes } from './planning.js';
+import { RunLifecycle } from './lifecycle.js';
+import { QueueSet } from './queues.js';
 import { IdPlanReader } from '../pipeline/plan-files.js';
 import { createSink } from '../storage/registry.js';
 import { runPrefix } from '../storage/layout.js';
@@ -23,17 +25,7 @@ import type { ShardSpec } from '../sources/types.js';
 import { processShard } from '../pipeline/shard-processor.js';
 import { isPermanent } from '../types/errors.js';
 import { callbackLogger, type Logger } from '../types/logger.js';
-import {
-  parseShardJobId,
-  RUNS_QUEUE,
-  SHARDS_QUEUE,
-  shardJobId,
-  type RunJobData,
-  type RunSpec,
-  type ShardJobData,
-  type ShardResult,
-  type ShardTask,
-} from './types.js';
+import { parseShardJobId, runQueues, shardJobId, type RunJobData, type RunSpec, type ShardJobData, type ShardResult, type ShardTask } from './types.js';
 
 export { WORKER_DEFAULTS };
 
@@ -86,12 +78,16 @@ export interface LayertapWorkerOptions {
    */
   pool?: EmbedPool;
   /**
-   * how long a job's lock lives without renewal (renewed every half of it while the job runs).
-   * A shard whose worker died goes back to the queue between this and this plus
-   * `stalledIntervalMs` after the death. @defaultValue 30000
+   * how long a job's lock lives without renewal (renewed every quarter to half of it while the
+   * job runs). A shard whose worker died goes back to the queue once its lock has expired and two
+   * stalled checks have seen it: at most max(lock, 2 x stalled interval) + 2 x stalled interval
+   * after the death (45 s with the defaults; docs/reliability.md). @defaultValue 30000
    */
   lockDurationMs?: number;
-  /** how often this worker looks for jobs whose lock expired. @defaultValue lockDurationMs */
+  /**
+   * how often this worker looks for jobs whose lock expired (all workers of a deployment share
+   * one check per interval). @defaultValue a quarter of lockDurationMs (see {@link WORKER_DEFAULTS})
+   */
   stalledIntervalMs?: number;
   /**
    * times one shard may be recovered from a dead or frozen worker before it counts as failed
@@ -121,6 +117,12 @@ export interface LayertapWorkerOptions {
    * with the built-in runtimes whatever this holds. @defaultValue the built-ins
    */
   registries?: Registries;
+  /**
+   * work only the run enqueued with this owner (`EnqueueOptions.owner`), in its own queues: no
+   * other run's shards, no schedule ticks, no sweeps (what `layertap run` does).
+   * @defaultValue the deployment's shared queues, schedules and sweeps
+   */
+  owner?: string;
 }
 
 /**
@@ -168,7 +170,10 @@ export class LayertapWorker {
   /** the plan file read last, kept for the run's next shards */
   private plans: { runId: string; reader: IdPlanReader } | null = null;
   private sweep: NodeJS.Timeout | null = null;
-  private sweepQueue: Queue<RunJobData> | null = null;
+  private readonly queues: QueueSet;
+  private readonly lifecycle: RunLifecycle;
+  /** the queues this worker takes jobs from */
+  private readonly own: { runs: string; shards: string };
   private runWorker: Worker<RunJobData> | null = null;
   private scheduleWorker: ScheduleWorker | null = null;
   private readonly pools = new Map<number, EmbedPool>();
@@ -205,6 +210,9 @@ export class LayertapWorker {
     this.redis.on('error', () => undefined);
     this.registry = new RunRegistry(this.redis, opts.settings.prefix);
     this.specs = new RunSpecStore(this.redis, opts.settings.prefix);
+    this.lifecycle = new RunLifecycle(this.redis, opts.settings.prefix, this.registry, this.specs);
+    this.queues = new QueueSet(opts.settings);
+    this.own = runQueues(opts.owner);
     if (opts.pool) this.pools.set(opts.pool.threads, opts.pool);
     this.registries = opts.registries ?? defaultRegistries();
   }
@@ -274,8 +282,9 @@ export class LayertapWorker {
     const next = index + spec.window;
     if (next >= spec.shards || !this.shardQueue) return;
     const prefix = this.opts.settings.prefix;
-    const child = `${prefix}:${SHARDS_QUEUE}:${shardJobId(spec.runId, next)}`;
-    const parent = `${prefix}:${RUNS_QUEUE}:${spec.runId}`;
+    const queues = runQueues(spec.owner);
+    const child = `${prefix}:${queues.shards}:${shardJobId(spec.runId, next)}`;
+    const parent = `${prefix}:${queues.runs}:${spec.runId}`;
     // a shard started again (after a stall or a retry) finds its successor done and removed: not again
     const [[, processed], [, failed]] = (await this.redis.multi().hexists(`${parent}:processed`, child).hexists(`${parent}:failed`, child).exec()) as [
       [null, number],
@@ -284,7 +293,7 @@ export class LayertapWorker {
     if (processed || failed || (await this.specs.isCancelled(spec.runId))) return;
     const task = await this.specs.task(spec.runId, next);
     if (!task) throw new Error(`run ${spec.runId}: shard ${next} is not in the run's plan`);
-    await addShardJob(this.shardQueue, prefix, spec.job, task);
+    await addShardJob(this.shardQueue, prefix, queues.runs, spec.job, task);
   }
 
   /** The ids of a shard of a file source, from the run's plan files. */
@@ -299,7 +308,8 @@ export class LayertapWorker {
     const task = this.checked(job, parseShardTask);
     const spec = await this.specFor(job, task.runId, 'shard');
     const { runId } = task;
-    if (await this.specs.isCancelled(runId)) throw new UnrecoverableError(`run ${runId} was cancelled`);
+    // cancelled before this shard started: it writes nothing and says so, so that the run counts it cancelled, not failed
+    if (await this.specs.isCancelled(runId)) return cancelledShard(task.index);
     await this.extendWindow(spec, task.index);
     const shard: ShardSpec = { index: task.index, start: task.start, count: task.count, ...(task.offset !== undefined ? { offset: task.offset } : {}) };
     const attempt = `attempt ${job.attemptsMade + 1}/${job.opts.attempts ?? 1}`;
@@ -316,7 +326,7 @@ export class LayertapWorker {
       if (spec.idPlan) shard.ids = await this.shardIds(spec, task);
       const data: ShardJobData = { runId, job: spec.job, shard, ...(spec.base ? { base: spec.base } : {}) };
       const rec = await this.registry.get(runId);
-      if (rec?.status === 'queued') await this.registry.update(runId, { status: 'running' });
+      if (rec?.status === 'queued') await this.lifecycle.move(runId, 'running');
       const result = await processShard(data, {
         pool: this.observed(this.poolFor(data), origin),
         registries: this.registries,
@@ -370,36 +380,19 @@ export class LayertapWorker {
     const lockDuration = this.opts.lockDurationMs ?? WORKER_DEFAULTS.lockDurationMs;
     const recovery = {
       lockDuration,
-      stalledInterval: this.opts.stalledIntervalMs ?? lockDuration,
+      stalledInterval: this.opts.stalledIntervalMs ?? stalledIntervalFor(lockDuration),
       maxStalledCount: this.opts.maxStalledCount ?? WORKER_DEFAULTS.maxStalledCount,
       name: this.name,
     };
-    this.shardQueue = new Queue<ShardTask>(SHARDS_QUEUE, { connection, prefix });
+    this.shardQueue = this.queues.get<ShardTask>(this.own.shards);
     this.shardQueue.on('error', (err) => this.logError(err));
-    this.shardWorker = new Worker<ShardTask, ShardResult>(SHARDS_QUEUE, (job, token, signal) => this.processShardJob(job, token, signal), {
+    this.shardWorker = new Worker<ShardTask, ShardResult>(this.own.shards, (job, token, signal) => this.processShardJob(job, token, signal), {
       connection,
       prefix,
       concurrency: this.opts.concurrency ?? 2,
       ...recovery,
     });
-    this.runWorker = new Worker<RunJobData>(
-      RUNS_QUEUE,
-      async (job) => {
-        const { runId } = this.checked(job, parseRunJobData);
-        const spec = await this.specFor(job, runId, 'run');
-        const cancelled = await this.specs.isCancelled(runId);
-        const res = await finalizeRun(spec, await shardOutcomes(job), this.registry, this.registries.sinks, {
-          cancelled,
-          range: async (index) => this.specs.task(runId, index),
-        });
-        await this.specs.finished(runId);
-        const level = res.status === 'committed' ? 'info' : res.status === 'partial' || res.status === 'cancelled' ? 'warn' : 'error';
-        this.log[level]({ runId, status: res.status, manifest: res.manifest }, `layertap worker: run ${runId} ${res.status}: ${res.manifest}`);
-        this.opts.onRun?.(runId);
-        return res;
-      },
-      { connection, prefix, concurrency: 1, ...recovery },
-    );
+    this.runWorker = new Worker<RunJobData>(this.own.runs, (job) => this.finalizeJob(job), { connection, prefix, concurrency: 1, ...recovery });
     for (const w of [this.shardWorker, this.runWorker]) w.on('error', (err) => this.logError(err));
     this.shardWorker.on('stalled', (jobId) =>
       this.log.warn(
@@ -407,25 +400,65 @@ export class LayertapWorker {
         `layertap worker: shard job ${jobId} stalled (its worker stopped renewing the lock); back in the queue`,
       ),
     );
+    if (this.opts.owner) {
+      // a run worked alone: its own queues only, no schedule ticks and no sweeps of other runs
+      await Promise.all([this.shardWorker.waitUntilReady(), this.runWorker.waitUntilReady()]);
+      return;
+    }
     // schedule ticks: each becomes one run (see schedules.ts)
     // its connection errors share the shard worker's rate limit: one line per 5 s while Redis is away
     this.scheduleWorker = new ScheduleWorker(this.opts.settings, this.log, (err) => this.logError(err));
     await Promise.all([this.shardWorker.waitUntilReady(), this.runWorker.waitUntilReady(), this.scheduleWorker.waitUntilReady()]);
-    const runs = new Queue<RunJobData>(RUNS_QUEUE, { connection, prefix });
-    runs.on('error', () => undefined);
     const sweep = async () => {
       try {
-        for (const runId of await failAbandonedPlans(this.specs, this.registry, runs)) {
-          this.log.warn({ runId }, `layertap worker: run ${runId} failed: its enqueuer stopped while planning`);
+        for (const runId of await failAbandonedPlans(this.lifecycle, this.queues, this.registries.sinks)) {
+          const rec = await this.registry.get(runId);
+          this.log.warn(
+            { runId, status: rec?.status ?? null },
+            `layertap worker: run ${runId} ${rec?.status ?? 'ended'}: ${rec?.error ?? 'its process stopped'}`,
+          );
         }
       } catch (err) {
         this.logError(err as Error);
       }
     };
-    this.sweepQueue = runs;
     void sweep();
     this.sweep = setInterval(() => void sweep(), this.opts.planningSweepMs ?? 30_000);
     this.sweep.unref();
+  }
+
+  /**
+   * The run (parent) job: once every shard job has finished, write the manifest and the marker
+   * and end the run. A run that still cannot be finalized at its last attempt ends `failed` with
+   * the reason, so that it never stays `running` (nor keeps its dedup claim).
+   */
+  private async finalizeJob(job: Job<RunJobData>): Promise<unknown> {
+    const { runId } = this.checked(job, parseRunJobData);
+    try {
+      const spec = await this.specFor(job, runId, 'run');
+      const cancelled = await this.specs.isCancelled(runId);
+      const res = await finalizeRun(spec, await shardOutcomes(job), this.lifecycle, this.registries.sinks, {
+        cancelled,
+        range: async (index) => this.specs.task(runId, index),
+      });
+      const level = res.status === 'committed' ? 'info' : res.status === 'partial' || res.status === 'cancelled' ? 'warn' : 'error';
+      this.log[level]({ runId, status: res.status, manifest: res.manifest }, `layertap worker: run ${runId} ${res.status}: ${res.manifest}`);
+      this.opts.onRun?.(runId);
+      return res;
+    } catch (err) {
+      const message = (err as Error).message ?? String(err);
+      // a storage that refuses for good (denied access, a missing bucket) will refuse every attempt
+      const last = err instanceof UnrecoverableError || isPermanent(err) || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      this.log.error(
+        { runId, attempt: job.attemptsMade + 1 },
+        `layertap worker: run ${runId}: finalize attempt ${job.attemptsMade + 1}/${job.opts.attempts ?? 1} failed: ${message}${last ? '; the run ends failed' : ''}`,
+      );
+      if (last) {
+        await this.lifecycle.move(runId, 'failed', { error: `the run could not be finalized: ${message}` });
+        this.opts.onRun?.(runId);
+      }
+      throw isPermanent(err) ? new UnrecoverableError(message) : err;
+    }
   }
 
   /** While Redis is away every connection fails every reconnect; one line per 5 s says it all. */
@@ -468,7 +501,7 @@ export class LayertapWorker {
       this.handBackActive();
     }
     await workersClosed;
-    await Promise.allSettled([this.shardQueue?.close(), this.sweepQueue?.close()]);
+    await this.queues.close();
     await Promise.allSettled([...this.pools.values()].map((p) => p.close()));
     this.incremental.close();
     this.redis.disconnect();
@@ -478,16 +511,21 @@ export class LayertapWorker {
 /** Socket errors that mean Redis cannot be reached. */
 const CONNECTION_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE']);
 
-/** The results and failures of a run job's children, as the finalizer takes them. */
-async function shardOutcomes(job: Job<RunJobData>): Promise<ShardOutcomes> {
-  const values = (await job.getChildrenValues()) as Record<string, ShardResult>;
-  const failures = await job.getIgnoredChildrenFailures();
+/** What a shard of a cancelled run answers when it is taken: nothing written, counted as cancelled. */
+function cancelledShard(index: number): ShardResult {
   return {
-    results: Object.values(values),
-    // keys are '<prefix>:shards:<shard job id>'
-    failures: Object.entries(failures).map(([key, error]) => ({
-      index: parseShardJobId(key.slice(key.lastIndexOf(':') + 1))?.shard ?? -1,
-      error: error || 'unknown',
-    })),
+    index,
+    cancelled: true,
+    rows: 0,
+    errorRows: 0,
+    file: null,
+    errorsFile: null,
+    bytes: 0,
+    seconds: 0,
+    backend: '',
+    shapes: {},
+    layout: 'nchw',
+    decodeMs: 0,
+    forwardMs: 0,
   };
 }

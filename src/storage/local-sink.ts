@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, opendir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, opendir, readFile, rename, rmdir, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Sink, SinkWriter } from './types.js';
@@ -30,12 +30,30 @@ export class LocalSink implements Sink {
     return path.join(this.uri, ...splitKey(key));
   }
 
-  /** Fails when the root exists but is not a folder (a missing root is created on first write). */
-  async check(): Promise<void> {
+  /**
+   * Fails when the root exists but is not a folder (a missing root is created on first write);
+   * with `dataset`, also when a file cannot be created and removed in `<root>/<dataset>/` (a
+   * file in its place, a read-only folder), so that such a sink is refused before any work.
+   */
+  async check(dataset?: string): Promise<void> {
     try {
       if (!(await stat(this.uri)).isDirectory()) throw new FieldError('sink.uri', `${this.uri} exists and is not a folder`);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    if (dataset === undefined) return;
+    const dir = this.resolve(dataset);
+    const probe = path.join(dir, `.layertap-probe-${randomBytes(6).toString('hex')}.tmp`);
+    // mkdir gives the first folder it had to create: the probe leaves no folder behind
+    let created: string | undefined;
+    try {
+      created = await mkdir(dir, { recursive: true });
+      await (await open(probe, 'wx')).close();
+      await unlink(probe);
+    } catch (err) {
+      throw new FieldError('sink.uri', `cannot write in ${dir}: ${(err as Error).message}`, { cause: err });
+    } finally {
+      if (created !== undefined) await removeEmptyFolders(dir, created);
     }
   }
 
@@ -220,4 +238,16 @@ function splitKey(key: string): string[] {
     }
   }
   return parts;
+}
+
+/** Removes `dir` and its parents up to and including `top`, each only if empty (a writer elsewhere may have filled one). */
+async function removeEmptyFolders(dir: string, top: string): Promise<void> {
+  for (let d = dir; ; d = path.dirname(d)) {
+    try {
+      await rmdir(d);
+    } catch {
+      return;
+    }
+    if (d === top || path.dirname(d) === d) return;
+  }
 }

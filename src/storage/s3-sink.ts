@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Upload } from '@aws-sdk/lib-storage';
@@ -5,6 +6,7 @@ import type { CleanupOptions } from './local-sink.js';
 import { checkBucket, s3Error, errorCode, formatS3Uri, httpStatus, loadS3Sdk, parseS3Uri, s3Client } from './s3-client.js';
 import type { S3ConnectionOptions, S3Sdk } from './s3-client.js';
 import type { Sink, SinkWriter } from './types.js';
+import { FieldError } from '../types/errors.js';
 
 /** Options of {@link S3Sink}: where the store is, and how big multipart pieces are. */
 export interface S3SinkOptions extends S3ConnectionOptions {
@@ -65,9 +67,22 @@ export class S3Sink implements Sink {
     return formatS3Uri(this.bucket, this.objectKey(key));
   }
 
-  /** Fails, naming the bucket, when it does not exist or cannot be reached. */
-  async check(): Promise<void> {
+  /**
+   * Fails, naming the bucket, when it does not exist or cannot be reached; with `dataset`, also
+   * when an object cannot be written under `<prefix>/<dataset>/` (a probe is put and deleted).
+   */
+  async check(dataset?: string): Promise<void> {
     await checkBucket(this.bucket, this.options, 'sink.uri');
+    if (dataset === undefined) return;
+    const key = this.objectKey(`${dataset}/.layertap-probe-${randomBytes(6).toString('hex')}`);
+    const { sdk, client } = await this.s3();
+    try {
+      await client.send(new sdk.PutObjectCommand({ Bucket: this.bucket, Key: key, Body: new Uint8Array(0), ContentLength: 0 }));
+      await client.send(new sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+    } catch (err) {
+      const e = s3Error(err, `writing a probe object ${formatS3Uri(this.bucket, key)}`, this.options);
+      throw new FieldError('sink.uri', `cannot write to ${formatS3Uri(this.bucket, this.objectKey(dataset))}/: ${e.message}`, { cause: err });
+    }
   }
 
   /** Starts a (multipart) upload to `key`; the object appears only at commit(). */

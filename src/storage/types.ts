@@ -13,8 +13,12 @@ export interface Sink {
   readonly uri: string;
   /** full path/URI of a key */
   resolve(key: string): string;
-  /** fails with a message naming the location when the sink cannot be written (e.g. a missing bucket) */
-  check(): Promise<void>;
+  /**
+   * fails with a message naming the location when the sink cannot be written (e.g. a missing
+   * bucket); with `dataset`, writes and removes a probe under `<dataset>/`, so that a folder or
+   * bucket that refuses writes is found before any work
+   */
+  check(dataset?: string): Promise<void>;
   createWriter(key: string): Promise<SinkWriter>;
   /** write a small object atomically */
   put(key: string, data: Uint8Array | string): Promise<string>;

@@ -91,16 +91,17 @@ describe('layertap plan and layertap cancel', () => {
     }
   }, 90_000);
 
-  it('cancel: a queued run is cancelled (exit 0) and finalized as cancelled by the next worker; cancelling again says so; an unknown run is exit 1', async () => {
+  it('cancel: a queued run is cancelling (exit 0) and finalized as cancelled by the next worker; cancelling again says so; an unknown run is exit 1', async () => {
     const env = { REDIS_URL, LAYERTAP_PREFIX: prefix };
     const enq = await runCli(['enqueue', jobFile, '--json'], env);
     expect(enq.code, enq.stderr).toBe(0);
     const { runId } = JSON.parse(enq.stdout);
     const c = await runCli(['cancel', runId, '--json'], env);
     expect(c.code, c.stderr).toBe(0);
+    expect(c.stderr).toContain(`run ${runId} cancelling: pending shards removed; active shards finish, then `);
     expect(JSON.parse(c.stdout)).toEqual({
       runId,
-      status: 'cancelled',
+      status: 'cancelling',
       cancelled: true,
       output: { uri: expect.stringMatching(new RegExp(`^${join(tmp.dir, 'out', 'sized')}/[0-9a-f]{16}/${runId}$`)) },
     });
@@ -113,6 +114,9 @@ describe('layertap plan and layertap cancel', () => {
       await worker.start();
       const s = await waitForFinal(client, runId, 30_000);
       expect(s.status).toBe('cancelled');
+      // no shard ran: none is done or failed, every one is cancelled
+      expect(s.shards).toEqual({ total: s.shards.total, done: 0, failed: 0, cancelled: s.shards.total });
+      expect(s.shards.total).toBeGreaterThan(0);
       for (let i = 0; i < 50 && !existsSync(join(s.output.uri, '_CANCELLED')); i++) await new Promise((r) => setTimeout(r, 100));
       expect(existsSync(join(s.output.uri, '_CANCELLED'))).toBe(true);
       expect((await readManifest(s.output.uri)).status).toBe('cancelled');

@@ -41,7 +41,7 @@ describe('ONNX seed parity through a full run', () => {
     expect(summary.status).toBe('committed');
     expect(summary.rows).toBe(3);
     expect(summary.errorRows).toBe(0);
-    expect(summary.shards).toEqual({ total: 2, done: 2, failed: 0 });
+    expect(summary.shards).toEqual({ total: 2, done: 2, failed: 0, cancelled: 0 });
 
     const runDir = summary.output.uri;
     expect((await readdir(runDir)).sort()).toEqual(['_SUCCESS', '_index', '_manifest.json', 'part-00000.arrow', 'part-00001.arrow']);

@@ -123,7 +123,7 @@ describe('registries handed to a run', () => {
     expect(summary.status).toBe('committed');
     expect(summary.rows).toBe(rows);
     expect(summary.errorRows).toBe(0);
-    expect(summary.shards).toEqual({ total: 3, done: 3, failed: 0 });
+    expect(summary.shards).toEqual({ total: 3, done: 3, failed: 0, cancelled: 0 });
 
     const store = stores.get('mem://out')!;
     const under = (uri: string) => uri.slice('mem://out/'.length);

@@ -68,7 +68,7 @@ describe('a run from an S3 image prefix to an S3 sink', () => {
     expect(summary.status).toBe('committed');
     expect(summary.rows).toBe(6);
     expect(summary.errorRows).toBe(1);
-    expect(summary.shards).toEqual({ total: 3, done: 3, failed: 0 });
+    expect(summary.shards).toEqual({ total: 3, done: 3, failed: 0, cancelled: 0 });
     const runKey = `emb/s3run/${summary.fingerprint}/${summary.runId}`;
     expect(summary.output.uri).toBe(`s3://${out}/${runKey}`);
     expect(summary.output.files).toEqual([0, 1, 2].map((i) => `s3://${out}/${runKey}/part-0000${i}.arrow`));

@@ -130,6 +130,14 @@ describe('S3Sink against s3rver', () => {
     expect(await s3.pendingUploads(bucket)).toEqual([]);
   });
 
+  it('check(dataset) puts and deletes a probe object under the dataset: the bucket is left as it was', async () => {
+    const out = sink('probe-root');
+    await out.check('products');
+    expect(await out.list('')).toEqual([]);
+    // a bucket that is not there is named before any probe
+    await expect(new S3Sink('s3://no-such-bucket-y/out', { endpoint: s3.endpoint }).check('products')).rejects.toThrow(/bucket 'no-such-bucket-y' does not exist/);
+  });
+
   it('names the bucket when it does not exist', async () => {
     const missing = new S3Sink('s3://no-such-bucket-x/out', { endpoint: s3.endpoint });
     await expect(missing.check()).rejects.toThrow(`sink.uri: bucket 'no-such-bucket-x' does not exist at ${s3.endpoint}`);

@@ -13,6 +13,8 @@ import { LayertapError } from '../../src/types/errors.js';
 import { resolveJob } from '../../src/pipeline/index.js';
 import { LayertapClient } from '../../src/queue/client.js';
 import { ABANDONED_PLAN } from '../../src/queue/planning.js';
+import { RunCancelledError } from '../../src/queue/lifecycle.js';
+import { endedRunLeftovers } from '../helpers/redis-keys.js';
 import { RANGE_BYTES } from '../../src/queue/run-specs.js';
 import type { ShardTask } from '../../src/queue/types.js';
 import { LayertapWorker } from '../../src/queue/worker.js';
@@ -99,12 +101,13 @@ describe('scale: shard jobs in a window, plans stored once, cancel, a dead enque
       const s = await waitForFinal(client, rec.runId, 60_000);
       expect(s.status).toBe('committed');
       expect(s.rows).toBe(23);
-      expect(s.shards).toEqual({ total: 12, done: 12, failed: 0 });
+      expect(s.shards).toEqual({ total: 12, done: 12, failed: 0, cancelled: 0 });
       const folder = await readRunFolder(s.output.uri);
       expect([...folder.featureIds.keys()].sort((a, b) => Number(a) - Number(b))).toEqual(Array.from({ length: 23 }, (_, i) => String(i)));
       expect([...folder.featureIds.values()].every((n) => n === 1)).toBe(true);
-      // the range list goes with the run
+      // the range list goes with the run, and what stays expires
       expect(await redis.exists(`${prefix}:layertap:run:${rec.runId}:ranges`)).toBe(0);
+      expect(await endedRunLeftovers(redis, prefix, rec.runId)).toEqual([]);
       expect((await client.shards.getJobCounts('completed')).completed).toBe(12);
     } finally {
       await worker.close({ graceMs: 0 });
@@ -247,7 +250,7 @@ describe('scale: shard jobs in a window, plans stored once, cancel, a dead enque
       const s = await waitForFinal(client, rec.runId, 60_000);
       await cancelled;
       expect(s.status).toBe('cancelled');
-      // the run is cancelled at once; it is finalized when its active shard is done
+      // the run is cancelling at once; it is finalized, cancelled, when its active shard is done
       const end = Date.now() + 30_000;
       while ((await client.registry.get(rec.runId))?.finishedAt === undefined && Date.now() < end) await sleep(50);
       const m = await readManifest(s.output.uri);
@@ -263,6 +266,12 @@ describe('scale: shard jobs in a window, plans stored once, cancel, a dead enque
       const listed = (await client.registry.list()).find((r) => r.runId === rec.runId);
       expect(listed?.status).toBe('cancelled');
       expect(listed?.error).toBe(`cancelled: ${done} of 23 shard(s) committed`);
+      // done is what committed; the shards that never ran are cancelled, not failed
+      const final = await client.status(rec.runId);
+      expect(final?.shards).toEqual({ total: 23, done, failed: 0, cancelled: 23 - done });
+      expect(m.failedShards).toEqual([]);
+      expect(m.cancelledShards).toBe(23 - done);
+      expect(await endedRunLeftovers(redis, prefix, rec.runId)).toEqual([]);
       // cancelling a finished run changes nothing
       expect((await client.cancel(rec.runId))?.status).toBe('cancelled');
       expect(await client.cancel('20261127T000000-000000')).toBeNull();
@@ -272,11 +281,11 @@ describe('scale: shard jobs in a window, plans stored once, cancel, a dead enque
     }
   }, 90_000);
 
-  it('cancel of a run still planning stops its enqueuer at the next shard; nothing is queued, _CANCELLED is written', async () => {
+  it('cancel of a run still planning stops its enqueuer within a second: it says so, nothing is queued, a manifest and _CANCELLED record it', async () => {
     const prefix = newPrefix();
     const settings = { redisUrl: REDIS_URL, prefix };
     let planned = 0;
-    // a listing that takes 20 ms per shard, as a slow file system or object store would
+    // a listing that takes 20 ms per shard, as a slow file system or object store would: 200 shards take 4 s
     const slow = npyWith((source) => ({
       async *plan(shardSize: number) {
         for await (const s of source.plan(shardSize)) {
@@ -286,26 +295,38 @@ describe('scale: shard jobs in a window, plans stored once, cancel, a dead enque
         }
       },
     }));
-    const client = new LayertapClient(settings, {
-      registries: { ...defaultRegistries(), sources: defaultSources().with('npy', slow) },
-      planningTimeoutMs: 300,
-    });
+    // the default planning timeout (60 s): the cancel must not wait for the enqueuer's heartbeat
+    const client = new LayertapClient(settings, { registries: { ...defaultRegistries(), sources: defaultSources().with('npy', slow) } });
     try {
-      const job = await npyJob(join(tmp.dir, 'x.npy'), join(tmp.dir, 'out-plan-cancel'), 1);
+      await writeRows(join(tmp.dir, 'x200.npy'), 200);
+      const job = await npyJob(join(tmp.dir, 'x200.npy'), join(tmp.dir, 'out-plan-cancel'), 1);
       const runId = '20261129T120000-cace11';
       const enqueued = client.enqueue(job, { runId });
-      while ((await client.registry.get(runId))?.status !== 'planning') await sleep(10);
+      enqueued.catch(() => undefined);
+      while ((await client.registry.get(runId))?.status !== 'planning' || planned < 5) await sleep(10);
+      const asked = Date.now();
       const c = await client.cancel(runId);
-      expect(c?.status).toBe('cancelled');
-      expect(c?.error).toBe('cancelled while planning');
-      const rec = await enqueued;
+      expect(c?.status).toBe('cancelling');
+      const err = await enqueued.then(
+        () => null,
+        (e: unknown) => e,
+      );
+      const stoppedMs = Date.now() - asked;
+      expect(err).toBeInstanceOf(RunCancelledError);
+      expect((err as Error).message).toBe(`run ${runId} was cancelled while planning; nothing was queued`);
+      expect(planned).toBeLessThan(100);
+      const rec = (await client.registry.get(runId))!;
       expect(rec.status).toBe('cancelled');
-      expect(planned).toBeLessThan(23);
+      expect(rec.error).toMatch(/^cancelled while planning \(\d+ shard\(s\) planned\)$/);
+      expect((await client.status(runId))?.status).toBe('cancelled');
       expect(await Job.fromId(client.runs, runId)).toBeUndefined();
       expect(await client.shards.count()).toBe(0);
       expect(existsSync(join(rec.outputUri, '_CANCELLED'))).toBe(true);
-      expect(await redis.exists(`${prefix}:layertap:run:${runId}:ranges`)).toBe(0);
-      expect(await redis.smembers(`${prefix}:layertap:planning`)).toEqual([]);
+      const m = await readManifest(rec.outputUri);
+      expect(m.status).toBe('cancelled');
+      expect(m.error).toBe('cancelled while planning');
+      expect(await endedRunLeftovers(redis, prefix, runId)).toEqual([]);
+      console.log(`[lifecycle] cancel while planning: enqueuer stopped ${stoppedMs} ms after the cancel, after ${planned} of 200 shards`);
     } finally {
       await client.close();
     }
@@ -341,6 +362,11 @@ describe('scale: shard jobs in a window, plans stored once, cancel, a dead enque
       expect(await client.shards.count()).toBe(0);
       expect(await redis.exists(`${prefix}:layertap:run:${runId}:ranges`)).toBe(0);
       expect(await redis.smembers(`${prefix}:layertap:planning`)).toEqual([]);
+      // the run's spec was stored when planning began: its end is recorded in a manifest too
+      const m = await readManifest(rec!.outputUri);
+      expect(m.status).toBe('failed');
+      expect(m.error).toBe(ABANDONED_PLAN);
+      expect(await endedRunLeftovers(redis, prefix, runId)).toEqual([]);
     } finally {
       proc.kill('SIGKILL');
       await worker.close({ graceMs: 0 });

@@ -39,7 +39,7 @@ describe('seed parity through a full run', () => {
     expect(summary.status).toBe('committed');
     expect(summary.rows).toBe(3);
     expect(summary.errorRows).toBe(0);
-    expect(summary.shards).toEqual({ total: 2, done: 2, failed: 0 });
+    expect(summary.shards).toEqual({ total: 2, done: 2, failed: 0, cancelled: 0 });
     expect(summary.output.files.map((f) => f.split('/').pop())).toEqual(['part-00000.arrow', 'part-00001.arrow']);
 
     const runDir = summary.output.uri;

@@ -7,11 +7,11 @@ import { finalizeRun, MANIFEST_INLINE_SHARDS } from '../../src/pipeline/finalize
 import type { RunRecord, RunRecordStore, RunSpec, ShardResult } from '../../src/pipeline/types.js';
 import { tempDir } from '../helpers/index.js';
 
-/** Keeps the last patch, as the registry would merge it. */
+/** Keeps the last ending, as the run lifecycle would apply it. */
 class Patches implements RunRecordStore {
   last: Partial<RunRecord> = {};
-  async update(_runId: string, patch: Partial<RunRecord>): Promise<unknown> {
-    this.last = patch;
+  async end(_runId: string, status: RunRecord['status'], patch: Partial<RunRecord>): Promise<unknown> {
+    this.last = { ...patch, status };
     return null;
   }
 }

@@ -35,6 +35,18 @@ describe('LocalSink', () => {
     await expect(w.write(new Uint8Array(1))).rejects.toThrow(/writer is committed/);
   });
 
+  it('check(dataset) writes and removes a probe and leaves no folder behind; a file in the folder\'s place is named', async () => {
+    const sink = new LocalSink(path.join(tmp, 'out'));
+    await sink.check('products');
+    // nothing existed: nothing is left, not even the root
+    expect(await readdir(tmp)).toEqual([]);
+    await writeFile(path.join(tmp, 'blocked'), 'x');
+    const blocked = new LocalSink(tmp);
+    await expect(blocked.check('blocked')).rejects.toThrow(new RegExp(`^sink\\.uri: cannot write in ${path.join(tmp, 'blocked')}: EEXIST`));
+    await blocked.check('fine');
+    expect((await readdir(tmp)).sort()).toEqual(['blocked']);
+  });
+
   it('removes the temp file on abort and leaves an existing final file as it was', async () => {
     const sink = new LocalSink(tmp);
     await sink.put(KEY, 'old');

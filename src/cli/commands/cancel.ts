@@ -15,11 +15,14 @@ export function register(program: Command, setExit: SetExit): void {
             const rec = await client.cancel(runId);
             if (!rec) throw new Error(`no run with id '${runId}'`);
             // a run that ended before the cancel keeps its status: nothing was cancelled
-            const cancelled = rec.status === 'cancelled' && before?.status !== 'cancelled';
-            const already = before?.status === 'cancelled';
+            const already = before?.status === 'cancelled' || before?.status === 'cancelling';
+            const cancelled = !already && (rec.status === 'cancelling' || rec.status === 'cancelled');
             if (o.json) out(JSON.stringify({ runId, status: rec.status, cancelled: cancelled || already, output: { uri: rec.outputUri } }));
-            if (cancelled) err(`run ${runId} cancelled; active shards finish, then ${rec.outputUri} gets _CANCELLED`);
-            else if (already) err(`run ${runId} was already cancelled`);
+            if (cancelled && rec.status === 'cancelled') err(`run ${runId} cancelled; ${rec.outputUri} has _CANCELLED`);
+            else if (cancelled && before?.status === 'planning')
+              err(`run ${runId} cancelling: its enqueuer stops planning at the next shard; then ${rec.outputUri} gets _CANCELLED`);
+            else if (cancelled) err(`run ${runId} cancelling: pending shards removed; active shards finish, then ${rec.outputUri} gets _CANCELLED`);
+            else if (already) err(`run ${runId} was already ${before?.status}`);
             else {
               err(`layertap: run ${runId} is already ${rec.status}; nothing to cancel`);
               setExit(EXIT.failed);

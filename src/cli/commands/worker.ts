@@ -30,7 +30,7 @@ export function register(program: Command, setExit: SetExit): void {
       `job lock duration: a dead worker's shards are retried this long after it died (default ${WORKER_DEFAULTS.lockDurationMs})`,
       positiveInt('--lock-ms'),
     )
-    .option('--stalled-ms <ms>', 'how often to look for shards of dead workers (default: --lock-ms)', positiveInt('--stalled-ms'))
+    .option('--stalled-ms <ms>', 'how often to look for shards of dead workers (default: a quarter of --lock-ms)', positiveInt('--stalled-ms'))
     .option(
       '--max-stalls <n>',
       `times a shard may be recovered from a dead worker before it fails (default ${WORKER_DEFAULTS.maxStalledCount})`,
