@@ -8,11 +8,25 @@ export type {
   ModelSpec,
   NamedTensor,
   Runtime,
+  TapActivations,
   TapOutput,
+  TapPoint,
   TensorDataOf,
   TensorDtype,
 } from './types.js';
-export { backendMismatch, defaultRuntimes, describeModel, isOnnxUri, listLayers, loadRunner, modelInputs, runtimeFor, threadLimit } from './registry.js';
+export {
+  backendMismatch,
+  defaultRuntimes,
+  describeModel,
+  isOnnxUri,
+  listLayers,
+  loadRunner,
+  modelInputs,
+  modelTapColumns,
+  runtimeFor,
+  threadLimit,
+} from './registry.js';
+export { tapColumn, type TapShapeContext } from './tap-shape.js';
 export type { RuntimeEntry, RuntimeRegistry } from './registry.js';
 export { checkInputs, formatInput, formatInputs, isTensorDtype, singleFloatInput } from './model-inputs.js';
 export { selectBackend, tfjsNodeInstalled, TFJS_BACKENDS, type TfjsBackendName } from './backend.js';

@@ -3,7 +3,7 @@ import { onnxContentHash, readOnnxFiles, type OnnxFiles } from './onnx-files.js'
 import { modulePath, OnnxTapIndex } from './onnx-module-paths.js';
 import { inputShapeOf, isTensorDtype, zeros } from './model-inputs.js';
 import { createSession, loadOrt, ortFeeds } from './onnx-session.js';
-import type { LayerInfo, ModelDescription, ModelInputInfo, ModelInputs } from './types.js';
+import type { LayerInfo, ModelDescription, ModelInputInfo, ModelInputs, TapPoint } from './types.js';
 
 type Shape = (number | null)[];
 
@@ -136,24 +136,52 @@ async function probeShapes(files: OnnxFiles, inputs: readonly ModelInputInfo[], 
   return shapes;
 }
 
+/**
+ * Shapes of `tensors` (and of every tensor whose shape the graph declares): as declared, else,
+ * with `probe`, from {@link probeShapes}; a tensor neither tells is absent.
+ */
+async function tensorShapes(files: OnnxFiles, inputs: readonly ModelInputInfo[], tensors: readonly string[], probe: boolean): Promise<Map<string, Shape>> {
+  const { graph } = files.model;
+  const known = new Map<string, Shape>();
+  for (const input of inputs) if (input.dims !== null) known.set(input.name, input.dims);
+  for (const v of [...graph.valueInfo, ...graph.outputs]) if (v.shape !== null) known.set(v.name, declared(v.shape));
+  if (probe) {
+    const missing = [...new Set(tensors)].filter((t) => t !== '' && !known.has(t));
+    try {
+      for (const [t, shape] of await probeShapes(files, inputs, missing)) known.set(t, shape);
+    } catch {
+      // shapes are a convenience: a model the runtime cannot probe is still described
+    }
+  }
+  return known;
+}
+
+/**
+ * The shapes of the tensors taps on `points` read (module paths, node names or tensor names, as
+ * a runner resolves them), batch axis first, null for a size that follows an input's dynamic axis.
+ */
+export async function onnxTapShapes(uri: string, points: readonly TapPoint[]): Promise<Array<Shape | null>> {
+  const files = await readOnnxFiles(uri);
+  const index = new OnnxTapIndex(files.model.graph, files.source);
+  const tensors = points.map((p) => index.resolve(p.layer, p.at).tensor);
+  const known = await tensorShapes(files, onnxInputs(files.model, files.source), tensors, true);
+  return tensors.map((t) => known.get(t) ?? null);
+}
+
 /** Every node of an ONNX graph: name, op, module path, output tensors, shapes where known, weights it reads. */
 export async function listOnnxLayers(uri: string, opts: ListOnnxLayersOptions = {}): Promise<LayerInfo[]> {
   const files = await readOnnxFiles(uri);
   const { graph } = files.model;
   const inputs = onnxInputs(files.model, files.source);
-  const known = new Map<string, Shape>();
-  for (const v of [...graph.valueInfo, ...graph.outputs]) if (v.shape !== null) known.set(v.name, declared(v.shape));
   const index = new OnnxTapIndex(graph, files.source);
   // as with a TF.js graph's Const nodes, nodes computing from weights alone are hidden by default
   const nodes = graph.nodes.filter((n) => opts.includeConstants === true || n.outputs.some((t) => index.isActivation(t)));
-  if (opts.probeShapes !== false) {
-    const missing = nodes.flatMap((n) => n.outputs).filter((t) => t !== '' && !known.has(t));
-    try {
-      for (const [t, shape] of await probeShapes(files, inputs, missing)) known.set(t, shape);
-    } catch {
-      // shapes are a convenience: a model the runtime cannot probe is still listed
-    }
-  }
+  const known = await tensorShapes(
+    files,
+    inputs,
+    nodes.flatMap((n) => n.outputs),
+    opts.probeShapes !== false,
+  );
   const weights = new Map(graph.initializers.map((i) => [i.name, i.dims.reduce((a, b) => a * b, 1)]));
   // exporters hand a weight used twice to its second user through an Identity: it is still that weight
   for (const n of graph.nodes) {

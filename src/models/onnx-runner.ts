@@ -10,7 +10,8 @@ import { createSession, loadOrt, ortFeeds, type Ort } from './onnx-session.js';
 import { encodeTap, tapValues } from './tap-features.js';
 import type { ModelInputInfo, ModelInputs, ModelRunner, ModelSpec, NamedTensor, TapOutput } from './types.js';
 
-const LAYOUT = 'nchw';
+/** Layout of an ONNX runner's activations: PyTorch exports are NCHW, as is the Conv op. */
+export const ONNX_LAYOUT = 'nchw';
 
 interface Activation {
   values: Float32Array;
@@ -29,7 +30,7 @@ function outputFloat32(t: Tensor, name: string): Float32Array {
 
 class OnnxRunner implements ModelRunner {
   readonly backend = 'onnx';
-  readonly layout = LAYOUT;
+  readonly layout = ONNX_LAYOUT;
   private disposed = false;
 
   constructor(
@@ -109,7 +110,7 @@ class OnnxRunner implements ModelRunner {
     this.taps.forEach((tap, i) => {
       const a = activations.get(this.tensors[i] ?? '');
       if (a === undefined) throw new Error(`tap '${tap.as}' produced no tensor`);
-      const features = tapValues(a.values, a.dims, tap, rows, LAYOUT);
+      const features = tapValues(a.values, a.dims, tap, rows, ONNX_LAYOUT);
       // a fed input is the caller's buffer: hand back a copy, never a view of it
       const values = fedData.has(features.values) ? features.values.slice() : features.values;
       out[tap.as] = encodeTap(values, features.shape, tap);

@@ -1,6 +1,6 @@
-import { describeOnnx, listOnnxLayers, onnxInputs } from './onnx-describe.js';
+import { describeOnnx, listOnnxLayers, onnxInputs, onnxTapShapes } from './onnx-describe.js';
 import { readOnnxFiles } from './onnx-files.js';
-import { loadOnnxRunner } from './onnx-runner.js';
+import { loadOnnxRunner, ONNX_LAYOUT } from './onnx-runner.js';
 import type { Runtime } from './types.js';
 
 /** ONNX models (.onnx files) on onnxruntime, which loads only to run a model or probe its shapes. */
@@ -12,4 +12,5 @@ export const onnxRuntime: Runtime = {
   },
   listLayers: (uri, opts) => listOnnxLayers(uri, { includeConstants: opts.includeConstants ?? false }),
   load: loadOnnxRunner,
+  tapActivations: async (uri, points) => ({ layout: ONNX_LAYOUT, shapes: await onnxTapShapes(uri, points) }),
 };

@@ -2,7 +2,10 @@ import { fileURLToPath } from 'node:url';
 import { Registry, UnknownNameError } from '../types/registry.js';
 import { TFJS_BACKENDS, tfjsNodeInstalled } from './backend.js';
 import type { LayerInfo, ListLayersOptions, ModelDescription, ModelInputInfo, ModelRunner, ModelSpec, Runtime } from './types.js';
+import type { ResolvedTap } from '../config/resolved.js';
 import { FieldError } from '../types/errors.js';
+import type { TapColumn } from '../types/features.js';
+import { tapColumn } from './tap-shape.js';
 
 /**
  * One model runtime: which models it handles, which backends run them, and its module, imported
@@ -97,6 +100,28 @@ export async function modelInputs(uri: string, runtimes: RuntimeRegistry = defau
  */
 export async function listLayers(uri: string, opts: ListLayersOptions = {}, runtimes: RuntimeRegistry = defaultRuntimes()): Promise<LayerInfo[]> {
   return (await runtimeFor(uri, runtimes).open()).listLayers(uri, opts);
+}
+
+/**
+ * The columns `taps` write on the model `uri`, learned from its files and shape inference without
+ * running a batch: per tap, the per-row shape and layout a run writes (see {@link tapColumn}),
+ * or null when the runtime cannot tell (a runtime without `tapActivations`, a GraphModel
+ * that declares no shapes).
+ */
+export async function modelTapColumns(
+  uri: string,
+  taps: readonly ResolvedTap[],
+  /** the model is fed text (it takes input_ids) */
+  text: boolean,
+  runtimes: RuntimeRegistry = defaultRuntimes(),
+): Promise<Array<TapColumn | null>> {
+  const runtime = await runtimeFor(uri, runtimes).open();
+  if (!runtime.tapActivations) return taps.map(() => null);
+  const { layout, shapes } = await runtime.tapActivations(uri, taps);
+  return taps.map((tap, i) => {
+    const dims = shapes[i];
+    return dims ? tapColumn(tap, dims, { layout, text }) : null;
+  });
 }
 
 /** Load a model (in the calling thread) on its runtime, with every tap wired into one forward pass. */

@@ -1,6 +1,7 @@
 import type { Tensor } from '@tensorflow/tfjs-core';
 import type { ResolvedTap } from '../config/resolved.js';
 import { toFloat16Array } from '../types/float16.js';
+import { reduceAxes, tapColumn } from './tap-shape.js';
 import type { Tfjs } from './tfjs.js';
 import type { TapOutput } from './types.js';
 
@@ -8,28 +9,6 @@ import type { TapOutput } from './types.js';
 export interface TapTensor {
   tensor: Tensor;
   shape: number[];
-}
-
-/** Axes between the batch axis and the channel axis, the "spatial" ones a reduce pools over. */
-export function spatialAxes(rank: number, layout: 'nhwc' | 'nchw'): number[] {
-  if (rank <= 2) return [];
-  const axes: number[] = [];
-  const [first, last] = layout === 'nhwc' ? [1, rank - 2] : [2, rank - 1];
-  for (let a = first; a <= last; a++) axes.push(a);
-  return axes;
-}
-
-/** The axes a tap's reduce pools over in an activation of rank `rank`: the tap's own, else the layout's spatial ones. */
-export function reduceAxes(tap: ResolvedTap, rank: number, layout: 'nhwc' | 'nchw'): number[] {
-  if (tap.reduce === 'none') return [];
-  if (!tap.axes) return spatialAxes(rank, layout);
-  const bad = tap.axes.find((a) => a >= rank);
-  if (bad !== undefined) {
-    throw new Error(
-      `tap '${tap.as}' (${tap.layer} at ${tap.at}): axes [${tap.axes.join(', ')}] name axis ${bad}, but the activation has ${rank} axes (0-${rank - 1}, 0 = batch)`,
-    );
-  }
-  return tap.axes;
 }
 
 /** Reduce, flatten and normalize one captured activation; call inside tf.tidy, which frees the intermediates. */
@@ -43,7 +22,7 @@ export function tapTensor(core: Tfjs['core'], activation: Tensor, tap: ResolvedT
   let x = activation.dtype === 'float32' ? activation : core.cast(activation, 'float32');
   const axes = reduceAxes(tap, x.rank, layout);
   if (axes.length > 0) x = tap.reduce === 'mean' ? core.mean(x, axes) : core.max(x, axes);
-  const shape = x.shape.slice(1);
+  const shape = rowShape(tap, activation.shape, layout);
   x = core.reshape(x, [rows, -1]);
   if (tap.normalize === 'l2') {
     const norm = core.sqrt(core.sum(core.square(x), 1, true));
@@ -73,6 +52,11 @@ function product(dims: readonly number[]): number {
   return dims.reduce((a, b) => a * b, 1);
 }
 
+/** The per-row shape a tap writes from an image or tensor model's activation (see {@link tapColumn}). */
+function rowShape(tap: ResolvedTap, dims: readonly number[], layout: 'nhwc' | 'nchw'): number[] {
+  return tapColumn(tap, dims, { layout, text: false }).shape as number[];
+}
+
 /**
  * {@link tapTensor} for an activation held in a plain row-major array of shape `dims` (runtimes
  * other than TF.js): reduce over the tap's axes (else the spatial axes of `layout`), flatten, normalize. Returns new
@@ -92,7 +76,7 @@ export function tapValues(
     );
   }
   let x = values;
-  let shape = dims.slice(1);
+  const shape = rowShape(tap, dims, layout);
   const axes = reduceAxes(tap, dims.length, layout);
   const first = axes[0];
   const last = axes.at(-1);
@@ -114,7 +98,6 @@ export function tapValues(
       }
     }
     x = out;
-    shape = [...dims.slice(1, first), ...dims.slice(last + 1)];
   }
   if (tap.normalize === 'l2') {
     const per = x.length / rows;

@@ -26,7 +26,8 @@ function toList<T>(value: T | T[]): T[] {
   return Array.isArray(value) ? value : [value];
 }
 
-function layerTensor(layer: Layer, at: 'input' | 'output'): SymbolicTensor {
+/** The tensor a tap on `layer` reads. */
+export function layerTensor(layer: Layer, at: 'input' | 'output'): SymbolicTensor {
   // a layer applied more than once has several inbound nodes; its first call is the one tapped,
   // where PyTorch would fire the hook on every call
   const node = layer.inboundNodes[0];
@@ -75,7 +76,8 @@ export async function tapLayersModel(tfjs: Tfjs, files: ModelFiles, taps: Resolv
   }
 }
 
-function graphTapTensor(node: GraphNodeJson, tap: ResolvedTap): string {
+/** The tensor ("node" or "node:k") a tap on a GraphModel's `node` reads. */
+export function graphTapTensor(node: GraphNodeJson, tap: Pick<ResolvedTap, 'at'>): string {
   if (node.op === 'Const') throw new Error(`node '${node.name}' is a constant (a weight), not an activation`);
   if (tap.at === 'output') return node.name;
   const first = node.input.find((i) => !i.startsWith('^'));

@@ -2,8 +2,9 @@ import { selectBackend } from './backend.js';
 import { memoryHandler } from './memory-handler.js';
 import { readModelFiles, type ModelFiles } from './model-files.js';
 import { graphNodeShape, graphNodes, graphTensorNode } from './model-json.js';
+import { graphTapTensor, layerTensor } from './tapped-model.js';
 import { loadTfjs } from './tfjs.js';
-import type { LayerInfo, ListLayersOptions } from './types.js';
+import type { LayerInfo, ListLayersOptions, TapPoint } from './types.js';
 
 async function layersModelLayers(files: ModelFiles, backend: string): Promise<LayerInfo[]> {
   await selectBackend(backend);
@@ -51,4 +52,52 @@ export async function listTfjsLayers(uri: string, opts: ListLayersOptions = {}):
   const files = await readModelFiles(uri);
   if (files.format === 'tfjs-graph') return graphModelLayers(files, opts.includeConstants ?? false);
   return layersModelLayers(files, opts.backend ?? 'cpu');
+}
+
+type Shape = (number | null)[];
+
+/** What a GraphModel declares of the tensors taps read: a node's first output's `_output_shapes`, when the converter kept them. */
+function graphTapShapes(files: ModelFiles, points: readonly TapPoint[]): Array<Shape | null> {
+  const byName = new Map(graphNodes(files.json, files.source).map((n) => [n.name, n]));
+  return points.map((p) => {
+    const node = byName.get(p.layer);
+    if (node === undefined) return null;
+    let ref: string;
+    try {
+      ref = graphTapTensor(node, p);
+    } catch {
+      return null;
+    }
+    const from = byName.get(graphTensorNode(ref));
+    // only a node's first output has its shape declared where graphNodeShape reads it
+    const first = ref === graphTensorNode(ref) || ref.endsWith(':0');
+    return from !== undefined && first ? graphNodeShape(from) : null;
+  });
+}
+
+/**
+ * The shapes of the tensors taps on `points` read, batch axis first (null where the model does
+ * not fix a size): a LayersModel's symbolic tensors, as the runner wires the taps, or what a
+ * GraphModel declares.
+ */
+export async function tfjsTapShapes(uri: string, points: readonly TapPoint[]): Promise<Array<Shape | null>> {
+  const files = await readModelFiles(uri);
+  if (files.format === 'tfjs-graph') return graphTapShapes(files, points);
+  await selectBackend('cpu');
+  const tfjs = await loadTfjs();
+  const model = await tfjs.layers.loadLayersModel(memoryHandler(tfjs, files));
+  try {
+    const byName = new Map(model.layers.map((l) => [l.name, l]));
+    return points.map((p) => {
+      const layer = byName.get(p.layer);
+      if (layer === undefined) return null;
+      try {
+        return layerTensor(layer, p.at).shape;
+      } catch {
+        return null;
+      }
+    });
+  } finally {
+    model.dispose();
+  }
 }

@@ -9,10 +9,11 @@ import { tapGraphModel, tapLayersModel, type TappedModel } from './tapped-model.
 import { loadTfjs, type Tfjs } from './tfjs.js';
 import type { ModelInputInfo, ModelInputs, ModelRunner, ModelSpec, NamedTensor, TapOutput } from './types.js';
 
-const LAYOUT = 'nhwc';
+/** Layout of a TF.js runner's activations: TF.js convolutions are NHWC. */
+export const TFJS_LAYOUT = 'nhwc';
 
 class TfjsRunner implements ModelRunner {
-  readonly layout = LAYOUT;
+  readonly layout = TFJS_LAYOUT;
   private disposed = false;
 
   constructor(
@@ -46,7 +47,7 @@ class TfjsRunner implements ModelRunner {
         this.taps.map((tap, i) => {
           const activation = raw[this.model.outputIndex[i] ?? -1];
           if (activation === undefined) throw new Error(`tap '${tap.as}' produced no tensor`);
-          const feature = tapTensor(core, activation, tap, rows, LAYOUT);
+          const feature = tapTensor(core, activation, tap, rows, TFJS_LAYOUT);
           shapes.push(feature.shape);
           return feature.tensor;
         }),

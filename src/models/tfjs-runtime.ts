@@ -2,8 +2,8 @@ import { contentHash } from './content-hash.js';
 import { inputShapeOf } from './model-inputs.js';
 import { graphInputShape, graphNodes, kerasInputShape, kerasLayerNames } from './model-json.js';
 import { readModelFiles, tfjsInputs, type ModelFiles } from './model-files.js';
-import { listTfjsLayers } from './tfjs-layers.js';
-import { loadTfjsRunner } from './tfjs-runner.js';
+import { listTfjsLayers, tfjsTapShapes } from './tfjs-layers.js';
+import { loadTfjsRunner, TFJS_LAYOUT } from './tfjs-runner.js';
 import type { ModelDescription, Runtime } from './types.js';
 
 /** Describe TF.js model files already read: format, inputs, layer names, content hash. */
@@ -31,4 +31,5 @@ export const tfjsRuntime: Runtime = {
   inputs: async (uri) => tfjsInputs(await readModelFiles(uri)),
   listLayers: listTfjsLayers,
   load: loadTfjsRunner,
+  tapActivations: async (uri, points) => ({ layout: TFJS_LAYOUT, shapes: await tfjsTapShapes(uri, points) }),
 };

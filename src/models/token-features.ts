@@ -1,5 +1,6 @@
 import type { ResolvedTap } from '../config/resolved.js';
 import { encodeTap, tapValues } from './tap-features.js';
+import { isTokenStates, tapColumn } from './tap-shape.js';
 import type { TapOutput } from './types.js';
 
 /** Divides each run of `per` values by its L2 norm, in place; an all-zero run stays zero. */
@@ -24,15 +25,23 @@ function l2InPlace(x: Float32Array, per: number): void {
  * // 2 rows padded to 3 tokens of D = 2; row 0 has 2 real tokens, row 1 has 3
  * tokenTapValues(states, [2, 3, 2], Int32Array.of(2, 3), { ...tap, reduce: 'mean' }); // shape [2], 4 values
  */
-export function tokenTapValues(values: Float32Array, dims: readonly number[], lengths: Int32Array, tap: ResolvedTap): TapOutput {
+export function tokenTapValues(
+  values: Float32Array,
+  dims: readonly number[],
+  lengths: Int32Array,
+  tap: ResolvedTap,
+  /** the runner's native layout, for outputs without a token axis. @defaultValue 'nchw' (ONNX) */
+  layout: 'nhwc' | 'nchw' = 'nchw',
+): TapOutput {
   const rows = lengths.length;
   const [n, tokens, d] = dims;
-  if (dims.length !== 3 || n !== rows || tokens === undefined || d === undefined || !lengths.every((l) => l <= tokens)) {
+  if (!isTokenStates(dims) || n !== rows || tokens === undefined || d === undefined || !lengths.every((l) => l <= tokens)) {
     // not a token axis (a pooler's [rows, D]): pooled as any model's output; cls and last have nothing to pick from
-    const plain = tapValues(values, dims, tap.reduce === 'cls' || tap.reduce === 'last' ? { ...tap, reduce: 'none' } : tap, rows, 'nchw');
+    const plain = tapValues(values, dims, tap.reduce === 'cls' || tap.reduce === 'last' ? { ...tap, reduce: 'none' } : tap, rows, layout);
     return encodeTap(plain.values, plain.shape, tap);
   }
-  if (tap.reduce === 'none') {
+  const column = tapColumn(tap, dims, { layout, text: true });
+  if (column.layout === 'tokens') {
     let total = 0;
     for (const l of lengths) total += l;
     const out = new Float32Array(total * d);
@@ -67,5 +76,6 @@ export function tokenTapValues(values: Float32Array, dims: readonly number[], le
     }
   }
   if (tap.normalize === 'l2') l2InPlace(out, d);
-  return encodeTap(out, [d], tap);
+  // [d]: the batch's dims are all sizes
+  return encodeTap(out, column.shape as number[], tap);
 }

@@ -123,6 +123,17 @@ export interface ModelSpec {
   intraOpThreads?: number;
 }
 
+/** Where a tap reads: a layer (or node, or module path) and which side of it. */
+export type TapPoint = Pick<ResolvedTap, 'layer' | 'at'>;
+
+/** The activations taps read, as a model tells them without a batch being run. */
+export interface TapActivations {
+  /** native layout of the activations, as its runner has it ({@link ModelRunner.layout}) */
+  layout: 'nhwc' | 'nchw';
+  /** per tap point, the activation's shape, batch axis first, null for a size the model does not fix; null when the model does not tell */
+  shapes: Array<(number | null)[] | null>;
+}
+
 /** Options of `listLayers`. */
 export interface ListLayersOptions {
   /** TF.js: the backend to load a LayersModel on. @defaultValue cpu (shapes and params need no speed) */
@@ -144,4 +155,9 @@ export interface Runtime {
   listLayers(uri: string, opts: ListLayersOptions): Promise<LayerInfo[]>;
   /** the model loaded in the calling thread, with every tap wired into one forward pass */
   load(spec: ModelSpec): Promise<ModelRunner>;
+  /**
+   * the shapes of the activations `points` read, from the model's files and shape inference;
+   * what `layertap plan` sizes columns by. Absent: the runtime cannot tell before a run.
+   */
+  tapActivations?(uri: string, points: readonly TapPoint[]): Promise<TapActivations>;
 }

@@ -1,7 +1,7 @@
 import { tableFromArrays, tableToIPC } from 'apache-arrow';
 import { CANCELLED_MARKER, MANIFEST, MANIFEST_SHARDS, PARTIAL_MARKER, runPrefix, SUCCESS_MARKER } from '../storage/layout.js';
 import { createSink, defaultSinks, type SinkRegistry } from '../storage/registry.js';
-import type { ManifestShard } from '../sinks/manifest.js';
+import { manifestTap, type ManifestShard } from '../sinks/manifest.js';
 import { VERSION } from '../version.js';
 import type { EndedStatus, RunRecordStore, RunSpec, ShardRange, ShardResult } from './types.js';
 
@@ -98,7 +98,7 @@ export async function finalizeRun(
     source: spec.source,
     model: { ...spec.model, runtime: first?.backend ?? null },
     preprocess: spec.preprocess,
-    taps: spec.taps.map((t) => ({ ...t, shape: first?.shapes[t.as] ?? null, layout: first?.layout ?? null })),
+    taps: spec.taps.map((t) => manifestTap(t, first)),
     trigger: data.trigger,
     incremental: spec.incremental
       ? {

@@ -88,8 +88,10 @@ export async function findBaseRun(job: ResolvedJob, sink: Sink): Promise<BaseRun
       parts.push({ part: `${prefix}/${s.file.split('/').pop()!}`, index: idx });
     }
     const shapes: Record<string, number[]> = {};
-    for (const t of m.taps) if (t.shape) shapes[t.as] = t.shape;
-    const layout = m.taps.find((t) => t.layout)?.layout ?? 'nhwc';
+    // a ragged column's shape ([null, D]) has no fixed size per row to carry
+    for (const t of m.taps) if (t.shape?.every((d): d is number => d !== null)) shapes[t.as] = t.shape;
+    // the runtime's layout, which a text model's columns ('pooled', 'tokens') do not name
+    const layout = m.taps.map((t) => t.layout).find((l): l is 'nhwc' | 'nchw' => l === 'nhwc' || l === 'nchw') ?? 'nhwc';
     if (complete && parts.length > 0) return { runId, parts, shapes, layout, runtime: m.model.runtime ?? 'unknown' };
   }
   return null;

@@ -91,6 +91,7 @@ export async function processShard(data: ShardJobData, ctx: ShardContext): Promi
       backend: batcher.runtime.backend,
       shapes: writer.shapes,
       layout: batcher.runtime.layout,
+      columns: writer.columns,
       decodeMs: batcher.decodeMs,
       forwardMs: batcher.forwardMs,
       carried: carry.carried,

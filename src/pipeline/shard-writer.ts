@@ -1,5 +1,5 @@
 import { tableToIPC } from 'apache-arrow';
-import { buildSchema, PartWriter, writeErrorsFile } from '../sinks/index.js';
+import { buildSchema, PartWriter, schemaColumns, writeErrorsFile } from '../sinks/index.js';
 import type { PartFormatEntry } from '../sinks/formats.js';
 import { errorsName, partName, rowIndexKey, runPrefix } from '../storage/layout.js';
 import type { Sink } from '../storage/types.js';
@@ -7,6 +7,7 @@ import { VERSION } from '../version.js';
 import { encodeRowIndex } from './incremental.js';
 import type { ErrorRow, FeatureRows, RuntimeInfo } from './shard-rows.js';
 import type { ShardJobData } from './types.js';
+import type { TapColumn } from '../types/features.js';
 
 /** A shard's files once committed. */
 export interface CommittedShard {
@@ -33,6 +34,8 @@ export class ShardWriter {
   private readonly errors: ErrorRow[] = [];
   /** per tap column, the per-row shape of the part file ({} until it is opened) */
   private partShapes: Record<string, number[]> = {};
+  /** per tap column, its shape and layout as the part file's schema has them ({} until it is opened) */
+  private partColumns: Record<string, TapColumn> = {};
 
   constructor(
     private readonly data: ShardJobData,
@@ -59,6 +62,11 @@ export class ShardWriter {
   /** Per tap column, the per-row shape written ({} when no row was). */
   get shapes(): Record<string, number[]> {
     return this.partShapes;
+  }
+
+  /** Per tap column, its per-row shape and layout as the part file's field metadata says ({} when no row was written). */
+  get columns(): Record<string, TapColumn> {
+    return this.partColumns;
   }
 
   /**
@@ -109,12 +117,14 @@ export class ShardWriter {
       shapes: this.partShapes,
       ragged: new Set(job.taps.filter((t) => rows.taps[t.as]!.lengths !== undefined).map((t) => t.as)),
       layout: runtime.layout,
+      text: job.text !== undefined,
       fingerprint: job.fingerprint,
       model: job.model.uri,
       runtime: runtime.backend,
       version: VERSION,
       runId,
     });
+    this.partColumns = schemaColumns(schema);
     const key = `${this.prefix}/${partName(shard.index, this.format.extension)}`;
     return PartWriter.open(await this.sink.createWriter(key), schema, this.format);
   }

@@ -1,6 +1,7 @@
 import type { ResolvedJob } from '../config/resolved.js';
 import type { BaseRun } from './incremental.js';
 import type { ShardSpec } from '../sources/types.js';
+import type { TapColumn } from '../types/features.js';
 
 /**
  * planning: the enqueuer is still listing the source; no shard job exists yet. queued/running:
@@ -85,9 +86,11 @@ export interface ShardResult {
   bytes: number;
   seconds: number;
   backend: string;
-  /** per tap column, the per-row shape written */
+  /** per tap column, the per-row shape of the features (one token's for a ragged column) */
   shapes: Record<string, number[]>;
   layout: 'nhwc' | 'nchw';
+  /** per tap column, its per-row shape and layout as the part file's field metadata has them */
+  columns?: Record<string, TapColumn>;
   decodeMs: number;
   forwardMs: number;
   /** rows whose vectors were copied from the base run instead of computed */

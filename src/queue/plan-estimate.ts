@@ -1,11 +1,13 @@
-import type { ResolvedJob, ResolvedTap } from '../config/resolved.js';
+import type { ResolvedJob } from '../config/resolved.js';
 import { findBaseRun } from '../pipeline/incremental.js';
 import { defaultRegistries, type Registries } from '../pipeline/registries.js';
-import { listLayers } from '../models/registry.js';
-import type { LayerInfo } from '../models/types.js';
+import { modelTapColumns } from '../models/registry.js';
+import type { RunManifest } from '../sinks/manifest.js';
+import type { Source, ShardSpec } from '../sources/types.js';
 import { MANIFEST, runPrefix } from '../storage/layout.js';
 import { createSink } from '../storage/registry.js';
 import { createSource } from '../sources/registry.js';
+import type { TapColumn, TapLayout } from '../types/features.js';
 import { RANGE_BYTES } from './run-specs.js';
 import { DEFAULT_WINDOW } from './shard-jobs.js';
 
@@ -16,16 +18,40 @@ import { DEFAULT_WINDOW } from './shard-jobs.js';
  */
 export const REDIS_COSTS = { shardJob: 1400, run: 4000, resultPerShard: 450 } as const;
 
+/** Bytes of a ragged column's list offset per row (Arrow's 32-bit offsets). */
+const LIST_OFFSET_BYTES = 4;
+
+/** Rows tokenized to learn a text source's tokens per row when no run of the fingerprint tells it. */
+export const TOKEN_SAMPLE_ROWS = 1000;
+
+/** Shards the token sample is spread over, evenly across the dataset. */
+const TOKEN_SAMPLE_SHARDS = 16;
+
 /** One tap's share of the output. */
 export interface TapEstimate {
   /** column name */
   as: string;
-  /** per-row shape written, null when neither a previous run nor the model's layer list tells it */
-  shape: number[] | null;
-  /** feature bytes per row (float32: 4 per value, float16: 2), null when the shape is unknown */
+  /** per-row shape written ([null, D] for a ragged token column), null when neither the model nor a previous run tells it */
+  shape: Array<number | null> | null;
+  /** `layertap.layout` of the column, null when the shape is unknown */
+  layout: TapLayout | null;
+  /** where the shape comes from: 'model' (its layer list and shape inference) or 'run <id>'; null when unknown */
+  shapeFrom: string | null;
+  /**
+   * feature bytes per row (float32: 4 per value, float16: 2); for a ragged column at the average
+   * tokens per row, plus its list offset. null when the shape or the tokens per row are unknown
+   */
   bytesPerRow: number | null;
   /** feature bytes of the whole run */
   bytes: number | null;
+}
+
+/** How long a run takes with some number of worker processes. */
+export interface DurationEstimate {
+  workers: number;
+  /** workers that have a shard to work on: never more than the shards */
+  busy: number;
+  seconds: number;
 }
 
 /** What `layertap plan` prints. */
@@ -39,10 +65,14 @@ export interface RunEstimate {
   /** plan files the run writes under `_plan/` (file sources), 0 for sources whose rows follow from positions */
   planFiles: number;
   taps: TapEstimate[];
-  /** feature bytes of every tap together, null when a tap's shape is unknown (ids and Arrow framing add a little) */
+  /** feature bytes of every tap together, null when a tap's bytes are unknown (ids and Arrow framing add a little) */
   bytes: number | null;
-  /** where the tap shapes come from: the newest committed run of this fingerprint, or the model's layer list */
+  /** where the tap shapes come from: 'model', 'run <id>', both joined by 'and', or 'unknown' */
   shapesFrom: string;
+  /** jobs with a ragged token column: the average real tokens per row its bytes are counted at */
+  tokensPerRow: number | null;
+  /** 'run <id>' (its manifest's token count), or 'sample of N rows' (the source's rows tokenized) */
+  tokensFrom: string | null;
   redis: {
     /** bytes the run takes right after enqueue */
     atEnqueue: number;
@@ -52,8 +82,11 @@ export interface RunEstimate {
   /** rows per second of one worker process, and where the figure comes from ('--rows-per-sec' or a run id) */
   rowsPerSec: number | null;
   rowsPerSecFrom: string | null;
-  /** estimated seconds per number of worker processes, assuming they scale linearly */
-  duration: Array<{ workers: number; seconds: number }>;
+  /**
+   * estimated seconds per number of worker processes: linear in the workers that have a shard
+   * (never more than the shards), and never less than the largest shard takes one worker
+   */
+  duration: DurationEstimate[];
 }
 
 /** Options of {@link estimateRun}. */
@@ -68,55 +101,66 @@ export interface EstimateOptions {
   window?: number;
 }
 
+/** A column's shape and where it was learned. */
+interface KnownColumn extends TapColumn {
+  from: string;
+}
+
 /**
  * Sizes a run without queueing it and without touching Redis: streams the source's plan (rows,
- * shards), takes tap shapes and throughput from the newest committed run of the same fingerprint
- * when there is one, else shapes from the model's layer list.
+ * shards); takes each tap's column from the model (its layer list and shape inference, pooled as
+ * the runners pool), else from the newest committed run of the same fingerprint; counts a ragged
+ * token column at the tokens per row of that run, else of a sample of the source tokenized;
+ * takes throughput from that run unless given.
  */
 export async function estimateRun(job: ResolvedJob, opts: EstimateOptions = {}): Promise<RunEstimate> {
   const registries = opts.registries ?? defaultRegistries();
+  const fromModel = await modelTapColumns(job.model.uri, job.taps, job.text !== undefined, registries.runtimes).catch(() => job.taps.map(() => null));
+  const sink = await createSink(job.sink, registries.sinks);
+  const previous = await findBaseRun(job, sink);
+  const bytes = previous ? await sink.get(`${runPrefix(job.name, job.fingerprint, previous.runId)}/${MANIFEST}`) : null;
+  const manifest = bytes ? (JSON.parse(Buffer.from(bytes).toString('utf8')) as Partial<RunManifest>) : null;
+  const fromRun = `run ${previous?.runId ?? ''}`;
+  const columns = job.taps.map((t, i): KnownColumn | null => {
+    const model = fromModel[i];
+    if (model && model.shape.slice(model.layout === 'tokens' ? 1 : 0).every((d) => d !== null)) return { ...model, from: 'model' };
+    const run = manifest?.taps?.find((m) => m.as === t.as);
+    return run?.shape && run.layout ? { shape: run.shape, layout: run.layout, from: fromRun } : model ? { ...model, from: 'model' } : null;
+  });
+
+  const ragged = columns.some((c) => c?.layout === 'tokens');
+  const runTokens = ragged && manifest ? tokensPerRow(manifest) : null;
   const source = await createSource(job.source, registries.sources);
-  let rows = 0;
-  let shards = 0;
-  let ids = false;
+  let plan: PlannedSource;
+  let sampled: { tokens: number; rows: number } | null = null;
   try {
-    for await (const s of source.plan(job.shardSize)) {
-      rows += s.count;
-      shards++;
-      if (s.ids) ids = true;
-    }
+    plan = await planSource(source, job.shardSize);
+    if (ragged && runTokens === null && job.text) sampled = await sampleTokens(source, plan.spread, job.text);
   } finally {
     await source.close();
   }
-  const sink = await createSink(job.sink, registries.sinks);
-  const previous = await findBaseRun(job, sink);
-  let shapes: Record<string, number[]> = previous?.shapes ?? {};
-  let shapesFrom = previous ? `run ${previous.runId}` : 'model';
+  const tokens = runTokens ?? sampled?.tokens ?? null;
+  const { rows, shards, largest, ids } = plan;
+
+  const taps = job.taps.map((t, i): TapEstimate => {
+    const column = columns[i] ?? null;
+    const bytesPerRow = column ? columnBytesPerRow(column, t.dtype, tokens) : null;
+    return {
+      as: t.as,
+      shape: column?.shape ?? null,
+      layout: column?.layout ?? null,
+      shapeFrom: column?.from ?? null,
+      bytesPerRow,
+      bytes: bytesPerRow === null ? null : bytesPerRow * rows,
+    };
+  });
+  const froms = [...new Set(columns.map((c) => c?.from ?? null))];
   let rowsPerSec = opts.rowsPerSec ?? null;
   let rowsPerSecFrom: string | null = rowsPerSec !== null ? '--rows-per-sec' : null;
-  if (previous && rowsPerSec === null) {
-    const bytes = await sink.get(`${runPrefix(job.name, job.fingerprint, previous.runId)}/${MANIFEST}`);
-    const m = bytes ? (JSON.parse(Buffer.from(bytes).toString('utf8')) as { rows?: number; seconds?: number }) : {};
-    if (m.rows && m.seconds && m.seconds > 0) {
-      rowsPerSec = m.rows / m.seconds;
-      rowsPerSecFrom = `run ${previous.runId}`;
-    }
+  if (rowsPerSec === null && manifest?.rows && manifest.seconds && manifest.seconds > 0) {
+    rowsPerSec = manifest.rows / manifest.seconds;
+    rowsPerSecFrom = fromRun;
   }
-  if (!previous) {
-    const layers = await listLayers(job.model.uri, {}, registries.runtimes).catch(() => [] as LayerInfo[]);
-    shapes = Object.fromEntries(
-      job.taps.flatMap((t) => {
-        const shape = modelShape(t, layers, job.model.format);
-        return shape ? [[t.as, shape]] : [];
-      }),
-    );
-    if (layers.length === 0) shapesFrom = 'unknown';
-  }
-  const taps = job.taps.map((t): TapEstimate => {
-    const shape = shapes[t.as] ?? null;
-    const bytesPerRow = shape ? shape.reduce((a, b) => a * b, 1) * (t.dtype === 'float16' ? 2 : 4) : null;
-    return { as: t.as, shape, bytesPerRow, bytes: bytesPerRow === null ? null : bytesPerRow * rows };
-  });
   const window = Math.min(opts.window ?? DEFAULT_WINDOW, shards);
   const specBytes = JSON.stringify(job).length + (previous ? JSON.stringify(previous).length : 0);
   const atEnqueue = REDIS_COSTS.run + specBytes + shards * RANGE_BYTES + window * REDIS_COSTS.shardJob;
@@ -130,26 +174,103 @@ export async function estimateRun(job: ResolvedJob, opts: EstimateOptions = {}):
     planFiles: ids ? Math.ceil(shards / 64) : 0,
     taps,
     bytes: taps.every((t) => t.bytes !== null) ? taps.reduce((a, t) => a + (t.bytes ?? 0), 0) : null,
-    shapesFrom,
+    shapesFrom: froms.includes(null) ? 'unknown' : froms.join(' and '),
+    tokensPerRow: tokens,
+    tokensFrom: runTokens !== null ? fromRun : sampled ? `sample of ${sampled.rows} rows` : null,
     redis: { atEnqueue, peak: atEnqueue + shards * REDIS_COSTS.resultPerShard },
     rowsPerSec,
     rowsPerSecFrom,
-    duration: rowsPerSec ? (opts.workers ?? [1, 2, 4, 8, 16, 32, 64]).map((w) => ({ workers: w, seconds: rows / (rowsPerSec * w) })) : [],
+    duration: rowsPerSec ? (opts.workers ?? [1, 2, 4, 8, 16, 32, 64]).map((w) => duration(w, rows, shards, largest, rowsPerSec)) : [],
   };
 }
 
-/** A tap's per-row shape from the layer list: the layer's output (or its input's), pooled as the tap says. */
-function modelShape(tap: ResolvedTap, layers: LayerInfo[], format: string): number[] | null {
-  const layer = layers.find((l) => l.name === tap.layer);
-  if (!layer) return null;
-  const from = tap.at === 'input' ? layers.find((l) => l.name === layer.inputs[0]) : layer;
-  const full = from?.outputShape;
-  if (!full || full.length === 0 || Array.isArray(full[0])) return null;
-  const dims = (full as Array<number | null>).slice(1);
-  if (dims.some((d) => d === null)) return null;
-  const row = dims as number[];
-  if (tap.reduce === 'none' || row.length < 2) return row;
-  if (tap.axes) return row.filter((_, i) => !tap.axes!.includes(i + 1));
-  // spatial pooling keeps the channels: last in NHWC (TF.js), first in NCHW (ONNX)
-  return format === 'onnx' ? [row[0]!] : [row[row.length - 1]!];
+/**
+ * Seconds for `rows` in `shards` with `workers` processes of `rowsPerSec` each: a shard is one
+ * worker's, so workers past the shard count idle, and the run takes at least its largest shard.
+ */
+export function duration(workers: number, rows: number, shards: number, largest: number, rowsPerSec: number): DurationEstimate {
+  const busy = Math.min(workers, shards);
+  const seconds = busy === 0 ? 0 : Math.max(rows / (rowsPerSec * busy), largest / rowsPerSec);
+  return { workers, busy, seconds };
+}
+
+/** Feature bytes of one row of `column`; a ragged one's at `tokens` per row, null when that is unknown. */
+function columnBytesPerRow(column: TapColumn, dtype: 'float32' | 'float16', tokens: number | null): number | null {
+  const value = dtype === 'float16' ? 2 : 4;
+  const ragged = column.layout === 'tokens';
+  const dims = ragged ? column.shape.slice(1) : column.shape;
+  if (dims.some((d) => d === null) || (ragged && tokens === null)) return null;
+  const values = (dims as number[]).reduce((a, b) => a * b, 1);
+  return ragged ? (tokens as number) * values * value + LIST_OFFSET_BYTES : values * value;
+}
+
+/** Real tokens per embedded row of a run, from its manifest's shards (carried rows were not tokenized); null when it does not say. */
+function tokensPerRow(m: Partial<RunManifest>): number | null {
+  let tokens = 0;
+  let rows = 0;
+  for (const s of (m.shards ?? []) as Array<{ rows: number; tokens?: number; carried?: number }>) {
+    if (typeof s.tokens !== 'number') continue;
+    tokens += s.tokens;
+    rows += s.rows - (s.carried ?? 0);
+  }
+  return rows > 0 ? tokens / rows : null;
+}
+
+/** What the source's plan says of the run. */
+interface PlannedSource {
+  rows: number;
+  shards: number;
+  /** rows of the largest shard */
+  largest: number;
+  /** the plan names its rows' ids (file sources) */
+  ids: boolean;
+  /** at most 2 x TOKEN_SAMPLE_SHARDS shards, spread evenly over the plan */
+  spread: ShardSpec[];
+}
+
+/** Streams a source's plan, keeping a bounded set of shards spread over it (every stride-th, the stride doubling as they pile up). */
+async function planSource(source: Source, shardSize: number): Promise<PlannedSource> {
+  let rows = 0;
+  let shards = 0;
+  let largest = 0;
+  let ids = false;
+  let spread: ShardSpec[] = [];
+  let stride = 1;
+  for await (const s of source.plan(shardSize)) {
+    rows += s.count;
+    shards++;
+    largest = Math.max(largest, s.count);
+    if (s.ids) ids = true;
+    if ((shards - 1) % stride === 0) {
+      spread.push(s);
+      if (spread.length > 2 * TOKEN_SAMPLE_SHARDS) {
+        spread = spread.filter((_, i) => i % 2 === 0);
+        stride *= 2;
+      }
+    }
+  }
+  return { rows, shards, largest, ids, spread };
+}
+
+/**
+ * Real tokens per row of up to {@link TOKEN_SAMPLE_ROWS} rows, the first rows of up to
+ * TOKEN_SAMPLE_SHARDS of `shards`, tokenized as the run does; null when they hold no text.
+ */
+async function sampleTokens(source: Source, shards: ShardSpec[], text: NonNullable<ResolvedJob['text']>): Promise<{ tokens: number; rows: number } | null> {
+  const picked = shards.filter((_, i) => i % Math.ceil(shards.length / TOKEN_SAMPLE_SHARDS) === 0);
+  const perShard = Math.ceil(TOKEN_SAMPLE_ROWS / Math.max(1, picked.length));
+  const texts: string[] = [];
+  for (const shard of picked) {
+    let read = 0;
+    for await (const row of source.read(shard)) {
+      if (row.kind === 'text') texts.push(row.text);
+      if (++read >= perShard || texts.length >= TOKEN_SAMPLE_ROWS) break;
+    }
+    if (texts.length >= TOKEN_SAMPLE_ROWS) break;
+  }
+  if (texts.length === 0) return null;
+  // the tokenizer library is loaded by text jobs only
+  const { TextTokenizer } = await import('../preprocess/tokenize.js');
+  const batch = new TextTokenizer(text).encode(texts);
+  return { tokens: batch.ids.reduce((a, ids) => a + ids.length, 0) / texts.length, rows: texts.length };
 }

@@ -1,5 +1,6 @@
 import { Field, FixedSizeList, Float16, Float32, List, Schema, Utf8 } from 'apache-arrow';
 import type { ResolvedTap } from '../config/resolved.js';
+import { columnLayout, type TapColumn, type TapLayout } from '../types/features.js';
 
 /** Metadata keys of the output contract (README, "Output"). */
 export const FIELD_META = {
@@ -39,6 +40,8 @@ export interface SchemaOptions {
   ragged?: ReadonlySet<string>;
   /** native layout of the runtime that produced the features */
   layout: 'nhwc' | 'nchw';
+  /** the features come from a text model: its fixed-size columns are laid out 'pooled'. @defaultValue false */
+  text?: boolean;
   fingerprint: string;
   model: string;
   runtime: string;
@@ -85,7 +88,7 @@ export function buildSchema(opts: SchemaOptions): Schema {
       [FIELD_META.layer, tap.layer],
       [FIELD_META.at, tap.at],
       [FIELD_META.shape, JSON.stringify(ragged ? [null, ...shape] : shape)],
-      [FIELD_META.layout, ragged ? 'tokens' : opts.layout],
+      [FIELD_META.layout, columnLayout(ragged, opts.text === true, opts.layout)],
       [FIELD_META.reduce, tap.reduce],
       [FIELD_META.normalize, tap.normalize],
     ]);
@@ -116,6 +119,23 @@ export function describeSchema(schema: Schema): ManifestField[] {
     nullable: f.nullable,
     metadata: Object.fromEntries(f.metadata),
   }));
+}
+
+const LAYOUTS: readonly string[] = ['nhwc', 'nchw', 'tokens', 'pooled'] satisfies TapLayout[];
+
+/**
+ * Per tap column of a part file's schema (from buildSchema), its per-row shape and layout as
+ * its field metadata says; what the manifest records of each tap.
+ */
+export function schemaColumns(schema: Schema): Record<string, TapColumn> {
+  const out: Record<string, TapColumn> = {};
+  for (const f of schema.fields) {
+    const shape = f.metadata.get(FIELD_META.shape);
+    const layout = f.metadata.get(FIELD_META.layout);
+    if (shape === undefined || layout === undefined || !LAYOUTS.includes(layout)) continue;
+    out[f.name] = { shape: JSON.parse(shape) as TapColumn['shape'], layout: layout as TapLayout };
+  }
+  return out;
 }
 
 /** Number of values per row of a per-row shape (1 for a scalar shape []). */

@@ -1,4 +1,4 @@
-export { buildSchema, describeSchema, errorsSchema, rowSize, tapColumnType, FIELD_META, ID_COLUMN, SCHEMA_META } from './arrow-schema.js';
+export { buildSchema, describeSchema, errorsSchema, rowSize, schemaColumns, tapColumnType, FIELD_META, ID_COLUMN, SCHEMA_META } from './arrow-schema.js';
 export type { ManifestField, SchemaOptions, TapValueType } from './arrow-schema.js';
 export { float16ListData, float32ListData, utf8Data } from './arrow-data.js';
 export { IpcFileWriter } from './ipc-file-writer.js';
@@ -10,4 +10,5 @@ export { writeErrorsFile } from './errors-file.js';
 export type { ErrorRecord } from './errors-file.js';
 export { readArrowFile, readPartFile } from './read-arrow.js';
 export { manifestSchema, parseManifest, type ManifestRecordFields } from './manifest-schema.js';
-export type { ManifestFailedShard, ManifestShard, ManifestStatus, ManifestTap, RunManifest } from './manifest.js';
+export { manifestTap } from './manifest.js';
+export type { ManifestFailedShard, ManifestShard, ManifestStatus, ManifestTap, RunManifest, WrittenColumns } from './manifest.js';

@@ -1,4 +1,5 @@
 import type { ResolvedPreprocess, ResolvedTap } from '../config/resolved.js';
+import type { TapColumn, TapLayout } from '../types/features.js';
 import type { ManifestField } from './arrow-schema.js';
 
 /** Final state of a run as recorded in its manifest. */
@@ -25,11 +26,30 @@ export interface ManifestFailedShard {
   error: string;
 }
 
-/** A tap as run: the job's tap plus what the runtime produced. */
+/** A tap as run: the job's tap plus the column it wrote, as the part files' field metadata says. */
 export interface ManifestTap extends ResolvedTap {
-  /** per-row shape before flattening, null when no shard produced features */
-  shape?: number[] | null;
-  layout?: 'nhwc' | 'nchw' | null;
+  /** per-row shape before flattening ([null, D] for a ragged token column), null when no shard produced features */
+  shape?: Array<number | null> | null;
+  /** `layertap.layout` of the column, null when no shard produced features */
+  layout?: TapLayout | null;
+}
+
+/** What a committed shard says of the columns it wrote. */
+export interface WrittenColumns {
+  /** per tap column, its per-row shape and layout as the part file's schema has them */
+  columns?: Record<string, TapColumn>;
+  /** per tap column, the per-row shape of the features (one token's for a ragged column) */
+  shapes: Record<string, number[]>;
+  /** the runtime's native layout */
+  layout: 'nhwc' | 'nchw';
+}
+
+/** A tap's manifest entry: the job's tap with the column that `written` (a shard that wrote a part file) made of it. */
+export function manifestTap(tap: ResolvedTap, written: WrittenColumns | undefined): ManifestTap {
+  const column = written?.columns?.[tap.as];
+  if (column) return { ...tap, shape: column.shape, layout: column.layout };
+  // a shard result without columns comes from a worker of an earlier version: its features' shapes
+  return { ...tap, shape: written?.shapes[tap.as] ?? null, layout: written?.layout ?? null };
 }
 
 /** `_manifest.json`: what a run wrote and how. Written by the run's parent job before `_SUCCESS`. */

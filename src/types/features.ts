@@ -11,6 +11,30 @@ export interface TapOutput {
   lengths?: Int32Array;
 }
 
+/**
+ * `layertap.layout` of a tap column: how a row's values are laid out. `nhwc` / `nchw`: the
+ * runtime's native layout (TF.js / ONNX) of an image or tensor model's activation; `tokens`: a
+ * ragged column of a text model, the row's real tokens of D values each; `pooled`: a text model's
+ * fixed-size column, one vector per row (token states pooled over the row's real tokens as
+ * `layertap.reduce` says, or an output without a token axis, such as a pooler's).
+ */
+export type TapLayout = 'nhwc' | 'nchw' | 'tokens' | 'pooled';
+
+/** What a tap column holds per row, as its field metadata and the manifest record it. */
+export interface TapColumn {
+  /** per-row shape before flattening; a ragged column's is [null, D] (null: a length that varies by row) */
+  shape: Array<number | null>;
+  layout: TapLayout;
+}
+
+/**
+ * The layout of a tap column: `tokens` when ragged, `pooled` for a text model's other columns,
+ * else the runtime's native layout. The part files' schema, the manifest and `plan` all go by it.
+ */
+export function columnLayout(ragged: boolean, text: boolean, runtime: 'nhwc' | 'nchw'): TapLayout {
+  return ragged ? 'tokens' : text ? 'pooled' : runtime;
+}
+
 /** Values per row of a fixed-size tap, or per item (token) of a ragged one. */
 function itemSize(out: TapOutput): number {
   return out.shape.reduce((a, b) => a * b, 1);

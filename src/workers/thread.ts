@@ -147,7 +147,7 @@ async function runText(runner: ModelRunner, text: NonNullable<ModelSpec['text']>
     for (const tap of text.taps) {
       const out = raw[rawTapName(tap)];
       if (!out || !(out.data instanceof Float32Array)) throw new Error(`tap '${tap.as}' (${tap.layer}) produced no float32 tensor`);
-      taps[tap.as] = tokenTapValues(out.data, [texts.length, ...out.shape], lengths, tap);
+      taps[tap.as] = tokenTapValues(out.data, [texts.length, ...out.shape], lengths, tap, runner.layout);
     }
   }
   const t2 = performance.now();

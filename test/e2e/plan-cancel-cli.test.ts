@@ -43,22 +43,25 @@ describe('layertap plan and layertap cancel', () => {
     expect(e.shards).toBe(4);
     expect(e.planFiles).toBe(0);
     expect(e.taps).toEqual([
-      { as: 'linear_1_1', shape: [64], bytesPerRow: 256, bytes: 2560 },
-      { as: 'linear_class_0', shape: [5], bytesPerRow: 10, bytes: 100 },
+      { as: 'linear_1_1', shape: [64], layout: 'nhwc', shapeFrom: 'model', bytesPerRow: 256, bytes: 2560 },
+      { as: 'linear_class_0', shape: [5], layout: 'nhwc', shapeFrom: 'model', bytesPerRow: 10, bytes: 100 },
     ]);
     expect(e.bytes).toBe(2660);
     expect(e.shapesFrom).toBe('model');
+    expect(e.tokensPerRow).toBeNull();
     expect(e.redis.atEnqueue).toBeGreaterThan(4 * 24);
     expect(e.redis.peak).toBeGreaterThan(e.redis.atEnqueue);
     expect(e.rowsPerSecFrom).toBe('--rows-per-sec');
+    // 4 shards of at most 3 rows: a fifth worker has nothing to do, and a shard takes 3 / 50 s
     expect(e.duration).toEqual([
-      { workers: 1, seconds: 0.2 },
-      { workers: 5, seconds: 0.04 },
+      { workers: 1, busy: 1, seconds: 0.2 },
+      { workers: 5, busy: 4, seconds: 0.06 },
     ]);
 
     const text = await runCli(['plan', jobFile], { REDIS_URL: 'redis://127.0.0.1:9' });
     expect(text.code).toBe(0);
     expect(text.stdout).toContain('shards      4 of 3 rows');
+    expect(text.stdout).toMatch(/^ {4}linear_1_1 +\[64\] +nhwc +256 +2\.6 KB$/m);
     expect(text.stdout).toContain('duration    unknown: give --rows-per-sec, or commit a run of this fingerprint first');
 
     const bad = await runCli(['plan', jobFile, '--rows-per-sec', '-3']);
@@ -66,7 +69,7 @@ describe('layertap plan and layertap cancel', () => {
     expect(bad.stderr).toContain('--rows-per-sec must be a positive number');
   }, 60_000);
 
-  it('plan takes shapes and throughput from the newest committed run of the fingerprint', async () => {
+  it('plan takes throughput from the newest committed run of the fingerprint, shapes from the model', async () => {
     const settings = { redisUrl: REDIS_URL, prefix };
     const client = new LayertapClient(settings);
     const worker = new LayertapWorker({ settings, threads: 1, log: () => undefined });
@@ -79,7 +82,7 @@ describe('layertap plan and layertap cancel', () => {
       const r = await runCli(['plan', jobFile, '--json', '--workers', '2'], { REDIS_URL: 'redis://127.0.0.1:9' });
       expect(r.code, r.stderr).toBe(0);
       const e = JSON.parse(r.stdout);
-      expect(e.shapesFrom).toBe(`run ${rec.runId}`);
+      expect(e.shapesFrom).toBe('model');
       expect(e.rowsPerSecFrom).toBe(`run ${rec.runId}`);
       const m = await readManifest(rec.outputUri);
       expect(e.rowsPerSec).toBeCloseTo(m.rows / (m.seconds as number), 6);

@@ -4,10 +4,11 @@ import path from 'node:path';
 import { FixedSizeList, type Float, Float16, Float32, Precision, Utf8, tableFromIPC } from 'apache-arrow';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ResolvedTap } from '../../src/config/resolved.js';
-import { PartWriter, buildSchema, describeSchema, readArrowFile, writeErrorsFile } from '../../src/sinks/index.js';
+import { PartWriter, buildSchema, describeSchema, manifestTap, readArrowFile, schemaColumns, writeErrorsFile } from '../../src/sinks/index.js';
 import type { ErrorRecord } from '../../src/sinks/index.js';
 import { errorsName, partName, runPrefix } from '../../src/storage/index.js';
 import { float16ToFloat32, float32ToFloat16 } from '../../src/types/index.js';
+import type { TapColumn } from '../../src/types/features.js';
 import { LocalSink } from '../../src/storage/index.js';
 import type { SinkWriter } from '../../src/storage/index.js';
 
@@ -95,6 +96,31 @@ describe('buildSchema', () => {
       'layertap.runId': 'run-1',
     });
     expect(describeSchema(s)[1]).toMatchObject({ name: 'emb', type: 'FixedSizeList[4]<Float32>', nullable: false });
+  });
+
+  it("lays a text model's columns out as 'pooled', its ragged ones as 'tokens', and reads back what the manifest records", () => {
+    const text = buildSchema({
+      taps: TAPS,
+      shapes: { emb: [4], feat: [2, 3] },
+      ragged: new Set(['emb']),
+      layout: 'nchw',
+      text: true,
+      fingerprint: 'f',
+      model: 'm',
+      runtime: 'onnx',
+      version: 'v',
+      runId: 'r',
+    });
+    const columns: Record<string, TapColumn> = { emb: { shape: [null, 4], layout: 'tokens' }, feat: { shape: [2, 3], layout: 'pooled' } };
+    expect(schemaColumns(text)).toEqual(columns);
+    expect(text.fields[2]?.metadata.get('layertap.layout')).toBe('pooled');
+    const written = { columns, shapes: { emb: [4], feat: [2, 3] }, layout: 'nchw' as const };
+    expect(TAPS.map((t) => manifestTap(t, written))).toEqual([
+      { ...TAPS[0], shape: [null, 4], layout: 'tokens' },
+      { ...TAPS[1], shape: [2, 3], layout: 'pooled' },
+    ]);
+    // an image model's columns keep the runtime's layout
+    expect(schemaColumns(schema())).toEqual({ emb: { shape: [4], layout: 'nhwc' }, feat: { shape: [2, 3], layout: 'nhwc' } });
   });
 
   it('names the tap when its shape is missing or its column name clashes', () => {

@@ -40,22 +40,32 @@ function humanSeconds(s: number): string {
   return `${(s / 86_400).toFixed(1)} days`;
 }
 
+/** Bytes per row, to the byte (a ragged column's are an average). */
+function perRow(n: number | null): string {
+  return n === null ? '?' : String(Math.round(n));
+}
+
 function print(e: RunEstimate): void {
   const lines = [
     `plan ${e.name} (${e.fingerprint}) over ${e.source}`,
     `  rows        ${e.rows}`,
     `  shards      ${e.shards} of ${e.shardSize} rows${e.planFiles ? `; ${e.planFiles} plan file(s) under _plan/` : ''}`,
     `  output      ${humanBytes(e.bytes)} of features (shapes from ${e.shapesFrom})`,
-    ...e.taps.map((t) => `    ${t.as}  ${t.shape ? JSON.stringify(t.shape) : '?'}  ${t.bytesPerRow ?? '?'} B/row  ${humanBytes(t.bytes)}`),
-    `  redis       ${humanBytes(e.redis.atEnqueue)} at enqueue, up to ${humanBytes(e.redis.peak)} while it runs`,
+    table(
+      ['    column', 'shape', 'layout', 'B/row', 'bytes'],
+      e.taps.map((t) => [`    ${t.as}`, t.shape ? JSON.stringify(t.shape) : '?', t.layout ?? '?', perRow(t.bytesPerRow), humanBytes(t.bytes)]),
+    ),
   ];
+  if (e.tokensPerRow !== null) lines.push(`  tokens      ${e.tokensPerRow.toFixed(1)} per row (${e.tokensFrom}), for the token columns`);
+  else if (e.taps.some((t) => t.layout === 'tokens')) lines.push('  tokens      unknown: the source gave no text to sample');
+  lines.push(`  redis       ${humanBytes(e.redis.atEnqueue)} at enqueue, up to ${humanBytes(e.redis.peak)} while it runs`);
   if (e.rowsPerSec === null) lines.push('  duration    unknown: give --rows-per-sec, or commit a run of this fingerprint first');
   else {
-    lines.push(`  duration    at ${e.rowsPerSec.toFixed(1)} rows/s per worker (${e.rowsPerSecFrom})`);
+    lines.push(`  duration    at ${e.rowsPerSec.toFixed(1)} rows/s per worker (${e.rowsPerSecFrom}); a shard is one worker's`);
     lines.push(
       table(
-        ['    workers', 'time'],
-        e.duration.map((d) => [`    ${d.workers}`, humanSeconds(d.seconds)]),
+        ['    workers', 'busy', 'time'],
+        e.duration.map((d) => [`    ${d.workers}`, String(d.busy), humanSeconds(d.seconds)]),
       ),
     );
   }
