@@ -111,7 +111,15 @@ export async function finalizeRun(
     shardSize: spec.shardSize,
     rows,
     errorRows,
-    ...(spec.text ? { text: spec.text, truncatedRows: shards.reduce((a, s) => a + (s.truncatedRows ?? 0), 0) } : {}),
+    ...(spec.text
+      ? {
+          text: spec.text,
+          truncatedRows: shards.reduce((a, s) => a + (s.truncatedRows ?? 0), 0),
+          // real tokens of the rows embedded here (carried rows were not tokenized), and those rows
+          tokens: shards.reduce((a, s) => a + (s.tokens ?? 0), 0),
+          tokenizedRows: shards.reduce((a, s) => a + (s.tokens !== undefined ? s.rows - (s.carried ?? 0) : 0), 0),
+        }
+      : {}),
     files: shards.filter((s) => s.file).map((s) => s.file as string),
     errorFiles: shards.filter((s) => s.errorsFile).map((s) => s.errorsFile as string),
     plannedShards: data.shards,

@@ -204,8 +204,10 @@ function columnBytesPerRow(column: TapColumn, dtype: 'float32' | 'float16', toke
   return ragged ? (tokens as number) * values * value + LIST_OFFSET_BYTES : values * value;
 }
 
-/** Real tokens per embedded row of a run, from its manifest's shards (carried rows were not tokenized); null when it does not say. */
+/** Real tokens per embedded row of a run, from its manifest (carried rows were not tokenized); null when it does not say. */
 function tokensPerRow(m: Partial<RunManifest>): number | null {
+  // the run's totals; manifests written before they existed (or past the inline shard list) by their shards
+  if (typeof m.tokens === 'number' && typeof m.tokenizedRows === 'number') return m.tokenizedRows > 0 ? m.tokens / m.tokenizedRows : null;
   let tokens = 0;
   let rows = 0;
   for (const s of (m.shards ?? []) as Array<{ rows: number; tokens?: number; carried?: number }>) {

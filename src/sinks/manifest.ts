@@ -84,6 +84,9 @@ export interface RunManifest {
   errorRows: number;
   /** text models: rows cut at preprocess.maxLength */
   truncatedRows?: number;
+  /** text models: real tokens (no padding) of the rows this run embedded, and how many rows those were */
+  tokens?: number;
+  tokenizedRows?: number;
   /** full paths/URIs of the part files, in shard order */
   files?: string[];
   errorFiles?: string[];
@@ -95,7 +98,11 @@ export interface RunManifest {
   shardCount?: number;
   /** shards the run was planned with */
   plannedShards?: number;
+  /** shards that never ran because the run was cancelled */
+  cancelledShards?: number;
   failedShards: ManifestFailedShard[];
+  /** why a run ended without its shards: planning never finished, its process stopped, a cancel while planning */
+  error?: string;
   /** the part files' Arrow schema */
   schema?: ManifestField[];
   /** ISO 8601 */
