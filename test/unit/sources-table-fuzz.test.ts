@@ -193,7 +193,7 @@ describe('JSONL', () => {
 
   it.each(jsonlMutants(validJsonl()).map((m) => [m.name, m] as const))('%s', async (_name, mutant) => {
     const o = await run(mutant, 'jsonl', 'jsonl');
-    // lines have no structure to break: only a first line that is not an object is refused
+    // lines have no structure to break: only a file none of whose first rows is an object is refused
     if (o.refused === null) expect(o.failed).toEqual([]);
   });
 
