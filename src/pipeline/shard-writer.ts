@@ -85,7 +85,7 @@ export class ShardWriter {
       errorsFile = await writeErrorsFile(
         this.sink,
         `${this.prefix}/${errorsName(shard.index)}`,
-        this.errors.map(({ id, stage, message }) => ({ id, stage, message })),
+        this.errors.map(({ id, stage, message, pos }) => ({ id, stage, message, position: shard.start + pos })),
       );
     }
     if (rows + this.errors.length !== shard.count) {

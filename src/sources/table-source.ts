@@ -242,13 +242,14 @@ export class TableSource implements Source {
   }
 
   private toRow(raw: RawRow, layout: Layout): SourceRow {
-    const id = raw.id ?? String(raw.index);
+    // with an id column, a row without an id has none: its index could be another row's id
+    const id = layout.id === null ? String(raw.index) : raw.id;
     const cell = raw.input;
     const col = layout.input.name;
     const error = (message: string): SourceRow => ({ id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${message}` });
     if (cell.kind === 'invalid')
       return error(this.options.text === true && cell.got !== undefined ? `${col} is not a string (got ${cell.got})` : `${col}: ${cell.message}`);
-    if (raw.id === null && layout.id !== null) return error(`the id column '${layout.id}' is null`);
+    if (id === null) return error(`the id column '${layout.id}' is null`);
     switch (cell.kind) {
       case 'null':
         return error(`${col} is null`);
@@ -277,10 +278,8 @@ export class TableSource implements Source {
 
   private async readPath(raw: RawRow, layout: Layout): Promise<SourceRow> {
     if (raw.input.kind !== 'text') return this.toRow(raw, layout);
-    const id = raw.id ?? String(raw.index);
-    if (raw.id === null && layout.id !== null) {
-      return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: the id column '${layout.id}' is null` };
-    }
+    const id = layout.id === null ? String(raw.index) : raw.id;
+    if (id === null) return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: the id column '${layout.id}' is null` };
     try {
       return { id, kind: 'bytes', bytes: await this.location.readRelative(raw.input.text) };
     } catch (err) {

@@ -23,7 +23,11 @@ export type SourceRow =
   | { id: string; kind: 'tensor'; data: Float32Array }
   /** a row of text, tokenized in a pool thread */
   | { id: string; kind: 'text'; text: string }
-  | { id: string; kind: 'error'; stage: RowStage; message: string };
+  /**
+   * a row that cannot be embedded; `id` is null when the row has none of its own (a null id cell, a
+   * line that is not JSON): its position in the source tells which row it is
+   */
+  | { id: string | null; kind: 'error'; stage: RowStage; message: string };
 
 /**
  * What a source's rows give the model, as planning checks it against the model's input: tensors

@@ -182,7 +182,7 @@ describe('JSONL column types come from the first non-null value', () => {
       ['b', "row 1: v: the row has no 'v' field"],
       ['c', 'tensor'],
       ['d', 'tensor'],
-      ['4', expect.stringMatching(/^row 4: v: line at byte \d+ is not valid JSON/)],
+      [null, expect.stringMatching(/^row 4: v: line at byte \d+ is not valid JSON/)],
       ['e', 'row 5: v has 2 values, expected 784 (row shape [784])'],
     ]);
   });
