@@ -3,6 +3,7 @@ import { CANCELLED_MARKER, MANIFEST, MANIFEST_SHARDS, PARTIAL_MARKER, runPrefix,
 import { createSink, defaultSinks, type SinkRegistry } from '../storage/registry.js';
 import type { ManifestShard } from '../sinks/manifest.js';
 import { VERSION } from '../version.js';
+import { countDuplicateIds, type DuplicateIds } from './duplicate-ids.js';
 import type { RunRecordStore, RunSpec, ShardRange, ShardResult } from './types.js';
 
 /**
@@ -39,7 +40,7 @@ export async function finalizeRun(
   /** where the sink's scheme is found. @defaultValue the built-ins */
   sinks: SinkRegistry = defaultSinks(),
   opts: FinalizeOptions = {},
-): Promise<{ status: 'committed' | 'failed' | 'partial' | 'cancelled'; manifest: string }> {
+): Promise<{ status: 'committed' | 'failed' | 'partial' | 'cancelled'; manifest: string; duplicateIds: DuplicateIds | null }> {
   const { runId, job: spec, createdAt } = data;
   const cancelled = opts.cancelled ?? false;
   const shards = [...outcomes.results].sort((a, b) => a.index - b.index);
@@ -55,6 +56,8 @@ export async function finalizeRun(
 
   const rows = shards.reduce((a, s) => a + s.rows, 0);
   const errorRows = shards.reduce((a, s) => a + s.errorRows, 0);
+  // null: the run is too large to count across shards
+  const duplicateIds = await countDuplicateIds(sink, prefix, shards);
   // a 'partial' run must have something in it; when every shard failed it is simply failed
   const status = cancelled
     ? 'cancelled'
@@ -95,6 +98,7 @@ export async function finalizeRun(
     shardSize: spec.shardSize,
     rows,
     errorRows,
+    duplicateIds,
     ...(spec.text ? { text: spec.text, truncatedRows: shards.reduce((a, s) => a + (s.truncatedRows ?? 0), 0) } : {}),
     files: shards.filter((s) => s.file).map((s) => s.file as string),
     errorFiles: shards.filter((s) => s.errorsFile).map((s) => s.errorsFile as string),
@@ -133,6 +137,7 @@ export async function finalizeRun(
     finishedAt: committedAt,
     rows,
     errorRows,
+    duplicateIds,
     failedShards,
     manifest: manifestUri,
     // a large run's file list is in its manifest, not copied into Redis
@@ -149,7 +154,7 @@ export async function finalizeRun(
         }
       : {}),
   });
-  return { status, manifest: manifestUri };
+  return { status, manifest: manifestUri, duplicateIds };
 }
 
 /** The per-shard list of a manifest as an Arrow table, one row per shard, in index order. */

@@ -4,6 +4,7 @@ import type { PartFormatEntry } from '../sinks/formats.js';
 import { errorsName, partName, rowIndexKey, runPrefix } from '../storage/layout.js';
 import type { Sink } from '../storage/types.js';
 import { VERSION } from '../version.js';
+import { DuplicateIdCounter, type DuplicateIds } from './duplicate-ids.js';
 import { encodeRowIndex } from './incremental.js';
 import type { ErrorRow, FeatureRows, RuntimeInfo } from './shard-rows.js';
 import type { ShardJobData } from './types.js';
@@ -17,6 +18,8 @@ export interface CommittedShard {
   file: string | null;
   bytes: number;
   errorsFile: string | null;
+  /** ids that more than one row of the part file carries; null when none does */
+  duplicateIds: DuplicateIds | null;
 }
 
 /**
@@ -31,6 +34,7 @@ export class ShardWriter {
   private readonly prefix: string;
   private readonly index: { ids: string[]; hashes: string[] } = { ids: [], hashes: [] };
   private readonly errors: ErrorRow[] = [];
+  private readonly duplicates = new DuplicateIdCounter();
   /** per tap column, the per-row shape of the part file ({} until it is opened) */
   private partShapes: Record<string, number[]> = {};
 
@@ -54,6 +58,7 @@ export class ShardWriter {
     await this.part.writeBatch(rows.ids, rows.taps);
     this.index.ids.push(...rows.ids);
     this.index.hashes.push(...rows.hashes);
+    this.duplicates.add(rows.ids);
   }
 
   /** Per tap column, the per-row shape written ({} when no row was). */
@@ -91,7 +96,7 @@ export class ShardWriter {
     if (rows + this.errors.length !== shard.count) {
       throw new Error(`shard ${shard.index}: ${rows} rows + ${this.errors.length} errors, but the shard has ${shard.count} rows`);
     }
-    return { rows, errorRows: this.errors.length, file, bytes, errorsFile };
+    return { rows, errorRows: this.errors.length, file, bytes, errorsFile, duplicateIds: this.duplicates.result() };
   }
 
   /** Drops a part file not committed. */

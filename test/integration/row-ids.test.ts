@@ -1,10 +1,11 @@
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseJob } from '../../src/config/index.js';
 import { resolveJob } from '../../src/pipeline/index.js';
 import { LayertapClient } from '../../src/queue/client.js';
+import type { ShardResult } from '../../src/queue/types.js';
 import { LayertapWorker } from '../../src/queue/worker.js';
 import { readPartFile } from '../../src/sinks/read-arrow.js';
 import { REDIS_URL, tempDir, testPrefix } from '../helpers/index.js';
@@ -12,17 +13,23 @@ import { waitForFinal } from './reliability-harness.js';
 
 const TEXT_MODEL = fileURLToPath(new URL('../fixtures/text-model/model.onnx', import.meta.url));
 
-describe('row ids: error rows carry their source position', () => {
+describe('row ids: error rows carry their source position, duplicate ids are counted', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
   const { prefix, cleanup } = testPrefix();
   const settings = { redisUrl: REDIS_URL, prefix };
   let client: LayertapClient;
   let worker: LayertapWorker;
+  const results = new Map<string, ShardResult[]>();
 
   beforeAll(async () => {
     tmp = await tempDir();
     client = new LayertapClient(settings);
-    worker = new LayertapWorker({ settings, threads: 1, log: () => undefined });
+    worker = new LayertapWorker({
+      settings,
+      threads: 1,
+      log: () => undefined,
+      onShard: (origin, result) => results.set(origin.runId, [...(results.get(origin.runId) ?? []), result]),
+    });
     await Promise.all([client.waitUntilReady(), worker.start()]);
   }, 30_000);
   afterAll(async () => {
@@ -73,5 +80,25 @@ describe('row ids: error rows carry their source position', () => {
       // the second shard's first row: its position counts from the source's start, not the shard's
       { id: null, stage: 'read', message: "row 2: the id column 'id' is null", position: 2n },
     ]);
+  }, 90_000);
+
+  it('counts duplicate ids within each shard and across the run: shard results, manifest and run record', async () => {
+    const order = ['a', 'b', 'a', 'c', 'a', 'd', 'b', 'e'];
+    const summary = await run(
+      'dups',
+      order.map((id, i) => JSON.stringify({ id, text: `row ${i}` })),
+      3,
+    );
+    expect(summary.rows).toBe(8);
+    expect(await ids(summary.output.files)).toEqual(order);
+    const shards = (results.get(summary.runId) ?? []).sort((x, y) => x.index - y.index);
+    expect(shards.map((s) => [s.index, s.duplicateIds ?? null])).toEqual([
+      [0, { count: 1, examples: ['a'] }],
+      [1, null],
+      [2, null],
+    ]);
+    const manifest = JSON.parse(await readFile(summary.output.manifest!, 'utf8')) as { duplicateIds: unknown };
+    expect(manifest.duplicateIds).toEqual({ count: 3, examples: ['a', 'b'] });
+    expect((await client.registry.get(summary.runId))?.duplicateIds).toEqual({ count: 3, examples: ['a', 'b'] });
   }, 90_000);
 });
