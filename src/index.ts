@@ -37,7 +37,7 @@ export { defaultRegistries, type Registries } from './pipeline/registries.js';
 export { Registry, UnknownNameError } from './types/registry.js';
 export { defaultSources, type SourceEntry, type SourceField, type SourceRegistry, type SourceSpec } from './sources/registry.js';
 export { planIds, planRows } from './sources/shards.js';
-export type { ReadHint, ShardSpec, Source, SourceRow } from './sources/types.js';
+export type { ReadHint, RowShape, ShardSpec, Source, SourceRow } from './sources/types.js';
 export { defaultSinks, type SinkEntry, type SinkField, type SinkRegistry, type SinkSpec } from './storage/registry.js';
 export type { Sink, SinkWriter } from './storage/types.js';
 export { defaultFormats, type BatchFileWriter, type FormatRegistry, type PartFormatEntry } from './sinks/formats.js';

@@ -3,6 +3,7 @@ import { CANCELLED_MARKER, MANIFEST, MANIFEST_SHARDS, PARTIAL_MARKER, runPrefix,
 import { createSink, defaultSinks, type SinkRegistry } from '../storage/registry.js';
 import { manifestTap, type ManifestShard } from '../sinks/manifest.js';
 import { VERSION } from '../version.js';
+import { countDuplicateIds, type DuplicateIds } from './duplicate-ids.js';
 import type { EndedStatus, RunRecordStore, RunSpec, ShardRange, ShardResult } from './types.js';
 
 /**
@@ -47,7 +48,7 @@ export async function finalizeRun(
   /** where the sink's scheme is found. @defaultValue the built-ins */
   sinks: SinkRegistry = defaultSinks(),
   opts: FinalizeOptions = {},
-): Promise<{ status: EndedStatus; manifest: string }> {
+): Promise<{ status: EndedStatus; manifest: string; duplicateIds: DuplicateIds | null }> {
   const { runId, job: spec, createdAt } = data;
   const failedReason = opts.failed ?? null;
   const whilePlanning = opts.cancelledWhilePlanning ?? false;
@@ -67,6 +68,8 @@ export async function finalizeRun(
 
   const rows = shards.reduce((a, s) => a + s.rows, 0);
   const errorRows = shards.reduce((a, s) => a + s.errorRows, 0);
+  // null: the run is too large to count across shards
+  const duplicateIds = await countDuplicateIds(sink, prefix, shards);
   // a 'partial' run must have something in it; when every shard failed it is simply failed. A
   // cancel that came after the last shard had committed stopped nothing: the run is complete
   const status: EndedStatus =
@@ -111,6 +114,7 @@ export async function finalizeRun(
     shardSize: spec.shardSize,
     rows,
     errorRows,
+    duplicateIds,
     ...(spec.text
       ? {
           text: spec.text,
@@ -158,6 +162,7 @@ export async function finalizeRun(
     finishedAt: committedAt,
     rows,
     errorRows,
+    duplicateIds,
     failedShards,
     doneShards: shards.length,
     cancelledShards,
@@ -183,7 +188,7 @@ export async function finalizeRun(
             }
           : {}),
   });
-  return { status, manifest: manifestUri };
+  return { status, manifest: manifestUri, duplicateIds };
 }
 
 /** The per-shard list of a manifest as an Arrow table, one row per shard, in index order. */

@@ -6,7 +6,7 @@ import { backendMismatch, describeModel, runtimeFor, type RuntimeRegistry } from
 import type { ModelDescription } from '../models/types.js';
 import { createSink } from '../storage/registry.js';
 import { createSource, inferSourceType } from '../sources/registry.js';
-import type { Source } from '../sources/types.js';
+import type { RowShape, Source } from '../sources/types.js';
 import { JobConfigError } from '../config/errors.js';
 import type { ResolvedJob, ResolvedPreprocess, ResolvedTap, ResolvedText } from '../config/resolved.js';
 import type { JobConfig, PreprocessConfig, TapConfig } from '../config/schema.js';
@@ -268,6 +268,18 @@ async function describe(uri: string, runtimes: RuntimeRegistry): Promise<ModelDe
   }
 }
 
+/**
+ * Whether rows that no source row describes would be images: the job preprocesses images, or
+ * the model's one input is 4-d with 1 or 3 channels (or a free channel axis), as an image fills it.
+ */
+function takesImages(job: JobConfig, desc: ModelDescription): boolean {
+  if (job.preprocess !== undefined) return true;
+  const shape = desc.inputShape;
+  if (shape.length !== 4) return false;
+  const c = desc.inputLayout === 'nhwc' ? shape[3] : shape[1];
+  return c === null || c === undefined || c === 1 || c === 3;
+}
+
 /** Image and tensor sources feed the model one float32 input of a declared shape. */
 function checkFedInput(desc: ModelDescription, uri: string): void {
   const [input, ...more] = desc.inputs;
@@ -368,7 +380,7 @@ export async function resolveJob(job: JobConfig, opts: ResolveOptions = {}): Pro
   }
   try {
     // null for images (folders, prefixes, image columns of tables), else the tensor rows' shape
-    let rowShape: number[] | null;
+    let rowShape: RowShape;
     if (text) {
       if (!isTable && type !== 'text')
         throw new JobConfigError(`source.uri: the model takes token ids; a ${type} source has no text (use a table with a string column, or a .txt file)`, [
@@ -381,6 +393,8 @@ export async function resolveJob(job: JobConfig, opts: ResolveOptions = {}): Pro
     } catch (err) {
       throw configError(err, 'source.uri');
     }
+    // no row to tell what the rows are (an empty JSONL file): the job and the model say it
+    if (rowShape === 'unknown') rowShape = takesImages(job, desc) ? null : 'tensor';
     if (rowShape === null) {
       preprocess = resolvePreprocess(job.preprocess, desc);
       const [h, w] = preprocess.size;
@@ -391,20 +405,25 @@ export async function resolveJob(job: JobConfig, opts: ResolveOptions = {}): Pro
           'preprocess',
         ]);
       }
-      const row = rowShape;
       const modelRow = desc.inputShape.slice(1);
-      const matches = row.length === modelRow.length && modelRow.every((d, i) => d === null || d === row[i]);
-      // a table's flat list column feeds a model of any fixed row shape with as many values
-      const size = (s: ReadonlyArray<number | null>) => s.reduce<number>((a, b) => a * (b ?? NaN), 1);
-      const flat = isTable && !matches && modelRow.every((d) => d !== null) && size(modelRow) === size(row);
-      if (!matches && !flat) {
-        const field = isTable ? 'source.inputColumn' : 'source.uri';
-        throw new JobConfigError(
-          `${field}: rows have shape ${JSON.stringify(row)}${isTable ? ` (${size(row)} values)` : ''} but the model takes ${JSON.stringify(modelRow)} per row`,
-          [field],
-        );
+      if (rowShape === 'tensor') {
+        // no row reaches the model: its own row shape stands in (a free axis as 1, since none is fed)
+        inputShape = modelRow.map((d) => d ?? 1);
+      } else {
+        const row = rowShape;
+        const matches = row.length === modelRow.length && modelRow.every((d, i) => d === null || d === row[i]);
+        // a table's flat list column feeds a model of any fixed row shape with as many values
+        const size = (s: ReadonlyArray<number | null>) => s.reduce<number>((a, b) => a * (b ?? NaN), 1);
+        const flat = isTable && !matches && modelRow.every((d) => d !== null) && size(modelRow) === size(row);
+        if (!matches && !flat) {
+          const field = isTable ? 'source.inputColumn' : 'source.uri';
+          throw new JobConfigError(
+            `${field}: rows have shape ${JSON.stringify(row)}${isTable ? ` (${size(row)} values)` : ''} but the model takes ${JSON.stringify(modelRow)} per row`,
+            [field],
+          );
+        }
+        inputShape = matches ? row : (modelRow as number[]);
       }
-      inputShape = matches ? row : (modelRow as number[]);
     }
   } finally {
     await source.close();

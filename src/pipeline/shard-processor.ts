@@ -96,6 +96,7 @@ export async function processShard(data: ShardJobData, ctx: ShardContext): Promi
       forwardMs: batcher.forwardMs,
       carried: carry.carried,
       ...(job.text ? { truncatedRows: batcher.truncated, tokens: batcher.tokens } : {}),
+      ...(committed.duplicateIds ? { duplicateIds: committed.duplicateIds } : {}),
     };
   } catch (err) {
     // let batches still in the pool finish before giving up, so none writes after we return

@@ -11,7 +11,8 @@ export type InputRow = Extract<SourceRow, { kind: 'bytes' | 'tensor' | 'text' }>
 export interface ErrorRow {
   /** position in the shard: the errors file lists rows in source order */
   pos: number;
-  id: string;
+  /** null when the row has no id of its own (a null id cell, a line that is not JSON) */
+  id: string | null;
   stage: RowStage;
   message: string;
 }

@@ -4,6 +4,7 @@ import type { PartFormatEntry } from '../sinks/formats.js';
 import { errorsName, partName, rowIndexKey, runPrefix } from '../storage/layout.js';
 import type { Sink } from '../storage/types.js';
 import { VERSION } from '../version.js';
+import { DuplicateIdCounter, type DuplicateIds } from './duplicate-ids.js';
 import { encodeRowIndex } from './incremental.js';
 import type { ErrorRow, FeatureRows, RuntimeInfo } from './shard-rows.js';
 import type { ShardJobData } from './types.js';
@@ -18,6 +19,8 @@ export interface CommittedShard {
   file: string | null;
   bytes: number;
   errorsFile: string | null;
+  /** ids that more than one row of the part file carries; null when none does */
+  duplicateIds: DuplicateIds | null;
 }
 
 /**
@@ -32,6 +35,7 @@ export class ShardWriter {
   private readonly prefix: string;
   private readonly index: { ids: string[]; hashes: string[] } = { ids: [], hashes: [] };
   private readonly errors: ErrorRow[] = [];
+  private readonly duplicates = new DuplicateIdCounter();
   /** per tap column, the per-row shape of the part file ({} until it is opened) */
   private partShapes: Record<string, number[]> = {};
   /** per tap column, its shape and layout as the part file's schema has them ({} until it is opened) */
@@ -57,6 +61,7 @@ export class ShardWriter {
     await this.part.writeBatch(rows.ids, rows.taps);
     this.index.ids.push(...rows.ids);
     this.index.hashes.push(...rows.hashes);
+    this.duplicates.add(rows.ids);
   }
 
   /** Per tap column, the per-row shape written ({} when no row was). */
@@ -93,13 +98,13 @@ export class ShardWriter {
       errorsFile = await writeErrorsFile(
         this.sink,
         `${this.prefix}/${errorsName(shard.index)}`,
-        this.errors.map(({ id, stage, message }) => ({ id, stage, message })),
+        this.errors.map(({ id, stage, message, pos }) => ({ id, stage, message, position: shard.start + pos })),
       );
     }
     if (rows + this.errors.length !== shard.count) {
       throw new Error(`shard ${shard.index}: ${rows} rows + ${this.errors.length} errors, but the shard has ${shard.count} rows`);
     }
-    return { rows, errorRows: this.errors.length, file, bytes, errorsFile };
+    return { rows, errorRows: this.errors.length, file, bytes, errorsFile, duplicateIds: this.duplicates.result() };
   }
 
   /** Drops a part file not committed. */

@@ -1,4 +1,5 @@
 import type { ResolvedJob } from '../config/resolved.js';
+import type { DuplicateIds } from './duplicate-ids.js';
 import type { BaseRun } from './incremental.js';
 import type { ShardSpec } from '../sources/types.js';
 import type { TapColumn } from '../types/features.js';
@@ -99,6 +100,8 @@ export interface ShardResult {
   truncatedRows?: number;
   /** text: real tokens of the rows embedded (padding not counted) */
   tokens?: number;
+  /** ids that more than one row of the shard carries, counted exactly; absent when none does */
+  duplicateIds?: DuplicateIds;
 }
 
 /** The record of a run kept in Redis (and in the manifest once committed). */
@@ -114,6 +117,8 @@ export interface RunRecord {
   totalRows: number;
   rows: number;
   errorRows: number;
+  /** ids that more than one row carries, once the run has ended; null when the run was too large to count them */
+  duplicateIds?: DuplicateIds | null;
   failedShards: number[];
   /** run folder (path or URI) */
   outputUri: string;

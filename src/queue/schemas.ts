@@ -86,6 +86,10 @@ export const runRecordSchema = z.looseObject({
   totalRows: countSchema,
   rows: countSchema,
   errorRows: countSchema,
+  duplicateIds: z
+    .object({ count: countSchema, examples: z.array(z.string()) })
+    .nullable()
+    .optional(),
   failedShards: z.array(countSchema),
   outputUri: z.string(),
   manifest: z.string().optional(),

@@ -10,6 +10,7 @@ import { stalledIntervalFor, WORKER_DEFAULTS } from './defaults.js';
 import { ScheduleWorker } from './schedules.js';
 import { RunRegistry } from './run-registry.js';
 import { finalizeRun } from '../pipeline/finalize.js';
+import { duplicateIdsWarning } from '../pipeline/duplicate-ids.js';
 import { defaultRegistries, type Registries } from '../pipeline/registries.js';
 import { IncrementalCache } from '../pipeline/incremental.js';
 import { checkedJobData, InvalidJobDataError, parseRunJobData, parseShardTask, withKnownNames } from './schemas.js';
@@ -443,6 +444,9 @@ export class LayertapWorker {
       });
       const level = res.status === 'committed' ? 'info' : res.status === 'partial' || res.status === 'cancelled' ? 'warn' : 'error';
       this.log[level]({ runId, status: res.status, manifest: res.manifest }, `layertap worker: run ${runId} ${res.status}: ${res.manifest}`);
+      if (res.duplicateIds && res.duplicateIds.count > 0) {
+        this.log.warn({ runId, duplicateIds: res.duplicateIds }, `layertap worker: run ${runId}: ${duplicateIdsWarning(res.duplicateIds)}`);
+      }
       this.opts.onRun?.(runId);
       return res;
     } catch (err) {

@@ -1,4 +1,4 @@
-import { Field, FixedSizeList, Float16, Float32, List, Schema, Utf8 } from 'apache-arrow';
+import { Field, FixedSizeList, Float16, Float32, Int64, List, Schema, Utf8 } from 'apache-arrow';
 import type { ResolvedTap } from '../config/resolved.js';
 import { columnLayout, type TapColumn, type TapLayout } from '../types/features.js';
 
@@ -106,9 +106,17 @@ export function buildSchema(opts: SchemaOptions): Schema {
   return new Schema(fields, metadata);
 }
 
-/** The schema of an errors file: id, stage, message (all utf8). */
+/**
+ * The schema of an errors file: id (utf8, null for a row that has none), stage, message (utf8),
+ * position (int64: the row's 0-based index in the source).
+ */
 export function errorsSchema(): Schema {
-  return new Schema([new Field(ID_COLUMN, new Utf8(), false), new Field('stage', new Utf8(), false), new Field('message', new Utf8(), false)]);
+  return new Schema([
+    new Field(ID_COLUMN, new Utf8(), true),
+    new Field('stage', new Utf8(), false),
+    new Field('message', new Utf8(), false),
+    new Field('position', new Int64(), false),
+  ]);
 }
 
 /** Describes a schema's fields for the manifest. */

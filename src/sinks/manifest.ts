@@ -82,6 +82,8 @@ export interface RunManifest {
   shardSize?: number;
   rows: number;
   errorRows: number;
+  /** ids that more than one row carries (count: rows whose id an earlier row has); null: not counted, the run was too large */
+  duplicateIds?: { count: number; examples: string[] } | null;
   /** text models: rows cut at preprocess.maxLength */
   truncatedRows?: number;
   /** text models: real tokens (no padding) of the rows this run embedded, and how many rows those were */

@@ -1,4 +1,4 @@
-export type { ReadHint, ShardSpec, Source, SourceRow, TableFormat } from './types.js';
+export type { ReadHint, RowShape, ShardSpec, Source, SourceRow, TableFormat } from './types.js';
 export { ImageDirSource, DEFAULT_IMAGE_EXTENSIONS } from './image-dir-source.js';
 export type { ImageDirSourceOptions } from './image-dir-source.js';
 export { NpySource } from './npy-source.js';

@@ -15,16 +15,22 @@ export interface JsonlTableReaderOptions {
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
+/** Rows read at most to decide the type of each column, from its first non-null value. */
+export const JSONL_TYPE_ROWS = 1000;
+/** Bytes of lines read at most to decide the column types (the first row is read whatever its size). */
+export const JSONL_TYPE_BYTES = 16 * 1024 * 1024;
+
 /**
  * JSON Lines: one JSON object per line, blank lines skipped. Planning streams the file once,
  * counting rows and noting the byte offset where each shard starts, so reading a shard seeks
- * straight to it. Columns come from the first row's keys. A line that is not a JSON object,
- * or that is longer than `maxLineBytes` (which is counted but never held in memory), becomes
- * an error row.
+ * straight to it. A column's type is that of its first non-null value within the first
+ * {@link JSONL_TYPE_ROWS} rows or {@link JSONL_TYPE_BYTES} bytes (reading stops as soon as every
+ * column seen has one). A line that is not a JSON object, or that is longer than `maxLineBytes`
+ * (which is counted but never held in memory), becomes an error row.
  */
 export class JsonlTableReader implements TableReader {
   private total: Promise<number> | null = null;
-  private first: Promise<Record<string, unknown> | null> | null = null;
+  private sampled: Promise<TableColumn[]> | null = null;
   private readonly maxLineBytes: number;
 
   constructor(
@@ -34,14 +40,10 @@ export class JsonlTableReader implements TableReader {
     this.maxLineBytes = checkLimit('source.maxLineBytes', options.maxLineBytes, DEFAULT_MAX_LINE_BYTES);
   }
 
-  async columns(): Promise<TableColumn[]> {
-    const row = await this.firstRow();
-    if (!row) return [];
-    return Object.entries(row).map(([name, v]) => ({
-      name,
-      kind: jsonKind(v),
-      typeName: `JSON ${Array.isArray(v) ? 'array' : v === null ? 'null' : typeof v}`,
-    }));
+  /** The keys of the first rows, in the order they first appear; none for a file without a row. */
+  columns(): Promise<TableColumn[]> {
+    this.sampled ??= this.sample();
+    return this.sampled;
   }
 
   async count(): Promise<number> {
@@ -81,36 +83,75 @@ export class JsonlTableReader implements TableReader {
 
   async close(): Promise<void> {
     this.total = null;
-    this.first = null;
+    this.sampled = null;
   }
 
-  private firstRow(): Promise<Record<string, unknown> | null> {
-    this.first ??= (async () => {
-      for await (const line of lines(this.path, 0, this.maxLineBytes)) {
-        if (line.blank) continue;
-        if (line.over) {
-          throw new FieldError(
-            'source.maxLineBytes',
-            `the first row of ${this.path} is ${line.length} bytes, more than ${this.maxLineBytes}; columns are taken from the first row: raise source.maxLineBytes to read it`,
-          );
-        }
-        let value: unknown;
-        try {
-          value = parse(line.bytes);
-        } catch (err) {
-          throw new Error(
-            `${this.path}: the first row (line at byte ${line.offset}) is not valid JSON: ${(err as Error).message}; columns are taken from the first row`,
-            { cause: err },
-          );
-        }
-        if (!isObject(value))
-          throw new Error(`${this.path}: the first row is not a JSON object; each line must be one object such as {"id": "a", "input": [...]}`);
-        return value;
+  private async sample(): Promise<TableColumn[]> {
+    const found = new Map<string, TableColumn>();
+    let rows = 0;
+    let bytes = 0;
+    let objects = 0;
+    let everyRow = true;
+    let firstOver: Line | null = null;
+    let firstBad: string | null = null;
+    for await (const line of lines(this.path, 0, this.maxLineBytes)) {
+      if (line.blank) continue;
+      const decided = objects > 0 && [...found.values()].every((c) => c.kind !== 'null');
+      if (decided || rows >= JSONL_TYPE_ROWS || bytes >= JSONL_TYPE_BYTES) {
+        everyRow = false;
+        break;
       }
-      return null;
-    })();
-    return this.first;
+      rows++;
+      bytes += line.length;
+      // a line that cannot be read is an error row when its shard is read; the next one may tell
+      if (line.over) {
+        firstOver ??= line;
+        continue;
+      }
+      let value: unknown;
+      try {
+        value = parse(line.bytes);
+      } catch (err) {
+        firstBad ??= `the line at byte ${line.offset} is not valid JSON: ${(err as Error).message}`;
+        continue;
+      }
+      if (!isObject(value)) {
+        firstBad ??= `the line at byte ${line.offset} is not a JSON object`;
+        continue;
+      }
+      objects++;
+      for (const [name, v] of Object.entries(value)) {
+        const known = found.get(name);
+        if (known !== undefined && known.kind !== 'null') continue;
+        found.set(name, jsonColumn(name, v));
+      }
+    }
+    if (objects === 0 && rows > 0) {
+      if (firstBad === null && firstOver !== null) {
+        throw new FieldError(
+          'source.maxLineBytes',
+          rows === 1
+            ? `the first row of ${this.path} is ${firstOver.length} bytes, more than ${this.maxLineBytes}; columns are taken from the first rows: raise source.maxLineBytes to read it`
+            : `the first ${rows} rows of ${this.path} are all longer than ${this.maxLineBytes} bytes; columns are taken from the first rows: raise source.maxLineBytes to read them`,
+        );
+      }
+      throw new Error(
+        `${this.path}: none of the first ${rows} row(s) is a JSON object (${firstBad}); each line must be one object such as {"id": "a", "input": [...]}`,
+      );
+    }
+    return [...found.values()].map((c) => (c.kind === 'null' ? { ...c, everyRow } : c));
   }
+}
+
+/** A JSONL column as its first value tells: an array's nesting gives the row shape. */
+function jsonColumn(name: string, value: unknown): TableColumn {
+  const kind = jsonKind(value);
+  const column: TableColumn = { name, kind, typeName: `JSON ${Array.isArray(value) ? 'array' : value === null ? 'null' : typeof value}` };
+  if (kind === 'tensor') {
+    const cell = jsonCell(value);
+    if (cell.kind === 'tensor' && cell.shape) column.shape = cell.shape;
+  }
+  return column;
 }
 
 function parseRow(line: Line, index: number, columns: RowColumns, maxLineBytes: number): RawRow {

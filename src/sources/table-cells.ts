@@ -2,8 +2,11 @@ import { DataType, Precision } from 'apache-arrow';
 import type { Field, Table, Vector } from 'apache-arrow';
 import { FieldError } from '../types/errors.js';
 
-/** What a table column holds, as far as embedding is concerned. */
-export type ColumnKind = 'tensor' | 'binary' | 'text' | 'other';
+/**
+ * What a table column holds, as far as embedding is concerned. 'null': a JSONL column that held
+ * no value but null in the rows read to decide its type.
+ */
+export type ColumnKind = 'tensor' | 'binary' | 'text' | 'other' | 'null';
 
 /** A column of a table source. */
 export interface TableColumn {
@@ -13,8 +16,10 @@ export interface TableColumn {
   typeName: string;
   /** values per row when the schema fixes it (a FixedSizeList) */
   listSize?: number;
-  /** per-row shape from the field's `layertap.shape` metadata, when it agrees with listSize */
+  /** per-row shape from the field's `layertap.shape` metadata, when it agrees with listSize (JSONL: from the first array) */
   shape?: number[];
+  /** a 'null' column: the rows read were every row of the table, so no row holds a value in it */
+  everyRow?: boolean;
 }
 
 /** The value of a row's input column, read but not yet checked against the column's kind. */
@@ -148,6 +153,7 @@ export function jsonCell(value: unknown): TableCell {
 
 /** The kind of a JSON value, for a JSONL column. */
 export function jsonKind(value: unknown): ColumnKind {
+  if (value === null || value === undefined) return 'null';
   if (typeof value === 'string') return 'text';
   if (Array.isArray(value)) return 'tensor';
   return 'other';

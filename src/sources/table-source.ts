@@ -1,10 +1,10 @@
 import { ArrowTableReader } from './arrow-table-reader.js';
-import { JsonlTableReader } from './jsonl-table-reader.js';
+import { JSONL_TYPE_BYTES, JSONL_TYPE_ROWS, JsonlTableReader } from './jsonl-table-reader.js';
 import { ParquetTableReader } from './parquet-table-reader.js';
 import type { RawRow, TableColumn } from './table-cells.js';
 import type { TableLocation } from './table-location.js';
 import type { TableReader } from './table-reader.js';
-import type { ShardSpec, Source, SourceRow, TableFormat } from './types.js';
+import type { RowShape, ShardSpec, Source, SourceRow, TableFormat } from './types.js';
 import { FieldError } from '../types/errors.js';
 
 /** Options of a {@link TableSource}. */
@@ -24,9 +24,12 @@ export interface TableSourceOptions {
 interface Layout {
   id: string | null;
   input: TableColumn;
-  /** per-row tensor shape; null for image columns */
-  shape: number[] | null;
+  /** per-row tensor shape; null for image columns; 'tensor' or 'unknown' when no row tells (see RowShape) */
+  shape: RowShape;
 }
+
+/** Rows of a list column read at most for one that tells the row shape. */
+const SHAPE_ROWS = JSONL_TYPE_ROWS;
 
 /** Creates the reader for a table format. */
 function readerFor(format: TableFormat, file: string, options: TableSourceOptions): TableReader {
@@ -66,8 +69,8 @@ export class TableSource implements Source {
     this.readAhead = readAhead;
   }
 
-  /** The input column's per-row shape for tensor columns; null for image columns (bytes or paths). */
-  async rowShape(): Promise<number[] | null> {
+  /** The input column's per-row shape for tensor columns; null for image columns (bytes or paths); see {@link RowShape}. */
+  async rowShape(): Promise<RowShape> {
     return (await this.getLayout()).shape;
   }
 
@@ -152,6 +155,11 @@ export class TableSource implements Source {
   private async loadLayout(): Promise<Layout> {
     const reader = await this.getReader();
     const columns = await reader.columns();
+    // a JSONL file without a row has no columns to check the job's against: nothing will be read
+    if (columns.length === 0 && (await reader.count()) === 0) {
+      const input: TableColumn = { name: this.options.inputColumn ?? '', kind: 'null', typeName: 'no rows', everyRow: true };
+      return { id: this.options.idColumn ?? null, input, shape: 'unknown' };
+    }
     const names = columns.map((c) => c.name);
     const list = names.length > 0 ? names.map((n) => `'${n}'`).join(', ') : 'none';
     const byName = (name: string) => columns.find((c) => c.name === name);
@@ -181,6 +189,16 @@ export class TableSource implements Source {
       input = rest[0] as TableColumn;
     }
     if (input.name === id) throw new FieldError('source.inputColumn', `'${input.name}' is also the id column; choose another column`);
+    if (input.kind === 'null') {
+      // every cell read is null: each is an error row; for text the others are what any string column's are
+      if (this.options.text === true) return { id, input, shape: null };
+      if (input.everyRow === true) return { id, input, shape: 'unknown' };
+      throw new FieldError(
+        'source.inputColumn',
+        `column '${input.name}' is null in every row read to tell its type (the first ${JSONL_TYPE_ROWS} rows or ${JSONL_TYPE_BYTES / 2 ** 20} MiB of ${this.uri}); ` +
+          'a JSONL column takes the type of its first non-null value among them',
+      );
+    }
     if (this.options.text === true && input.kind !== 'text') {
       throw new FieldError(
         'source.inputColumn',
@@ -196,80 +214,72 @@ export class TableSource implements Source {
     if (input.kind !== 'tensor') return { id, input, shape: null };
     if (input.shape) return { id, input, shape: input.shape };
     if (input.listSize !== undefined) return { id, input, shape: [input.listSize] };
-    // a variable-length list: the first row decides, and every other row must match it
-    const first = await this.firstTensor(reader, id, input.name);
-    return { id, input, shape: first };
+    // a variable-length list: the first row with a list decides, and every other row must match it
+    return { id, input, shape: await this.firstTensor(reader, id, input.name) };
   }
 
-  private async firstTensor(reader: TableReader, id: string | null, input: string): Promise<number[]> {
-    const total = await reader.count();
-    if (total === 0) return [0];
+  /**
+   * The shape of the first list of numbers among the first rows (null and malformed cells are
+   * error rows, not the column's type); 'tensor' when those were every row and none holds one.
+   */
+  private async firstTensor(reader: TableReader, id: string | null, input: string): Promise<number[] | 'tensor'> {
     let shard: ShardSpec | null = null;
-    for await (const s of reader.plan(1)) {
+    for await (const s of reader.plan(SHAPE_ROWS)) {
       shard = s;
       break;
     }
-    if (!shard) return [0];
+    if (!shard) return 'tensor';
+    let problem: string | null = null;
     for await (const raw of reader.rows(shard, { id, input })) {
-      if (raw.input.kind !== 'tensor') {
-        throw new FieldError(
-          'source.inputColumn',
-          `the first row's '${input}' is not a list of numbers (${raw.input.kind === 'invalid' ? raw.input.message : raw.input.kind})`,
-        );
-      }
-      return raw.input.shape ?? [raw.input.data.length];
+      if (raw.input.kind === 'tensor') return raw.input.shape ?? [raw.input.data.length];
+      if (raw.input.kind !== 'null') problem ??= `row ${raw.index}: ${raw.input.kind === 'invalid' ? raw.input.message : raw.input.kind}`;
     }
-    return [0];
+    if (shard.count < SHAPE_ROWS) return 'tensor';
+    throw new FieldError(
+      'source.inputColumn',
+      `none of the first ${SHAPE_ROWS} rows has a list of numbers in '${input}' (${problem ?? 'all are null'}); the first one decides the row shape`,
+    );
   }
 
   private toRow(raw: RawRow, layout: Layout): SourceRow {
-    const id = raw.id ?? String(raw.index);
+    // with an id column, a row without an id has none: its index could be another row's id
+    const id = layout.id === null ? String(raw.index) : raw.id;
     const cell = raw.input;
     const col = layout.input.name;
-    if (raw.id === null && layout.id !== null && cell.kind !== 'invalid') {
-      return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: the id column '${layout.id}' is null` };
-    }
+    const error = (message: string): SourceRow => ({ id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${message}` });
+    if (cell.kind === 'invalid')
+      return error(this.options.text === true && cell.got !== undefined ? `${col} is not a string (got ${cell.got})` : `${col}: ${cell.message}`);
+    if (id === null) return error(`the id column '${layout.id}' is null`);
     switch (cell.kind) {
-      case 'invalid':
-        if (this.options.text === true && cell.got !== undefined)
-          return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col} is not a string (got ${cell.got})` };
-        return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col}: ${cell.message}` };
       case 'null':
-        return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col} is null` };
+        return error(`${col} is null`);
       case 'tensor': {
-        if (this.options.text === true) return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col} is not a string (got a list)` };
-        const want = (layout.shape ?? []).reduce((a, b) => a * b, 1);
-        if (layout.input.kind !== 'tensor' || cell.data.length !== want) {
-          return {
-            id,
-            kind: 'error',
-            stage: 'read',
-            message: `row ${raw.index}: ${col} has ${cell.data.length} values, expected ${want} (row shape ${JSON.stringify(layout.shape)})`,
-          };
+        if (this.options.text === true) return error(`${col} is not a string (got a list)`);
+        const shape = Array.isArray(layout.shape) ? layout.shape : [];
+        const want = shape.reduce((a, b) => a * b, 1);
+        if (layout.input.kind !== 'tensor' || !Array.isArray(layout.shape) || cell.data.length !== want) {
+          return error(`${col} has ${cell.data.length} values, expected ${want} (row shape ${JSON.stringify(layout.shape)})`);
         }
         return { id, kind: 'tensor', data: cell.data };
       }
       case 'bytes':
-        if (this.options.text === true) return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col} is not a string (got bytes)` };
-        if (layout.input.kind !== 'binary')
-          return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col} holds bytes, expected ${layout.input.kind}` };
+        if (this.options.text === true) return error(`${col} is not a string (got bytes)`);
+        if (layout.input.kind !== 'binary') return error(`${col} holds bytes, expected ${layout.input.kind}`);
         return { id, kind: 'bytes', bytes: cell.bytes };
       case 'text':
         if (this.options.text === true) return { id, kind: 'text', text: cell.text };
-        return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${col} holds text, expected ${layout.input.kind}` };
+        return error(`${col} holds text, expected ${layout.input.kind}`);
       default: {
         const never: never = cell;
-        return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: unexpected value ${String(never)}` };
+        return error(`unexpected value ${String(never)}`);
       }
     }
   }
 
   private async readPath(raw: RawRow, layout: Layout): Promise<SourceRow> {
     if (raw.input.kind !== 'text') return this.toRow(raw, layout);
-    const id = raw.id ?? String(raw.index);
-    if (raw.id === null && layout.id !== null) {
-      return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: the id column '${layout.id}' is null` };
-    }
+    const id = layout.id === null ? String(raw.index) : raw.id;
+    if (id === null) return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: the id column '${layout.id}' is null` };
     try {
       return { id, kind: 'bytes', bytes: await this.location.readRelative(raw.input.text) };
     } catch (err) {

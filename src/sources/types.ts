@@ -23,7 +23,20 @@ export type SourceRow =
   | { id: string; kind: 'tensor'; data: Float32Array }
   /** a row of text, tokenized in a pool thread */
   | { id: string; kind: 'text'; text: string }
-  | { id: string; kind: 'error'; stage: RowStage; message: string };
+  /**
+   * a row that cannot be embedded; `id` is null when the row has none of its own (a null id cell, a
+   * line that is not JSON): its position in the source tells which row it is
+   */
+  | { id: string | null; kind: 'error'; stage: RowStage; message: string };
+
+/**
+ * What a source's rows give the model, as planning checks it against the model's input: tensors
+ * of a shape, encoded images (null), tensors whose shape no row tells (`'tensor'`: a list column
+ * that has no non-null value), or nothing at all (`'unknown'`: a JSONL file without a row, a
+ * column that is null in every row). In the last two cases no row reaches the model, so planning
+ * takes the model's own input instead.
+ */
+export type RowShape = number[] | null | 'tensor' | 'unknown';
 
 /** How the reader will consume a shard's rows; sources may use it to read in matching chunks. */
 export interface ReadHint {
@@ -41,8 +54,8 @@ export interface Source {
   readonly uri: string;
   /** its kind, as the source registry names it: 'images', 'npy', a table format, ... */
   readonly type: SourceKind;
-  /** per-row tensor shape for tensor sources, null when rows are encoded images (an images folder or an image column) */
-  rowShape(): Promise<number[] | null>;
+  /** per-row tensor shape for tensor sources, null when rows are encoded images (an images folder or an image column); see {@link RowShape} */
+  rowShape(): Promise<RowShape>;
   /** fails with a message naming the field and location when the dataset cannot be read (e.g. a missing bucket or column) */
   check(): Promise<void>;
   /** total rows (for progress and planning) */

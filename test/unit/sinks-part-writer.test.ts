@@ -230,21 +230,23 @@ describe('PartWriter', () => {
 });
 
 describe('writeErrorsFile', () => {
-  it('writes id, stage, message as utf8 columns', async () => {
+  it('writes id (null for a row without one), stage, message as utf8 columns and the source position as int64', async () => {
     const sink = new LocalSink(tmp);
     const rows: ErrorRecord[] = [
-      { id: 'a.jpg', stage: 'decode', message: 'not a decodable image: unsupported or unrecognised image format' },
-      { id: 'b/ü.png', stage: 'read', message: 'b/ü.png: path leaves the dataset root' },
+      { id: 'a.jpg', stage: 'decode', message: 'not a decodable image: unsupported or unrecognised image format', position: 0 },
+      { id: null, stage: 'read', message: 'row 3000000000: x: line at byte 7 is not valid JSON', position: 3_000_000_000 },
+      { id: 'b/ü.png', stage: 'read', message: 'b/ü.png: path leaves the dataset root', position: 2 ** 40 + 5 },
     ];
     const uri = await writeErrorsFile(sink, `r/${errorsName(2)}`, rows);
     expect(uri).toBe(path.join(tmp, 'r/errors-00002.arrow'));
     const table = await readArrowFile(uri);
-    expect(table.schema.fields.map((f) => [f.name, String(f.type)])).toEqual([
-      ['id', 'Utf8'],
-      ['stage', 'Utf8'],
-      ['message', 'Utf8'],
+    expect(table.schema.fields.map((f) => [f.name, String(f.type), f.nullable])).toEqual([
+      ['id', 'Utf8', true],
+      ['stage', 'Utf8', false],
+      ['message', 'Utf8', false],
+      ['position', 'Int64', false],
     ]);
-    expect(table.toArray().map((r) => r.toJSON())).toEqual(rows);
+    expect(table.toArray().map((r) => r.toJSON())).toEqual(rows.map((r) => ({ ...r, position: BigInt(r.position) })));
   });
 });
 

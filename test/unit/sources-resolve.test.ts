@@ -88,14 +88,14 @@ describe('resolveJob with table sources and sinks', () => {
     expect(err.message).toMatch(/^source\.maxRowBytes: only applies to sources that read a file per row/);
   });
 
-  it('refuses a JSONL table whose first row is longer than source.maxLineBytes, naming the field', async () => {
+  it('refuses a JSONL table whose first rows are all longer than source.maxLineBytes, naming the field', async () => {
     const file = path.join(tmp, 'long.jsonl');
     const line = JSON.stringify({ v: new Array(784).fill(0.25) });
     await writeFile(file, `${line}\n`);
     const err = await configError(resolveJob(job({ uri: file, maxLineBytes: 1000 })));
     expect(err.fields).toEqual(['source.maxLineBytes']);
     expect(err.message).toBe(
-      `source.maxLineBytes: the first row of ${file} is ${line.length} bytes, more than 1000; columns are taken from the first row: raise source.maxLineBytes to read it`,
+      `source.maxLineBytes: the first row of ${file} is ${line.length} bytes, more than 1000; columns are taken from the first rows: raise source.maxLineBytes to read it`,
     );
   });
 

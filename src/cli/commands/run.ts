@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { RunSummary } from '../../queue/types.js';
 import { ALLOW_EVICTION_HELP, EXIT, err, fail, out, positiveInt, printSummary, type SetExit } from '../common.js';
 import { callbackLogger } from '../../types/logger.js';
+import type { DuplicateIds } from '../../pipeline/duplicate-ids.js';
 
 /**
  * A quick look at whether the features separate the input folders; only for small local runs,
@@ -29,6 +30,30 @@ async function printNeighbours(s: RunSummary): Promise<void> {
   );
 }
 
+/**
+ * The warning line for a run whose ids repeat, from its manifest (read with the job file's sink
+ * settings, since the bucket may need them); null when none repeat or the manifest cannot be read.
+ */
+async function duplicateIdsWarningLine(s: RunSummary, file: string): Promise<string | null> {
+  if (s.output.manifest === null) return null;
+  const [{ loadJobFile }, { createSink }, { MANIFEST }, { duplicateIdsWarning }] = await Promise.all([
+    import('../../config/load.js'),
+    import('../../storage/registry.js'),
+    import('../../storage/layout.js'),
+    import('../../pipeline/duplicate-ids.js'),
+  ]);
+  let found: DuplicateIds | null | undefined;
+  try {
+    const sink = await createSink({ ...(await loadJobFile(file)).sink, uri: s.output.uri });
+    const bytes = await sink.get(MANIFEST);
+    found = bytes === null ? null : (JSON.parse(Buffer.from(bytes).toString('utf8')) as { duplicateIds?: DuplicateIds | null }).duplicateIds;
+  } catch {
+    // the run ended as the summary says; a manifest that cannot be read back only costs the warning
+    return null;
+  }
+  return found && found.count > 0 ? `warning: ${duplicateIdsWarning(found)}` : null;
+}
+
 /** `layertap run <job-file>`: enqueue a job and work it off in this process. */
 export function register(program: Command, setExit: SetExit): void {
   program
@@ -49,10 +74,14 @@ export function register(program: Command, setExit: SetExit): void {
           onProgress: (s) => progress.update(s),
           // the embedded worker's progress records are noise next to the progress bar; its warnings and errors are not
           logger: callbackLogger((msg, level, fields) => {
+            // the run's duplicate ids get the one warning below, from the manifest
+            if (fields.duplicateIds !== undefined) return;
             if (fields.worker === undefined || level === 'warn' || level === 'error') err(msg);
           }),
         });
         progress.stop();
+        const warning = await duplicateIdsWarningLine(summary, file);
+        if (warning !== null) err(warning);
         if (o.json) out(JSON.stringify(summary));
         else {
           printSummary(summary);
