@@ -142,9 +142,9 @@ export class PropsBench {
   // ---- queue level
 
   /** Workers and clients on the pools, started at the first queue-level case. */
-  private async queued(config: JobConfig, threads: number) {
+  private async queued(config: JobConfig, run: QueueRun) {
     this.queue ??= await PropsQueue.start([...this.pools.values()]);
-    return this.queue.run(config, threads);
+    return this.queue.run(config, run.threads, run.window);
   }
 
   /** Runs a queue-level case (and its incremental second run); returns what is wrong, in words. */
@@ -155,7 +155,7 @@ export class PropsBench {
     return this.inCaseDir(async (dir) => {
       const run = async (rows: Row[], r: QueueRun, label: string) => {
         const source = await kind.write(dir, rows);
-        const s = await this.queued(parseJob(jobInput(suite, c.variant, source, r, join(dir, 'out'), c.incremental !== null)), r.threads);
+        const s = await this.queued(parseJob(jobInput(suite, c.variant, source, r, join(dir, 'out'), c.incremental !== null)), r);
         if (s.status !== 'committed') return { s, problems: [`${label}: run ${s.status}: ${s.error ?? JSON.stringify(s.failedShards)}`] };
         const good = sourceRows(kind, rows).filter((x) => typeof x.cell === 'number').length;
         const problems = invariantProblems(kind, rows, await readRunFiles(s.output.uri), ref, columns, worst).map((p) => `${label}: ${p}`);

@@ -14,9 +14,10 @@ export const INCREMENTAL_WITH_RAGGED_TAPS = false;
 /** Model threads of the workers and pools the cases run on. */
 export const THREADS = [1, 2, 3] as const;
 
-/** A run's shape and the thread count of the worker that runs it. */
+/** A run's shape, the thread count of the worker that runs it, and the shard jobs that exist at once. */
 export interface QueueRun extends RunShape {
   threads: number;
+  window: number;
 }
 
 /** A case through the queue: a dataset and a run of it; for incremental cases, edits and a second run. */
@@ -33,6 +34,8 @@ function runArb(maxRows: number): fc.Arbitrary<QueueRun> {
     batchSize: fc.integer({ min: 1, max: maxRows + 2 }),
     shardSize: fc.integer({ min: 1, max: maxRows + 2 }),
     format: fc.constantFrom('arrow' as const, 'parquet' as const),
+    // the default window (256) holds every shard of these runs; small ones move as shards start
+    window: fc.oneof(fc.constant(256), fc.integer({ min: 1, max: 3 })),
   });
 }
 
@@ -50,10 +53,13 @@ export function queueCaseArb(suite: Suite, maxRows: number): fc.Arbitrary<QueueC
         { arbitrary: fc.record({ edits: editsArb(kind, maxRows), run: runArb(maxRows) }), weight: 1 },
       ),
     })
-    .map((c) => (c.incremental && c.variant === 'tokens' && !INCREMENTAL_WITH_RAGGED_TAPS ? { ...c, variant: 'pooled' } : c));
+    .map((c) => {
+      const variant = c.incremental && !INCREMENTAL_WITH_RAGGED_TAPS ? suite.unragged(c.variant) : c.variant;
+      return { ...c, variant, rows: suite.kind(variant).admit(c.rows) };
+    });
 }
 
-const shapeOf = (r: QueueRun) => `${r.threads} thread(s), batchSize ${r.batchSize}, shardSize ${r.shardSize}, ${r.format}`;
+const shapeOf = (r: QueueRun) => `${r.threads} thread(s), batchSize ${r.batchSize}, shardSize ${r.shardSize}, ${r.format}, window ${r.window}`;
 
 /** The case in words, for an assertion message. */
 export function describeQueueCase(suite: Suite, c: QueueCase): string {
@@ -84,7 +90,7 @@ export interface ShardCase extends RunShape {
 
 /** Shard cases of up to `maxRows` rows. */
 export function shardCaseArb(suite: Suite, maxRows: number): fc.Arbitrary<ShardCase> {
-  return fc.record({
+  const arb = fc.record({
     variant: fc.constantFrom(...suite.variants),
     threads: fc.constantFrom(...THREADS),
     batchSize: fc.integer({ min: 1, max: maxRows + 2 }),
@@ -96,6 +102,7 @@ export function shardCaseArb(suite: Suite, maxRows: number): fc.Arbitrary<ShardC
     groupByLength: fc.boolean().map((b) => !b),
     rows: rowsArb(suite.kind(suite.variants[0]!), maxRows),
   });
+  return arb.map((c) => ({ ...c, rows: suite.kind(c.variant).admit(c.rows) }));
 }
 
 export function describeShardCase(suite: Suite, c: ShardCase): string {

@@ -22,12 +22,13 @@ export interface RunFiles {
   columns: string[];
 }
 
+// iterated, not toArray(): a float16 column's toArray() gives the raw half-float bits
 function vectorsOf(table: Table, name: string, row: number): Float32Array[] {
   const field = table.schema.fields.find((f) => f.name === name)!;
-  const v = table.getChild(name)!.get(row) as { toArray(): ArrayLike<number>; [Symbol.iterator](): Iterator<unknown> } | null;
+  const v = table.getChild(name)!.get(row) as Iterable<unknown> | null;
   if (v === null) throw new Error(`column ${name}, row ${row} is null`);
-  if (DataType.isList(field.type)) return [...v].map((tok) => Float32Array.from((tok as { toArray(): ArrayLike<number> }).toArray()));
-  return [Float32Array.from(v.toArray())];
+  if (DataType.isList(field.type)) return [...v].map((tok) => Float32Array.from(tok as Iterable<number>));
+  return [Float32Array.from(v as Iterable<number>)];
 }
 
 /** The rows of every `part-*` and `errors-*` file of a run folder, whatever their format. */

@@ -4,10 +4,12 @@
 // row of every generated dataset must get, and one reference run serves every case.
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Table, Utf8, tableToIPC, vectorFromArray } from 'apache-arrow';
 import fc from 'fast-check';
 import sharp from 'sharp';
 import type { JobInput } from '../../src/config/index.js';
 import { readNpy, writeNpy } from '../../src/sources/npy.js';
+import { loadParquetWasm } from '../../src/storage/index.js';
 import { SEED } from './index.js';
 
 export const TEXT_FIXTURE = join(SEED, '..', 'text-model');
@@ -81,27 +83,41 @@ export async function textPool(): Promise<string[]> {
  * A JSONL file whose first row's text is null is refused when the job is planned (`source.inputColumn:
  * column 'text' is JSON null; the model takes token ids, so it must hold text`), although a null
  * text anywhere else is an error row: the reader takes the column types from the first row only.
- * Until that is changed, generated text datasets start with a text row; set this to true to
- * draw datasets that start with a null text.
+ * Until that is changed, generated JSONL datasets start with a text row; set this to true to
+ * draw ones that start with a null text.
  */
 export const JSONL_NULL_FIRST_ROW = false;
 
-/** JSONL rows `{id, text}`; a `null` cell is a null text, which becomes a `read` error row. */
-export function textKind(pool: readonly string[]): DatasetKind {
+/** Rows per row group of a Parquet text table: shards and batches cross row groups. */
+const ROW_GROUP = 3;
+
+/**
+ * A table of rows `{id, text}`, as JSONL or as Parquet (in row groups of {@link ROW_GROUP});
+ * a `null` cell is a null text, which becomes a `read` error row.
+ */
+export function textKind(pool: readonly string[], format: 'jsonl' | 'parquet'): DatasetKind {
+  const id = (row: Row) => `r${pad(row.key)}`;
+  const text = (row: Row) => (typeof row.cell === 'number' ? pool[row.cell]! : null);
   return {
     kind: 'text',
     poolSize: pool.length,
     bad: ['null'],
     async write(dir, rows) {
-      const file = join(dir, 'rows.jsonl');
-      const lines = rows.map((r) => JSON.stringify({ id: `r${pad(r.key)}`, text: typeof r.cell === 'number' ? pool[r.cell] : null }));
-      await writeFile(file, lines.join('\n') + '\n');
+      const file = join(dir, `rows.${format}`);
+      if (format === 'jsonl') {
+        await writeFile(file, rows.map((r) => `${JSON.stringify({ id: id(r), text: text(r) })}\n`).join(''));
+      } else {
+        const table = new Table({ id: vectorFromArray(rows.map(id), new Utf8()), text: vectorFromArray(rows.map(text), new Utf8()) });
+        const pq = await loadParquetWasm();
+        const props = new pq.WriterPropertiesBuilder().setMaxRowGroupSize(ROW_GROUP).build();
+        await writeFile(file, pq.writeParquet(pq.Table.fromIPCStream(tableToIPC(table, 'stream')), props));
+      }
       return { uri: file, idColumn: 'id', inputColumn: 'text' };
     },
-    id: (row) => `r${pad(row.key)}`,
+    id,
     error: (_bad, pos) => ({ stage: 'read', message: `row ${pos}: text is null` }),
     describe: (cell) => (typeof cell === 'number' ? JSON.stringify(pool[cell]!.slice(0, 24)) : cell),
-    admit: (rows) => (JSONL_NULL_FIRST_ROW || rows[0]?.cell !== 'null' ? rows : [{ key: rows[0]!.key, cell: 0 }, ...rows.slice(1)]),
+    admit: (rows) => (format !== 'jsonl' || JSONL_NULL_FIRST_ROW || rows[0]?.cell !== 'null' ? rows : [{ key: rows[0]!.key, cell: 0 }, ...rows.slice(1)]),
   };
 }
 
@@ -213,9 +229,9 @@ export function cellArb(kind: DatasetKind): fc.Arbitrary<Cell> {
   return fc.oneof({ arbitrary: fc.integer({ min: 0, max: kind.poolSize - 1 }), weight: 4 }, { arbitrary: fc.constantFrom<Cell>(...kind.bad), weight: 1 });
 }
 
-/** Datasets of 1 to `maxRows` rows. */
+/** Datasets of 1 to `maxRows` rows (before {@link DatasetKind.admit}). */
 export function rowsArb(kind: DatasetKind, maxRows: number): fc.Arbitrary<Row[]> {
-  return fc.array(cellArb(kind), { minLength: 1, maxLength: maxRows }).map((cells) => kind.admit(cells.map((cell, i) => ({ key: 10 * i + 5, cell }))));
+  return fc.array(cellArb(kind), { minLength: 1, maxLength: maxRows }).map((cells) => cells.map((cell, i) => ({ key: 10 * i + 5, cell })));
 }
 
 /** What happens to a row between two runs: kept, given another content, or removed. */

@@ -10,7 +10,9 @@ import type { EmbedPool } from '../../src/workers/pool.js';
 import { REDIS_URL, testPrefix } from './index.js';
 
 interface Lane {
-  client: LayertapClient;
+  settings: { redisUrl: string; prefix: string };
+  /** clients by the shard window they enqueue runs with */
+  clients: Map<number, LayertapClient>;
   worker: LayertapWorker;
   cleanup: () => Promise<void>;
   /** wakes the waits of this lane when its worker has finalized a run */
@@ -42,22 +44,31 @@ export class PropsQueue {
           for (const w of [...waiters]) w();
         },
       });
-      const client = new LayertapClient(settings);
-      lanes.set(threads, { client, worker, cleanup, waiters });
+      lanes.set(threads, { settings, clients: new Map(), worker, cleanup, waiters });
     }
     const q = new PropsQueue(lanes);
-    await Promise.all([...lanes.values()].flatMap((l) => [l.client.waitUntilReady(), l.worker.start()]));
+    await Promise.all([...lanes.values()].map((l) => l.worker.start()));
     return q;
   }
 
-  /** Resolves the job, enqueues it on the worker of `threads` threads and waits until the run has ended. */
-  async run(config: JobConfig, threads: number): Promise<RunSummary> {
+  /**
+   * Resolves the job, enqueues it on the worker of `threads` threads with `window` shard jobs in
+   * Redis at a time (each started shard adds the one `window` places after it), and waits until
+   * the run has ended.
+   */
+  async run(config: JobConfig, threads: number, window: number): Promise<RunSummary> {
     const lane = this.lanes.get(threads);
     if (!lane) throw new Error(`no worker of ${threads} thread(s); there are ${[...this.lanes.keys()].join(', ')}`);
-    const rec = await lane.client.enqueue(await resolveJob(config));
+    let client = lane.clients.get(window);
+    if (!client) {
+      client = new LayertapClient(lane.settings, { window });
+      await client.waitUntilReady();
+      lane.clients.set(window, client);
+    }
+    const rec = await client.enqueue(await resolveJob(config));
     const end = Date.now() + 60_000;
     for (;;) {
-      const s = await lane.client.status(rec.runId);
+      const s = await client.status(rec.runId);
       if (!s) throw new Error(`no run ${rec.runId}`);
       if (FINAL_STATUSES.includes(s.status)) return s;
       if (Date.now() > end) throw new Error(`run ${rec.runId} did not end within 60 s: ${JSON.stringify(s)}`);
@@ -77,7 +88,7 @@ export class PropsQueue {
   async close(): Promise<void> {
     for (const lane of this.lanes.values()) {
       await lane.worker.close({ graceMs: 0 });
-      await lane.client.close();
+      for (const c of lane.clients.values()) await c.close();
       await lane.cleanup();
     }
   }
