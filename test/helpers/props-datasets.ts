@@ -86,7 +86,7 @@ export async function textPool(): Promise<string[]> {
  * Until that is changed, generated JSONL datasets start with a text row; set this to true to
  * draw ones that start with a null text.
  */
-export const JSONL_NULL_FIRST_ROW = false;
+export const JSONL_NULL_FIRST_ROW = true;
 
 /** Rows per row group of a Parquet text table: shards and batches cross row groups. */
 const ROW_GROUP = 3;
