@@ -135,7 +135,9 @@ describe('S3Sink against s3rver', () => {
     await out.check('products');
     expect(await out.list('')).toEqual([]);
     // a bucket that is not there is named before any probe
-    await expect(new S3Sink('s3://no-such-bucket-y/out', { endpoint: s3.endpoint }).check('products')).rejects.toThrow(/bucket 'no-such-bucket-y' does not exist/);
+    await expect(new S3Sink('s3://no-such-bucket-y/out', { endpoint: s3.endpoint }).check('products')).rejects.toThrow(
+      /bucket 'no-such-bucket-y' does not exist/,
+    );
   });
 
   it('names the bucket when it does not exist', async () => {

@@ -35,7 +35,7 @@ describe('LocalSink', () => {
     await expect(w.write(new Uint8Array(1))).rejects.toThrow(/writer is committed/);
   });
 
-  it('check(dataset) writes and removes a probe and leaves no folder behind; a file in the folder\'s place is named', async () => {
+  it("check(dataset) writes and removes a probe and leaves no folder behind; a file in the folder's place is named", async () => {
     const sink = new LocalSink(path.join(tmp, 'out'));
     await sink.check('products');
     // nothing existed: nothing is left, not even the root
