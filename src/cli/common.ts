@@ -99,6 +99,9 @@ export function printSummary(s: RunSummary): void {
   for (const f of s.output.errorFiles.slice(0, 5)) lines.push(`  errors      ${f}`);
   if (s.error) lines.push(`  error       ${s.error}`);
   for (const l of s.lostShards ?? []) lines.push(`  waiting     ${lostShardLine(l)}`);
+  if (s.storageOutage) lines.push(`  waiting     for storage since ${new Date(s.storageOutage.since).toISOString()}: ${s.storageOutage.error}`);
+  if (s.active && s.active.rows + s.active.errorRows > 0)
+    lines.push(`  in progress ${s.active.rows} rows, ${s.active.errorRows} error rows in shards not yet committed`);
   out(lines.join('\n'));
 }
 

@@ -7,6 +7,7 @@ import { register as registerEnqueue } from './commands/enqueue.js';
 import { register as registerWorker } from './commands/worker.js';
 import { register as registerStatus } from './commands/status.js';
 import { register as registerCancel } from './commands/cancel.js';
+import { register as registerFinalize } from './commands/finalize.js';
 import { register as registerPlan } from './commands/plan.js';
 import { register as registerSchedule } from './commands/schedule.js';
 import { register as registerRuns } from './commands/runs.js';
@@ -35,6 +36,7 @@ export function buildProgram(setExit: SetExit): Command {
     registerWorker,
     registerStatus,
     registerCancel,
+    registerFinalize,
     registerSchedule,
     registerRuns,
     registerDashboard,

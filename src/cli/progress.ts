@@ -10,6 +10,8 @@ export class ProgressDisplay {
   private lastLine = 0;
   /** lost shards already reported, so each is said once */
   private readonly lostSaid = new Set<string>();
+  /** the storage outage already reported (its start) */
+  private outageSaid = 0;
   private readonly started = Date.now();
 
   private constructor(
@@ -31,7 +33,12 @@ export class ProgressDisplay {
       this.lostSaid.add(key);
       process.stderr.write(`${this.bar ? '\n' : ''}waiting: ${lostShardLine(l)}\n`);
     }
-    const done = s.rows + s.errorRows;
+    if (s.storageOutage && s.storageOutage.since !== this.outageSaid) {
+      this.outageSaid = s.storageOutage.since;
+      process.stderr.write(`${this.bar ? '\n' : ''}waiting for storage since ${new Date(s.storageOutage.since).toISOString()}: ${s.storageOutage.error}\n`);
+    }
+    // committed shards, and what shards in progress have written so far
+    const done = s.rows + s.errorRows + (s.active ? s.active.rows + s.active.errorRows : 0);
     const elapsed = (Date.now() - this.started) / 1000;
     const rate = elapsed > 0 ? done / elapsed : 0;
     if (this.bars) {

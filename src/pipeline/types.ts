@@ -138,6 +138,11 @@ export interface RunRecord {
    * (`layertap run`); absent: the deployment's shared queues, where any worker takes its shards
    */
   owner?: string;
+  /**
+   * the run ended `failed` because it could not be finalized (its storage did not answer): its
+   * shards are done, and `layertap finalize` (or a worker's sweep) finishes it once storage is back
+   */
+  unfinalized?: boolean;
 }
 
 /** The statuses a run ends with. */

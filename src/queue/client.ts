@@ -14,7 +14,7 @@ import { SnapshotHasher } from '../pipeline/snapshot.js';
 import { IdPlanWriter } from '../pipeline/plan-files.js';
 import { RunSpecStore } from './run-specs.js';
 import { DEFAULT_WINDOW, shardJobOptions } from './shard-jobs.js';
-import { failAbandonedPlans, PLANNING_TIMEOUT_MS } from './planning.js';
+import { failAbandonedPlans, finalizeAgain, PLANNING_TIMEOUT_MS } from './sweep.js';
 import { OWNER_TIMEOUT_MS } from './defaults.js';
 import { RunCancelledError, RunLifecycle } from './lifecycle.js';
 import { QueueSet } from './queues.js';
@@ -345,6 +345,15 @@ export class LayertapClient {
     return failAbandonedPlans(this.lifecycle, this.queues, this.registries.sinks);
   }
 
+  /**
+   * Finishes a run that ended `failed` because its finalizer could not write to storage, once
+   * storage is back: the manifest and marker are written and the run takes that outcome. Throws
+   * a {@link CannotFinalizeError} for any other run, or the storage's error if it still fails.
+   */
+  finalize(runId: string): Promise<RunRecord> {
+    return finalizeAgain(this.lifecycle, this.queues, this.registries.sinks, runId);
+  }
+
   /** The run's state: from its record when finished, else live from the queue. */
   async status(runId: string): Promise<RunSummary | null> {
     let rec = await this.registry.get(runId);
@@ -360,6 +369,8 @@ export class LayertapClient {
     let rows = rec.rows;
     let errorRows = rec.errorRows;
     let lost: RunSummary['lostShards'];
+    let active: RunSummary['active'];
+    let outage: RunSummary['storageOutage'] | null = null;
     if (status === 'queued' || status === 'running' || status === 'cancelling') {
       const own = runQueues(rec.owner);
       const parent = await Job.fromId<RunJobData>(this.queues.get(own.runs), runId);
@@ -373,7 +384,9 @@ export class LayertapClient {
       const p = await this.registry.progress(runId);
       rows = Math.min(p.rows, rec.totalRows);
       errorRows = p.errorRows;
+      active = { rows: p.activeRows, errorRows: p.activeErrorRows };
       lost = await this.lostShards(own.shards, runId);
+      outage = await this.specs.storageOutage(runId);
     } else if (status === 'planning') {
       done = 0;
     }
@@ -394,6 +407,8 @@ export class LayertapClient {
       failedShards: rec.failedShards,
       ...(rec.error ? { error: rec.error } : {}),
       ...(lost && lost.length > 0 ? { lostShards: lost } : {}),
+      ...(active ? { active } : {}),
+      ...(outage ? { storageOutage: outage } : {}),
     };
   }
 

@@ -8,6 +8,8 @@ export const WORKER_DEFAULTS = {
   stalledFraction: 0.25,
   maxStalledCount: 5,
   graceMs: 25_000,
+  /** how long shards and finalizing wait out storage that does not answer, without spending attempts */
+  storageOutageMs: 600_000,
 } as const;
 
 /**
@@ -26,4 +28,15 @@ export const OWNER_TIMEOUT_MS = 30_000;
  */
 export function stalledIntervalFor(lockDurationMs: number): number {
   return Math.max(100, Math.round(lockDurationMs * WORKER_DEFAULTS.stalledFraction));
+}
+
+/**
+ * How long a shard (or a finalizer) waits before trying storage again, `waitedMs` into an outage:
+ * half the time waited so far, from 1 s to 30 s, so that a short blip costs a second and a long
+ * outage is polled twice a minute; with a little jitter, so that the shards of a run do not all
+ * knock at the same moment.
+ */
+export function outageBackoff(waitedMs: number): number {
+  const base = Math.min(30_000, Math.max(1000, waitedMs / 2));
+  return Math.round(base * (0.9 + Math.random() * 0.2));
 }

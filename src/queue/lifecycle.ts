@@ -17,6 +17,10 @@ import { FINAL_STATUSES, type RunRecord, type RunStatus } from './types.js';
  *   `layertap run` process that worked it alone stopped.
  * - cancelling -> committed | partial | failed: the last shard had finished before the cancel,
  *   and the finalizer had written that outcome: the record follows the manifest.
+ *
+ * One move leaves a final status, and only with `refinalize`: a run that ended `failed` because it
+ * could not be finalized (`unfinalized`: its shards are all done, its storage did not answer) may
+ * move to the outcome its manifest then gets ({@link REFINALIZE_TO}).
  */
 export const RUN_TRANSITIONS: { readonly [S in RunStatus]: readonly RunStatus[] } = {
   planning: ['queued', 'cancelling', 'cancelled', 'failed'],
@@ -28,6 +32,9 @@ export const RUN_TRANSITIONS: { readonly [S in RunStatus]: readonly RunStatus[] 
   failed: [],
   cancelled: [],
 };
+
+/** Where a run that could not be finalized may go when `layertap finalize` (or a sweep) finishes it. */
+export const REFINALIZE_TO: readonly RunStatus[] = ['committed', 'partial', 'cancelled', 'failed'];
 
 /** How long the record of an ended run is kept in Redis (`layertap runs --rebuild` reads it back from the manifests). */
 export const ENDED_RECORD_TTL_S = 30 * 24 * 3600;
@@ -64,15 +71,22 @@ export class RunLifecycle implements RunRecordStore {
    * to the status it has already changes nothing and counts as done (a repeated finalizer).
    * Returns null for an unknown run.
    */
-  async move(runId: string, to: RunStatus, patch: Partial<Omit<RunRecord, 'status'>> = {}): Promise<Moved | null> {
+  async move(runId: string, to: RunStatus, patch: Partial<Omit<RunRecord, 'status'>> = {}, opts: { refinalize?: boolean } = {}): Promise<Moved | null> {
     const final = FINAL_STATUSES.includes(to);
     let already = false;
     const r = await this.registry.mutate(
       runId,
       (cur) => {
-        already = cur.status === to;
-        if (already || !canMove(cur.status, to)) return null;
-        return { ...cur, ...patch, status: to, ...(final ? { finishedAt: patch.finishedAt ?? Date.now() } : {}) };
+        const again = opts.refinalize === true && cur.status === 'failed' && cur.unfinalized === true && REFINALIZE_TO.includes(to);
+        already = cur.status === to && !again;
+        if (already || !(again || canMove(cur.status, to))) return null;
+        return {
+          ...cur,
+          ...patch,
+          status: to,
+          ...(again ? { unfinalized: patch.unfinalized ?? false } : {}),
+          ...(final ? { finishedAt: patch.finishedAt ?? Date.now() } : {}),
+        };
       },
       final ? ENDED_RECORD_TTL_S : undefined,
     );

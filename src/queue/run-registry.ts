@@ -63,6 +63,16 @@ export class RunRegistry extends EventEmitter<RunRegistryEvents> {
     return `${this.prefix}:layertap:run:${runId}:progress`;
   }
 
+  /** shards whose rows `progress` counts already (one small field per committed shard, dropped with the run) */
+  private doneKey(runId: string): string {
+    return `${this.prefix}:layertap:run:${runId}:progress:done`;
+  }
+
+  /** rows written so far by each shard attempt in progress, by shard index */
+  private activeKey(runId: string): string {
+    return `${this.prefix}:layertap:run:${runId}:progress:active`;
+  }
+
   private get indexKey(): string {
     return `${this.prefix}:layertap:runs`;
   }
@@ -73,7 +83,7 @@ export class RunRegistry extends EventEmitter<RunRegistryEvents> {
 
   /** Forgets a run (one whose planning was given up before anything was queued). */
   async remove(runId: string): Promise<void> {
-    await this.redis.del(this.key(runId), this.progressKey(runId));
+    await this.redis.del(this.key(runId), this.progressKey(runId), this.doneKey(runId), this.activeKey(runId));
     await this.redis.zrem(this.indexKey, runId);
   }
 
@@ -110,7 +120,7 @@ export class RunRegistry extends EventEmitter<RunRegistryEvents> {
 
   /** Drops a run's live progress counters (its record holds the final figures). */
   async dropProgress(runId: string): Promise<void> {
-    await this.redis.del(this.progressKey(runId));
+    await this.redis.del(this.progressKey(runId), this.doneKey(runId), this.activeKey(runId));
   }
 
   /** Newest first; of the newest `limit` entries, those that are valid records. Entries whose record expired are dropped from the index. */
@@ -129,14 +139,45 @@ export class RunRegistry extends EventEmitter<RunRegistryEvents> {
     return out;
   }
 
-  /** Live progress counters, bumped per batch (may count a retried batch twice; final figures come from the manifest). */
-  async addProgress(runId: string, rows: number, errorRows: number): Promise<void> {
-    await this.redis.multi().hincrby(this.progressKey(runId), 'rows', rows).hincrby(this.progressKey(runId), 'errorRows', errorRows).exec();
+  /**
+   * Live progress of a shard attempt: the rows and error rows it has written so far (not an
+   * increment). A new attempt of the shard starts again from 0, so a repeated batch is never
+   * counted twice; only the rows of committed shards count as `rows` ({@link shardCommitted}).
+   */
+  async shardProgress(runId: string, index: number, rows: number, errorRows: number): Promise<void> {
+    await this.redis.hset(this.activeKey(runId), String(index), `${rows} ${errorRows}`);
   }
 
-  async progress(runId: string): Promise<{ rows: number; errorRows: number }> {
-    const h = await this.redis.hgetall(this.progressKey(runId));
-    return { rows: Number(h.rows ?? 0), errorRows: Number(h.errorRows ?? 0) };
+  /** A shard attempt stopped without committing: its rows no longer count as in progress. */
+  async shardStopped(runId: string, index: number): Promise<void> {
+    await this.redis.hdel(this.activeKey(runId), String(index));
+  }
+
+  /** A shard committed: its rows count once, however many attempts of it commit. */
+  async shardCommitted(runId: string, index: number, rows: number, errorRows: number): Promise<void> {
+    await this.redis.eval(
+      "if redis.call('HSETNX', KEYS[2], ARGV[1], 1) == 1 then redis.call('HINCRBY', KEYS[1], 'rows', ARGV[2]); redis.call('HINCRBY', KEYS[1], 'errorRows', ARGV[3]) end redis.call('HDEL', KEYS[3], ARGV[1]) return 0",
+      3,
+      this.progressKey(runId),
+      this.doneKey(runId),
+      this.activeKey(runId),
+      String(index),
+      String(rows),
+      String(errorRows),
+    );
+  }
+
+  /** Rows and error rows of the run's committed shards, and those written so far by shards in progress. */
+  async progress(runId: string): Promise<{ rows: number; errorRows: number; activeRows: number; activeErrorRows: number }> {
+    const [h, active] = await Promise.all([this.redis.hgetall(this.progressKey(runId)), this.redis.hvals(this.activeKey(runId))]);
+    let activeRows = 0;
+    let activeErrorRows = 0;
+    for (const v of active) {
+      const [r, e] = v.split(' ').map(Number);
+      activeRows += r ?? 0;
+      activeErrorRows += e ?? 0;
+    }
+    return { rows: Number(h.rows ?? 0), errorRows: Number(h.errorRows ?? 0), activeRows, activeErrorRows };
   }
 }
 

@@ -25,7 +25,7 @@ export class RunSpecStore {
     private readonly prefix: string,
   ) {}
 
-  private key(runId: string, what: 'spec' | 'ranges' | 'planning' | 'owner' | 'cancel'): string {
+  private key(runId: string, what: 'spec' | 'ranges' | 'planning' | 'owner' | 'cancel' | 'storage'): string {
     return `${this.prefix}:layertap:run:${runId}:${what}`;
   }
 
@@ -104,6 +104,35 @@ export class RunSpecStore {
     return out;
   }
 
+  /**
+   * Notes that the run's storage does not answer: the outage's start (kept from the first note
+   * until it is cleared) and the latest error. `first` is true for the note that began it.
+   */
+  async noteStorageOutage(runId: string, error: string): Promise<{ since: number; first: boolean }> {
+    const key = this.key(runId, 'storage');
+    const now = Date.now();
+    const first = (await this.redis.hsetnx(key, 'since', String(now))) === 1;
+    await this.redis.hset(key, 'error', error.slice(0, 500), 'at', String(now));
+    await this.redis.expire(key, FINISHED_TTL_S);
+    const since = first ? now : Number((await this.redis.hget(key, 'since')) ?? now);
+    return { since, first };
+  }
+
+  /** The run's storage outage going on, or null. */
+  async storageOutage(runId: string): Promise<{ since: number; error: string } | null> {
+    const h = await this.redis.hgetall(this.key(runId, 'storage'));
+    return h.since ? { since: Number(h.since), error: h.error ?? '' } : null;
+  }
+
+  /** The storage answered: the outage is over. Returns when it began, or null when there was none. */
+  async clearStorageOutage(runId: string): Promise<number | null> {
+    const key = this.key(runId, 'storage');
+    const since = await this.redis.hget(key, 'since');
+    if (since === null) return null;
+    await this.redis.del(key);
+    return Number(since);
+  }
+
   async cancel(runId: string): Promise<void> {
     await this.redis.set(this.key(runId, 'cancel'), '1', 'EX', FINISHED_TTL_S);
   }
@@ -112,10 +141,34 @@ export class RunSpecStore {
     return (await this.redis.exists(this.key(runId, 'cancel'))) === 1;
   }
 
+  /** The set of runs that ended failed because they could not be finalized, which sweeps try again. */
+  private get unfinalizedKey(): string {
+    return `${this.prefix}:layertap:unfinalized`;
+  }
+
+  async markUnfinalized(runId: string): Promise<void> {
+    await this.redis.sadd(this.unfinalizedKey, runId);
+  }
+
+  async unfinalized(): Promise<string[]> {
+    return this.redis.smembers(this.unfinalizedKey);
+  }
+
+  async finalized(runId: string): Promise<void> {
+    await this.redis.srem(this.unfinalizedKey, runId);
+  }
+
   /** Removes every key of a run that never was (its plan failed, or it joined an identical active run). */
   async forget(runId: string): Promise<void> {
     this.cache.delete(runId);
-    await this.redis.del(this.key(runId, 'spec'), this.key(runId, 'ranges'), this.key(runId, 'planning'), this.key(runId, 'owner'), this.key(runId, 'cancel'));
+    await this.redis.del(
+      this.key(runId, 'spec'),
+      this.key(runId, 'ranges'),
+      this.key(runId, 'planning'),
+      this.key(runId, 'owner'),
+      this.key(runId, 'cancel'),
+      this.key(runId, 'storage'),
+    );
     await this.redis.srem(this.leaseSet('planning'), runId);
     await this.redis.srem(this.leaseSet('owner'), runId);
   }
@@ -127,7 +180,7 @@ export class RunSpecStore {
    */
   async finished(runId: string): Promise<void> {
     this.cache.delete(runId);
-    await this.redis.del(this.key(runId, 'ranges'), this.key(runId, 'planning'), this.key(runId, 'owner'));
+    await this.redis.del(this.key(runId, 'ranges'), this.key(runId, 'planning'), this.key(runId, 'owner'), this.key(runId, 'storage'));
     await this.redis.srem(this.leaseSet('planning'), runId);
     await this.redis.srem(this.leaseSet('owner'), runId);
     await this.redis.expire(this.key(runId, 'spec'), FINISHED_TTL_S);

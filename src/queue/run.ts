@@ -139,7 +139,8 @@ export async function runJob(jobOrPath: JobConfig | string, opts: RunOptions = {
     if (owned && client) {
       const c = client;
       const rec = await c.registry.get(owned).catch(() => null);
-      if (rec && FINAL_STATUSES.includes(rec.status)) await c.dropRunQueues(owned).catch(() => undefined);
+      // one that could not be finalized keeps them: `layertap finalize` reads its shards' outcomes there
+      if (rec && FINAL_STATUSES.includes(rec.status) && rec.unfinalized !== true) await c.dropRunQueues(owned).catch(() => undefined);
     }
     await client?.close();
     await stop();

@@ -101,6 +101,7 @@ export const runRecordSchema = z.looseObject({
   doneShards: countSchema.optional(),
   cancelledShards: countSchema.optional(),
   owner: pathSegmentSchema.optional(),
+  unfinalized: z.boolean().optional(),
 }) satisfies z.ZodType<RunRecord>;
 
 true satisfies SameKeys<ShardSpec, z.output<typeof shardSpecSchema>>;

@@ -50,4 +50,12 @@ export interface RunSummary {
    * once its lock expires and a worker's stalled check finds it (see docs/reliability.md)
    */
   lostShards?: Array<{ index: number; worker: string }>;
+  /**
+   * while the run goes: rows and error rows written so far by shards not yet committed (`rows` and
+   * `errorRows` count committed shards only). A shard attempt that dies is counted here until the
+   * shard starts again.
+   */
+  active?: { rows: number; errorRows: number };
+  /** the run's storage does not answer: since when (ms since epoch), and the latest error; shards and finalizing wait for it */
+  storageOutage?: { since: number; error: string };
 }

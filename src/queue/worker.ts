@@ -1,12 +1,12 @@
 import { availableParallelism, hostname } from 'node:os';
-import { UnrecoverableError, WaitingError, Worker, type Job, type Queue } from 'bullmq';
+import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job, type Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { BatchRunner } from '../workers/batch-runner.js';
 import type { BatchResult, BatchTask } from '../workers/protocol.js';
 import { EmbedPool, threadsFor } from '../workers/pool.js';
 import { bullConnection, redisOptions, type QueueSettings } from './connection.js';
 import { checkRedis } from './redis-checks.js';
-import { stalledIntervalFor, WORKER_DEFAULTS } from './defaults.js';
+import { outageBackoff, stalledIntervalFor, WORKER_DEFAULTS } from './defaults.js';
 import { ScheduleWorker } from './schedules.js';
 import { RunRegistry } from './run-registry.js';
 import { finalizeRun } from '../pipeline/finalize.js';
@@ -16,7 +16,7 @@ import { IncrementalCache } from '../pipeline/incremental.js';
 import { checkedJobData, InvalidJobDataError, parseRunJobData, parseShardTask, withKnownNames } from './schemas.js';
 import { RunSpecStore } from './run-specs.js';
 import { addShardJob } from './shard-jobs.js';
-import { failAbandonedPlans, shardOutcomes } from './planning.js';
+import { failAbandonedPlans, finalizeUnfinalized, shardOutcomes } from './sweep.js';
 import { RunLifecycle } from './lifecycle.js';
 import { QueueSet } from './queues.js';
 import { IdPlanReader } from '../pipeline/plan-files.js';
@@ -24,7 +24,7 @@ import { createSink } from '../storage/registry.js';
 import { runPrefix } from '../storage/layout.js';
 import type { ShardSpec } from '../sources/types.js';
 import { processShard } from '../pipeline/shard-processor.js';
-import { isPermanent } from '../types/errors.js';
+import { isPermanent, isStorageOutage } from '../types/errors.js';
 import { callbackLogger, type Logger } from '../types/logger.js';
 import { parseShardJobId, runQueues, shardJobId, type RunJobData, type RunSpec, type ShardJobData, type ShardResult, type ShardTask } from './types.js';
 
@@ -102,6 +102,12 @@ export interface LayertapWorkerOptions {
   graceMs?: number;
   /** longest one batch may take before its thread is stopped and the shard attempt fails. @defaultValue 300000 */
   batchTimeoutMs?: number;
+  /**
+   * how long shards and finalizing wait for storage that does not answer (S3 down or unreachable,
+   * throttling, server errors), retrying with a growing backoff without spending attempts, before
+   * such failures count as failed attempts. @defaultValue 600000 (10 minutes)
+   */
+  storageOutageMs?: number;
   /** text jobs: sort rows by length within windows of a few batches, so that batches pad little (false only to measure what it buys). @defaultValue true */
   groupByLength?: boolean;
   /**
@@ -202,6 +208,7 @@ export class LayertapWorker {
     checkMs('maxStalledCount', opts.maxStalledCount, 0);
     checkMs('graceMs', opts.graceMs, 0);
     checkMs('batchTimeoutMs', opts.batchTimeoutMs, 0);
+    checkMs('storageOutageMs', opts.storageOutageMs, 0);
     checkMs('planningSweepMs', opts.planningSweepMs, 100);
     this.name = opts.name ?? `${hostname()}:${process.pid}`;
     const lines = opts.log ?? ((l: string) => void process.stderr.write(`${l}\n`));
@@ -323,6 +330,9 @@ export class LayertapWorker {
     const jobKey = job.id ?? shardJobId(runId, shard.index);
     const origin: BatchOrigin = { runId, name: spec.job.name, shard: shard.index, taps: spec.job.taps.map((t) => t.as) };
     this.active.add(jobKey);
+    // this attempt counts its rows from 0: a repeated batch of an earlier attempt is not counted twice
+    await this.registry.shardStopped(runId, shard.index);
+    let written = { rows: 0, errorRows: 0 };
     try {
       if (spec.idPlan) shard.ids = await this.shardIds(spec, task);
       const data: ShardJobData = { runId, job: spec.job, shard, ...(spec.base ? { base: spec.base } : {}) };
@@ -336,9 +346,12 @@ export class LayertapWorker {
         signal: signal ? AbortSignal.any([signal, this.handBack.signal]) : this.handBack.signal,
         onBatch: async (rows, errorRows) => {
           this.opts.onBatch?.(runId, rows, errorRows);
-          await this.registry.addProgress(runId, rows, errorRows);
+          written = { rows: written.rows + rows, errorRows: written.errorRows + errorRows };
+          await this.registry.shardProgress(runId, shard.index, written.rows, written.errorRows);
         },
       });
+      await this.registry.shardCommitted(runId, shard.index, result.rows, result.errorRows);
+      await this.storageBack(runId, log);
       log.info(
         { rows: result.rows, errorRows: result.errorRows, seconds: result.seconds, backend: result.backend },
         `layertap worker: run ${runId} shard ${shard.index}: ${result.rows} rows, ${result.errorRows} errors, ${result.seconds.toFixed(2)} s (${result.backend})`,
@@ -361,7 +374,10 @@ export class LayertapWorker {
           throw err;
         }
       }
+      await this.registry.shardStopped(runId, shard.index).catch(() => undefined);
       const message = (err as Error).message ?? String(err);
+      // storage that does not answer is an outage, not a bad shard: wait for it without spending an attempt
+      if (token && (await this.waitForStorage(job, token, runId, err, log))) throw new DelayedError();
       log.error({ attempt: job.attemptsMade + 1 }, `layertap worker: run ${runId} shard ${shard.index} ${attempt} failed: ${message}`);
       // damaged input, or a model that cannot load: the next attempt would meet the same fault
       if (isPermanent(err)) throw new UnrecoverableError(message);
@@ -369,6 +385,43 @@ export class LayertapWorker {
     } finally {
       this.active.delete(jobKey);
     }
+  }
+
+  /**
+   * When `err` says the storage does not answer (a retryable storage error: the store is down,
+   * unreachable or overloaded), and the run's storage outage began less than `storageOutageMs`
+   * ago: the job is moved to the delayed set, to be tried again after a backoff that grows with
+   * the outage (capped), without spending an attempt. Returns true when it was; the caller then
+   * throws BullMQ's DelayedError. The outage is noted once per run (log line, `status`).
+   */
+  private async waitForStorage(job: Job, token: string, runId: string, err: unknown, log: Logger): Promise<boolean> {
+    if (!isStorageOutage(err)) return false;
+    const message = (err as Error).message ?? String(err);
+    const limit = this.opts.storageOutageMs ?? WORKER_DEFAULTS.storageOutageMs;
+    const outage = await this.specs.noteStorageOutage(runId, message);
+    const waited = Date.now() - outage.since;
+    if (waited >= limit) {
+      log.error(
+        { since: outage.since, waitedMs: waited },
+        `layertap worker: run ${runId}: storage unreachable for ${(waited / 1000).toFixed(0)} s, past storageOutageMs (${limit} ms): attempts count again`,
+      );
+      return false;
+    }
+    if (outage.first) {
+      log.warn(
+        { since: outage.since, error: message },
+        `layertap worker: run ${runId}: storage unreachable (${message}); shards and finalizing wait for it, for up to ${(limit / 1000).toFixed(0)} s, without spending attempts`,
+      );
+    }
+    await job.moveToDelayed(Date.now() + outageBackoff(waited), token);
+    return true;
+  }
+
+  /** The run's storage answered again: its outage, if one was noted, is over (logged once). */
+  private async storageBack(runId: string, log: Logger): Promise<void> {
+    const since = await this.specs.clearStorageOutage(runId);
+    if (since !== null)
+      log.info({ downMs: Date.now() - since }, `layertap worker: run ${runId}: storage answers again after ${((Date.now() - since) / 1000).toFixed(1)} s`);
   }
 
   /** Check Redis (answers, credentials, eviction policy), connect and start taking jobs. */
@@ -393,7 +446,7 @@ export class LayertapWorker {
       concurrency: this.opts.concurrency ?? 2,
       ...recovery,
     });
-    this.runWorker = new Worker<RunJobData>(this.own.runs, (job) => this.finalizeJob(job), { connection, prefix, concurrency: 1, ...recovery });
+    this.runWorker = new Worker<RunJobData>(this.own.runs, (job, token) => this.finalizeJob(job, token), { connection, prefix, concurrency: 1, ...recovery });
     for (const w of [this.shardWorker, this.runWorker]) w.on('error', (err) => this.logError(err));
     this.shardWorker.on('stalled', (jobId) =>
       this.log.warn(
@@ -419,6 +472,10 @@ export class LayertapWorker {
             `layertap worker: run ${runId} ${rec?.status ?? 'ended'}: ${rec?.error ?? 'its process stopped'}`,
           );
         }
+        for (const runId of await finalizeUnfinalized(this.lifecycle, this.queues, this.registries.sinks)) {
+          const rec = await this.registry.get(runId);
+          this.log.info({ runId, status: rec?.status ?? null }, `layertap worker: run ${runId} finalized now that its storage answers: ${rec?.status ?? '?'}`);
+        }
       } catch (err) {
         this.logError(err as Error);
       }
@@ -433,8 +490,9 @@ export class LayertapWorker {
    * and end the run. A run that still cannot be finalized at its last attempt ends `failed` with
    * the reason, so that it never stays `running` (nor keeps its dedup claim).
    */
-  private async finalizeJob(job: Job<RunJobData>): Promise<unknown> {
+  private async finalizeJob(job: Job<RunJobData>, token?: string): Promise<unknown> {
     const { runId } = this.checked(job, parseRunJobData);
+    const log = this.log.child({ runId });
     try {
       const spec = await this.specFor(job, runId, 'run');
       const cancelled = await this.specs.isCancelled(runId);
@@ -447,10 +505,13 @@ export class LayertapWorker {
       if (res.duplicateIds && res.duplicateIds.count > 0) {
         this.log.warn({ runId, duplicateIds: res.duplicateIds }, `layertap worker: run ${runId}: ${duplicateIdsWarning(res.duplicateIds)}`);
       }
+      await this.storageBack(runId, log);
       this.opts.onRun?.(runId);
       return res;
     } catch (err) {
       const message = (err as Error).message ?? String(err);
+      // storage that does not answer: finalizing waits for it like shards do, without spending attempts
+      if (token && (await this.waitForStorage(job, token, runId, err, log))) throw new DelayedError();
       // a storage that refuses for good (denied access, a missing bucket) will refuse every attempt
       const last = err instanceof UnrecoverableError || isPermanent(err) || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       this.log.error(
@@ -458,7 +519,9 @@ export class LayertapWorker {
         `layertap worker: run ${runId}: finalize attempt ${job.attemptsMade + 1}/${job.opts.attempts ?? 1} failed: ${message}${last ? '; the run ends failed' : ''}`,
       );
       if (last) {
-        await this.lifecycle.move(runId, 'failed', { error: `the run could not be finalized: ${message}` });
+        // its shards are done: `layertap finalize` or a worker's sweep finishes it once storage is back
+        await this.lifecycle.move(runId, 'failed', { error: `the run could not be finalized: ${message}`, unfinalized: true });
+        await this.specs.markUnfinalized(runId);
         this.opts.onRun?.(runId);
       }
       throw isPermanent(err) ? new UnrecoverableError(message) : err;

@@ -53,3 +53,15 @@ export class ModelLoadError extends LayertapError {
 export function isPermanent(err: unknown): boolean {
   return err instanceof LayertapError && !err.retryable;
 }
+
+/**
+ * True when `err`, or an error it was caused by, is storage that failed to answer in a way that
+ * may pass (network faults, throttling, server errors): an outage of the store, not a fault of
+ * the shard or the job.
+ */
+export function isStorageOutage(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if (e instanceof StorageError) return e.retryable;
+  }
+  return false;
+}

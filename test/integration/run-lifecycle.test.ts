@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseJob, type JobInput } from '../../src/config/index.js';
 import { defaultRegistries, resolveJob, type Registries } from '../../src/pipeline/index.js';
 import { LayertapClient } from '../../src/queue/client.js';
-import { ABANDONED_OWNER } from '../../src/queue/planning.js';
+import { ABANDONED_OWNER } from '../../src/queue/sweep.js';
 import { runJob } from '../../src/queue/run.js';
 import { ScheduleManager } from '../../src/queue/schedules.js';
 import { defaultSinks, type Sink } from '../../src/storage/index.js';
@@ -70,7 +70,7 @@ describe('run lifecycle', () => {
     expect(await scanKeys(redis, `${prefix}:*`)).toEqual([]);
   }, 60_000);
 
-  it('ends a run whose finalizer cannot write its manifest failed, with the reason; the same job runs again afresh once the sink is mended', async () => {
+  it('ends a run whose finalizer cannot write its manifest failed, with the reason; finalize finishes it once the sink is mended, and the same job runs again afresh', async () => {
     const prefix = newPrefix();
     const settings = { redisUrl: REDIS_URL, prefix };
     const broken = { on: true };
@@ -105,8 +105,24 @@ describe('run lifecycle', () => {
       }
     })();
     expect(rec?.status).toBe('failed');
-    expect(await endedRunLeftovers(redis, prefix, first.runId)).toEqual([]);
+    expect(rec?.unfinalized).toBe(true);
     broken.on = false;
+    // once the sink is mended, the failed run is finished as its shards are: committed, with a manifest
+    const client = new LayertapClient(settings, { registries });
+    try {
+      const done = await client.finalize(first.runId);
+      expect(done.status).toBe('committed');
+      expect(done.unfinalized).toBe(false);
+      expect(done.rows).toBe(20);
+      expect(existsSync(join(first.output.uri, '_SUCCESS'))).toBe(true);
+      expect((await readManifest(first.output.uri)).status).toBe('committed');
+      // only such a run is finalized again
+      await expect(client.finalize(first.runId)).rejects.toThrow(`run ${first.runId} is committed; only a run that could not be finalized is finalized again`);
+    } finally {
+      await client.close();
+    }
+    expect(await endedRunLeftovers(redis, prefix, first.runId)).toEqual([]);
+    // an ended run never absorbs a new one: the same job runs afresh
     const second = await runJob(spec, { settings, threads: 1, registries });
     expect(second.status).toBe('committed');
     expect(second.runId).not.toBe(first.runId);

@@ -12,7 +12,7 @@ import { defaultRegistries, defaultSources, type ReadHint, type ShardSpec, type 
 import { LayertapError } from '../../src/types/errors.js';
 import { resolveJob } from '../../src/pipeline/index.js';
 import { LayertapClient } from '../../src/queue/client.js';
-import { ABANDONED_PLAN } from '../../src/queue/planning.js';
+import { ABANDONED_PLAN } from '../../src/queue/sweep.js';
 import { RunCancelledError } from '../../src/queue/lifecycle.js';
 import { endedRunLeftovers } from '../helpers/redis-keys.js';
 import { RANGE_BYTES } from '../../src/queue/run-specs.js';

@@ -3,7 +3,7 @@ import { finalizeRun, type ShardOutcomes } from '../pipeline/finalize.js';
 import type { SinkRegistry } from '../storage/registry.js';
 import type { RunLifecycle } from './lifecycle.js';
 import type { QueueSet } from './queues.js';
-import { parseShardJobId, runQueues, type RunJobData, type ShardResult } from './types.js';
+import { parseShardJobId, runQueues, type RunJobData, type RunRecord, type ShardResult } from './types.js';
 
 /** How long a run may be `planning` without its enqueuer renewing its lease. */
 export const PLANNING_TIMEOUT_MS = 60_000;
@@ -85,4 +85,59 @@ export async function failAbandonedPlans(lifecycle: RunLifecycle, queues: QueueS
     await specs.release(runId, 'owner');
   }
   return ended;
+}
+
+/** Why {@link finalizeAgain} could not finish a run. */
+export class CannotFinalizeError extends Error {
+  override readonly name = 'CannotFinalizeError';
+}
+
+/**
+ * Finishes a run that ended `failed` because it could not be finalized: its shards' outcomes are
+ * read from its parent job again and the finalizer writes the manifest and marker, moving the
+ * run to that outcome. Throws {@link CannotFinalizeError} for a run that is not such a run (or
+ * whose spec or parent job is gone), and the storage's error when it still does not answer.
+ */
+export async function finalizeAgain(lifecycle: RunLifecycle, queues: QueueSet, sinks: SinkRegistry, runId: string): Promise<RunRecord> {
+  const { registry, specs } = lifecycle;
+  const rec = await registry.get(runId);
+  if (!rec) throw new CannotFinalizeError(`no run with id '${runId}'`);
+  if (rec.status !== 'failed' || rec.unfinalized !== true) {
+    throw new CannotFinalizeError(
+      `run ${runId} is ${rec.status}${rec.status === 'failed' ? ' for another reason than finalizing' : ''}; only a run that could not be finalized is finalized again`,
+    );
+  }
+  const spec = await specs.get(runId);
+  const parent = await Job.fromId<RunJobData>(queues.get(runQueues(rec.owner).runs), runId);
+  if (!spec || !parent) throw new CannotFinalizeError(`run ${runId}: its ${spec ? 'parent job' : 'spec'} is gone from Redis; it cannot be finalized any more`);
+  const cancelled = await specs.isCancelled(runId);
+  await finalizeRun(spec, await shardOutcomes(parent), { end: (id, status, patch) => lifecycle.move(id, status, patch, { refinalize: true }) }, sinks, {
+    cancelled,
+  });
+  await specs.finalized(runId);
+  // a `layertap run`'s own queues were kept for this; they go with the run now
+  if (rec.owner) {
+    const own = runQueues(rec.owner);
+    await queues.drop(own.shards);
+    await queues.drop(own.runs);
+  }
+  return (await registry.get(runId)) ?? rec;
+}
+
+/**
+ * Tries again to finalize the runs that could not be (see {@link finalizeAgain}); one whose
+ * storage still does not answer waits for the next sweep. Returns the ids finished.
+ */
+export async function finalizeUnfinalized(lifecycle: RunLifecycle, queues: QueueSet, sinks: SinkRegistry): Promise<string[]> {
+  const done: string[] = [];
+  for (const runId of await lifecycle.specs.unfinalized()) {
+    try {
+      await finalizeAgain(lifecycle, queues, sinks, runId);
+      done.push(runId);
+    } catch (err) {
+      // gone, or finished by someone else: nothing left to try
+      if (err instanceof CannotFinalizeError) await lifecycle.specs.finalized(runId);
+    }
+  }
+  return done;
 }
