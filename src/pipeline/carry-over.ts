@@ -1,5 +1,5 @@
-import type { TapOutput } from '../types/features.js';
-import type { BaseLookup, BaseRun } from './incremental.js';
+import { pickRows, type TapOutput } from '../types/features.js';
+import type { BaseLookup, BaseRun, CarriedFeatures } from './incremental.js';
 import { noRows, type FeatureRows } from './shard-rows.js';
 
 /** A row whose vectors are copied from the base run instead of computed. */
@@ -9,19 +9,20 @@ export interface CarriedRow {
   hash: string;
 }
 
-/** Carried rows with their vectors, read from the base run. */
+/** Carried rows with their features, read from the base run. */
 interface CarriedVectors {
   pos: number[];
   ids: string[];
   hashes: string[];
-  rows: Array<Record<string, Float32Array | Uint16Array>>;
+  rows: Array<Record<string, CarriedFeatures>>;
 }
 
 /**
  * Third stage of an incremental shard: puts the rows carried over from the base run back among
  * the computed ones, in source order. Carried rows wait here until a computed batch that ends
- * after them is merged (or the shard ends); their vectors are then copied out of the base run's
- * part files as they are, bit for bit.
+ * after them is merged (or the shard ends); their features are then copied out of the base run's
+ * part files as they are, bit for bit: a vector per row, or a list of token vectors in a ragged
+ * column.
  */
 export class CarryOverMerge {
   /** carried rows not merged yet, in source order */
@@ -72,42 +73,63 @@ export class CarryOverMerge {
 
 /** Rows of features from two sources (computed and carried) merged into source order. */
 function mergeRows(columns: string[], a: FeatureRows, b: CarriedVectors, shapes: Record<string, number[]>): FeatureRows {
-  const n = a.pos.length + b.pos.length;
-  const out: FeatureRows = { pos: new Array<number>(n), ids: new Array<string>(n), hashes: new Array<string>(n), taps: {} };
-  const taps: Record<string, TapOutput> = out.taps;
-  for (const c of columns) {
-    const shape = shapes[c] ?? a.taps[c]?.shape;
-    if (!shape) throw new Error(`no shape known for column '${c}'`);
-    const per = shape.reduce((x, y) => x * y, 1);
-    const sample = a.taps[c]?.data ?? b.rows[0]?.[c];
-    const data = sample instanceof Uint16Array ? new Uint16Array(n * per) : new Float32Array(n * per);
-    taps[c] = { data, shape };
-  }
+  const out: FeatureRows = { pos: [], ids: [], hashes: [], taps: {} };
+  // [0, i]: the computed row i; [1, j]: the carried row j
+  const picks: Array<[number, number]> = [];
   let i = 0;
   let j = 0;
-  for (let k = 0; k < n; k++) {
+  while (i < a.pos.length || j < b.pos.length) {
     const takeA = j >= b.pos.length || (i < a.pos.length && a.pos[i]! < b.pos[j]!);
-    if (takeA) {
-      out.pos[k] = a.pos[i]!;
-      out.ids[k] = a.ids[i]!;
-      out.hashes[k] = a.hashes[i]!;
-      for (const c of columns) {
-        const per = taps[c]!.data.length / n;
-        taps[c]!.data.set(a.taps[c]!.data.subarray(i * per, (i + 1) * per) as never, k * per);
-      }
-      i++;
-    } else {
-      out.pos[k] = b.pos[j]!;
-      out.ids[k] = b.ids[j]!;
-      out.hashes[k] = b.hashes[j]!;
-      for (const c of columns) {
-        const per = taps[c]!.data.length / n;
-        const v = b.rows[j]![c]!;
-        if (v.length !== per) throw new Error(`carried vector of '${c}' has ${v.length} values, expected ${per}`);
-        taps[c]!.data.set(v as never, k * per);
-      }
-      j++;
-    }
+    const [from, k] = takeA ? [a, i++] : [b, j++];
+    out.pos.push(from.pos[k]!);
+    out.ids.push(from.ids[k]!);
+    out.hashes.push(from.hashes[k]!);
+    picks.push([takeA ? 0 : 1, k]);
   }
+  for (const c of columns) {
+    const computed = a.ids.length > 0 ? a.taps[c] : undefined;
+    if (a.ids.length > 0 && !computed) throw new Error(`the computed rows have no features for column '${c}'`);
+    const shape = computed?.shape ?? shapes[c];
+    if (!shape) throw new Error(`no shape known for column '${c}'`);
+    const carried = carriedOutput(
+      c,
+      b.rows.map((r) => r[c]!),
+      shape,
+      computed,
+    );
+    out.taps[c] = pickRows([computed ?? carried, carried], picks);
+  }
+  return out;
+}
+
+/**
+ * The carried rows' features of column `c` as one output, in the dtype and raggedness of the
+ * computed rows when there are any (one fingerprint: the same as the base run's).
+ */
+function carriedOutput(c: string, rows: CarriedFeatures[], shape: number[], computed: TapOutput | undefined): TapOutput {
+  const per = shape.reduce((x, y) => x * y, 1);
+  const ragged = computed ? computed.lengths !== undefined : rows[0]?.items !== undefined;
+  const half = computed ? computed.data instanceof Uint16Array : rows.some((r) => r.data instanceof Uint16Array);
+  let total = 0;
+  for (const r of rows) {
+    if ((r.items !== undefined) !== ragged) {
+      throw new Error(
+        `carried features of '${c}' are ${r.items !== undefined ? 'a list of items' : 'one vector'} per row, but the run's are ${ragged ? 'lists' : 'vectors'}`,
+      );
+    }
+    const expected = (r.items ?? 1) * per;
+    if (r.data.length !== expected) throw new Error(`carried vector of '${c}' has ${r.data.length} values, expected ${expected}`);
+    if (r.data.length > 0 && r.data instanceof Uint16Array !== half)
+      throw new Error(`carried features of '${c}' are not ${half ? 'float16' : 'float32'} as the run's are`);
+    total += r.data.length;
+  }
+  const data = half ? new Uint16Array(total) : new Float32Array(total);
+  let at = 0;
+  for (const r of rows) {
+    data.set(r.data as never, at);
+    at += r.data.length;
+  }
+  const out: TapOutput = { data, shape };
+  if (ragged) out.lengths = Int32Array.from(rows, (r) => r.items!);
   return out;
 }

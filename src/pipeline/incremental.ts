@@ -1,4 +1,4 @@
-import { tableFromArrays, tableFromIPC, type Table } from 'apache-arrow';
+import { DataType, makeVector, tableFromArrays, tableFromIPC, type Table, type Vector } from 'apache-arrow';
 import { createXXHash128, type IHasher } from 'hash-wasm';
 import type { ResolvedJob } from '../config/resolved.js';
 import { readPartFile } from '../sinks/index.js';
@@ -88,8 +88,11 @@ export async function findBaseRun(job: ResolvedJob, sink: Sink): Promise<BaseRun
       parts.push({ part: `${prefix}/${s.file.split('/').pop()!}`, index: idx });
     }
     const shapes: Record<string, number[]> = {};
-    // a ragged column's shape ([null, D]) has no fixed size per row to carry
-    for (const t of m.taps) if (t.shape?.every((d): d is number => d !== null)) shapes[t.as] = t.shape;
+    // a ragged column ([null, D]) is carried item by item: its shape here is one item's, as its features hold it
+    for (const t of m.taps) {
+      const shape = t.shape && t.layout === 'tokens' ? t.shape.slice(1) : t.shape;
+      if (shape?.every((d): d is number => d !== null)) shapes[t.as] = shape;
+    }
     // the runtime's layout, which a text model's columns ('pooled', 'tokens') do not name
     const layout = m.taps.map((t) => t.layout).find((l): l is 'nhwc' | 'nchw' => l === 'nhwc' || l === 'nchw') ?? 'nhwc';
     if (complete && parts.length > 0) return { runId, parts, shapes, layout, runtime: m.model.runtime ?? 'unknown' };
@@ -199,19 +202,55 @@ export class BaseLookup {
     return t;
   }
 
-  /** The vectors of `hash` for every tap column, copied out of the base run's part file. */
-  async vectors(hash: string, columns: string[]): Promise<Record<string, Float32Array | Uint16Array>> {
+  /** The features of `hash` for every tap column, copied out of the base run's part file. */
+  async vectors(hash: string, columns: string[]): Promise<Record<string, CarriedFeatures>> {
     const loc = this.base.byHash.get(hash);
     if (!loc) throw new Error(`content hash ${hash} is not in base run ${this.base.runId}`);
     const t = await this.table(loc.part);
-    const out: Record<string, Float32Array | Uint16Array> = {};
+    const out: Record<string, CarriedFeatures> = {};
     for (const c of columns) {
       const col = t.getChild(c);
       if (!col) throw new Error(`base run ${this.base.runId} has no column '${c}'`);
-      const v = col.get(loc.row) as { toArray(): Float32Array | Uint16Array } | null;
+      const v = col.get(loc.row) as Vector | null;
       if (!v) throw new Error(`base run ${this.base.runId}: row ${loc.row} of column '${c}' is null`);
-      out[c] = v.toArray().slice();
+      out[c] = DataType.isList(col.type) ? { data: itemValues(v, `base run ${this.base.runId}, column '${c}'`), items: v.length } : { data: values(v).slice() };
     }
     return out;
   }
+}
+
+/** One row's features in a tap column, as the base run wrote them. */
+export interface CarriedFeatures {
+  /** float32 values, or float16 bits */
+  data: Float32Array | Uint16Array;
+  /** ragged (token) columns only: how many items (tokens) `data` holds, one after another */
+  items?: number;
+}
+
+/** A vector's values: its Float32Array, or the bits of its Float16 values. */
+function values(v: Pick<Vector, 'toArray'>): Float32Array | Uint16Array {
+  const a: unknown = v.toArray();
+  if (!(a instanceof Float32Array) && !(a instanceof Uint16Array)) throw new Error(`expected float32 or float16 values, got ${String(a)}`);
+  return a;
+}
+
+/** The values of a ragged row's items (a vector of FixedSizeList), one item after another, copied. */
+function itemValues(row: Vector, what: string): Float32Array | Uint16Array {
+  const parts = row.data.map((items) => {
+    const child = items.children[0];
+    if (!child || !DataType.isFixedSizeList(items.type)) throw new Error(`${what}: the items are ${String(items.type)}, not FixedSizeList`);
+    const flat = values(makeVector(child));
+    // the items' Data is sliced to the row, and its values with it
+    if (flat.length !== items.length * items.type.listSize)
+      throw new Error(`${what}: ${items.length} items hold ${flat.length} values, not ${items.length} x ${items.type.listSize}`);
+    return flat;
+  });
+  const total = parts.reduce((n, p) => n + p.length, 0);
+  const out = parts[0] instanceof Uint16Array ? new Uint16Array(total) : new Float32Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }

@@ -58,10 +58,13 @@ function readJson(file: string): object {
 export class TextTokenizer {
   private readonly tokenizer: Tokenizer;
   private readonly template: Template;
+  /** the first cut of a long row, at least (see {@link minCutOf}) */
+  private readonly minCut: number;
 
   constructor(private readonly text: Pick<ResolvedText, 'tokenizer' | 'tokenizerConfig' | 'maxLength' | 'prefix'>) {
     const json = readJson(text.tokenizer);
     const config = text.tokenizerConfig !== undefined ? readJson(text.tokenizerConfig) : {};
+    this.minCut = minCutOf(json);
     try {
       this.tokenizer = new Tokenizer(json, config);
       this.template = templateOf(this.tokenizer);
@@ -87,8 +90,8 @@ export class TextTokenizer {
     const room = this.text.maxLength - before.length - after.length;
     const out: TokenizedBatch = { ids: [], types: [], truncated: 0 };
     for (const text of texts) {
-      const content: number[] = this.tokenizer.encode(this.text.prefix + text, { add_special_tokens: false }).ids;
-      if (content.length > room) out.truncated++;
+      const { content, truncated } = this.contentIds(text, room);
+      if (truncated) out.truncated++;
       const n = Math.min(room, content.length);
       const ids = new Int32Array(before.length + n + after.length);
       const types = new Int32Array(ids.length);
@@ -103,6 +106,134 @@ export class TextTokenizer {
     }
     return out;
   }
+
+  /**
+   * The first `room` content ids of a row (prefix included) and whether it has more: the same as
+   * tokenizing it whole and cutting, at a cost that follows `room`, not the row's length. A long
+   * row is cut first, {@link CHARS_PER_TOKEN} characters per token of room in, and the cut
+   * doubles until its text gives more than `room` ids (or reaches the row's end). A cut before a
+   * space that ends a word gives the whole row's first tokens exactly: no common tokenizer
+   * (WordPiece, BPE, Unigram) lets the text after such a space change a token before it. When the
+   * cut falls in a stretch without spaces, the stretch's end is the cut, unless it is more than
+   * {@link STRETCH} times further (CJK, a huge URL): then the tokens are those two cuts inside
+   * the stretch (this one and the last) agree on, as a token far from both cuts depends on
+   * neither.
+   */
+  private contentIds(text: string, room: number): { content: number[]; truncated: boolean } {
+    const row = new RowText(this.text.prefix, text);
+    let want = Math.max(this.minCut, room * CHARS_PER_TOKEN);
+    let previous: number[] | null = null;
+    while (want < row.length) {
+      const cut = row.lastBoundary(Math.ceil(want / 2), want) ?? row.firstBoundary(want, STRETCH * want);
+      if (cut === null) {
+        const ids = this.contentOf(row.head(row.codePointCut(want)));
+        if (previous !== null && agreedLength(previous, ids) > room) return { content: ids.slice(0, room), truncated: true };
+        previous = ids;
+      } else if (cut < row.length) {
+        const ids = this.contentOf(row.head(cut));
+        if (ids.length > room) return { content: ids.slice(0, room), truncated: true };
+        previous = null;
+        want = Math.max(want, cut);
+      } else {
+        break;
+      }
+      want *= 2;
+    }
+    const content = this.contentOf(row.head(row.length));
+    return { content, truncated: content.length > room };
+  }
+
+  private contentOf(text: string): number[] {
+    return this.tokenizer.encode(text, { add_special_tokens: false }).ids;
+  }
+}
+
+/**
+ * Characters of a row kept per token of room by a first cut: more than most tokens span (about
+ * 4 in English), so a second cut is rarely needed; a row of longer tokens gets longer cuts.
+ */
+const CHARS_PER_TOKEN = 16;
+/**
+ * The shortest first cut; shorter rows are tokenized whole. It keeps the two cuts compared in a
+ * stretch without spaces far apart: a word that spans both has over half this many characters
+ * in the longer one, more than a WordPiece model reads of a word before it makes it `[UNK]`.
+ */
+const MIN_CUT = 1024;
+/** How much further than a cut the end of a stretch without spaces is looked for (see contentIds). */
+const STRETCH = 8;
+
+/**
+ * The shortest first cut for a tokenizer file: {@link MIN_CUT}, or four times a WordPiece
+ * model's `max_input_chars_per_word` when that is larger, since a word longer than that becomes
+ * one `[UNK]` and a cut can make it short enough to be split into pieces instead.
+ */
+function minCutOf(json: object): number {
+  const model = (json as { model?: { max_input_chars_per_word?: unknown } }).model;
+  const chars = model?.max_input_chars_per_word;
+  return typeof chars === 'number' && Number.isFinite(chars) ? Math.max(MIN_CUT, 4 * chars) : MIN_CUT;
+}
+
+/** Whitespace, as JavaScript regular expressions and byte-level pre-tokenizers see it. */
+const WHITESPACE = /\s/;
+
+/** `prefix + text` read in place: the text can be MB long, and only its head is tokenized. */
+class RowText {
+  readonly length: number;
+
+  constructor(
+    private readonly prefix: string,
+    private readonly text: string,
+  ) {
+    this.length = prefix.length + text.length;
+  }
+
+  /** The first `n` code units. */
+  head(n: number): string {
+    return n <= this.prefix.length ? this.prefix.slice(0, n) : this.prefix + this.text.slice(0, n - this.prefix.length);
+  }
+
+  private code(i: number): number {
+    return i < this.prefix.length ? this.prefix.charCodeAt(i) : this.text.charCodeAt(i - this.prefix.length);
+  }
+
+  /**
+   * A cut before a space (U+0020) that follows a character other than whitespace: the end of a
+   * word for every common tokenizer (other whitespace is not: BERT drops vertical tabs and BOMs
+   * inside a word, and SentencePiece vocabularies can hold pieces with a newline inside).
+   */
+  private isBoundary(i: number): boolean {
+    if (i <= 0 || i >= this.length || this.code(i) !== 0x20) return false;
+    return !WHITESPACE.test(String.fromCharCode(this.code(i - 1)));
+  }
+
+  /** The last word boundary in [from, to], or null. */
+  lastBoundary(from: number, to: number): number | null {
+    for (let i = Math.min(to, this.length - 1); i >= from; i--) if (this.isBoundary(i)) return i;
+    return null;
+  }
+
+  /** The first word boundary in [from, to], the row's end when it comes first, or null. */
+  firstBoundary(from: number, to: number): number | null {
+    for (let i = from; i <= to; i++) {
+      if (i >= this.length) return this.length;
+      if (this.isBoundary(i)) return i;
+    }
+    return null;
+  }
+
+  /** `at`, or one less when that would split a surrogate pair. */
+  codePointCut(at: number): number {
+    const last = this.code(at - 1);
+    return last >= 0xd800 && last <= 0xdbff ? at - 1 : at;
+  }
+}
+
+/** How many ids two tokenizations share from the start. */
+function agreedLength(a: readonly number[], b: readonly number[]): number {
+  const n = Math.min(a.length, b.length);
+  let k = 0;
+  while (k < n && a[k] === b[k]) k++;
+  return k;
 }
 
 /**

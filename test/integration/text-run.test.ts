@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Field, RecordBatch, RecordBatchStreamWriter, Schema, Struct, Utf8, makeData, type Table } from 'apache-arrow';
@@ -182,6 +182,46 @@ describe('text models end to end (queue, pool, files) on the fixture', () => {
     const tokens = run.tables.flatMap((t) => [...t.getChild('tokens')!].map((v) => [...(v as Iterable<unknown>)].length));
     // the fixture's small vocabulary spells 'hello world' in 10 word pieces, plus [CLS] and [SEP]; '' is [CLS] [SEP]
     expect(tokens).toEqual([12, 2]);
+  });
+
+  it('embeds a row of 27 MB as its first words alone, counting it truncated', async () => {
+    const words = sentences.flatMap((s) => s.text.split(' '));
+    const piece = Array.from({ length: 100_000 }, (_, i) => words[(i * 7) % words.length]).join(' ') + ' ';
+    const long = piece.repeat(Math.ceil((27 * 1024 * 1024) / piece.length));
+    // a head that is more than 32 tokens: the long row's first tokens are all in it
+    const head = long.slice(0, long.indexOf(' ', 400));
+    const file = join(tmp.dir, 'long.jsonl');
+    const f = await open(file, 'w');
+    await f.write(JSON.stringify({ id: 'head', text: head }) + '\n');
+    await f.write(JSON.stringify({ id: 'long', text: long }) + '\n');
+    await f.write(JSON.stringify({ id: 'short', text: 'The cat sat on the mat.' }) + '\n');
+    await f.close();
+    const job = parseJob({
+      name: 'text-long',
+      source: { uri: file, idColumn: 'id', inputColumn: 'text' },
+      model: { uri: join(TEXT, 'model.onnx') },
+      preprocess: { maxLength: 32 },
+      taps: [
+        { layer: 'encoder.layer.3', reduce: 'mean', as: 'emb' },
+        { layer: 'encoder.layer.3', reduce: 'none', as: 'tokens' },
+      ],
+      // one row per batch: each row is embedded alone
+      batchSize: 1,
+      sink: { uri: join(tmp.dir, 'out-long') },
+    });
+    const summary = await runJob(job, { settings: { redisUrl: REDIS_URL, prefix }, threads: 1 });
+    expect(summary.status).toBe('committed');
+    expect(summary.rows).toBe(3);
+    expect(summary.errorRows).toBe(0);
+    const run = await readRun(summary.output.files);
+    expect(run.ids).toEqual(['head', 'long', 'short']);
+    const emb = run.column('emb');
+    expect(maxAbsDiff(Float32Array.from(emb[1]!), Float32Array.from(emb[0]!))).toBeLessThanOrEqual(1e-6);
+    const tokens = run.tables.flatMap((t) => [...t.getChild('tokens')!].map((v) => [...(v as Iterable<Iterable<number>>)].map((tok) => [...tok])));
+    expect(tokens.map((r) => r.length)).toEqual([32, 32, 9]);
+    expect(maxAbsDiff(Float32Array.from(tokens[1]!.flat()), Float32Array.from(tokens[0]!.flat()))).toBeLessThanOrEqual(1e-6);
+    const manifest = JSON.parse(await readFile(summary.output.manifest!, 'utf8')) as { truncatedRows: number };
+    expect(manifest.truncatedRows).toBe(2);
   });
 
   it('keeps an empty string as a row, makes null and non-string cells error rows, and counts truncated rows', async () => {
