@@ -12,6 +12,7 @@ interface S3rverLike {
   middleware: Array<(ctx: KoaContext, next: () => Promise<void>) => Promise<void>>;
   run(): Promise<{ port: number }>;
   close(): Promise<void>;
+  httpServer?: { closeAllConnections(): void };
 }
 interface KoaContext {
   method: string;
@@ -44,6 +45,13 @@ export interface S3TestServer {
   put(bucket: string, key: string, body: Uint8Array | string): Promise<void>;
   get(bucket: string, key: string): Promise<Uint8Array>;
   keys(bucket: string, prefix?: string): Promise<string[]>;
+  /**
+   * an outage: the server stops listening and drops every open connection at once, as a killed
+   * process would; what it stored stays on disk
+   */
+  down(): Promise<void>;
+  /** the server back on the same port, over the same directory */
+  up(): Promise<void>;
   /** stops the server, removes its directory and restores the environment */
   close(): Promise<void>;
 }
@@ -61,13 +69,6 @@ export async function startS3Server(buckets: string[]): Promise<S3TestServer> {
   const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
   process.env.AWS_ACCESS_KEY_ID = ACCESS_KEY;
   process.env.AWS_SECRET_ACCESS_KEY = ACCESS_KEY;
-  const server = new S3rver({
-    port: 0,
-    address: '127.0.0.1',
-    directory: dir,
-    silent: true,
-    configureBuckets: buckets.map((name) => ({ name })),
-  });
   const uploadsDir = (bucket: string) => join(dir, bucket, '._S3rver_uploads');
   const listPending = async (bucket: string, prefix = ''): Promise<Array<PendingUpload & { initiated: Date }>> => {
     let ids: string[];
@@ -120,9 +121,23 @@ export async function startS3Server(buckets: string[]): Promise<S3TestServer> {
     }
     await next();
   };
-  // before s3rver's router (the last middleware), after its logging and XML encoding
-  server.middleware.splice(server.middleware.length - 1, 0, multipartHandlers);
-  const { port } = await server.run();
+  /** s3rver over `dir` on `port` (0: a free one), with the multipart handlers */
+  const serve = async (port: number): Promise<{ server: S3rverLike; port: number }> => {
+    const server = new S3rver({
+      port,
+      address: '127.0.0.1',
+      directory: dir,
+      silent: true,
+      configureBuckets: buckets.map((name) => ({ name })),
+    });
+    // before s3rver's router (the last middleware), after its logging and XML encoding
+    server.middleware.splice(server.middleware.length - 1, 0, multipartHandlers);
+    return { server, port: (await server.run()).port };
+  };
+  const first = await serve(0);
+  let server = first.server;
+  const port = first.port;
+  let running = true;
   const endpoint = `http://127.0.0.1:${port}`;
   const client = new S3Client({
     endpoint,
@@ -155,11 +170,23 @@ export async function startS3Server(buckets: string[]): Promise<S3TestServer> {
       } while (token);
       return keys.sort();
     },
+    down: async () => {
+      if (!running) return;
+      running = false;
+      const closed = server.close();
+      server.httpServer?.closeAllConnections();
+      await closed;
+    },
+    up: async () => {
+      if (running) return;
+      ({ server } = await serve(port));
+      running = true;
+    },
     close: async () => {
       client.destroy();
       destroyS3Clients();
       clearS3Downloads();
-      await server.close();
+      if (running) await server.close();
       await rm(dir, { recursive: true, force: true });
       restore('AWS_ACCESS_KEY_ID', saved.id);
       restore('AWS_SECRET_ACCESS_KEY', saved.secret);
