@@ -9,10 +9,11 @@ import type { ShardSpec, Source } from '../sources/types.js';
 import type { Sink } from '../storage/types.js';
 import { bullConnection, redisOptions, type QueueSettings } from './connection.js';
 import { checkRedis } from './redis-checks.js';
-import { claimSnapshot } from './dedup.js';
+import { claimSnapshot, releaseSnapshot } from './dedup.js';
 import { SnapshotHasher } from '../pipeline/snapshot.js';
 import { IdPlanWriter } from '../pipeline/plan-files.js';
-import { RunSpecStore } from './run-specs.js';
+import { RANGE_BYTES, runRedisBytes, RunSpecStore } from './run-specs.js';
+import { checkRedisRoom, explainOutOfMemory, RedisLostPlanError } from './redis-memory.js';
 import { DEFAULT_WINDOW, shardJobOptions } from './shard-jobs.js';
 import { failAbandonedPlans, finalizeAgain, PLANNING_TIMEOUT_MS } from './sweep.js';
 import { OWNER_TIMEOUT_MS } from './defaults.js';
@@ -165,11 +166,16 @@ export class LayertapClient {
       outputUri: sink.resolve(prefix),
       ...(owner ? { owner } : {}),
     };
+    // a run that cannot fit in Redis is refused before anything of it is written
+    try {
+      const shards = Math.ceil((await source.count()) / job.shardSize);
+      await checkRedisRoom(this.redis, { shards, bytes: runRedisBytes(shards, this.window, JSON.stringify(job).length).peak });
+    } catch (err) {
+      await source.close();
+      throw err;
+    }
     const ttl = this.planningTimeoutMs;
-    await this.specs.heartbeat(runId, ttl);
-    await this.specs.clearRanges(runId);
-    await this.registry.put(rec);
-    // stored now, so that a run whose plan never finishes can still be ended with a manifest
+    // stored when planning starts, so that a run whose plan never finishes can still be ended with a manifest
     const planningSpec: RunSpec = {
       runId,
       job,
@@ -182,7 +188,6 @@ export class LayertapClient {
       baseRunId: null,
       ...(owner ? { owner } : {}),
     };
-    await this.specs.put(planningSpec);
     // `cancel` of a run being planned stops the plan at the next shard, within about cancelPollMs
     const stop = { cancelled: false };
     const beat = setInterval(() => this.specs.heartbeat(runId, ttl).catch(() => undefined), Math.max(50, Math.floor(ttl / 3)));
@@ -199,6 +204,10 @@ export class LayertapClient {
     // once the run is queued, deduplicated or ended, its record stays; before, a failure removes it
     let settled = false;
     try {
+      await this.specs.heartbeat(runId, ttl);
+      await this.specs.clearRanges(runId);
+      await this.registry.put(rec);
+      await this.specs.put(planningSpec);
       const plan = await this.planInto(runId, job, source, sink, prefix, stop);
       if (stop.cancelled || (await this.specs.isCancelled(runId))) {
         settled = true;
@@ -222,6 +231,8 @@ export class LayertapClient {
         settled = true;
         throw await this.endCancelledPlan(spec);
       }
+      // a Redis that restarted without persistence while planning has lost the record or ranges: queue nothing
+      await this.checkPlanKept(runId, plan.shards);
       // a run worked alone holds its owner lease from before its jobs exist, so that it is ended if its process dies
       if (owner) await this.holdRun(runId);
       await this.flows.add({
@@ -239,18 +250,35 @@ export class LayertapClient {
       settled = true;
       // cancelled in between: the shards see the cancel flag, and the run ends cancelled
       const moved = await this.lifecycle.move(runId, 'queued', { shards: plan.shards, totalRows: plan.totalRows });
-      return moved?.record ?? { ...rec, status: 'queued', shards: plan.shards, totalRows: plan.totalRows };
+      if (!moved) {
+        // the record vanished just now: the jobs just added would run a run nobody can see
+        settled = false;
+        await (await Job.fromId(this.queues.get(queues.runs), runId))?.remove().catch(() => undefined);
+        throw new RedisLostPlanError(runId);
+      }
+      return moved.record;
+    } catch (err) {
+      // one line with Redis's figures instead of a transaction's EXECABORT
+      throw await explainOutOfMemory(this.redis, err);
     } finally {
       clearInterval(beat);
       clearInterval(poll);
       await source.close();
-      await this.specs.release(runId, 'planning');
+      await this.specs.release(runId, 'planning').catch(() => undefined);
       if (!settled) {
-        // a job that cannot be planned, or one that joined an active run, leaves no run behind
-        await this.specs.forget(runId);
-        await this.registry.remove(runId);
+        // a job that cannot be planned, or one that joined an active run, leaves no run behind;
+        // a cleanup that fails does not hide why the enqueue failed
+        await this.specs.forget(runId).catch(() => undefined);
+        await this.registry.remove(runId).catch(() => undefined);
+        await releaseSnapshot(this.redis, this.settings.prefix, runId).catch(() => undefined);
       }
     }
+  }
+
+  /** Throws {@link RedisLostPlanError} unless the run's record and its whole range list are in Redis. */
+  private async checkPlanKept(runId: string, shards: number): Promise<void> {
+    const rec = await this.registry.get(runId);
+    if (!rec || (await this.specs.rangesBytes(runId)) !== shards * RANGE_BYTES) throw new RedisLostPlanError(runId);
   }
 
   /** Ends a run cancelled while planning: a manifest and `_CANCELLED`, status `cancelled`. */

@@ -73,12 +73,14 @@ export async function claimSnapshot(
   }
 }
 
-/** Lets go of the run's dedup claim, if it still holds it: an ended run never absorbs a new one. */
+/**
+ * Lets go of the run's dedup claim, if it still holds it: an ended run never absorbs a new one.
+ * Plain commands, no script: a Redis that is out of memory refuses scripts but runs GET and DEL.
+ */
 export async function releaseSnapshot(redis: Redis, prefix: string, runId: string): Promise<void> {
   const ref = claimRef(prefix, runId);
   const key = await redis.get(ref);
-  if (key !== null) {
-    await redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end return 0", 1, claimKey(prefix, key), runId);
-  }
+  // only this run's claims name it, and it is over: no other run can take the key between these two
+  if (key !== null && (await redis.get(claimKey(prefix, key))) === runId) await redis.del(claimKey(prefix, key));
   await redis.del(ref);
 }

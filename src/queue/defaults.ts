@@ -32,11 +32,11 @@ export function stalledIntervalFor(lockDurationMs: number): number {
 
 /**
  * How long a shard (or a finalizer) waits before trying storage again, `waitedMs` into an outage:
- * half the time waited so far, from 1 s to 30 s, so that a short blip costs a second and a long
- * outage is polled twice a minute; with a little jitter, so that the shards of a run do not all
+ * half the time waited so far, from 1 s to 15 s, so that a short blip costs a second and the end
+ * of a long outage is seen within 15 s; with a little jitter, so that the shards of a run do not all
  * knock at the same moment.
  */
 export function outageBackoff(waitedMs: number): number {
-  const base = Math.min(30_000, Math.max(1000, waitedMs / 2));
+  const base = Math.min(15_000, Math.max(1000, waitedMs / 2));
   return Math.round(base * (0.9 + Math.random() * 0.2));
 }

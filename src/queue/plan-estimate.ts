@@ -8,15 +8,10 @@ import { MANIFEST, runPrefix } from '../storage/layout.js';
 import { createSink } from '../storage/registry.js';
 import { createSource } from '../sources/registry.js';
 import type { TapColumn, TapLayout } from '../types/features.js';
-import { RANGE_BYTES } from './run-specs.js';
+import { runRedisBytes } from './run-specs.js';
 import { DEFAULT_WINDOW } from './shard-jobs.js';
 
-/**
- * Redis bytes measured on Redis 7 (docs/scale.md): a queued shard job with its share of the
- * queue's lists and events, the run's record, parent job and dedup key, and the result a finished
- * shard leaves in its parent job until the run job is removed.
- */
-export const REDIS_COSTS = { shardJob: 1400, run: 4000, resultPerShard: 450 } as const;
+export { REDIS_COSTS } from './run-specs.js';
 
 /** Bytes of a ragged column's list offset per row (Arrow's 32-bit offsets). */
 const LIST_OFFSET_BYTES = 4;
@@ -163,7 +158,7 @@ export async function estimateRun(job: ResolvedJob, opts: EstimateOptions = {}):
   }
   const window = Math.min(opts.window ?? DEFAULT_WINDOW, shards);
   const specBytes = JSON.stringify(job).length + (previous ? JSON.stringify(previous).length : 0);
-  const atEnqueue = REDIS_COSTS.run + specBytes + shards * RANGE_BYTES + window * REDIS_COSTS.shardJob;
+  const { atEnqueue, peak } = runRedisBytes(shards, window, specBytes);
   return {
     name: job.name,
     fingerprint: job.fingerprint,
@@ -177,7 +172,7 @@ export async function estimateRun(job: ResolvedJob, opts: EstimateOptions = {}):
     shapesFrom: froms.includes(null) ? 'unknown' : froms.join(' and '),
     tokensPerRow: tokens,
     tokensFrom: runTokens !== null ? fromRun : sampled ? `sample of ${sampled.rows} rows` : null,
-    redis: { atEnqueue, peak: atEnqueue + shards * REDIS_COSTS.resultPerShard },
+    redis: { atEnqueue, peak },
     rowsPerSec,
     rowsPerSecFrom,
     duration: rowsPerSec ? (opts.workers ?? [1, 2, 4, 8, 16, 32, 64]).map((w) => duration(w, rows, shards, largest, rowsPerSec)) : [],

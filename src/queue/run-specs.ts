@@ -6,6 +6,19 @@ import type { RunSpec, ShardTask } from './types.js';
 /** Bytes of one shard's range in a run's range list: start, count and offset as float64. */
 export const RANGE_BYTES = 24;
 
+/**
+ * Redis bytes measured on Redis 7 (docs/scale.md): a queued shard job with its share of the
+ * queue's lists and events, the run's record, parent job and dedup key, and the result a finished
+ * shard leaves in its parent job until the run job is removed.
+ */
+export const REDIS_COSTS = { shardJob: 1400, run: 4000, resultPerShard: 450 } as const;
+
+/** Redis bytes a run takes right after enqueue, and at most while it goes (results of finished shards are kept in its parent job). */
+export function runRedisBytes(shards: number, window: number, specBytes: number): { atEnqueue: number; peak: number } {
+  const atEnqueue = REDIS_COSTS.run + specBytes + shards * RANGE_BYTES + Math.min(window, shards) * REDIS_COSTS.shardJob;
+  return { atEnqueue, peak: atEnqueue + shards * REDIS_COSTS.resultPerShard };
+}
+
 /** How long the keys of a finished run are kept (as its jobs are). */
 const FINISHED_TTL_S = 7 * 24 * 3600;
 
@@ -81,6 +94,11 @@ export class RunSpecStore {
     return { runId, index, start: buf.readDoubleLE(0), count: buf.readDoubleLE(8), ...(offset >= 0 ? { offset } : {}) };
   }
 
+  /** Bytes of the run's range list in Redis (RANGE_BYTES per shard planned). */
+  async rangesBytes(runId: string): Promise<number> {
+    return this.redis.strlen(this.key(runId, 'ranges'));
+  }
+
   /** Starts a run's range list afresh (a run id given again after a plan that did not finish). */
   async clearRanges(runId: string): Promise<void> {
     await this.redis.del(this.key(runId, 'ranges'));
@@ -93,7 +111,9 @@ export class RunSpecStore {
 
   /** The lease's holder is done with it (the plan is complete, or the owner let the run go). */
   async release(runId: string, kind: LeaseKind = 'planning'): Promise<void> {
-    await this.redis.multi().del(this.key(runId, kind)).srem(this.leaseSet(kind), runId).exec();
+    // plain commands: a Redis out of memory refuses a transaction, not these
+    await this.redis.del(this.key(runId, kind));
+    await this.redis.srem(this.leaseSet(kind), runId);
   }
 
   /** Runs whose lease of this kind was not renewed in time: their holder stopped. */

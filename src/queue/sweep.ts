@@ -51,6 +51,8 @@ export async function failAbandonedPlans(lifecycle: RunLifecycle, queues: QueueS
         await specs.release(runId, 'planning');
         continue;
       }
+      // the range list goes first: on a Redis that is out of memory, that frees room to end the run
+      await specs.clearRanges(runId);
       const spec = await specs.get(runId).catch(() => null);
       const cancelled = rec.status === 'cancelling';
       if (spec) {

@@ -25,7 +25,7 @@ import { runPrefix } from '../storage/layout.js';
 import type { ShardSpec } from '../sources/types.js';
 import { processShard } from '../pipeline/shard-processor.js';
 import { isPermanent, isStorageOutage } from '../types/errors.js';
-import { callbackLogger, type Logger } from '../types/logger.js';
+import { callbackLogger, repeatLimitedLogger, type Logger } from '../types/logger.js';
 import { parseShardJobId, runQueues, shardJobId, type RunJobData, type RunSpec, type ShardJobData, type ShardResult, type ShardTask } from './types.js';
 
 export { WORKER_DEFAULTS };
@@ -212,7 +212,8 @@ export class LayertapWorker {
     checkMs('planningSweepMs', opts.planningSweepMs, 100);
     this.name = opts.name ?? `${hostname()}:${process.pid}`;
     const lines = opts.log ?? ((l: string) => void process.stderr.write(`${l}\n`));
-    this.log = (opts.logger ?? callbackLogger((msg) => lines(msg))).child({ worker: this.name });
+    // a fault that repeats in a loop (a Redis that refuses every command) says so every few seconds, not in every loop
+    this.log = repeatLimitedLogger((opts.logger ?? callbackLogger((msg) => lines(msg))).child({ worker: this.name }));
     this.redis = new Redis({ ...redisOptions(opts.settings.redisUrl), maxRetriesPerRequest: null });
     // ioredis reconnects by itself; without a listener a dropped connection is printed as unhandled
     this.redis.on('error', () => undefined);

@@ -8,7 +8,7 @@ import { Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseJob, type ResolvedJob } from '../../src/config/index.js';
-import { defaultRegistries, defaultSources, type ReadHint, type ShardSpec, type Source, type SourceEntry } from '../../src/index.js';
+import { defaultRegistries, defaultSources, type ReadHint, type ShardSpec } from '../../src/index.js';
 import { LayertapError } from '../../src/types/errors.js';
 import { resolveJob } from '../../src/pipeline/index.js';
 import { LayertapClient } from '../../src/queue/client.js';
@@ -19,6 +19,7 @@ import { RANGE_BYTES } from '../../src/queue/run-specs.js';
 import type { ShardTask } from '../../src/queue/types.js';
 import { LayertapWorker } from '../../src/queue/worker.js';
 import { REDIS_URL, ROOT, SEED_MODEL, tempDir, testPrefix } from '../helpers/index.js';
+import { npyWith, slowNpy } from '../helpers/sources.js';
 import { readManifest, readRunFolder, sleep, waitForFinal, writeRows } from './reliability-harness.js';
 
 /** Bytes Redis holds under a key prefix (MEMORY USAGE of each key: what the run costs, whatever else the server holds). */
@@ -31,28 +32,6 @@ async function bytesUnder(redis: Redis, prefix: string): Promise<number> {
     for (const k of keys) total += (await redis.memory('USAGE', k, 'SAMPLES', '0')) ?? 0;
   } while (cursor !== '0');
   return total;
-}
-
-/** The .npy source kind with some of its methods replaced: a slow listing, a shard that cannot be read. */
-function npyWith(override: (source: Source) => Partial<Source>): SourceEntry {
-  const npy = defaultSources().get('npy');
-  return {
-    ...npy,
-    async open(spec) {
-      const source = await npy.open(spec);
-      const plain: Source = {
-        uri: source.uri,
-        type: source.type,
-        rowShape: () => source.rowShape(),
-        check: () => source.check(),
-        count: () => source.count(),
-        plan: (shardSize: number) => source.plan(shardSize),
-        read: (shard: ShardSpec, hint?: ReadHint) => source.read(shard, hint),
-        close: () => source.close(),
-      };
-      return { ...plain, ...override(source) };
-    },
-  };
 }
 
 const npyJob = (uri: string, sink: string, shardSize: number, name = 'scale') =>
@@ -284,26 +263,17 @@ describe('scale: shard jobs in a window, plans stored once, cancel, a dead enque
   it('cancel of a run still planning stops its enqueuer within a second: it says so, nothing is queued, a manifest and _CANCELLED record it', async () => {
     const prefix = newPrefix();
     const settings = { redisUrl: REDIS_URL, prefix };
-    let planned = 0;
     // a listing that takes 20 ms per shard, as a slow file system or object store would: 200 shards take 4 s
-    const slow = npyWith((source) => ({
-      async *plan(shardSize: number) {
-        for await (const s of source.plan(shardSize)) {
-          planned++;
-          await sleep(20);
-          yield s;
-        }
-      },
-    }));
+    const slow = slowNpy(20);
     // the default planning timeout (60 s): the cancel must not wait for the enqueuer's heartbeat
-    const client = new LayertapClient(settings, { registries: { ...defaultRegistries(), sources: defaultSources().with('npy', slow) } });
+    const client = new LayertapClient(settings, { registries: { ...defaultRegistries(), sources: defaultSources().with('npy', slow.entry) } });
     try {
       await writeRows(join(tmp.dir, 'x200.npy'), 200);
       const job = await npyJob(join(tmp.dir, 'x200.npy'), join(tmp.dir, 'out-plan-cancel'), 1);
       const runId = '20261129T120000-cace11';
       const enqueued = client.enqueue(job, { runId });
       enqueued.catch(() => undefined);
-      while ((await client.registry.get(runId))?.status !== 'planning' || planned < 5) await sleep(10);
+      while ((await client.registry.get(runId))?.status !== 'planning' || slow.planned() < 5) await sleep(10);
       const asked = Date.now();
       const c = await client.cancel(runId);
       expect(c?.status).toBe('cancelling');
@@ -314,7 +284,7 @@ describe('scale: shard jobs in a window, plans stored once, cancel, a dead enque
       const stoppedMs = Date.now() - asked;
       expect(err).toBeInstanceOf(RunCancelledError);
       expect((err as Error).message).toBe(`run ${runId} was cancelled while planning; nothing was queued`);
-      expect(planned).toBeLessThan(100);
+      expect(slow.planned()).toBeLessThan(100);
       const rec = (await client.registry.get(runId))!;
       expect(rec.status).toBe('cancelled');
       expect(rec.error).toMatch(/^cancelled while planning \(\d+ shard\(s\) planned\)$/);
@@ -326,7 +296,7 @@ describe('scale: shard jobs in a window, plans stored once, cancel, a dead enque
       expect(m.status).toBe('cancelled');
       expect(m.error).toBe('cancelled while planning');
       expect(await endedRunLeftovers(redis, prefix, runId)).toEqual([]);
-      console.log(`[lifecycle] cancel while planning: enqueuer stopped ${stoppedMs} ms after the cancel, after ${planned} of 200 shards`);
+      console.log(`[lifecycle] cancel while planning: enqueuer stopped ${stoppedMs} ms after the cancel, after ${slow.planned()} of 200 shards`);
     } finally {
       await client.close();
     }

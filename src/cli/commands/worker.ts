@@ -15,6 +15,7 @@ interface WorkerOptions {
   maxStalls?: number;
   graceMs?: number;
   batchTimeoutMs?: number;
+  storageOutageMs?: number;
   allowEviction?: boolean;
 }
 
@@ -46,6 +47,11 @@ export function register(program: Command, setExit: SetExit): void {
       'longest a batch may run before its thread is stopped and the attempt fails; 0 = no limit (default 300000)',
       nonNegativeInt('--batch-timeout-ms'),
     )
+    .option(
+      '--storage-outage-ms <ms>',
+      `how long shards and finalizing wait for storage that does not answer, without spending attempts (default ${WORKER_DEFAULTS.storageOutageMs})`,
+      nonNegativeInt('--storage-outage-ms'),
+    )
     .option('--allow-eviction', ALLOW_EVICTION_HELP)
     .option('--metrics-port <port>', 'serve Prometheus metrics at http://<host>:<port>/metrics', portNumber('--metrics-port'))
     .option('--metrics-host <host>', `interface for --metrics-port (default ${DEFAULT_METRICS_HOST}; 0.0.0.0 for a Prometheus on another host or container)`)
@@ -75,6 +81,7 @@ export function register(program: Command, setExit: SetExit): void {
         ...(o.stalledMs !== undefined ? { stalledIntervalMs: o.stalledMs } : {}),
         ...(o.maxStalls !== undefined ? { maxStalledCount: o.maxStalls } : {}),
         ...(o.batchTimeoutMs !== undefined ? { batchTimeoutMs: o.batchTimeoutMs } : {}),
+        ...(o.storageOutageMs !== undefined ? { storageOutageMs: o.storageOutageMs } : {}),
         graceMs,
       });
       logger = root.child({ worker: worker.name });
