@@ -11,7 +11,6 @@ import { FieldError, isPermanent } from '../types/errors.js';
 import type { Logger } from '../types/logger.js';
 import { LayertapClient, newRunId } from './client.js';
 import { bullConnection, type QueueSettings } from './connection.js';
-import { PLANNING_TIMEOUT_MS } from './planning.js';
 import { checkedJobData, InvalidJobDataError } from './schemas.js';
 import type { RunRecord } from './types.js';
 
@@ -246,7 +245,7 @@ export class ScheduleManager {
    */
   private async recordFailedTick(client: LayertapClient, runId: string, name: string, fingerprint: string | null, createdAt: number, reason: string) {
     if (await client.registry.get(runId)) return;
-    await client.specs.heartbeat(runId, PLANNING_TIMEOUT_MS);
+    await client.specs.heartbeat(runId, FAILED_TICK_LEASE_MS);
     await client.registry.put({
       runId,
       name,
@@ -274,6 +273,12 @@ export class ScheduleManager {
     await this.queue.close();
   }
 }
+
+/**
+ * The planning lease of a failed tick's run while its record is written and ended: if the process
+ * dies in between, the next sweep finds the lease run out and ends the run.
+ */
+const FAILED_TICK_LEASE_MS = 30_000;
 
 /** KEYS: BullMQ's schedulers set, the schedule's last-run key; ARGV: the schedule id, the run id. */
 const SET_IF_SCHEDULED = `
