@@ -15,7 +15,11 @@ export {
   checkScheduleId,
   scheduleTickDataSchema,
   parseScheduleTickData,
+  tickRunId,
+  TickFailedError,
+  UNRESOLVED_FINGERPRINT,
   type ScheduleInfo,
+  type Tick,
   type ScheduleTiming,
   type ScheduleTickData,
 } from './schedules.js';

@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
-import { Queue, Worker } from 'bullmq';
+import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import { JobConfigError } from '../config/errors.js';
 import { describeIssues } from '../config/load.js';
 import { resolveJob } from '../pipeline/plan.js';
 import type { SameKeys } from '../config/resolved-schema.js';
 import { jobSchema, type JobConfig } from '../config/schema.js';
+import { FieldError, isPermanent } from '../types/errors.js';
 import type { Logger } from '../types/logger.js';
 import { LayertapClient, newRunId } from './client.js';
 import { bullConnection, type QueueSettings } from './connection.js';
@@ -34,7 +36,43 @@ export interface ScheduleInfo {
   /** next fire time (ms since epoch) */
   next: number | null;
   iterations: number;
-  lastRun: { runId: string; status: RunRecord['status']; createdAt: number } | null;
+  /** the run of the newest tick, with its error when it failed (a tick that could not start its run is a `failed` run too) */
+  lastRun: { runId: string; status: RunRecord['status']; createdAt: number; error: string | null } | null;
+}
+
+/**
+ * The fingerprint of the run of a tick that failed before its job could be resolved (the model
+ * or the source was gone): real fingerprints are hex digests, so it names no output folder.
+ */
+export const UNRESOLVED_FINGERPRINT = 'unresolved';
+
+/** A tick that could not start its run: the run is recorded `failed` with `reason`, and the tick is not retried. */
+export class TickFailedError extends Error {
+  override readonly name = 'TickFailedError';
+  constructor(
+    readonly scheduleId: string,
+    /** the tick's run, ended `failed` */
+    readonly runId: string,
+    /** why, as the run's error says */
+    readonly reason: string,
+  ) {
+    super(`${reason} (run ${runId} failed)`);
+  }
+}
+
+/** What a tick is, to {@link ScheduleManager.tick}. */
+export interface Tick {
+  /** the tick job's id (the same on every attempt) */
+  id: string;
+  /** when the tick fired (ms since epoch) */
+  timestamp: number;
+  /** no attempt follows this one: a failure is recorded as a failed run now. @defaultValue true */
+  lastAttempt?: boolean;
+}
+
+/** The run id of a tick: it follows from the tick, so a retried tick finds its run instead of starting another. */
+export function tickRunId(tick: { id: string; timestamp: number }): string {
+  return `${newRunId(new Date(tick.timestamp)).slice(0, 15)}-${createHash('sha256').update(tick.id).digest('hex').slice(0, 6)}`;
 }
 
 /** What a schedule id may be: it becomes Redis keys and job ids. */
@@ -68,7 +106,8 @@ export function checkScheduleId(id: string): string {
 /**
  * Cron and interval schedules for re-embedding, as BullMQ job schedulers: adding the same id
  * again replaces it (so hosts that add the same schedule leave one), and each tick is one job,
- * processed by one worker, which enqueues one run.
+ * processed by one worker, which enqueues one run. The job is the one given to {@link add},
+ * stored in the schedule: later changes to its file do nothing until it is added again.
  */
 export class ScheduleManager {
   readonly queue: Queue<ScheduleTickData>;
@@ -110,10 +149,35 @@ export class ScheduleManager {
     return info;
   }
 
+  /**
+   * Removes a schedule with its ticks that have not started: the next one, one that fired but
+   * no worker took yet, one waiting to be retried. A tick already running finishes its run, but
+   * finds the schedule gone: it does not bring back its last run. Returns false when there was
+   * neither a schedule nor a tick of that id.
+   */
   async remove(id: string): Promise<boolean> {
     const removed = await this.queue.removeJobScheduler(id);
+    let ticks = 0;
+    for (const job of await this.queue.getJobs(['waiting', 'prioritized', 'delayed'], 0, -1)) {
+      if (job.repeatJobKey !== id && job.data?.scheduleId !== id) continue;
+      // a tick that a worker took in the meantime is locked: it sees the schedule gone and does nothing
+      if (
+        await job.remove().then(
+          () => true,
+          () => false,
+        )
+      )
+        ticks++;
+    }
     await this.redis.del(this.lastRunKey(id));
-    return removed;
+    return removed || ticks > 0;
+  }
+
+  /** The schedule's tick data as stored now (the job of its latest `add`), or null when it was removed. */
+  async current(id: string): Promise<ScheduleTickData | null> {
+    const s = await this.queue.getJobScheduler(id);
+    if (!s) return null;
+    return checkedJobData(s.template?.data, parseScheduleTickData);
   }
 
   async list(client?: LayertapClient): Promise<ScheduleInfo[]> {
@@ -122,12 +186,12 @@ export class ScheduleManager {
     for (const s of all) {
       const id = s.key ?? s.id ?? '';
       const lastId = await this.redis.get(this.lastRunKey(id));
+      const rec = lastId && client ? await client.registry.get(lastId) : null;
       let lastRun: ScheduleInfo['lastRun'] = null;
-      if (lastId) {
-        const st = client ? await client.status(lastId) : null;
-        const rec = st ? null : await client?.registry.get(lastId);
-        if (st) lastRun = { runId: lastId, status: st.status, createdAt: Date.now() - st.seconds * 1000 };
-        else if (rec) lastRun = { runId: lastId, status: rec.status, createdAt: rec.createdAt };
+      if (lastId && rec && client) {
+        // live status for a run still going (the record says `queued` until it ends)
+        const st = await client.status(lastId);
+        lastRun = { runId: lastId, status: st?.status ?? rec.status, createdAt: rec.createdAt, error: st?.error ?? rec.error ?? null };
       }
       out.push({
         id,
@@ -143,18 +207,66 @@ export class ScheduleManager {
     return out;
   }
 
-  /** What a worker does with a tick: resolve the job now (the model or data may have changed) and enqueue one run. */
-  async tick(data: ScheduleTickData, client: LayertapClient, tick: { id: string; timestamp: number }): Promise<string> {
-    // the run id follows from the tick, so a retried tick finds its run instead of starting another
-    const runId = `${newRunId(new Date(tick.timestamp)).slice(0, 15)}-${createHash('sha256').update(tick.id).digest('hex').slice(0, 6)}`;
+  /**
+   * What a worker does with a tick: resolve the job now (the model or data may have changed) and
+   * enqueue one run. A tick that cannot (the model or the source is gone, the job no longer
+   * resolves) is a run too: on its last attempt, or at once when no attempt can help (a job
+   * error), the run is recorded and ended `failed` with the reason, and {@link TickFailedError}
+   * is thrown. The schedule's last run is written only while the schedule exists.
+   */
+  async tick(data: ScheduleTickData, client: LayertapClient, tick: Tick): Promise<string> {
+    const runId = tickRunId(tick);
+    const startedAt = Date.now();
     let started = runId;
     if (!(await client.registry.get(runId))) {
-      const resolved = await resolveJob({ ...data.job, incremental: data.job.incremental ?? true });
-      // an identical run still active (a slow run, a tick soon after) is reused, not doubled
-      started = (await client.enqueue(resolved, { trigger: 'schedule', runId })).runId;
+      let fingerprint: string | null = null;
+      try {
+        const resolved = await resolveJob({ ...data.job, incremental: data.job.incremental ?? true });
+        fingerprint = resolved.fingerprint;
+        // an identical run still active (a slow run, a tick soon after) is reused, not doubled
+        started = (await client.enqueue(resolved, { trigger: 'schedule', runId })).runId;
+      } catch (err) {
+        if (!(tick.lastAttempt ?? true) && !cannotHelp(err)) throw err;
+        const reason = err instanceof Error ? err.message : String(err);
+        await this.recordFailedTick(client, runId, data.job.name, fingerprint, startedAt, reason);
+        await this.setLastRun(data.scheduleId, runId);
+        throw new TickFailedError(data.scheduleId, runId, reason);
+      }
     }
-    await this.redis.set(this.lastRunKey(data.scheduleId), started);
+    await this.setLastRun(data.scheduleId, started);
     return started;
+  }
+
+  /**
+   * A tick's run that never got past planning, recorded as a run that ended `failed`: created
+   * `planning` (under a planning lease, so that a process that dies here leaves a run the next
+   * sweep ends) and moved to `failed` by the run lifecycle, which gives the record its expiry.
+   * A run the enqueue got further with is left to end by itself.
+   */
+  private async recordFailedTick(client: LayertapClient, runId: string, name: string, fingerprint: string | null, createdAt: number, reason: string) {
+    if (await client.registry.get(runId)) return;
+    await client.specs.heartbeat(runId, FAILED_TICK_LEASE_MS);
+    await client.registry.put({
+      runId,
+      name,
+      fingerprint: fingerprint ?? UNRESOLVED_FINGERPRINT,
+      status: 'planning',
+      trigger: 'schedule',
+      createdAt,
+      shards: 0,
+      totalRows: 0,
+      rows: 0,
+      errorRows: 0,
+      failedShards: [],
+      // nothing was written
+      outputUri: '',
+    });
+    await client.lifecycle.move(runId, 'failed', { error: reason });
+  }
+
+  /** Points the schedule's last run at `runId`, in one step with the check that the schedule still exists. */
+  private async setLastRun(scheduleId: string, runId: string): Promise<void> {
+    await this.redis.eval(SET_IF_SCHEDULED, 2, this.queue.toKey('repeat'), this.lastRunKey(scheduleId), scheduleId, runId);
   }
 
   async close(): Promise<void> {
@@ -162,21 +274,52 @@ export class ScheduleManager {
   }
 }
 
+/**
+ * The planning lease of a failed tick's run while its record is written and ended: if the process
+ * dies in between, the next sweep finds the lease run out and ends the run.
+ */
+const FAILED_TICK_LEASE_MS = 30_000;
+
+/** KEYS: BullMQ's schedulers set, the schedule's last-run key; ARGV: the schedule id, the run id. */
+const SET_IF_SCHEDULED = `
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then redis.call('SET', KEYS[2], ARGV[2]) return 1 end
+return 0`;
+
+/** A tick failure that another attempt, seconds later, would meet again: the job does not resolve. */
+function cannotHelp(err: unknown): boolean {
+  return err instanceof JobConfigError || err instanceof FieldError || isPermanent(err);
+}
+
 /** Takes schedule ticks and turns each into one run. Part of every `layertap worker`. */
 export class ScheduleWorker {
   private readonly client: LayertapClient;
   private readonly manager: ScheduleManager;
-  private readonly worker: Worker<ScheduleTickData, { runId: string }>;
+  private readonly worker: Worker<ScheduleTickData, { runId: string | null }>;
 
   /** `logError` gets the worker's connection errors (the shard worker passes its rate-limited logger). */
   constructor(settings: QueueSettings, log: Logger, logError: (err: Error) => void = (err) => log.error({}, `layertap worker: schedules: ${err.message}`)) {
     this.client = new LayertapClient(settings);
     this.manager = new ScheduleManager(settings, this.client.redis);
-    this.worker = new Worker<ScheduleTickData, { runId: string }>(
+    this.worker = new Worker<ScheduleTickData, { runId: string | null }>(
       SCHEDULES_QUEUE,
       async (job) => {
-        const data = checkedJobData(job.data, parseScheduleTickData);
-        const runId = await this.manager.tick(data, this.client, { id: job.id ?? job.name, timestamp: job.timestamp });
+        const tickData = checkedJobData(job.data, parseScheduleTickData);
+        // the schedule as it is now: a tick that fired before `remove` does nothing, one that
+        // fired before `add` replaced the schedule runs the job that replaced it
+        const data = await this.manager.current(tickData.scheduleId);
+        if (!data) {
+          log.info({ scheduleId: tickData.scheduleId }, `layertap worker: schedule ${tickData.scheduleId} was removed; its tick does nothing`);
+          return { runId: null };
+        }
+        const tick: Tick = { id: job.id ?? job.name, timestamp: job.timestamp, lastAttempt: job.attemptsMade + 1 >= (job.opts.attempts ?? 1) };
+        let runId: string;
+        try {
+          runId = await this.manager.tick(data, this.client, tick);
+        } catch (err) {
+          // recorded as a failed run: no attempt after this one
+          if (err instanceof TickFailedError) throw new UnrecoverableError(err.message);
+          throw err;
+        }
         const rec = await this.client.registry.get(runId);
         const reused = rec !== null && rec.createdAt < job.timestamp;
         log.info(
@@ -189,7 +332,11 @@ export class ScheduleWorker {
     );
     this.worker.on('failed', (job, err) => {
       const scheduleId = String(job?.data.scheduleId ?? '?');
-      log.error({ scheduleId }, `layertap worker: schedule ${scheduleId} tick failed: ${err.message}`);
+      const retry = job !== undefined && !(err instanceof UnrecoverableError) && job.attemptsMade < (job.opts.attempts ?? 1);
+      log.error(
+        { scheduleId },
+        `layertap worker: schedule ${scheduleId} tick failed: ${err.message}${retry ? ` (attempt ${job.attemptsMade} of ${job.opts.attempts}; tried again)` : ''}`,
+      );
     });
     this.worker.on('error', logError);
   }

@@ -2,7 +2,7 @@ import { opendir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { checkLimit, DEFAULT_MAX_ROW_BYTES } from './limits.js';
 import { compareCodePoints } from './path-order.js';
-import { readRowFile, RowFileError } from './row-file.js';
+import { OutsideFolderError, readRowFileInside, RowFileError } from './row-file.js';
 import { checkShardSize, planIdStream } from './shards.js';
 import type { ShardSpec, Source, SourceRow } from './types.js';
 import { FieldError } from '../types/errors.js';
@@ -107,17 +107,11 @@ export class ImageDirSource implements Source {
     }
     const full = path.join(this.uri, ...id.split('/'));
     try {
-      const [root, real] = await Promise.all([this.getRealRoot(), realpath(full)]);
-      if (real !== root && !real.startsWith(root + path.sep)) {
-        return {
-          id,
-          kind: 'error',
-          stage: 'read',
-          message: `${id}: symlink resolves to ${real}, which leaves the dataset root ${this.uri}`,
-        };
-      }
-      return { id, kind: 'bytes', bytes: await readRowFile(real, this.maxRowBytes, full) };
+      return { id, kind: 'bytes', bytes: await readRowFileInside(await this.getRealRoot(), full, this.maxRowBytes) };
     } catch (err) {
+      if (err instanceof OutsideFolderError) {
+        return { id, kind: 'error', stage: 'read', message: `${id}: symlink resolves to ${err.resolved}, which leaves the dataset root ${this.uri}` };
+      }
       if (err instanceof RowFileError) return { id, kind: 'error', stage: 'read', message: `${id}: ${err.message}` };
       return { id, kind: 'error', stage: 'read', message: `${id}: cannot read ${full}: ${describeFsError(err)}` };
     }

@@ -2,7 +2,7 @@ import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { describeFsError, isSafeRelativeId } from './image-dir-source.js';
 import { checkLimit, DEFAULT_MAX_ROW_BYTES } from './limits.js';
-import { readRowFile, RowFileError } from './row-file.js';
+import { OutsideFolderError, readRowFileInside, RowFileError } from './row-file.js';
 import { FieldError } from '../types/errors.js';
 
 /**
@@ -51,20 +51,11 @@ export class LocalTableLocation implements TableLocation {
   async readRelative(rel: string): Promise<Uint8Array> {
     if (!isSafeRelativeId(rel)) throw new Error(`path '${rel}' leaves the table's folder ${this.folder} (give paths relative to it, without '..')`);
     const full = path.join(this.folder, ...rel.split('/'));
-    let real: string;
-    let root: string;
     try {
       this.realFolder ??= realpath(this.folder);
-      [root, real] = await Promise.all([this.realFolder, realpath(full)]);
+      return await readRowFileInside(await this.realFolder, full, this.maxRowBytes);
     } catch (err) {
-      throw new Error(`cannot read ${full}: ${describeFsError(err)}`, { cause: err });
-    }
-    if (real !== root && !real.startsWith(root + path.sep)) {
-      throw new Error(`path '${rel}' resolves to ${real}, which leaves the table's folder ${this.folder}`);
-    }
-    try {
-      return await readRowFile(real, this.maxRowBytes, full);
-    } catch (err) {
+      if (err instanceof OutsideFolderError) throw new Error(`path '${rel}' resolves to ${err.resolved}, which leaves the table's folder ${this.folder}`);
       if (err instanceof RowFileError) throw err;
       throw new Error(`cannot read ${full}: ${describeFsError(err)}`, { cause: err });
     }

@@ -25,7 +25,7 @@ export function register(program: Command, setExit: SetExit): void {
   const schedule = program.command('schedule').description('cron or interval schedules that enqueue a job again (incremental by default)');
   schedule
     .command('add <job-file>')
-    .description('add or replace a schedule (same id: replaced, so several hosts may add it)')
+    .description('add or replace a schedule (same id: replaced, so several hosts may add it); the job file is copied now: add again after editing it')
     .option('--cron <expr>', 'cron pattern, e.g. "0 3 * * *"')
     .option('--tz <zone>', 'time zone of the cron pattern, e.g. Europe/Berlin')
     .option('--every <ms>', 'fixed interval in milliseconds', positiveInt('--every'))
@@ -63,7 +63,7 @@ export function register(program: Command, setExit: SetExit): void {
     });
   schedule
     .command('list')
-    .description('schedules with their next run time and last run')
+    .description('schedules with their next run time and last run (its status, and its error when it failed)')
     .option('--json', 'print one JSON object on stdout')
     .action(async (o: { json?: boolean }) => {
       try {
@@ -78,7 +78,7 @@ export function register(program: Command, setExit: SetExit): void {
             }
             out(
               table(
-                ['id', 'job', 'when', 'next', 'last run', 'status'],
+                ['id', 'job', 'when', 'next', 'last run', 'status', 'error'],
                 list.map((s) => [
                   s.id,
                   s.name,
@@ -86,6 +86,7 @@ export function register(program: Command, setExit: SetExit): void {
                   s.next ? new Date(s.next).toISOString() : '-',
                   s.lastRun?.runId ?? '-',
                   s.lastRun?.status ?? '-',
+                  s.lastRun?.error ?? '-',
                 ]),
               ),
             );
@@ -99,7 +100,7 @@ export function register(program: Command, setExit: SetExit): void {
     });
   schedule
     .command('remove <id>')
-    .description('remove a schedule (runs already enqueued go on)')
+    .description('remove a schedule and its ticks not yet started (runs already enqueued go on)')
     .action(async (id: string) => {
       try {
         const { ScheduleManager } = await import('../../queue/schedules.js');
