@@ -23,17 +23,20 @@ function isBlank(bytes: Buffer): boolean {
 /**
  * The file's lines from byte `start` (which must be a line start), read in 1 MiB chunks. A line
  * is held in memory up to `maxLineBytes`; past that its bytes are only counted (and looked at
- * for whether it is blank), so a line of any length costs at most that much memory.
+ * for whether it is blank), so a line of any length costs at most that much memory. With
+ * `keep: false` no line is held (its `bytes` are empty): what counting and planning need.
  */
-export async function* lines(path: string, start: number, maxLineBytes: number): AsyncGenerator<Line> {
+export async function* lines(path: string, start: number, maxLineBytes: number, opts: { keep?: boolean } = {}): AsyncGenerator<Line> {
+  // keep: false (counting and planning): a line's bytes are looked at as they pass, never held
+  const keep = opts.keep ?? true;
   let pending: Buffer[] = [];
   let length = 0;
-  let over = false;
+  let over = !keep;
   let overBlank = true;
   let lineStart = start;
   let pos = start;
   const finish = (): Line => {
-    if (over) return { offset: lineStart, bytes: EMPTY, length, over: true, blank: overBlank };
+    if (over) return { offset: lineStart, bytes: EMPTY, length, over: keep || length > maxLineBytes, blank: overBlank };
     const bytes = pending.length === 1 ? pending[0]! : Buffer.concat(pending);
     return { offset: lineStart, bytes, length, over: false, blank: isBlank(bytes) };
   };
@@ -57,7 +60,7 @@ export async function* lines(path: string, start: number, maxLineBytes: number):
       yield finish();
       pending = [];
       length = 0;
-      over = false;
+      over = !keep;
       overBlank = true;
       lineStart = pos + nl + 1;
       from = nl + 1;
@@ -85,7 +88,7 @@ export async function* planLines(
   let row = 0;
   let index = 0;
   let current: ShardSpec | null = null;
-  for await (const line of lines(path, 0, maxLineBytes)) {
+  for await (const line of lines(path, 0, maxLineBytes, { keep: false })) {
     if (!isRow(line)) continue;
     current ??= { index, start: row, count: 0, offset: line.offset };
     current.count++;

@@ -49,7 +49,7 @@ export class JsonlTableReader implements TableReader {
   async count(): Promise<number> {
     this.total ??= (async () => {
       let n = 0;
-      for await (const line of lines(this.path, 0, this.maxLineBytes)) if (!line.blank) n++;
+      for await (const line of lines(this.path, 0, this.maxLineBytes, { keep: false })) if (!line.blank) n++;
       return n;
     })();
     return this.total;

@@ -44,7 +44,7 @@ export class TextFileSource implements Source {
   count(): Promise<number> {
     this.total ??= (async () => {
       let n = 0;
-      for await (const line of lines(this.uri, 0, this.maxLineBytes)) {
+      for await (const line of lines(this.uri, 0, this.maxLineBytes, { keep: false })) {
         void line;
         n++;
       }
