@@ -47,6 +47,11 @@ export function buildProgram(setExit: SetExit): Command {
 
 /** CLI entry point. */
 export async function main(argv: string[]): Promise<void> {
+  // On Node < 22 the AWS SDK prints a 7-line NodeVersionSupportWarning in every process (and
+  // thread) that makes an S3 client: nothing layertap or its user can act on short of a Node
+  // upgrade, which the README says. Only that warning is turned off, through the SDK's own switch,
+  // and only when the environment does not set it; threads and child processes inherit it.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   let code: number = EXIT.ok;
   const program = buildProgram((c) => (code = c));
   await program.parseAsync(argv);
