@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { VERSION } from '../version.js';
 import { EXIT, type SetExit } from './common.js';
 import { register as registerLayers } from './commands/layers.js';
+import { register as registerModels } from './commands/models.js';
 import { register as registerRun } from './commands/run.js';
 import { register as registerEnqueue } from './commands/enqueue.js';
 import { register as registerWorker } from './commands/worker.js';
@@ -29,6 +30,7 @@ export function buildProgram(setExit: SetExit): Command {
   // registration order is the order `layertap --help` lists the commands in
   for (const register of [
     registerLayers,
+    registerModels,
     registerPlan,
     registerRun,
     registerEnqueue,
