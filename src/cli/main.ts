@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { VERSION } from '../version.js';
-import { EXIT, type SetExit } from './common.js';
+import { EXIT, examples, type SetExit } from './common.js';
 import { register as registerLayers } from './commands/layers.js';
 import { register as registerModels } from './commands/models.js';
 import { register as registerRun } from './commands/run.js';
@@ -22,6 +22,10 @@ export function buildProgram(setExit: SetExit): Command {
     .description('Tap layers of a model over a dataset and write the features as Arrow files')
     .version(VERSION)
     .showHelpAfterError()
+    .addHelpText(
+      'after',
+      `${examples('layertap run config/examples/demo.yaml', 'layertap layers builtin:mobilenet_v2')}\n\n'layertap <command> --help' shows a command's options, their defaults and an example.`,
+    )
     // set before the commands are added, so they inherit it: a usage error exits 2, help exits 0
     .exitOverride((e) => {
       process.exit(e.exitCode === 0 ? 0 : EXIT.usage);

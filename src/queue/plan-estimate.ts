@@ -10,6 +10,7 @@ import { createSource } from '../sources/registry.js';
 import type { TapColumn, TapLayout } from '../types/features.js';
 import { RANGE_BYTES } from './run-specs.js';
 import { DEFAULT_WINDOW } from './shard-jobs.js';
+import { PLAN_WORKER_COUNTS } from './defaults.js';
 
 /**
  * Redis bytes measured on Redis 7 (docs/scale.md): a queued shard job with its share of the
@@ -180,7 +181,7 @@ export async function estimateRun(job: ResolvedJob, opts: EstimateOptions = {}):
     redis: { atEnqueue, peak: atEnqueue + shards * REDIS_COSTS.resultPerShard },
     rowsPerSec,
     rowsPerSecFrom,
-    duration: rowsPerSec ? (opts.workers ?? [1, 2, 4, 8, 16, 32, 64]).map((w) => duration(w, rows, shards, largest, rowsPerSec)) : [],
+    duration: rowsPerSec ? (opts.workers ?? PLAN_WORKER_COUNTS).map((w) => duration(w, rows, shards, largest, rowsPerSec)) : [],
   };
 }
 

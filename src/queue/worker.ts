@@ -390,7 +390,7 @@ export class LayertapWorker {
     this.shardWorker = new Worker<ShardTask, ShardResult>(this.own.shards, (job, token, signal) => this.processShardJob(job, token, signal), {
       connection,
       prefix,
-      concurrency: this.opts.concurrency ?? 2,
+      concurrency: this.opts.concurrency ?? WORKER_DEFAULTS.concurrency,
       ...recovery,
     });
     this.runWorker = new Worker<RunJobData>(this.own.runs, (job) => this.finalizeJob(job), { connection, prefix, concurrency: 1, ...recovery });

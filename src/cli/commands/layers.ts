@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { formatInput } from '../../models/model-inputs.js';
 import type { LayerInfo, ModuleInfo } from '../../models/types.js';
-import { fail, out, positiveInt, type SetExit } from '../common.js';
+import { examples, fail, out, positiveInt, type SetExit } from '../common.js';
 
 /** Columns padded to their widest cell; `right` holds the indices of right-aligned (numeric) ones. */
 function columns(head: string[], rows: string[][], right: ReadonlySet<number>): string {
@@ -46,6 +46,7 @@ export function register(program: Command, setExit: SetExit): void {
     .description(
       "list the model's inputs (name, dtype, dims), then what a tap may name: the module tree of a model exported from PyTorch (module path, output shape, params), else every layer/node (name, class/op, output shape, params)",
     )
+    .addHelpText('after', examples('layertap layers test/fixtures/text-model/model.onnx --depth 2', 'layertap layers builtin:mobilenet_v2 --json'))
     .option('--nodes', 'list every graph node (name, op, output shape, params, module) instead of the module tree')
     .option('--depth <n>', 'module tree: only the modules this many levels deep or less (default: all)', positiveInt('--depth'))
     .option('--json', 'print one JSON object on stdout: {model, inputs, layers, modules}')

@@ -1,12 +1,13 @@
 import type { Command } from 'commander';
 import { BUILTIN_MODELS } from '../../models/builtin.js';
-import { out, type SetExit } from '../common.js';
+import { examples, out, type SetExit } from '../common.js';
 
 /** `layertap models`: the pretrained models `builtin:<name>` names, which ship with an npm dependency. */
 export function register(program: Command, _setExit: SetExit): void {
   program
     .command('models')
     .description('list the built-in models (model.uri: builtin:<name>): what each is, its input, the layer that holds its pooled features')
+    .addHelpText('after', examples('layertap models'))
     .option('--json', 'print one JSON object on stdout')
     .action((o: { json?: boolean }) => {
       const models = BUILTIN_MODELS.map((m) => ({

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { redactUrl, settingsFromEnv } from '../../queue/connection.js';
 import { WORKER_DEFAULTS } from '../../queue/defaults.js';
 import { DEFAULT_METRICS_HOST } from '../../ops/defaults.js';
-import { ALLOW_EVICTION_HELP, EXIT, nonNegativeInt, portNumber, positiveInt, type SetExit } from '../common.js';
+import { ALLOW_EVICTION_HELP, examples, EXIT, nonNegativeInt, portNumber, positiveInt, type SetExit } from '../common.js';
 
 /** Parsed options of `layertap worker`. */
 interface WorkerOptions {
@@ -23,7 +23,8 @@ export function register(program: Command, setExit: SetExit): void {
   program
     .command('worker')
     .description('process shard jobs until SIGTERM/SIGINT, then finish active shards and exit')
-    .option('--concurrency <n>', 'shard jobs at once', positiveInt('--concurrency'))
+    .addHelpText('after', examples('REDIS_URL=redis://redis.internal:6379 layertap worker --threads 4 --metrics-port 9464'))
+    .option('--concurrency <n>', `shard jobs at once (default ${WORKER_DEFAULTS.concurrency})`, positiveInt('--concurrency'))
     .option('--threads <n>', 'model threads in the pool (default: cores)', positiveInt('--threads'))
     .option(
       '--lock-ms <ms>',
