@@ -12,7 +12,7 @@ import type { ResolvedJob, ResolvedPreprocess, ResolvedTap, ResolvedText } from 
 import type { JobConfig, PreprocessConfig, TapConfig } from '../config/schema.js';
 import { absoluteUri, defaultColumnName } from '../config/names.js';
 import { nearestNames } from '../types/did-you-mean.js';
-import { FieldError } from '../types/errors.js';
+import { FieldError, LayertapError } from '../types/errors.js';
 import { defaultRegistries, type Registries } from './registries.js';
 
 /** Options for {@link resolveJob}. */
@@ -449,9 +449,13 @@ function setFields<T extends object>(section: T): T {
   return Object.fromEntries(Object.entries(section).filter(([, v]) => v !== undefined)) as T;
 }
 
-/** A source/sink error as a JobConfigError naming its field (a FieldError's own), else `field`. */
-function configError(err: unknown, field: string): JobConfigError {
+/**
+ * A source/sink error as a JobConfigError naming its field (a FieldError's own), else `field`; a
+ * store that does not answer (a retryable error) stays what it is: the job may be right.
+ */
+function configError(err: unknown, field: string): Error {
   if (err instanceof JobConfigError) return err;
+  if (err instanceof LayertapError && err.retryable) return err;
   if (err instanceof FieldError) return new JobConfigError(err.message, [err.field]);
   return new JobConfigError(`${field}: ${err instanceof Error ? err.message : String(err)}`, [field]);
 }

@@ -339,9 +339,11 @@ export class LayertapWorker {
           await this.registry.addProgress(runId, rows, errorRows);
         },
       });
+      // a shard whose rows were all carried over from the base run ran no batch, so it has no backend
+      const how = [result.backend, result.carried ? `${result.carried} carried over` : ''].filter((p) => p !== '').join(', ') || 'no batch';
       log.info(
-        { rows: result.rows, errorRows: result.errorRows, seconds: result.seconds, backend: result.backend },
-        `layertap worker: run ${runId} shard ${shard.index}: ${result.rows} rows, ${result.errorRows} errors, ${result.seconds.toFixed(2)} s (${result.backend})`,
+        { rows: result.rows, errorRows: result.errorRows, seconds: result.seconds, backend: result.backend, carried: result.carried ?? 0 },
+        `layertap worker: run ${runId} shard ${shard.index}: ${result.rows} rows, ${result.errorRows} errors, ${result.seconds.toFixed(2)} s (${how})`,
       );
       this.opts.onShard?.(origin, result);
       return result;
