@@ -61,8 +61,8 @@ export function describeValue(value: unknown): string {
 
 /**
  * One zod issue as a field path and a message that names it (`taps[0].layer: ...`). `schema`, the
- * schema that was checked, gives unknown fields their nearest known names ("did you mean"); issues
- * that carry their input (zod's `reportInput`) say what was given.
+ * schema that was checked, gives unknown fields their nearest known names ("did you mean"), and
+ * with it a value of the wrong type is described as given (parsed with zod's `reportInput`).
  */
 export function describeIssue(issue: z.core.$ZodIssue, schema?: z.ZodType): { field: string; message: string } {
   if (issue.code === 'unrecognized_keys') {
@@ -84,12 +84,14 @@ export function describeIssue(issue: z.core.$ZodIssue, schema?: z.ZodType): { fi
     const choices = issue.values.map((v) => JSON.stringify(v)).join(', ');
     return { field, message: `${field}: invalid value; choose one of ${choices}` };
   }
-  if (issue.code === 'invalid_type') {
+  // a job file's reader is told what it wrote; data the program wrote (queue jobs, records) keeps zod's wording
+  if (issue.code === 'invalid_type' && schema !== undefined && 'input' in issue) {
     const expected = EXPECTED[issue.expected] ?? issue.expected;
-    // without the input (a schema checked without reportInput) a present value cannot be told from a missing one
-    if (!('input' in issue)) return { field, message: `${field}: expected ${expected}` };
     if (issue.input === undefined) return { field, message: `${field}: required (expected ${expected})` };
     return { field, message: `${field}: expected ${expected}, got ${describeValue(issue.input)}` };
+  }
+  if (issue.code === 'invalid_type' && issue.input === undefined) {
+    return { field, message: `${field}: required (expected ${issue.expected})` };
   }
   return { field, message: `${field}: ${issue.message}` };
 }
