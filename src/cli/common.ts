@@ -13,6 +13,14 @@ export const EXIT = { ok: 0, failed: 1, usage: 2, partial: 3 } as const;
 /** How a command reports its exit code to `main`, which exits once the command has finished. */
 export type SetExit = (code: number) => void;
 
+/**
+ * The examples shown at the end of a command's help (`.addHelpText('after', examples(...))`), as
+ * git and docker show theirs: one command line each.
+ */
+export function examples(...lines: string[]): string {
+  return `\nExample${lines.length > 1 ? 's' : ''}:\n${lines.map((l) => `  $ ${l}`).join('\n')}`;
+}
+
 /** Help text of `--allow-eviction`, shared by the commands that write to the queue. */
 export const ALLOW_EVICTION_HELP = 'use a Redis whose maxmemory-policy is not noeviction (it may lose jobs); also LAYERTAP_ALLOW_EVICTION=1';
 

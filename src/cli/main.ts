@@ -1,7 +1,8 @@
 import { Command } from 'commander';
 import { VERSION } from '../version.js';
-import { EXIT, type SetExit } from './common.js';
+import { EXIT, examples, type SetExit } from './common.js';
 import { register as registerLayers } from './commands/layers.js';
+import { register as registerModels } from './commands/models.js';
 import { register as registerRun } from './commands/run.js';
 import { register as registerEnqueue } from './commands/enqueue.js';
 import { register as registerWorker } from './commands/worker.js';
@@ -22,6 +23,10 @@ export function buildProgram(setExit: SetExit): Command {
     .description('Tap layers of a model over a dataset and write the features as Arrow files')
     .version(VERSION)
     .showHelpAfterError()
+    .addHelpText(
+      'after',
+      `${examples('layertap run config/examples/demo.yaml', 'layertap layers builtin:mobilenet_v2')}\n\n'layertap <command> --help' shows a command's options, their defaults and an example.`,
+    )
     // set before the commands are added, so they inherit it: a usage error exits 2, help exits 0
     .exitOverride((e) => {
       process.exit(e.exitCode === 0 ? 0 : EXIT.usage);
@@ -30,6 +35,7 @@ export function buildProgram(setExit: SetExit): Command {
   // registration order is the order `layertap --help` lists the commands in
   for (const register of [
     registerLayers,
+    registerModels,
     registerPlan,
     registerRun,
     registerEnqueue,
@@ -49,6 +55,11 @@ export function buildProgram(setExit: SetExit): Command {
 
 /** CLI entry point. */
 export async function main(argv: string[]): Promise<void> {
+  // On Node < 22 the AWS SDK prints a 7-line NodeVersionSupportWarning in every process (and
+  // thread) that makes an S3 client: nothing layertap or its user can act on short of a Node
+  // upgrade, which the README says. Only that warning is turned off, through the SDK's own switch,
+  // and only when the environment does not set it; threads and child processes inherit it.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   let code: number = EXIT.ok;
   const program = buildProgram((c) => (code = c));
   await program.parseAsync(argv);

@@ -82,7 +82,9 @@ export function builtinModel(uri: string): BuiltinModel | null {
   const name = uri.slice(BUILTIN_PREFIX.length);
   const model = BUILTIN_MODELS.find((m) => m.name === name);
   if (model === undefined) {
-    throw new Error(`unknown builtin model '${uri}'; builtins are: ${BUILTIN_MODELS.map((m) => BUILTIN_PREFIX + m.name).join(', ')}`);
+    throw new Error(
+      `unknown builtin model '${uri}'; builtins are: ${BUILTIN_MODELS.map((m) => BUILTIN_PREFIX + m.name).join(', ')} (\`layertap models\` describes them)`,
+    );
   }
   return model;
 }

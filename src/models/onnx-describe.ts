@@ -3,7 +3,7 @@ import { onnxContentHash, readOnnxFiles, type OnnxFiles } from './onnx-files.js'
 import { modulePath, OnnxTapIndex } from './onnx-module-paths.js';
 import { inputShapeOf, isTensorDtype, zeros } from './model-inputs.js';
 import { createSession, loadOrt, ortFeeds } from './onnx-session.js';
-import type { LayerInfo, ModelDescription, ModelInputInfo, ModelInputs, TapPoint } from './types.js';
+import type { LayerInfo, ModelDescription, ModelInputInfo, ModelInputs, ModuleInfo, TapPoint } from './types.js';
 
 type Shape = (number | null)[];
 
@@ -168,6 +168,49 @@ export async function onnxTapShapes(uri: string, points: readonly TapPoint[]): P
   return tensors.map((t) => known.get(t) ?? null);
 }
 
+/** Weight sizes by tensor name, with an Identity of a weight counted as that weight (exporters hand a weight used twice to its second user through one). */
+function weightSizes(graph: OnnxFiles['model']['graph']): Map<string, number> {
+  const weights = new Map(graph.initializers.map((i) => [i.name, i.dims.reduce((a, b) => a * b, 1)]));
+  for (const n of graph.nodes) {
+    const size = weights.get(n.inputs[0] ?? '');
+    if (n.opType === 'Identity' && size !== undefined && n.outputs[0] !== undefined) weights.set(n.outputs[0], size);
+  }
+  return weights;
+}
+
+/** The weights a node reads, as a module owns its parameters. */
+function nodeParams(node: OnnxFiles['model']['graph']['nodes'][number], weights: Map<string, number>): number {
+  return node.opType === 'Identity' ? 0 : node.inputs.reduce((n, t) => n + (weights.get(t) ?? 0), 0);
+}
+
+/**
+ * The PyTorch modules of an exported graph ([] when its node names carry no module paths): each
+ * with what a tap at output reads, that tensor's shape (declared, else probed), its weights and nodes.
+ */
+export async function listOnnxModules(uri: string): Promise<ModuleInfo[]> {
+  const files = await readOnnxFiles(uri);
+  const { graph } = files.model;
+  const index = new OnnxTapIndex(graph, files.source);
+  const modules = index.tappableModules();
+  if (modules.length === 0) return [];
+  const known = await tensorShapes(
+    files,
+    onnxInputs(files.model, files.source),
+    modules.flatMap((m) => (m.output === null ? [] : [m.output])),
+    true,
+  );
+  const weights = weightSizes(graph);
+  return modules.map(({ module: m, output, note }) => ({
+    path: m.path,
+    depth: m.depth,
+    output,
+    outputShape: output === null ? null : (known.get(output) ?? null),
+    params: m.nodes.reduce((n, i) => n + nodeParams(graph.nodes[i]!, weights), 0),
+    nodes: m.nodes.length,
+    ...(note !== undefined ? { note } : {}),
+  }));
+}
+
 /** Every node of an ONNX graph: name, op, module path, output tensors, shapes where known, weights it reads. */
 export async function listOnnxLayers(uri: string, opts: ListOnnxLayersOptions = {}): Promise<LayerInfo[]> {
   const files = await readOnnxFiles(uri);
@@ -182,12 +225,7 @@ export async function listOnnxLayers(uri: string, opts: ListOnnxLayersOptions = 
     nodes.flatMap((n) => n.outputs),
     opts.probeShapes !== false,
   );
-  const weights = new Map(graph.initializers.map((i) => [i.name, i.dims.reduce((a, b) => a * b, 1)]));
-  // exporters hand a weight used twice to its second user through an Identity: it is still that weight
-  for (const n of graph.nodes) {
-    const size = weights.get(n.inputs[0] ?? '');
-    if (n.opType === 'Identity' && size !== undefined && n.outputs[0] !== undefined) weights.set(n.outputs[0], size);
-  }
+  const weights = weightSizes(graph);
   const producer = new Map<string, string>();
   for (const n of graph.nodes) for (const t of n.outputs) if (t !== '') producer.set(t, n.name === '' ? t : n.name);
   const rows: LayerInfo[] = inputs.map((input) => ({
@@ -208,7 +246,7 @@ export async function listOnnxLayers(uri: string, opts: ListOnnxLayersOptions = 
       className: node.domain === '' || node.domain === 'ai.onnx' ? node.opType : `${node.domain}.${node.opType}`,
       outputShape: shapes.length > 1 && shapes.every((s) => s !== null) ? (shapes as Shape[]) : single,
       // the weights a node reads, as a module owns its parameters
-      params: node.opType === 'Identity' ? 0 : node.inputs.reduce((n, t) => n + (weights.get(t) ?? 0), 0),
+      params: nodeParams(node, weights),
       inputs: node.inputs.filter((t) => t !== '' && !weights.has(t)).map((t) => producer.get(t) ?? t),
       outputs: outs,
       module: modulePath(node.name),

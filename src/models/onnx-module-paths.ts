@@ -47,6 +47,8 @@ export function modulePath(nodeName: string): string | null {
 /** A module as the exported graph shows it: its nodes and the tensors crossing its boundary. */
 export interface OnnxModule {
   path: string;
+  /** its place in the chains of modules enclosing its nodes: 0 for a child of the root module */
+  depth: number;
   /** indices into graph.nodes, in graph order */
   nodes: number[];
   /** activations read from outside the module, in the order the module reads them */
@@ -92,10 +94,10 @@ export class OnnxTapIndex {
   private indexModules(): void {
     const chains = this.graph.nodes.map((n) => moduleChain(n.name) ?? []);
     chains.forEach((chain, i) => {
-      for (const path of chain) {
+      for (const [depth, path] of chain.entries()) {
         let m = this.modules.get(path);
         if (m === undefined) {
-          m = { path, nodes: [], inputs: [], outputs: [] };
+          m = { path, depth, nodes: [], inputs: [], outputs: [] };
           this.modules.set(path, m);
         }
         m.nodes.push(i);
@@ -142,6 +144,22 @@ export class OnnxTapIndex {
     for (const t of this.graphInputs) names.add(t);
     for (const n of computes) for (const t of n.outputs) if (t !== '') names.add(t);
     return [...names];
+  }
+
+  /**
+   * The modules a tap may name, in the order their first node runs (a module before its
+   * children), each with the tensor a tap at output reads or why it cannot read one.
+   */
+  tappableModules(): Array<{ module: OnnxModule; output: string | null; note?: string }> {
+    return [...this.modules.values()]
+      .filter((m) => m.path !== '' && m.outputs.length > 0)
+      .map((m) => {
+        try {
+          return { module: m, output: this.moduleTensor(m, m.path, 'output') };
+        } catch (err) {
+          return { module: m, output: null, note: (err as Error).message };
+        }
+      });
   }
 
   /** Whether a tensor's value depends on the graph input (an activation), rather than on weights alone. */

@@ -1,4 +1,4 @@
-import { describeOnnx, listOnnxLayers, onnxInputs, onnxTapShapes } from './onnx-describe.js';
+import { describeOnnx, listOnnxLayers, listOnnxModules, onnxInputs, onnxTapShapes } from './onnx-describe.js';
 import { readOnnxFiles } from './onnx-files.js';
 import { loadOnnxRunner, ONNX_LAYOUT } from './onnx-runner.js';
 import type { Runtime } from './types.js';
@@ -11,6 +11,7 @@ export const onnxRuntime: Runtime = {
     return onnxInputs(files.model, files.source);
   },
   listLayers: (uri, opts) => listOnnxLayers(uri, { includeConstants: opts.includeConstants ?? false }),
+  listModules: listOnnxModules,
   load: loadOnnxRunner,
   tapActivations: async (uri, points) => ({ layout: ONNX_LAYOUT, shapes: await onnxTapShapes(uri, points) }),
 };

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { Registry, UnknownNameError } from '../types/registry.js';
 import { TFJS_BACKENDS, tfjsNodeInstalled } from './backend.js';
-import type { LayerInfo, ListLayersOptions, ModelDescription, ModelInputInfo, ModelRunner, ModelSpec, Runtime } from './types.js';
+import type { LayerInfo, ListLayersOptions, ModelDescription, ModelInputInfo, ModelRunner, ModelSpec, ModuleInfo, Runtime } from './types.js';
 import type { ResolvedTap } from '../config/resolved.js';
 import { FieldError } from '../types/errors.js';
 import type { TapColumn } from '../types/features.js';
@@ -100,6 +100,12 @@ export async function modelInputs(uri: string, runtimes: RuntimeRegistry = defau
  */
 export async function listLayers(uri: string, opts: ListLayersOptions = {}, runtimes: RuntimeRegistry = defaultRuntimes()): Promise<LayerInfo[]> {
   return (await runtimeFor(uri, runtimes).open()).listLayers(uri, opts);
+}
+
+/** The PyTorch modules of a model exported with their paths in its node names, outermost first; [] for a model without them (TF.js layers are listed by {@link listLayers}). */
+export async function listModules(uri: string, runtimes: RuntimeRegistry = defaultRuntimes()): Promise<ModuleInfo[]> {
+  const runtime = await runtimeFor(uri, runtimes).open();
+  return runtime.listModules ? runtime.listModules(uri) : [];
 }
 
 /**

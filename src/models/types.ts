@@ -20,6 +20,27 @@ export interface LayerInfo {
   module?: string | null;
 }
 
+/**
+ * A module of a model exported from PyTorch, as named_modules() shows it and as `layertap layers`
+ * lists it by default: the name a tap gives in `layer:` and what `at: output` reads (ONNX).
+ */
+export interface ModuleInfo {
+  /** the module path, what a tap names: 'encoder.layer.0' */
+  path: string;
+  /** how deep it sits: 0 for a child of the whole model, 1 for its children, ... */
+  depth: number;
+  /** the tensor a tap on it reads at output, null when its output is not one tensor (see `note`) */
+  output: string | null;
+  /** that tensor's shape, batch axis first, null for a dynamic size; null when unknown */
+  outputShape: (number | null)[] | null;
+  /** weights its nodes read */
+  params: number;
+  /** graph nodes inside it */
+  nodes: number;
+  /** why a tap at output cannot read it, when it cannot (a module returning several tensors) */
+  note?: string;
+}
+
 /** The element types a model runner takes. */
 export type TensorDtype = 'float32' | 'int32' | 'int64';
 
@@ -153,6 +174,8 @@ export interface Runtime {
   inputs(uri: string): Promise<ModelInputInfo[]>;
   /** every layer or node, as `layertap layers` lists them */
   listLayers(uri: string, opts: ListLayersOptions): Promise<LayerInfo[]>;
+  /** the modules of a model whose node names carry PyTorch module paths, outermost first ([] when they carry none); absent: the runtime has no modules apart from its layers */
+  listModules?(uri: string): Promise<ModuleInfo[]>;
   /** the model loaded in the calling thread, with every tap wired into one forward pass */
   load(spec: ModelSpec): Promise<ModelRunner>;
   /**

@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import { Queue } from 'bullmq';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { bullConnection, type QueueSettings } from '../queue/connection.js';
@@ -8,6 +8,7 @@ import { RUNS_QUEUE, SHARDS_QUEUE, type ShardResult } from '../queue/types.js';
 import type { BatchOrigin, ForwardStats, LayertapWorker, LayertapWorkerOptions } from '../queue/worker.js';
 import { VERSION } from '../version.js';
 import { DEFAULT_METRICS_HOST } from './defaults.js';
+import { allowedHostName, hostName, LOOPBACK_NAMES } from './dashboard/access.js';
 
 /** Queues whose depth is reported, by their BullMQ names. */
 export const METRIC_QUEUES = [RUNS_QUEUE, SHARDS_QUEUE, SCHEDULES_QUEUE] as const;
@@ -194,12 +195,24 @@ export class WorkerMetrics {
    * Serve `GET /metrics` (Prometheus text format) on `port` (0: a free one) and `host`. The
    * metrics name datasets, runs and queue depths, so only this machine sees them unless a wider
    * `host` is given (`'0.0.0.0'` for a scraper on another host or in a container network).
-   * @defaultValue host '127.0.0.1'
+   * Requests must name the server in their Host header by an IP address, localhost, `host`, or
+   * one of `allowHosts`: a page that re-points its own DNS name at this address (DNS
+   * rebinding) sends that name and is refused, as the dashboard refuses it.
+   * @defaultValue host '127.0.0.1', allowHosts none
    * @returns the bound port
    */
-  async listen(port: number, host = DEFAULT_METRICS_HOST): Promise<number> {
+  async listen(port: number, host = DEFAULT_METRICS_HOST, opts: { allowHosts?: readonly string[] } = {}): Promise<number> {
     if (this.server) throw new Error('metrics server already listening');
+    const allowed = new Set<string>(LOOPBACK_NAMES);
+    for (const h of [...(host === '0.0.0.0' || host === '::' ? [] : [host]), ...(opts.allowHosts ?? [])]) allowed.add(allowedHostName(h));
     const server = createServer((req, res) => {
+      const name = hostName(req.headers.host ?? '');
+      // an address is never a rebound name: scrapers that find targets by IP (Prometheus DNS-SD, Kubernetes) pass
+      if (!allowed.has(name) && isIP(name.replace(/^\[|\]$/g, '')) === 0) {
+        const why = name === '' ? 'a request without a Host header is refused' : `Host '${name}' is not allowed (add it with --metrics-allow-host ${name})`;
+        res.writeHead(403, { 'content-type': 'text/plain' }).end(`layertap worker metrics: ${why}\n`);
+        return;
+      }
       const path = (req.url ?? '/').split('?')[0];
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         res.writeHead(405, { allow: 'GET, HEAD' }).end();

@@ -12,7 +12,7 @@ import type { ResolvedJob, ResolvedPreprocess, ResolvedTap, ResolvedText } from 
 import type { JobConfig, PreprocessConfig, TapConfig } from '../config/schema.js';
 import { absoluteUri, defaultColumnName } from '../config/names.js';
 import { nearestNames } from '../types/did-you-mean.js';
-import { FieldError } from '../types/errors.js';
+import { FieldError, LayertapError } from '../types/errors.js';
 import { defaultRegistries, type Registries } from './registries.js';
 
 /** Options for {@link resolveJob}. */
@@ -34,7 +34,7 @@ function globPattern(layer: string): RegExp {
 }
 
 /** Each tap as the concrete layers it names: a glob becomes one tap per matching layer, in the model's order. */
-function expandGlobs(taps: TapConfig[], desc: ModelDescription): Array<{ tap: TapConfig; i: number }> {
+function expandGlobs(taps: TapConfig[], desc: ModelDescription, modelUri: string): Array<{ tap: TapConfig; i: number }> {
   return taps.flatMap((tap, i) => {
     if (!tap.layer.includes('*')) {
       if (tap.as?.includes('{name}'))
@@ -50,7 +50,9 @@ function expandGlobs(taps: TapConfig[], desc: ModelDescription): Array<{ tap: Ta
     const re = globPattern(tap.layer);
     const matches = [...new Set(desc.layerNames.filter((n) => re.test(n)))];
     if (matches.length === 0) {
-      throw new JobConfigError(`taps[${i}].layer: the pattern '${tap.layer}' matches no layer; see 'layertap layers' for the names`, [`taps[${i}].layer`]);
+      throw new JobConfigError(`taps[${i}].layer: the pattern '${tap.layer}' matches no layer; \`layertap layers ${modelUri}\` lists them`, [
+        `taps[${i}].layer`,
+      ]);
     }
     return matches.map((layer) => {
       const name = defaultColumnName({ layer, at: tap.at });
@@ -59,18 +61,29 @@ function expandGlobs(taps: TapConfig[], desc: ModelDescription): Array<{ tap: Ta
   });
 }
 
-function resolveTaps(taps: TapConfig[], desc: ModelDescription, text: boolean): ResolvedTap[] {
+/** A model with at most this many layers has them listed in an unknown-layer error; a larger one gets the nearest names. */
+const LISTED_LAYERS = 12;
+
+/** `a`, `a or b`, `a, b or c`, each quoted. */
+function orList(names: string[]): string {
+  const q = names.map((n) => `'${n}'`);
+  return q.length > 1 ? `${q.slice(0, -1).join(', ')} or ${q.at(-1)}` : (q[0] ?? '');
+}
+
+/** What to say after "unknown layer": the nearest names (up to 3), and the whole list, or the command that prints it. */
+function unknownLayerHint(layer: string, names: readonly string[], modelUri: string): string {
+  const near = nearestNames(layer, names, 3);
+  const guess = near.length ? ` (did you mean ${orList(near)}?)` : '';
+  if (names.length <= LISTED_LAYERS) return `${guess}; layers are: ${names.join(', ')}`;
+  return `${guess}; \`layertap layers ${modelUri}\` lists them`;
+}
+
+function resolveTaps(taps: TapConfig[], desc: ModelDescription, text: boolean, modelUri: string): ResolvedTap[] {
   const known = new Set(desc.layerNames);
   const seen = new Map<string, number>();
-  return expandGlobs(taps, desc).map(({ tap, i }) => {
+  return expandGlobs(taps, desc, modelUri).map(({ tap, i }) => {
     if (!known.has(tap.layer)) {
-      const names = desc.layerNames;
-      const near = nearestNames(tap.layer, names, 2);
-      const list = names.length > 60 ? `${names.slice(0, 60).join(', ')}, ... (${names.length} in all; see 'layertap layers')` : names.join(', ');
-      throw new JobConfigError(
-        `taps[${i}].layer: unknown layer '${tap.layer}'${near.length ? ` (did you mean ${near.map((n) => `'${n}'`).join(' or ')}?)` : ''}; layers are: ${list}`,
-        [`taps[${i}].layer`],
-      );
+      throw new JobConfigError(`taps[${i}].layer: unknown layer '${tap.layer}'${unknownLayerHint(tap.layer, desc.layerNames, modelUri)}`, [`taps[${i}].layer`]);
     }
     try {
       // a listed name that still cannot be tapped, e.g. an ONNX module returning several tensors
@@ -340,7 +353,7 @@ export async function resolveJob(job: JobConfig, opts: ResolveOptions = {}): Pro
     const textField = job.preprocess?.maxLength !== undefined ? 'maxLength' : job.preprocess?.prefix !== undefined ? 'prefix' : null;
     if (textField) throw new JobConfigError(`preprocess.${textField}: applies to text models (which take input_ids)`, [`preprocess.${textField}`]);
   }
-  const taps = resolveTaps(job.taps, desc, text !== undefined);
+  const taps = resolveTaps(job.taps, desc, text !== undefined, job.model.uri);
 
   let preprocess: ResolvedPreprocess | null = null;
   const finish = (textSpec: ResolvedText | undefined, inputShape: number[]): ResolvedJob => {
@@ -436,9 +449,13 @@ function setFields<T extends object>(section: T): T {
   return Object.fromEntries(Object.entries(section).filter(([, v]) => v !== undefined)) as T;
 }
 
-/** A source/sink error as a JobConfigError naming its field (a FieldError's own), else `field`. */
-function configError(err: unknown, field: string): JobConfigError {
+/**
+ * A source/sink error as a JobConfigError naming its field (a FieldError's own), else `field`; a
+ * store that does not answer (a retryable error) stays what it is: the job may be right.
+ */
+function configError(err: unknown, field: string): Error {
   if (err instanceof JobConfigError) return err;
+  if (err instanceof LayertapError && err.retryable) return err;
   if (err instanceof FieldError) return new JobConfigError(err.message, [err.field]);
   return new JobConfigError(`${field}: ${err instanceof Error ? err.message : String(err)}`, [field]);
 }

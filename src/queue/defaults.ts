@@ -1,8 +1,10 @@
 /**
- * Defaults of `LayertapWorkerOptions` that govern recovery, in a module of their own so that the
+ * Defaults of `LayertapWorkerOptions` that govern throughput and recovery, in a module of their own so that the
  * CLI can show them without loading BullMQ.
  */
 export const WORKER_DEFAULTS = {
+  /** shard jobs one process works at once (`worker --concurrency`, `run --workers`) */
+  concurrency: 2,
   lockDurationMs: 30_000,
   /** the stalled check interval is this part of the lock duration (see {@link stalledIntervalFor}) */
   stalledFraction: 0.25,
@@ -11,6 +13,9 @@ export const WORKER_DEFAULTS = {
   /** how long shards and finalizing wait out storage that does not answer, without spending attempts */
   storageOutageMs: 600_000,
 } as const;
+
+/** The worker counts `layertap plan` estimates a run's duration for, unless given. */
+export const PLAN_WORKER_COUNTS: readonly number[] = [1, 2, 4, 8, 16, 32, 64];
 
 /**
  * How long a `layertap run` process may go without renewing the lease of the run it works alone

@@ -10,6 +10,7 @@ import { createSource } from '../sources/registry.js';
 import type { TapColumn, TapLayout } from '../types/features.js';
 import { runRedisBytes } from './run-specs.js';
 import { DEFAULT_WINDOW } from './shard-jobs.js';
+import { PLAN_WORKER_COUNTS } from './defaults.js';
 
 export { REDIS_COSTS } from './run-specs.js';
 
@@ -175,7 +176,7 @@ export async function estimateRun(job: ResolvedJob, opts: EstimateOptions = {}):
     redis: { atEnqueue, peak },
     rowsPerSec,
     rowsPerSecFrom,
-    duration: rowsPerSec ? (opts.workers ?? [1, 2, 4, 8, 16, 32, 64]).map((w) => duration(w, rows, shards, largest, rowsPerSec)) : [],
+    duration: rowsPerSec ? (opts.workers ?? PLAN_WORKER_COUNTS).map((w) => duration(w, rows, shards, largest, rowsPerSec)) : [],
   };
 }
 

@@ -353,9 +353,11 @@ export class LayertapWorker {
       });
       await this.registry.shardCommitted(runId, shard.index, result.rows, result.errorRows);
       await this.storageBack(runId, log);
+      // a shard whose rows were all carried over from the base run ran no batch, so it has no backend
+      const how = [result.backend, result.carried ? `${result.carried} carried over` : ''].filter((p) => p !== '').join(', ') || 'no batch';
       log.info(
-        { rows: result.rows, errorRows: result.errorRows, seconds: result.seconds, backend: result.backend },
-        `layertap worker: run ${runId} shard ${shard.index}: ${result.rows} rows, ${result.errorRows} errors, ${result.seconds.toFixed(2)} s (${result.backend})`,
+        { rows: result.rows, errorRows: result.errorRows, seconds: result.seconds, backend: result.backend, carried: result.carried ?? 0 },
+        `layertap worker: run ${runId} shard ${shard.index}: ${result.rows} rows, ${result.errorRows} errors, ${result.seconds.toFixed(2)} s (${how})`,
       );
       this.opts.onShard?.(origin, result);
       return result;
@@ -444,7 +446,7 @@ export class LayertapWorker {
     this.shardWorker = new Worker<ShardTask, ShardResult>(this.own.shards, (job, token, signal) => this.processShardJob(job, token, signal), {
       connection,
       prefix,
-      concurrency: this.opts.concurrency ?? 2,
+      concurrency: this.opts.concurrency ?? WORKER_DEFAULTS.concurrency,
       ...recovery,
     });
     this.runWorker = new Worker<RunJobData>(this.own.runs, (job, token) => this.finalizeJob(job, token), { connection, prefix, concurrency: 1, ...recovery });

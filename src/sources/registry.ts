@@ -1,9 +1,10 @@
-import { statSync, type Stats } from 'node:fs';
+import { readdirSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { JobConfig } from '../config/schema.js';
 import { isS3Uri, parseS3Uri, S3_CONNECTION_FIELDS, s3Connection, type S3ConnectionOptions } from '../storage/s3-client.js';
 import { Registry } from '../types/registry.js';
+import { nearestNames } from '../types/did-you-mean.js';
 import type { Source, TableFormat } from './types.js';
 import { FieldError } from '../types/errors.js';
 
@@ -222,7 +223,36 @@ function statOrThrow(p: string): Stats {
     return statSync(p);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw new FieldError('source.uri', `no such file or directory: ${p}`);
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new FieldError('source.uri', `no such file or directory: ${p}${nearby(p)}`);
     throw new FieldError('source.uri', `cannot access ${p}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Entries of a missing path's nearest existing folder shown when none is near its name. */
+const NEARBY_LISTED = 8;
+
+/**
+ * What exists near a path that does not: in the deepest folder of it that exists, the entries
+ * nearest the first missing name ("did you mean"), else what that folder holds.
+ */
+function nearby(p: string): string {
+  let dir = path.dirname(p);
+  let missing = path.basename(p);
+  for (;;) {
+    let names: string[];
+    try {
+      names = readdirSync(dir).sort();
+    } catch {
+      const parent = path.dirname(dir);
+      if (parent === dir) return '';
+      missing = path.basename(dir);
+      dir = parent;
+      continue;
+    }
+    const near = nearestNames(missing, names, 3);
+    if (near.length) return ` (did you mean ${near.map((n) => path.join(dir, n)).join(' or ')}?)`;
+    if (names.length === 0) return ` (${dir} is empty)`;
+    const shown = names.slice(0, NEARBY_LISTED).join(', ');
+    return ` (${dir} has no '${missing}'; it holds ${shown}${names.length > NEARBY_LISTED ? `, ... ${names.length} in all` : ''})`;
   }
 }

@@ -162,7 +162,9 @@ export function s3Error(err: unknown, what: string, opts: S3ConnectionOptions = 
 
 /**
  * Checks that `bucket` exists and can be reached with the current credentials (HeadBucket), so a
- * bad job fails before any work. Throws an Error starting with `field` and naming the bucket.
+ * bad job fails before any work. Throws an Error starting with `field` and naming the bucket: a
+ * FieldError when the job is wrong (no such bucket, access denied), a retryable StorageError when
+ * the store does not answer.
  */
 export async function checkBucket(bucket: string, opts: S3ConnectionOptions, field: string): Promise<void> {
   const conn = resolveConnection(opts);
@@ -183,6 +185,9 @@ export async function checkBucket(bucket: string, opts: S3ConnectionOptions, fie
         { cause: err },
       );
     }
+    const failed = s3Error(err, 'HeadBucket', opts, `${field}: cannot reach bucket '${bucket}': `);
+    // a store that does not answer (network, throttling, server errors) is an outage, not a wrong job
+    if (failed.retryable) throw failed;
     throw new FieldError(field, `cannot reach bucket '${bucket}': ${describeS3Error(err, 'HeadBucket', opts)}`, { cause: err });
   }
 }

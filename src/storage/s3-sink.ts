@@ -41,7 +41,11 @@ export class S3Sink implements Sink {
   ) {
     const loc = parseS3Uri(uri, 'sink.uri');
     this.bucket = loc.bucket;
-    this.prefix = splitKey(loc.key, 'sink.uri').join('/');
+    try {
+      this.prefix = splitKey(loc.key, `the key '${loc.key}' of ${uri}`).join('/');
+    } catch (err) {
+      throw new FieldError('sink.uri', (err as Error).message);
+    }
     this.uri = formatS3Uri(this.bucket, this.prefix).replace(/\/$/, '');
     this.partSize = options.partSize ?? 8 * 1024 * 1024;
     if (!Number.isInteger(this.partSize) || this.partSize < MIN_PART_SIZE) {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeNpy } from '../../src/sources/npy.js';
 import { runCli } from '../helpers/cli.js';
-import { REDIS_URL, SEED_MODEL, tempDir, testPrefix } from '../helpers/index.js';
+import { REDIS_URL, ROOT, SEED_MODEL, tempDir, testPrefix } from '../helpers/index.js';
 
 // A bad job file fails before any work: exit code 2, the field named, nothing written or queued.
 describe('bad job files', () => {
@@ -38,10 +38,78 @@ describe('bad job files', () => {
     expect(existsSync(join(tmp.dir, 'out'))).toBe(false);
   }
 
-  it('names an unknown layer and lists the valid ones', async () => {
+  it('names an unknown layer, its nearest names, and lists the valid ones of a small model', async () => {
     const job = base();
+    job.taps = [{ layer: 'linear_1.3' }];
+    await expectRejected(
+      job,
+      "layertap: taps[0].layer: unknown layer 'linear_1.3' (did you mean 'linear_1.0' or 'linear_1.1'?); " +
+        'layers are: input, conv_16.0, conv_16.1, conv_16.2, conv_32.0, conv_32.1, conv_32.2, linear_1.0, linear_1.1, linear_class.0, linear_class.1\n',
+    );
     job.taps = [{ layer: 'linear_9' }];
-    await expectRejected(job, "taps[0].layer: unknown layer 'linear_9'", 'layers are: input, conv_16.0, conv_16.1');
+    await expectRejected(job, "taps[0].layer: unknown layer 'linear_9'; layers are: input, conv_16.0, conv_16.1");
+  });
+
+  // the mistakes of a first hour, each with the one line `plan` prints (exit 2, nothing written)
+  describe('first-hour mistakes: the exact message', () => {
+    const TEXT = join(ROOT, 'test/fixtures/text-model');
+    const yaml = (lines: Record<string, string>) =>
+      [
+        'name: first',
+        'source:',
+        `  uri: ${lines.source ?? join(TEXT, 'sentences.jsonl')}`,
+        'model:',
+        `  uri: ${join(TEXT, 'model.onnx')}`,
+        'taps:',
+        `  - layer: ${lines.layer ?? 'pooler'}`,
+        lines.batch ?? 'batchSize: 16',
+        'sink:',
+        `  uri: ${lines.sink ?? join(tmp.dir, 'out')}`,
+        '',
+      ].join('\n');
+    async function planError(text: string): Promise<string> {
+      const file = join(tmp.dir, `first-${Math.random().toString(36).slice(2)}.yaml`);
+      await writeFile(file, text);
+      const r = await runCli(['plan', file], env);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(existsSync(join(tmp.dir, 'out'))).toBe(false);
+      return r.stderr.replaceAll(file, 'JOB');
+    }
+
+    it('a misspelt field: did you mean', async () => {
+      expect(await planError(yaml({ batch: 'batchsize: 16' }))).toBe(
+        "layertap: invalid job file JOB:\n  - unknown field 'batchsize' (did you mean 'batchSize'?)\n",
+      );
+    });
+
+    it('a value of the wrong type: what was given', async () => {
+      expect(await planError(yaml({ batch: 'batchSize: sixteen' }))).toBe(
+        'layertap: invalid job file JOB:\n  - batchSize: expected a number, got the string "sixteen"\n',
+      );
+    });
+
+    it('an unknown layer of a large model: the 3 nearest names and the command that lists the rest', async () => {
+      const model = join(TEXT, 'model.onnx');
+      expect(await planError(yaml({ layer: 'encoder.layer.9' }))).toBe(
+        `layertap: taps[0].layer: unknown layer 'encoder.layer.9' (did you mean 'encoder.layer.0', 'encoder.layer.1' or 'encoder.layer.2'?); \`layertap layers ${model}\` lists them\n`,
+      );
+    });
+
+    it('a source path that does not exist: the name nearby, or what the folder holds', async () => {
+      expect(await planError(yaml({ source: join(TEXT, 'sentence.jsonl') }))).toBe(
+        `layertap: source.uri: no such file or directory: ${join(TEXT, 'sentence.jsonl')} (did you mean ${join(TEXT, 'sentences.jsonl')}?)\n`,
+      );
+      expect(await planError(yaml({ source: join(TEXT, 'nothing-like-it', 'x.jsonl') }))).toBe(
+        `layertap: source.uri: no such file or directory: ${join(TEXT, 'nothing-like-it', 'x.jsonl')} (${TEXT} has no 'nothing-like-it'; it holds README.md, config.json, expected, model.onnx, sentences.jsonl, tokenizer.json, tokenizer_config.json, vocab.txt)\n`,
+      );
+    });
+
+    it('an s3:// sink key that climbs: the field named once', async () => {
+      expect(await planError(yaml({ sink: 's3://bucket/out/../up' }))).toBe(
+        "layertap: sink.uri: the key 'out/../up' of s3://bucket/out/../up is not a plain relative key (no '.', '..' or NUL segments)\n",
+      );
+    });
   });
 
   it('names a missing source', async () => {

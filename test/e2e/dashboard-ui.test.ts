@@ -36,6 +36,8 @@ describe.skipIf(!hasChromium)(`layertap dashboard in headless Chromium${hasChrom
   let url = '';
   let run: { runId: string; rows: number; errorRows: number; status: string; output: { uri: string } };
   let shots = '';
+  // every request the pages make to anything but this dashboard: refused, and kept here
+  const outside: string[] = [];
 
   beforeAll(async () => {
     tmp = await tempDir();
@@ -78,6 +80,13 @@ describe.skipIf(!hasChromium)(`layertap dashboard in headless Chromium${hasChrom
       ],
       viewport: { width: 1400, height: 800 },
     });
+    // a closed network: only the dashboard answers (an operations page must not call out to the internet)
+    await browser.route('**/*', (route) => {
+      const target = route.request().url();
+      if (target.startsWith('http://127.0.0.1:')) return route.continue();
+      outside.push(target);
+      return route.abort('blockedbyclient');
+    });
   }, 60_000);
 
   afterAll(async () => {
@@ -101,6 +110,10 @@ describe.skipIf(!hasChromium)(`layertap dashboard in headless Chromium${hasChrom
     expect(Number(await row.locator('td.rate').innerText())).toBeGreaterThan(0);
     expect(await row.locator('td.out').innerText()).toBe(run.output.uri);
     expect(await row.innerText()).toContain('dashboard-demo');
+    // after a run no worker is connected, and the page says that is normal
+    expect(await page.locator('p.workers').innerText()).toBe(
+      'Workers: none connected now. That is normal when no run is queued; runs queued with layertap enqueue or a schedule wait for a layertap worker (a layertap run works its own run and is not counted).',
+    );
     await page.screenshot({ path: join(shots, 'dashboard-runs.png'), fullPage: true });
 
     // the same data as JSON
@@ -120,13 +133,52 @@ describe.skipIf(!hasChromium)(`layertap dashboard in headless Chromium${hasChrom
     for (const name of ['runs', 'shards', 'schedules']) {
       await page.getByRole('link', { name, exact: true }).first().waitFor({ timeout: 15_000 });
     }
-    // the shards queue holds the run's three completed shard jobs
+    // `run` works its run in queues of its own; a run enqueued for the deployment's workers goes
+    // through the shared queues: after it, the shards queue holds its three completed shard jobs
+    const worker = startCli(['worker', '--threads', '1'], env);
+    let enqueued = '';
+    try {
+      await worker.waitFor('layertap worker: ready', 20_000);
+      const enq = await runCli(['enqueue', join(tmp.dir, 'job.json'), '--json'], env);
+      expect(enq.code, enq.stderr).toBe(0);
+      enqueued = (JSON.parse(enq.stdout) as { runId: string }).runId;
+      const end = Date.now() + 30_000;
+      for (let status = ''; status !== 'committed'; await new Promise((r) => setTimeout(r, 250))) {
+        if (Date.now() > end) throw new Error(`run ${enqueued} is still ${status} after 30 s:\n${worker.stderr()}`);
+        status = (JSON.parse((await runCli(['status', enqueued, '--json'], env)).stdout) as { status: string }).status;
+      }
+    } finally {
+      expect(await worker.stop('SIGTERM')).toBe(0);
+    }
     await page.goto(`${url}/queues/queue/shards?status=completed`);
-    await page.getByText(`${run.runId}-2`).first().waitFor({ timeout: 15_000 });
+    await page.getByText(`${enqueued}-2`).first().waitFor({ timeout: 15_000 });
     await page.screenshot({ path: join(shots, 'dashboard-bull-board.png'), fullPage: true });
     expect(failed).toEqual([]);
+    // no orange "No workers" on the queue cards between runs: the runs page says how many are connected
+    await page.goto(`${url}/queues`);
+    await page.getByRole('link', { name: 'shards', exact: true }).first().waitFor({ timeout: 15_000 });
+    expect(await page.getByText('No workers').count()).toBe(0);
     await page.close();
+    // the fonts come from this machine or not at all
+    expect(outside).toEqual([]);
   }, 30_000);
+
+  it('the runs page counts the connected workers by name', async () => {
+    const worker = startCli(['worker', '--threads', '1'], env);
+    try {
+      await worker.waitFor('layertap worker: ready', 20_000);
+      const name = /name ([^)\s]+)\)/.exec(worker.stderr())![1]!;
+      const page = await browser!.newPage();
+      await page.goto(`${url}/runs`);
+      expect(await page.locator('p.workers').innerText()).toBe(`Workers: 1 connected (${name}).`);
+      const api = (await (await fetch(`${url}/api/runs`)).json()) as { workers: { connected: number; names: string[] } };
+      expect(api.workers).toEqual({ connected: 1, names: [name] });
+      await page.close();
+    } finally {
+      expect(await worker.stop('SIGTERM')).toBe(0);
+    }
+    expect(outside).toEqual([]);
+  }, 40_000);
 
   it("with --allow-actions, Bull Board's own buttons work after the printed ?token= URL; without the token they do not", async () => {
     const shards = new Queue('shards', { connection: { url: REDIS_URL }, prefix });

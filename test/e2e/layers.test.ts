@@ -38,6 +38,7 @@ describe('layertap layers', () => {
       model: string;
       inputs: unknown[];
       layers: Array<{ name: string; className: string; outputShape: unknown; module: string | null }>;
+      modules: Array<{ path: string; depth: number; output: string | null; outputShape: unknown; params: number; nodes: number }>;
     };
     const text = { dtype: 'int64', dims: [null, null], dimNames: ['batch', 'sequence'] };
     expect(j.inputs).toEqual([
@@ -58,7 +59,20 @@ describe('layertap layers', () => {
     // the last node of encoder.layer.1 gives [batch, sequence, hidden]: the probe ran with made-up token ids
     expect(j.layers.find((l) => l.name === '/encoder/layer.1/output/LayerNorm/Add_1')?.outputShape).toEqual([null, null, 32]);
 
-    const t = await runCli(['layers', TEXT_MODEL]);
+    // the module tree, beside the nodes: one entry per module, with what a tap at output reads
+    const byPath = new Map(j.modules.map((m) => [m.path, m]));
+    expect(j.modules.length).toBe(69);
+    expect(byPath.get('encoder.layer.1')).toEqual({
+      path: 'encoder.layer.1',
+      depth: 1,
+      output: '/encoder/layer.1/output/LayerNorm/Add_1_output_0',
+      outputShape: [null, null, 32],
+      params: 8544,
+      nodes: 83,
+    });
+    expect(byPath.get('pooler')).toMatchObject({ depth: 0, output: 'pooler_output', outputShape: [null, 32], params: 1056 });
+
+    const t = await runCli(['layers', TEXT_MODEL, '--nodes']);
     expect(t.code, t.stderr).toBe(0);
     const lines = t.stdout.trim().split('\n');
     expect(lines.slice(0, 3)).toEqual([
@@ -68,6 +82,61 @@ describe('layertap layers', () => {
     ]);
     expect(lines[3]).toMatch(/^name\s+class\s+output shape\s+params\s+module$/);
     expect(lines).toContainEqual(expect.stringMatching(/^\/pooler\/dense\/Gemm\s+Gemm\s+\[null,32\]\s+1056\s+pooler\.dense$/));
+  });
+
+  it('shows a transformer as its module tree by default: the paths taps name, output shapes, parameters', async () => {
+    const r = await runCli(['layers', TEXT_MODEL, '--depth', '2']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(
+      [
+        'input input_ids: int64 [batch, sequence]',
+        'input attention_mask: int64 [batch, sequence]',
+        'input token_type_ids: int64 [batch, sequence]',
+        'module (what a tap names)           output shape    params',
+        'embeddings                          [null,null,32]   10208',
+        '  embeddings.word_embeddings        [null,null,32]    8032',
+        '  embeddings.position_embeddings    [null,null,32]    2048',
+        '  embeddings.token_type_embeddings  [null,null,32]      64',
+        '  embeddings.LayerNorm              [null,null,32]      64',
+        'encoder                             [null,null,32]   34176',
+        '  encoder.layer.0                   [null,null,32]    8544',
+        '  encoder.layer.1                   [null,null,32]    8544',
+        '  encoder.layer.2                   [null,null,32]    8544',
+        '  encoder.layer.3                   [null,null,32]    8544',
+        'pooler                              [null,32]         1056',
+        '  pooler.dense                      [null,32]         1056',
+        '  pooler.activation                 [null,32]            0',
+        '69 modules (56 deeper ones not shown; see --depth), 45440 parameters',
+        "a tap's layer: is a module path (at: output reads the shape shown); --nodes lists every graph node, which taps may name too",
+        '',
+      ].join('\n'),
+    );
+    // without --depth, every level: 69 modules instead of the 296 nodes of --nodes
+    const all = await runCli(['layers', TEXT_MODEL]);
+    expect(all.code, all.stderr).toBe(0);
+    const lines = all.stdout.trim().split('\n');
+    expect(lines).toHaveLength(3 + 1 + 69 + 2);
+    expect(lines).toContain('        encoder.layer.3.attention.self.query            [null,null,32]    1056');
+  });
+
+  it('`layertap models` lists the built-in models a job may name, each with its input and feature layer', async () => {
+    const r = await runCli(['models']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe('');
+    const lines = r.stdout.trim().split('\n');
+    expect(lines.filter((l) => l.startsWith('builtin:'))).toEqual([
+      'builtin:mobilenet_v2  (tfjs-layers; input 224x224x3 RGB, pixels scaled to [0, 1])',
+      'builtin:mobilenet_v2_mid  (tfjs-graph; input 224x224x3 RGB, pixels scaled to [0, 1])',
+      'builtin:inception_v3  (tfjs-layers; input 299x299x3 RGB, pixels scaled to [0, 1])',
+    ]);
+    expect(lines[2]).toBe('  pooled features: layer flatten_1 (1280 values)');
+    expect(lines.at(-1)).toBe('use one as model.uri: builtin:<name>; `layertap layers builtin:<name>` lists every layer a tap may name');
+    const j = JSON.parse((await runCli(['models', '--json'])).stdout) as { models: Array<{ uri: string; featureLayer: string; featureSize: number }> };
+    expect(j.models.map((m) => [m.uri, m.featureSize])).toEqual([
+      ['builtin:mobilenet_v2', 1280],
+      ['builtin:mobilenet_v2_mid', 1792],
+      ['builtin:inception_v3', 2048],
+    ]);
   });
 
   it('names a missing model file', async () => {

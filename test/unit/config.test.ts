@@ -43,6 +43,41 @@ describe('job file schema', () => {
     expect(e.message).toContain("unknown field 'sink.formt'");
   });
 
+  it('suggests the field a misspelt one is near, with its path, and lists the fields when none is near', () => {
+    expect(errorOf(() => parseJob({ ...good, batchsize: 16 }, 'job.yaml')).message).toBe(
+      "invalid job file job.yaml:\n  - unknown field 'batchsize' (did you mean 'batchSize'?)",
+    );
+    const tap = errorOf(() => parseJob({ ...good, taps: [{ layer: 'a', normalise: 'l2', axis: [1] }] }));
+    expect(tap.message).toBe(
+      "invalid job file job:\n  - unknown fields 'taps[0].normalise' (did you mean 'taps[0].normalize'?), 'taps[0].axis' (did you mean 'taps[0].axes'?)",
+    );
+    expect(tap.fields).toEqual(['taps[0].normalise']);
+    expect(errorOf(() => parseJob({ ...good, sink: { uri: './o', zzz: 1 } })).message).toBe(
+      "invalid job file job:\n  - unknown field 'sink.zzz'; sink takes: uri, format, endpoint, region, forcePathStyle",
+    );
+    expect(errorOf(() => parseJob({ ...good, wibble: 1 })).message).toBe(
+      "invalid job file job:\n  - unknown field 'wibble'; a job file takes: name, source, model, preprocess, taps, batchSize, shardSize, sink, incremental, attempts, onShardFailure",
+    );
+  });
+
+  it('says what was given when a field has the wrong type', () => {
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ batchSize: 'sixteen' }, 'batchSize: expected a number, got the string "sixteen"'],
+      [{ batchSize: 1.5 }, 'batchSize: expected a whole number, got the number 1.5'],
+      [{ incremental: 'yes' }, 'incremental: expected true or false, got the string "yes"'],
+      [{ taps: 'dense_1' }, 'taps: expected a list, got the string "dense_1"'],
+      [{ source: './data' }, 'source: expected a mapping of fields, got the string "./data"'],
+      [{ name: null }, 'name: expected a string, got null (an empty value)'],
+      [{ preprocess: { size: [224, '224'] } }, 'preprocess.size[1]: expected a number, got the string "224"'],
+    ];
+    for (const [extra, message] of cases) {
+      expect(errorOf(() => parseJob({ ...good, ...extra })).message).toBe(`invalid job file job:\n  - ${message}`);
+    }
+    // a missing field is still "required"
+    const { sink: _s, ...noSink } = good;
+    expect(errorOf(() => parseJob(noSink)).message).toBe('invalid job file job:\n  - sink: required (expected a mapping of fields)');
+  });
+
   it('lists the choices of an enum', () => {
     const e = errorOf(() => parseJob({ ...good, taps: [{ layer: 'x', at: 'inside' }] }));
     expect(e.message).toContain('taps[0].at: invalid value; choose one of "input", "output"');

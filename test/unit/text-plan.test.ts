@@ -83,7 +83,7 @@ describe('planning a text job', () => {
   it('fails on a glob that matches nothing, naming the pattern', async () => {
     const e = await configError(job({ taps: [{ layer: 'decoder.layer.*' }] }));
     expect(e.fields).toEqual(['taps[0].layer']);
-    expect(e.message).toBe("taps[0].layer: the pattern 'decoder.layer.*' matches no layer; see 'layertap layers' for the names");
+    expect(e.message).toBe(`taps[0].layer: the pattern 'decoder.layer.*' matches no layer; \`layertap layers ${MODEL}\` lists them`);
   });
 
   it('fails on `as` without {name} on a glob', async () => {

@@ -1,11 +1,12 @@
 import type { Command } from 'commander';
-import { EXIT, err, fail, out, withClient, type SetExit } from '../common.js';
+import { err, examples, EXIT, fail, out, withClient, type SetExit } from '../common.js';
 
 /** `layertap cancel <run-id>`: stop a run; pending shards are dropped, active ones finish. */
 export function register(program: Command, setExit: SetExit): void {
   program
     .command('cancel <run-id>')
     .description('cancel a run: pending shards are removed, active ones finish; the run ends cancelled with _CANCELLED')
+    .addHelpText('after', examples('layertap cancel 20261206T221718-0ecd2b'))
     .option('--json', 'print one JSON object on stdout')
     .action(async (runId: string, o: { json?: boolean }) => {
       try {

@@ -2,7 +2,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { redactUrl, settingsFromEnv } from '../../queue/connection.js';
 import { allowedHostName, MIN_TOKEN_LENGTH } from '../../ops/dashboard/access.js';
 import { DEFAULT_DASHBOARD_PORT } from '../../ops/defaults.js';
-import { EXIT, err, portNumber, type SetExit } from '../common.js';
+import { err, examples, EXIT, portNumber, type SetExit } from '../common.js';
 
 /** Parsed options of `layertap dashboard`. */
 interface DashboardCliOptions {
@@ -33,6 +33,7 @@ export function register(program: Command, setExit: SetExit): void {
   program
     .command('dashboard')
     .description('serve Bull Board for the queues and a page of runs (status, rows, rows/s, errors, output) until SIGTERM/SIGINT')
+    .addHelpText('after', examples('layertap dashboard', 'LAYERTAP_DASHBOARD_TOKEN=... layertap dashboard --host 0.0.0.0 --allow-host dash.example.com'))
     .option('--port <n>', `port to listen on (default ${DEFAULT_DASHBOARD_PORT})`, portNumber('--port'))
     .option('--host <host>', 'interface to listen on (default 127.0.0.1); on any other, every page and API needs the token')
     .addOption(new Option('--allow-actions', "Bull Board's retry, promote, clean, pause, add and delete actions; they need the token").conflicts('readOnly'))

@@ -1,12 +1,13 @@
 import type { Command } from 'commander';
 import { settingsFromEnv } from '../../queue/connection.js';
-import { ALLOW_EVICTION_HELP, err, fail, out, type SetExit } from '../common.js';
+import { ALLOW_EVICTION_HELP, err, examples, fail, out, type SetExit } from '../common.js';
 
 /** `layertap enqueue <job-file>`: validate a job and enqueue it for the workers. */
 export function register(program: Command, setExit: SetExit): void {
   program
     .command('enqueue <job-file>')
     .description('validate and enqueue a job; prints the run id (workers do the work)')
+    .addHelpText('after', examples('REDIS_URL=redis://redis.internal:6379 layertap enqueue config/examples/demo.yaml --json'))
     .option('--allow-eviction', ALLOW_EVICTION_HELP)
     .option('--json', 'print one JSON object on stdout')
     .action(async (file: string, o: { allowEviction?: boolean; json?: boolean }) => {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { EXIT, fail, out, printSummary, withClient, type SetExit } from '../common.js';
+import { EXIT, examples, fail, out, printSummary, withClient, type SetExit } from '../common.js';
 
 /** `layertap finalize <run-id>`: finish a run that could not be finalized, once its storage is back. */
 export function register(program: Command, setExit: SetExit): void {
@@ -7,6 +7,7 @@ export function register(program: Command, setExit: SetExit): void {
     .command('finalize <run-id>')
     .description('finish a run that ended failed because its manifest could not be written (storage down): write it now')
     .option('--json', 'print one JSON summary on stdout')
+    .addHelpText('after', examples('layertap finalize 20261127T061502-3fa9c1'))
     .action(async (runId: string, o: { json?: boolean }) => {
       try {
         await withClient(

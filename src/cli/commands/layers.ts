@@ -1,35 +1,68 @@
 import type { Command } from 'commander';
 import { formatInput } from '../../models/model-inputs.js';
-import { fail, out, type SetExit } from '../common.js';
+import type { LayerInfo, ModuleInfo } from '../../models/types.js';
+import { examples, fail, out, positiveInt, type SetExit } from '../common.js';
 
-/** `layertap layers <model-uri>`: list a model's layers or graph nodes. */
+/** Columns padded to their widest cell; `right` holds the indices of right-aligned (numeric) ones. */
+function columns(head: string[], rows: string[][], right: ReadonlySet<number>): string {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const fmt = (r: string[]) =>
+    r
+      .map((c, i) => (right.has(i) ? c.padStart(w[i]!) : c.padEnd(w[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [fmt(head), ...rows.map(fmt)].join('\n');
+}
+
+/** Every layer or graph node: name, class/op, output shape, params (and the module an ONNX node belongs to). */
+function printLayers(layers: LayerInfo[]): void {
+  // ONNX exports from PyTorch name nodes after modules: show the path a tap can use
+  const modules = layers.some((l) => l.module);
+  const rows = layers.map((l) => [l.name, l.className, JSON.stringify(l.outputShape), String(l.params), ...(modules ? [l.module || '-'] : [])]);
+  out(columns(['name', 'class', 'output shape', 'params', ...(modules ? ['module'] : [])], rows, new Set([3])));
+  out(`${layers.length} layers, ${layers.reduce((a, l) => a + l.params, 0)} parameters`);
+}
+
+/** The module tree, indented by depth: the path a tap names, what it reads at output, its weights. */
+function printModules(modules: ModuleInfo[], shown: ModuleInfo[]): void {
+  const notes = shown.some((m) => m.note !== undefined);
+  const rows = shown.map((m) => [
+    `${'  '.repeat(m.depth)}${m.path}`,
+    m.output === null ? '-' : m.outputShape === null ? '?' : JSON.stringify(m.outputShape),
+    String(m.params),
+    ...(notes ? [m.note ?? ''] : []),
+  ]);
+  out(columns(['module (what a tap names)', 'output shape', 'params', ...(notes ? ['note'] : [])], rows, new Set([2])));
+  const top = modules.filter((m) => m.depth === 0).reduce((a, m) => a + m.params, 0);
+  const hidden = modules.length - shown.length;
+  out(`${modules.length} modules${hidden > 0 ? ` (${hidden} deeper ones not shown; see --depth)` : ''}, ${top} parameters`);
+  out("a tap's layer: is a module path (at: output reads the shape shown); --nodes lists every graph node, which taps may name too");
+}
+
+/** `layertap layers <model-uri>`: a model's inputs, then its module tree, or its layers/nodes. */
 export function register(program: Command, setExit: SetExit): void {
   program
     .command('layers <model-uri>')
-    .description("list the model's inputs (name, dtype, dims), then every layer/node: name, class/op, output shape, parameters")
-    .option('--json', 'print one JSON object on stdout')
-    .action(async (uri: string, o: { json?: boolean }) => {
+    .description(
+      "list the model's inputs (name, dtype, dims), then what a tap may name: the module tree of a model exported from PyTorch (module path, output shape, params), else every layer/node (name, class/op, output shape, params)",
+    )
+    .addHelpText('after', examples('layertap layers test/fixtures/text-model/model.onnx --depth 2', 'layertap layers builtin:mobilenet_v2 --json'))
+    .option('--nodes', 'list every graph node (name, op, output shape, params, module) instead of the module tree')
+    .option('--depth <n>', 'module tree: only the modules this many levels deep or less (default: all)', positiveInt('--depth'))
+    .option('--json', 'print one JSON object on stdout: {model, inputs, layers, modules}')
+    .action(async (uri: string, o: { nodes?: boolean; depth?: number; json?: boolean }) => {
       try {
-        const { listLayers, modelInputs } = await import('../../models/registry.js');
+        const { listLayers, listModules, modelInputs } = await import('../../models/registry.js');
         const inputs = await modelInputs(uri);
-        const layers = await listLayers(uri);
         if (o.json) {
-          out(JSON.stringify({ model: uri, inputs, layers }));
+          const [layers, modules] = [await listLayers(uri), await listModules(uri)];
+          out(JSON.stringify({ model: uri, inputs, layers, modules }));
           return;
         }
+        const modules = o.nodes ? [] : await listModules(uri);
         for (const input of inputs) out(`input ${formatInput(input)}`);
-        // ONNX exports from PyTorch name nodes after modules: show the path a tap can use
-        const modules = layers.some((l) => l.module);
-        const rows = layers.map((l) => [l.name, l.className, JSON.stringify(l.outputShape), String(l.params), ...(modules ? [l.module || '-'] : [])]);
-        const head = ['name', 'class', 'output shape', 'params', ...(modules ? ['module'] : [])];
-        const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-        const fmt = (r: string[]) =>
-          r
-            .map((c, i) => (i === 3 ? c.padStart(w[i]!) : c.padEnd(w[i]!)))
-            .join('  ')
-            .trimEnd();
-        out([fmt(head), ...rows.map(fmt)].join('\n'));
-        out(`${layers.length} layers, ${layers.reduce((a, l) => a + l.params, 0)} parameters`);
+        if (modules.length > 0) printModules(modules, o.depth === undefined ? modules : modules.filter((m) => m.depth < o.depth!));
+        else printLayers(await listLayers(uri));
       } catch (e) {
         setExit(fail(e, !!o.json));
       }

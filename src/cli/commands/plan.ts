@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
+import { PLAN_WORKER_COUNTS } from '../../queue/defaults.js';
 import type { RunEstimate } from '../../queue/plan-estimate.js';
-import { fail, out, table, type SetExit } from '../common.js';
+import { examples, fail, out, table, type SetExit } from '../common.js';
 
 /** Option parser: a positive number (rows per second may be fractional). */
 function positiveNumber(name: string) {
@@ -77,12 +78,13 @@ export function register(program: Command, setExit: SetExit): void {
   program
     .command('plan <job-file>')
     .description('size a run without queueing it (no Redis): rows, shards, output bytes per tap, Redis memory, duration per worker count')
+    .addHelpText('after', examples('layertap plan config/examples/demo.yaml --rows-per-sec 30 --workers 1,4,16'))
     .option(
       '--rows-per-sec <n>',
       'throughput of one worker (default: that of the newest committed run of the same fingerprint)',
       positiveNumber('--rows-per-sec'),
     )
-    .option('--workers <list>', 'worker counts to estimate the duration for', intList('--workers'))
+    .option('--workers <list>', `worker counts to estimate the duration for (default ${PLAN_WORKER_COUNTS.join(',')})`, intList('--workers'))
     .option('--json', 'print one JSON object on stdout')
     .action(async (file: string, o: { rowsPerSec?: number; workers?: number[]; json?: boolean }) => {
       try {

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { RunSummary } from '../../queue/types.js';
-import { ALLOW_EVICTION_HELP, EXIT, err, fail, out, positiveInt, printSummary, type SetExit } from '../common.js';
+import { WORKER_DEFAULTS } from '../../queue/defaults.js';
+import { ALLOW_EVICTION_HELP, err, examples, EXIT, fail, out, positiveInt, printSummary, type SetExit } from '../common.js';
 import { callbackLogger } from '../../types/logger.js';
 import type { DuplicateIds } from '../../pipeline/duplicate-ids.js';
 
@@ -59,7 +60,8 @@ export function register(program: Command, setExit: SetExit): void {
   program
     .command('run <job-file>')
     .description('enqueue a job and process it with an embedded worker until the run is committed')
-    .option('--workers <n>', 'shard jobs processed at once', positiveInt('--workers'))
+    .addHelpText('after', examples('layertap run config/examples/demo.yaml --workers 4 --threads 2'))
+    .option('--workers <n>', `shard jobs processed at once (default ${WORKER_DEFAULTS.concurrency})`, positiveInt('--workers'))
     .option('--threads <n>', 'model threads in the pool (default: cores)', positiveInt('--threads'))
     .option('--allow-eviction', ALLOW_EVICTION_HELP)
     .option('--json', 'print one JSON summary on stdout')

@@ -1,12 +1,13 @@
 import type { Command } from 'commander';
 import { JobConfigError } from '../../config/errors.js';
-import { err, fail, out, positiveInt, table, withClient, type SetExit } from '../common.js';
+import { err, examples, fail, out, positiveInt, table, withClient, type SetExit } from '../common.js';
 
 /** `layertap runs`: the run registry, optionally restored from the sink's manifests first. */
 export function register(program: Command, setExit: SetExit): void {
   program
     .command('runs')
     .description('the run registry: id, fingerprint, status, rows, errors, start, duration, trigger')
+    .addHelpText('after', examples('layertap runs --name demo --limit 10', 'layertap runs --rebuild s3://bucket/embeddings --endpoint http://127.0.0.1:9000'))
     .option('--name <name>', 'only runs of this dataset')
     .option('--rebuild <sink-uri>', 'first restore records from the manifests under this sink (after Redis was wiped)')
     .option(

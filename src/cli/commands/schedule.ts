@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { JobConfigError } from '../../config/errors.js';
 import { absoluteUri } from '../../config/names.js';
 import type { JobConfig } from '../../config/schema.js';
-import { err, fail, out, positiveInt, table, withClient, type SetExit } from '../common.js';
+import { err, examples, fail, out, positiveInt, table, withClient, type SetExit } from '../common.js';
 
 /** A job whose local paths are absolute, so that it means the same on any host and at any time. */
 function absolutePaths(job: JobConfig): JobConfig {
@@ -22,10 +22,14 @@ function describeTiming(s: { cron: string | null; tz: string | null; every: numb
 
 /** `layertap schedule add|list|remove`: schedules that enqueue a job again. */
 export function register(program: Command, setExit: SetExit): void {
-  const schedule = program.command('schedule').description('cron or interval schedules that enqueue a job again (incremental by default)');
+  const schedule = program
+    .command('schedule')
+    .description('cron or interval schedules that enqueue a job again (incremental by default)')
+    .addHelpText('after', examples('layertap schedule add config/examples/demo.yaml --cron "0 3 * * *" --tz Europe/Berlin --id nightly-demo'));
   schedule
     .command('add <job-file>')
     .description('add or replace a schedule (same id: replaced, so several hosts may add it); the job file is copied now: add again after editing it')
+    .addHelpText('after', examples('layertap schedule add config/examples/demo.yaml --cron "0 3 * * *" --tz Europe/Berlin --id nightly-demo'))
     .option('--cron <expr>', 'cron pattern, e.g. "0 3 * * *"')
     .option('--tz <zone>', 'time zone of the cron pattern, e.g. Europe/Berlin')
     .option('--every <ms>', 'fixed interval in milliseconds', positiveInt('--every'))
@@ -64,6 +68,7 @@ export function register(program: Command, setExit: SetExit): void {
   schedule
     .command('list')
     .description('schedules with their next run time and last run (its status, and its error when it failed)')
+    .addHelpText('after', examples('layertap schedule list'))
     .option('--json', 'print one JSON object on stdout')
     .action(async (o: { json?: boolean }) => {
       try {
@@ -101,6 +106,7 @@ export function register(program: Command, setExit: SetExit): void {
   schedule
     .command('remove <id>')
     .description('remove a schedule and its ticks not yet started (runs already enqueued go on)')
+    .addHelpText('after', examples('layertap schedule remove nightly-demo'))
     .action(async (id: string) => {
       try {
         const { ScheduleManager } = await import('../../queue/schedules.js');

@@ -1,12 +1,13 @@
 import type { Command } from 'commander';
 import { settingsFromEnv } from '../../queue/connection.js';
-import { fail, out, printSummary, type SetExit } from '../common.js';
+import { examples, fail, out, printSummary, type SetExit } from '../common.js';
 
 /** `layertap status <run-id>`: the state of one run. */
 export function register(program: Command, setExit: SetExit): void {
   program
     .command('status <run-id>')
     .description('state, shards done/failed, rows, errors, output location')
+    .addHelpText('after', examples('layertap status 20261206T221718-0ecd2b'))
     .option('--json', 'print one JSON object on stdout')
     .action(async (runId: string, o: { json?: boolean }) => {
       const settings = settingsFromEnv();

@@ -1,13 +1,15 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
+import { allowedHostName } from '../../ops/dashboard/access.js';
 import { redactUrl, settingsFromEnv } from '../../queue/connection.js';
 import { WORKER_DEFAULTS } from '../../queue/defaults.js';
 import { DEFAULT_METRICS_HOST } from '../../ops/defaults.js';
-import { ALLOW_EVICTION_HELP, EXIT, nonNegativeInt, portNumber, positiveInt, type SetExit } from '../common.js';
+import { ALLOW_EVICTION_HELP, examples, EXIT, nonNegativeInt, portNumber, positiveInt, type SetExit } from '../common.js';
 
 /** Parsed options of `layertap worker`. */
 interface WorkerOptions {
   metricsPort?: number;
   metricsHost?: string;
+  metricsAllowHost?: string[];
   concurrency?: number;
   threads?: number;
   lockMs?: number;
@@ -19,12 +21,22 @@ interface WorkerOptions {
   allowEviction?: boolean;
 }
 
+/** Option parser of --metrics-allow-host: a host name (a port is ignored), collected over repeats. */
+function hostNames(value: string, previous: string[] = []): string[] {
+  try {
+    return [...previous, allowedHostName(value)];
+  } catch (e) {
+    throw new InvalidArgumentError(`--metrics-allow-host: ${(e as Error).message}`);
+  }
+}
+
 /** `layertap worker`: process shard jobs until a signal, then shut down gracefully. */
 export function register(program: Command, setExit: SetExit): void {
   program
     .command('worker')
     .description('process shard jobs until SIGTERM/SIGINT, then finish active shards and exit')
-    .option('--concurrency <n>', 'shard jobs at once', positiveInt('--concurrency'))
+    .addHelpText('after', examples('REDIS_URL=redis://redis.internal:6379 layertap worker --threads 4 --metrics-port 9464'))
+    .option('--concurrency <n>', `shard jobs at once (default ${WORKER_DEFAULTS.concurrency})`, positiveInt('--concurrency'))
     .option('--threads <n>', 'model threads in the pool (default: cores)', positiveInt('--threads'))
     .option(
       '--lock-ms <ms>',
@@ -55,6 +67,11 @@ export function register(program: Command, setExit: SetExit): void {
     .option('--allow-eviction', ALLOW_EVICTION_HELP)
     .option('--metrics-port <port>', 'serve Prometheus metrics at http://<host>:<port>/metrics', portNumber('--metrics-port'))
     .option('--metrics-host <host>', `interface for --metrics-port (default ${DEFAULT_METRICS_HOST}; 0.0.0.0 for a Prometheus on another host or container)`)
+    .option(
+      '--metrics-allow-host <name>',
+      'also answer metrics requests for this Host name, e.g. the DNS name a scraper uses (repeatable; IP addresses, localhost and --metrics-host always)',
+      hostNames,
+    )
     .action(async (o: WorkerOptions) => {
       const [{ LayertapWorker }, { createLogger }, metricsModule] = await Promise.all([
         import('../../queue/worker.js'),
@@ -90,7 +107,7 @@ export function register(program: Command, setExit: SetExit): void {
         await worker.start();
         if (metrics) {
           const host = o.metricsHost ?? DEFAULT_METRICS_HOST;
-          const port = await metrics.attach(worker).listen(o.metricsPort!, host);
+          const port = await metrics.attach(worker).listen(o.metricsPort!, host, { allowHosts: o.metricsAllowHost ?? [] });
           say(`layertap worker: metrics at http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics`);
         }
       } catch (e) {

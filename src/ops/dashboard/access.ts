@@ -149,10 +149,11 @@ export function accessGuard(policy: AccessPolicy): MiddlewareHandler {
       if (login !== undefined) {
         if (!sameToken(login, policy.token)) return refuse(c, 401, 'wrong token');
         setCookie(c, policy.cookie, policy.token, { path: '/', httpOnly: true, sameSite: 'Strict' });
-        // the token leaves the address bar (and the history) at once
+        // the token leaves the address bar (and the history) at once; the path stays on this
+        // site: '//evil.example/x' as a Location would be another host
         const url = new URL(c.req.url);
         url.searchParams.delete('token');
-        return c.redirect(`${url.pathname}${url.search}`, 303);
+        return c.redirect(`/${url.pathname.replace(/^[/\\]+/, '')}${url.search}`, 303);
       }
       if (c.req.path !== HEALTH_PATH && (changes || policy.tokenFor === 'all')) {
         const given = bearer(c.req.header('authorization')) ?? getCookie(c, policy.cookie);

@@ -15,6 +15,8 @@ export interface RunsPageOptions {
   name?: string;
   /** the deployment's key prefix, shown in the heading */
   prefix?: string;
+  /** names (host:pid) of the `layertap worker` processes connected now; absent: not shown */
+  workers?: readonly string[];
   now?: number;
 }
 
@@ -62,7 +64,28 @@ td.out{white-space:normal;word-break:break-all;max-width:32em;font-family:ui-mon
 .failed{background:#ffebe9;color:#a40e26}.partial{background:#fff8c5;color:#7d4e00}
 .cancelled{background:#f6f8fa;color:#6e7781;text-decoration:line-through}.planning{background:#fbefff;color:#8250df}
 .err{color:#a40e26;font-size:.85em;white-space:normal}
-.empty{padding:2em;text-align:center;color:#57606a}`;
+.empty{padding:2em;text-align:center;color:#57606a} .workers{color:#57606a}`;
+
+/** The line that says which workers are connected; none is normal between runs, not an alarm. */
+function workersLine(workers: readonly string[]): string {
+  if (workers.length === 0) {
+    return '<p class="workers" data-workers="0">Workers: none connected now. That is normal when no run is queued; runs queued with <code>layertap enqueue</code> or a schedule wait for a <code>layertap worker</code> (a <code>layertap run</code> works its own run and is not counted).</p>';
+  }
+  return `<p class="workers" data-workers="${workers.length}">Workers: ${workers.length} connected (${workers.map((w) => `<code>${escapeHtml(w)}</code>`).join(', ')}).</p>`;
+}
+
+/** The page shown in place of the runs while Redis does not answer; it reloads until Redis does. */
+export function renderUnavailablePage(reason: string, opts: RunsPageOptions = {}): string {
+  const queues = opts.queuesPath ?? '/queues';
+  const refresh = opts.refreshSeconds ?? 5;
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>layertap runs: Redis does not answer</title>
+${refresh > 0 ? `<meta http-equiv="refresh" content="${escapeHtml(refresh)}">` : ''}
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>${STYLE}</style></head>
+<body><header><h1>layertap runs</h1><a href="${escapeHtml(queues)}">Queues (Bull Board)</a>
+<span class="meta">${opts.prefix ? `prefix ${escapeHtml(opts.prefix)} · ` : ''}${escapeHtml(new Date(opts.now ?? Date.now()).toISOString())}</span></header>
+<main><div class="empty unavailable"><p class="err">${escapeHtml(reason)}.</p><p>The runs and the queues live in Redis; ${refresh > 0 ? `this page tries again every ${escapeHtml(refresh)} seconds` : 'reload this page'} and shows them once Redis answers. Workers keep their shards meanwhile and go on when it is back.</p></div></main></body></html>`;
+}
 
 /** The runs page: one row per run with status, rows, rows/s, errors and output location. */
 export function renderRunsPage(runs: RunView[], opts: RunsPageOptions = {}): string {
@@ -98,6 +121,7 @@ ${refresh > 0 ? `<meta http-equiv="refresh" content="${escapeHtml(refresh)}">` :
 <body><header><h1>${escapeHtml(title)}</h1><a href="${escapeHtml(queues)}">Queues (Bull Board)</a><a href="/api/runs">JSON</a>
 <span class="meta">${opts.prefix ? `prefix ${escapeHtml(opts.prefix)} · ` : ''}${escapeHtml(new Date(opts.now ?? Date.now()).toISOString())}</span></header>
 <main><p class="counts">${[...counts].map(([s, n]) => `<span>${escapeHtml(n)} ${escapeHtml(s)}</span>`).join('') || '<span>no runs</span>'}</p>
+${opts.workers ? workersLine(opts.workers) : ''}
 ${
   runs.length === 0
     ? '<div class="empty">No runs in the registry yet. <code>layertap enqueue job.yaml</code> adds one.</div>'

@@ -1,3 +1,4 @@
+import type { Queue } from 'bullmq';
 import type { LayertapClient } from '../../queue/client.js';
 import type { RunStatus } from '../../queue/types.js';
 
@@ -59,4 +60,15 @@ export async function listRuns(client: LayertapClient, opts: ListRunsOptions = {
     });
   }
   return views;
+}
+
+/**
+ * The `layertap worker` processes connected to the deployment's shard queue, by name (host:pid),
+ * from Redis's list of clients. A `layertap run` works its run in queues of its own and is not among them.
+ */
+export async function connectedWorkers(shards: Queue): Promise<string[]> {
+  const clients = await shards.getWorkers();
+  // BullMQ names a worker's connections '<queue client name>:w:<worker name>'
+  const names = clients.map((c) => String(c['rawname'] ?? '').split(':w:')[1] ?? '').filter((n) => n !== '');
+  return [...new Set(names)].sort();
 }

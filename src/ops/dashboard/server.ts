@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
@@ -5,19 +6,59 @@ import { HonoAdapter } from '@bull-board/hono';
 import { serve } from '@hono/node-server';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { Queue } from 'bullmq';
-import { Hono } from 'hono';
+import { Hono, type MiddlewareHandler } from 'hono';
 import { LayertapClient } from '../../queue/client.js';
-import { bullConnection, type QueueSettings } from '../../queue/connection.js';
+import { bullConnection, redactUrl, type QueueSettings } from '../../queue/connection.js';
 import { checkRedis, isLoopbackHost } from '../../queue/redis-checks.js';
 import { SCHEDULES_QUEUE } from '../../queue/schedules.js';
 import { RUNS_QUEUE, SHARDS_QUEUE } from '../../queue/types.js';
 import { accessGuard, allowedHostName, type AccessPolicy, generateToken, LOOPBACK_NAMES, MIN_TOKEN_LENGTH, securityHeaders } from './access.js';
 import { DEFAULT_DASHBOARD_PORT } from '../defaults.js';
-import { escapeHtml, renderRunsPage } from './runs-page.js';
-import { listRuns } from './runs.js';
+import { escapeHtml, renderRunsPage, renderUnavailablePage } from './runs-page.js';
+import { connectedWorkers, listRuns, type RunView } from './runs.js';
 
 /** Where Bull Board is mounted. */
 export const QUEUES_PATH = '/queues';
+
+/** Longest a page or health check waits for Redis before it answers that Redis does not. */
+const REDIS_WAIT_MS = 3000;
+
+/** Longest a request waits for a connection to Redis that is being made before it says Redis does not answer. */
+const REDIS_READY_WAIT_MS = 1000;
+
+/** Longest close() waits for the Redis connections to close in order; then they are dropped. */
+const CLOSE_WAIT_MS = 2000;
+
+/**
+ * What Bull Board's pages may load: this server only. Its page asks a third-party font host for
+ * its fonts (an operations page that calls out to the internet, and fails offline); the link is
+ * taken out of the page, and this policy refuses anything else of the kind.
+ */
+const BOARD_CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; " +
+  "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+
+/** Stylesheet links of Bull Board's page that point off this server. */
+const OUTSIDE_STYLESHEET = /<link\b[^>]*\bhref="https?:\/\/[^"]*"[^>]*>\s*/g;
+
+/** Something the dashboard waited for did not answer in time. */
+class NoAnswerError extends Error {
+  override readonly name = 'NoAnswerError';
+}
+
+/** `p`, or a {@link NoAnswerError} after `ms` saying what did not answer. */
+async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new NoAnswerError(`${what} did not answer within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+    p.catch(() => undefined);
+  }
+}
 
 /** Options for {@link startDashboard}. */
 export interface DashboardOptions {
@@ -127,7 +168,8 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
   createBullBoard({
     queues: queues.map((q) => new BullMQAdapter(q, { readOnlyMode: !allowActions, description: descriptions[q.name] ?? '' })),
     serverAdapter: board,
-    options: { uiConfig: { boardTitle: 'layertap', miscLinks: [{ text: 'Runs', url: '/runs' }] } },
+    // the runs page says how many workers are connected; Bull Board's per-queue "No workers" reads as an alarm after every run
+    options: { uiConfig: { boardTitle: 'layertap', miscLinks: [{ text: 'Runs', url: '/runs' }], showWorkers: false } },
   });
 
   const policy: AccessPolicy = {
@@ -140,29 +182,91 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
     cookie: '',
   };
   const app = new Hono();
+  /** Bull Board's responses under this server's policy, its page without the off-site font link. */
+  const boardPage: MiddlewareHandler = async (c, next) => {
+    await next();
+    c.res.headers.set('Content-Security-Policy', BOARD_CSP);
+    if (!(c.res.headers.get('content-type') ?? '').startsWith('text/html')) return;
+    const page = (await c.res.text()).replace(OUTSIDE_STYLESHEET, '');
+    const headers = new Headers(c.res.headers);
+    headers.delete('content-length');
+    c.res = new Response(page, { status: c.res.status, headers });
+  };
   app.onError((err, c) => {
     opts.onError?.(err);
     return c.text(`layertap dashboard: ${err.message}\n`, 500);
   });
   app.use(securityHeaders);
   app.use(accessGuard(policy));
-  app.get('/', (c) => c.redirect('/runs'));
-  app.get('/healthz', (c) => c.text('ok\n'));
-  app.get('/runs', async (c) => {
+  const shardsQueue = queues[1]!;
+  const redisAt = `Redis at ${redactUrl(settings.redisUrl)}`;
+  /** Why Redis cannot be read now, or null when it can: a closed connection answers at once instead of waiting to reconnect. */
+  const redisDown = async (): Promise<string | null> => {
+    // a connection being made (at start, or again after Redis came back) gets a moment
+    if (client.redis.status !== 'ready') await within(once(client.redis, 'ready'), REDIS_READY_WAIT_MS, redisAt).catch(() => undefined);
+    if (client.redis.status !== 'ready') return `${redisAt} does not answer (connection ${client.redis.status})`;
+    try {
+      await within(client.redis.ping(), REDIS_WAIT_MS, redisAt);
+      return null;
+    } catch (err) {
+      return `${redisAt} does not answer (${(err as Error).message})`;
+    }
+  };
+  /** The runs and the connected workers, or why Redis did not give them. */
+  type RunsRead = { down: string } | { down: null; runs: RunView[]; workers: string[]; name: string | undefined };
+  const readRuns = async (c: { req: { query(k: string): string | undefined } }): Promise<RunsRead> => {
     const name = c.req.query('name');
     const limit = Number(c.req.query('limit') ?? 50);
-    const runs = await listRuns(client, { limit: Number.isInteger(limit) && limit > 0 ? limit : 50, ...(name ? { name } : {}) });
+    const down = await redisDown();
+    if (down !== null) return { down };
+    try {
+      const [runs, workers] = await within(
+        Promise.all([listRuns(client, { limit: Number.isInteger(limit) && limit > 0 ? limit : 50, ...(name ? { name } : {}) }), connectedWorkers(shardsQueue)]),
+        REDIS_WAIT_MS,
+        redisAt,
+      );
+      return { down: null, runs, workers, name };
+    } catch (err) {
+      // a read that failed because Redis went away says so; any other failure is a bug, shown as one
+      const gone = await redisDown();
+      if (gone !== null || err instanceof NoAnswerError) return { down: gone ?? (err as Error).message };
+      throw err;
+    }
+  };
+  app.get('/', (c) => c.redirect('/runs'));
+  app.get('/healthz', async (c) => {
+    const down = await redisDown();
+    return down === null ? c.text('ok\n') : c.text(`layertap dashboard: ${down}\n`, 503);
+  });
+  app.get('/runs', async (c) => {
+    const r = await readRuns(c);
+    const refreshSeconds = opts.refreshSeconds ?? 5;
     // the page has no script and loads nothing: say so, so that markup that slips through cannot run
     c.header('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+    if (r.down !== null) return c.html(renderUnavailablePage(r.down, { queuesPath: QUEUES_PATH, refreshSeconds, prefix: settings.prefix }), 503);
     return c.html(
-      renderRunsPage(runs, { queuesPath: QUEUES_PATH, refreshSeconds: opts.refreshSeconds ?? 5, prefix: settings.prefix, ...(name ? { name } : {}) }),
+      renderRunsPage(r.runs, {
+        queuesPath: QUEUES_PATH,
+        refreshSeconds,
+        prefix: settings.prefix,
+        workers: r.workers,
+        ...(r.name ? { name: r.name } : {}),
+      }),
     );
   });
   app.get('/api/runs', async (c) => {
-    const name = c.req.query('name');
-    const limit = Number(c.req.query('limit') ?? 50);
-    return c.json({ runs: await listRuns(client, { limit: Number.isInteger(limit) && limit > 0 ? limit : 50, ...(name ? { name } : {}) }) });
+    const r = await readRuns(c);
+    if (r.down !== null) return c.json({ error: r.down }, 503);
+    return c.json({ runs: r.runs, workers: { connected: r.workers.length, names: r.workers } });
   });
+  // Bull Board's API waits for Redis as long as BullMQ does (for ever): answer at once instead
+  app.use(`${QUEUES_PATH}/api/*`, async (c, next) => {
+    const down = await redisDown();
+    if (down !== null) return c.json({ error: down }, 503);
+    await next();
+  });
+  app.use(QUEUES_PATH, boardPage);
+  app.use(`${QUEUES_PATH}/*`, boardPage);
   app.route(QUEUES_PATH, board.registerPlugin());
   app.notFound((c) => c.html(`<p>Not found: ${escapeHtml(c.req.path)}. See <a href="/runs">runs</a> or <a href="${QUEUES_PATH}">queues</a>.</p>`, 404));
 
@@ -187,7 +291,10 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
     close: async () => {
       if ('closeAllConnections' in server) server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
-      await Promise.allSettled([client.close(), ...queues.map((q) => q.close())]);
+      // with Redis gone an orderly close waits for a reconnection that may never come: drop the connections instead
+      await within(Promise.allSettled([client.close(), ...queues.map((q) => q.close())]), CLOSE_WAIT_MS, 'closing').catch(() => undefined);
+      client.redis.disconnect();
+      await Promise.allSettled(queues.map((q) => q.disconnect()));
     },
   };
 }
