@@ -29,8 +29,8 @@ export {
 export { tapColumn, type TapShapeContext } from './tap-shape.js';
 export type { RuntimeEntry, RuntimeRegistry } from './registry.js';
 export { checkInputs, formatInput, formatInputs, isTensorDtype, singleFloatInput } from './model-inputs.js';
-export { selectBackend, tfjsNodeInstalled, TFJS_BACKENDS, type TfjsBackendName } from './backend.js';
-export { BUILTIN_MODELS, type BuiltinModel } from './builtin.js';
+export { selectBackend, tfjsNodeInstalled, TFJS_BACKENDS, type TfjsBackendName } from './tfjs/backend.js';
+export { BUILTIN_MODELS, type BuiltinModel } from './tfjs/builtin.js';
 export { ModelInputError, UnknownLayerError } from './errors.js';
-export { defaultIntraOpThreads, type PoolThreadInfo } from './onnx-session.js';
-export { moduleChain, modulePath, OnnxTapIndex, type OnnxModule, type OnnxTapPoint } from './onnx-module-paths.js';
+export { defaultIntraOpThreads, type PoolThreadInfo } from './onnx/session.js';
+export { moduleChain, modulePath, OnnxTapIndex, type OnnxModule, type OnnxTapPoint } from './onnx/module-paths.js';

@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { Registry, UnknownNameError } from '../types/registry.js';
-import { TFJS_BACKENDS, tfjsNodeInstalled } from './backend.js';
+import { TFJS_BACKENDS, tfjsNodeInstalled } from './tfjs/backend.js';
 import type { LayerInfo, ListLayersOptions, ModelDescription, ModelInputInfo, ModelRunner, ModelSpec, ModuleInfo, Runtime } from './types.js';
 import type { ResolvedTap } from '../config/resolved.js';
 import { FieldError } from '../types/errors.js';
@@ -42,7 +42,7 @@ export function defaultRuntimes(): RuntimeRegistry {
       backends: ['onnx'],
       models: '.onnx models',
       model: 'an ONNX model',
-      open: async () => (await import('./onnx-runtime.js')).onnxRuntime,
+      open: async () => (await import('./onnx/runtime.js')).onnxRuntime,
     },
     tfjs: {
       // model.json, its folder, builtin:<name>: whatever no runtime before it takes
@@ -52,7 +52,7 @@ export function defaultRuntimes(): RuntimeRegistry {
       model: 'a TF.js model',
       // tfjs-node uses every core itself, and misbehaves with several threads in one process
       threadLimit: (backend) => (backend === 'tensorflow' || (backend === 'auto' && tfjsNodeInstalled()) ? 1 : undefined),
-      open: async () => (await import('./tfjs-runtime.js')).tfjsRuntime,
+      open: async () => (await import('./tfjs/runtime.js')).tfjsRuntime,
     },
   });
 }

@@ -4,7 +4,7 @@ import type { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { threadLimit } from '../models/registry.js';
-import type { PoolThreadInfo } from '../models/onnx-session.js';
+import type { PoolThreadInfo } from '../models/onnx/session.js';
 import type { ModelSpec } from '../models/types.js';
 import type { BatchRunner } from './batch-runner.js';
 import type { BatchOutcome, BatchResult, BatchTask } from './protocol.js';

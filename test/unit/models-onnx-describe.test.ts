@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { describeModel, listLayers } from '../../src/models/index.js';
-import { parseOnnxModel, withGraphOutputs } from '../../src/models/onnx-graph.js';
+import { parseOnnxModel, withGraphOutputs } from '../../src/models/onnx/graph.js';
 import { removeTempDirs, tempDir } from './models-helpers.js';
 import { buildOnnx, copySeedOnnx, flipWeightBit, SEED_LEAVES, SEED_ONNX, tinyLinear, type TinyModel, type TinyNode } from './models-onnx-helpers.js';
 

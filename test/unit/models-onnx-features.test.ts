@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { selectBackend } from '../../src/models/backend.js';
+import { selectBackend } from '../../src/models/tfjs/backend.js';
 import { tapTensor, tapValues } from '../../src/models/tap-features.js';
-import { loadTfjs } from '../../src/models/tfjs.js';
+import { loadTfjs } from '../../src/models/tfjs/tfjs.js';
 import { maxAbsDiff, tap } from './models-helpers.js';
 
 function random(n: number, seed: number): Float32Array {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { UnknownLayerError } from '../../src/models/errors.js';
 import { nearestNames } from '../../src/types/did-you-mean.js';
-import type { OnnxGraph, OnnxNode } from '../../src/models/onnx-graph.js';
-import { moduleChain, modulePath, OnnxTapIndex } from '../../src/models/onnx-module-paths.js';
+import type { OnnxGraph, OnnxNode } from '../../src/models/onnx/graph.js';
+import { moduleChain, modulePath, OnnxTapIndex } from '../../src/models/onnx/module-paths.js';
 
 function graph(nodes: OnnxNode[], opts: { inputs?: string[]; outputs?: string[]; weights?: string[] } = {}): OnnxGraph {
   const info = (name: string) => ({ name, elemType: 1, shape: null });

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ResolvedTap } from '../../src/config/resolved.js';
 import { loadRunner, UnknownLayerError } from '../../src/models/index.js';
 import { float16ToFloat32 } from '../../src/types/index.js';
-import { defaultIntraOpThreads } from '../../src/models/onnx-session.js';
+import { defaultIntraOpThreads } from '../../src/models/onnx/session.js';
 import type { ModelInputs, ModelRunner, ModelSpec, TapOutput } from '../../src/models/types.js';
 import { expected, maxAbsDiff, readNpy, removeTempDirs, SEED_DIR, tap, tempDir } from './models-helpers.js';
 import { buildOnnx, copySeedOnnx, flipWeightBit, SEED_LEAVES, SEED_ONNX, tinyLinear, tinyMatMul } from './models-onnx-helpers.js';

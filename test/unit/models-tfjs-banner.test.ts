@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
-import { selectBackend } from '../../src/models/backend.js';
-import { loadTfjs } from '../../src/models/tfjs.js';
+import { selectBackend } from '../../src/models/tfjs/backend.js';
+import { loadTfjs } from '../../src/models/tfjs/tfjs.js';
 
 // tfjs-core's cpu backend greets Node users with an "install our node backend" banner on its first
 // tensor; layertap reports the backend it runs on itself, so the banner is switched off.

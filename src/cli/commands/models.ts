@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { BUILTIN_MODELS } from '../../models/builtin.js';
+import { BUILTIN_MODELS } from '../../models/tfjs/builtin.js';
 import { examples, out, type SetExit } from '../common.js';
 
 /** `layertap models`: the pretrained models `builtin:<name>` names, which ship with an npm dependency. */

@@ -4,7 +4,7 @@ import { readModelFiles, type ModelFiles } from './model-files.js';
 import { graphNodeShape, graphNodes, graphTensorNode } from './model-json.js';
 import { graphTapTensor, layerTensor } from './tapped-model.js';
 import { loadTfjs } from './tfjs.js';
-import type { LayerInfo, ListLayersOptions, TapPoint } from './types.js';
+import type { LayerInfo, ListLayersOptions, TapPoint } from '../types.js';
 
 async function layersModelLayers(files: ModelFiles, backend: string): Promise<LayerInfo[]> {
   await selectBackend(backend);

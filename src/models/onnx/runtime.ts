@@ -1,7 +1,7 @@
-import { describeOnnx, listOnnxLayers, listOnnxModules, onnxInputs, onnxTapShapes } from './onnx-describe.js';
-import { readOnnxFiles } from './onnx-files.js';
-import { loadOnnxRunner, ONNX_LAYOUT } from './onnx-runner.js';
-import type { Runtime } from './types.js';
+import { describeOnnx, listOnnxLayers, listOnnxModules, onnxInputs, onnxTapShapes } from './describe.js';
+import { readOnnxFiles } from './files.js';
+import { loadOnnxRunner, ONNX_LAYOUT } from './runner.js';
+import type { Runtime } from '../types.js';
 
 /** ONNX models (.onnx files) on onnxruntime, which loads only to run a model or probe its shapes. */
 export const onnxRuntime: Runtime = {

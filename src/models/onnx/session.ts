@@ -1,8 +1,8 @@
 import { availableParallelism } from 'node:os';
 import { isMainThread, workerData } from 'node:worker_threads';
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
-import type { OnnxFiles } from './onnx-files.js';
-import type { ModelInputs, NamedTensor } from './types.js';
+import type { OnnxFiles } from './files.js';
+import type { ModelInputs, NamedTensor } from '../types.js';
 
 /** The onnxruntime-node module, imported lazily so that describing a model never loads the native runtime. */
 export type Ort = typeof import('onnxruntime-node');

@@ -1,13 +1,13 @@
 import type { Tensor } from '@tensorflow/tfjs-core';
-import type { ResolvedTap } from '../config/resolved.js';
+import type { ResolvedTap } from '../../config/resolved.js';
 import { selectBackend } from './backend.js';
-import { ModelInputError } from './errors.js';
-import { checkInputs, checkRowShape } from './model-inputs.js';
+import { ModelInputError } from '../errors.js';
+import { checkInputs, checkRowShape } from '../model-inputs.js';
 import { readModelFiles, tfjsInputs } from './model-files.js';
-import { tapOutput, tapTensor, type TapTensor } from './tap-features.js';
+import { tapOutput, tapTensor, type TapTensor } from '../tap-features.js';
 import { tapGraphModel, tapLayersModel, type TappedModel } from './tapped-model.js';
 import { loadTfjs, type Tfjs } from './tfjs.js';
-import type { ModelInputInfo, ModelInputs, ModelRunner, ModelSpec, NamedTensor, TapOutput } from './types.js';
+import type { ModelInputInfo, ModelInputs, ModelRunner, ModelSpec, NamedTensor, TapOutput } from '../types.js';
 
 /** Layout of a TF.js runner's activations: TF.js convolutions are NHWC. */
 export const TFJS_LAYOUT = 'nhwc';

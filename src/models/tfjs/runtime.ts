@@ -1,10 +1,10 @@
 import { contentHash } from './content-hash.js';
-import { inputShapeOf } from './model-inputs.js';
+import { inputShapeOf } from '../model-inputs.js';
 import { graphInputShape, graphNodes, kerasInputShape, kerasLayerNames } from './model-json.js';
 import { readModelFiles, tfjsInputs, type ModelFiles } from './model-files.js';
-import { listTfjsLayers, tfjsTapShapes } from './tfjs-layers.js';
-import { loadTfjsRunner, TFJS_LAYOUT } from './tfjs-runner.js';
-import type { ModelDescription, Runtime } from './types.js';
+import { listTfjsLayers, tfjsTapShapes } from './layers.js';
+import { loadTfjsRunner, TFJS_LAYOUT } from './runner.js';
+import type { ModelDescription, Runtime } from '../types.js';
 
 /** Describe TF.js model files already read: format, inputs, layer names, content hash. */
 export function describeFiles(files: ModelFiles): ModelDescription {

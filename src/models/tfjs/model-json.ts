@@ -1,4 +1,4 @@
-import type { ModelInputInfo } from './types.js';
+import type { ModelInputInfo } from '../types.js';
 
 /** A weight as listed in a model.json weights manifest. */
 export interface WeightEntry {

@@ -3,8 +3,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { builtinDir, builtinModel, requireDataModule, type BuiltinModel } from './builtin.js';
 import { detectFormat, graphInputs, kerasInputs, parseModelJson, validateModelJson, type ModelJson, type TfjsFormat } from './model-json.js';
-import { errorCode, resolveInside } from './model-paths.js';
-import type { ModelInputInfo } from './types.js';
+import { errorCode, resolveInside } from '../model-paths.js';
+import type { ModelInputInfo } from '../types.js';
 import { groupBytes } from './weight-size.js';
 
 /** A TF.js model as read from disk (or from a builtin package), not yet handed to tfjs. */

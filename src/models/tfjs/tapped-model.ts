@@ -1,7 +1,7 @@
 import type { Tensor } from '@tensorflow/tfjs-core';
 import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs-layers';
-import type { ResolvedTap } from '../config/resolved.js';
-import { UnknownLayerError } from './errors.js';
+import type { ResolvedTap } from '../../config/resolved.js';
+import { UnknownLayerError } from '../errors.js';
 import { memoryHandler } from './memory-handler.js';
 import type { ModelFiles } from './model-files.js';
 import { graphInputShape, graphNodes, graphTensorNode, kerasLayerNames, type GraphNodeJson } from './model-json.js';

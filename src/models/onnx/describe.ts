@@ -1,9 +1,9 @@
-import { ONNX_ELEM_TYPES, withGraphOutputs, type OnnxModel, type OnnxValueInfo } from './onnx-graph.js';
-import { onnxContentHash, readOnnxFiles, type OnnxFiles } from './onnx-files.js';
-import { modulePath, OnnxTapIndex } from './onnx-module-paths.js';
-import { inputShapeOf, isTensorDtype, zeros } from './model-inputs.js';
-import { createSession, loadOrt, ortFeeds } from './onnx-session.js';
-import type { LayerInfo, ModelDescription, ModelInputInfo, ModelInputs, ModuleInfo, TapPoint } from './types.js';
+import { ONNX_ELEM_TYPES, withGraphOutputs, type OnnxModel, type OnnxValueInfo } from './graph.js';
+import { onnxContentHash, readOnnxFiles, type OnnxFiles } from './files.js';
+import { modulePath, OnnxTapIndex } from './module-paths.js';
+import { inputShapeOf, isTensorDtype, zeros } from '../model-inputs.js';
+import { createSession, loadOrt, ortFeeds } from './session.js';
+import type { LayerInfo, ModelDescription, ModelInputInfo, ModelInputs, ModuleInfo, TapPoint } from '../types.js';
 
 type Shape = (number | null)[];
 

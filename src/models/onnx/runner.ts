@@ -1,14 +1,14 @@
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
-import type { ResolvedTap } from '../config/resolved.js';
-import { fromFloat16Array } from '../types/float16.js';
-import { asFloat32, checkInputs, checkRowShape, sliceRows } from './model-inputs.js';
-import { onnxInputs } from './onnx-describe.js';
-import { readOnnxFiles } from './onnx-files.js';
-import { withGraphOutputs } from './onnx-graph.js';
-import { OnnxTapIndex } from './onnx-module-paths.js';
-import { createSession, loadOrt, ortFeeds, type Ort } from './onnx-session.js';
-import { encodeTap, tapValues } from './tap-features.js';
-import type { ModelInputInfo, ModelInputs, ModelRunner, ModelSpec, NamedTensor, TapOutput } from './types.js';
+import type { ResolvedTap } from '../../config/resolved.js';
+import { fromFloat16Array } from '../../types/float16.js';
+import { asFloat32, checkInputs, checkRowShape, sliceRows } from '../model-inputs.js';
+import { onnxInputs } from './describe.js';
+import { readOnnxFiles } from './files.js';
+import { withGraphOutputs } from './graph.js';
+import { OnnxTapIndex } from './module-paths.js';
+import { createSession, loadOrt, ortFeeds, type Ort } from './session.js';
+import { encodeTap, tapValues } from '../tap-features.js';
+import type { ModelInputInfo, ModelInputs, ModelRunner, ModelSpec, NamedTensor, TapOutput } from '../types.js';
 
 /** Layout of an ONNX runner's activations: PyTorch exports are NCHW, as is the Conv op. */
 export const ONNX_LAYOUT = 'nchw';

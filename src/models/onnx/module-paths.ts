@@ -1,6 +1,6 @@
-import { UnknownLayerError } from './errors.js';
-import { nearestNames } from '../types/did-you-mean.js';
-import type { OnnxGraph, OnnxNode } from './onnx-graph.js';
+import { UnknownLayerError } from '../errors.js';
+import { nearestNames } from '../../types/did-you-mean.js';
+import type { OnnxGraph, OnnxNode } from './graph.js';
 
 /**
  * PyTorch module paths of an exported graph, and where a tap lands in it.

@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { errorCode, resolveInside } from './model-paths.js';
-import { parseOnnxModel, type OnnxModel } from './onnx-graph.js';
+import { errorCode, resolveInside } from '../model-paths.js';
+import { parseOnnxModel, type OnnxModel } from './graph.js';
 
 /** An ONNX model as read from disk: the model bytes, its external weight files, and its parsed graph. */
 export interface OnnxFiles {
