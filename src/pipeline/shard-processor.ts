@@ -9,9 +9,6 @@ import { ShardReader } from './shard-reader.js';
 import { ShardWriter } from './shard-writer.js';
 import type { ShardJobData, ShardResult } from './types.js';
 
-// the pool input of a batch is tested on its own, through this module
-export { batchInput } from './batcher.js';
-
 /** What a shard needs besides its job data. */
 export interface ShardContext {
   pool: BatchRunner;

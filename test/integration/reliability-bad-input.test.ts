@@ -1,6 +1,5 @@
 import { copyFile, mkdir, readFile, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { deflateSync } from 'node:zlib';
 import { tableFromArrays, tableFromIPC, tableToIPC } from 'apache-arrow';
 import { Redis } from 'ioredis';
 import sharp from 'sharp';
@@ -15,38 +14,7 @@ import { runCli } from '../helpers/cli.js';
 import { makeFifo, releaseFifo } from '../helpers/fifo.js';
 import { featureRows, maxAbsDiff, readArrow, REDIS_URL, SEED, SEED_MODEL, tempDir, testPrefix } from '../helpers/index.js';
 import { duplicates, readManifest, readRunFolder, rowValue, waitForFinal } from './reliability-harness.js';
-
-function crc32(bytes: Uint8Array): number {
-  let c = ~0;
-  for (const b of bytes) {
-    c ^= b;
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xedb88320 : c >>> 1;
-  }
-  return ~c >>> 0;
-}
-
-function pngChunk(type: string, data: Uint8Array): Buffer {
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(data.length);
-  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(body));
-  return Buffer.concat([len, body, crc]);
-}
-
-/** A PNG whose header declares width x height RGB pixels (here 10 gigapixels) over a few bytes of data. */
-function bombPng(width: number, height: number): Buffer {
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr.set([8, 2, 0, 0, 0], 8);
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    pngChunk('IHDR', ihdr),
-    pngChunk('IDAT', deflateSync(Buffer.alloc(4096))),
-    pngChunk('IEND', new Uint8Array(0)),
-  ]);
-}
+import { bombPng } from '../helpers/images.js';
 
 const solid = (channels: 3 | 4, r: number, g: number, b: number, alpha = 1) =>
   sharp({ create: { width: 40, height: 36, channels, background: { r, g, b, alpha } } });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ResolvedJob } from '../../../src/config/resolved.js';
-import { batchInput } from '../../../src/pipeline/shard-processor.js';
+import { batchInput } from '../../../src/pipeline/batch-input.js';
 import type { SourceRow } from '../../../src/sources/types.js';
 
 type TensorRow = Extract<SourceRow, { kind: 'tensor' }>;
