@@ -26,7 +26,7 @@ export {
   runtimeFor,
   threadLimit,
 } from './registry.js';
-export { tapColumn, type TapShapeContext } from './tap-shape.js';
+export { tapColumn, type TapShapeContext } from './reductions.js';
 export type { RuntimeEntry, RuntimeRegistry } from './registry.js';
 export { checkInputs, formatInput, formatInputs, isTensorDtype, singleFloatInput } from './model-inputs.js';
 export { selectBackend, tfjsNodeInstalled, TFJS_BACKENDS, type TfjsBackendName } from './tfjs/backend.js';

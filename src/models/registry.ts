@@ -5,7 +5,7 @@ import type { LayerInfo, ListLayersOptions, ModelDescription, ModelInputInfo, Mo
 import type { ResolvedTap } from '../config/resolved.js';
 import { FieldError } from '../types/errors.js';
 import type { TapColumn } from '../types/features.js';
-import { tapColumn } from './tap-shape.js';
+import { tapColumn } from './reductions.js';
 
 /**
  * One model runtime: which models it handles, which backends run them, and its module, imported

@@ -1,6 +1,6 @@
 import type { ResolvedTap } from '../config/resolved.js';
-import { encodeTap, tapValues } from './tap-features.js';
-import { isTokenStates, tapColumn } from './tap-shape.js';
+import { encodeTap, tapValues } from './tfjs/tap-tensor.js';
+import { isTokenStates, tapColumn } from './reductions.js';
 import type { TapOutput } from './types.js';
 
 /** Divides each run of `per` values by its L2 norm, in place; an all-zero run stays zero. */

@@ -4,7 +4,7 @@ import { selectBackend } from './backend.js';
 import { ModelInputError } from '../errors.js';
 import { checkInputs, checkRowShape } from '../model-inputs.js';
 import { readModelFiles, tfjsInputs } from './model-files.js';
-import { tapOutput, tapTensor, type TapTensor } from '../tap-features.js';
+import { tapOutput, tapTensor, type TapTensor } from './tap-tensor.js';
 import { tapGraphModel, tapLayersModel, type TappedModel } from './tapped-model.js';
 import { loadTfjs, type Tfjs } from './tfjs.js';
 import type { ModelInputInfo, ModelInputs, ModelRunner, ModelSpec, NamedTensor, TapOutput } from '../types.js';

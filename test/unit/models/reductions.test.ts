@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ResolvedTap } from '../../../src/config/resolved.js';
-import { tapValues } from '../../../src/models/tap-features.js';
-import { tapColumn } from '../../../src/models/tap-shape.js';
+import { tapValues } from '../../../src/models/tfjs/tap-tensor.js';
+import { tapColumn } from '../../../src/models/reductions.js';
 import { tokenTapValues } from '../../../src/models/token-features.js';
 import { tap } from '../../helpers/models.js';
 

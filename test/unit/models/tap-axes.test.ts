@@ -5,7 +5,7 @@ import { JobConfigError, parseJob } from '../../../src/config/index.js';
 import { computeFingerprint, resolveJob } from '../../../src/pipeline/index.js';
 import { selectBackend } from '../../../src/models/tfjs/backend.js';
 import { loadRunner, singleFloatInput } from '../../../src/models/index.js';
-import { tapTensor, tapValues } from '../../../src/models/tap-features.js';
+import { tapTensor, tapValues } from '../../../src/models/tfjs/tap-tensor.js';
 import { loadTfjs } from '../../../src/models/tfjs/tfjs.js';
 import { buildSchema } from '../../../src/sinks/index.js';
 import { writeNpy } from '../../../src/sources/npy.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { selectBackend } from '../../../../src/models/tfjs/backend.js';
-import { tapTensor, tapValues } from '../../../../src/models/tap-features.js';
+import { tapTensor, tapValues } from '../../../../src/models/tfjs/tap-tensor.js';
 import { loadTfjs } from '../../../../src/models/tfjs/tfjs.js';
 import { maxAbsDiff, tap } from '../../../helpers/models.js';
 

@@ -1,9 +1,9 @@
 import type { Tensor } from '@tensorflow/tfjs-core';
-import type { ResolvedTap } from '../config/resolved.js';
-import { toFloat16Array } from '../types/float16.js';
-import { reduceAxes, tapColumn } from './tap-shape.js';
-import type { Tfjs } from './tfjs/tfjs.js';
-import type { TapOutput } from './types.js';
+import type { ResolvedTap } from '../../config/resolved.js';
+import { toFloat16Array } from '../../types/float16.js';
+import { reduceAxes, tapColumn } from '../reductions.js';
+import type { Tfjs } from './tfjs.js';
+import type { TapOutput } from '../types.js';
 
 /** A tap's features as a [rows, features] tensor, with the per-row shape it had before flattening. */
 export interface TapTensor {
