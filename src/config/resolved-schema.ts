@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { ResolvedJob, ResolvedPreprocess, ResolvedTap, ResolvedText } from './resolved.js';
-import { datasetNameSchema, s3Fields, sourceLimitFields } from './schema.js';
+import { datasetNameSchema, REDUCE_MODES, s3Fields, sourceLimitFields } from './schema.js';
 
 // source types, backends and sink formats are registry names: the worker that takes a job checks
 // them against its registries (a name it does not hold fails the job), as planning did
@@ -56,7 +56,7 @@ export const resolvedTapSchema = z.strictObject({
   layer: z.string().min(1),
   at: z.enum(['input', 'output']),
   as: z.string().min(1),
-  reduce: z.enum(['none', 'mean', 'max', 'cls', 'last']),
+  reduce: z.enum(REDUCE_MODES),
   axes: z.array(z.number().int().min(1)).min(1).optional(),
   normalize: z.enum(['none', 'l2']),
   dtype: z.enum(['float32', 'float16']),

@@ -71,6 +71,15 @@ export const preprocessSchema = z.strictObject({
   prefix: z.string().optional(),
 });
 
+/**
+ * The `reduce` modes, declared once for the job file and the resolved job: what each does to an
+ * activation, the column it leaves and which taps it fits are in models/reductions.ts, whose
+ * table has an entry per name here.
+ */
+export const REDUCE_MODES = ['none', 'mean', 'max', 'cls', 'last'] as const;
+/** A `reduce` mode: none (keep every value), mean or max (pool), cls or last (pick a token of a text model). */
+export type ReduceMode = (typeof REDUCE_MODES)[number];
+
 export const tapSchema = z.strictObject({
   /** layer name (LayersModel), node name (GraphModel), module path (ONNX), or a glob of them (`*`: any run of characters but '.' and '/') */
   layer: z.string().min(1),
@@ -83,7 +92,7 @@ export const tapSchema = z.strictObject({
     .regex(/^(?:[A-Za-z_]|\{name\})(?:[A-Za-z0-9_.:-]|\{name\})*$/, 'must start with a letter or _ and use letters, digits, _ . : - (and {name} on a glob)')
     .optional(),
   /** pooling over spatial/sequence axes; flatten is implied. @defaultValue none */
-  reduce: z.enum(['none', 'mean', 'max', 'cls', 'last']).default('none'),
+  reduce: z.enum(REDUCE_MODES).default('none'),
   /**
    * the axes `reduce` pools over, counted in the activation with the batch axis as 0, consecutive
    * and ascending: [1] for a transformer's [N, tokens, D] output. @defaultValue the spatial axes of

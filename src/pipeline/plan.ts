@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { formatInput, formatInputs } from '../models/model-inputs.js';
 import { backendMismatch, describeModel, runtimeFor, type RuntimeRegistry } from '../models/registry.js';
+import { reduceProblem } from '../models/reductions.js';
 import type { ModelDescription } from '../models/types.js';
 import { createSink } from '../storage/registry.js';
 import { createSource, inferSourceType } from '../sources/registry.js';
@@ -91,26 +92,8 @@ function resolveTaps(taps: TapConfig[], desc: ModelDescription, text: boolean, m
     } catch (err) {
       throw new JobConfigError(`taps[${i}].layer: ${(err as Error).message}`, [`taps[${i}].layer`]);
     }
-    if (!text && (tap.reduce === 'cls' || tap.reduce === 'last')) {
-      throw new JobConfigError(
-        `taps[${i}].reduce: ${tap.reduce} picks a token of a text model's output; this model takes no input_ids (use none, mean or max)`,
-        [`taps[${i}].reduce`],
-      );
-    }
-    if (tap.axes !== undefined) {
-      if (text) {
-        throw new JobConfigError(
-          `taps[${i}].axes: on a text model reduce pools over each row's real tokens (axis 1); axes does not combine with it, remove axes`,
-          [`taps[${i}].axes`],
-        );
-      }
-      if (tap.reduce === 'none') {
-        throw new JobConfigError(`taps[${i}].axes: axes are what reduce pools over; set reduce: mean or max, or remove axes`, [`taps[${i}].axes`]);
-      }
-      if (tap.axes.some((a, k) => k > 0 && a !== tap.axes![k - 1]! + 1)) {
-        throw new JobConfigError(`taps[${i}].axes: must be consecutive and ascending, like [1] or [2, 3]; got [${tap.axes.join(', ')}]`, [`taps[${i}].axes`]);
-      }
-    }
+    const problem = reduceProblem(tap, text);
+    if (problem !== null) throw new JobConfigError(`taps[${i}].${problem.field}: ${problem.message}`, [`taps[${i}].${problem.field}`]);
     const as = tap.as ?? defaultColumnName(tap);
     if (as === 'id') throw new JobConfigError(`taps[${i}].as: 'id' is the row id column; choose another name`, [`taps[${i}].as`]);
     const prev = seen.get(as);

@@ -2,7 +2,7 @@ import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { singleFloatInput } from '../models/model-inputs.js';
 import { loadRunner } from '../models/registry.js';
 import type { ModelRunner, ModelSpec, TapOutput } from '../models/types.js';
-import { tokenTapValues } from '../models/token-features.js';
+import { tokenTapValues } from '../models/reductions.js';
 import type { ResolvedText } from '../config/resolved.js';
 import type { TextTokenizer } from '../preprocess/tokenize.js';
 import { pickRows } from '../types/features.js';

@@ -7,7 +7,7 @@ import { readOnnxFiles } from './files.js';
 import { withGraphOutputs } from './graph.js';
 import { OnnxTapIndex } from './module-paths.js';
 import { createSession, loadOrt, ortFeeds, type Ort } from './session.js';
-import { encodeTap, tapValues } from '../tfjs/tap-tensor.js';
+import { encodeTap, tapValues } from '../reductions.js';
 import type { ModelInputInfo, ModelInputs, ModelRunner, ModelSpec, NamedTensor, TapOutput } from '../types.js';
 
 /** Layout of an ONNX runner's activations: PyTorch exports are NCHW, as is the Conv op. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { tokenTapValues } from '../../../src/models/token-features.js';
+import { tokenTapValues } from '../../../src/models/reductions.js';
 import { pickRows } from '../../../src/types/features.js';
 import { fromFloat16Array } from '../../../src/types/float16.js';
 import { tap } from '../../helpers/models.js';

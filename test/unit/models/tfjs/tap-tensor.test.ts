@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { selectBackend } from '../../../../src/models/tfjs/backend.js';
-import { tapTensor, tapValues } from '../../../../src/models/tfjs/tap-tensor.js';
+import { tapValues } from '../../../../src/models/reductions.js';
+import { tapTensor } from '../../../../src/models/tfjs/tap-tensor.js';
 import { loadTfjs } from '../../../../src/models/tfjs/tfjs.js';
 import { maxAbsDiff, tap } from '../../../helpers/models.js';
 
