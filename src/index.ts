@@ -43,6 +43,9 @@ export type { Sink, SinkWriter } from './storage/types.js';
 export { defaultFormats, type BatchFileWriter, type FormatRegistry, type PartFormatEntry } from './sinks/formats.js';
 export { defaultRuntimes, type RuntimeEntry, type RuntimeRegistry } from './models/registry.js';
 export type { Runtime } from './models/types.js';
+// what a runtime of a program's own implements, and the reductions its taps ask for
+export type { ModelInputs, ModelRunner, ModelSpec, NamedTensor, RuntimeModule, TapOutput } from './models/types.js';
+export { encodeTap, tapValues } from './models/reductions.js';
 
 // logging
 export { createLogger, type LoggerOptions, type LogFormat } from './ops/logger.js';

@@ -13,17 +13,20 @@ export type {
   TapPoint,
   TensorDataOf,
   TensorDtype,
+  RuntimeModule,
+  PoolThreadInfo,
 } from './types.js';
 export {
   backendMismatch,
   defaultRuntimes,
   describeModel,
-  isOnnxUri,
+  importRuntime,
   listLayers,
   loadRunner,
   modelInputs,
   modelTapColumns,
   runtimeFor,
+  threadModule,
   threadLimit,
 } from './registry.js';
 export { tapColumn, type TapShapeContext } from './reductions.js';
@@ -32,5 +35,6 @@ export { checkInputs, formatInput, formatInputs, isTensorDtype, singleFloatInput
 export { selectBackend, tfjsNodeInstalled, TFJS_BACKENDS, type TfjsBackendName } from './tfjs/backend.js';
 export { BUILTIN_MODELS, type BuiltinModel } from './tfjs/builtin.js';
 export { ModelInputError, UnknownLayerError } from './errors.js';
-export { defaultIntraOpThreads, type PoolThreadInfo } from './onnx/session.js';
+export { defaultIntraOpThreads } from './onnx/session.js';
+export { isOnnxUri } from './onnx/entry.js';
 export { moduleChain, modulePath, OnnxTapIndex, type OnnxModule, type OnnxTapPoint } from './onnx/module-paths.js';

@@ -1,60 +1,59 @@
-import { fileURLToPath } from 'node:url';
 import { Registry, UnknownNameError } from '../types/registry.js';
-import { TFJS_BACKENDS, tfjsNodeInstalled } from './tfjs/backend.js';
-import type { LayerInfo, ListLayersOptions, ModelDescription, ModelInputInfo, ModelRunner, ModelSpec, ModuleInfo, Runtime } from './types.js';
+import { onnxEntry } from './onnx/entry.js';
+import { tfjsEntry } from './tfjs/entry.js';
+import type {
+  LayerInfo,
+  ListLayersOptions,
+  ModelDescription,
+  ModelInputInfo,
+  ModelRunner,
+  ModelSpec,
+  ModuleInfo,
+  Runtime,
+  RuntimeEntry,
+  RuntimeModule,
+  RuntimeRegistry,
+} from './types.js';
 import type { ResolvedTap } from '../config/resolved.js';
 import { FieldError } from '../types/errors.js';
 import type { TapColumn } from '../types/features.js';
 import { tapColumn } from './reductions.js';
 
-/**
- * One model runtime: which models it handles, which backends run them, and its module, imported
- * only when one of its models is first described, listed or run.
- */
-export interface RuntimeEntry {
-  /** whether `uri` names one of its models; entries are asked in order, so a catch-all goes last */
-  handles(uri: string): boolean;
-  /** the `model.backend` values that run its models, besides 'auto' (which picks one) */
-  backends: readonly string[];
-  /** what messages call its models: 'TF.js models' */
-  models: string;
-  /** what messages call one of its models: 'a TF.js model' */
-  model: string;
-  /** the pool threads one process may run with `backend`, when the backend limits them */
-  threadLimit?(backend: string): number | undefined;
-  /** the runtime */
-  open(): Promise<Runtime>;
-}
+export type { RuntimeEntry, RuntimeRegistry } from './types.js';
 
-/** Model runtimes, asked in order which one handles a model uri. */
-export type RuntimeRegistry = Registry<RuntimeEntry>;
-
-/** True when a model URI names an ONNX file. */
-export function isOnnxUri(uri: string): boolean {
-  return /\.onnx$/i.test(uri.startsWith('file://') ? fileURLToPath(uri) : uri);
-}
-
-/** The runtimes layertap has built in: onnxruntime for .onnx files, TF.js for everything else. */
+/** The runtimes layertap has built in: onnxruntime for .onnx files, TF.js for everything else (a catch-all, so last). */
 export function defaultRuntimes(): RuntimeRegistry {
-  return new Registry<RuntimeEntry>('model.uri', 'runtime', {
-    onnx: {
-      handles: isOnnxUri,
-      backends: ['onnx'],
-      models: '.onnx models',
-      model: 'an ONNX model',
-      open: async () => (await import('./onnx/runtime.js')).onnxRuntime,
-    },
-    tfjs: {
-      // model.json, its folder, builtin:<name>: whatever no runtime before it takes
-      handles: () => true,
-      backends: TFJS_BACKENDS,
-      models: 'TF.js models',
-      model: 'a TF.js model',
-      // tfjs-node uses every core itself, and misbehaves with several threads in one process
-      threadLimit: (backend) => (backend === 'tensorflow' || (backend === 'auto' && tfjsNodeInstalled()) ? 1 : undefined),
-      open: async () => (await import('./tfjs/runtime.js')).tfjsRuntime,
-    },
-  });
+  return new Registry<RuntimeEntry>('model.uri', 'runtime', { onnx: onnxEntry, tfjs: tfjsEntry });
+}
+
+/** The runtime `module` names: its export, checked to be one. */
+export async function importRuntime(module: RuntimeModule): Promise<Runtime> {
+  const exports = (await import(module.url)) as Record<string, unknown>;
+  const runtime = exports[module.export] as Partial<Runtime> | undefined;
+  if (typeof runtime?.describe !== 'function' || typeof runtime.load !== 'function') {
+    throw new Error(`${module.url} exports no runtime '${module.export}' (an object with describe, inputs, listLayers and load)`);
+  }
+  return runtime as Runtime;
+}
+
+/** An entry's runtime, loaded in the calling thread. */
+function openRuntime(entry: RuntimeEntry): Promise<Runtime> {
+  return entry.open ? entry.open() : importRuntime(entry.module);
+}
+
+/**
+ * Where pool threads import the runtime that handles `uri`. An entry without a module (made by a
+ * JavaScript program) is a {@link FieldError} naming the runtime, so that planning refuses the
+ * job rather than a thread failing on it.
+ */
+export function threadModule(uri: string, runtimes: RuntimeRegistry = defaultRuntimes()): RuntimeModule {
+  const entry = runtimeFor(uri, runtimes);
+  const module = entry.module as RuntimeModule | undefined;
+  if (typeof module?.url !== 'string' || typeof module.export !== 'string') {
+    const name = runtimes.list().find(([, e]) => e === entry)?.[0] ?? '?';
+    throw new FieldError('model.uri', `runtime '${name}' names no module for the pool threads to import (RuntimeEntry.module: { url, export })`);
+  }
+  return module;
 }
 
 /** The runtime that handles `uri`: the first entry that says it does. */
@@ -86,12 +85,12 @@ export function threadLimit(backend: string, runtimes: RuntimeRegistry = default
 
 /** Inspect a model without loading its runtime: format, inputs, layer names, content hash. */
 export async function describeModel(uri: string, runtimes: RuntimeRegistry = defaultRuntimes()): Promise<ModelDescription> {
-  return (await runtimeFor(uri, runtimes).open()).describe(uri);
+  return (await openRuntime(runtimeFor(uri, runtimes))).describe(uri);
 }
 
 /** The inputs a model declares (name, dtype, dims), read from its files without hashing weights or loading a runtime. */
 export async function modelInputs(uri: string, runtimes: RuntimeRegistry = defaultRuntimes()): Promise<ModelInputInfo[]> {
-  return (await runtimeFor(uri, runtimes).open()).inputs(uri);
+  return (await openRuntime(runtimeFor(uri, runtimes))).inputs(uri);
 }
 
 /**
@@ -99,12 +98,12 @@ export async function modelInputs(uri: string, runtimes: RuntimeRegistry = defau
  * carry their output tensors and PyTorch module path.
  */
 export async function listLayers(uri: string, opts: ListLayersOptions = {}, runtimes: RuntimeRegistry = defaultRuntimes()): Promise<LayerInfo[]> {
-  return (await runtimeFor(uri, runtimes).open()).listLayers(uri, opts);
+  return (await openRuntime(runtimeFor(uri, runtimes))).listLayers(uri, opts);
 }
 
 /** The PyTorch modules of a model exported with their paths in its node names, outermost first; [] for a model without them (TF.js layers are listed by {@link listLayers}). */
 export async function listModules(uri: string, runtimes: RuntimeRegistry = defaultRuntimes()): Promise<ModuleInfo[]> {
-  const runtime = await runtimeFor(uri, runtimes).open();
+  const runtime = await openRuntime(runtimeFor(uri, runtimes));
   return runtime.listModules ? runtime.listModules(uri) : [];
 }
 
@@ -121,7 +120,7 @@ export async function modelTapColumns(
   text: boolean,
   runtimes: RuntimeRegistry = defaultRuntimes(),
 ): Promise<Array<TapColumn | null>> {
-  const runtime = await runtimeFor(uri, runtimes).open();
+  const runtime = await openRuntime(runtimeFor(uri, runtimes));
   if (!runtime.tapActivations) return taps.map(() => null);
   const { layout, shapes } = await runtime.tapActivations(uri, taps);
   return taps.map((tap, i) => {
@@ -130,11 +129,17 @@ export async function modelTapColumns(
   });
 }
 
-/** Load a model (in the calling thread) on its runtime, with every tap wired into one forward pass. */
+/**
+ * Load a model (in the calling thread) on its runtime, with every tap wired into one forward
+ * pass: the runtime `spec.runtime` names (what pool threads are handed), else the one of
+ * `runtimes` that handles the model, on a backend it has.
+ */
 export async function loadRunner(spec: ModelSpec, runtimes: RuntimeRegistry = defaultRuntimes()): Promise<ModelRunner> {
   if (spec.taps.length === 0) throw new Error(`model ${spec.uri}: no taps; name at least one layer to tap`);
+  // the backend was checked against the runtime where the module was chosen
+  if (spec.runtime) return (await importRuntime(spec.runtime)).load(spec);
   const entry = runtimeFor(spec.uri, runtimes);
   const mismatch = backendMismatch(spec.uri, spec.backend, entry, runtimes);
   if (mismatch !== null) throw new Error(`backend ${mismatch}`);
-  return (await entry.open()).load(spec);
+  return (await openRuntime(entry)).load(spec);
 }

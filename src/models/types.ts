@@ -1,5 +1,6 @@
 import type { ResolvedPreprocess, ResolvedTap, ResolvedText } from '../config/resolved.js';
 import type { TapOutput } from '../types/features.js';
+import type { Registry } from '../types/registry.js';
 
 export type { TapOutput };
 
@@ -125,9 +126,32 @@ export interface ModelRunner {
   dispose(): Promise<void>;
 }
 
+/**
+ * Where a pool thread finds a runtime: a module it can `import()` (a file: URL or a package
+ * name) and the name of the export that is the {@link Runtime}. Pool threads are handed data,
+ * never functions, so a runtime reaches them this way.
+ */
+export interface RuntimeModule {
+  url: string;
+  export: string;
+}
+
+/**
+ * What a pool puts in its threads' workerData so that a runtime with its own thread pool can size
+ * it: pool threads x intra-op threads should not exceed the cores.
+ */
+export interface PoolThreadInfo {
+  layertapPoolThreads: number;
+}
+
 /** What a thread needs to load and run a model. */
 export interface ModelSpec {
   uri: string;
+  /**
+   * the runtime that runs the model, as the registries that planned or took the job name it
+   * (`RuntimeEntry.module`). @defaultValue the built-in runtime that handles `uri`
+   */
+  runtime?: RuntimeModule;
   /** a backend of the model's runtime, or 'auto' */
   backend: string;
   taps: ResolvedTap[];
@@ -184,3 +208,33 @@ export interface Runtime {
    */
   tapActivations?(uri: string, points: readonly TapPoint[]): Promise<TapActivations>;
 }
+
+/**
+ * One model runtime: which models it handles, which backends run them, and its module, imported
+ * only when one of its models is first described, listed or run.
+ */
+export interface RuntimeEntry {
+  /** whether `uri` names one of its models; entries are asked in order, so a catch-all goes last */
+  handles(uri: string): boolean;
+  /** the `model.backend` values that run its models, besides 'auto' (which picks one) */
+  backends: readonly string[];
+  /** what messages call its models: 'TF.js models' */
+  models: string;
+  /** what messages call one of its models: 'a TF.js model' */
+  model: string;
+  /** the pool threads one process may run with `backend`, when the backend limits them */
+  threadLimit?(backend: string): number | undefined;
+  /**
+   * the module that holds the runtime, which pool threads import to run its models (they are
+   * handed data, never functions): a file: URL or a package name, and the name of its export
+   */
+  module: RuntimeModule;
+  /**
+   * the runtime, in the calling thread. @defaultValue the export `module` names, imported
+   * (the built-ins import theirs statically, so that a test runs the sources it checks)
+   */
+  open?(): Promise<Runtime>;
+}
+
+/** Model runtimes, asked in order which one handles a model uri. */
+export type RuntimeRegistry = Registry<RuntimeEntry>;

@@ -1,4 +1,5 @@
 import type { ResolvedJob } from '../config/resolved.js';
+import type { RuntimeRegistry } from '../models/registry.js';
 import { pickRows, type TapOutput } from '../types/features.js';
 import type { BatchRunner } from '../workers/batch-runner.js';
 import { modelSpecOf } from '../workers/model-spec.js';
@@ -17,6 +18,8 @@ export interface BatcherOptions {
   maxInFlight?: number;
   /** passed to every pool call: aborting it stops the batches in the pool */
   signal?: AbortSignal;
+  /** where the pool threads find the model's runtime. @defaultValue the built-ins */
+  runtimes?: RuntimeRegistry;
   /**
    * text: sort the rows of each window of a few batches by length before cutting it into
    * batches, so that a batch pads little; results are put back in source order. @defaultValue true
@@ -80,7 +83,7 @@ export class Batcher {
     this.batchRows = Math.max(1, Math.ceil(opts.shardRows / (pool.threads * rounds)));
     const maxInFlight = opts.maxInFlight ?? Math.max(2, pool.threads * 2);
     this.columns = job.taps.map((t) => t.as);
-    this.model = modelSpecOf(job);
+    this.model = modelSpecOf(job, opts.runtimes);
     // text: windows of as many batches as would be in flight, two windows in flight. Sorting a
     // window of 2 batches only halves the padding of random lengths; 4 bring the longest row of a
     // batch near its mean. The second window keeps the pool busy while the first one's longest

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { formatInput, formatInputs } from '../models/model-inputs.js';
-import { backendMismatch, describeModel, runtimeFor, type RuntimeRegistry } from '../models/registry.js';
+import { backendMismatch, describeModel, runtimeFor, threadModule, type RuntimeRegistry } from '../models/registry.js';
 import { reduceProblem } from '../models/reductions.js';
 import type { ModelDescription } from '../models/types.js';
 import { createSink } from '../storage/registry.js';
@@ -307,6 +307,8 @@ export async function resolveJob(job: JobConfig, opts: ResolveOptions = {}): Pro
   let mismatch: string | null;
   try {
     mismatch = backendMismatch(job.model.uri, job.model.backend, runtimeFor(modelUri, runtimes), runtimes);
+    // the pool threads must be able to import the runtime, or the job would fail in them
+    threadModule(modelUri, runtimes);
   } catch (err) {
     throw configError(err, 'model.uri');
   }

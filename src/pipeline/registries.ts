@@ -10,8 +10,8 @@ import { UnknownNameError } from '../types/registry.js';
  * `sink.uri`), part formats (`sink.format`) and model runtimes (by `model.uri`, and the backends
  * in `model.backend`). Planning, enqueueing and processing a job take one as an option.
  *
- * Pool threads cannot be handed functions, so they always load models with the built-in
- * runtimes ({@link defaultRuntimes}); a runtime added here is used for planning only.
+ * Pool threads cannot be handed functions: they import a runtime's module, which its entry names
+ * (`RuntimeEntry.module`), so a runtime added here runs the job's batches too.
  *
  * @example
  * const registries = { ...defaultRegistries(), sinks: defaultSinks().with('mem', memorySink) };

@@ -22,7 +22,7 @@ export interface ShardContext {
    * incremental run. @defaultValue one for this shard alone
    */
   incremental?: IncrementalCache;
-  /** where the job's source kind, sink scheme and part format are found. @defaultValue the built-ins */
+  /** where the job's source kind, sink scheme, part format and model runtime are found. @defaultValue the built-ins */
   registries?: Registries;
   /** text: sort rows by length within windows of a few batches (less padding). @defaultValue true */
   groupByLength?: boolean;
@@ -49,6 +49,7 @@ export async function processShard(data: ShardJobData, ctx: ShardContext): Promi
     shardRows: shard.count,
     signal: ctx.signal,
     maxInFlight: ctx.maxInFlight,
+    runtimes: registries.runtimes,
     ...(ctx.groupByLength !== undefined ? { groupByLength: ctx.groupByLength } : {}),
   });
   const carry = new CarryOverMerge(

@@ -33,8 +33,8 @@ export interface RunOptions {
   /** the records as plain text lines (their messages), when no `logger` is given */
   log?: (line: string) => void;
   /**
-   * where the job's source kind, sink scheme, part format and model runtime are found; pool
-   * threads load models with the built-in runtimes whatever this holds. @defaultValue the built-ins
+   * where the job's source kind, sink scheme, part format and model runtime are found (pool
+   * threads import the runtime's module). @defaultValue the built-ins
    */
   registries?: Registries;
 }
@@ -81,6 +81,7 @@ export async function runJob(jobOrPath: JobConfig | string, opts: RunOptions = {
   let pool: EmbedPool | null = new EmbedPool({
     backend: config.model.backend,
     ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
+    ...(opts.registries ? { runtimes: opts.registries.runtimes } : {}),
     onError: (err) => log.error({}, `layertap worker: pool: ${err.message}`),
   });
   let stop = async (): Promise<void> => undefined;
@@ -91,7 +92,7 @@ export async function runJob(jobOrPath: JobConfig | string, opts: RunOptions = {
   try {
     // validate against the model and source before touching Redis: a bad job does no work
     const resolved = await resolveJob(config, { ...(opts.cwd ? { cwd: opts.cwd } : {}), ...registries });
-    void pool.warmUp(modelSpecOf(resolved));
+    void pool.warmUp(modelSpecOf(resolved, opts.registries?.runtimes));
     // BullMQ and the shard pipeline (a quarter of a second of this thread's time) load while the threads start
     const [{ LayertapClient, newRunId }, { LayertapWorker }] = await Promise.all([import('./client.js'), import('./worker.js')]);
     const redis = await connectRedis(opts.settings, log);

@@ -120,8 +120,8 @@ export interface LayertapWorkerOptions {
   /** recorded as processedBy on each job it takes. @defaultValue '<hostname>:<pid>' */
   name?: string;
   /**
-   * where a job's source kind, sink scheme and part format are found. Pool threads load models
-   * with the built-in runtimes whatever this holds. @defaultValue the built-ins
+   * where a job's source kind, sink scheme, part format and model runtime are found (pool
+   * threads import the runtime's module). @defaultValue the built-ins
    */
   registries?: Registries;
   /**
@@ -243,12 +243,13 @@ export class LayertapWorker {
 
   /** One pool per thread count: tfjs-node jobs get a single-thread pool, the others share one. */
   private poolFor(job: ShardJobData): EmbedPool {
-    const threads = threadsFor(job.job.model.backend, this.opts.threads ?? availableParallelism());
+    const threads = threadsFor(job.job.model.backend, this.opts.threads ?? availableParallelism(), this.registries.runtimes);
     let pool = this.pools.get(threads);
     if (!pool) {
       pool = new EmbedPool({
         threads,
         backend: job.job.model.backend,
+        runtimes: this.registries.runtimes,
         ...(this.opts.batchTimeoutMs !== undefined ? { batchTimeoutMs: this.opts.batchTimeoutMs } : {}),
         ...(this.opts.threadEntry ? { filename: this.opts.threadEntry } : {}),
         onError: (err) => this.log.error({ threads }, `layertap worker: pool: ${err.message}`),

@@ -1,4 +1,5 @@
 import type { ResolvedJob, ResolvedTap } from '../config/resolved.js';
+import { defaultRuntimes, threadModule, type RuntimeRegistry } from '../models/registry.js';
 import type { ModelSpec } from '../models/types.js';
 
 /** The column a text job's tapped tensor is fetched under, unreduced, before the thread pools it per row. */
@@ -16,10 +17,17 @@ function rawTaps(taps: readonly ResolvedTap[]): ResolvedTap[] {
   return [...byName.values()];
 }
 
-/** What a pool thread needs to load and run a job's model: the same for every batch of a job. */
-export function modelSpecOf(job: Pick<ResolvedJob, 'model' | 'taps' | 'inputShape' | 'fingerprint' | 'preprocess' | 'text'>): ModelSpec {
+/**
+ * What a pool thread needs to load and run a job's model: the same for every batch of a job. The
+ * runtime is the one of `runtimes` that handles the model, named by its module.
+ */
+export function modelSpecOf(
+  job: Pick<ResolvedJob, 'model' | 'taps' | 'inputShape' | 'fingerprint' | 'preprocess' | 'text'>,
+  runtimes: RuntimeRegistry = defaultRuntimes(),
+): ModelSpec {
   return {
     uri: job.model.uri,
+    runtime: threadModule(job.model.uri, runtimes),
     backend: job.model.backend,
     taps: job.text ? rawTaps(job.taps) : job.taps,
     ...(job.text ? { text: { spec: job.text, taps: job.taps } } : {}),

@@ -3,9 +3,9 @@ import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import { threadLimit } from '../models/registry.js';
-import type { PoolThreadInfo } from '../models/onnx/session.js';
-import type { ModelSpec } from '../models/types.js';
+import { defaultRuntimes, threadLimit, type RuntimeRegistry } from '../models/registry.js';
+import type { ModelSpec, PoolThreadInfo } from '../models/types.js';
+import { ownModule } from '../types/own-module.js';
 import type { BatchRunner } from './batch-runner.js';
 import type { BatchOutcome, BatchResult, BatchTask } from './protocol.js';
 import { ModelLoadError } from '../types/errors.js';
@@ -31,6 +31,8 @@ export interface EmbedPoolOptions {
   filename?: string;
   /** errors of the pool itself (e.g. a thread that died between batches). @defaultValue written to stderr */
   onError?: (err: Error) => void;
+  /** the runtimes whose thread limits apply to `backend` (tfjs-node's one thread). @defaultValue the built-ins */
+  runtimes?: RuntimeRegistry;
 }
 
 /** Default {@link EmbedPoolOptions.batchTimeoutMs}. */
@@ -41,23 +43,21 @@ export const DEFAULT_BATCH_TIMEOUT_MS = 300_000;
  * dist/ is used: worker threads do not go through the test runner's transform.
  */
 export function threadEntry(): string {
-  const here = fileURLToPath(new URL('./thread.js', import.meta.url));
-  if (existsSync(here)) return here;
-  const built = fileURLToPath(new URL('../../dist/workers/thread.js', import.meta.url));
-  if (existsSync(built)) return built;
-  throw new Error(`worker thread entry not found at ${here} or ${built}; run 'npm run build'`);
+  const entry = fileURLToPath(ownModule('workers/thread.js'));
+  if (!existsSync(entry)) throw new Error(`worker thread entry not found at ${entry} nor in dist/; run 'npm run build'`);
+  return entry;
 }
 
 /**
  * Thread count for a backend: at most what the runtimes allow for it (tfjs-node's 'tensorflow'
  * misbehaves with several threads in one process), else `requested`, else the cores.
  */
-export function threadsFor(backend: string, requested?: number): number {
+export function threadsFor(backend: string, requested?: number, runtimes: RuntimeRegistry = defaultRuntimes()): number {
   if (requested !== undefined && (!Number.isInteger(requested) || requested < 1)) {
     throw new Error(`options.threads must be a positive integer, got ${requested}`);
   }
   const wanted = requested ?? availableParallelism();
-  const limit = threadLimit(backend);
+  const limit = threadLimit(backend, runtimes);
   return limit === undefined ? wanted : Math.min(limit, wanted);
 }
 
@@ -80,7 +80,7 @@ export class EmbedPool implements BatchRunner {
   private imageCodec: Promise<unknown> | null = null;
 
   constructor(opts: EmbedPoolOptions = {}) {
-    this.threads = threadsFor(opts.backend ?? 'auto', opts.threads);
+    this.threads = threadsFor(opts.backend ?? 'auto', opts.threads, opts.runtimes);
     const timeout = opts.batchTimeoutMs ?? DEFAULT_BATCH_TIMEOUT_MS;
     if (!Number.isInteger(timeout) || timeout < 0) {
       throw new Error(`options.batchTimeoutMs must be a non-negative integer (0 = no limit), got ${timeout}`);

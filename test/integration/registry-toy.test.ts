@@ -1,13 +1,14 @@
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { JobConfigError, parseJob } from '../../src/config/index.js';
-import { loadRunner } from '../../src/models/index.js';
+import { defaultRuntimes, importRuntime, loadRunner, type RuntimeEntry } from '../../src/models/index.js';
 import { defaultRegistries, resolveJob, type Registries } from '../../src/pipeline/index.js';
 import { runJob } from '../../src/queue/index.js';
 import { readPartFile } from '../../src/sinks/index.js';
 import { defaultSources, planRows, type ShardSpec, type Source, type SourceEntry, type SourceRow } from '../../src/sources/index.js';
 import { defaultSinks, type Sink, type SinkEntry, type SinkWriter } from '../../src/storage/index.js';
-import { maxAbsDiff, REDIS_URL, SEED, testPrefix } from '../helpers/index.js';
+import { maxAbsDiff, REDIS_URL, ROOT, SEED, testPrefix } from '../helpers/index.js';
 
 const SEED_ONNX = join(SEED, 'seed_model.onnx');
 /** The seed model's rows: [1, 28, 28] (NCHW, one channel). */
@@ -86,6 +87,18 @@ class MemorySink implements Sink {
   }
   async cleanup(): Promise<void> {}
 }
+
+/**
+ * `toymodel:<scale>` models: a runtime of the program's own, a module of plain JavaScript that the
+ * pool threads import by the URL its entry names (test/fixtures/toy-runtime/toy-runtime.mjs).
+ */
+const toyRuntime: RuntimeEntry = {
+  handles: (uri) => uri.startsWith('toymodel:'),
+  backends: ['toy'],
+  models: 'toy models',
+  model: 'a toy model',
+  module: { url: pathToFileURL(join(ROOT, 'test/fixtures/toy-runtime/toy-runtime.mjs')).href, export: 'toyRuntime' },
+};
 
 describe('registries handed to a run', () => {
   const { prefix, cleanup } = testPrefix();
@@ -181,5 +194,69 @@ describe('registries handed to a run', () => {
     expect((builtin as Error).message).toMatch(
       /^sink\.uri: unsupported scheme mem:\/\/ in mem:\/\/out; use a local directory or a file:\/\/ URL, or s3:\/\/bucket\/prefix$/,
     );
+  });
+
+  it('runs a model of a runtime the program adds, in the pool threads', async () => {
+    const rows = 5;
+    const withToy: Registries = { ...registries, runtimes: defaultRuntimes().with('toy', toyRuntime) };
+    const toyJob = parseJob({
+      name: 'toy-model',
+      source: { uri: `toy://${rows}` },
+      model: { uri: 'toymodel:3' },
+      taps: [
+        { layer: 'scaled', as: 'scaled' },
+        { layer: 'scaled', reduce: 'mean', as: 'mean' },
+      ],
+      batchSize: 2,
+      shardSize: 2,
+      sink: { uri: 'mem://toy-model' },
+    });
+    const summary = await runJob(toyJob, { registries: withToy, settings: { redisUrl: REDIS_URL, prefix }, threads: 2 });
+    expect(summary.status, summary.error ?? '').toBe('committed');
+    expect(summary.rows).toBe(rows);
+    expect(summary.errorRows).toBe(0);
+
+    const store = stores.get('mem://toy-model')!;
+    const under = (uri: string) => uri.slice('mem://toy-model/'.length);
+    const manifest = JSON.parse(Buffer.from(store.files.get(under(summary.output.manifest!))!).toString('utf8'));
+    // 'toy' is the backend the runner reports in a pool thread ('toy-main-thread' in this one)
+    expect(manifest.model).toEqual({ uri: 'toymodel:3', format: 'toy', backend: 'auto', runtime: 'toy' });
+    const ids: string[] = [];
+    for (const file of summary.output.files) {
+      const t = await readPartFile(store.files.get(under(file))!);
+      for (let i = 0; i < t.numRows; i++) {
+        const id = String(t.getChild('id')!.get(i));
+        ids.push(id);
+        const x = toyRow(Number(id));
+        const scaled = Float32Array.from((t.getChild('scaled')!.get(i) as { toArray(): ArrayLike<number> }).toArray());
+        expect(
+          maxAbsDiff(
+            scaled,
+            Float32Array.from(x, (v) => v * 3),
+          ),
+        ).toBe(0);
+        const mean = (t.getChild('mean')!.get(i) as { toArray(): ArrayLike<number> }).toArray();
+        expect(mean.length).toBe(1);
+        expect(mean[0]).toBeCloseTo(Float32Array.from(x, (v) => v * 3).reduce((a, v) => a + v, 0) / PER, 6);
+      }
+    }
+    expect(ids).toEqual(['0', '1', '2', '3', '4']);
+  });
+
+  it('refuses, at plan time, a runtime whose entry names no module for the pool threads', async () => {
+    const { module: _, ...noModule } = toyRuntime;
+    const runtimes = defaultRuntimes().with('toy', {
+      ...noModule,
+      open: () => importRuntime(toyRuntime.module),
+    } as RuntimeEntry);
+    const err = await resolveJob(
+      parseJob({ name: 'toy-model', source: { uri: 'toy://3' }, model: { uri: 'toymodel:3' }, taps: [{ layer: 'scaled' }], sink: { uri: 'mem://x' } }),
+      { registries: { ...registries, runtimes } },
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(JobConfigError);
+    expect((err as JobConfigError).message).toBe(
+      "model.uri: runtime 'toy' names no module for the pool threads to import (RuntimeEntry.module: { url, export })",
+    );
+    expect((err as JobConfigError).fields).toEqual(['model.uri']);
   });
 });

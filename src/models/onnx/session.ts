@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { isMainThread, workerData } from 'node:worker_threads';
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import type { OnnxFiles } from './files.js';
-import type { ModelInputs, NamedTensor } from '../types.js';
+import type { ModelInputs, NamedTensor, PoolThreadInfo } from '../types.js';
 
 /** The onnxruntime-node module, imported lazily so that describing a model never loads the native runtime. */
 export type Ort = typeof import('onnxruntime-node');
@@ -17,14 +17,6 @@ export function loadOrt(): Promise<Ort> {
     throw new Error(`ONNX models need onnxruntime-node, which failed to load: ${(err as Error).message}`);
   });
   return loading;
-}
-
-/**
- * What a pool puts in its threads' workerData so that a runtime with its own thread pool can size
- * it: pool threads x intra-op threads should not exceed the cores.
- */
-export interface PoolThreadInfo {
-  layertapPoolThreads: number;
 }
 
 function poolThreads(): number {
