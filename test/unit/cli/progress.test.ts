@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatEta, ProgressDisplay, type ProgressStream } from '../../src/cli/progress.js';
-import type { RunSummary } from '../../src/queue/types.js';
+import { formatEta, ProgressDisplay, type ProgressStream } from '../../../src/cli/progress.js';
+import type { RunSummary } from '../../../src/queue/types.js';
 
 /** A stream that keeps what is written; `isTTY` chooses the bar or the lines. */
 function capture(isTTY: boolean): ProgressStream & { text: () => string } {
