@@ -1,4 +1,5 @@
 export * from './schema.js';
+export { DEFAULTS } from './defaults.js';
 export * from './resolved.js';
 export { JobConfigError } from './errors.js';
 export { loadJobFile, parseJob, fieldPath, describeIssue, describeIssues } from './load.js';

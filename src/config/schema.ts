@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULTS } from './defaults.js';
 
 /**
  * Source types, sink formats and model backends are names from the registries of the code that
@@ -51,7 +52,7 @@ export const preprocessSchema = z.strictObject({
   /** [height, width]. @defaultValue the model's input size */
   size: z.tuple([positiveInt, positiveInt]).optional(),
   /** cover: resize shorter side and centre-crop; contain: letterbox; fill: stretch. @defaultValue cover */
-  fit: z.enum(['cover', 'contain', 'fill']).default('cover'),
+  fit: z.enum(['cover', 'contain', 'fill']).default(DEFAULTS.job.fit),
   /** @defaultValue what the model's input expects (nhwc for TF.js) */
   layout: z.enum(['nhwc', 'nchw']).optional(),
   /** pixels scaled linearly from [0,255] to this range. @defaultValue [0, 1] unless mean/std are given */
@@ -84,7 +85,7 @@ export const tapSchema = z.strictObject({
   /** layer name (LayersModel), node name (GraphModel), module path (ONNX), or a glob of them (`*`: any run of characters but '.' and '/') */
   layer: z.string().min(1),
   /** as in hook(module, input, output). @defaultValue output */
-  at: z.enum(['input', 'output']).default('output'),
+  at: z.enum(['input', 'output']).default(DEFAULTS.job.tap.at),
   /** output column name; on a glob it must contain {name}, the matched layer's default column name. @defaultValue derived from layer and at */
   as: z
     .string()
@@ -92,7 +93,7 @@ export const tapSchema = z.strictObject({
     .regex(/^(?:[A-Za-z_]|\{name\})(?:[A-Za-z0-9_.:-]|\{name\})*$/, 'must start with a letter or _ and use letters, digits, _ . : - (and {name} on a glob)')
     .optional(),
   /** pooling over spatial/sequence axes; flatten is implied. @defaultValue none */
-  reduce: z.enum(REDUCE_MODES).default('none'),
+  reduce: z.enum(REDUCE_MODES).default(DEFAULTS.job.tap.reduce),
   /**
    * the axes `reduce` pools over, counted in the activation with the batch axis as 0, consecutive
    * and ascending: [1] for a transformer's [N, tokens, D] output. @defaultValue the spatial axes of
@@ -100,9 +101,9 @@ export const tapSchema = z.strictObject({
    */
   axes: z.array(z.number().int().min(1, 'axis 0 is the batch axis; pool over axes 1 and up')).min(1).optional(),
   /** @defaultValue none */
-  normalize: z.enum(['none', 'l2']).default('none'),
+  normalize: z.enum(['none', 'l2']).default(DEFAULTS.job.tap.normalize),
   /** @defaultValue float32 */
-  dtype: z.enum(['float32', 'float16']).default('float32'),
+  dtype: z.enum(['float32', 'float16']).default(DEFAULTS.job.tap.dtype),
 });
 
 /** A dataset name: it becomes a folder name in the output path. */
@@ -136,7 +137,7 @@ export const jobSchema = z.strictObject({
      * auto | tensorflow (tfjs-node) | wasm | cpu (TF.js models) | onnx (.onnx models); `auto` runs
      * .onnx files on onnx and TF.js models on tensorflow if it loads, else wasm, else cpu. @defaultValue auto
      */
-    backend: registryName.default('auto'),
+    backend: registryName.default(DEFAULTS.job.backend),
     /**
      * ONNX: threads one forward pass may use (onnxruntime's intra-op threads), per pool thread.
      * @defaultValue cores / pool threads, at least 1, so that pool threads x intra-op threads = cores
@@ -146,13 +147,13 @@ export const jobSchema = z.strictObject({
   preprocess: preprocessSchema.optional(),
   taps: z.array(tapSchema).min(1, 'name at least one layer to tap'),
   /** rows per forward pass. @defaultValue 32 */
-  batchSize: positiveInt.max(65536).default(32),
+  batchSize: positiveInt.max(65536).default(DEFAULTS.job.batchSize),
   /** rows per shard job and per output part file. @defaultValue 1024 */
-  shardSize: positiveInt.default(1024),
+  shardSize: positiveInt.default(DEFAULTS.job.shardSize),
   sink: z.strictObject({
     uri: z.string().min(1),
     /** arrow (IPC file) or parquet. @defaultValue arrow */
-    format: registryName.default('arrow'),
+    format: registryName.default(DEFAULTS.job.format),
     ...s3Fields,
   }),
   /**
@@ -161,12 +162,12 @@ export const jobSchema = z.strictObject({
    */
   incremental: z.boolean().optional(),
   /** attempts per shard before it counts as failed. @defaultValue 3 */
-  attempts: positiveInt.max(100).default(3),
+  attempts: positiveInt.max(100).default(DEFAULTS.job.attempts),
   /**
    * what a shard that fails every attempt does to the run: `fail` (the run is failed, no
    * `_SUCCESS`) or `partial` (the other shards are kept, the run is marked `_PARTIAL`). @defaultValue fail
    */
-  onShardFailure: z.enum(['fail', 'partial']).default('fail'),
+  onShardFailure: z.enum(['fail', 'partial']).default(DEFAULTS.job.onShardFailure),
 });
 
 /** A job file as written by a user (defaults not yet applied). */

@@ -1,4 +1,4 @@
-export { WorkerMetrics, METRIC_QUEUES, QUEUE_STATES, DEFAULT_METRICS_HOST, type WorkerMetricsOptions } from './metrics.js';
+export { WorkerMetrics, METRIC_QUEUES, QUEUE_STATES, type WorkerMetricsOptions } from './metrics.js';
 export { createLogger, defaultLogFormat, type LoggerOptions, type LogFormat } from './logger.js';
 export * from './dashboard/index.js';
 export type { BatchOrigin, ForwardStats } from '../queue/worker.js';

@@ -7,7 +7,7 @@ import { SCHEDULES_QUEUE } from '../queue/schedules.js';
 import { RUNS_QUEUE, SHARDS_QUEUE, type ShardResult } from '../queue/types.js';
 import type { BatchOrigin, ForwardStats, LayertapWorker, LayertapWorkerOptions } from '../queue/worker.js';
 import { VERSION } from '../version.js';
-import { DEFAULT_METRICS_HOST } from './defaults.js';
+import { DEFAULTS } from '../config/defaults.js';
 import { allowedHostName, hostName, LOOPBACK_NAMES } from './dashboard/access.js';
 
 /** Queues whose depth is reported, by their BullMQ names. */
@@ -15,8 +15,6 @@ export const METRIC_QUEUES = [RUNS_QUEUE, SHARDS_QUEUE, SCHEDULES_QUEUE] as cons
 
 /** Job states counted per queue (BullMQ's getJobCounts). */
 export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'completed', 'failed'] as const;
-
-export { DEFAULT_METRICS_HOST };
 
 /** Longest a scrape waits for queue depth. */
 const QUEUE_COUNT_TIMEOUT_MS = 2000;
@@ -201,7 +199,7 @@ export class WorkerMetrics {
    * @defaultValue host '127.0.0.1', allowHosts none
    * @returns the bound port
    */
-  async listen(port: number, host = DEFAULT_METRICS_HOST, opts: { allowHosts?: readonly string[] } = {}): Promise<number> {
+  async listen(port: number, host: string = DEFAULTS.ops.metricsHost, opts: { allowHosts?: readonly string[] } = {}): Promise<number> {
     if (this.server) throw new Error('metrics server already listening');
     const allowed = new Set<string>(LOOPBACK_NAMES);
     for (const h of [...(host === '0.0.0.0' || host === '::' ? [] : [host]), ...(opts.allowHosts ?? [])]) allowed.add(allowedHostName(h));

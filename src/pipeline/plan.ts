@@ -12,6 +12,7 @@ import { JobConfigError } from '../config/errors.js';
 import type { ResolvedJob, ResolvedPreprocess, ResolvedTap, ResolvedText } from '../config/resolved.js';
 import type { JobConfig, PreprocessConfig, TapConfig } from '../config/schema.js';
 import { absoluteUri, defaultColumnName } from '../config/names.js';
+import { DEFAULTS } from '../config/defaults.js';
 import { nearestNames } from '../types/did-you-mean.js';
 import { FieldError, LayertapError } from '../types/errors.js';
 import { defaultRegistries, type Registries } from './registries.js';
@@ -157,7 +158,7 @@ async function resolveText(job: JobConfig, desc: ModelDescription, modelUri: str
   const truncation = json['truncation'] as { max_length?: unknown } | null | undefined;
   const fromTokenizer = typeof truncation?.max_length === 'number' ? truncation.max_length : undefined;
   const positions = desc.tokenTables?.positions;
-  const wanted = pre?.maxLength ?? fromConfig ?? fromTokenizer ?? 512;
+  const wanted = pre?.maxLength ?? fromConfig ?? fromTokenizer ?? DEFAULTS.job.maxLength;
   if (pre?.maxLength !== undefined && positions !== undefined && pre.maxLength > positions) {
     throw new JobConfigError(`preprocess.maxLength: ${pre.maxLength} tokens, but the model's position table has ${positions}`, ['preprocess.maxLength']);
   }
@@ -359,7 +360,7 @@ export async function resolveJob(job: JobConfig, opts: ResolveOptions = {}): Pro
       shardSize: job.shardSize,
       sink,
       attempts: job.attempts,
-      incremental: job.incremental ?? false,
+      incremental: job.incremental ?? DEFAULTS.job.incremental,
       onShardFailure: job.onShardFailure,
       fingerprint,
       inputShape,

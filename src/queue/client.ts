@@ -14,9 +14,9 @@ import { SnapshotHasher } from '../pipeline/snapshot.js';
 import { IdPlanWriter } from '../pipeline/plan-files.js';
 import { RANGE_BYTES, runRedisBytes, RunSpecStore } from './run-specs.js';
 import { checkRedisRoom, explainOutOfMemory, RedisLostPlanError } from './redis-memory.js';
-import { DEFAULT_WINDOW, shardJobOptions } from './shard-jobs.js';
+import { shardJobOptions } from './shard-jobs.js';
 import { failAbandonedPlans, finalizeAgain, PLANNING_TIMEOUT_MS } from './sweep.js';
-import { OWNER_TIMEOUT_MS } from './defaults.js';
+import { DEFAULTS } from '../config/defaults.js';
 import { RunCancelledError, RunLifecycle } from './lifecycle.js';
 import { QueueSet } from './queues.js';
 import { finalizeRun } from '../pipeline/finalize.js';
@@ -64,7 +64,7 @@ export interface EnqueueOptions {
 export interface LayertapClientOptions {
   /** where a job's source kind and sink scheme are found when it is planned into shards. @defaultValue the built-ins */
   registries?: Registries;
-  /** shard jobs that exist at once per run (see {@link DEFAULT_WINDOW}). @defaultValue 256 */
+  /** shard jobs that exist at once per run. @defaultValue DEFAULTS.run.window (256; config/defaults.ts says why) */
   window?: number;
   /**
    * how long a run may stay `planning` without a sign of life from its enqueuer (renewed every
@@ -100,14 +100,14 @@ export class LayertapClient {
     opts: LayertapClientOptions = {},
   ) {
     this.registries = opts.registries ?? defaultRegistries();
-    this.window = opts.window ?? DEFAULT_WINDOW;
+    this.window = opts.window ?? DEFAULTS.run.window;
     if (!Number.isInteger(this.window) || this.window < 1) throw new Error(`options.window must be a positive integer, got ${opts.window}`);
     this.planningTimeoutMs = opts.planningTimeoutMs ?? PLANNING_TIMEOUT_MS;
     if (!Number.isInteger(this.planningTimeoutMs) || this.planningTimeoutMs < 100) {
       throw new Error(`options.planningTimeoutMs must be an integer of at least 100, got ${opts.planningTimeoutMs}`);
     }
     this.cancelPollMs = opts.cancelPollMs ?? 250;
-    this.ownerTimeoutMs = opts.ownerTimeoutMs ?? OWNER_TIMEOUT_MS;
+    this.ownerTimeoutMs = opts.ownerTimeoutMs ?? DEFAULTS.run.ownerTimeoutMs;
     const connection = bullConnection(settings.redisUrl);
     this.redis = new Redis({ ...redisOptions(settings.redisUrl), maxRetriesPerRequest: 3 });
     // commands report their own failures; an unhandled 'error' event would print a stack per reconnect try

@@ -40,5 +40,4 @@ export {
   InvalidJobDataError,
 } from './schemas.js';
 export { RunSpecStore, RANGE_BYTES } from './run-specs.js';
-export { DEFAULT_WINDOW } from './shard-jobs.js';
 export { failAbandonedPlans, PLANNING_TIMEOUT_MS, ABANDONED_PLAN } from './sweep.js';

@@ -9,8 +9,7 @@ import { createSink } from '../storage/registry.js';
 import { createSource } from '../sources/registry.js';
 import type { TapColumn, TapLayout } from '../types/features.js';
 import { runRedisBytes } from './run-specs.js';
-import { DEFAULT_WINDOW } from './shard-jobs.js';
-import { PLAN_WORKER_COUNTS } from './defaults.js';
+import { DEFAULTS } from '../config/defaults.js';
 
 export { REDIS_COSTS } from './run-specs.js';
 
@@ -93,7 +92,7 @@ export interface EstimateOptions {
   rowsPerSec?: number;
   /** worker counts to estimate the duration for. @defaultValue [1, 2, 4, 8, 16, 32, 64] */
   workers?: number[];
-  /** @defaultValue {@link DEFAULT_WINDOW} */
+  /** @defaultValue DEFAULTS.run.window */
   window?: number;
 }
 
@@ -157,7 +156,7 @@ export async function estimateRun(job: ResolvedJob, opts: EstimateOptions = {}):
     rowsPerSec = manifest.rows / manifest.seconds;
     rowsPerSecFrom = fromRun;
   }
-  const window = Math.min(opts.window ?? DEFAULT_WINDOW, shards);
+  const window = Math.min(opts.window ?? DEFAULTS.run.window, shards);
   const specBytes = JSON.stringify(job).length + (previous ? JSON.stringify(previous).length : 0);
   const { atEnqueue, peak } = runRedisBytes(shards, window, specBytes);
   return {
@@ -176,7 +175,7 @@ export async function estimateRun(job: ResolvedJob, opts: EstimateOptions = {}):
     redis: { atEnqueue, peak },
     rowsPerSec,
     rowsPerSecFrom,
-    duration: rowsPerSec ? (opts.workers ?? PLAN_WORKER_COUNTS).map((w) => duration(w, rows, shards, largest, rowsPerSec)) : [],
+    duration: rowsPerSec ? (opts.workers ?? DEFAULTS.plan.workerCounts).map((w) => duration(w, rows, shards, largest, rowsPerSec)) : [],
   };
 }
 

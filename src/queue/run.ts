@@ -7,7 +7,7 @@ import { redactUrl, settingsFromEnv, type QueueSettings } from './connection.js'
 import { EmbeddedRedis, redisAnswers } from './embedded-redis.js';
 import { FINAL_STATUSES, type RunSummary } from './types.js';
 import type { LayertapWorker } from './worker.js';
-import { OWNER_TIMEOUT_MS } from './defaults.js';
+import { DEFAULTS } from '../config/defaults.js';
 import { EmbedPool } from '../workers/pool.js';
 import { modelSpecOf } from '../workers/model-spec.js';
 import { callbackLogger, silentLogger, type Logger } from '../types/logger.js';
@@ -126,7 +126,7 @@ export async function runJob(jobOrPath: JobConfig | string, opts: RunOptions = {
     );
     if (rec.runId === runId) {
       const c = client;
-      lease = setInterval(() => void c.holdRun(runId).catch(() => undefined), Math.floor(OWNER_TIMEOUT_MS / 3));
+      lease = setInterval(() => void c.holdRun(runId).catch(() => undefined), Math.floor(DEFAULTS.run.ownerTimeoutMs / 3));
       lease.unref();
       owned = runId;
     }

@@ -2,13 +2,6 @@ import type { JobsOptions, Queue } from 'bullmq';
 import type { ResolvedJob } from '../config/resolved.js';
 import { shardJobId, type ShardTask } from './types.js';
 
-/**
- * Shard jobs that exist at once per run, unless a client says otherwise. Each started shard adds
- * the shard this many places after it, so a run of any size keeps about this many shard jobs in
- * Redis (~0.7 KB each), while workers never run dry: a window of 256 covers 256 busy workers.
- */
-export const DEFAULT_WINDOW = 256;
-
 /** Completed shard jobs kept per deployment (the newest), whatever the number of shards. */
 const KEEP_COMPLETED = 1000;
 

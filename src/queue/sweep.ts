@@ -8,8 +8,6 @@ import { parseShardJobId, runQueues, type RunJobData, type RunRecord, type Shard
 /** How long a run may be `planning` without its enqueuer renewing its lease. */
 export const PLANNING_TIMEOUT_MS = 60_000;
 
-export { OWNER_TIMEOUT_MS } from './defaults.js';
-
 /** What a run whose enqueuer died while planning says. */
 export const ABANDONED_PLAN = 'planning did not finish: the enqueuing process stopped before the plan was complete';
 

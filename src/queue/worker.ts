@@ -1,12 +1,10 @@
-import { availableParallelism, hostname } from 'node:os';
+import { hostname } from 'node:os';
 import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job, type Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import type { BatchRunner } from '../workers/batch-runner.js';
-import type { BatchResult, BatchTask } from '../workers/protocol.js';
-import { EmbedPool, threadsFor } from '../workers/pool.js';
-import { bullConnection, redisOptions, type QueueSettings } from './connection.js';
+import { bullConnection, redisOptions } from './connection.js';
 import { checkRedis } from './redis-checks.js';
-import { outageBackoff, stalledIntervalFor, WORKER_DEFAULTS } from './defaults.js';
+import { checkWorkerOptions, stalledIntervalFor, WORKER_DEFAULTS, type BatchOrigin, type ForwardStats, type LayertapWorkerOptions } from './worker-options.js';
+import { WorkerPools } from './worker-pools.js';
 import { ScheduleWorker } from './schedules.js';
 import { RunRegistry } from './run-registry.js';
 import { finalizeRun } from '../pipeline/finalize.js';
@@ -28,143 +26,7 @@ import { isPermanent, isStorageOutage } from '../types/errors.js';
 import { callbackLogger, repeatLimitedLogger, type Logger } from '../types/logger.js';
 import { parseShardJobId, runQueues, shardJobId, type RunJobData, type RunSpec, type ShardJobData, type ShardResult, type ShardTask } from './types.js';
 
-export { WORKER_DEFAULTS };
-
-/** The shard a batch belongs to, as the batch hooks are told. */
-export interface BatchOrigin {
-  runId: string;
-  /** the job's dataset name */
-  name: string;
-  shard: number;
-  /** tap column names */
-  taps: string[];
-}
-
-/** One batch as a pool thread ran it. */
-export interface ForwardStats {
-  /** rows sent to the model thread */
-  rows: number;
-  backend: string;
-  decodeMs: number;
-  forwardMs: number;
-  /** from submission to result, including the wait for a free thread */
-  totalMs: number;
-}
-
-/** Options for {@link LayertapWorker}. */
-export interface LayertapWorkerOptions {
-  settings: QueueSettings;
-  /** shard jobs processed at once by this process. @defaultValue 2 */
-  concurrency?: number;
-  /** pool threads. @defaultValue the number of cores (1 with tfjs-node) */
-  threads?: number;
-  /**
-   * where log records go, each bound to this worker (`worker`) and, for shard work, to `runId`
-   * and `shard`. @defaultValue `log` when given, else one text line per record on stderr
-   */
-  logger?: Logger;
-  /** the records as plain text lines (their messages), when no `logger` is given */
-  log?: (line: string) => void;
-  /** called after each batch (rows embedded, error rows) */
-  onBatch?: (runId: string, rows: number, errorRows: number) => void;
-  /** called after each batch a pool thread ran (metrics: latency, backend) */
-  onForward?: (origin: BatchOrigin, stats: ForwardStats) => void;
-  /** called when a shard's files are committed */
-  onShard?: (origin: BatchOrigin, result: ShardResult) => void;
-  /** called when this worker has finalized a run (its record says how it ended) */
-  onRun?: (runId: string) => void;
-  /**
-   * a model thread pool to use for jobs of its thread count, e.g. one already loading a job's
-   * model; the worker closes it with its own pools. @defaultValue pools are made for the first job of each thread count
-   */
-  pool?: EmbedPool;
-  /**
-   * how long a job's lock lives without renewal (renewed every quarter to half of it while the
-   * job runs). A shard whose worker died goes back to the queue once its lock has expired and two
-   * stalled checks have seen it: at most max(lock, 2 x stalled interval) + 2 x stalled interval
-   * after the death (45 s with the defaults; docs/reliability.md). @defaultValue 30000
-   */
-  lockDurationMs?: number;
-  /**
-   * how often this worker looks for jobs whose lock expired (all workers of a deployment share
-   * one check per interval). @defaultValue a quarter of lockDurationMs (see {@link WORKER_DEFAULTS})
-   */
-  stalledIntervalMs?: number;
-  /**
-   * times one shard may be recovered from a dead or frozen worker before it counts as failed
-   * (guards against a shard that kills every process that takes it). @defaultValue 5
-   */
-  maxStalledCount?: number;
-  /**
-   * on close(), how long active shards may run on; those still running then are stopped and
-   * handed back to the queue (another worker takes them at once, no lock wait). @defaultValue 25000
-   */
-  graceMs?: number;
-  /** longest one batch may take before its thread is stopped and the shard attempt fails. @defaultValue 300000 */
-  batchTimeoutMs?: number;
-  /**
-   * how long shards and finalizing wait for storage that does not answer (S3 down or unreachable,
-   * throttling, server errors), retrying with a growing backoff without spending attempts, before
-   * such failures count as failed attempts. @defaultValue 600000 (10 minutes)
-   */
-  storageOutageMs?: number;
-  /** text jobs: sort rows by length within windows of a few batches, so that batches pad little (false only to measure what it buys). @defaultValue true */
-  groupByLength?: boolean;
-  /**
-   * how often this worker looks for runs whose enqueuer died while planning (and marks them
-   * failed). @defaultValue 30000
-   */
-  planningSweepMs?: number;
-  /** module the pool threads run. @defaultValue layertap's own thread entry */
-  threadEntry?: string;
-  /** recorded as processedBy on each job it takes. @defaultValue '<hostname>:<pid>' */
-  name?: string;
-  /**
-   * where a job's source kind, sink scheme, part format and model runtime are found (pool
-   * threads import the runtime's module). @defaultValue the built-ins
-   */
-  registries?: Registries;
-  /**
-   * work only the run enqueued with this owner (`EnqueueOptions.owner`), in its own queues: no
-   * other run's shards, no schedule ticks, no sweeps (what `layertap run` does).
-   * @defaultValue the deployment's shared queues, schedules and sweeps
-   */
-  owner?: string;
-}
-
-/**
- * A pool that tells `onForward` about each batch it runs, so that the shard code and the pool
- * stay unaware of metrics.
- */
-class ObservedRunner implements BatchRunner {
-  constructor(
-    private readonly pool: BatchRunner,
-    private readonly origin: BatchOrigin,
-    private readonly onForward: (origin: BatchOrigin, stats: ForwardStats) => void,
-  ) {}
-
-  get threads(): number {
-    return this.pool.threads;
-  }
-
-  takeBuffer(bytes: number): ArrayBuffer {
-    return this.pool.takeBuffer(bytes);
-  }
-
-  async run(task: BatchTask, signal?: AbortSignal): Promise<BatchResult> {
-    const rows = task.input.ids.length;
-    const t0 = performance.now();
-    const res = await this.pool.run(task, signal);
-    this.onForward(this.origin, { rows, backend: res.backend, decodeMs: res.decodeMs, forwardMs: res.forwardMs, totalMs: performance.now() - t0 });
-    return res;
-  }
-}
-
-function checkMs(name: string, v: number | undefined, min: number): void {
-  if (v !== undefined && (!Number.isInteger(v) || v < min)) {
-    throw new Error(`options.${name} must be an integer of at least ${min}, got ${v}`);
-  }
-}
+export { WORKER_DEFAULTS, type BatchOrigin, type ForwardStats, type LayertapWorkerOptions };
 
 /** Processes shard jobs and finalizes runs until closed. Any number may run on any hosts. */
 export class LayertapWorker {
@@ -183,7 +45,7 @@ export class LayertapWorker {
   private readonly own: { runs: string; shards: string };
   private runWorker: Worker<RunJobData> | null = null;
   private scheduleWorker: ScheduleWorker | null = null;
-  private readonly pools = new Map<number, EmbedPool>();
+  private readonly pools: WorkerPools;
   /** the content hasher and the base run its incremental shards share */
   private readonly incremental = new IncrementalCache();
   private readonly log: Logger;
@@ -197,19 +59,7 @@ export class LayertapWorker {
   private readonly registries: Registries;
 
   constructor(private readonly opts: LayertapWorkerOptions) {
-    if (opts.concurrency !== undefined && (!Number.isInteger(opts.concurrency) || opts.concurrency < 1)) {
-      throw new Error(`options.concurrency must be a positive integer, got ${opts.concurrency}`);
-    }
-    if (opts.threads !== undefined && (!Number.isInteger(opts.threads) || opts.threads < 1)) {
-      throw new Error(`options.threads must be a positive integer, got ${opts.threads}`);
-    }
-    checkMs('lockDurationMs', opts.lockDurationMs, 100);
-    checkMs('stalledIntervalMs', opts.stalledIntervalMs, 100);
-    checkMs('maxStalledCount', opts.maxStalledCount, 0);
-    checkMs('graceMs', opts.graceMs, 0);
-    checkMs('batchTimeoutMs', opts.batchTimeoutMs, 0);
-    checkMs('storageOutageMs', opts.storageOutageMs, 0);
-    checkMs('planningSweepMs', opts.planningSweepMs, 100);
+    checkWorkerOptions(opts);
     this.name = opts.name ?? `${hostname()}:${process.pid}`;
     const lines = opts.log ?? ((l: string) => void process.stderr.write(`${l}\n`));
     // a fault that repeats in a loop (a Redis that refuses every command) says so every few seconds, not in every loop
@@ -222,8 +72,8 @@ export class LayertapWorker {
     this.lifecycle = new RunLifecycle(this.redis, opts.settings.prefix, this.registry, this.specs);
     this.queues = new QueueSet(opts.settings);
     this.own = runQueues(opts.owner);
-    if (opts.pool) this.pools.set(opts.pool.threads, opts.pool);
     this.registries = opts.registries ?? defaultRegistries();
+    this.pools = new WorkerPools(opts, this.registries.runtimes, this.log);
   }
 
   /** Shard jobs being processed by this worker right now. */
@@ -233,31 +83,7 @@ export class LayertapWorker {
 
   /** This worker's model thread pools (one per thread count), for metrics. */
   get poolStats(): Array<{ threads: number; utilization: number; queued: number }> {
-    return [...this.pools.values()].map((p) => ({ threads: p.threads, utilization: p.utilization, queued: p.queued }));
-  }
-
-  /** The pool as processShard sees it: one that tells opts.onForward about each batch when that is set. */
-  private observed(pool: BatchRunner, origin: BatchOrigin): BatchRunner {
-    return this.opts.onForward ? new ObservedRunner(pool, origin, this.opts.onForward) : pool;
-  }
-
-  /** One pool per thread count: tfjs-node jobs get a single-thread pool, the others share one. */
-  private poolFor(job: ShardJobData): EmbedPool {
-    const threads = threadsFor(job.job.model.backend, this.opts.threads ?? availableParallelism(), this.registries.runtimes);
-    let pool = this.pools.get(threads);
-    if (!pool) {
-      pool = new EmbedPool({
-        threads,
-        backend: job.job.model.backend,
-        runtimes: this.registries.runtimes,
-        ...(this.opts.batchTimeoutMs !== undefined ? { batchTimeoutMs: this.opts.batchTimeoutMs } : {}),
-        ...(this.opts.threadEntry ? { filename: this.opts.threadEntry } : {}),
-        onError: (err) => this.log.error({ threads }, `layertap worker: pool: ${err.message}`),
-      });
-      this.pools.set(threads, pool);
-      this.log.info({ threads }, `layertap worker: pool of ${threads} thread(s)`);
-    }
-    return pool;
+    return this.pools.stats;
   }
 
   /** Job data as the job's schema says, or an UnrecoverableError naming the fields at fault (logged). */
@@ -341,7 +167,7 @@ export class LayertapWorker {
       const rec = await this.registry.get(runId);
       if (rec?.status === 'queued') await this.lifecycle.move(runId, 'running');
       const result = await processShard(data, {
-        pool: this.observed(this.poolFor(data), origin),
+        pool: this.pools.for(data.job.model.backend, origin),
         registries: this.registries,
         incremental: this.incremental,
         ...(this.opts.groupByLength !== undefined ? { groupByLength: this.opts.groupByLength } : {}),
@@ -485,7 +311,7 @@ export class LayertapWorker {
       }
     };
     void sweep();
-    this.sweep = setInterval(() => void sweep(), this.opts.planningSweepMs ?? 30_000);
+    this.sweep = setInterval(() => void sweep(), this.opts.planningSweepMs ?? WORKER_DEFAULTS.planningSweepMs);
     this.sweep.unref();
   }
 
@@ -573,7 +399,7 @@ export class LayertapWorker {
     }
     await workersClosed;
     await this.queues.close();
-    await Promise.allSettled([...this.pools.values()].map((p) => p.close()));
+    await this.pools.close();
     this.incremental.close();
     this.redis.disconnect();
   }
@@ -599,4 +425,15 @@ function cancelledShard(index: number): ShardResult {
     decodeMs: 0,
     forwardMs: 0,
   };
+}
+
+/**
+ * How long a shard (or a finalizer) waits before trying storage again, `waitedMs` into an outage:
+ * half the time waited so far, from 1 s to 15 s, so that a short blip costs a second and the end
+ * of a long outage is seen within 15 s; with a little jitter, so that the shards of a run do not all
+ * knock at the same moment.
+ */
+export function outageBackoff(waitedMs: number): number {
+  const base = Math.min(15_000, Math.max(1000, waitedMs / 2));
+  return Math.round(base * (0.9 + Math.random() * 0.2));
 }

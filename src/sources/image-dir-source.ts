@@ -1,6 +1,7 @@
 import { opendir, realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { checkLimit, DEFAULT_MAX_ROW_BYTES } from './limits.js';
+import { DEFAULTS } from '../config/defaults.js';
+import { checkLimit } from './limits.js';
 import { compareCodePoints } from './path-order.js';
 import { OutsideFolderError, readRowFileInside, RowFileError } from './row-file.js';
 import { checkShardSize, planIdStream } from './shards.js';
@@ -45,7 +46,7 @@ export class ImageDirSource implements Source {
       throw new Error(`ImageDirSource readAhead must be a positive integer, got ${readAhead}`);
     }
     this.readAhead = readAhead;
-    this.maxRowBytes = checkLimit('source.maxRowBytes', options.maxRowBytes, DEFAULT_MAX_ROW_BYTES);
+    this.maxRowBytes = checkLimit('source.maxRowBytes', options.maxRowBytes, DEFAULTS.job.maxRowBytes);
   }
 
   /** Always null: images are decoded and resized in the pool threads. */

@@ -1,5 +1,6 @@
 import { lines, planLines, type Line } from './file-lines.js';
-import { checkLimit, DEFAULT_MAX_LINE_BYTES } from './limits.js';
+import { DEFAULTS } from '../config/defaults.js';
+import { checkLimit } from './limits.js';
 import { jsonCell, jsonKind } from './table-cells.js';
 import type { RawRow, RowColumns, TableColumn } from './table-cells.js';
 import { checkShard } from './table-reader.js';
@@ -37,7 +38,7 @@ export class JsonlTableReader implements TableReader {
     private readonly path: string,
     options: JsonlTableReaderOptions = {},
   ) {
-    this.maxLineBytes = checkLimit('source.maxLineBytes', options.maxLineBytes, DEFAULT_MAX_LINE_BYTES);
+    this.maxLineBytes = checkLimit('source.maxLineBytes', options.maxLineBytes, DEFAULTS.job.maxLineBytes);
   }
 
   /** The keys of the first rows, in the order they first appear; none for a file without a row. */

@@ -2,7 +2,8 @@ import { Readable } from 'node:stream';
 import { checkBucket, describeS3Error, formatS3Uri, loadS3Sdk, s3Client } from '../storage/s3-client.js';
 import type { S3ConnectionOptions } from '../storage/s3-client.js';
 import { DEFAULT_IMAGE_EXTENSIONS } from './image-dir-source.js';
-import { checkLimit, DEFAULT_MAX_ROW_BYTES } from './limits.js';
+import { DEFAULTS } from '../config/defaults.js';
+import { checkLimit } from './limits.js';
 import { compareCodePoints } from './path-order.js';
 import { tooLarge } from './row-file.js';
 import { checkShardSize, planIdStream } from './shards.js';
@@ -56,7 +57,7 @@ export class S3ImageSource implements Source {
     if (!Number.isInteger(this.pageSize) || this.pageSize < 1 || this.pageSize > 1000) {
       throw new Error(`S3ImageSource pageSize must be an integer from 1 to 1000, got ${options.pageSize}`);
     }
-    this.maxRowBytes = checkLimit('source.maxRowBytes', options.maxRowBytes, DEFAULT_MAX_ROW_BYTES);
+    this.maxRowBytes = checkLimit('source.maxRowBytes', options.maxRowBytes, DEFAULTS.job.maxRowBytes);
     this.connection = options.connection ?? {};
   }
 

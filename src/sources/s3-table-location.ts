@@ -7,7 +7,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { checkBucket, describeS3Error, s3Error, errorCode, formatS3Uri, httpStatus, loadS3Sdk, s3Client } from '../storage/s3-client.js';
 import type { S3ConnectionOptions } from '../storage/s3-client.js';
-import { checkLimit, DEFAULT_MAX_ROW_BYTES } from './limits.js';
+import { DEFAULTS } from '../config/defaults.js';
+import { checkLimit } from './limits.js';
 import { RowFileError, tooLarge } from './row-file.js';
 import type { TableLocation } from './table-location.js';
 import { FieldError } from '../types/errors.js';
@@ -31,7 +32,7 @@ export class S3TableLocation implements TableLocation {
     private readonly connection: S3ConnectionOptions = {},
     options: { maxRowBytes?: number } = {},
   ) {
-    this.maxRowBytes = checkLimit('source.maxRowBytes', options.maxRowBytes, DEFAULT_MAX_ROW_BYTES);
+    this.maxRowBytes = checkLimit('source.maxRowBytes', options.maxRowBytes, DEFAULTS.job.maxRowBytes);
     this.uri = formatS3Uri(bucket, key);
     const slash = key.lastIndexOf('/');
     this.folder = slash < 0 ? '' : key.slice(0, slash + 1);

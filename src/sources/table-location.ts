@@ -1,7 +1,8 @@
 import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { describeFsError, isSafeRelativeId } from './image-dir-source.js';
-import { checkLimit, DEFAULT_MAX_ROW_BYTES } from './limits.js';
+import { DEFAULTS } from '../config/defaults.js';
+import { checkLimit } from './limits.js';
 import { OutsideFolderError, readRowFileInside, RowFileError } from './row-file.js';
 import { FieldError } from '../types/errors.js';
 
@@ -31,7 +32,7 @@ export class LocalTableLocation implements TableLocation {
   constructor(file: string, options: { maxRowBytes?: number } = {}) {
     this.uri = path.resolve(file);
     this.folder = path.dirname(this.uri);
-    this.maxRowBytes = checkLimit('source.maxRowBytes', options.maxRowBytes, DEFAULT_MAX_ROW_BYTES);
+    this.maxRowBytes = checkLimit('source.maxRowBytes', options.maxRowBytes, DEFAULTS.job.maxRowBytes);
   }
 
   async check(): Promise<void> {

@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { lines, planLines } from './file-lines.js';
-import { checkLimit, DEFAULT_MAX_LINE_BYTES } from './limits.js';
+import { DEFAULTS } from '../config/defaults.js';
+import { checkLimit } from './limits.js';
 import { checkShard } from './table-reader.js';
 import type { ShardSpec, Source, SourceRow } from './types.js';
 import { FieldError } from '../types/errors.js';
@@ -28,7 +29,7 @@ export class TextFileSource implements Source {
     readonly uri: string,
     options: TextFileSourceOptions = {},
   ) {
-    this.maxLineBytes = checkLimit('source.maxLineBytes', options.maxLineBytes, DEFAULT_MAX_LINE_BYTES);
+    this.maxLineBytes = checkLimit('source.maxLineBytes', options.maxLineBytes, DEFAULTS.job.maxLineBytes);
   }
 
   /** Rows are text, not tensors. */

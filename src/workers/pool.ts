@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
+import { DEFAULTS } from '../config/defaults.js';
 import { defaultRuntimes, threadLimit, type RuntimeRegistry } from '../models/registry.js';
 import type { ModelSpec, PoolThreadInfo } from '../models/types.js';
 import { ownModule } from '../types/own-module.js';
@@ -34,9 +35,6 @@ export interface EmbedPoolOptions {
   /** the runtimes whose thread limits apply to `backend` (tfjs-node's one thread). @defaultValue the built-ins */
   runtimes?: RuntimeRegistry;
 }
-
-/** Default {@link EmbedPoolOptions.batchTimeoutMs}. */
-export const DEFAULT_BATCH_TIMEOUT_MS = 300_000;
 
 /**
  * The compiled thread entry. Running from TypeScript sources (tests), the compiled copy in
@@ -81,7 +79,7 @@ export class EmbedPool implements BatchRunner {
 
   constructor(opts: EmbedPoolOptions = {}) {
     this.threads = threadsFor(opts.backend ?? 'auto', opts.threads, opts.runtimes);
-    const timeout = opts.batchTimeoutMs ?? DEFAULT_BATCH_TIMEOUT_MS;
+    const timeout = opts.batchTimeoutMs ?? DEFAULTS.pool.batchTimeoutMs;
     if (!Number.isInteger(timeout) || timeout < 0) {
       throw new Error(`options.batchTimeoutMs must be a non-negative integer (0 = no limit), got ${timeout}`);
     }

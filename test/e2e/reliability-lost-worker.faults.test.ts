@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LayertapClient } from '../../src/queue/client.js';
-import { stalledIntervalFor } from '../../src/queue/defaults.js';
+import { stalledIntervalFor } from '../../src/queue/worker-options.js';
 import { runCli } from '../helpers/cli.js';
 import { REDIS_URL, SEED_MODEL, tempDir, testPrefix } from '../helpers/index.js';
 import { ProcessSet, readRunFolder, sleep, startedShard, waitForFinal, writeRows, duplicates, type CliProc } from '../integration/reliability-harness.js';

@@ -1,7 +1,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { redactUrl, settingsFromEnv } from '../../queue/connection.js';
 import { allowedHostName, MIN_TOKEN_LENGTH } from '../../ops/dashboard/access.js';
-import { DEFAULT_DASHBOARD_PORT } from '../../ops/defaults.js';
+import { DEFAULTS } from '../../config/defaults.js';
 import { err, examples, EXIT, portNumber, type SetExit } from '../common.js';
 
 /** Parsed options of `layertap dashboard`. */
@@ -34,7 +34,7 @@ export function register(program: Command, setExit: SetExit): void {
     .command('dashboard')
     .description('serve Bull Board for the queues and a page of runs (status, rows, rows/s, errors, output) until SIGTERM/SIGINT')
     .addHelpText('after', examples('layertap dashboard', 'LAYERTAP_DASHBOARD_TOKEN=... layertap dashboard --host 0.0.0.0 --allow-host dash.example.com'))
-    .option('--port <n>', `port to listen on (default ${DEFAULT_DASHBOARD_PORT})`, portNumber('--port'))
+    .option('--port <n>', `port to listen on (default ${DEFAULTS.ops.dashboardPort})`, portNumber('--port'))
     .option('--host <host>', 'interface to listen on (default 127.0.0.1); on any other, every page and API needs the token')
     .addOption(new Option('--allow-actions', "Bull Board's retry, promote, clean, pause, add and delete actions; they need the token").conflicts('readOnly'))
     .option('--read-only', 'no queue actions (the default)')
@@ -64,7 +64,7 @@ export function register(program: Command, setExit: SetExit): void {
       try {
         dash = await startDashboard({
           settings,
-          port: o.port ?? DEFAULT_DASHBOARD_PORT,
+          port: o.port ?? DEFAULTS.ops.dashboardPort,
           ...(o.host ? { host: o.host } : {}),
           allowActions: !!o.allowActions,
           ...(token !== undefined ? { token } : {}),

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { PLAN_WORKER_COUNTS } from '../../queue/defaults.js';
+import { DEFAULTS } from '../../config/defaults.js';
 import type { RunEstimate } from '../../queue/plan-estimate.js';
 import { examples, fail, out, table, type SetExit } from '../common.js';
 
@@ -84,7 +84,7 @@ export function register(program: Command, setExit: SetExit): void {
       'throughput of one worker (default: that of the newest committed run of the same fingerprint)',
       positiveNumber('--rows-per-sec'),
     )
-    .option('--workers <list>', `worker counts to estimate the duration for (default ${PLAN_WORKER_COUNTS.join(',')})`, intList('--workers'))
+    .option('--workers <list>', `worker counts to estimate the duration for (default ${DEFAULTS.plan.workerCounts.join(',')})`, intList('--workers'))
     .option('--json', 'print one JSON object on stdout')
     .action(async (file: string, o: { rowsPerSec?: number; workers?: number[]; json?: boolean }) => {
       try {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { RunSummary } from '../../queue/types.js';
-import { WORKER_DEFAULTS } from '../../queue/defaults.js';
+import { WORKER_DEFAULTS } from '../../queue/worker-options.js';
 import { ALLOW_EVICTION_HELP, err, examples, EXIT, fail, out, positiveInt, printSummary, type SetExit } from '../common.js';
 import { callbackLogger } from '../../types/logger.js';
 import type { DuplicateIds } from '../../pipeline/duplicate-ids.js';

@@ -1,8 +1,8 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { allowedHostName } from '../../ops/dashboard/access.js';
 import { redactUrl, settingsFromEnv } from '../../queue/connection.js';
-import { WORKER_DEFAULTS } from '../../queue/defaults.js';
-import { DEFAULT_METRICS_HOST } from '../../ops/defaults.js';
+import { DEFAULTS } from '../../config/defaults.js';
+import { WORKER_DEFAULTS } from '../../queue/worker-options.js';
 import { ALLOW_EVICTION_HELP, examples, EXIT, nonNegativeInt, portNumber, positiveInt, type SetExit } from '../common.js';
 
 /** Parsed options of `layertap worker`. */
@@ -56,7 +56,7 @@ export function register(program: Command, setExit: SetExit): void {
     )
     .option(
       '--batch-timeout-ms <ms>',
-      'longest a batch may run before its thread is stopped and the attempt fails; 0 = no limit (default 300000)',
+      `longest a batch may run before its thread is stopped and the attempt fails; 0 = no limit (default ${DEFAULTS.pool.batchTimeoutMs})`,
       nonNegativeInt('--batch-timeout-ms'),
     )
     .option(
@@ -66,7 +66,10 @@ export function register(program: Command, setExit: SetExit): void {
     )
     .option('--allow-eviction', ALLOW_EVICTION_HELP)
     .option('--metrics-port <port>', 'serve Prometheus metrics at http://<host>:<port>/metrics', portNumber('--metrics-port'))
-    .option('--metrics-host <host>', `interface for --metrics-port (default ${DEFAULT_METRICS_HOST}; 0.0.0.0 for a Prometheus on another host or container)`)
+    .option(
+      '--metrics-host <host>',
+      `interface for --metrics-port (default ${DEFAULTS.ops.metricsHost}; 0.0.0.0 for a Prometheus on another host or container)`,
+    )
     .option(
       '--metrics-allow-host <name>',
       'also answer metrics requests for this Host name, e.g. the DNS name a scraper uses (repeatable; IP addresses, localhost and --metrics-host always)',
@@ -106,7 +109,7 @@ export function register(program: Command, setExit: SetExit): void {
       try {
         await worker.start();
         if (metrics) {
-          const host = o.metricsHost ?? DEFAULT_METRICS_HOST;
+          const host = o.metricsHost ?? DEFAULTS.ops.metricsHost;
           const port = await metrics.attach(worker).listen(o.metricsPort!, host, { allowHosts: o.metricsAllowHost ?? [] });
           say(`layertap worker: metrics at http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics`);
         }

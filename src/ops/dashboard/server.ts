@@ -13,7 +13,7 @@ import { checkRedis, isLoopbackHost } from '../../queue/redis-checks.js';
 import { SCHEDULES_QUEUE } from '../../queue/schedules.js';
 import { RUNS_QUEUE, SHARDS_QUEUE } from '../../queue/types.js';
 import { accessGuard, allowedHostName, type AccessPolicy, generateToken, LOOPBACK_NAMES, MIN_TOKEN_LENGTH, securityHeaders } from './access.js';
-import { DEFAULT_DASHBOARD_PORT } from '../defaults.js';
+import { DEFAULTS } from '../../config/defaults.js';
 import { escapeHtml, renderRunsPage, renderUnavailablePage } from './runs-page.js';
 import { connectedWorkers, listRuns, type RunView } from './runs.js';
 
@@ -111,8 +111,6 @@ export interface Dashboard {
   loginUrl: string | null;
   close(): Promise<void>;
 }
-
-export { DEFAULT_DASHBOARD_PORT };
 
 /**
  * Serve Bull Board for the runs, shards and schedules queues at `/queues`, and the runs page
@@ -271,7 +269,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
   app.notFound((c) => c.html(`<p>Not found: ${escapeHtml(c.req.path)}. See <a href="/runs">runs</a> or <a href="${QUEUES_PATH}">queues</a>.</p>`, 404));
 
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, port: opts.port ?? DEFAULT_DASHBOARD_PORT, hostname: host }, () => resolve(s));
+    const s = serve({ fetch: app.fetch, port: opts.port ?? DEFAULTS.ops.dashboardPort, hostname: host }, () => resolve(s));
     s.once('error', reject);
   }).catch(async (err: unknown) => {
     await Promise.allSettled([client.close(), ...queues.map((q) => q.close())]);
