@@ -1,5 +1,6 @@
 import { AsyncByteQueue, RecordBatchFileWriter, RecordBatchStreamWriter } from 'apache-arrow';
 import type { RecordBatch, Schema } from 'apache-arrow';
+import type { SinkWriter } from '../storage/types.js';
 
 /**
  * Catches the byte chunks Arrow's writer emits instead of queueing them for an async reader,
@@ -54,5 +55,54 @@ export function checkBatchSchema(who: string, schema: Schema, batch: RecordBatch
   if (theirs.length !== mine.length || theirs.some((f, i) => f.name !== mine[i]?.name || String(f.type) !== String(mine[i]?.type))) {
     const list = (fields: typeof mine) => fields.map((f) => `${f.name}: ${String(f.type)}`).join(', ');
     throw new Error(`${who}: batch columns (${list(theirs)}) do not match the file's schema (${list(mine)})`);
+  }
+}
+
+/**
+ * What the part-file writers share: record batches go to an Arrow IPC writer whose chunks are
+ * collected, each checked against the file's schema first, rows counted; a write after close or
+ * abort fails, an abort drops what was collected and the SinkWriter's temporary object. A writer
+ * says what becomes of the chunks (`written`, after each batch) and how the file ends (`close`).
+ */
+export abstract class CollectedFileWriter {
+  protected rows = 0;
+  protected done = false;
+
+  protected constructor(
+    /** names the writer in errors */
+    private readonly who: string,
+    protected readonly out: SinkWriter,
+    protected readonly ipc: CollectingWriter,
+    protected readonly schema: Schema,
+  ) {}
+
+  /** Appends one record batch; once it resolves the caller may reuse the batch's buffers. */
+  async write(batch: RecordBatch): Promise<void> {
+    if (this.done) throw new Error(`${this.who}: write after close/abort`);
+    checkBatchSchema(this.who, this.schema, batch);
+    this.ipc.writer.write(batch);
+    this.rows += batch.numRows;
+    await this.written();
+  }
+
+  /** What a writer does with the chunks of the batch just written. */
+  protected async written(): Promise<void> {}
+
+  /** Ends the IPC writer, once: a second close is an error. */
+  protected finish(): void {
+    if (this.done) throw new Error(`${this.who}: already closed`);
+    this.done = true;
+    this.ipc.writer.close();
+  }
+
+  /** Writes the file's end and commits it under its final name. */
+  abstract close(): Promise<{ rows: number; bytes: number; uri: string }>;
+
+  /** Drops everything written; the final name is untouched. */
+  async abort(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    this.ipc.collector.take();
+    await this.out.abort();
   }
 }

@@ -1,5 +1,5 @@
-import type { RecordBatch, Schema } from 'apache-arrow';
-import { checkBatchSchema, collectingWriter, type CollectingWriter } from './arrow-chunks.js';
+import type { Schema } from 'apache-arrow';
+import { collectingWriter, CollectedFileWriter, type CollectingWriter } from './arrow-chunks.js';
 import { loadParquetWasm } from '../storage/parquet-wasm.js';
 import type { SinkWriter } from '../storage/types.js';
 
@@ -15,15 +15,10 @@ const WRITE_CHUNK = 4 * 1024 * 1024;
  * and the field metadata back; the schema metadata also goes into Parquet's key-value metadata,
  * where tools that do not read the Arrow schema (DuckDB's parquet_kv_metadata) find it.
  */
-export class ParquetFileWriter {
-  private rows = 0;
-  private done = false;
-
-  private constructor(
-    private readonly out: SinkWriter,
-    private readonly ipc: CollectingWriter,
-    private readonly schema: Schema,
-  ) {}
+export class ParquetFileWriter extends CollectedFileWriter {
+  private constructor(out: SinkWriter, ipc: CollectingWriter, schema: Schema) {
+    super('ParquetFileWriter', out, ipc, schema);
+  }
 
   /** Starts a Parquet file with `schema`, ready for batches. */
   static async open(out: SinkWriter, schema: Schema): Promise<ParquetFileWriter> {
@@ -32,19 +27,9 @@ export class ParquetFileWriter {
     return new ParquetFileWriter(out, collectingWriter('stream', schema, { copy: true }), schema);
   }
 
-  /** Appends one record batch; its buffers are copied, so the caller may reuse them once this resolves. */
-  async write(batch: RecordBatch): Promise<void> {
-    if (this.done) throw new Error('ParquetFileWriter: write after close/abort');
-    checkBatchSchema('ParquetFileWriter', this.schema, batch);
-    this.ipc.writer.write(batch);
-    this.rows += batch.numRows;
-  }
-
   /** Encodes the Parquet file, hands it to the SinkWriter and commits it under its final name. */
   async close(): Promise<{ rows: number; bytes: number; uri: string }> {
-    if (this.done) throw new Error('ParquetFileWriter: already closed');
-    this.done = true;
-    this.ipc.writer.close();
+    this.finish();
     const ipcBytes = this.ipc.collector.bytes;
     const chunks = this.ipc.collector.take();
     const ipc = new Uint8Array(ipcBytes);
@@ -66,14 +51,6 @@ export class ParquetFileWriter {
     }
     const { uri, bytes } = await this.out.commit();
     return { rows: this.rows, bytes, uri };
-  }
-
-  /** Drops everything written; the final name is untouched. */
-  async abort(): Promise<void> {
-    if (this.done) return;
-    this.done = true;
-    this.ipc.collector.take();
-    await this.out.abort();
   }
 }
 
