@@ -72,6 +72,13 @@ export async function* lines(path: string, start: number, maxLineBytes: number, 
 
 const EMPTY = Buffer.alloc(0);
 
+/** How many lines of a file `isRow` takes, read through without keeping any. */
+export async function countLines(path: string, maxLineBytes: number, isRow: (line: Line) => boolean): Promise<number> {
+  let n = 0;
+  for await (const line of lines(path, 0, maxLineBytes, { keep: false })) if (isRow(line)) n++;
+  return n;
+}
+
 /**
  * Shards of `shardSize` rows over the lines of a file that `isRow` takes, each with the byte
  * offset of its first row, so that reading a shard seeks straight to it; `done` is told how many

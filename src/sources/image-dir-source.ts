@@ -4,7 +4,7 @@ import { DEFAULTS } from '../config/defaults.js';
 import { checkLimit } from './limits.js';
 import { compareCodePoints } from './path-order.js';
 import { OutsideFolderError, readRowFileInside, RowFileError } from './row-file.js';
-import { checkShardSize, planIdStream } from './shards.js';
+import { countIds, planIdStream, readAhead } from './shards.js';
 import type { ShardSpec, Source, SourceRow } from './types.js';
 import { FieldError } from '../types/errors.js';
 
@@ -64,16 +64,13 @@ export class ImageDirSource implements Source {
   }
 
   /** Number of image files under the root (a walk of the folders; no list is kept). */
-  async count(): Promise<number> {
-    let n = 0;
-    for await (const _id of this.list()) n++;
-    return n;
+  count(): Promise<number> {
+    return countIds(this.list());
   }
 
   /** Yields shards of at most `shardSize` consecutive ids in sorted order, as the folders are walked. */
-  async *plan(shardSize: number): AsyncIterable<ShardSpec> {
-    checkShardSize(shardSize);
-    yield* planIdStream(this.list(), shardSize);
+  plan(shardSize: number): AsyncIterable<ShardSpec> {
+    return planIdStream(this.list(), shardSize);
   }
 
   /**
@@ -85,17 +82,7 @@ export class ImageDirSource implements Source {
     if (!ids) {
       throw new Error(`shard ${shard.index} of ${this.uri} has no ids: image shards must come from ImageDirSource.plan()`);
     }
-    // keep up to readAhead reads in flight so slow disks/network mounts overlap, yet yield in order
-    const inflight: Promise<SourceRow>[] = [];
-    let next = 0;
-    while (next < ids.length || inflight.length > 0) {
-      while (next < ids.length && inflight.length < this.readAhead) {
-        inflight.push(this.readOne(ids[next] as string));
-        next++;
-      }
-      const row = await (inflight.shift() as Promise<SourceRow>);
-      yield row;
-    }
+    yield* readAhead(ids, this.readAhead, (id) => this.readOne(id));
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,4 @@
-import { lines, planLines, type Line } from './file-lines.js';
+import { countLines, lines, planLines, type Line } from './file-lines.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { checkLimit } from './limits.js';
 import { jsonCell, jsonKind } from './table-cells.js';
@@ -48,11 +48,7 @@ export class JsonlTableReader implements TableReader {
   }
 
   async count(): Promise<number> {
-    this.total ??= (async () => {
-      let n = 0;
-      for await (const line of lines(this.path, 0, this.maxLineBytes, { keep: false })) if (!line.blank) n++;
-      return n;
-    })();
+    this.total ??= countLines(this.path, this.maxLineBytes, (line) => !line.blank);
     return this.total;
   }
 

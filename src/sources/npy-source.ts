@@ -4,6 +4,7 @@ import { decodeElements, HOST_LITTLE_ENDIAN, readFully, readNpyHeaderFrom } from
 import type { NpyHeader } from './npy.js';
 import { checkShard, checkShardSize, planRows } from './shards.js';
 import type { ReadHint, ShardSpec, Source, SourceRow } from './types.js';
+import { Lazy } from '../types/lazy.js';
 
 export interface NpySourceOptions {
   /** target bytes read from disk per read call (at least one row). @defaultValue 4 MiB */
@@ -22,7 +23,7 @@ export class NpySource implements Source {
   readonly uri: string;
   readonly type = 'npy' as const;
   private readonly chunkBytes: number;
-  private header: Promise<NpyHeader> | null = null;
+  private readonly header = new Lazy<NpyHeader>(() => this.loadHeader());
 
   constructor(file: string, options: NpySourceOptions = {}) {
     this.uri = path.resolve(file);
@@ -35,17 +36,17 @@ export class NpySource implements Source {
 
   /** Shape of one row: the array's shape without its first axis. */
   async rowShape(): Promise<number[]> {
-    return (await this.getHeader()).shape.slice(1);
+    return (await this.header.get()).shape.slice(1);
   }
 
   /** Reads and checks the header. */
   async check(): Promise<void> {
-    await this.getHeader();
+    await this.header.get();
   }
 
   /** Length of the first axis. */
   async count(): Promise<number> {
-    return (await this.getHeader()).shape[0] as number;
+    return (await this.header.get()).shape[0] as number;
   }
 
   /** Yields shards as row ranges ({index, start, count}); ids are derived from positions. */
@@ -56,7 +57,7 @@ export class NpySource implements Source {
 
   /** Streams the shard's rows in order, reading only its byte range in chunks. */
   async *read(shard: ShardSpec, hint: ReadHint = {}): AsyncIterable<SourceRow> {
-    const header = await this.getHeader();
+    const header = await this.header.get();
     const n = header.shape[0] as number;
     checkShard(shard, n, this.uri);
     const { start, count } = shard;
@@ -99,19 +100,7 @@ export class NpySource implements Source {
 
   /** Forgets the cached header (the file is only open while a shard is read). */
   async close(): Promise<void> {
-    this.header = null;
-  }
-
-  private getHeader(): Promise<NpyHeader> {
-    if (!this.header) {
-      const loading = this.loadHeader();
-      this.header = loading;
-      // a failed load is not cached so a fixed file can be retried
-      loading.catch(() => {
-        if (this.header === loading) this.header = null;
-      });
-    }
-    return this.header;
+    this.header.reset();
   }
 
   private async loadHeader(): Promise<NpyHeader> {

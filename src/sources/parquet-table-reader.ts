@@ -11,6 +11,7 @@ import type { RawRow, RowColumns, TableColumn } from './table-cells.js';
 import { checkShard, piecesFor, planRows } from './table-reader.js';
 import type { TableReader } from './table-reader.js';
 import type { ShardSpec } from './types.js';
+import { Lazy } from '../types/lazy.js';
 
 interface ParquetInfo {
   metadata: ParquetMetadata;
@@ -26,16 +27,16 @@ interface ParquetInfo {
  * them as a little file of their own (see parquet-metadata.ts).
  */
 export class ParquetTableReader implements TableReader {
-  private info: Promise<ParquetInfo> | null = null;
+  private readonly info = new Lazy<ParquetInfo>(() => this.load());
 
   constructor(private readonly path: string) {}
 
   async columns(): Promise<TableColumn[]> {
-    return (await this.getInfo()).columns;
+    return (await this.info.get()).columns;
   }
 
   async count(): Promise<number> {
-    return (await this.getInfo()).metadata.rows;
+    return (await this.info.get()).metadata.rows;
   }
 
   async *plan(shardSize: number): AsyncIterable<ShardSpec> {
@@ -43,7 +44,7 @@ export class ParquetTableReader implements TableReader {
   }
 
   async *rows(shard: ShardSpec, columns: RowColumns): AsyncIterable<RawRow> {
-    const { metadata, schema } = await this.getInfo();
+    const { metadata, schema } = await this.info.get();
     checkShard(shard, metadata.rows, this.path);
     const wanted = columns.id === null ? [columns.input] : [columns.id, columns.input];
     const keep = new Set(wanted);
@@ -73,7 +74,7 @@ export class ParquetTableReader implements TableReader {
   }
 
   async close(): Promise<void> {
-    this.info = null;
+    this.info.reset();
   }
 
   /** Decodes a one-row-group file; the synchronous reader reports damage as an error, never as a hang. */
@@ -85,20 +86,9 @@ export class ParquetTableReader implements TableReader {
     } catch (err) {
       throw new DamagedTableError(this.path, `cannot read row group ${piece}: ${describeThrown(err)}`, { cause: err });
     }
-    const rows = (await this.getInfo()).metadata.rowGroups[piece]!.rows;
+    const rows = (await this.info.get()).metadata.rowGroups[piece]!.rows;
     if (table.numRows !== rows) throw new DamagedTableError(this.path, `row group ${piece} decodes to ${table.numRows} rows, but its metadata says ${rows}`);
     return table;
-  }
-
-  private getInfo(): Promise<ParquetInfo> {
-    if (!this.info) {
-      const loading = this.load();
-      this.info = loading;
-      loading.catch(() => {
-        if (this.info === loading) this.info = null;
-      });
-    }
-    return this.info;
   }
 
   private async load(): Promise<ParquetInfo> {

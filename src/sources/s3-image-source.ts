@@ -6,7 +6,7 @@ import { DEFAULTS } from '../config/defaults.js';
 import { checkLimit } from './limits.js';
 import { compareCodePoints } from './path-order.js';
 import { tooLarge } from './row-file.js';
-import { checkShardSize, planIdStream } from './shards.js';
+import { countIds, planIdStream, readAhead } from './shards.js';
 import type { ShardSpec, Source, SourceRow } from './types.js';
 import { FieldError } from '../types/errors.js';
 
@@ -71,31 +71,20 @@ export class S3ImageSource implements Source {
     await checkBucket(this.bucket, this.connection, 'source.uri');
   }
 
-  async count(): Promise<number> {
-    let n = 0;
-    for await (const _id of this.list()) n++;
-    return n;
+  count(): Promise<number> {
+    return countIds(this.list());
   }
 
   /** Shards of consecutive keys, as the listing pages come: no list of every key is held. */
-  async *plan(shardSize: number): AsyncIterable<ShardSpec> {
-    checkShardSize(shardSize);
-    yield* planIdStream(this.list(), shardSize);
+  plan(shardSize: number): AsyncIterable<ShardSpec> {
+    return planIdStream(this.list(), shardSize);
   }
 
   /** Fetches the shard's objects (several at once), yielding them in order; a failed fetch is an `error` row. */
   async *read(shard: ShardSpec): AsyncIterable<SourceRow> {
     const ids = shard.ids;
     if (!ids) throw new Error(`shard ${shard.index} of ${this.uri} has no ids: image shards must come from S3ImageSource.plan()`);
-    const inflight: Array<Promise<SourceRow>> = [];
-    let next = 0;
-    while (next < ids.length || inflight.length > 0) {
-      while (next < ids.length && inflight.length < this.readAhead) {
-        inflight.push(this.readOne(ids[next] as string));
-        next++;
-      }
-      yield await (inflight.shift() as Promise<SourceRow>);
-    }
+    yield* readAhead(ids, this.readAhead, (id) => this.readOne(id));
   }
 
   async close(): Promise<void> {

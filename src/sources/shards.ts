@@ -35,6 +35,26 @@ export async function* planIdStream(ids: AsyncIterable<string>, shardSize: numbe
   if (batch.length > 0) yield { index, start, count: batch.length, ids: batch };
 }
 
+/** How many ids a stream yields (a walk of the folders, a listing of the keys), none of them kept. */
+export async function countIds(ids: AsyncIterable<string>): Promise<number> {
+  let n = 0;
+  for await (const _id of ids) n++;
+  return n;
+}
+
+/**
+ * The rows of a shard's `ids`, read with up to `readAhead` reads in flight, so that slow disks,
+ * network mounts and object stores overlap, and yielded in the ids' order.
+ */
+export async function* readAhead<T>(ids: readonly string[], readAhead: number, readOne: (id: string) => Promise<T>): AsyncGenerator<T> {
+  const inflight: Array<Promise<T>> = [];
+  let next = 0;
+  while (next < ids.length || inflight.length > 0) {
+    while (next < ids.length && inflight.length < readAhead) inflight.push(readOne(ids[next++]!));
+    yield await inflight.shift()!;
+  }
+}
+
 /** Checks that a shard lies within a dataset of `total` rows. */
 export function checkShard(shard: ShardSpec, total: number, uri: string): void {
   const { start, count } = shard;

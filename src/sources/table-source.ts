@@ -6,6 +6,7 @@ import type { TableLocation } from './table-location.js';
 import type { TableReader } from './table-reader.js';
 import type { RowShape, ShardSpec, Source, SourceRow, TableFormat } from './types.js';
 import { FieldError } from '../types/errors.js';
+import { Lazy } from '../types/lazy.js';
 
 /** Options of a {@link TableSource}. */
 export interface TableSourceOptions {
@@ -55,7 +56,7 @@ function readerFor(format: TableFormat, file: string, options: TableSourceOption
  */
 export class TableSource implements Source {
   private reader: Promise<TableReader> | null = null;
-  private layout: Promise<Layout> | null = null;
+  private readonly layout = new Lazy<Layout>(() => this.loadLayout());
   private readonly readAhead: number;
 
   constructor(
@@ -71,13 +72,13 @@ export class TableSource implements Source {
 
   /** The input column's per-row shape for tensor columns; null for image columns (bytes or paths); see {@link RowShape}. */
   async rowShape(): Promise<RowShape> {
-    return (await this.getLayout()).shape;
+    return (await this.layout.get()).shape;
   }
 
   /** Checks that the table can be read and that its id and input columns are usable. */
   async check(): Promise<void> {
     await this.location.check();
-    await this.getLayout();
+    await this.layout.get();
   }
 
   async count(): Promise<number> {
@@ -90,7 +91,7 @@ export class TableSource implements Source {
 
   /** The shard's rows in order; a null, malformed or unreadable input becomes an `error` row. */
   async *read(shard: ShardSpec): AsyncIterable<SourceRow> {
-    const layout = await this.getLayout();
+    const layout = await this.layout.get();
     const reader = await this.getReader();
     const rows = reader.rows(shard, { id: layout.id, input: layout.input.name });
     if (layout.input.kind !== 'text' || this.options.text === true) {
@@ -125,7 +126,7 @@ export class TableSource implements Source {
   async close(): Promise<void> {
     const reader = this.reader;
     this.reader = null;
-    this.layout = null;
+    this.layout.reset();
     if (reader) await reader.then((r) => r.close()).catch(() => undefined);
     await this.location.close();
   }
@@ -139,17 +140,6 @@ export class TableSource implements Source {
       });
     }
     return this.reader;
-  }
-
-  private getLayout(): Promise<Layout> {
-    if (!this.layout) {
-      const loading = this.loadLayout();
-      this.layout = loading;
-      loading.catch(() => {
-        if (this.layout === loading) this.layout = null;
-      });
-    }
-    return this.layout;
   }
 
   private async loadLayout(): Promise<Layout> {

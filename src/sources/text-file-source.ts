@@ -1,5 +1,5 @@
 import { stat } from 'node:fs/promises';
-import { lines, planLines } from './file-lines.js';
+import { countLines, lines, planLines } from './file-lines.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { checkLimit } from './limits.js';
 import { checkShard } from './table-reader.js';
@@ -43,14 +43,7 @@ export class TextFileSource implements Source {
   }
 
   count(): Promise<number> {
-    this.total ??= (async () => {
-      let n = 0;
-      for await (const line of lines(this.uri, 0, this.maxLineBytes, { keep: false })) {
-        void line;
-        n++;
-      }
-      return n;
-    })();
+    this.total ??= countLines(this.uri, this.maxLineBytes, () => true);
     return this.total;
   }
 
