@@ -155,28 +155,21 @@ export function sliceRows(t: NamedTensor, start: number, count: number, rows = c
   const dims = [rows, ...t.dims.slice(1)];
   // one case per array type: TypedArray.set does not take the union of them
   switch (t.dtype) {
-    case 'float32': {
-      const part = t.data.subarray(from, to);
-      if (part.length === size) return { dtype: t.dtype, dims, data: part };
-      const data = new Float32Array(size);
-      data.set(part);
-      return { dtype: t.dtype, dims, data };
-    }
-    case 'int32': {
-      const part = t.data.subarray(from, to);
-      if (part.length === size) return { dtype: t.dtype, dims, data: part };
-      const data = new Int32Array(size);
-      data.set(part);
-      return { dtype: t.dtype, dims, data };
-    }
-    case 'int64': {
-      const part = t.data.subarray(from, to);
-      if (part.length === size) return { dtype: t.dtype, dims, data: part };
-      const data = new BigInt64Array(size);
-      data.set(part);
-      return { dtype: t.dtype, dims, data };
-    }
+    case 'float32':
+      return { dtype: t.dtype, dims, data: padTo(t.data.subarray(from, to), size, (n) => new Float32Array(n)) };
+    case 'int32':
+      return { dtype: t.dtype, dims, data: padTo(t.data.subarray(from, to), size, (n) => new Int32Array(n)) };
+    case 'int64':
+      return { dtype: t.dtype, dims, data: padTo(t.data.subarray(from, to), size, (n) => new BigInt64Array(n)) };
   }
+}
+
+/** `part` itself when it has `size` values, else a copy of it followed by zeros up to `size`. */
+function padTo<A extends Float32Array | Int32Array | BigInt64Array>(part: A, size: number, make: (n: number) => A): A {
+  if (part.length === size) return part;
+  const out = make(size);
+  (out as { set(a: A): void }).set(part);
+  return out;
 }
 
 /** A tensor's values as float32: the tensor's own array when it is one (a tap on a model input reads the fed values). */

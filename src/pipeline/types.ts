@@ -1,6 +1,7 @@
 import type { ResolvedJob } from '../config/resolved.js';
 import type { DuplicateIds } from './duplicate-ids.js';
 import type { BaseRun } from './incremental.js';
+import type { ManifestShard } from '../sinks/manifest.js';
 import type { ShardSpec } from '../sources/types.js';
 import type { TapColumn } from '../types/features.js';
 
@@ -74,18 +75,10 @@ export interface ShardJobData {
   base?: BaseRun;
 }
 
-/** What a shard job returns when its files are committed. */
-export interface ShardResult {
-  index: number;
+/** What a shard job returns when its files are committed: what the manifest lists of it, and more. */
+export interface ShardResult extends ManifestShard {
   /** the run was cancelled before this shard started: it wrote nothing and counts as cancelled, not failed */
   cancelled?: boolean;
-  rows: number;
-  errorRows: number;
-  /** full path/URI of the part file, or null when no row of the shard had features */
-  file: string | null;
-  errorsFile: string | null;
-  bytes: number;
-  seconds: number;
   backend: string;
   /** per tap column, the per-row shape of the features (one token's for a ragged column) */
   shapes: Record<string, number[]>;

@@ -22,7 +22,7 @@ import { QueueSet } from './queues.js';
 import { finalizeRun } from '../pipeline/finalize.js';
 import { findBaseRun } from '../pipeline/incremental.js';
 import { defaultRegistries, type Registries } from '../pipeline/registries.js';
-import { RunRegistry } from './run-registry.js';
+import { planningRecord, RunRegistry } from './run-registry.js';
 import {
   FINAL_STATUSES,
   RUNS_QUEUE,
@@ -151,21 +151,7 @@ export class LayertapClient {
     const sink = await createSink(job.sink, this.registries.sinks);
     const prefix = runPrefix(job.name, job.fingerprint, runId);
     const createdAt = Date.now();
-    const rec: RunRecord = {
-      runId,
-      name: job.name,
-      fingerprint: job.fingerprint,
-      status: 'planning',
-      trigger,
-      createdAt,
-      shards: 0,
-      totalRows: 0,
-      rows: 0,
-      errorRows: 0,
-      failedShards: [],
-      outputUri: sink.resolve(prefix),
-      ...(owner ? { owner } : {}),
-    };
+    const rec = planningRecord({ runId, name: job.name, fingerprint: job.fingerprint, trigger, createdAt, outputUri: sink.resolve(prefix), owner });
     // a run that cannot fit in Redis is refused before anything of it is written
     try {
       const shards = Math.ceil((await source.count()) / job.shardSize);

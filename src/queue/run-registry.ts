@@ -4,6 +4,13 @@ import { describeIssues } from '../config/index.js';
 import { runRecordSchema } from './schemas.js';
 import type { RunRecord } from './types.js';
 
+/** The record of a run that is being planned: nothing counted yet. */
+export function planningRecord(run: Pick<RunRecord, 'runId' | 'name' | 'fingerprint' | 'trigger' | 'createdAt' | 'outputUri' | 'owner'>): RunRecord {
+  const { runId, name, fingerprint, trigger, createdAt, outputUri, owner } = run;
+  const counts = { shards: 0, totalRows: 0, rows: 0, errorRows: 0, failedShards: [] };
+  return { runId, name, fingerprint, status: 'planning', trigger, createdAt, ...counts, outputUri, ...(owner ? { owner } : {}) };
+}
+
 /** A value under a run's key that is not a run record; it is skipped. */
 export interface InvalidRunRecord {
   runId: string;

@@ -12,6 +12,7 @@ import type { Logger } from '../types/logger.js';
 import { LayertapClient, newRunId } from './client.js';
 import { bullConnection, type QueueSettings } from './connection.js';
 import { checkedJobData, InvalidJobDataError } from './schemas.js';
+import { planningRecord } from './run-registry.js';
 import type { RunRecord } from './types.js';
 
 export const SCHEDULES_QUEUE = 'schedules';
@@ -246,21 +247,10 @@ export class ScheduleManager {
   private async recordFailedTick(client: LayertapClient, runId: string, name: string, fingerprint: string | null, createdAt: number, reason: string) {
     if (await client.registry.get(runId)) return;
     await client.specs.heartbeat(runId, FAILED_TICK_LEASE_MS);
-    await client.registry.put({
-      runId,
-      name,
-      fingerprint: fingerprint ?? UNRESOLVED_FINGERPRINT,
-      status: 'planning',
-      trigger: 'schedule',
-      createdAt,
-      shards: 0,
-      totalRows: 0,
-      rows: 0,
-      errorRows: 0,
-      failedShards: [],
-      // nothing was written
-      outputUri: '',
-    });
+    // nothing was written: no output
+    await client.registry.put(
+      planningRecord({ runId, name, fingerprint: fingerprint ?? UNRESOLVED_FINGERPRINT, trigger: 'schedule', createdAt, outputUri: '' }),
+    );
     await client.lifecycle.move(runId, 'failed', { error: reason });
   }
 
