@@ -24,6 +24,20 @@ module.exports = {
       to: { path: '^src/sinks/' },
     },
     {
+      name: 'runtimes-apart',
+      comment: 'a model runtime is its folder of models/ (onnx/, tfjs/): it imports the shared model code, never another runtime',
+      severity: 'error',
+      from: { path: '^src/models/([^/]+)/' },
+      to: { path: '^src/models/[^/]+/', pathNot: '^src/models/$1/' },
+    },
+    {
+      name: 'shared-model-code-apart-from-runtimes',
+      comment: 'the model contract, reductions and inputs serve every runtime: only the registry (one line per runtime) and the barrel name one',
+      severity: 'error',
+      from: { path: '^src/models/[^/]+\\.ts$', pathNot: '^src/models/(registry|index)\\.ts$' },
+      to: { path: '^src/models/[^/]+/' },
+    },
+    {
       name: 'no-circular',
       comment: 'modules that import each other cannot be understood or tested one at a time',
       severity: 'error',
