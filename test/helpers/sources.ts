@@ -1,5 +1,5 @@
 import { open } from 'node:fs/promises';
-import { defaultSources, type ReadHint, type ShardSpec, type Source, type SourceEntry } from '../../src/index.js';
+import { defaultSources, type ReadHint, type ShardSpec, type Source, type SourceEntry, type SourceRow } from '../../src/index.js';
 import { writeNpy } from '../../src/sources/npy.js';
 
 /** The .npy source kind with some of its methods replaced: a slow listing, a shard that cannot be read. */
@@ -64,4 +64,19 @@ export async function writeSparseNpy(file: string, rows: number, rowShape: reado
   } finally {
     await fh.close();
   }
+}
+
+/** Every item of an async iterable, in order. */
+export async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
+/** A source's plan for `shardSize` and every row it reads; the shards round-trip through JSON, as they do through the queue. */
+export async function readAll(src: Source, shardSize: number): Promise<{ shards: ShardSpec[]; rows: SourceRow[] }> {
+  const shards = await collect(src.plan(shardSize));
+  const rows: SourceRow[] = [];
+  for (const s of shards) rows.push(...(await collect(src.read(JSON.parse(JSON.stringify(s)) as ShardSpec))));
+  return { shards, rows };
 }

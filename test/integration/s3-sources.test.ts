@@ -1,21 +1,9 @@
 import { Field, RecordBatch, RecordBatchFileWriter, Schema, Struct, Utf8, makeData } from 'apache-arrow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSource, S3ImageSource } from '../../src/sources/index.js';
-import type { ShardSpec, Source, SourceRow } from '../../src/sources/index.js';
+import type { SourceRow } from '../../src/sources/index.js';
 import { startS3Server, testBucket, type S3TestServer } from '../helpers/s3.js';
-
-async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of it) out.push(x);
-  return out;
-}
-
-async function readAll(src: Source, shardSize: number): Promise<{ shards: ShardSpec[]; rows: SourceRow[] }> {
-  const shards = await collect(src.plan(shardSize));
-  const rows: SourceRow[] = [];
-  for (const s of shards) rows.push(...(await collect(src.read(JSON.parse(JSON.stringify(s)) as ShardSpec))));
-  return { shards, rows };
-}
+import { collect, readAll } from '../helpers/sources.js';
 
 const text = (r: SourceRow) => (r.kind === 'bytes' ? Buffer.from(r.bytes).toString() : r.kind);
 

@@ -3,12 +3,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { tableFromIPC } from 'apache-arrow';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ResolvedTap } from '../../../src/config/resolved.js';
-import { PartWriter, buildSchema, partExtension, readPartFile } from '../../../src/sinks/index.js';
+import { PartWriter, partExtension, readPartFile } from '../../../src/sinks/index.js';
 import { partName } from '../../../src/storage/index.js';
 import { loadParquetWasm } from '../../../src/storage/index.js';
 import { float16ToFloat32, float32ToFloat16 } from '../../../src/types/index.js';
 import { LocalSink } from '../../../src/storage/index.js';
+import { partSchema } from '../../helpers/sinks.js';
 
 let tmp: string;
 beforeEach(async () => {
@@ -18,24 +18,7 @@ afterEach(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
-const TAPS: ResolvedTap[] = [
-  { layer: 'linear_1.0', at: 'output', as: 'emb', reduce: 'none', normalize: 'l2', dtype: 'float32' },
-  { layer: 'conv_16.2', at: 'input', as: 'feat', reduce: 'mean', normalize: 'none', dtype: 'float16' },
-];
 const HALF_OK = [0, 1, -2, 0.5, 1.25, -0.375, 1024, 3.140625];
-
-function schema() {
-  return buildSchema({
-    taps: TAPS,
-    shapes: { emb: [4], feat: [2, 3] },
-    layout: 'nhwc',
-    fingerprint: '0123456789abcdef',
-    model: '/models/m/model.json',
-    runtime: 'wasm',
-    version: '0.1.0',
-    runId: 'run-1',
-  });
-}
 
 async function readParquetFile(file: string) {
   const pq = await loadParquetWasm();
@@ -51,7 +34,7 @@ describe('Parquet part files', () => {
 
   it('keep the Arrow schema: FixedSizeList columns, field and schema metadata, exact values', async () => {
     const sink = new LocalSink(tmp);
-    const w = await PartWriter.open(await sink.createWriter('run/part-00000.parquet'), schema(), 'parquet');
+    const w = await PartWriter.open(await sink.createWriter('run/part-00000.parquet'), partSchema(), 'parquet');
     const ids = ['a', 'b', 'c', 'd', 'e'];
     const emb = Float32Array.from({ length: 20 }, (_, i) => i * 0.25 - 1);
     const feat = Uint16Array.from({ length: 30 }, (_, i) => float32ToFloat16(HALF_OK[i % HALF_OK.length]!));
@@ -103,7 +86,7 @@ describe('Parquet part files', () => {
 
   it('abort leaves nothing behind', async () => {
     const sink = new LocalSink(tmp);
-    const w = await PartWriter.open(await sink.createWriter('run/part-00001.parquet'), schema(), 'parquet');
+    const w = await PartWriter.open(await sink.createWriter('run/part-00001.parquet'), partSchema(), 'parquet');
     await w.writeBatch(['a'], { emb: { data: new Float32Array(4), shape: [4] }, feat: { data: new Uint16Array(6), shape: [2, 3] } });
     await w.abort();
     expect(await readdir(path.join(tmp, 'run'))).toEqual([]);

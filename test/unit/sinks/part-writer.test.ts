@@ -11,6 +11,7 @@ import { float16ToFloat32, float32ToFloat16 } from '../../../src/types/index.js'
 import type { TapColumn } from '../../../src/types/features.js';
 import { LocalSink } from '../../../src/storage/index.js';
 import type { SinkWriter } from '../../../src/storage/index.js';
+import { PART_TAPS, partSchema } from '../../helpers/sinks.js';
 
 let tmp: string;
 beforeEach(async () => {
@@ -19,24 +20,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
-
-const TAPS: ResolvedTap[] = [
-  { layer: 'linear_1.0', at: 'output', as: 'emb', reduce: 'none', normalize: 'l2', dtype: 'float32' },
-  { layer: 'conv_16.2', at: 'input', as: 'feat', reduce: 'mean', normalize: 'none', dtype: 'float16' },
-];
-
-function schema() {
-  return buildSchema({
-    taps: TAPS,
-    shapes: { emb: [4], feat: [2, 3] },
-    layout: 'nhwc',
-    fingerprint: '0123456789abcdef',
-    model: '/models/m/model.json',
-    runtime: 'wasm',
-    version: '0.1.0',
-    runId: 'run-1',
-  });
-}
 
 /** Values exactly representable in float16, so a round trip is exact. */
 const HALF_OK = [0, 1, -2, 0.5, 1.25, -0.375, 1024, 3.140625, -65504, 2 ** -14, 0.0999755859375, 7];
@@ -69,7 +52,7 @@ function memoryWriter() {
 
 describe('buildSchema', () => {
   it('has id then one FixedSizeList column per tap, with the contract metadata', () => {
-    const s = schema();
+    const s = partSchema();
     expect(s.fields.map((f) => f.name)).toEqual(['id', 'emb', 'feat']);
     expect(s.fields[0]?.type).toBeInstanceOf(Utf8);
     const emb = s.fields[1]?.type as FixedSizeList;
@@ -100,7 +83,7 @@ describe('buildSchema', () => {
 
   it("lays a text model's columns out as 'pooled', its ragged ones as 'tokens', and reads back what the manifest records", () => {
     const text = buildSchema({
-      taps: TAPS,
+      taps: PART_TAPS,
       shapes: { emb: [4], feat: [2, 3] },
       ragged: new Set(['emb']),
       layout: 'nchw',
@@ -115,18 +98,18 @@ describe('buildSchema', () => {
     expect(schemaColumns(text)).toEqual(columns);
     expect(text.fields[2]?.metadata.get('layertap.layout')).toBe('pooled');
     const written = { columns, shapes: { emb: [4], feat: [2, 3] }, layout: 'nchw' as const };
-    expect(TAPS.map((t) => manifestTap(t, written))).toEqual([
-      { ...TAPS[0], shape: [null, 4], layout: 'tokens' },
-      { ...TAPS[1], shape: [2, 3], layout: 'pooled' },
+    expect(PART_TAPS.map((t) => manifestTap(t, written))).toEqual([
+      { ...PART_TAPS[0], shape: [null, 4], layout: 'tokens' },
+      { ...PART_TAPS[1], shape: [2, 3], layout: 'pooled' },
     ]);
     // an image model's columns keep the runtime's layout
-    expect(schemaColumns(schema())).toEqual({ emb: { shape: [4], layout: 'nhwc' }, feat: { shape: [2, 3], layout: 'nhwc' } });
+    expect(schemaColumns(partSchema())).toEqual({ emb: { shape: [4], layout: 'nhwc' }, feat: { shape: [2, 3], layout: 'nhwc' } });
   });
 
   it('names the tap when its shape is missing or its column name clashes', () => {
     const base = { layout: 'nchw' as const, fingerprint: 'f', model: 'm', runtime: 'onnx', version: 'v', runId: 'r' };
-    expect(() => buildSchema({ ...base, taps: TAPS, shapes: { emb: [4] } })).toThrow(/taps\[1\] \(feat\): no per-row shape/);
-    const first = TAPS[0] as ResolvedTap;
+    expect(() => buildSchema({ ...base, taps: PART_TAPS, shapes: { emb: [4] } })).toThrow(/taps\[1\] \(feat\): no per-row shape/);
+    const first = PART_TAPS[0] as ResolvedTap;
     expect(() => buildSchema({ ...base, taps: [{ ...first, as: 'id' }], shapes: { id: [1] } })).toThrow(/taps\[0\]\.as: 'id' is reserved/);
     expect(() => buildSchema({ ...base, taps: [first], shapes: { emb: [0] } })).toThrow(/taps\[0\] \(emb\): per-row shape \[0\]/);
   });
@@ -136,7 +119,7 @@ describe('PartWriter', () => {
   it('writes batches that read back with exact ids, values, list sizes and metadata', async () => {
     const sink = new LocalSink(tmp);
     const key = `${runPrefix('ds', '0123456789abcdef', 'run-1')}/${partName(0)}`;
-    const writer = await PartWriter.open(await sink.createWriter(key), schema());
+    const writer = await PartWriter.open(await sink.createWriter(key), partSchema());
     const b1 = batch(3, 0);
     const b2 = batch(2, 5);
     await writer.writeBatch(['a.png', 'b/c.png', 'ü.jpg'], b1);
@@ -174,7 +157,7 @@ describe('PartWriter', () => {
 
   it('streams chunks to the sink as batches are written, straight from the tap buffers', async () => {
     const mem = memoryWriter();
-    const writer = await PartWriter.open(mem.writer, schema());
+    const writer = await PartWriter.open(mem.writer, partSchema());
     const afterOpen = mem.chunks.length;
     expect(afterOpen).toBeGreaterThan(0); // magic + schema already handed on
     const b = batch(4, 1);
@@ -192,7 +175,7 @@ describe('PartWriter', () => {
 
   it('converts float32 data for a float16 column', async () => {
     const mem = memoryWriter();
-    const writer = await PartWriter.open(mem.writer, schema());
+    const writer = await PartWriter.open(mem.writer, partSchema());
     const feat = Float32Array.from({ length: 6 }, (_, i) => HALF_OK[i] as number);
     await writer.writeBatch(['x'], { emb: { data: new Float32Array(4), shape: [4] }, feat: { data: feat, shape: [2, 3] } });
     await writer.close();
@@ -202,7 +185,7 @@ describe('PartWriter', () => {
 
   it('writes a valid empty part when no batch was written', async () => {
     const mem = memoryWriter();
-    const writer = await PartWriter.open(mem.writer, schema());
+    const writer = await PartWriter.open(mem.writer, partSchema());
     await writer.close();
     const table = tableFromIPC(mem.bytes());
     expect(table.numRows).toBe(0);
@@ -210,7 +193,7 @@ describe('PartWriter', () => {
   });
 
   it('names the column when features do not match the schema', async () => {
-    const writer = await PartWriter.open(memoryWriter().writer, schema());
+    const writer = await PartWriter.open(memoryWriter().writer, partSchema());
     const b = batch(2, 0);
     await expect(writer.writeBatch(['a'], b)).rejects.toThrow(/tap column 'emb' has 8 values for 1 rows; expected 1 x 4 = 4/);
     await expect(writer.writeBatch(['a', 'b'], { emb: b.emb })).rejects.toThrow(/no features for tap column 'feat'/);
@@ -222,7 +205,7 @@ describe('PartWriter', () => {
 
   it('abort leaves no file behind', async () => {
     const sink = new LocalSink(tmp);
-    const writer = await PartWriter.open(await sink.createWriter('r/part-00003.arrow'), schema());
+    const writer = await PartWriter.open(await sink.createWriter('r/part-00003.arrow'), partSchema());
     await writer.writeBatch(['a'], batch(1, 0));
     await writer.abort();
     expect(await readdir(path.join(tmp, 'r'))).toEqual([]);

@@ -8,9 +8,9 @@ import { resolveJob } from '../../../src/pipeline/index.js';
 import { estimateRun } from '../../../src/queue/plan-estimate.js';
 import { loadParquetWasm } from '../../../src/storage/index.js';
 import { createSource, writeNpy } from '../../../src/sources/index.js';
-import type { ShardSpec, Source, SourceRow } from '../../../src/sources/index.js';
 import { SEED_MODEL } from '../../helpers/index.js';
 import { TEXT_DIR } from '../../helpers/models.js';
+import { readAll } from '../../helpers/sources.js';
 
 const TEXT_MODEL = path.join(TEXT_DIR, 'model.onnx');
 
@@ -21,19 +21,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
-
-async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of it) out.push(x);
-  return out;
-}
-
-async function readAll(src: Source, shardSize: number): Promise<{ shards: ShardSpec[]; rows: SourceRow[] }> {
-  const shards = await collect(src.plan(shardSize));
-  const rows: SourceRow[] = [];
-  for (const s of shards) rows.push(...(await collect(src.read(JSON.parse(JSON.stringify(s)) as ShardSpec))));
-  return { shards, rows };
-}
 
 /** A job over `source` into the temp folder: the seed model (one [28, 28, 1] float32 input), or the text model. */
 function job(source: Record<string, unknown>, model: 'seed' | 'text' = 'seed', extra: Record<string, unknown> = {}) {

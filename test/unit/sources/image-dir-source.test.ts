@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ImageDirSource, compareCodePoints } from '../../../src/sources/index.js';
 import type { ShardSpec, SourceRow } from '../../../src/sources/index.js';
 import { makeFifo, releaseFifo, within } from '../../helpers/fifo.js';
+import { collect } from '../../helpers/sources.js';
 
 let tmp: string;
 let root: string;
@@ -23,12 +24,6 @@ async function put(rel: string, content = `bytes of ${rel}`): Promise<void> {
   const file = path.join(root, ...rel.split('/'));
   await mkdir(path.dirname(file), { recursive: true });
   await writeFile(file, content);
-}
-
-async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of it) out.push(x);
-  return out;
 }
 
 const SEVEN = ['a.png', 'b/c.jpg', 'b/a.JPG', 'B.png', 'z.webp', 'dir.d/x.tiff', 'ä.gif'];

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NpySource, readNpy, readNpyHeader, writeNpy } from '../../../src/sources/index.js';
 import type { ShardSpec, SourceRow } from '../../../src/sources/index.js';
 import { SEED_DIR } from '../../helpers/models.js';
+import { collect } from '../../helpers/sources.js';
 
 const FIXTURES = SEED_DIR;
 
@@ -15,12 +16,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
-
-async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of it) out.push(x);
-  return out;
-}
 
 function ramp(n: number): Float32Array {
   return Float32Array.from({ length: n }, (_, i) => i * 0.5 - 3);

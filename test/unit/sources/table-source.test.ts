@@ -26,11 +26,12 @@ import type { Data, DataType } from 'apache-arrow';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadParquetWasm } from '../../../src/storage/index.js';
 import { createSource, inferSourceType } from '../../../src/sources/index.js';
-import type { ShardSpec, Source, SourceRow } from '../../../src/sources/index.js';
+import type { SourceRow } from '../../../src/sources/index.js';
 import { DamagedTableError } from '../../../src/sources/index.js';
 import { makeFifo, releaseFifo, within } from '../../helpers/fifo.js';
 import { arrowMutants, FUZZ_ROWS, parquetMutants, validArrowFile, validParquet } from '../../helpers/table-fuzz.js';
 import { utf8Data } from '../../../src/sinks/arrow-data.js';
+import { collect, readAll } from '../../helpers/sources.js';
 
 let tmp: string;
 beforeEach(async () => {
@@ -77,20 +78,6 @@ function tensorBatch(first: number, rows: number, withId = true): RecordBatch {
   if (withId) cols.push([new Field('id', new Utf8(), false), utf8Data(Array.from({ length: rows }, (_, r) => `row-${first + r}`))]);
   cols.push([list.field('vec'), list.data]);
   return batch(cols);
-}
-
-async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of it) out.push(x);
-  return out;
-}
-
-async function readAll(src: Source, shardSize: number): Promise<{ shards: ShardSpec[]; rows: SourceRow[] }> {
-  const shards = await collect(src.plan(shardSize));
-  const rows: SourceRow[] = [];
-  // shards round-trip through JSON, as they do through the queue
-  for (const s of shards) rows.push(...(await collect(src.read(JSON.parse(JSON.stringify(s)) as ShardSpec))));
-  return { shards, rows };
 }
 
 function tensors(rows: SourceRow[]): Array<[string | null, number[]]> {
