@@ -1,9 +1,10 @@
 import { readFile } from 'node:fs/promises';
-import { extname } from 'node:path';
+import { dirname, extname, resolve as resolvePath } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { nearestNames } from '../types/did-you-mean.js';
 import { JobConfigError } from './errors.js';
+import { absoluteUri } from './names.js';
 import { jobSchema, type JobConfig } from './schema.js';
 
 /** Render a zod path like ['taps', 0, 'layer'] as 'taps[0].layer'. */
@@ -113,7 +114,25 @@ export function parseJob(value: unknown, origin = 'job'): JobConfig {
   );
 }
 
-/** Read and validate a job file (YAML, or JSON for .json). */
+/**
+ * The job's locations with every relative path read against `dir`, as docker compose reads a
+ * compose file's: a job file then means the same from any folder and from a schedule. URIs with
+ * a scheme (s3://, builtin:, hf:) stay as they are.
+ */
+export function withPathsFrom(job: JobConfig, dir: string): JobConfig {
+  const abs = (uri: string) => absoluteUri(uri, dir);
+  return {
+    ...job,
+    source: { ...job.source, uri: abs(job.source.uri) },
+    model: { ...job.model, uri: abs(job.model.uri), ...(job.model.tokenizer !== undefined ? { tokenizer: abs(job.model.tokenizer) } : {}) },
+    sink: { ...job.sink, uri: abs(job.sink.uri) },
+  };
+}
+
+/**
+ * Read and validate a job file (YAML, or JSON for .json). Its relative paths are made absolute
+ * against the job file's folder ({@link withPathsFrom}).
+ */
 export async function loadJobFile(path: string): Promise<JobConfig> {
   let text: string;
   try {
@@ -131,5 +150,5 @@ export async function loadJobFile(path: string): Promise<JobConfig> {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new JobConfigError(`job file ${path} must be a mapping with name, source, model, taps and sink`);
   }
-  return parseJob(value, path);
+  return withPathsFrom(parseJob(value, path), dirname(resolvePath(path)));
 }

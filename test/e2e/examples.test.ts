@@ -1,33 +1,42 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { REDIS_URL, ROOT, tempDir, testPrefix } from '../helpers/index.js';
 
-// The job files under config/examples run as they are (only the output goes to a temp folder),
-// and `run` ends with its summary, not with an error about a column the report looked for.
+// The job files under config/examples run as they are, from any folder: their relative paths are
+// read against the job file's folder. A copy of the project's layout (config/examples copied,
+// data/ and test/ linked) keeps the output in a temp folder; `run` ends with its summary, not
+// with an error about a column the report looked for.
 describe('config/examples', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
   const { prefix, cleanup } = testPrefix();
 
   beforeAll(async () => {
     tmp = await tempDir('layertap-examples-');
+    await mkdir(join(tmp.dir, 'config'));
+    await cp(join(ROOT, 'config/examples'), join(tmp.dir, 'config/examples'), { recursive: true });
+    await symlink(join(ROOT, 'data'), join(tmp.dir, 'data'));
+    await symlink(join(ROOT, 'test'), join(tmp.dir, 'test'));
   });
   afterAll(async () => {
     await cleanup();
     await tmp.remove();
   });
 
-  it('text.yaml: glob taps, a ragged token column; exit 0 with the summary', async () => {
-    const job = parse(await readFile(join(ROOT, 'config/examples/text.yaml'), 'utf8')) as { sink: { uri: string } };
-    job.sink.uri = join(tmp.dir, 'out');
-    const file = join(tmp.dir, 'text.yaml');
-    await writeFile(file, stringify(job));
-    const r = await runCli(['run', file, '--threads', '1'], { REDIS_URL, LAYERTAP_PREFIX: prefix }, 60_000, ROOT);
+  it('demo.yaml, run from its own folder (cd config/examples && layertap run demo.yaml): 48 rows into ../../out', async () => {
+    const r = await runCli(['run', 'demo.yaml', '--threads', '1'], { REDIS_URL, LAYERTAP_PREFIX: prefix }, 90_000, join(tmp.dir, 'config/examples'));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('rows        48 embedded, 0 error rows, of 48');
+    expect(r.stdout).toMatch(new RegExp(`^  output      ${join(tmp.dir, 'out', 'demo')}/[0-9a-f]{16}/\\S+$`, 'm'));
+  }, 100_000);
+
+  it('text.yaml, named from another folder: glob taps, a ragged token column; exit 0 with the summary', async () => {
+    const r = await runCli(['run', join(tmp.dir, 'config/examples/text.yaml'), '--threads', '1'], { REDIS_URL, LAYERTAP_PREFIX: prefix }, 60_000, '/');
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^run \S+: committed$/m);
     expect(r.stdout).toContain('rows        10 embedded, 0 error rows, of 10');
+    expect(r.stdout).toMatch(new RegExp(`^  output      ${join(tmp.dir, 'out', 'text-demo')}/`, 'm'));
     expect(r.stderr).not.toMatch(/^layertap: /m);
   }, 70_000);
 });

@@ -1,19 +1,6 @@
 import type { Command } from 'commander';
 import { JobConfigError } from '../../config/errors.js';
-import { absoluteUri } from '../../config/names.js';
-import type { JobConfig } from '../../config/schema.js';
 import { err, examples, fail, out, positiveInt, table, withClient, type SetExit } from '../common.js';
-
-/** A job whose local paths are absolute, so that it means the same on any host and at any time. */
-function absolutePaths(job: JobConfig): JobConfig {
-  const abs = (u: string) => absoluteUri(u);
-  return {
-    ...job,
-    source: { ...job.source, uri: abs(job.source.uri) },
-    model: { ...job.model, uri: abs(job.model.uri) },
-    sink: { ...job.sink, uri: abs(job.sink.uri) },
-  };
-}
 
 function describeTiming(s: { cron: string | null; tz: string | null; every: number | null }): string {
   if (s.cron) return `cron "${s.cron}"${s.tz ? ` (${s.tz})` : ''}`;
@@ -44,15 +31,15 @@ export function register(program: Command, setExit: SetExit): void {
           import('../../pipeline/plan.js'),
           import('../../queue/schedules.js'),
         ]);
+        // its paths are absolute (read against the job file's folder), so that it means the same on any host and at any time
         const job = await loadJobFile(file);
         // validate against the model and source now, so a bad schedule fails here and not at 3 am
         await resolveJob(job);
-        const absolute = absolutePaths(job);
         await withClient(
           async (client) => {
             const mgr = new ScheduleManager(client.settings, client.redis);
             try {
-              const info = await mgr.add(o.id ?? job.name, absolute, o.cron ? { cron: o.cron, ...(o.tz ? { tz: o.tz } : {}) } : { every: o.every! });
+              const info = await mgr.add(o.id ?? job.name, job, o.cron ? { cron: o.cron, ...(o.tz ? { tz: o.tz } : {}) } : { every: o.every! });
               if (o.json) out(JSON.stringify(info));
               else out(`schedule ${info.id}: ${describeTiming(info)}, next ${info.next ? new Date(info.next).toISOString() : '-'}`);
             } finally {
