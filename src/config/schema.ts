@@ -77,8 +77,12 @@ export const preprocessSchema = z.strictObject({
  * activation, the column it leaves and which taps it fits are in models/reductions.ts, whose
  * table has an entry per name here.
  */
-export const REDUCE_MODES = ['none', 'mean', 'max', 'cls', 'last'] as const;
-/** A `reduce` mode: none (keep every value), mean or max (pool), cls or last (pick a token of a text model). */
+export const REDUCE_MODES = ['none', 'mean', 'max', 'cls', 'last', 'mean_sqrt_len'] as const;
+/**
+ * A `reduce` mode: none (keep every value), mean or max (pool), cls or last (pick a token of a
+ * text model), mean_sqrt_len (the sum divided by the square root of the count: sentence-transformers'
+ * pooling_mode_mean_sqrt_len_tokens).
+ */
 export type ReduceMode = (typeof REDUCE_MODES)[number];
 
 export const tapSchema = z.strictObject({
@@ -92,7 +96,7 @@ export const tapSchema = z.strictObject({
     // {name} stands for each layer a glob matches
     .regex(/^(?:[A-Za-z_]|\{name\})(?:[A-Za-z0-9_.:-]|\{name\})*$/, 'must start with a letter or _ and use letters, digits, _ . : - (and {name} on a glob)')
     .optional(),
-  /** pooling over spatial/sequence axes; flatten is implied. @defaultValue none */
+  /** pooling over spatial/sequence axes: none | mean | max | mean_sqrt_len (text: also cls | last); flatten is implied. @defaultValue none */
   reduce: z.enum(REDUCE_MODES).default(DEFAULTS.job.tap.reduce),
   /**
    * the axes `reduce` pools over, counted in the activation with the batch axis as 0, consecutive

@@ -69,6 +69,19 @@ export const REDUCTIONS: { readonly [M in ReduceMode]: Reduction } = Object.free
     },
     tensor: (core, x, axes) => core.max(x, axes),
   },
+  // sentence-transformers' pooling_mode_mean_sqrt_len_tokens: the sum over sqrt(count), so that longer texts weigh more
+  mean_sqrt_len: {
+    kind: 'pool',
+    pool: (src, at, count, width, out, outAt) => {
+      const scale = count > 0 ? 1 / Math.sqrt(count) : 0;
+      for (let i = 0; i < width; i++) {
+        let acc = 0;
+        for (let t = 0, k = at + i; t < count; t++, k += width) acc += src[k]!;
+        out[outAt + i] = acc * scale;
+      }
+    },
+    tensor: (core, x, axes) => core.div(core.sum(x, axes), Math.sqrt(axes.reduce((n, a) => n * (x.shape[a] ?? 1), 1))),
+  },
   cls: { kind: 'pick', token: () => 0 },
   last: { kind: 'pick', token: (real) => Math.max(0, real - 1) },
 });
@@ -286,7 +299,8 @@ export function tapValues(
 /**
  * A tap's features from a text model's activation: a `[rows, tokens, D]` output is pooled over
  * each row's real tokens (`lengths[r]` of them, the first ones: rows are padded on the right) --
- * `mean`, `max`, `cls` (first token), `last` (last real token) -- or, with `none`, kept as the
+ * `mean`, `max`, `mean_sqrt_len` (sum / sqrt(tokens)), `cls` (first token), `last` (last real
+ * token) -- or, with `none`, kept as the
  * row's real tokens one after another (a ragged output with `lengths`). Other outputs (a pooler's
  * `[rows, D]`) go through {@link tapValues} as for any model.
  *

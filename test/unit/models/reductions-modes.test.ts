@@ -51,6 +51,17 @@ describe('every reduce mode, in every layout', () => {
   });
 });
 
+describe('mean_sqrt_len', () => {
+  it("is the sum over each row's real tokens divided by the square root of their count, as sentence-transformers pools", () => {
+    // 2 rows padded to 3 tokens of D = 2; row 0 has 2 real tokens, row 1 has 3; padding holds 99
+    const states = Float32Array.of(1, 2, 3, -4, 99, 99, 5, 6, 7, 8, 9, -10);
+    const got = tokenTapValues(states, [2, 3, 2], Int32Array.of(2, 3), tap('x', 'output', { reduce: 'mean_sqrt_len' }));
+    const want = [4 / Math.SQRT2, -2 / Math.SQRT2, 21 / Math.sqrt(3), 4 / Math.sqrt(3)];
+    expect(maxAbsDiff(got.data as Float32Array, Float32Array.from(want))).toBeLessThanOrEqual(1e-6);
+    expect(got.shape).toEqual([2]);
+  });
+});
+
 // What a new mode has to provide is an entry of REDUCTIONS; the application to each layout is
 // shared. Two toy entries run through it: a pooling one (sum) and a picking one (the middle token).
 describe('a toy reduction through the shared application', () => {

@@ -113,7 +113,7 @@ describe('tap axes in the job file', () => {
 
   it('refuses axes without a reduce, out-of-order axes and the batch axis, naming the field', async () => {
     let e = await errorOf(resolveWith({ layer: 'conv_16.0', axes: [1] }));
-    expect(e.message).toBe('taps[0].axes: axes are what reduce pools over; set reduce: mean or max, or remove axes');
+    expect(e.message).toBe('taps[0].axes: axes are what reduce pools over; set reduce: mean, max or mean_sqrt_len, or remove axes');
     expect(e.fields).toEqual(['taps[0].axes']);
     e = await errorOf(resolveWith({ layer: 'conv_16.0', reduce: 'mean', axes: [3, 2] }));
     expect(e.message).toBe('taps[0].axes: must be consecutive and ascending, like [1] or [2, 3]; got [3, 2]');

@@ -33,7 +33,7 @@ describe('tapValues agrees with tapTensor', () => {
         dims.length * 7 + dims[1]!,
       );
       const rows = dims[0]!;
-      for (const reduce of ['none', 'mean', 'max'] as const) {
+      for (const reduce of ['none', 'mean', 'max', 'mean_sqrt_len'] as const) {
         for (const normalize of ['none', 'l2'] as const) {
           const t = tap('x', 'output', { reduce, normalize });
           const got = tapValues(values, dims, t, rows, layout);
