@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { ResolvedJob, ResolvedPreprocess, ResolvedTap, ResolvedText } from './resolved.js';
+import type { ResolvedHubModel, ResolvedJob, ResolvedPreprocess, ResolvedTap, ResolvedText } from './resolved.js';
 import { datasetNameSchema, REDUCE_MODES, s3Fields, sourceLimitFields } from './schema.js';
 
 // source types, backends and sink formats are registry names: the worker that takes a job checks
@@ -84,11 +84,23 @@ export const resolvedTextSchema = z.strictObject({
   inputs: z.array(z.strictObject({ name: z.enum(['input_ids', 'attention_mask', 'token_type_ids']), dtype: z.enum(['int32', 'int64']) })).min(1),
 }) satisfies z.ZodType<ResolvedText>;
 
+const resolvedHubSchema = z.strictObject({
+  repo: z.string().regex(/^(?:[A-Za-z0-9][\w.-]*\/)?[A-Za-z0-9][\w.-]*$/),
+  revision: z.string().min(1),
+  sha: z.string().regex(/^[0-9a-f]{40}$/),
+  // a path inside the repository: no '..', not absolute
+  file: z
+    .string()
+    .min(1)
+    .refine((f) => !f.startsWith('/') && f.split('/').every((s) => s !== '' && s !== '.' && s !== '..'), 'must be a path inside the repository'),
+}) satisfies z.ZodType<ResolvedHubModel>;
+
 const resolvedModelSchema = z.strictObject({
   uri: z.string().min(1),
   backend: registryName,
   format: z.string().min(1),
   intraOpThreads: z.number().int().positive().max(1024).optional(),
+  hub: resolvedHubSchema.optional(),
 });
 
 const resolvedSinkSchema = z
@@ -128,3 +140,4 @@ true satisfies SameKeys<ResolvedJob['sink'], z.output<typeof resolvedSinkSchema>
 true satisfies SameKeys<ResolvedPreprocess, z.output<typeof resolvedPreprocessSchema>>;
 true satisfies SameKeys<ResolvedTap, z.output<typeof resolvedTapSchema>>;
 true satisfies SameKeys<ResolvedText, z.output<typeof resolvedTextSchema>>;
+true satisfies SameKeys<ResolvedHubModel, z.output<typeof resolvedHubSchema>>;

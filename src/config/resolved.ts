@@ -29,6 +29,18 @@ export interface ResolvedText {
   inputs: Array<{ name: 'input_ids' | 'attention_mask' | 'token_type_ids'; dtype: 'int32' | 'int64' }>;
 }
 
+/** A model of the Hugging Face Hub, pinned to the commit planning found. */
+export interface ResolvedHubModel {
+  /** 'ORG/NAME' */
+  repo: string;
+  /** the revision the job named ('main' unless it names one) */
+  revision: string;
+  /** the commit it was at: part of the fingerprint */
+  sha: string;
+  /** the ONNX file's path in the repository */
+  file: string;
+}
+
 /** A tap with its column name decided. */
 export interface ResolvedTap extends TapConfig {
   as: string;
@@ -42,8 +54,12 @@ export interface ResolvedJob {
   name: string;
   /** the job's `source:` fields that are set (idColumn/inputColumn for tables, endpoint/region/forcePathStyle for s3://), with its type decided */
   source: JobConfig['source'] & { type: string; text?: boolean };
-  /** intraOpThreads: ONNX threads per forward pass, when the job sets it */
-  model: { uri: string; backend: string; format: string; intraOpThreads?: number };
+  /**
+   * uri: the model's local file (for an hf: model, in the Hub cache of the host that planned);
+   * intraOpThreads: ONNX threads per forward pass, when the job sets it; hub: where an hf: model
+   * came from, so that a host without it in its cache fetches the same commit
+   */
+  model: { uri: string; backend: string; format: string; intraOpThreads?: number; hub?: ResolvedHubModel };
   /** null for tensor sources (.npy), which feed the model as they are, and for text */
   preprocess: ResolvedPreprocess | null;
   /** text rows: how they are tokenized; absent for images and tensors */

@@ -133,8 +133,10 @@ export const jobSchema = z.strictObject({
     ...s3Fields,
   }),
   model: z.strictObject({
-    /** model.json (TF.js LayersModel or GraphModel), .onnx, or builtin:<name> */
+    /** model.json (TF.js LayersModel or GraphModel), .onnx, builtin:<name>, or hf:ORG/NAME[@REVISION] (a Hugging Face Hub repository with an ONNX file) */
     uri: z.string().min(1),
+    /** hf: models: the ONNX file in the repository, e.g. onnx/model_quantized.onnx. @defaultValue onnx/model.onnx, else model.onnx */
+    file: z.string().min(1).optional(),
     /** text models: a Hugging Face tokenizer.json. @defaultValue tokenizer.json beside the model */
     tokenizer: z.string().min(1).optional(),
     /**
@@ -149,7 +151,11 @@ export const jobSchema = z.strictObject({
     intraOpThreads: positiveInt.max(1024).optional(),
   }),
   preprocess: preprocessSchema.optional(),
-  taps: z.array(tapSchema).min(1, 'name at least one layer to tap'),
+  /**
+   * the layers to tap. @defaultValue none: required, except for a sentence-transformers model
+   * from the Hub, whose sentence embedding is tapped as column `embedding` (its own taps come after it)
+   */
+  taps: z.array(tapSchema).min(1, 'name at least one layer to tap').optional(),
   /** rows per forward pass. @defaultValue 32 */
   batchSize: positiveInt.max(65536).default(DEFAULTS.job.batchSize),
   /** rows per shard job and per output part file. @defaultValue 1024 */

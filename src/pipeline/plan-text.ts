@@ -16,8 +16,18 @@ export function takesText(desc: ModelDescription): boolean {
   return desc.inputs.some((i) => i.name === 'input_ids');
 }
 
-/** What makes text rows token ids for this model: the tokenizer, maxLength, prefix and the inputs to fill. */
-export async function resolveText(job: JobConfig, desc: ModelDescription, modelUri: string, cwd: string): Promise<ResolvedText> {
+/**
+ * What makes text rows token ids for this model: the tokenizer, maxLength, prefix and the inputs
+ * to fill. `defaults`: what the model's repository says, below the job's own settings (a Hub
+ * model's tokenizer and sentence-transformers' max_seq_length).
+ */
+export async function resolveText(
+  job: JobConfig,
+  desc: ModelDescription,
+  modelUri: string,
+  cwd: string,
+  defaults: { tokenizer?: string; maxLength?: number } = {},
+): Promise<ResolvedText> {
   const inputs = desc.inputs.map((input): ResolvedText['inputs'][number] => {
     const name = TEXT_INPUTS.find((n) => n === input.name);
     if (name === undefined) {
@@ -35,7 +45,8 @@ export async function resolveText(job: JobConfig, desc: ModelDescription, modelU
   const pre = job.preprocess;
   const image = pre ? (['size', 'range', 'mean', 'std', 'layout', 'channels'] as const).find((k) => pre[k] !== undefined) : undefined;
   if (image !== undefined) throw new JobConfigError(`preprocess.${image}: applies to images; a text model takes maxLength and prefix`, [`preprocess.${image}`]);
-  const tokenizer = job.model.tokenizer !== undefined ? absoluteUri(job.model.tokenizer, cwd) : join(dirname(modelUri), 'tokenizer.json');
+  const tokenizer =
+    job.model.tokenizer !== undefined ? absoluteUri(job.model.tokenizer, cwd) : (defaults.tokenizer ?? join(dirname(modelUri), 'tokenizer.json'));
   const configFile = join(dirname(tokenizer), 'tokenizer_config.json');
   const tokenizerConfig = existsSync(configFile) ? configFile : undefined;
   const hash = createHash('sha256');
@@ -61,7 +72,7 @@ export async function resolveText(job: JobConfig, desc: ModelDescription, modelU
   const truncation = json['truncation'] as { max_length?: unknown } | null | undefined;
   const fromTokenizer = typeof truncation?.max_length === 'number' ? truncation.max_length : undefined;
   const positions = desc.tokenTables?.positions;
-  const wanted = pre?.maxLength ?? fromConfig ?? fromTokenizer ?? DEFAULTS.job.maxLength;
+  const wanted = pre?.maxLength ?? defaults.maxLength ?? fromConfig ?? fromTokenizer ?? DEFAULTS.job.maxLength;
   if (pre?.maxLength !== undefined && positions !== undefined && pre.maxLength > positions) {
     throw new JobConfigError(`preprocess.maxLength: ${pre.maxLength} tokens, but the model's position table has ${positions}`, ['preprocess.maxLength']);
   }

@@ -8,8 +8,8 @@ import { backendMismatch, describeModel, runtimeFor, threadModule, type RuntimeR
 import type { ModelDescription } from '../models/types.js';
 import type { RowShape } from '../sources/types.js';
 import { configError, openSource, planSink, setFields, sourceKind } from './plan-io.js';
+import { hubTextDefaults, planHubModel, planTaps, resolvedHub } from './plan-hub.js';
 import { checkFedInput, resolveFedInput } from './plan-preprocess.js';
-import { resolveTaps } from './plan-taps.js';
 import { checkNoTextFields, resolveText, takesText } from './plan-text.js';
 import { defaultRegistries, type Registries } from './registries.js';
 
@@ -25,10 +25,21 @@ export interface ResolveOptions {
   registries?: Registries;
 }
 
-/** sha256 of model content + preprocessing (for text: the tokenizer's hash, maxLength, prefix) + taps, as 16 hex characters. */
-export function computeFingerprint(contentHash: string, preprocess: ResolvedPreprocess | null, taps: ResolvedTap[], text?: ResolvedText): string {
+/**
+ * sha256 of model content + preprocessing (for text: the tokenizer's hash, maxLength, prefix) +
+ * taps, and for a model of the Hub its commit, as 16 hex characters.
+ */
+export function computeFingerprint(
+  contentHash: string,
+  preprocess: ResolvedPreprocess | null,
+  taps: ResolvedTap[],
+  text?: ResolvedText,
+  commit?: string,
+): string {
   const canonical = JSON.stringify({
     model: contentHash,
+    // a moved branch starts a new vector space instead of mixing two; only for Hub models, so that other fingerprints stay what they were
+    ...(commit !== undefined ? { commit } : {}),
     preprocess,
     // only for text, so that the fingerprints of image and tensor jobs stay what they were
     ...(text ? { text: [text.tokenizerHash, text.maxLength, text.prefix] } : {}),
@@ -55,7 +66,9 @@ export async function resolveJob(job: JobConfig, opts: ResolveOptions = {}): Pro
   const cwd = opts.cwd ?? process.cwd();
   const { sources, sinks, formats, runtimes } = opts.registries ?? defaultRegistries();
   const sourceUri = absoluteUri(job.source.uri, cwd);
-  const modelUri = absoluteUri(job.model.uri, cwd);
+  // an hf: model is fetched into the Hub cache first: the runtime sees its local file
+  const hub = await planHubModel(job);
+  const modelUri = hub ? hub.model : absoluteUri(job.model.uri, cwd);
   let mismatch: string | null;
   try {
     mismatch = backendMismatch(job.model.uri, job.model.backend, runtimeFor(modelUri, runtimes), runtimes);
@@ -68,12 +81,12 @@ export async function resolveJob(job: JobConfig, opts: ResolveOptions = {}): Pro
   const sink = await planSink(job, absoluteUri(job.sink.uri, cwd), sinks, formats);
   const { type, isTable } = sourceKind(job, sourceUri, sources);
   const desc = await describe(modelUri, runtimes);
-  const text = takesText(desc) ? await resolveText(job, desc, modelUri, cwd) : undefined;
+  const text = takesText(desc) ? await resolveText(job, desc, modelUri, cwd, hubTextDefaults(hub)) : undefined;
   if (!text) {
     checkFedInput(desc, job.model.uri);
     checkNoTextFields(job);
   }
-  const taps = resolveTaps(job.taps, desc, text !== undefined, job.model.uri);
+  const taps = planTaps(job, desc, text !== undefined, hub);
 
   // a table's string column is text when the model takes token ids
   const sourceSpec = { ...setFields(job.source), uri: sourceUri, type, ...(text && isTable ? { text: true } : {}) };
@@ -107,6 +120,7 @@ export async function resolveJob(job: JobConfig, opts: ResolveOptions = {}): Pro
       backend: job.model.backend,
       format: desc.format,
       ...(job.model.intraOpThreads !== undefined ? { intraOpThreads: job.model.intraOpThreads } : {}),
+      ...(hub ? { hub: resolvedHub(hub) } : {}),
     },
     preprocess: fed.preprocess,
     ...(text ? { text } : {}),
@@ -117,7 +131,7 @@ export async function resolveJob(job: JobConfig, opts: ResolveOptions = {}): Pro
     attempts: job.attempts,
     incremental: job.incremental ?? DEFAULTS.job.incremental,
     onShardFailure: job.onShardFailure,
-    fingerprint: computeFingerprint(desc.contentHash, fed.preprocess, taps, text),
+    fingerprint: computeFingerprint(desc.contentHash, fed.preprocess, taps, text, hub?.sha),
     inputShape: fed.inputShape,
   };
 }

@@ -27,7 +27,7 @@ describe('job file schema', () => {
     expect(job.shardSize).toBe(1024);
     expect(job.model.backend).toBe('auto');
     expect(job.sink.format).toBe('arrow');
-    expect(job.taps[0]).toEqual({ layer: 'dense_1', at: 'output', reduce: 'none', normalize: 'none', dtype: 'float32' });
+    expect(job.taps?.[0]).toEqual({ layer: 'dense_1', at: 'output', reduce: 'none', normalize: 'none', dtype: 'float32' });
   });
 
   it('names a missing field', () => {
