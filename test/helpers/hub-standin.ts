@@ -94,6 +94,7 @@ export class HubStandIn {
   readonly requests: StandInRequest[] = [];
   private readonly repos = new Map<string, { private: boolean; refs: Map<string, Commit>; commits: Map<string, Commit> }>();
   private drops = new Map<string, number>();
+  private corrupt = new Set<string>();
 
   private constructor(
     private readonly server: Server,
@@ -136,6 +137,11 @@ export class HubStandIn {
   /** The next full download of `path` stops after `bytes` bytes: the connection is dropped. */
   dropAfter(path: string, bytes: number): void {
     this.drops.set(path, bytes);
+  }
+
+  /** The next full download of `path` sends other bytes of the right length (one flipped), as a broken proxy might. */
+  corruptNext(path: string): void {
+    this.corrupt.add(path);
   }
 
   /** Requests so far that fetched a file's bytes (not the one-byte probes), by file path. */
@@ -252,7 +258,13 @@ export class HubStandIn {
         res.write(file.bytes.subarray(0, drop), () => res.destroy());
         return;
       }
-      this.send(req, res, 200, { ...headers, 'Content-Length': String(file.bytes.length) }, req.method === 'HEAD' ? undefined : file.bytes);
+      let body = file.bytes;
+      if (this.corrupt.delete(m[3]!) && req.method === 'GET') {
+        body = body.slice();
+        const at = body.length >> 1;
+        body[at] = body[at]! ^ 0xff;
+      }
+      this.send(req, res, 200, { ...headers, 'Content-Length': String(body.length) }, req.method === 'HEAD' ? undefined : body);
       return;
     }
     this.error(req, res, 404, null, `no route ${req.method} ${path}`);

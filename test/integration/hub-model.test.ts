@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -186,6 +186,22 @@ describe('models by Hub id: the Hub cache', () => {
     expect(Buffer.compare(await readFile(again.model), MODEL_BYTES)).toBe(0);
     // only the ONNX file was fetched the second time
     expect(again.requests).toBe(1 + 1 + 2);
+  });
+
+  it('checks each file against the size and hash the Hub gives before it is used: other bytes of the right length are refused', async () => {
+    let home = '';
+    for (const file of ['onnx/model.onnx', 'tokenizer.json']) {
+      home = freshHome();
+      hub.corruptNext(file);
+      const e = await hubError(resolve(`hf:${REPO}@cls`, home));
+      expect([e.kind, e.retryable]).toEqual(['damaged', true]);
+      expect(e.message).toBe(
+        `hf:${REPO}@cls: ${file}: the download is damaged (its ${file.endsWith('.onnx') ? 'sha256' : 'git object id'} differs from the one the Hub gives); try again`,
+      );
+      const sha = hub.sha(REPO, 'cls');
+      expect(existsSync(join(home, 'hub', 'models--layertap-test--tiny-st', 'snapshots', sha, ...file.split('/')))).toBe(false);
+    }
+    expect(Buffer.compare(await readFile((await resolve(`hf:${REPO}@cls`, home)).model), MODEL_BYTES)).toBe(0);
   });
 
   it('fetches a commit once when several callers want it at the same time (a lock in the cache)', async () => {

@@ -1,4 +1,8 @@
 import type { Command } from 'commander';
+import { JobConfigError } from '../../config/errors.js';
+import { HubError } from '../../models/hub/errors.js';
+import type { HubModel } from '../../models/hub/resolve.js';
+import { isHubUri } from '../../models/hub/uri.js';
 import { formatInput } from '../../models/model-inputs.js';
 import type { LayerInfo, ModuleInfo } from '../../models/types.js';
 import { examples, fail, out, positiveInt, type SetExit } from '../common.js';
@@ -39,6 +43,20 @@ function printModules(modules: ModuleInfo[], shown: ModuleInfo[]): void {
   out("a tap's layer: is a module path (at: output reads the shape shown); --nodes lists every graph node, which taps may name too");
 }
 
+/**
+ * An hf: model fetched into the Hub cache as a job's would be; a model id that names nothing
+ * (a repository, revision or ONNX file that is not there, a token it needs) is a usage error.
+ */
+async function hubModel(uri: string, file: string | undefined): Promise<HubModel> {
+  const { resolveHubModel } = await import('../../models/hub/resolve.js');
+  try {
+    return await resolveHubModel(uri, file !== undefined ? { file } : {});
+  } catch (err) {
+    if (err instanceof HubError && err.retryable) throw err;
+    throw new JobConfigError(err instanceof Error ? err.message : String(err));
+  }
+}
+
 /** `layertap layers <model-uri>`: a model's inputs, then its module tree, or its layers/nodes. */
 export function register(program: Command, setExit: SetExit): void {
   program
@@ -46,19 +64,32 @@ export function register(program: Command, setExit: SetExit): void {
     .description(
       "list the model's inputs (name, dtype, dims), then what a tap may name: the module tree of a model exported from PyTorch (module path, output shape, params), else every layer/node (name, class/op, output shape, params)",
     )
-    .addHelpText('after', examples('layertap layers test/fixtures/text-model/model.onnx --depth 2', 'layertap layers builtin:mobilenet_v2 --json'))
+    .addHelpText(
+      'after',
+      examples(
+        'layertap layers test/fixtures/text-model/model.onnx --depth 2',
+        'layertap layers builtin:mobilenet_v2 --json',
+        'layertap layers hf:sentence-transformers/all-MiniLM-L6-v2 --depth 1',
+      ),
+    )
+    .option('--file <path>', 'hf: models: the ONNX file in the repository (default onnx/model.onnx, else model.onnx), as model.file')
     .option('--nodes', 'list every graph node (name, op, output shape, params, module) instead of the module tree')
     .option('--depth <n>', 'module tree: only the modules this many levels deep or less (default: all)', positiveInt('--depth'))
-    .option('--json', 'print one JSON object on stdout: {model, inputs, layers, modules}')
-    .action(async (uri: string, o: { nodes?: boolean; depth?: number; json?: boolean }) => {
+    .option('--json', 'print one JSON object on stdout: {model, inputs, layers, modules} (and hub: {repo, revision, sha, file} for an hf: model)')
+    .action(async (given: string, o: { file?: string; nodes?: boolean; depth?: number; json?: boolean }) => {
       try {
+        if (o.file !== undefined && !isHubUri(given)) throw new JobConfigError(`--file picks the ONNX file of an hf: model; '${given}' names its file itself`);
+        const hub = isHubUri(given) ? await hubModel(given, o.file) : null;
+        const uri = hub?.model ?? given;
         const { listLayers, listModules, modelInputs } = await import('../../models/registry.js');
         const inputs = await modelInputs(uri);
         if (o.json) {
           const [layers, modules] = [await listLayers(uri), await listModules(uri)];
-          out(JSON.stringify({ model: uri, inputs, layers, modules }));
+          const from = hub ? { hub: { repo: hub.repo, revision: hub.revision, sha: hub.sha, file: hub.file } } : {};
+          out(JSON.stringify({ model: given, ...from, inputs, layers, modules }));
           return;
         }
+        if (hub) out(`model ${given}: ${hub.file} at commit ${hub.sha} (${hub.model})`);
         const modules = o.nodes ? [] : await listModules(uri);
         for (const input of inputs) out(`input ${formatInput(input)}`);
         if (modules.length > 0) printModules(modules, o.depth === undefined ? modules : modules.filter((m) => m.depth < o.depth!));

@@ -37,6 +37,8 @@ export class HubCache {
     readonly root: string,
     /** 'ORG/NAME' */
     readonly repo: string,
+    /** how messages name the model: the job's hf: id. @defaultValue hf:ORG/NAME */
+    private readonly label = `hf:${repo}`,
   ) {
     this.repoDir = join(root, getRepoFolderName({ type: 'model', name: repo }));
   }
@@ -148,7 +150,7 @@ export class HubCache {
               : facts.sha256 === undefined && facts.gitOid !== undefined && sha1.digest('hex') !== facts.gitOid
                 ? 'its git object id differs from the one the Hub gives'
                 : null;
-        if (damaged !== null) throw new HubError('damaged', `${this.repo}: ${path}: the download is damaged (${damaged}); try again`);
+        if (damaged !== null) throw new HubError('damaged', `${this.label}: ${path}: the download is damaged (${damaged}); try again`);
         await rename(tmp, blob);
       } finally {
         await rm(tmp, { force: true });

@@ -174,7 +174,7 @@ export async function resolveHubModel(uri: string, opts: HubModelOptions = {}): 
   if (opts.file !== undefined && (!isRepoPath(opts.file) || !opts.file.endsWith('.onnx'))) {
     throw new HubError('file', `${named(ref)}: model.file '${opts.file}' is not the path of an .onnx file in the repository (e.g. onnx/model_quantized.onnx)`);
   }
-  const cache = new HubCache(settings.cacheDir, ref.repo);
+  const cache = new HubCache(settings.cacheDir, ref.repo, named(ref));
   const http = watchedFetch(opts.fetch ?? fetch);
   const creds = { hubUrl: settings.endpoint, fetch: http.fetch, ...(settings.token !== undefined ? { accessToken: settings.token } : {}) };
   const ask = async <T>(call: () => Promise<T>, path?: string): Promise<T> => {
