@@ -1,4 +1,4 @@
-import type { ResolvedPreprocess, ResolvedTap, ResolvedText } from '../config/resolved.js';
+import type { ResolvedHubModel, ResolvedPreprocess, ResolvedTap, ResolvedText } from '../config/resolved.js';
 import type { TapOutput } from '../types/features.js';
 import type { Registry } from '../types/registry.js';
 
@@ -166,6 +166,8 @@ export interface ModelSpec {
   text?: { spec: ResolvedText; taps: ResolvedTap[] };
   /** ONNX: threads one forward pass may use. @defaultValue cores / pool threads, at least 1 */
   intraOpThreads?: number;
+  /** a model of the Hub: the commit `uri` (in the planning host's Hub cache) holds, which a host without it fetches */
+  hub?: ResolvedHubModel;
 }
 
 /** Where a tap reads: a layer (or node, or module path) and which side of it. */

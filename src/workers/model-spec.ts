@@ -35,5 +35,6 @@ export function modelSpecOf(
     fingerprint: job.fingerprint,
     preprocess: job.preprocess,
     ...(job.model.intraOpThreads !== undefined ? { intraOpThreads: job.model.intraOpThreads } : {}),
+    ...(job.model.hub !== undefined ? { hub: job.model.hub } : {}),
   };
 }

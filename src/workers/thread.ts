@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { singleFloatInput } from '../models/model-inputs.js';
 import { loadRunner } from '../models/registry.js';
@@ -5,6 +6,7 @@ import type { ModelRunner, ModelSpec, TapOutput } from '../models/types.js';
 import { tokenTapValues } from '../models/reductions.js';
 import type { ResolvedText } from '../config/resolved.js';
 import type { TextTokenizer } from '../preprocess/tokenize.js';
+import { LayertapError } from '../types/errors.js';
 import { pickRows } from '../types/features.js';
 import { rawTapName } from './model-spec.js';
 import type { BatchOutcome, BatchResult, BatchTask, RowError } from './protocol.js';
@@ -35,6 +37,21 @@ class ThreadState {
       this.tokenizer = { key, tokenizer };
     }
     return this.tokenizer.tokenizer;
+  }
+
+  /** Hub models' specs with their files in this host's Hub cache, by fingerprint (fetched once, when planning's are not here) */
+  private readonly here = new Map<string, Promise<ModelSpec>>();
+
+  specHere(spec: ModelSpec): Promise<ModelSpec> {
+    if (spec.hub === undefined || existsSync(spec.uri)) return Promise.resolve(spec);
+    let p = this.here.get(spec.fingerprint);
+    if (!p) {
+      // the Hub client loads only where a Hub model's files are missing
+      p = import('../models/hub/here.js').then(({ specHere }) => specHere(spec));
+      p.catch(() => this.here.delete(spec.fingerprint));
+      this.here.set(spec.fingerprint, p);
+    }
+    return p;
   }
 
   runnerFor(spec: ModelSpec): Promise<ModelRunner> {
@@ -183,15 +200,19 @@ function moved(result: BatchResult, extra: ArrayBuffer[] = []): unknown {
 /** Thread entry: decode (for images) or tokenize (text), run one forward pass with every tap, return features by transfer. */
 export default async function runBatch(task: BatchTask): Promise<unknown> {
   let runner: ModelRunner;
+  let model: ModelSpec;
   try {
-    runner = await thread.runnerFor(task.model);
+    model = await thread.specHere(task.model);
+    runner = await thread.runnerFor(model);
   } catch (err) {
+    // a Hub that does not answer may answer the next attempt: not a model that cannot load
+    if (err instanceof LayertapError && err.retryable) throw err;
     // a thrown error reaches the pool as a bare message; this says what failed, as data
     return { modelLoadFailure: { uri: task.model.uri, message: err instanceof Error ? err.message : String(err) } } satisfies BatchOutcome;
   }
   if (task.input.kind === 'text') {
-    if (!task.model.text) throw new Error('text batch for a model spec without text settings');
-    return moved(await runText(runner, task.model.text, task.input.texts));
+    if (!model.text) throw new Error('text batch for a model spec without text settings');
+    return moved(await runText(runner, model.text, task.input.texts));
   }
   const errors: RowError[] = [];
   let ok: number[] = [];
