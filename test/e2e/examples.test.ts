@@ -2,6 +2,7 @@ import { cp, mkdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
+import { HubStandIn, sentenceTransformersFiles } from '../helpers/hub-standin.js';
 import { REDIS_URL, ROOT, tempDir, testPrefix } from '../helpers/index.js';
 
 // The job files under config/examples run as they are, from any folder: their relative paths are
@@ -30,6 +31,20 @@ describe('config/examples', () => {
     expect(r.stdout).toContain('rows        48 embedded, 0 error rows, of 48');
     expect(r.stdout).toMatch(new RegExp(`^  output      ${join(tmp.dir, 'out', 'demo')}/[0-9a-f]{16}/\\S+$`, 'm'));
   }, 100_000);
+
+  it('hub.yaml: its Hub id served by a stand-in Hub (HF_ENDPOINT), no taps: one embedding column', async () => {
+    const hub = await HubStandIn.start({ 'sentence-transformers/all-MiniLM-L6-v2': { refs: { main: sentenceTransformersFiles('mean_tokens', true) } } });
+    try {
+      const env = { REDIS_URL, LAYERTAP_PREFIX: prefix, HF_ENDPOINT: hub.url, HF_HOME: join(tmp.dir, 'hf'), HF_HUB_OFFLINE: undefined, HF_TOKEN: undefined };
+      const r = await runCli(['run', join(tmp.dir, 'config/examples/hub.yaml'), '--threads', '1', '--json'], env, 60_000, tmp.dir);
+      expect(r.code, r.stderr).toBe(0);
+      const s = JSON.parse(r.stdout) as { status: string; rows: number; output: { uri: string } };
+      expect([s.status, s.rows]).toEqual(['committed', 10]);
+      expect(s.output.uri.startsWith(join(tmp.dir, 'out', 'minilm'))).toBe(true);
+    } finally {
+      await hub.close();
+    }
+  }, 70_000);
 
   it('text.yaml, named from another folder: glob taps, a ragged token column; exit 0 with the summary', async () => {
     const r = await runCli(['run', join(tmp.dir, 'config/examples/text.yaml'), '--threads', '1'], { REDIS_URL, LAYERTAP_PREFIX: prefix }, 60_000, '/');
