@@ -47,6 +47,25 @@ export const sourceLimitFields = {
   maxRowBytes: byteCount(4 * 1024 * 1024 * 1024, '4 GiB').optional(),
 };
 
+/**
+ * Long documents: a text row becomes one row per chunk of at most `tokens` tokens (special tokens
+ * and the prefix included), cut between words; consecutive chunks share up to `overlap` tokens.
+ */
+export const chunkSchema = z
+  .strictObject({
+    /** tokens per chunk, special tokens and the prefix included; at most maxLength. @defaultValue maxLength */
+    tokens: positiveInt.max(1_000_000).optional(),
+    /** tokens (whole words) a chunk shares with the one before it. @defaultValue 0 */
+    overlap: z.number().int().nonnegative().default(0),
+    /** mean: one row per document, the token-weighted mean of its chunks' features, then the tap's normalize. @defaultValue none: a row per chunk */
+    reduce: z.enum(['mean']).optional(),
+  })
+  .superRefine((c, ctx) => {
+    if (c.tokens !== undefined && c.overlap >= c.tokens) {
+      ctx.addIssue({ code: 'custom', path: ['overlap'], message: `must be less than tokens (${c.tokens}), or no chunk would move past the one before it` });
+    }
+  });
+
 /** Image preprocessing: decode, resize to `size`, scale pixels, lay out as the model expects. */
 export const preprocessSchema = z.strictObject({
   /** [height, width]. @defaultValue the model's input size */
@@ -70,6 +89,8 @@ export const preprocessSchema = z.strictObject({
   maxLength: positiveInt.max(1_000_000).optional(),
   /** text: put before every row (instruction-style models, e.g. 'passage: '). @defaultValue none */
   prefix: z.string().optional(),
+  /** text: cut rows longer than `tokens` into chunks, each embedded as its own text (see README, "Long documents"). @defaultValue no chunking */
+  chunk: chunkSchema.optional(),
 });
 
 /**
@@ -129,6 +150,11 @@ export const jobSchema = z.strictObject({
     idColumn: z.string().min(1).optional(),
     /** tables: the column to embed (list of numbers, image bytes, or image path). @defaultValue the only other column */
     inputColumn: z.string().min(1).optional(),
+    /**
+     * table and text sources: columns copied into the output beside `id` (text, numbers and
+     * booleans). `[]` carries none. @defaultValue the text column for a text job, else none
+     */
+    carry: z.array(z.string().min(1)).optional(),
     ...sourceLimitFields,
     ...s3Fields,
   }),
@@ -186,3 +212,4 @@ export type JobInput = z.input<typeof jobSchema>;
 export type JobConfig = z.output<typeof jobSchema>;
 export type TapConfig = z.output<typeof tapSchema>;
 export type PreprocessConfig = z.output<typeof preprocessSchema>;
+export type ChunkConfig = z.output<typeof chunkSchema>;

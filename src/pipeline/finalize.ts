@@ -124,6 +124,13 @@ export async function finalizeRun(
           tokenizedRows: shards.reduce((a, s) => a + (s.tokens !== undefined ? s.rows - (s.carried ?? 0) : 0), 0),
         }
       : {}),
+    ...(spec.text?.chunk
+      ? {
+          // source rows written and the chunks they were cut into; `rows` is the part files' rows
+          documents: shards.reduce((a, s) => a + (s.documents ?? 0), 0),
+          chunks: shards.reduce((a, s) => a + (s.chunks ?? 0), 0),
+        }
+      : {}),
     files: shards.filter((s) => s.file).map((s) => s.file as string),
     errorFiles: shards.filter((s) => s.errorsFile).map((s) => s.errorsFile as string),
     plannedShards: data.shards,
@@ -141,6 +148,7 @@ export async function finalizeRun(
       forwardMs: s.forwardMs,
       ...(s.carried !== undefined ? { carried: s.carried } : {}),
       ...(s.truncatedRows !== undefined ? { truncatedRows: s.truncatedRows, tokens: s.tokens } : {}),
+      ...(s.documents !== undefined ? { documents: s.documents, chunks: s.chunks } : {}),
     })),
     failedShards: failures.map(({ index, error }) => {
       const range = ranges.get(index);

@@ -77,6 +77,16 @@ export class TextTokenizer {
     }
   }
 
+  /** How many special tokens the tokenizer puts around each row ([CLS] and [SEP] for BERT). */
+  get specialTokens(): number {
+    return this.template.before.length + this.template.after.length;
+  }
+
+  /** How many tokens `text` is, as it is (no prefix, no special tokens). */
+  countTokens(text: string): number {
+    return this.contentOf(text).length;
+  }
+
   /** The largest id the tokenizer can give (its vocabulary and added tokens). */
   maxId(): number {
     let max = -1;

@@ -89,6 +89,9 @@ export interface RunManifest {
   /** text models: real tokens (no padding) of the rows this run embedded, and how many rows those were */
   tokens?: number;
   tokenizedRows?: number;
+  /** chunked text (preprocess.chunk): source rows written, and the chunks cut of them (with reduce: mean, of the rows embedded by this run) */
+  documents?: number;
+  chunks?: number;
   /** full paths/URIs of the part files, in shard order */
   files?: string[];
   errorFiles?: string[];
