@@ -190,4 +190,73 @@ describe('long documents: preprocess.chunk', () => {
       );
     },
   );
+
+  it('reduce: mean writes one row per document, the token-weighted mean of its chunks, then normalize', async () => {
+    const source = { uri: join(tmp.dir, 'docs.jsonl'), idColumn: 'id', inputColumn: 'text' };
+    const chunk = { tokens: 16, overlap: 4 };
+    // the chunks' own features, none normalized
+    const plain = TAPS!.map((t) => ({ ...t, normalize: 'none' as const }));
+    const perChunk = await run('mean-ref', { source, taps: plain, preprocess: { chunk } });
+    const mean = await run('mean', { source, preprocess: { chunk: { ...chunk, reduce: 'mean' } } });
+    const t = mean.tables;
+    expect(t[0]!.schema.fields.map((f) => f.name)).toEqual(['id', 'text', ...COLUMNS]);
+    expect(column<string>(t, 'id')).toEqual(docs.map((d) => d.id));
+    // with reduce: mean the text column holds the whole document
+    expect(column<string>(t, 'text')).toEqual(docs.map((d) => d.text));
+    const ids = column<string>(perChunk.tables, 'id');
+    const texts = column<string>(perChunk.tables, 'text');
+    const weights = texts.map((x) => tokenizer.encode([x]).ids[0]!.length);
+    let worst = 0;
+    for (const tap of TAPS!) {
+      const chunks = vectors(perChunk.tables, tap.as!);
+      const got = vectors(t, tap.as!);
+      docs.forEach((d, i) => {
+        const want = new Float64Array(chunks[0]!.length);
+        let weight = 0;
+        ids.forEach((id, r) => {
+          if (id !== d.id) return;
+          weight += weights[r]!;
+          chunks[r]!.forEach((x, j) => (want[j]! += weights[r]! * x));
+        });
+        const ref = Float32Array.from(want, (x) => x / weight);
+        if (tap.normalize === 'l2') {
+          const norm = Math.hypot(...ref);
+          ref.forEach((x, j) => (ref[j] = x / norm));
+        }
+        worst = Math.max(worst, maxAbsDiff(got[i]!, ref));
+      });
+    }
+    expect(worst).toBeLessThanOrEqual(1e-5);
+    expect(mean.manifest['documents']).toBe(docs.length);
+    expect(mean.manifest['chunks']).toBe(ids.length);
+    expect(mean.manifest['rows']).toBe(docs.length);
+    console.log(`reduce mean: ${docs.length} documents of ${ids.length} chunks; max abs diff to the reference ${worst.toExponential(2)}`);
+  });
+
+  it('carries chunk rows over by the document hash in an incremental run; a changed document is embedded again', async () => {
+    const source = { uri: join(tmp.dir, 'docs-inc.jsonl'), idColumn: 'id', inputColumn: 'text' };
+    const job = { source, preprocess: { chunk: { tokens: 16, overlap: 4 } }, incremental: true, shardSize: 5 };
+    await writeJsonl(source.uri, docs);
+    const first = await run('inc', job);
+    const second = await run('inc', job);
+    const rows = (first.manifest['rows'] as number) ?? 0;
+    expect(second.manifest['incremental']).toMatchObject({ carriedRows: rows, embeddedRows: 0 });
+    for (const c of ['id', 'text', 'chunk', 'start', 'end']) expect(column(second.tables, c)).toEqual(column(first.tables, c));
+    for (const c of COLUMNS) expect(vectors(second.tables, c)).toEqual(vectors(first.tables, c));
+
+    // one document changed: its chunks are embedded again, every other row is carried
+    const changed = docs.map((d) => (d.id === 'long-a' ? { ...d, text: `${d.text} and the cat sat on the mat again` } : d));
+    await writeJsonl(source.uri, changed);
+    const third = await run('inc', job);
+    const fresh = await run('inc-fresh', { ...job, incremental: false });
+    const ids = column<string>(third.tables, 'id');
+    const changedRows = ids.filter((id) => id === 'long-a').length;
+    expect(third.manifest['incremental']).toMatchObject({ carriedRows: ids.length - changedRows, embeddedRows: changedRows });
+    for (const c of ['id', 'text', 'chunk', 'start', 'end']) expect(column(third.tables, c)).toEqual(column(fresh.tables, c));
+    for (const c of COLUMNS) {
+      const want = vectors(fresh.tables, c);
+      vectors(third.tables, c).forEach((v, r) => expect(maxAbsDiff(v, want[r]!)).toBeLessThanOrEqual(1e-6));
+    }
+    expect(third.manifest['documents']).toBe(docs.length);
+  });
 });
