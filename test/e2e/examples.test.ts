@@ -1,6 +1,7 @@
-import { cp, mkdir, symlink } from 'node:fs/promises';
+import { cp, mkdir, readFile, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readPartFile } from '../../src/sinks/read-arrow.js';
 import { runCli } from '../helpers/cli.js';
 import { HubStandIn, sentenceTransformersFiles } from '../helpers/hub-standin.js';
 import { REDIS_URL, ROOT, tempDir, testPrefix } from '../helpers/index.js';
@@ -53,5 +54,24 @@ describe('config/examples', () => {
     expect(r.stdout).toContain('rows        10 embedded, 0 error rows, of 10');
     expect(r.stdout).toMatch(new RegExp(`^  output      ${join(tmp.dir, 'out', 'text-demo')}/`, 'm'));
     expect(r.stderr).not.toMatch(/^layertap: /m);
+  }, 70_000);
+
+  it('long-documents.yaml: a row per chunk with its text, chunk, start and end; documents and chunks in the manifest', async () => {
+    const r = await runCli(
+      ['run', join(tmp.dir, 'config/examples/long-documents.yaml'), '--threads', '1', '--json'],
+      { REDIS_URL, LAYERTAP_PREFIX: prefix },
+      60_000,
+      tmp.dir,
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const s = JSON.parse(r.stdout) as { status: string; rows: number; output: { manifest: string; files: string[] } };
+    expect(s.status).toBe('committed');
+    const manifest = JSON.parse(await readFile(s.output.manifest, 'utf8')) as { documents: number; chunks: number; rows: number; truncatedRows: number };
+    expect(manifest).toMatchObject({ documents: 10, rows: s.rows, chunks: s.rows, truncatedRows: 0 });
+    expect(s.rows).toBeGreaterThan(10);
+    const table = await readPartFile(s.output.files[0]!);
+    expect(table.schema.fields.map((f) => f.name)).toEqual(['id', 'text', 'chunk', 'start', 'end', 'embedding']);
+    expect(table.getChild('id')!.get(0)).toBe('s000');
+    expect(table.getChild('chunk')!.get(0)).toBe(0);
   }, 70_000);
 });
