@@ -7,6 +7,8 @@ import { absoluteUri } from '../config/names.js';
 import type { ResolvedChunk, ResolvedText } from '../config/resolved.js';
 import type { ChunkConfig, JobConfig } from '../config/schema.js';
 import { formatInput } from '../models/model-inputs.js';
+import { modelTapColumns, type RuntimeRegistry } from '../models/registry.js';
+import type { ResolvedTap } from '../config/resolved.js';
 import type { ModelDescription } from '../models/types.js';
 
 const TEXT_INPUTS = ['input_ids', 'attention_mask', 'token_type_ids'] as const;
@@ -142,4 +144,20 @@ export function checkNoTextFields(job: JobConfig): void {
   const pre = job.preprocess;
   const textField = pre?.maxLength !== undefined ? 'maxLength' : pre?.prefix !== undefined ? 'prefix' : pre?.chunk !== undefined ? 'chunk' : null;
   if (textField) throw new JobConfigError(`preprocess.${textField}: applies to text models (which take input_ids)`, [`preprocess.${textField}`]);
+}
+
+/**
+ * `preprocess.chunk.reduce: mean` averages one vector per chunk: a tap that keeps every token (a
+ * ragged column) is refused, named, before any work.
+ */
+export async function checkChunkMeanTaps(text: ResolvedText | undefined, modelUri: string, taps: ResolvedTap[], runtimes: RuntimeRegistry): Promise<void> {
+  if (text?.chunk?.reduce !== 'mean') return;
+  const columns = await modelTapColumns(modelUri, taps, true, runtimes);
+  const ragged = columns.findIndex((c) => c?.layout === 'tokens');
+  if (ragged >= 0) {
+    throw new JobConfigError(
+      `preprocess.chunk.reduce: mean averages one vector per chunk, but taps[${ragged}] (${taps[ragged]!.as}) keeps every token (reduce: none); pool it (reduce: mean, cls, ...) or write a row per chunk`,
+      ['preprocess.chunk.reduce'],
+    );
+  }
 }

@@ -11,7 +11,7 @@ import type { RowShape, Source } from '../sources/types.js';
 import { configError, openSource, planSink, setFields, sourceKind } from './plan-io.js';
 import { hubTextDefaults, planHubModel, planTaps, resolvedHub } from './plan-hub.js';
 import { checkFedInput, resolveFedInput } from './plan-preprocess.js';
-import { checkNoTextFields, resolveText, takesText } from './plan-text.js';
+import { checkChunkMeanTaps, checkNoTextFields, resolveText, takesText } from './plan-text.js';
 import { defaultRegistries, type Registries } from './registries.js';
 
 // Planning a job, by what it plans: the taps (plan-taps.ts), text (plan-text.ts), what image and
@@ -112,6 +112,7 @@ export async function resolveJob(job: JobConfig, opts: ResolveOptions = {}): Pro
     checkNoTextFields(job);
   }
   const taps = planTaps(job, desc, text !== undefined, hub);
+  await checkChunkMeanTaps(text, modelUri, taps, runtimes);
 
   // a table's string column is text when the model takes token ids
   const sourceSpec = { ...setFields(job.source), uri: sourceUri, type, ...(text && isTable ? { text: true } : {}) };

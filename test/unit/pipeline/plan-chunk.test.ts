@@ -64,6 +64,15 @@ describe('preprocess.chunk in the job file', () => {
     );
   });
 
+  it('refuses reduce: mean with a tap that keeps every token', async () => {
+    const err = await configError(
+      job({ preprocess: { chunk: { reduce: 'mean' } }, taps: [{ layer: 'pooler' }, { layer: 'encoder.layer.3', reduce: 'none', as: 'tokens' }] }),
+    );
+    expect(err.message).toBe(
+      'preprocess.chunk.reduce: mean averages one vector per chunk, but taps[1] (tokens) keeps every token (reduce: none); pool it (reduce: mean, cls, ...) or write a row per chunk',
+    );
+  });
+
   it('is refused for a model that does not take text', async () => {
     const err = await configError({
       name: 'images',
