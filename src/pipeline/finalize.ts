@@ -1,4 +1,5 @@
 import { tableFromArrays, tableToIPC } from 'apache-arrow';
+import { chunkRows } from './columns.js';
 import { CANCELLED_MARKER, MANIFEST, MANIFEST_SHARDS, PARTIAL_MARKER, runPrefix, SUCCESS_MARKER } from '../storage/layout.js';
 import { createSink, defaultSinks, type SinkRegistry } from '../storage/registry.js';
 import { manifestTap, type ManifestShard } from '../sinks/manifest.js';
@@ -170,6 +171,8 @@ export async function finalizeRun(
     finishedAt: committedAt,
     rows,
     errorRows,
+    // a row per chunk: the source rows, which `rows` does not count (with reduce: mean they are the rows)
+    ...(chunkRows(spec) ? { documents: shards.reduce((a, s) => a + (s.documents ?? 0), 0) } : {}),
     duplicateIds,
     failedShards,
     doneShards: shards.length,

@@ -114,6 +114,8 @@ export interface RunRecord {
   totalRows: number;
   rows: number;
   errorRows: number;
+  /** chunked text, once the run has ended: source rows written (`rows` counts chunk rows) */
+  documents?: number;
   /** ids that more than one row carries, once the run has ended; null when the run was too large to count them */
   duplicateIds?: DuplicateIds | null;
   failedShards: number[];

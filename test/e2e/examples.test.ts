@@ -64,8 +64,9 @@ describe('config/examples', () => {
       tmp.dir,
     );
     expect(r.code, r.stderr).toBe(0);
-    const s = JSON.parse(r.stdout) as { status: string; rows: number; output: { manifest: string; files: string[] } };
+    const s = JSON.parse(r.stdout) as { status: string; rows: number; documents: number; output: { manifest: string; files: string[] } };
     expect(s.status).toBe('committed');
+    expect(s.documents).toBe(10);
     const manifest = JSON.parse(await readFile(s.output.manifest, 'utf8')) as { documents: number; chunks: number; rows: number; truncatedRows: number };
     expect(manifest).toMatchObject({ documents: 10, rows: s.rows, chunks: s.rows, truncatedRows: 0 });
     expect(s.rows).toBeGreaterThan(10);
