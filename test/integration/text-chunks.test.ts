@@ -258,5 +258,13 @@ describe('long documents: preprocess.chunk', () => {
       vectors(third.tables, c).forEach((v, r) => expect(maxAbsDiff(v, want[r]!)).toBeLessThanOrEqual(1e-6));
     }
     expect(third.manifest['documents']).toBe(docs.length);
+
+    // reduce: mean carries a document's one row over the same way
+    const mean = { ...job, preprocess: { chunk: { tokens: 16, overlap: 4, reduce: 'mean' as const } } };
+    const m1 = await run('inc-mean', mean);
+    const m2 = await run('inc-mean', mean);
+    expect(m2.manifest['incremental']).toMatchObject({ carriedRows: docs.length, embeddedRows: 0 });
+    for (const c of COLUMNS) expect(vectors(m2.tables, c)).toEqual(vectors(m1.tables, c));
+    expect(column(m2.tables, 'text')).toEqual(changed.map((d) => d.text));
   });
 });
