@@ -87,6 +87,7 @@ const resolvedChunkSchema = z
 const carriedColumnSchema = z.strictObject({
   name: z.string().min(1),
   type: z.enum(['utf8', 'int32', 'int64', 'float64', 'bool']),
+  input: z.literal(true).optional(),
 }) satisfies z.ZodType<CarriedColumn>;
 
 export const resolvedTextSchema = z.strictObject({

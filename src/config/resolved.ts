@@ -46,6 +46,8 @@ export interface ResolvedChunk {
 export interface CarriedColumn {
   name: string;
   type: ExtraType;
+  /** the column is the one embedded (a text job's text): a chunk row carries its chunk's own text in it */
+  input?: true;
 }
 
 /** A model of the Hugging Face Hub, pinned to the commit planning found. */

@@ -61,7 +61,7 @@ export class ChunkedDocuments {
     private readonly job: ResolvedJob,
     private readonly chunker: TextChunker,
   ) {
-    this.textAt = (job.carry ?? []).findIndex((c) => c.name === textColumn(job));
+    this.textAt = (job.carry ?? []).findIndex((c) => c.input === true);
     this.reduce = job.text?.chunk?.reduce === 'mean';
   }
 
@@ -195,11 +195,6 @@ export class ChunkedDocuments {
     }
     return out;
   }
-}
-
-/** The text column of a text job: the table's input column, `text` for a .txt file. */
-export function textColumn(job: ResolvedJob): string {
-  return job.source.inputColumn ?? 'text';
 }
 
 /** Rows `picks` of `rows`, in that order, with their positions given by `pos`. */

@@ -163,7 +163,7 @@ export class TableSource implements Source {
     if (names.length === 0) return [];
     const columns = await (await this.getReader()).columns();
     // a JSONL file without a row: nothing will be read, and every carried column is null text
-    if (columns.length === 0) return names.map((name) => ({ name, type: 'utf8' }));
+    if (columns.length === 0) return names.map((name) => (name === layout.input.name ? { name, type: 'utf8', input: true } : { name, type: 'utf8' }));
     const list = columns.map((c) => `'${c.name}'`).join(', ');
     const seen = new Set<string>();
     return names.map((name, i) => {
@@ -177,7 +177,7 @@ export class TableSource implements Source {
       // a JSONL column null in the rows sampled is carried as text (JSON for values that are not strings)
       const type = column.carry ?? (column.kind === 'null' ? 'utf8' : undefined);
       if (type === undefined) throw new FieldError(field, `column '${name}' is ${column.typeName}; carried columns hold text, numbers or booleans`);
-      return { name, type };
+      return name === layout.input.name ? { name, type, input: true } : { name, type };
     });
   }
 

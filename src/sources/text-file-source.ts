@@ -48,7 +48,7 @@ export class TextFileSource implements Source {
 
   /** `text` (the line), unless `carry: []`. */
   async carried(): Promise<CarriedColumn[]> {
-    return this.carry ? [{ name: TEXT_COLUMN, type: 'utf8' }] : [];
+    return this.carry ? [{ name: TEXT_COLUMN, type: 'utf8', input: true }] : [];
   }
 
   /** Rows are text, not tensors. */

@@ -191,6 +191,28 @@ describe('long documents: preprocess.chunk', () => {
     },
   );
 
+  it("a chunk row's text column is its chunk's text when the table's text column is found, not named", async () => {
+    const file = join(tmp.dir, 'bodies.jsonl');
+    await writeJsonl(
+      file,
+      docs.map((d) => ({ id: d.id, body: d.text })),
+    );
+    const { tables } = await run('bodies', { source: { uri: file, idColumn: 'id' }, taps: [TAPS![0]!], preprocess: { chunk: { tokens: 16 } } });
+    expect(tables[0]!.schema.fields.map((f) => f.name)).toEqual(['id', 'body', 'chunk', 'start', 'end', 'mean3']);
+    const body = column<string>(tables, 'body');
+    const ids = column<string>(tables, 'id');
+    const start = column<number>(tables, 'start');
+    const end = column<number>(tables, 'end');
+    ids.forEach((id, r) =>
+      expect(body[r]).toBe(
+        Array.from(docs.find((d) => d.id === id)!.text)
+          .slice(start[r], end[r])
+          .join(''),
+      ),
+    );
+    expect(new Set(ids).size).toBeLessThan(ids.length);
+  });
+
   it('reduce: mean writes one row per document, the token-weighted mean of its chunks, then normalize', async () => {
     const source = { uri: join(tmp.dir, 'docs.jsonl'), idColumn: 'id', inputColumn: 'text' };
     const chunk = { tokens: 16, overlap: 4 };

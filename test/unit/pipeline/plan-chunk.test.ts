@@ -89,7 +89,7 @@ describe('preprocess.chunk in the job file', () => {
 describe('source.carry', () => {
   it("carries a text job's text column by default, and nothing with carry: []", async () => {
     const r = await resolveJob(parseJob(job()));
-    expect(r.carry).toEqual([{ name: 'text', type: 'utf8' }]);
+    expect(r.carry).toEqual([{ name: 'text', type: 'utf8', input: true }]);
     expect(r.source.carry).toEqual(['text']);
     const none = await resolveJob(parseJob(job({ source: { uri: SENTENCES, idColumn: 'id', inputColumn: 'text', carry: [] } })));
     expect(none.carry).toBeUndefined();
@@ -139,7 +139,7 @@ describe('source.carry', () => {
     const file = path.join(dir, 'lines.txt');
     writeFileSync(file, 'one\ntwo\n');
     const r = await resolveJob(parseJob(job({ source: { uri: file } })));
-    expect(r.carry).toEqual([{ name: 'text', type: 'utf8' }]);
+    expect(r.carry).toEqual([{ name: 'text', type: 'utf8', input: true }]);
     expect((await configError(job({ source: { uri: file, carry: ['body'] } }))).message).toBe(
       `source.carry[0]: no column 'body' in ${file}; a text file has one column, 'text' (each line)`,
     );
