@@ -4,7 +4,7 @@ import type { TextChunk, TextChunker } from '../preprocess/chunk.js';
 import type { ExtraValue } from '../types/columns.js';
 import { pickRows, type TapOutput } from '../types/features.js';
 import type { EmbeddedBatch } from './batcher.js';
-import type { ErrorRow, FeatureRows, InputRow } from './shard-rows.js';
+import { noRows, type ErrorRow, type FeatureRows, type InputRow } from './shard-rows.js';
 
 /** A chunk row as the batcher takes it: `seq` stands for its position (chunks of one document share the document's). */
 export interface ChunkInput {
@@ -53,6 +53,11 @@ export class ChunkedDocuments {
   private readonly received = new Map<number, { count: number; error: ErrorRow | null }>();
   /** rows of the document a batch ended inside, with what was sent of each */
   private waiting: { rows: FeatureRows; chunks: SentChunk[] } | null = null;
+  /** reduce: mean: per document position, its id, hash, carried values and weighted sums so far */
+  private readonly sums = new Map<
+    number,
+    { id: string; hash: string; carry: ExtraValue[]; weight: number; taps: Record<string, { shape: number[]; values: Float64Array }> }
+  >();
   /** where the text column is among the carried ones (-1: not carried) */
   private readonly textAt: number;
   private readonly reduce: boolean;
@@ -99,9 +104,11 @@ export class ChunkedDocuments {
     }
     const chunks = batch.rows.pos.map((seq) => this.take(seq));
     for (const c of chunks) this.count(c.pos);
-    // the rows waiting from earlier batches come first: they are the same document's first chunks
-    const all = this.waiting ? concatRows(this.waiting.rows, batch.rows) : batch.rows;
-    const sent = this.waiting ? [...this.waiting.chunks, ...chunks] : chunks;
+    // reduce: mean adds each chunk into its document's sums as it comes; else the rows of the
+    // document a batch ended inside wait, first in the next batch's rows
+    if (this.reduce) this.addToSums(batch.rows, chunks);
+    const all = this.reduce ? noRows() : this.waiting ? concatRows(this.waiting.rows, batch.rows) : batch.rows;
+    const sent = this.reduce ? [] : this.waiting ? [...this.waiting.chunks, ...chunks] : chunks;
     this.waiting = null;
     const whole = (pos: number): boolean => this.received.get(pos)?.count === this.chunksOf.get(pos);
     // rows up to the last whole document may be merged with carried ones
@@ -111,25 +118,34 @@ export class ChunkedDocuments {
     sent.forEach((c, k) => (whole(c.pos) ? keep : wait).push(k));
     const errors: ErrorRow[] = [];
     const failed = new Set<number>();
+    const done: number[] = [];
     for (const [pos, r] of this.received) {
       if (r.count !== this.chunksOf.get(pos)) continue;
       if (r.error) {
         errors.push(r.error);
         failed.add(pos);
+      } else {
+        done.push(pos);
       }
       this.received.delete(pos);
       this.chunksOf.delete(pos);
     }
-    const good = keep.filter((k) => !failed.has(sent[k]!.pos));
-    if (wait.length > 0) this.waiting = { rows: selectRows(all, wait, (k) => sent[k]!.pos), chunks: wait.map((k) => sent[k]!) };
-    const rows = this.reduce ? this.meanRows(all, good, sent) : selectRows(all, good, (k) => sent[k]!.pos);
+    let rows: FeatureRows;
+    if (this.reduce) {
+      for (const pos of failed) this.sums.delete(pos);
+      rows = this.meanRows(done.sort((a, b) => a - b));
+    } else {
+      const good = keep.filter((k) => !failed.has(sent[k]!.pos));
+      if (wait.length > 0) this.waiting = { rows: selectRows(all, wait, (k) => sent[k]!.pos), chunks: wait.map((k) => sent[k]!) };
+      rows = selectRows(all, good, (k) => sent[k]!.pos);
+    }
     errors.sort((a, b) => a.pos - b.pos);
     return { rows, errors, last, runtime: batch.runtime };
   }
 
   /** True when no document waits for more chunks (the shard's end). */
   get settled(): boolean {
-    return this.waiting === null && this.received.size === 0 && this.sent.size === 0;
+    return this.waiting === null && this.received.size === 0 && this.sent.size === 0 && this.sums.size === 0;
   }
 
   private take(seq: number): SentChunk {
@@ -154,44 +170,53 @@ export class ChunkedDocuments {
     return values;
   }
 
+  /** Adds each chunk row's features, times its tokens, to its document's sums (float64: a long document adds many terms). */
+  private addToSums(rows: FeatureRows, chunks: SentChunk[]): void {
+    chunks.forEach((c, k) => {
+      let doc = this.sums.get(c.pos);
+      if (!doc) {
+        doc = { id: rows.ids[k]!, hash: rows.hashes[k]!, carry: c.carry, weight: 0, taps: {} };
+        this.sums.set(c.pos, doc);
+      }
+      doc.weight += c.tokens;
+      for (const tap of this.job.taps) {
+        const src = rows.taps[tap.as]!;
+        if (src.lengths !== undefined || !(src.data instanceof Float32Array))
+          throw new Error(`tap '${tap.as}': chunk reduce mean needs one float32 vector per chunk`);
+        const per = src.shape.reduce((a, b) => a * b, 1);
+        const sum = (doc.taps[tap.as] ??= { shape: src.shape, values: new Float64Array(per) }).values;
+        for (let j = 0; j < per; j++) sum[j]! += c.tokens * src.data[k * per + j]!;
+      }
+    });
+  }
+
   /**
-   * One row per document: for each tap, the mean of its chunks' features weighted by their
-   * tokens (sum of n_k x_k over sum of n_k), then the tap's normalize and dtype.
+   * One row per whole document at `positions`: for each tap, the sum of its chunks' features
+   * weighted by their tokens over the sum of the weights (sum of n_k x_k over sum of n_k), then
+   * the tap's normalize and dtype.
    */
-  private meanRows(all: FeatureRows, keep: number[], sent: SentChunk[]): FeatureRows {
+  private meanRows(positions: number[]): FeatureRows {
     const out: FeatureRows = { pos: [], ids: [], hashes: [], taps: {}, extra: [] };
-    const groups: number[][] = [];
-    for (const k of keep) {
-      const g = groups.at(-1);
-      if (g && sent[g[0]!]!.pos === sent[k]!.pos) g.push(k);
-      else groups.push([k]);
-    }
-    for (const g of groups) {
-      const first = sent[g[0]!]!;
-      out.pos.push(first.pos);
-      out.ids.push(all.ids[g[0]!]!);
-      out.hashes.push(all.hashes[g[0]!]!);
-      out.extra.push(first.carry);
-    }
-    if (groups.length === 0) return out;
+    const docs = positions.map((pos) => {
+      const doc = this.sums.get(pos);
+      if (!doc) throw new Error(`document at ${pos} is whole but has no sums`);
+      this.sums.delete(pos);
+      out.pos.push(pos);
+      out.ids.push(doc.id);
+      out.hashes.push(doc.hash);
+      out.extra.push(doc.carry);
+      return doc;
+    });
+    if (docs.length === 0) return out;
     for (const tap of this.job.taps) {
-      const src = all.taps[tap.as]!;
-      if (src.lengths !== undefined || !(src.data instanceof Float32Array))
-        throw new Error(`tap '${tap.as}': chunk reduce mean needs one float32 vector per chunk`);
-      const per = src.shape.reduce((a, b) => a * b, 1);
-      const values = new Float32Array(groups.length * per);
-      groups.forEach((g, d) => {
-        // float64 sums: a document of many chunks adds many terms
-        const sum = new Float64Array(per);
-        let weight = 0;
-        for (const k of g) {
-          const n = sent[k]!.tokens;
-          weight += n;
-          for (let j = 0; j < per; j++) sum[j]! += n * src.data[k * per + j]!;
-        }
-        for (let j = 0; j < per; j++) values[d * per + j] = sum[j]! / weight;
+      const shape = docs[0]!.taps[tap.as]!.shape;
+      const per = shape.reduce((a, b) => a * b, 1);
+      const values = new Float32Array(docs.length * per);
+      docs.forEach((doc, d) => {
+        const sum = doc.taps[tap.as]!.values;
+        for (let j = 0; j < per; j++) values[d * per + j] = sum[j]! / doc.weight;
       });
-      out.taps[tap.as] = encodeTap(tap.normalize === 'l2' ? l2(values, per, values) : values, src.shape, tap);
+      out.taps[tap.as] = encodeTap(tap.normalize === 'l2' ? l2(values, per, values) : values, shape, tap);
     }
     return out;
   }
