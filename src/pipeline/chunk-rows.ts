@@ -40,8 +40,8 @@ export function chunkBatchJob(job: ResolvedJob): ResolvedJob {
  * chunk rows for the batcher, numbered by a sequence of their own (a document's chunks may fall
  * in several batches); `collect` takes the batcher's results back and gives rows by document
  * position again, each document whole: its chunk rows, or one row (`reduce: mean`), or, when a
- * chunk could not be embedded, one error row for the document. The chunks of a document that
- * a batch ends inside wait for the next batch.
+ * chunk could not be embedded, one error row for the document. The chunk rows of a document
+ * that a batch ends inside wait for the next batch (with `reduce: mean`, only their sums do).
  */
 export class ChunkedDocuments {
   private next = 0;
