@@ -3,6 +3,7 @@ import { DEFAULTS } from '../config/defaults.js';
 import { JobConfigError } from '../config/errors.js';
 import { absoluteUri } from '../config/names.js';
 import type { CarriedColumn, ResolvedJob, ResolvedPreprocess, ResolvedTap, ResolvedText } from '../config/resolved.js';
+import { ID_COLUMN } from '../sinks/arrow-schema.js';
 import { CHUNK_COLUMNS } from '../types/columns.js';
 import type { JobConfig } from '../config/schema.js';
 import { backendMismatch, describeModel, runtimeFor, threadModule, type RuntimeRegistry } from '../models/registry.js';
@@ -70,6 +71,9 @@ async function planCarry(source: Source, taps: ResolvedTap[], text: ResolvedText
   }
   const chunkColumns: readonly string[] = text?.chunk && !text.chunk.reduce ? CHUNK_COLUMNS : [];
   carry.forEach((c, i) => {
+    if (c.name === ID_COLUMN) {
+      throw new JobConfigError(`source.carry[${i}]: '${c.name}' is the name of the output's row id column; carry other columns`, [`source.carry[${i}]`]);
+    }
     if (chunkColumns.includes(c.name)) {
       throw new JobConfigError(
         `source.carry[${i}]: '${c.name}' is the name of a chunk column (${CHUNK_COLUMNS.join(', ')}) of a chunked job; carry other columns`,

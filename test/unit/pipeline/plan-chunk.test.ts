@@ -126,6 +126,14 @@ describe('source.carry', () => {
     ).toBe("source.carry[0]: 'url' is also the column of taps[0]; name the tap otherwise with 'as'");
   });
 
+  it("refuses a carried column named 'id' when another column holds the ids", async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'docs.jsonl');
+    writeFileSync(file, JSON.stringify({ doc: 'a', id: 7, text: 'hello' }) + '\n');
+    const err = await configError(job({ source: { uri: file, idColumn: 'doc', inputColumn: 'text', carry: ['id'] } }));
+    expect(err.message).toBe("source.carry[0]: 'id' is the name of the output's row id column; carry other columns");
+  });
+
   it('refuses a carried column named as a chunk column of a chunked job', async () => {
     const dir = tempDir();
     const file = path.join(dir, 'docs.jsonl');
