@@ -31,7 +31,8 @@ const WORD_CACHE = 65_536;
  * Cuts text rows into chunks of at most `tokens` tokens, each one embedded as its own text
  * (`prefix + text.slice(from, to)`, with the tokenizer's special tokens): a chunk's features are
  * those of that text alone, and it is never truncated, since every chunk's count is checked with
- * the tokenizer itself.
+ * the tokenizer itself: counted whole, or, for a tokenizer whose counts add up word by word
+ * (BERT's WordPiece: see `TextTokenizer.additive`), as the sum of its words' counts.
  *
  * Chunks are cut between words: before a space (U+0020) that follows a character other than
  * whitespace, where no common tokenizer (WordPiece, BPE, Unigram) lets the text on one side
@@ -45,6 +46,8 @@ export class TextChunker {
   /** content tokens a chunk may have: tokens less the special tokens */
   private readonly budget: number;
   private readonly words = new Map<string, number>();
+  /** a chunk's count is the sum of its words' (and the prefix's): no chunk needs counting whole */
+  private readonly additive: boolean;
 
   constructor(
     private readonly tokenizer: TextTokenizer,
@@ -52,6 +55,8 @@ export class TextChunker {
     private readonly spec: Pick<ResolvedChunk, 'tokens' | 'overlap'>,
   ) {
     this.budget = spec.tokens - tokenizer.specialTokens;
+    // a prefix that does not end in whitespace could join the first word of a chunk
+    this.additive = tokenizer.additive && (prefix === '' || WHITESPACE.test(prefix.at(-1)!));
     const room = this.budget - (prefix === '' ? 0 : tokenizer.countTokens(prefix));
     if (room <= spec.overlap) {
       throw new ChunkSettingsError(
@@ -107,12 +112,18 @@ export class TextChunker {
         at = next;
         if (used > this.budget) break;
       }
-      // the counts were word by word: the chunk's own count decides, dropping words until it fits
       let k = ends.length - 1;
-      let n = k >= 0 ? this.count(text, start, ends[k]!) : this.count(text, start, start);
-      while (n > this.budget && k > 0) {
-        k--;
-        n = this.count(text, start, ends[k]!);
+      let n: number;
+      if (this.additive) {
+        // the words' counts add up to the chunk's: only a first word alone can be over
+        n = used;
+      } else {
+        // the counts were word by word: the chunk's own count decides, dropping words until it fits
+        n = k >= 0 ? this.count(text, start, ends[k]!) : this.count(text, start, start);
+        while (n > this.budget && k > 0) {
+          k--;
+          n = this.count(text, start, ends[k]!);
+        }
       }
       let end = k >= 0 ? ends[k]! : start;
       let split = false;

@@ -101,4 +101,29 @@ describe('TextChunker on the fixture tokenizer', () => {
     expectCover(withPrefix, text, chunks, 10);
     expect(chunks.length).toBeGreaterThan(2);
   });
+
+  it('counts a chunk whole when words may not add up: a prefix that does not end in a space', () => {
+    const withPrefix = tokenizer('query:');
+    expect(withPrefix.additive).toBe(true);
+    const text = 'the cat sat on the mat the dog ran to the park in the morning 中间层输出中间层输出';
+    const chunks = new TextChunker(withPrefix, 'query:', { tokens: 9, overlap: 2 }).split(text);
+    expectCover(withPrefix, text, chunks, 9);
+    expect(chunks.length).toBeGreaterThan(3);
+  });
+
+  it('takes BERT-style tokenizers as adding up word by word, and others not', async () => {
+    expect(tok.additive).toBe(true);
+    const { readFileSync, writeFileSync } = await import('node:fs');
+    const { tempDir } = await import('../../helpers/models.js');
+    const json = JSON.parse(readFileSync(path.join(TEXT_DIR, 'tokenizer.json'), 'utf8')) as Record<string, unknown>;
+    const variant = (change: Record<string, unknown>): boolean => {
+      const file = path.join(tempDir(), 'tokenizer.json');
+      writeFileSync(file, JSON.stringify({ ...json, ...change }));
+      return new TextTokenizer({ tokenizer: file, maxLength: 32, prefix: '' }).additive;
+    };
+    expect(variant({ pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'WhitespaceSplit' }] } })).toBe(true);
+    expect(variant({ pre_tokenizer: { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'always' } })).toBe(false);
+    expect(variant({ normalizer: { type: 'Replace', pattern: { String: ' ' }, content: '' } })).toBe(false);
+    expect(variant({ pre_tokenizer: null })).toBe(false);
+  });
 });
