@@ -15,7 +15,7 @@
 // job files
 export { loadJobFile, parseJob } from './config/load.js';
 export { JobConfigError } from './config/errors.js';
-export type { JobConfig, JobInput, TapConfig, PreprocessConfig, BackendName, SourceType, SinkFormat } from './config/schema.js';
+export type { JobConfig, JobInput, TapConfig, PreprocessConfig, ChunkConfig, BackendName, SourceType, SinkFormat } from './config/schema.js';
 export type { ResolvedJob, ResolvedTap, ResolvedPreprocess } from './config/resolved.js';
 export { resolveJob, type ResolveOptions } from './pipeline/plan.js';
 
