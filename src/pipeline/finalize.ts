@@ -2,8 +2,11 @@ import { tableFromArrays, tableToIPC } from 'apache-arrow';
 import { CANCELLED_MARKER, MANIFEST, MANIFEST_SHARDS, PARTIAL_MARKER, runPrefix, SUCCESS_MARKER } from '../storage/layout.js';
 import { createSink, defaultSinks, type SinkRegistry } from '../storage/registry.js';
 import { manifestTap, type ManifestShard } from '../sinks/manifest.js';
+import { defaultFormats, type FormatRegistry } from '../sinks/formats.js';
+import type { TableCommit } from '../sinks/table-destination.js';
 import { VERSION } from '../version.js';
 import { countDuplicateIds, type DuplicateIds } from './duplicate-ids.js';
+import { commitTable } from './table-commit.js';
 import type { EndedStatus, RunRecordStore, RunSpec, ShardRange, ShardResult } from './types.js';
 
 /**
@@ -27,6 +30,8 @@ export interface FinalizeOptions {
    * ends `failed` with this reason, whatever shards it has. @defaultValue none
    */
   failed?: string;
+  /** where the sink's format is found; a committed run of a table format goes into its table. @defaultValue the built-ins */
+  formats?: FormatRegistry;
 }
 
 /** What became of a run's shards: the results of those that committed, the last error of those that failed. */
@@ -87,6 +92,13 @@ export async function finalizeRun(
     const r = (await opts.range?.(f.index)) ?? null;
     if (r) ranges.set(f.index, r);
   }
+  // a table destination gets the rows of a complete run only, before the run is marked committed
+  const formats = opts.formats ?? defaultFormats();
+  const format = formats.find(spec.sink.format);
+  let table: TableCommit | null = null;
+  if (status === 'committed' && format?.table !== undefined) {
+    table = await commitTable({ ...format, table: format.table }, formats, spec, sink, prefix, runId, shards);
+  }
   const committedAt = Date.now();
   const first = shards.find((s) => s.file !== null);
   const manifest = {
@@ -125,6 +137,7 @@ export async function finalizeRun(
         }
       : {}),
     files: shards.filter((s) => s.file).map((s) => s.file as string),
+    ...(table !== null ? { table } : {}),
     errorFiles: shards.filter((s) => s.errorsFile).map((s) => s.errorsFile as string),
     plannedShards: data.shards,
     cancelledShards,
