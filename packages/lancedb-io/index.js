@@ -30,7 +30,9 @@ export class LanceTables {
   }
 
   static async connect(uri, storageOptions = {}) {
-    return new LanceTables(await connect(uri, { storageOptions }));
+    // readConsistencyInterval 0: every read sees the latest version, whoever wrote it (another
+    // worker, another process), not the one this handle first opened
+    return new LanceTables(await connect(uri, { storageOptions, readConsistencyInterval: 0 }));
   }
 
   async tableNames() {

@@ -57,6 +57,8 @@ export class LanceDbDestination implements TableDestination {
   private constructor(
     private readonly spec: TableSpec,
     private readonly db: LanceTables,
+    /** rows per write. @defaultValue LANCE_WRITE_ROWS */
+    private readonly writeRows: number,
   ) {}
 
   /** Opens (or starts) the database; a folder that cannot be made or a store that refuses is a `sink.uri` error. */
@@ -71,8 +73,9 @@ export class LanceDbDestination implements TableDestination {
     }
   }
 
-  static async open(spec: TableSpec): Promise<LanceDbDestination> {
-    return new LanceDbDestination(spec, await connect(spec));
+  /** Opens the database of `spec`; `writeRows` is the rows per write. @defaultValue LANCE_WRITE_ROWS */
+  static async open(spec: TableSpec, opts: { writeRows?: number } = {}): Promise<LanceDbDestination> {
+    return new LanceDbDestination(spec, await connect(spec), opts.writeRows ?? LANCE_WRITE_ROWS);
   }
 
   async commit(run: TableRun): Promise<TableCommit> {
@@ -83,7 +86,7 @@ export class LanceDbDestination implements TableDestination {
     let exists = before !== null;
     // replace a table whose columns are not the run's: a merge cannot change them
     let replace = false;
-    const single = run.rows <= LANCE_WRITE_ROWS;
+    const single = run.rows <= this.writeRows;
     const ids = single ? null : new Set<string>();
     let pending: RecordBatch[] = [];
     let pendingRows = 0;
@@ -112,7 +115,7 @@ export class LanceDbDestination implements TableDestination {
           const col = batch.getChild(ID_COLUMN)!;
           for (let i = 0; i < batch.numRows; i++) ids.add(String(col.get(i)));
         }
-        if (pendingRows + batch.numRows > LANCE_WRITE_ROWS && pending.length > 0) await flush(false);
+        if (pendingRows + batch.numRows > this.writeRows && pending.length > 0) await flush(false);
         pending.push(batch);
         pendingRows += batch.numRows;
       }
