@@ -18,7 +18,11 @@ function batch(ids: string[], v = 0, dims = D): RecordBatch {
   const t = new Table({
     id: vectorFromArray(ids, new Utf8()),
     emb: vectorFromArray(
-      ids.map((id) => vec(id, v).slice(0, dims).concat(Array(Math.max(0, dims - D)).fill(0))),
+      ids.map((id) =>
+        vec(id, v)
+          .slice(0, dims)
+          .concat(Array(Math.max(0, dims - D)).fill(0)),
+      ),
       type,
     ),
   });
