@@ -49,8 +49,14 @@ export class LanceTables {
   }
 
   async describe(name) {
-    if (!(await this.#db.tableNames()).includes(name)) return null;
-    const t = await this.#table(name);
+    let t;
+    try {
+      t = await this.#table(name);
+    } catch (err) {
+      // asked by opening, not by listing: a database on S3 may list no tables it holds
+      if (/^Table '.*' was not found/.test(err.message)) return null;
+      throw err;
+    }
     await t.checkoutLatest();
     return { fields: fieldsOf(await t.schema()), rows: await t.countRows(), version: await t.version() };
   }

@@ -8,6 +8,7 @@ import { resolveJob } from '../../src/pipeline/index.js';
 import { runJob } from '../../src/queue/index.js';
 import { readPartFile } from '../../src/sinks/read-arrow.js';
 import { REDIS_URL, tempDir, testPrefix } from '../helpers/index.js';
+import { startS3Server, testBucket } from '../helpers/s3.js';
 
 const TEXT = fileURLToPath(new URL('../fixtures/text-model/', import.meta.url));
 const WORDS = ['cat', 'dog', 'river', 'layer', 'token', 'cloud', 'stone', 'music', 'paper', 'light', 'train', 'green'];
@@ -135,6 +136,40 @@ describe('a job with sink.format lancedb', () => {
       expect(await other.countRows('chunks_v1')).toBe(4);
     } finally {
       other.close();
+    }
+  });
+
+  it('writes a table in an S3-compatible store, its run folders beside it', async () => {
+    const bucket = testBucket();
+    const s3 = await startS3Server([bucket]);
+    try {
+      const rows = Array.from({ length: 12 }, (_, i) => ({ id: `s${i}`, text: sentence(i + 40) }));
+      await writeSource(join(tmp.dir, 'docs.jsonl'), rows);
+      const sink = { uri: `s3://${bucket}/db`, format: 'lancedb', table: 'remote', endpoint: s3.endpoint };
+      const r1 = await runJob(job(sink), { settings, threads: 1 });
+      expect(r1.status, r1.error ?? '').toBe('committed');
+      expect(r1.output.uri).toBe(`s3://${bucket}/db/remote.layertap/docs/${r1.fingerprint}/${r1.runId}`);
+      expect((await s3.keys(bucket, 'db/remote.layertap/')).some((k) => k.endsWith('/_SUCCESS'))).toBe(true);
+      expect((await s3.keys(bucket, 'db/remote.lance/')).length).toBeGreaterThan(0);
+      await writeSource(join(tmp.dir, 'docs.jsonl'), [...rows.slice(2), { id: 's99', text: sentence(99) }]);
+      const r2 = await runJob(job(sink), { settings, threads: 1 });
+      expect(r2.status, r2.error ?? '').toBe('committed');
+      const m2 = JSON.parse(Buffer.from(await s3.get(bucket, `db/remote.layertap/docs/${r2.fingerprint}/${r2.runId}/_manifest.json`)).toString('utf8'));
+      expect(m2.table).toMatchObject({ uri: `s3://${bucket}/db`, table: 'remote', rows: 11, inserted: 1, updated: 10, deleted: 2 });
+      const remote = await LanceTables.connect(`s3://${bucket}/db`, {
+        aws_endpoint: s3.endpoint,
+        allow_http: 'true',
+        aws_region: 'us-east-1',
+        aws_virtual_hosted_style_request: 'false',
+      });
+      try {
+        expect(await remote.countRows('remote')).toBe(11);
+        expect((await remote.ids('remote')).sort()).toEqual([...rows.slice(2).map((r) => r.id), 's99'].sort());
+      } finally {
+        remote.close();
+      }
+    } finally {
+      await s3.close();
     }
   });
 
