@@ -1,7 +1,7 @@
 import { JobConfigError } from '../config/errors.js';
 import type { ResolvedJob } from '../config/resolved.js';
 import { TABLE_NAME, type JobConfig } from '../config/schema.js';
-import type { FormatRegistry } from '../sinks/formats.js';
+import { defaultFormats, type FormatRegistry } from '../sinks/formats.js';
 import { createSource, inferSourceType, type SourceRegistry, type SourceSpec } from '../sources/registry.js';
 import type { Source } from '../sources/types.js';
 import { createSink, type SinkRegistry } from '../storage/registry.js';
@@ -57,6 +57,15 @@ export async function planSink(job: JobConfig, sinkUri: string, sinks: SinkRegis
     throw configError(err, 'sink.uri');
   }
   return sink;
+}
+
+/**
+ * Where a job's run folders are, for code that starts from a job file (not a resolved job):
+ * `sink.uri`, or for a format that writes a table, `<uri>/<table>.layertap` beside the table.
+ */
+export function runsLocation(job: Pick<JobConfig, 'name' | 'sink'>, formats: FormatRegistry = defaultFormats()): string {
+  const table = formats.find(job.sink.format)?.table;
+  return table ? table.runsUri({ uri: job.sink.uri, table: job.sink.table ?? job.name }) : job.sink.uri;
 }
 
 /** The job's source kind (`source.type`, else the one its uri names), and whether it reads rows from a table. */

@@ -1,13 +1,14 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LanceTables } from '@layertap/lancedb-io';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobConfigError, parseJob } from '../../src/config/index.js';
-import { resolveJob } from '../../src/pipeline/index.js';
+import { resolveJob, runsLocation } from '../../src/pipeline/index.js';
 import { runJob } from '../../src/queue/index.js';
 import { readPartFile } from '../../src/sinks/read-arrow.js';
-import { REDIS_URL, tempDir, testPrefix } from '../helpers/index.js';
+import { REDIS_URL, ROOT, tempDir, testPrefix } from '../helpers/index.js';
 import { startS3Server, testBucket } from '../helpers/s3.js';
 
 const TEXT = fileURLToPath(new URL('../fixtures/text-model/', import.meta.url));
@@ -78,6 +79,8 @@ describe('a job with sink.format lancedb', () => {
     expect(r1.rows).toBe(30);
     // run folders (parts, manifest, markers) beside the table, under <uri>/<table>.layertap
     expect(r1.output.uri).toBe(join(dbDir, 'docs.layertap', 'docs', r1.fingerprint, r1.runId));
+    expect(runsLocation(job({ uri: dbDir, format: 'lancedb' }))).toBe(join(dbDir, 'docs.layertap'));
+    expect(runsLocation(job({ uri: dbDir }))).toBe(dbDir);
     const m1 = JSON.parse(await readFile(r1.output.manifest!, 'utf8')) as { table: unknown };
     expect(m1.table).toEqual({ uri: dbDir, table: 'docs', rows: 30, version: 1, inserted: 30, updated: 0, deleted: 0, indexes: [] });
 
@@ -92,6 +95,22 @@ describe('a job with sink.format lancedb', () => {
         expect(hits[0]!.id, `${id} ${tap}`).toBe(id);
         expect(hits[0]!.distance).toBeLessThan(1e-5);
       }
+    }
+
+    // the README's block that reads the table back with LanceDB runs against it (from the package
+    // that holds @lancedb/lancedb, as a program that installed it would)
+    const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Into LanceDB'));
+    const code = /```js\n([\s\S]*?)```/.exec(section)![1]!.replaceAll("connect('vectors')", `connect(${JSON.stringify(dbDir)})`);
+    const script = join(ROOT, 'packages/lancedb-io', `.recipe-${process.pid}.mjs`);
+    await writeFile(script, code);
+    try {
+      const printed = await new Promise<string>((resolve, reject) =>
+        execFile(process.execPath, [script], { timeout: 60_000 }, (err, stdout, stderr) => (err ? reject(new Error(stderr)) : resolve(stdout))),
+      );
+      expect(printed.trim()).toBe(/\/\/ (.+)$/m.exec(code)![1]);
+    } finally {
+      await rm(script, { force: true });
     }
 
     // d000..d002 removed, d010..d013 edited, d100..d104 added
