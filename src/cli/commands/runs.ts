@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { JobConfigError } from '../../config/errors.js';
-import { latestCommitted } from '../../queue/run-registry.js';
 import { err, examples, fail, out, positiveInt, table, withClient, type SetExit } from '../common.js';
 
 /** `layertap runs`: the run registry, optionally restored from the sink's manifests first. */
@@ -56,7 +55,7 @@ export function register(program: Command, setExit: SetExit): void {
               err(`restored ${n} run record(s) from ${o.rebuild}`);
             }
             const listed = (await client.registry.list(o.name || o.latest ? 10_000 : o.limit)).filter((r) => !o.name || r.name === o.name);
-            const runs = (o.latest ? latestCommitted(listed) : listed).slice(0, o.limit);
+            const runs = (o.latest ? (await import('../../queue/run-registry.js')).latestCommitted(listed) : listed).slice(0, o.limit);
             if (o.json) {
               out(JSON.stringify({ runs }));
               return;
