@@ -9,6 +9,7 @@
 //   npm run build
 //   node bench/lancedb.mjs                      # 100,000 rows, 3 runs
 //   node bench/lancedb.mjs --rows 20000 --runs 5 --json
+//   node bench/lancedb.mjs --dir /dev/shm       # where the run folder and the table go (default: the OS temp dir)
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -31,6 +32,7 @@ const DIM = 384;
 const SHARD = 1024;
 const BATCH = 256;
 const JSON_OUT = args.includes('--json');
+const DIR = args.includes('--dir') ? args[args.indexOf('--dir') + 1] : tmpdir();
 
 const tap = { layer: 'pooler', at: 'output', as: 'embedding', reduce: 'none', normalize: 'l2', dtype: 'float32' };
 const schema = buildSchema({
@@ -106,7 +108,7 @@ async function lanceCommit(dbDir, run) {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const results = { arrow: [], parquet: [], lanceCreate: [], lanceMerge: [] };
 for (let run = 0; run <= RUNS; run++) {
-  const dir = await mkdtemp(path.join(tmpdir(), 'layertap-bench-lance-'));
+  const dir = await mkdtemp(path.join(DIR, 'layertap-bench-lance-'));
   try {
     const arrow = await writeParts(dir, 'arrow');
     const parquet = await writeParts(dir, 'parquet');
@@ -140,9 +142,9 @@ const table = [
   row('lancedb commit, merge of the same rows', results.lanceMerge),
 ];
 if (JSON_OUT) {
-  process.stdout.write(JSON.stringify({ rows: ROWS, dim: DIM, runs: RUNS, results: table }) + '\n');
+  process.stdout.write(JSON.stringify({ rows: ROWS, dim: DIM, runs: RUNS, dir: DIR, results: table }) + '\n');
 } else {
-  console.log(`${ROWS} rows x ${DIM} float32 (${(bytes / 1e6).toFixed(0)} MB of vectors), median of ${RUNS} runs after a warm-up`);
+  console.log(`${ROWS} rows x ${DIM} float32 (${(bytes / 1e6).toFixed(0)} MB of vectors) in ${DIR}, median of ${RUNS} runs after a warm-up`);
   for (const r of table) {
     console.log(
       `${r.name.padEnd(40)} ${r.seconds.toFixed(2).padStart(7)} s ${Math.round(r.rowsPerSecond).toString().padStart(9)} rows/s ${r.mbPerSecond.toFixed(0).padStart(5)} MB/s  ${r.vsArrow.toFixed(2)}x arrow`,

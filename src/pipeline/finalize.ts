@@ -56,7 +56,7 @@ export async function finalizeRun(
   opts: FinalizeOptions = {},
 ): Promise<{ status: EndedStatus; manifest: string; duplicateIds: DuplicateIds | null }> {
   const { runId, job: spec, createdAt } = data;
-  const failedReason = opts.failed ?? null;
+  let failedReason = opts.failed ?? null;
   const whilePlanning = opts.cancelledWhilePlanning ?? false;
   const cancelled = (opts.cancelled ?? false) || whilePlanning;
   // a shard that never started because the run was cancelled answers as cancelled: not a result, not a failure
@@ -79,6 +79,15 @@ export async function finalizeRun(
   const errorRows = shards.reduce((a, s) => a + s.errorRows, 0);
   // null: the run is too large to count across shards
   const duplicateIds = await countDuplicateIds(sink, prefix, shards);
+  // a table keyed by id cannot hold two rows of one id: such a run fails instead of committing
+  const formats = opts.formats ?? defaultFormats();
+  const format = formats.find(spec.sink.format);
+  if (failedReason === null && !cancelled && format?.table !== undefined && duplicateIds !== null && duplicateIds.count > 0) {
+    failedReason = `sink.format ${spec.sink.format}: ${duplicateIds.count} row(s) have the id of an earlier row (${duplicateIds.examples
+      .slice(0, 3)
+      .map((id) => `'${id}'`)
+      .join(', ')}); a table keyed by id needs unique ids, so the table was not changed`;
+  }
   // a 'partial' run must have something in it; when every shard failed it is simply failed. A
   // cancel that came after the last shard had committed stopped nothing: the run is complete
   const status: EndedStatus =
@@ -97,8 +106,6 @@ export async function finalizeRun(
     if (r) ranges.set(f.index, r);
   }
   // a table destination gets the rows of a complete run only, before the run is marked committed
-  const formats = opts.formats ?? defaultFormats();
-  const format = formats.find(spec.sink.format);
   let table: TableCommit | null = null;
   if (status === 'committed' && format?.table !== undefined) {
     table = await commitTable({ ...format, table: format.table }, formats, spec, sink, prefix, runId, shards);

@@ -192,6 +192,31 @@ describe('a job with sink.format lancedb', () => {
     }
   });
 
+  it('fails a run whose ids repeat, leaving the table as it was', async () => {
+    const dbDir = join(tmp.dir, 'db-dup');
+    await writeSource(
+      join(tmp.dir, 'docs.jsonl'),
+      Array.from({ length: 6 }, (_, i) => ({ id: `u${i}`, text: sentence(i + 60) })),
+    );
+    const ok = await runJob(job({ uri: dbDir, format: 'lancedb' }), { settings, threads: 1 });
+    expect(ok.status, ok.error ?? '').toBe('committed');
+    await writeSource(
+      join(tmp.dir, 'docs.jsonl'),
+      ['u0', 'u1', 'u1', 'u2', 'u2', 'u3'].map((id, i) => ({ id, text: sentence(i + 70) })),
+    );
+    const dup = await runJob(job({ uri: dbDir, format: 'lancedb' }), { settings, threads: 1 });
+    expect(dup.status).toBe('failed');
+    expect(dup.error).toBe(
+      "sink.format lancedb: 2 row(s) have the id of an earlier row ('u1', 'u2'); a table keyed by id needs unique ids, so the table was not changed",
+    );
+    const t = await LanceTables.connect(dbDir);
+    try {
+      expect((await t.ids('docs')).sort()).toEqual(['u0', 'u1', 'u2', 'u3', 'u4', 'u5']);
+    } finally {
+      t.close();
+    }
+  });
+
   it('refuses table fields on a file format and a bad index or table, naming the field', async () => {
     const onArrow = await resolveJob(job({ uri: join(tmp.dir, 'out'), table: 't' })).catch((e: unknown) => e);
     expect(onArrow).toBeInstanceOf(JobConfigError);
