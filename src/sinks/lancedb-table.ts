@@ -81,18 +81,20 @@ export class LanceDbDestination implements TableDestination {
   async commit(run: TableRun): Promise<TableCommit> {
     const name = this.spec.table;
     const before = await this.db.describe(name);
-    const totals = { inserted: 0, updated: 0, deleted: 0 };
+    const totals = { inserted: 0, updated: 0, deleted: 0, unchanged: 0 };
     let version: number | null = before?.version ?? null;
     let exists = before !== null;
-    // replace a table whose columns are not the run's: a merge cannot change them
+    // decided at the first row: whether the table's columns are the run's (else it is replaced:
+    // a merge cannot change them), and whether rows the table already holds as they are can be left out
     let replace = false;
-    const single = run.rows <= this.writeRows;
-    const ids = single ? null : new Set<string>();
+    let skip: ReadonlySet<string> | null = null;
+    let single = false;
+    const ids = new Set<string>();
     let pending: RecordBatch[] = [];
     let pendingRows = 0;
+    let first = true;
     const flush = async (last: boolean) => {
       if (pending.length === 0) return;
-      if (before !== null && version === before.version && !replace) replace = !sameColumns(before.fields, pending[0]!);
       const mode: LanceWriteMode = !exists ? 'create' : replace ? 'overwrite' : single && last ? 'mirror' : 'merge';
       const r = await this.db.write(name, ipcOf(pending), mode);
       if (mode === 'overwrite') {
@@ -108,25 +110,45 @@ export class LanceDbDestination implements TableDestination {
       pending = [];
       pendingRows = 0;
     };
+    const add = async (batch: RecordBatch) => {
+      if (pendingRows + batch.numRows > this.writeRows && pending.length > 0) await flush(false);
+      pending.push(batch);
+      pendingRows += batch.numRows;
+    };
     for (const shard of run.shards) {
       for await (const batch of shard.batches()) {
         if (batch.numRows === 0) continue;
-        if (ids) {
-          const col = batch.getChild(ID_COLUMN)!;
-          for (let i = 0; i < batch.numRows; i++) ids.add(String(col.get(i)));
+        if (first) {
+          first = false;
+          replace = before !== null && !sameColumns(before.fields, batch);
+          // the table is still the one the run was compared with (nobody wrote it since)
+          skip = !replace && run.unchanged !== undefined && before !== null && before.version === run.unchanged.version ? run.unchanged.ids : null;
+          single = skip === null && run.rows <= this.writeRows;
         }
-        if (pendingRows + batch.numRows > this.writeRows && pending.length > 0) await flush(false);
-        pending.push(batch);
-        pendingRows += batch.numRows;
+        const col = batch.getChild(ID_COLUMN)!;
+        if (skip === null) {
+          for (let i = 0; i < batch.numRows; i++) ids.add(String(col.get(i)));
+          await add(batch);
+          continue;
+        }
+        // only the rows that changed go in, as slices of consecutive rows
+        let start = -1;
+        for (let i = 0; i <= batch.numRows; i++) {
+          const id = i < batch.numRows ? String(col.get(i)) : null;
+          if (id !== null) ids.add(id);
+          const keep = id !== null && !skip.has(id);
+          if (id !== null && !keep) totals.unchanged++;
+          if (keep && start < 0) start = i;
+          if (!keep && start >= 0) {
+            await add(batch.slice(start, i));
+            start = -1;
+          }
+        }
       }
     }
     await flush(true);
-    if (run.rows === 0 && exists) {
-      // nothing in the source: the table is emptied, not dropped, so its readers still open it
-      const stale = await this.db.ids(name);
-      if (stale.length > 0) version = (await this.db.deleteIds(name, stale)).version;
-      totals.deleted += stale.length;
-    } else if (ids) {
+    if (exists && !single) {
+      // ids the run lacks (for an empty run: every id; the table is emptied, not dropped, so its readers still open it)
       const stale = (await this.db.ids(name)).filter((id) => !ids.has(id));
       if (stale.length > 0) version = (await this.db.deleteIds(name, stale)).version;
       totals.deleted += stale.length;

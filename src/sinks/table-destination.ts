@@ -55,6 +55,12 @@ export interface TableRun {
   /** rows of every shard, in shard order */
   rows: number;
   shards: readonly StagedShard[];
+  /**
+   * rows the table holds already as they are: when the table is still at `version` (the version
+   * the last commit left), the rows of these ids are the same as the run's and need not be
+   * written again. Absent: every row is written
+   */
+  unchanged?: { version: number; ids: ReadonlySet<string> };
 }
 
 /** What a commit did to the table. */
@@ -69,6 +75,8 @@ export interface TableCommit {
   inserted: number;
   updated: number;
   deleted: number;
+  /** rows left as they were, since the table held them already (see {@link TableRun.unchanged}) */
+  unchanged: number;
   /** the indexes built after the commit, per column; an index that could not be built says why */
   indexes: Array<{ column: string; type: string; metric: string; error?: string }>;
 }

@@ -82,7 +82,7 @@ describe('a job with sink.format lancedb', () => {
     expect(runsLocation(job({ uri: dbDir, format: 'lancedb' }))).toBe(join(dbDir, 'docs.layertap'));
     expect(runsLocation(job({ uri: dbDir }))).toBe(dbDir);
     const m1 = JSON.parse(await readFile(r1.output.manifest!, 'utf8')) as { table: unknown };
-    expect(m1.table).toEqual({ uri: dbDir, table: 'docs', rows: 30, version: 1, inserted: 30, updated: 0, deleted: 0, indexes: [] });
+    expect(m1.table).toEqual({ uri: dbDir, table: 'docs', rows: 30, version: 1, inserted: 30, updated: 0, deleted: 0, unchanged: 0, indexes: [] });
 
     db = await LanceTables.connect(dbDir);
     expect(await db.tableNames()).toEqual(['docs']);
@@ -124,7 +124,8 @@ describe('a job with sink.format lancedb', () => {
     expect(r2.status, r2.error ?? '').toBe('committed');
     const m2 = JSON.parse(await readFile(r2.output.manifest!, 'utf8')) as { table: Record<string, unknown>; incremental: Record<string, unknown> };
     expect(m2.incremental).toEqual({ baseRunId: r1.runId, carriedRows: 23, embeddedRows: 9 });
-    expect(m2.table).toMatchObject({ table: 'docs', rows: 32, inserted: 5, updated: 27, deleted: 3 });
+    // only the changed rows are written: the 23 the table holds as they are stay untouched
+    expect(m2.table).toMatchObject({ table: 'docs', rows: 32, inserted: 5, updated: 4, deleted: 3, unchanged: 23 });
     expect(await db.countRows('docs')).toBe(32);
     expect((await db.ids('docs')).sort()).toEqual(second.map((r) => r.id).sort());
     const v2 = await partVectors(r2.output.files, taps);
@@ -174,7 +175,7 @@ describe('a job with sink.format lancedb', () => {
       const r2 = await runJob(job(sink), { settings, threads: 1 });
       expect(r2.status, r2.error ?? '').toBe('committed');
       const m2 = JSON.parse(Buffer.from(await s3.get(bucket, `db/remote.layertap/docs/${r2.fingerprint}/${r2.runId}/_manifest.json`)).toString('utf8'));
-      expect(m2.table).toMatchObject({ uri: `s3://${bucket}/db`, table: 'remote', rows: 11, inserted: 1, updated: 10, deleted: 2 });
+      expect(m2.table).toMatchObject({ uri: `s3://${bucket}/db`, table: 'remote', rows: 11, inserted: 1, updated: 0, deleted: 2, unchanged: 10 });
       const remote = await LanceTables.connect(`s3://${bucket}/db`, {
         aws_endpoint: s3.endpoint,
         allow_http: 'true',

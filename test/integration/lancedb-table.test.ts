@@ -130,6 +130,38 @@ describe('LanceDB table destination', () => {
     }
   });
 
+  it('writes only changed rows when the table is still at the version the last commit left, every row otherwise', async () => {
+    const dest = await LanceDbDestination.open({ uri: tmp.dir, table: 'skip' }, { writeRows: 4 });
+    try {
+      const first = await dest.commit(run('a', range(0, 10), 4));
+      const same = new Set(range(2, 10));
+      // r0, r1 changed (version 1 of their vectors), r2..r9 as they were, r10 new
+      const next = (): TableRun => ({
+        ...run('b', range(0, 11), 4),
+        shards: run('b', range(0, 11), 4).shards.map((s) => ({
+          ...s,
+          async *batches() {
+            for await (const b of s.batches()) {
+              const bids = Array.from({ length: b.numRows }, (_, i) => String(b.getChild('id')!.get(i)));
+              yield mixed(
+                bids,
+                bids.map((id) => !same.has(id) && id !== 'r10'),
+              );
+            }
+          },
+        })),
+      });
+      const c = await dest.commit({ ...next(), unchanged: { version: first.version!, ids: same } });
+      expect(c).toMatchObject({ rows: 11, inserted: 1, updated: 2, deleted: 0, unchanged: 8 });
+      for (const id of ['r0', 'r1']) expect((await db.search('skip', 'emb', vec(id, 1), 1, 'cosine'))[0]!.id).toBe(id);
+      // the table moved on since that version: nothing is taken for granted
+      const stale = await dest.commit({ ...next(), unchanged: { version: first.version!, ids: same } });
+      expect(stale).toMatchObject({ rows: 11, inserted: 0, updated: 11, deleted: 0, unchanged: 0 });
+    } finally {
+      await dest.close();
+    }
+  });
+
   it('builds the index the job asks for on each vector column after the commit', async () => {
     const ids = range(0, 300);
     for (const type of ['ivf_pq', 'hnsw_sq'] as const) {
