@@ -265,7 +265,17 @@ describe('registries handed to a run', () => {
           const deleted = [...before.keys()].filter((id) => !rows.has(id)).length;
           const updated = [...rows.keys()].filter((id) => before.has(id)).length;
           tables.set(spec.table, rows);
-          return { uri: spec.uri, table: spec.table, rows: rows.size, version: null, inserted: rows.size - updated, updated, deleted, unchanged: 0, indexes: [] };
+          return {
+            uri: spec.uri,
+            table: spec.table,
+            rows: rows.size,
+            version: null,
+            inserted: rows.size - updated,
+            updated,
+            deleted,
+            unchanged: 0,
+            indexes: [],
+          };
         },
         close: async () => undefined,
       }),
@@ -303,7 +313,17 @@ describe('registries handed to a run', () => {
       }
     }
     const manifest = JSON.parse(Buffer.from(store.files.get(under(first.output.manifest!))!).toString('utf8'));
-    expect(manifest.table).toEqual({ uri: 'mem://db', table: 'vectors', rows: 5, version: null, inserted: 5, updated: 0, deleted: 0, unchanged: 0, indexes: [] });
+    expect(manifest.table).toEqual({
+      uri: 'mem://db',
+      table: 'vectors',
+      rows: 5,
+      version: null,
+      inserted: 5,
+      updated: 0,
+      deleted: 0,
+      unchanged: 0,
+      indexes: [],
+    });
 
     // a smaller source: the table follows it
     const second = await runJob(tableJob(3), { registries: withTable, settings: { redisUrl: REDIS_URL, prefix }, threads: 1 });
