@@ -64,11 +64,17 @@ describe('config/examples', () => {
       '/',
     );
     expect(r.code, r.stderr).toBe(0);
-    const s = JSON.parse(r.stdout) as { status: string; rows: number; output: { uri: string } };
+    const s = JSON.parse(r.stdout) as { status: string; rows: number; output: { uri: string }; table: unknown };
     expect(s.status).toBe('committed');
     expect(s.rows).toBe(10);
+    const dbDir = join(tmp.dir, 'vectors');
+    expect(s.table).toEqual({ uri: dbDir, table: 'docs', rows: 10, version: 1, inserted: 10, updated: 0, deleted: 0, unchanged: 0, indexes: [] });
+    // run again: no row changed, none is written; the summary says so in a line of its own
+    const again = await runCli(['run', join(tmp.dir, 'config/examples/lancedb.yaml'), '--threads', '1'], { REDIS_URL, LAYERTAP_PREFIX: prefix }, 60_000, '/');
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain(`  table       docs in ${dbDir}: 10 rows (0 inserted, 0 updated, 0 deleted, 10 unchanged), version 1\n`);
     expect(s.output.uri.startsWith(join(tmp.dir, 'vectors', 'docs.layertap', 'docs') + '/')).toBe(true);
-    const db = await LanceTables.connect(join(tmp.dir, 'vectors'));
+    const db = await LanceTables.connect(dbDir);
     try {
       expect(await db.countRows('docs')).toBe(10);
       expect((await db.describe('docs'))!.fields.map((f) => `${f.name} ${f.type}`)).toEqual([
