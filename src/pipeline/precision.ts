@@ -192,3 +192,39 @@ export function checkPrecision(job: ResolvedJob, report: PrecisionReport): void 
     );
   }
 }
+
+/** Options of {@link priceInt8}. */
+export interface PriceOptions {
+  /** the pool to run the sample on. @defaultValue a pool of its own, closed after the sample */
+  pool?: BatchRunner;
+  /** @defaultValue the built-ins */
+  registries?: Registries;
+  /** called with the figure's line ({@link describePrecision}) */
+  onFigure?: (line: string, report: PrecisionReport) => void;
+}
+
+/**
+ * For an int8 job, measure the price on its first rows, record it in `job.precision` (the
+ * manifest's), and refuse the job below `model.minCosine`; nothing for an fp32 job. Every way a
+ * run is started (`run`, `enqueue`, a schedule's tick) goes through here before the run is queued.
+ */
+export async function priceInt8(job: ResolvedJob, opts: PriceOptions = {}): Promise<PrecisionReport | null> {
+  if (job.model.precision !== 'int8') return null;
+  let pool = opts.pool;
+  let own: { close(): Promise<void> } | null = null;
+  if (pool === undefined) {
+    const { EmbedPool } = await import('../workers/pool.js');
+    const made = new EmbedPool({ backend: job.model.backend, ...(opts.registries ? { runtimes: opts.registries.runtimes } : {}) });
+    pool = made;
+    own = made;
+  }
+  try {
+    const report = await measurePrecision(job, pool, opts.registries);
+    job.precision = report;
+    opts.onFigure?.(describePrecision(report), report);
+    checkPrecision(job, report);
+    return report;
+  } finally {
+    await own?.close();
+  }
+}

@@ -95,10 +95,8 @@ export async function runJob(jobOrPath: JobConfig | string, opts: RunOptions = {
     void pool.warmUp(modelSpecOf(resolved, opts.registries?.runtimes));
     if (resolved.model.precision === 'int8') {
       // the price of int8 on the first rows, before any work is queued: a run below model.minCosine does not start
-      const { checkPrecision, describePrecision, measurePrecision } = await import('../pipeline/precision.js');
-      resolved.precision = await measurePrecision(resolved, pool, opts.registries);
-      log.info({ precision: resolved.precision }, describePrecision(resolved.precision));
-      checkPrecision(resolved, resolved.precision);
+      const { priceInt8 } = await import('../pipeline/precision.js');
+      await priceInt8(resolved, { pool, ...registries, onFigure: (line, precision) => log.info({ precision }, line) });
     }
     // BullMQ and the shard pipeline (a quarter of a second of this thread's time) load while the threads start
     const [{ LayertapClient, newRunId }, { LayertapWorker }] = await Promise.all([import('./client.js'), import('./worker.js')]);
