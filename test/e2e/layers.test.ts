@@ -139,6 +139,24 @@ describe('layertap layers', () => {
     ]);
   });
 
+  it('--precision int8 names the nodes int8 quantizes; a precision that is not one is exit 2', async () => {
+    const r = await runCli(['layers', TEXT_MODEL, '--precision', 'int8', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout) as { quantized: string[]; layers: Array<{ name: string; className: string }> };
+    // six linear layers in each of the four encoder layers, and the pooler
+    expect(j.quantized).toHaveLength(25);
+    expect(j.quantized).toContain('/encoder/layer.3/output/dense/MatMul');
+    expect(j.quantized).toContain('/pooler/dense/Gemm');
+    expect(j.layers.find((l) => l.name === '/encoder/layer.3/output/dense/MatMul')?.className).toBe('com.microsoft.DynamicQuantizeMatMul');
+    const tree = await runCli(['layers', TEXT_MODEL, '--precision', 'int8', '--depth', '1']);
+    expect(tree.stdout).toContain(
+      'int8: 25 nodes quantized (MatMul/Gemm with a weight -> DynamicQuantizeMatMul, int8 weights per output channel):\n  encoder.layer.0.attention.self.query\n',
+    );
+    const bad = await runCli(['layers', TEXT_MODEL, '--precision', 'int4']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe("layertap: --precision: 'int4' is not a precision; choices: fp32, int8\n");
+  });
+
   it('names a missing model file', async () => {
     const r = await runCli(['layers', '/nowhere/model.json']);
     expect(r.code).not.toBe(0);

@@ -30,7 +30,12 @@ describe('int8 runs', () => {
     model: { uri: join(TEXT_DIR, 'model.onnx'), ...model },
     // every row in one batch: the run and the sample batch the same rows together
     batchSize: 16,
-    taps: [{ layer: 'encoder.layer.3', reduce: 'mean' }, { layer: 'pooler' }, { layer: 'encoder.layer.1', reduce: 'none', as: 'tokens' }],
+    taps: [
+      { layer: 'encoder.layer.3', reduce: 'mean' },
+      { layer: 'pooler' },
+      { layer: 'pooler', dtype: 'float16', as: 'pooler16' },
+      { layer: 'encoder.layer.1', reduce: 'none', as: 'tokens' },
+    ],
     sink: { uri: join(tmp.dir, 'out') },
     ...over,
   });
@@ -80,12 +85,12 @@ describe('int8 runs', () => {
     const p = manifest.precision;
     expect(p.mode).toBe('int8');
     expect(p.sample).toBe(ROWS);
-    expect(Object.keys(p.taps).sort()).toEqual(['encoder_layer_3', 'pooler', 'tokens']);
+    expect(Object.keys(p.taps).sort()).toEqual(['encoder_layer_3', 'pooler', 'pooler16', 'tokens']);
 
     const [a, b] = [await readPartFile(fp32.output.files[0]!), await readPartFile(int8.output.files[0]!)];
     const ids = [...a.getChild('id')!].map(String);
     expect([...b.getChild('id')!].map(String)).toEqual(ids);
-    for (const col of ['encoder_layer_3', 'pooler', 'tokens']) {
+    for (const col of ['encoder_layer_3', 'pooler', 'pooler16', 'tokens']) {
       // per row; for the ragged column, per token
       const items = (t: typeof a): number[][] =>
         [...t.getChild(col)!].flatMap((v) => {
@@ -125,7 +130,7 @@ describe('int8 runs', () => {
     expect(r.code, r.stderr).toBe(2);
     const line = r.stderr.split('\n').find((l) => l.startsWith('layertap: '));
     expect(line).toMatch(
-      /^layertap: model\.minCosine: tap '(encoder_layer_3|pooler|tokens)' has mean cosine 0\.\d{5} to fp32 on the first 4 rows \(lowest row 0\.\d{5}\), below 0\.9999999; the run was not started$/,
+      /^layertap: model\.minCosine: tap '(encoder_layer_3|pooler|pooler16|tokens)' has mean cosine 0\.\d{5} to fp32 on the first 4 rows \(lowest row 0\.\d{5}\), below 0\.9999999; the run was not started$/,
     );
     // the figure printed before it names the same tap with the same mean
     const [, tap, mean] = /tap '(\w+)' has mean cosine (0\.\d{5})/.exec(line!)!;
