@@ -3,7 +3,7 @@
 // size and the same length-sorted windows), length grouping against none, and tapping every
 // layer against the last one; rows/s and tokens/s.
 import { existsSync } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { dist, RESULTS, ROOT } from '../lib/common.js';
@@ -129,7 +129,12 @@ async function fixturePrice(ctx) {
   const { parseJob } = await dist('index.js');
   const { resolveJob } = await dist('pipeline/index.js');
   const { priceInt8 } = await dist('pipeline/precision.js');
-  const fixture = path.join(ROOT, 'test', 'fixtures', 'text-model');
+  // a copy of the fixture's model: the int8 cache goes beside it, not into the fixtures
+  const fixture = path.join(ctx.tmp, 'text-model');
+  await mkdir(fixture, { recursive: true });
+  for (const f of ['model.onnx', 'tokenizer.json', 'tokenizer_config.json', 'sentences.jsonl']) {
+    await copyFile(path.join(ROOT, 'test', 'fixtures', 'text-model', f), path.join(fixture, f));
+  }
   const resolved = await resolveJob(
     parseJob({
       name: 'bench-int8-fixture',

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobConfigError, parseJob, type JobInput } from '../../src/config/index.js';
@@ -27,7 +27,7 @@ describe('int8 runs', () => {
   const job = (model: Partial<JobInput['model']> = {}, over: Partial<JobInput> = {}): JobInput => ({
     name: 'int8',
     source: { uri: SENTENCES },
-    model: { uri: join(TEXT_DIR, 'model.onnx'), ...model },
+    model: { uri: join(tmp.dir, 'model', 'model.onnx'), ...model },
     // every row in one batch: the run and the sample batch the same rows together
     batchSize: 16,
     taps: [
@@ -43,6 +43,9 @@ describe('int8 runs', () => {
   beforeAll(async () => {
     tmp = await tempDir();
     await writeNpy(join(tmp.dir, 'rows.npy'), new Float32Array(2 * 28 * 28), [2, 28, 28, 1]);
+    // the model in a folder of the test's own: the int8 cache goes beside it, not into the fixtures
+    await mkdir(join(tmp.dir, 'model'));
+    for (const f of ['model.onnx', 'tokenizer.json', 'tokenizer_config.json']) await copyFile(join(TEXT_DIR, f), join(tmp.dir, 'model', f));
   });
   afterAll(async () => {
     await cleanup();

@@ -8,7 +8,7 @@ import { readInitializers } from '../../../../src/models/onnx/graph.js';
 import { quantizedCachePath, quantizedOnnx, quantizeOnnx } from '../../../../src/models/onnx/quantize.js';
 import type { ModelInputs, ModelSpec, TapOutput } from '../../../../src/models/types.js';
 import { expected, readNpy, removeTempDirs, SEED_DIR, tap, tempDir, TEXT_DIR } from '../../../helpers/models.js';
-import { buildOnnx, SEED_ONNX, tinyLinear, tinyMatMul } from '../../../helpers/onnx.js';
+import { buildOnnx, copySeedOnnx, SEED_ONNX, tinyLinear, tinyMatMul } from '../../../helpers/onnx.js';
 
 const TEXT_ONNX = path.join(TEXT_DIR, 'model.onnx');
 const HIDDEN = 32;
@@ -161,7 +161,8 @@ describe('int8 quantization of an ONNX graph', () => {
   it('quantizes Gemm layers (transposed weights, bias) of the seed model within cosine 0.99 of PyTorch', async () => {
     const input = readNpy(path.join(SEED_DIR, 'input_nchw.npy'));
     const runner = await loadRunner({
-      uri: SEED_ONNX,
+      // a copy: the int8 cache goes beside the model, not into the fixtures
+      uri: copySeedOnnx(),
       backend: 'onnx',
       taps: [tap('linear_class.0'), tap('linear_1.0')],
       inputShape: [1, 28, 28],
