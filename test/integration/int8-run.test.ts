@@ -140,6 +140,14 @@ describe('int8 runs', () => {
     expect(r.stderr).toContain(`${tap} mean ${mean}`);
     expect(r.stderr).toContain('int8: cosine to fp32 on the first 4 rows: ');
     expect(existsSync(out)).toBe(false);
+    // a run that passes prints the figure at its end too, per tap
+    const ok = join(tmp.dir, 'ok.json');
+    await writeFile(ok, JSON.stringify(job({ precision: 'int8', minCosine: 0.99, precisionSample: 4 }, { sink: { uri: join(tmp.dir, 'ok-out') } })));
+    const passed = await runCli(['run', ok], { REDIS_URL, LAYERTAP_PREFIX: prefix });
+    expect(passed.code, passed.stderr).toBe(0);
+    for (const col of ['encoder_layer_3', 'pooler', 'pooler16', 'tokens']) {
+      expect(passed.stdout).toMatch(new RegExp(`\\n  int8        ${col}: mean cosine 0\\.\\d{5} to fp32 on the first 4 rows \\(lowest 0\\.\\d{5}\\)\\n`));
+    }
     // the library says the same with a JobConfigError naming the field
     const err = await runJob(parseJob(strict), { settings }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(JobConfigError);
