@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { PrecisionReport, ResolvedHubModel, ResolvedJob, ResolvedPreprocess, ResolvedTap, ResolvedText } from './resolved.js';
-import { datasetNameSchema, REDUCE_MODES, s3Fields, sourceLimitFields } from './schema.js';
+import { datasetNameSchema, REDUCE_MODES, s3Fields, sourceLimitFields, tableSinkFields } from './schema.js';
 
 // source types, backends and sink formats are registry names: the worker that takes a job checks
 // them against its registries (a name it does not hold fails the job), as planning did
@@ -117,6 +117,8 @@ const resolvedSinkSchema = z
   .strictObject({
     uri: z.string().min(1),
     format: registryName,
+    ...tableSinkFields,
+    tableUri: z.string().min(1).optional(),
     ...s3Fields,
   })
   .superRefine(s3Only('sink'));

@@ -77,7 +77,11 @@ export interface ResolvedJob {
   taps: ResolvedTap[];
   batchSize: number;
   shardSize: number;
-  sink: JobConfig['sink'];
+  /**
+   * for a table format (lancedb), `uri` is where its run folders go (`<tableUri>/<table>.layertap`),
+   * `tableUri` the database the job named and `table` the table's name
+   */
+  sink: JobConfig['sink'] & { tableUri?: string };
   attempts: number;
   /** carry unchanged rows over from the latest committed run with this fingerprint */
   incremental: boolean;

@@ -30,6 +30,27 @@ export const s3Fields = {
 
 const positiveInt = z.number().int().positive();
 
+/** A LanceDB table name: letters, digits, '_', '-' and '.', not starting with '.'. */
+export const TABLE_NAME = /^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/;
+
+/** `sink:` fields of formats that write a table (lancedb); the format's registry entry says which it takes. */
+export const tableSinkFields = {
+  /** the table's name. @defaultValue the job's `name` */
+  table: z.string().regex(TABLE_NAME, "must be letters, digits, '_', '-' or '.' (not starting with '.')").max(255).optional(),
+  /** a vector index built on each tap column after every commit. @defaultValue none */
+  index: z
+    .strictObject({
+      /** ivf_pq or hnsw_sq */
+      type: z.enum(['ivf_pq', 'hnsw_sq']),
+      /** @defaultValue cosine */
+      metric: z.enum(['cosine', 'l2', 'dot']).default('cosine'),
+    })
+    .optional(),
+};
+
+/** The `sink:` fields that belong to its format rather than to the storage of its uri. */
+export const SINK_FORMAT_FIELDS = ['format', 'table', 'index', 'tableUri'] as const;
+
 /** A size limit in bytes, at most `max` (`why` says why). */
 function byteCount(max: number, why: string) {
   return z
@@ -171,8 +192,9 @@ export const jobSchema = z.strictObject({
   shardSize: positiveInt.default(DEFAULTS.job.shardSize),
   sink: z.strictObject({
     uri: z.string().min(1),
-    /** arrow (IPC file) or parquet. @defaultValue arrow */
+    /** arrow (IPC file), parquet, or lancedb (rows into a LanceDB table at `uri`). @defaultValue arrow */
     format: registryName.default(DEFAULTS.job.format),
+    ...tableSinkFields,
     ...s3Fields,
   }),
   /**

@@ -131,7 +131,7 @@ async function loadBase(base: BaseRun, sink: Sink): Promise<LoadedBase> {
   for (let p = 0; p < base.parts.length; p++) {
     const bytes = await sink.get(base.parts[p]!.index);
     if (!bytes) throw new Error(`base run ${base.runId}: row index ${base.parts[p]!.index} is missing`);
-    const t = await readPartFile(bytes);
+    const t = await readPartFile(bytes, { name: base.parts[p]!.index });
     const hashes = t.getChild('content_hash');
     if (!hashes) throw new Error(`base run ${base.runId}: ${base.parts[p]!.index} has no content_hash column`);
     for (let r = 0; r < t.numRows; r++) byHash.set(String(hashes.get(r)), { part: p, row: r });
@@ -193,7 +193,7 @@ export class BaseLookup {
       const key = this.base.parts[part]!.part;
       t = this.sink.get(key).then((b) => {
         if (!b) throw new Error(`base run ${this.base.runId}: part file ${key} is missing`);
-        return readPartFile(b);
+        return readPartFile(b, { name: key });
       });
       // keep a handful of part files in memory: shards read them in order
       if (this.base.tables.size >= 4) this.base.tables.delete(this.base.tables.keys().next().value as number);

@@ -10,5 +10,5 @@ export { writeErrorsFile } from './errors-file.js';
 export type { ErrorRecord } from './errors-file.js';
 export { readArrowFile, readPartFile } from './read-arrow.js';
 export { manifestSchema, parseManifest, type ManifestRecordFields } from './manifest-schema.js';
-export { manifestTap } from './manifest.js';
+export { manifestFile, manifestTap, runRelative } from './manifest.js';
 export type { ManifestFailedShard, ManifestShard, ManifestStatus, ManifestTap, RunManifest, WrittenColumns } from './manifest.js';

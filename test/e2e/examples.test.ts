@@ -1,6 +1,7 @@
 import { cp, mkdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LanceTables } from '@layertap/lancedb-io';
 import { runCli } from '../helpers/cli.js';
 import { HubStandIn, sentenceTransformersFiles } from '../helpers/hub-standin.js';
 import { REDIS_URL, ROOT, tempDir, testPrefix } from '../helpers/index.js';
@@ -53,5 +54,36 @@ describe('config/examples', () => {
     expect(r.stdout).toContain('rows        10 embedded, 0 error rows, of 10');
     expect(r.stdout).toMatch(new RegExp(`^  output      ${join(tmp.dir, 'out', 'text-demo')}/`, 'm'));
     expect(r.stderr).not.toMatch(/^layertap: /m);
+  }, 70_000);
+
+  it('lancedb.yaml: the sentences into table docs of ../../vectors, the run folder beside it', async () => {
+    const r = await runCli(
+      ['run', join(tmp.dir, 'config/examples/lancedb.yaml'), '--threads', '1', '--json'],
+      { REDIS_URL, LAYERTAP_PREFIX: prefix },
+      60_000,
+      '/',
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const s = JSON.parse(r.stdout) as { status: string; rows: number; output: { uri: string }; table: unknown };
+    expect(s.status).toBe('committed');
+    expect(s.rows).toBe(10);
+    const dbDir = join(tmp.dir, 'vectors');
+    expect(s.table).toEqual({ uri: dbDir, table: 'docs', rows: 10, version: 1, inserted: 10, updated: 0, deleted: 0, unchanged: 0, indexes: [] });
+    // run again: no row changed, none is written; the summary says so in a line of its own
+    const again = await runCli(['run', join(tmp.dir, 'config/examples/lancedb.yaml'), '--threads', '1'], { REDIS_URL, LAYERTAP_PREFIX: prefix }, 60_000, '/');
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain(`  table       docs in ${dbDir}: 10 rows (0 inserted, 0 updated, 0 deleted, 10 unchanged), version 1\n`);
+    expect(s.output.uri.startsWith(join(tmp.dir, 'vectors', 'docs.layertap', 'docs') + '/')).toBe(true);
+    const db = await LanceTables.connect(dbDir);
+    try {
+      expect(await db.countRows('docs')).toBe(10);
+      expect((await db.describe('docs'))!.fields.map((f) => `${f.name} ${f.type}`)).toEqual([
+        'id Utf8',
+        'mean FixedSizeList[32]<Float32>',
+        'pooler FixedSizeList[32]<Float32>',
+      ]);
+    } finally {
+      db.close();
+    }
   }, 70_000);
 });
