@@ -49,13 +49,17 @@ export function machine() {
   // the vector units decide much of a CPU runtime's speed: record family, model and SIMD flags too
   const field = (name) => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(cpuinfo)?.[1]?.trim() ?? null;
   const flags = (field('flags') ?? '').split(/\s+/);
-  const simd = ['sse4_2', 'avx', 'avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx_vnni', 'amx_tile'].filter((f) => flags.includes(f));
+  const simd = ['sse4_2', 'avx', 'avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'avx_vnni', 'amx_tile', 'amx_int8', 'amx_bf16'].filter((f) =>
+    flags.includes(f),
+  );
   return {
     nproc,
     cpu: model,
     cpuFamily: field('cpu family'),
     cpuModel: field('model'),
     simd,
+    // what int8 kernels can use: VNNI dot products (AVX-512 or AVX) and AMX tiles
+    int8: { avx512_vnni: flags.includes('avx512_vnni'), avx_vnni: flags.includes('avx_vnni'), amx: flags.includes('amx_int8') || flags.includes('amx_tile') },
     node: process.version,
     memGB: Math.round(totalmem() / 2 ** 30),
     platform: `${process.platform}-${process.arch}`,

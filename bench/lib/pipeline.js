@@ -110,10 +110,11 @@ export class InProcessPipeline {
     this.events = events;
   }
 
-  async run(jobConfig, cwd) {
+  /** One timed run; its part files are removed unless `keep` (then the caller removes `outputUri`). */
+  async run(jobConfig, cwd, { keep = false } = {}) {
     const r = await timedRun(this.client, this.events, jobConfig, cwd);
     // the part files are not needed; keep the disk flat across many runs
-    if (r.outputUri) await rm(r.outputUri, { recursive: true, force: true });
+    if (r.outputUri && !keep) await rm(r.outputUri, { recursive: true, force: true });
     return r;
   }
 

@@ -3,10 +3,10 @@
 // size and the same length-sorted windows), length grouping against none, and tapping every
 // layer against the last one; rows/s and tokens/s.
 import { existsSync } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { dist, RESULTS } from '../lib/common.js';
+import { dist, RESULTS, ROOT } from '../lib/common.js';
 import { InProcessPipeline } from '../lib/pipeline.js';
 import { loadProbe, ratioRow, throughput } from '../lib/result.js';
 
@@ -92,8 +92,60 @@ class BareLoop {
   }
 }
 
-function job(name, file, taps, sink) {
-  return { name, source: { uri: file }, model: { uri: MODEL }, taps, batchSize: BATCH, shardSize: 512, sink: { uri: sink } };
+function job(name, file, taps, sink, model = {}) {
+  return { name, source: { uri: file }, model: { uri: MODEL, ...model }, taps, batchSize: BATCH, shardSize: 512, sink: { uri: sink } };
+}
+
+/** Per-row cosine of one column between two runs' part files, matched by id. */
+async function cosines(a, b, column) {
+  const { readPartFile } = await dist('sinks/read-arrow.js');
+  const rows = async (files) => {
+    const out = new Map();
+    for (const f of files) {
+      const t = await readPartFile(f);
+      const ids = [...t.getChild('id')].map(String);
+      const col = [...t.getChild(column)];
+      ids.forEach((id, i) => out.set(id, Float32Array.from(col[i])));
+    }
+    return out;
+  };
+  const [x, y] = [await rows(a), await rows(b)];
+  return [...x].map(([id, u]) => {
+    const v = y.get(id);
+    let dot = 0;
+    let nu = 0;
+    let nv = 0;
+    for (let k = 0; k < u.length; k++) {
+      dot += u[k] * v[k];
+      nu += u[k] * u[k];
+      nv += v[k] * v[k];
+    }
+    return { row: Number(id), cos: dot / Math.sqrt(nu * nv) };
+  });
+}
+
+/** The price of int8 on the text fixture's ten sentences, as a run measures it (pooled last layer and the pooler). */
+async function fixturePrice(ctx) {
+  const { parseJob } = await dist('index.js');
+  const { resolveJob } = await dist('pipeline/index.js');
+  const { priceInt8 } = await dist('pipeline/precision.js');
+  // a copy of the fixture's model: the int8 cache goes beside it, not into the fixtures
+  const fixture = path.join(ctx.tmp, 'text-model');
+  await mkdir(fixture, { recursive: true });
+  for (const f of ['model.onnx', 'tokenizer.json', 'tokenizer_config.json', 'sentences.jsonl']) {
+    await copyFile(path.join(ROOT, 'test', 'fixtures', 'text-model', f), path.join(fixture, f));
+  }
+  const resolved = await resolveJob(
+    parseJob({
+      name: 'bench-int8-fixture',
+      source: { uri: path.join(fixture, 'sentences.jsonl') },
+      model: { uri: path.join(fixture, 'model.onnx'), precision: 'int8' },
+      taps: [{ layer: 'encoder.layer.3', reduce: 'mean' }, { layer: 'pooler' }],
+      sink: { uri: path.join(ctx.tmp, 'unused') },
+    }),
+    { cwd: ctx.tmp },
+  );
+  return priceInt8(resolved, { onFigure: (line) => ctx.log(`  text fixture: ${line}`) });
 }
 
 export async function textSuite(ctx) {
@@ -117,7 +169,9 @@ export async function textSuite(ctx) {
   const bare = await BareLoop.start(threads, maxLength);
   const grouped = await InProcessPipeline.start(ctx.settings('text'), { threads });
   const plain = await InProcessPipeline.start(ctx.settings('text-plain'), { threads, groupByLength: false });
-  const runs = { bare: [], grouped: [], plain: [], all: [] };
+  const runs = { bare: [], grouped: [], plain: [], all: [], int8: [] };
+  let quality = null;
+  const int8 = { precision: 'int8' };
   let tokens = 0;
   let backend = '';
   try {
@@ -125,21 +179,52 @@ export async function textSuite(ctx) {
       const b = await bare.run(lines, window);
       tokens = b.tokens;
       const g = await grouped.run(job('bench-text-last', file, last, sink), ctx.tmp);
+      // int8 right after fp32, so that the pair sees the same load; the first round quantizes the model (cached after)
+      const q = await grouped.run(job('bench-text-int8', file, last, sink, int8), ctx.tmp);
       const p = await plain.run(job('bench-text-plain', file, last, sink), ctx.tmp);
       const a = await grouped.run(job('bench-text-all', file, all, sink), ctx.tmp);
       backend = g.summary.backend ?? backend;
-      for (const r of [g, p, a]) if (r.rows !== rows) throw new Error(`a text run embedded ${r.rows} rows, expected ${rows}`);
+      for (const r of [g, q, p, a]) if (r.rows !== rows) throw new Error(`a text run embedded ${r.rows} rows, expected ${rows}`);
       ctx.log(
         `    run ${run}${run === 0 ? ' (warm-up)' : ''}: bare ${(rows / b.seconds).toFixed(1)}, layertap ${(rows / g.seconds).toFixed(1)}, ` +
-          `ungrouped ${(rows / p.seconds).toFixed(1)}, 6 layers ${(rows / a.seconds).toFixed(1)} rows/s (${(tokens / g.seconds).toFixed(0)} tokens/s)`,
+          `int8 ${(rows / q.seconds).toFixed(1)}, ungrouped ${(rows / p.seconds).toFixed(1)}, 6 layers ${(rows / a.seconds).toFixed(1)} rows/s (${(tokens / g.seconds).toFixed(0)} tokens/s)`,
       );
       if (run > 0) {
         runs.bare.push(b.seconds);
         runs.grouped.push(g.seconds);
+        runs.int8.push(q.seconds);
         runs.plain.push(p.seconds);
         runs.all.push(a.seconds);
       }
     }
+    // quality, untimed: every row of an fp32 run against the int8 run of the same rows (the rows
+    // past the first `precisionSample` are a held-out check of the figure the run measures)
+    const f = await grouped.run(job('bench-text-q-fp32', file, last, sink), ctx.tmp, { keep: true });
+    const i = await grouped.run(job('bench-text-q-int8', file, last, sink, int8), ctx.tmp, { keep: true });
+    const c = await cosines(f.summary.output.files, i.summary.output.files, 'last_mean');
+    const { resolveJob } = await dist('pipeline/index.js');
+    const { priceInt8 } = await dist('pipeline/precision.js');
+    const t0 = performance.now();
+    const report = await priceInt8(await resolveJob(parseJob(job('bench-text-price', file, last, sink, int8)), { cwd: ctx.tmp }), {
+      onFigure: (line) => ctx.log(`  ${line}`),
+    });
+    const sampleSeconds = (performance.now() - t0) / 1000;
+    const mean = (xs) => xs.reduce((s, x) => s + x.cos, 0) / xs.length;
+    const held = c.filter((x) => x.row >= report.sample);
+    quality = {
+      rows: c.length,
+      meanCosine: mean(c),
+      minCosine: Math.min(...c.map((x) => x.cos)),
+      heldOut: held.length > 0 ? { rows: held.length, meanCosine: mean(held), minCosine: Math.min(...held.map((x) => x.cos)) } : null,
+      sample: report,
+      sampleSeconds,
+    };
+    ctx.log(
+      `  int8 vs fp32, all ${c.length} rows: mean cosine ${quality.meanCosine.toFixed(5)}, lowest ${quality.minCosine.toFixed(5)}` +
+        (quality.heldOut ? `; rows past the sample: mean ${quality.heldOut.meanCosine.toFixed(5)}` : '') +
+        `; the sample itself took ${sampleSeconds.toFixed(1)} s (a pool of its own, models loaded)`,
+    );
+    quality.fixture = await fixturePrice(ctx);
   } finally {
     await plain.close();
     await grouped.close();
@@ -161,6 +246,32 @@ export async function textSuite(ctx) {
       pairs: runs.bare.map((b, i) => b / runs.grouped[i]),
       goal: 0.9,
     }),
+    row({
+      suite: 'text',
+      name: 'text int8 vs fp32 (layertap, same job; sample not included)',
+      ours: perTokens(throughput(rows, runs.int8, { backend, threads, what: `model.precision: int8, ${LAST} mean, length-grouped` })),
+      ref: ours,
+      pairs: runs.grouped.map((g, i) => g / runs.int8[i]),
+      goal: 2.0,
+      note: `the first-rows price (${quality.sample.sample} rows at int8 and fp32) took ${quality.sampleSeconds.toFixed(1)} s on a pool of its own`,
+    }),
+    {
+      suite: 'text',
+      name: `text int8: mean cosine to fp32 over all ${quality.rows} rows (${LAST} mean)`,
+      ratio: quality.meanCosine,
+      unit: '',
+      ratioRuns: null,
+      goal: '>= 0.99',
+      pass: quality.meanCosine >= 0.99,
+      ours: { minCosine: quality.minCosine, heldOut: quality.heldOut, sample: quality.sample, fixture: quality.fixture },
+      ref: null,
+      note: `lowest row ${quality.minCosine.toFixed(4)}; held-out rows ${quality.heldOut?.meanCosine.toFixed(5) ?? '-'}; fixture ${Object.values(
+        quality.fixture.taps,
+      )
+        .map((t) => t.meanCosine.toFixed(5))
+        .join(', ')}`,
+      load,
+    },
     row({
       suite: 'text',
       name: 'text length grouping vs none',

@@ -104,6 +104,11 @@ export function printSummary(s: RunSummary): void {
     `  output      ${s.output.uri}`,
   ];
   if (s.output.manifest) lines.push(`  manifest    ${s.output.manifest}`);
+  // int8: the price measured on the first rows, again at the end where it is not scrolled away
+  for (const [col, f] of Object.entries(s.precision?.taps ?? {}))
+    lines.push(
+      `  int8        ${col}: mean cosine ${f.meanCosine.toFixed(5)} to fp32 on the first ${s.precision!.sample} rows (lowest ${f.minCosine.toFixed(5)})`,
+    );
   for (const f of s.output.files.slice(0, 5)) lines.push(`  part        ${f}`);
   if (s.output.files.length > 5) lines.push(`  ...         ${s.output.files.length - 5} more part files`);
   for (const f of s.output.errorFiles.slice(0, 5)) lines.push(`  errors      ${f}`);

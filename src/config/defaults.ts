@@ -31,6 +31,10 @@ export const DEFAULTS = Object.freeze({
     maxLineBytes: 64 * 1024 * 1024,
     /** images and image-path columns: largest file or object read for one row (256 MiB) */
     maxRowBytes: 256 * 1024 * 1024,
+    /** ONNX models run as they are (fp32); `int8` quantizes their weight products at load */
+    precision: 'fp32',
+    /** int8: the first rows of a run, also run at fp32 to measure what quantization changed */
+    precisionSample: 256,
     /** a tap reads a layer's output, whole (no reduce, no normalize), as float32 */
     tap: Object.freeze({ at: 'output', reduce: 'none', normalize: 'none', dtype: 'float32' }),
   } as const),

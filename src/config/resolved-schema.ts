@@ -1,5 +1,14 @@
 import { z } from 'zod';
-import type { CarriedColumn, ResolvedChunk, ResolvedHubModel, ResolvedJob, ResolvedPreprocess, ResolvedTap, ResolvedText } from './resolved.js';
+import type {
+  CarriedColumn,
+  PrecisionReport,
+  ResolvedChunk,
+  ResolvedHubModel,
+  ResolvedJob,
+  ResolvedPreprocess,
+  ResolvedTap,
+  ResolvedText,
+} from './resolved.js';
 import { datasetNameSchema, REDUCE_MODES, s3Fields, sourceLimitFields, tableSinkFields } from './schema.js';
 
 // source types, backends and sink formats are registry names: the worker that takes a job checks
@@ -117,7 +126,17 @@ const resolvedModelSchema = z.strictObject({
   format: z.string().min(1),
   intraOpThreads: z.number().int().positive().max(1024).optional(),
   hub: resolvedHubSchema.optional(),
+  precision: z.literal('int8').optional(),
+  precisionSample: z.number().int().positive().max(65536).optional(),
+  minCosine: z.number().min(-1).max(1).optional(),
 });
+
+const precisionFigureSchema = z.strictObject({ meanCosine: z.number(), minCosine: z.number(), maxAbsDiff: z.number() });
+const precisionReportSchema = z.strictObject({
+  mode: z.literal('int8'),
+  sample: z.number().int().nonnegative(),
+  taps: z.record(z.string(), precisionFigureSchema),
+}) satisfies z.ZodType<PrecisionReport>;
 
 const resolvedSinkSchema = z
   .strictObject({
@@ -150,6 +169,7 @@ export const resolvedJobSchema = z.strictObject({
   onShardFailure: z.enum(['fail', 'partial']),
   fingerprint: pathSegmentSchema,
   inputShape: z.array(countSchema),
+  precision: precisionReportSchema.optional(),
 }) satisfies z.ZodType<ResolvedJob>;
 
 true satisfies SameKeys<ResolvedJob, z.output<typeof resolvedJobSchema>>;

@@ -78,9 +78,19 @@ export interface ResolvedJob {
   /**
    * uri: the model's local file (for an hf: model, in the Hub cache of the host that planned);
    * intraOpThreads: ONNX threads per forward pass, when the job sets it; hub: where an hf: model
-   * came from, so that a host without it in its cache fetches the same commit
+   * came from, so that a host without it in its cache fetches the same commit; precision,
+   * precisionSample, minCosine: set for an int8 job only
    */
-  model: { uri: string; backend: string; format: string; intraOpThreads?: number; hub?: ResolvedHubModel };
+  model: {
+    uri: string;
+    backend: string;
+    format: string;
+    intraOpThreads?: number;
+    hub?: ResolvedHubModel;
+    precision?: 'int8';
+    precisionSample?: number;
+    minCosine?: number;
+  };
   /** null for tensor sources (.npy), which feed the model as they are, and for text */
   preprocess: ResolvedPreprocess | null;
   /** text rows: how they are tokenized; absent for images and tensors */
@@ -104,4 +114,22 @@ export interface ResolvedJob {
   fingerprint: string;
   /** the per-row input shape the model takes, e.g. [224, 224, 3] */
   inputShape: number[];
+  /** int8: what quantization did to each tap on the run's first rows, measured before the run was queued */
+  precision?: PrecisionReport;
+}
+
+/** How close one tap's int8 features came to fp32 on the sample: cosine per row (per token for a ragged column), largest difference of a value. */
+export interface PrecisionFigure {
+  meanCosine: number;
+  minCosine: number;
+  maxAbsDiff: number;
+}
+
+/** The price of int8, measured: the manifest's `precision`. */
+export interface PrecisionReport {
+  mode: 'int8';
+  /** rows compared (the first `model.precisionSample` rows that both precisions embedded) */
+  sample: number;
+  /** by column name */
+  taps: Record<string, PrecisionFigure>;
 }

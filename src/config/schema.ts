@@ -196,6 +196,15 @@ export const jobSchema = z.strictObject({
      * @defaultValue cores / pool threads, at least 1, so that pool threads x intra-op threads = cores
      */
     intraOpThreads: positiveInt.max(1024).optional(),
+    /**
+     * ONNX: `int8` quantizes the model's weight products (MatMul, Gemm) when it loads, and each
+     * run measures the price on its first rows against fp32 (docs/performance.md). @defaultValue fp32
+     */
+    precision: z.enum(['fp32', 'int8']).default(DEFAULTS.job.precision),
+    /** int8: rows at the start of the source also run at fp32 to measure the price. @defaultValue 256 */
+    precisionSample: positiveInt.max(65536).default(DEFAULTS.job.precisionSample),
+    /** int8: the run fails before its full pass when a tap's cosine to fp32 on the sample falls below this. @defaultValue none */
+    minCosine: z.number().min(-1).max(1).optional(),
   }),
   preprocess: preprocessSchema.optional(),
   /**

@@ -166,6 +166,8 @@ export interface ModelSpec {
   text?: { spec: ResolvedText; taps: ResolvedTap[] };
   /** ONNX: threads one forward pass may use. @defaultValue cores / pool threads, at least 1 */
   intraOpThreads?: number;
+  /** ONNX: `int8` runs the model with its weight products quantized (models/onnx/quantize.ts). @defaultValue fp32 */
+  precision?: 'int8';
   /** a model of the Hub: the commit `uri` (in the planning host's Hub cache) holds, which a host without it fetches */
   hub?: ResolvedHubModel;
 }
@@ -187,6 +189,8 @@ export interface ListLayersOptions {
   backend?: string;
   /** also list a GraphModel's Const (weight) nodes, or an ONNX graph's Constant nodes. @defaultValue false */
   includeConstants?: boolean;
+  /** ONNX: list the graph as `model.precision: int8` runs it (quantized nodes show their int8 op). @defaultValue fp32 */
+  precision?: 'int8';
 }
 
 /**

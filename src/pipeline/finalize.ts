@@ -126,6 +126,7 @@ export async function finalizeRun(
     model: { ...spec.model, runtime: first?.backend ?? null },
     preprocess: spec.preprocess,
     taps: spec.taps.map((t) => manifestTap(t, first)),
+    ...(spec.precision ? { precision: spec.precision } : {}),
     trigger: data.trigger,
     incremental: spec.incremental
       ? {

@@ -29,7 +29,7 @@ export interface ResolveOptions {
 
 /**
  * sha256 of model content + preprocessing (for text: the tokenizer's hash, maxLength, prefix) +
- * taps, and for a model of the Hub its commit, as 16 hex characters.
+ * taps, for a model of the Hub its commit, and for int8 the precision, as 16 hex characters.
  */
 export function computeFingerprint(
   contentHash: string,
@@ -37,9 +37,12 @@ export function computeFingerprint(
   taps: ResolvedTap[],
   text?: ResolvedText,
   commit?: string,
+  precision?: 'int8',
 ): string {
   const canonical = JSON.stringify({
     model: contentHash,
+    // int8 vectors never share a folder or a base run with fp32 ones; fp32 fingerprints stay what they were
+    ...(precision !== undefined ? { precision } : {}),
     // a moved branch starts a new vector space instead of mixing two; only for Hub models, so that other fingerprints stay what they were
     ...(commit !== undefined ? { commit } : {}),
     preprocess,
@@ -50,6 +53,24 @@ export function computeFingerprint(
     taps: taps.map((t) => [t.layer, t.at, t.as, t.reduce, t.normalize, t.dtype, ...(t.axes ? [t.axes] : [])]),
   });
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
+}
+
+/** The model's int8 fields, for an int8 job of an ONNX model; nothing for fp32. */
+function planPrecision(job: JobConfig, desc: ModelDescription): Pick<ResolvedJob['model'], 'precision' | 'precisionSample' | 'minCosine'> {
+  if (job.model.precision !== 'int8') {
+    if (job.model.minCosine !== undefined) {
+      throw new JobConfigError('model.minCosine: applies to model.precision: int8 only (the run is fp32)', ['model.minCosine']);
+    }
+    return {};
+  }
+  if (desc.format !== 'onnx') {
+    throw new JobConfigError(`model.precision: int8 runs ONNX models only; this model is ${desc.format} (choices for it: fp32)`, ['model.precision']);
+  }
+  return {
+    precision: 'int8',
+    precisionSample: job.model.precisionSample,
+    ...(job.model.minCosine !== undefined ? { minCosine: job.model.minCosine } : {}),
+  };
 }
 
 async function describe(uri: string, runtimes: RuntimeRegistry): Promise<ModelDescription> {
@@ -117,6 +138,7 @@ export async function resolveJob(job: JobConfig, opts: ResolveOptions = {}): Pro
   }
   const taps = planTaps(job, desc, text !== undefined, hub);
   await checkChunkMeanTaps(text, modelUri, taps, runtimes);
+  const precision = planPrecision(job, desc);
 
   // a table's string column is text when the model takes token ids
   const sourceSpec = { ...setFields(job.source), uri: sourceUri, type, ...(text && isTable ? { text: true } : {}) };
@@ -154,6 +176,7 @@ export async function resolveJob(job: JobConfig, opts: ResolveOptions = {}): Pro
       format: desc.format,
       ...(job.model.intraOpThreads !== undefined ? { intraOpThreads: job.model.intraOpThreads } : {}),
       ...(hub ? { hub: resolvedHub(hub) } : {}),
+      ...precision,
     },
     preprocess: fed.preprocess,
     ...(text ? { text } : {}),
@@ -165,7 +188,7 @@ export async function resolveJob(job: JobConfig, opts: ResolveOptions = {}): Pro
     attempts: job.attempts,
     incremental: job.incremental ?? DEFAULTS.job.incremental,
     onShardFailure: job.onShardFailure,
-    fingerprint: computeFingerprint(desc.contentHash, fed.preprocess, taps, text, hub?.sha),
+    fingerprint: computeFingerprint(desc.contentHash, fed.preprocess, taps, text, hub?.sha, precision.precision),
     inputShape: fed.inputShape,
   };
 }

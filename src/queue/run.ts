@@ -93,6 +93,11 @@ export async function runJob(jobOrPath: JobConfig | string, opts: RunOptions = {
     // validate against the model and source before touching Redis: a bad job does no work
     const resolved = await resolveJob(config, { ...(opts.cwd ? { cwd: opts.cwd } : {}), ...registries });
     void pool.warmUp(modelSpecOf(resolved, opts.registries?.runtimes));
+    if (resolved.model.precision === 'int8') {
+      // the price of int8 on the first rows, before any work is queued: a run below model.minCosine does not start
+      const { priceInt8 } = await import('../pipeline/precision.js');
+      await priceInt8(resolved, { pool, ...registries, onFigure: (line, precision) => log.info({ precision }, line) });
+    }
     // BullMQ and the shard pipeline (a quarter of a second of this thread's time) load while the threads start
     const [{ LayertapClient, newRunId }, { LayertapWorker }] = await Promise.all([import('./client.js'), import('./worker.js')]);
     const redis = await connectRedis(opts.settings, log);
@@ -131,7 +136,7 @@ export async function runJob(jobOrPath: JobConfig | string, opts: RunOptions = {
       owned = runId;
     }
     const summary = await waitForRun(client, rec.runId, opts.onProgress, 250, (ms) => finished.sleep(ms));
-    return summary;
+    return resolved.precision ? { ...summary, precision: resolved.precision } : summary;
   } finally {
     if (lease) clearInterval(lease);
     await pool?.close();

@@ -224,6 +224,11 @@ export class ScheduleManager {
       try {
         const resolved = await resolveJob({ ...data.job, incremental: data.job.incremental ?? true });
         fingerprint = resolved.fingerprint;
+        if (resolved.model.precision === 'int8') {
+          // each scheduled run measures the price of int8 on its first rows too; below model.minCosine it fails as a job error
+          const { priceInt8 } = await import('../pipeline/precision.js');
+          await priceInt8(resolved);
+        }
         // an identical run still active (a slow run, a tick soon after) is reused, not doubled
         started = (await client.enqueue(resolved, { trigger: 'schedule', runId })).runId;
       } catch (err) {

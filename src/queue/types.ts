@@ -1,4 +1,5 @@
 import type { RunStatus } from '../pipeline/types.js';
+import type { PrecisionReport } from '../config/resolved.js';
 
 export type { RunStatus, ShardRange, RunJobData, RunSpec, ShardTask, ShardJobData, ShardResult, RunRecord } from '../pipeline/types.js';
 export { FINAL_STATUSES } from '../pipeline/types.js';
@@ -60,4 +61,6 @@ export interface RunSummary {
   active?: { rows: number; errorRows: number };
   /** the run's storage does not answer: since when (ms since epoch), and the latest error; shards and finalizing wait for it */
   storageOutage?: { since: number; error: string };
+  /** int8 runs of `layertap run`: what quantization did to each tap on the first rows (as the manifest's `precision`) */
+  precision?: PrecisionReport;
 }

@@ -35,6 +35,7 @@ export function modelSpecOf(
     fingerprint: job.fingerprint,
     preprocess: job.preprocess,
     ...(job.model.intraOpThreads !== undefined ? { intraOpThreads: job.model.intraOpThreads } : {}),
+    ...(job.model.precision !== undefined ? { precision: job.model.precision } : {}),
     ...(job.model.hub !== undefined ? { hub: job.model.hub } : {}),
   };
 }

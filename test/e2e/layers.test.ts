@@ -1,4 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { fileURLToPath } from 'node:url';
 import { SEED_LEAVES, SEED_MODEL } from '../helpers/index.js';
@@ -137,6 +140,29 @@ describe('layertap layers', () => {
       ['builtin:mobilenet_v2_mid', 1792],
       ['builtin:inception_v3', 2048],
     ]);
+  });
+
+  it('--precision int8 names the nodes int8 quantizes; a precision that is not one is exit 2', async () => {
+    // a copy: the int8 cache goes beside the model, not into the fixtures
+    const dir = mkdtempSync(join(tmpdir(), 'layertap-layers-int8-'));
+    const model = join(dir, 'model.onnx');
+    copyFileSync(TEXT_MODEL, model);
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const r = await runCli(['layers', model, '--precision', 'int8', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout) as { quantized: string[]; layers: Array<{ name: string; className: string }> };
+    // six linear layers in each of the four encoder layers, and the pooler
+    expect(j.quantized).toHaveLength(25);
+    expect(j.quantized).toContain('/encoder/layer.3/output/dense/MatMul');
+    expect(j.quantized).toContain('/pooler/dense/Gemm');
+    expect(j.layers.find((l) => l.name === '/encoder/layer.3/output/dense/MatMul')?.className).toBe('com.microsoft.DynamicQuantizeMatMul');
+    const tree = await runCli(['layers', model, '--precision', 'int8', '--depth', '1']);
+    expect(tree.stdout).toContain(
+      'int8: 25 nodes quantized (MatMul/Gemm with a weight -> DynamicQuantizeMatMul, int8 weights per output channel):\n  encoder.layer.0.attention.self.query\n',
+    );
+    const bad = await runCli(['layers', model, '--precision', 'int4']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe("layertap: --precision: 'int4' is not a precision; choices: fp32, int8\n");
   });
 
   it('names a missing model file', async () => {

@@ -19,6 +19,11 @@ export function register(program: Command, setExit: SetExit): void {
           import('../../queue/client.js'),
         ]);
         const resolved = await resolveJob(await loadJobFile(file));
+        if (resolved.model.precision === 'int8') {
+          // the price of int8 on the first rows, measured here before the run is queued
+          const { priceInt8 } = await import('../../pipeline/precision.js');
+          await priceInt8(resolved, { onFigure: (line) => err(line) });
+        }
         const settings = settingsFromEnv();
         if (o.allowEviction) settings.allowEviction = true;
         const check = await checkRedis(settings.redisUrl, { allowEviction: settings.allowEviction ?? false });

@@ -27,6 +27,25 @@ function printLayers(layers: LayerInfo[]): void {
   out(`${layers.length} layers, ${layers.reduce((a, l) => a + l.params, 0)} parameters`);
 }
 
+/** A node `model.precision: int8` rewrote: its weight product runs on int8. */
+function isQuantized(l: LayerInfo): boolean {
+  return l.className === 'com.microsoft.DynamicQuantizeMatMul';
+}
+
+/** int8: which nodes were quantized (by module when the tree was shown), and what stays fp32. */
+function printQuantized(layers: LayerInfo[], tree: boolean): void {
+  const q = layers.filter(isQuantized);
+  if (tree) {
+    const byModule = new Map<string, number>();
+    for (const l of q) byModule.set(l.module ?? l.name, (byModule.get(l.module ?? l.name) ?? 0) + 1);
+    out(`int8: ${q.length} nodes quantized (MatMul/Gemm with a weight -> DynamicQuantizeMatMul, int8 weights per output channel):`);
+    for (const [m, n] of byModule) out(`  ${m || '(root)'}${n > 1 ? ` (${n} nodes)` : ''}`);
+  } else {
+    out(`int8: ${q.length} nodes quantized (class com.microsoft.DynamicQuantizeMatMul above)`);
+  }
+  out('int8: embeddings (Gather) and products of two activations (attention scores) stay fp32');
+}
+
 /** The module tree, indented by depth: the path a tap names, what it reads at output, its weights. */
 function printModules(modules: ModuleInfo[], shown: ModuleInfo[]): void {
   const notes = shown.some((m) => m.note !== undefined);
@@ -75,25 +94,37 @@ export function register(program: Command, setExit: SetExit): void {
     .option('--file <path>', 'hf: models: the ONNX file in the repository (default onnx/model.onnx, else model.onnx), as model.file')
     .option('--nodes', 'list every graph node (name, op, output shape, params, module) instead of the module tree')
     .option('--depth <n>', 'module tree: only the modules this many levels deep or less (default: all)', positiveInt('--depth'))
-    .option('--json', 'print one JSON object on stdout: {model, inputs, layers, modules} (and hub: {repo, revision, sha, file} for an hf: model)')
-    .action(async (given: string, o: { file?: string; nodes?: boolean; depth?: number; json?: boolean }) => {
+    .option('--precision <mode>', 'fp32 (default) or int8: list the graph as model.precision runs it; int8 names the nodes it quantized')
+    .option(
+      '--json',
+      'print one JSON object on stdout: {model, inputs, layers, modules} (and hub: {repo, revision, sha, file} for an hf: model; quantized: [node names] with --precision int8)',
+    )
+    .action(async (given: string, o: { file?: string; nodes?: boolean; depth?: number; json?: boolean; precision?: string }) => {
       try {
+        if (o.precision !== undefined && o.precision !== 'fp32' && o.precision !== 'int8') {
+          throw new JobConfigError(`--precision: '${o.precision}' is not a precision; choices: fp32, int8`);
+        }
+        const int8 = o.precision === 'int8';
         if (o.file !== undefined && !isHubUri(given)) throw new JobConfigError(`--file picks the ONNX file of an hf: model; '${given}' names its file itself`);
         const hub = isHubUri(given) ? await hubModel(given, o.file) : null;
         const uri = hub?.model ?? given;
         const { listLayers, listModules, modelInputs } = await import('../../models/registry.js');
         const inputs = await modelInputs(uri);
+        if (int8 && !/\.onnx$/i.test(uri)) throw new JobConfigError(`--precision int8: runs ONNX models only; ${given} is not one`);
+        const layersOf = () => listLayers(uri, int8 ? { precision: 'int8' } : {});
         if (o.json) {
-          const [layers, modules] = [await listLayers(uri), await listModules(uri)];
+          const [layers, modules] = [await layersOf(), await listModules(uri)];
           const from = hub ? { hub: { repo: hub.repo, revision: hub.revision, sha: hub.sha, file: hub.file } } : {};
-          out(JSON.stringify({ model: given, ...from, inputs, layers, modules }));
+          const quantized = int8 ? { quantized: layers.filter(isQuantized).map((l) => l.name) } : {};
+          out(JSON.stringify({ model: given, ...from, inputs, layers, modules, ...quantized }));
           return;
         }
         if (hub) out(`model ${given}: ${hub.file} at commit ${hub.sha} (${hub.model})`);
         const modules = o.nodes ? [] : await listModules(uri);
         for (const input of inputs) out(`input ${formatInput(input)}`);
         if (modules.length > 0) printModules(modules, o.depth === undefined ? modules : modules.filter((m) => m.depth < o.depth!));
-        else printLayers(await listLayers(uri));
+        else printLayers(await layersOf());
+        if (int8) printQuantized(await layersOf(), modules.length > 0);
       } catch (e) {
         setExit(fail(e, !!o.json));
       }

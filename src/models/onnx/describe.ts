@@ -1,6 +1,7 @@
 import { ONNX_ELEM_TYPES, withGraphOutputs, type OnnxModel, type OnnxValueInfo } from './graph.js';
 import { onnxContentHash, readOnnxFiles, type OnnxFiles } from './files.js';
 import { modulePath, OnnxTapIndex } from './module-paths.js';
+import { quantizedOnnx } from './quantize.js';
 import { inputShapeOf, isTensorDtype, zeros } from '../model-inputs.js';
 import { createSession, loadOrt, ortFeeds } from './session.js';
 import type { LayerInfo, ModelDescription, ModelInputInfo, ModelInputs, ModuleInfo, TapPoint } from '../types.js';
@@ -82,6 +83,8 @@ export interface ListOnnxLayersOptions {
   includeConstants?: boolean;
   /** run the model on zeros (batch 1, then 2) to learn the shapes the graph does not declare. @defaultValue true */
   probeShapes?: boolean;
+  /** list the graph `model.precision: int8` runs. @defaultValue fp32 */
+  precision?: 'int8';
 }
 
 /** What the two shape probes feed: the batch axis 1 then 2 rows, every other dynamic axis (a sequence, a free image size) 8 then 9. */
@@ -213,7 +216,8 @@ export async function listOnnxModules(uri: string): Promise<ModuleInfo[]> {
 
 /** Every node of an ONNX graph: name, op, module path, output tensors, shapes where known, weights it reads. */
 export async function listOnnxLayers(uri: string, opts: ListOnnxLayersOptions = {}): Promise<LayerInfo[]> {
-  const files = await readOnnxFiles(uri);
+  const read = await readOnnxFiles(uri);
+  const files = opts.precision === 'int8' ? await quantizedOnnx(read) : read;
   const { graph } = files.model;
   const inputs = onnxInputs(files.model, files.source);
   const index = new OnnxTapIndex(graph, files.source);

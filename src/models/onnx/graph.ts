@@ -396,3 +396,204 @@ export function withGraphOutputs(bytes: Uint8Array, outputs: { name: string; ele
   put(bytes.subarray(last.end));
   return out;
 }
+
+// ---- reading weights and editing the graph (model.precision: int8) ----
+
+const TENSOR_DATA = { floatData: 4, rawData: 9 } as const;
+const ATTRIBUTE_VALUE = { name: 1, f: 2, i: 3 } as const;
+const WIRE_FIXED32 = 5;
+
+/** An inline weight's bytes as stored: raw_data, or float_data packed back into little-endian bytes. */
+export interface OnnxTensorData {
+  name: string;
+  dims: number[];
+  dataType: number;
+  /** little-endian element bytes; null when the tensor's data lives in an external file */
+  raw: Uint8Array | null;
+}
+
+function readTensorData(bytes: Uint8Array): OnnxTensorData {
+  const t: OnnxTensorData = { name: '', dims: [], dataType: 0, raw: null };
+  const floats: number[] = [];
+  eachField(bytes, (field, wire, r) => {
+    if (field === TENSOR.dims) readInt64s(wire, r, t.dims);
+    else if (field === TENSOR.dataType && wire === WIRE_VARINT) t.dataType = r.int32();
+    else if (field === TENSOR.name && wire === WIRE_LEN) t.name = r.string();
+    else if (field === TENSOR_DATA.rawData && wire === WIRE_LEN) t.raw = r.bytes();
+    else if (field === TENSOR_DATA.floatData && wire === WIRE_LEN) {
+      const end = r.uint32() + r.pos;
+      while (r.pos < end) floats.push(r.float());
+    } else if (field === TENSOR_DATA.floatData && wire === WIRE_FIXED32) floats.push(r.float());
+    else return false;
+    return true;
+  });
+  if (t.raw === null && floats.length > 0) t.raw = new Uint8Array(Float32Array.from(floats).buffer);
+  return t;
+}
+
+/** The main graph's initializers named in `names`, with their data when it is inside the .onnx file. */
+export function readInitializers(bytes: Uint8Array, names: ReadonlySet<string>): Map<string, OnnxTensorData> {
+  const found = new Map<string, OnnxTensorData>();
+  eachField(bytes, (field, wire, r) => {
+    if (field !== MODEL.graph || wire !== WIRE_LEN) return false;
+    eachField(r.bytes(), (gf, gw, gr) => {
+      if (gf !== GRAPH.initializer || gw !== WIRE_LEN) return false;
+      const raw = gr.bytes();
+      // the name comes first in no particular order: read the whole tensor only when it is wanted
+      const t = parseInitializer(raw);
+      if (names.has(t.name)) found.set(t.name, readTensorData(raw));
+      return true;
+    });
+    return true;
+  });
+  return found;
+}
+
+/** Integer and float attributes of every node of the main graph whose op is in `ops`, by node index (graph order). */
+export function numericAttributes(bytes: Uint8Array, ops: ReadonlySet<string>): Map<number, Record<string, number>> {
+  const out = new Map<number, Record<string, number>>();
+  let index = 0;
+  eachField(bytes, (field, wire, r) => {
+    if (field !== MODEL.graph || wire !== WIRE_LEN) return false;
+    eachField(r.bytes(), (gf, gw, gr) => {
+      if (gf !== GRAPH.node || gw !== WIRE_LEN) return false;
+      const raw = gr.bytes();
+      const i = index++;
+      if (!ops.has(parseNode(raw).opType)) return true;
+      const attrs: Record<string, number> = {};
+      eachField(raw, (nf, nw, nr) => {
+        if (nf !== NODE_MORE.attribute || nw !== WIRE_LEN) return false;
+        let name = '';
+        let value: number | null = null;
+        eachField(nr.bytes(), (af, aw, ar) => {
+          if (af === ATTRIBUTE_VALUE.name && aw === WIRE_LEN) name = ar.string();
+          else if (af === ATTRIBUTE_VALUE.f && aw === WIRE_FIXED32) value = ar.float();
+          else if (af === ATTRIBUTE_VALUE.i && aw === WIRE_VARINT) value = toNumber(ar.int64());
+          else return false;
+          return true;
+        });
+        if (value !== null) attrs[name] = value;
+        return true;
+      });
+      out.set(i, attrs);
+      return true;
+    });
+    return true;
+  });
+  return out;
+}
+
+/** A NodeProto without attributes. */
+export function encodeNode(node: OnnxNode): Uint8Array {
+  const w = protobuf.Writer.create();
+  for (const i of node.inputs) w.uint32((NODE.input << 3) | WIRE_LEN).string(i);
+  for (const o of node.outputs) w.uint32((NODE.output << 3) | WIRE_LEN).string(o);
+  if (node.name !== '') w.uint32((NODE.name << 3) | WIRE_LEN).string(node.name);
+  w.uint32((NODE.opType << 3) | WIRE_LEN).string(node.opType);
+  if (node.domain !== '') w.uint32((NODE.domain << 3) | WIRE_LEN).string(node.domain);
+  return w.finish();
+}
+
+/** A TensorProto with its data as raw_data. */
+export function encodeTensor(t: { name: string; dims: number[]; dataType: number; raw: Uint8Array }): Uint8Array {
+  const w = protobuf.Writer.create();
+  for (const d of t.dims) w.uint32((TENSOR.dims << 3) | WIRE_VARINT).int64(d);
+  w.uint32((TENSOR.dataType << 3) | WIRE_VARINT).int32(t.dataType);
+  w.uint32((TENSOR.name << 3) | WIRE_LEN).string(t.name);
+  w.uint32((TENSOR_DATA.rawData << 3) | WIRE_LEN).bytes(t.raw);
+  return w.finish();
+}
+
+/** What {@link editGraph} changes in a model's main graph. */
+export interface GraphEdit {
+  /** node index (graph order, as {@link OnnxGraph.nodes}) -> the encoded nodes that take its place, in order */
+  replace: Map<number, Uint8Array[]>;
+  /** initializers of the main graph to leave out */
+  dropInitializers: ReadonlySet<string>;
+  /** encoded TensorProtos to add to the main graph */
+  addInitializers: Uint8Array[];
+  /** operator sets to import besides the model's own */
+  addOpsets: { domain: string; version: number }[];
+}
+
+function field(tag: number, value: Uint8Array): Uint8Array[] {
+  return [
+    protobuf.Writer.create()
+      .uint32((tag << 3) | WIRE_LEN)
+      .uint32(value.byteLength)
+      .finish(),
+    value,
+  ];
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
+/**
+ * A copy of the model bytes with nodes of the main graph replaced (each in its place, so the graph
+ * stays in topological order), initializers dropped and added, and operator sets imported. Every
+ * other byte of the model is kept as it was.
+ */
+export function editGraph(bytes: Uint8Array, edit: GraphEdit): Uint8Array {
+  const parts: Uint8Array[] = [];
+  let index = 0;
+  let graphs = 0;
+  let lastGraph = -1;
+  const r = protobuf.Reader.create(bytes);
+  // first pass: where the last graph field is, which gets the added initializers
+  while (r.pos < r.len) {
+    const tag = r.uint32();
+    if (tag >>> 3 === MODEL.graph && (tag & 7) === WIRE_LEN) lastGraph = graphs++;
+    r.skipType(tag & 7);
+  }
+  graphs = 0;
+  r.pos = 0;
+  while (r.pos < r.len) {
+    const start = r.pos;
+    const tag = r.uint32();
+    if (tag >>> 3 !== MODEL.graph || (tag & 7) !== WIRE_LEN) {
+      r.skipType(tag & 7);
+      parts.push(bytes.subarray(start, r.pos));
+      continue;
+    }
+    const graph = r.bytes();
+    const g: Uint8Array[] = [];
+    const gr = protobuf.Reader.create(graph);
+    while (gr.pos < gr.len) {
+      const fieldStart = gr.pos;
+      const gtag = gr.uint32();
+      const gfield = gtag >>> 3;
+      if ((gtag & 7) === WIRE_LEN && gfield === GRAPH.node) {
+        gr.skipType(WIRE_LEN);
+        const replacement = edit.replace.get(index++);
+        if (replacement === undefined) g.push(graph.subarray(fieldStart, gr.pos));
+        else for (const n of replacement) g.push(...field(GRAPH.node, n));
+      } else if ((gtag & 7) === WIRE_LEN && gfield === GRAPH.initializer) {
+        const value = gr.bytes();
+        if (!edit.dropInitializers.has(parseInitializer(value).name)) g.push(graph.subarray(fieldStart, gr.pos));
+      } else {
+        gr.skipType(gtag & 7);
+        g.push(graph.subarray(fieldStart, gr.pos));
+      }
+    }
+    if (graphs++ === lastGraph) for (const t of edit.addInitializers) g.push(...field(GRAPH.initializer, t));
+    parts.push(...field(MODEL.graph, concat(g)));
+  }
+  for (const o of edit.addOpsets) {
+    const opset = protobuf.Writer.create()
+      .uint32((OPSET.domain << 3) | WIRE_LEN)
+      .string(o.domain)
+      .uint32((OPSET.version << 3) | WIRE_VARINT)
+      .int64(o.version)
+      .finish();
+    parts.push(...field(MODEL.opsetImport, opset));
+  }
+  return concat(parts);
+}

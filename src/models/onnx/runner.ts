@@ -6,6 +6,7 @@ import { onnxInputs } from './describe.js';
 import { readOnnxFiles } from './files.js';
 import { withGraphOutputs } from './graph.js';
 import { OnnxTapIndex } from './module-paths.js';
+import { quantizedOnnx } from './quantize.js';
 import { createSession, loadOrt, ortFeeds, type Ort } from './session.js';
 import { encodeTap, tapValues } from '../reductions.js';
 import type { ModelInputInfo, ModelInputs, ModelRunner, ModelSpec, NamedTensor, TapOutput } from '../types.js';
@@ -143,8 +144,10 @@ export async function loadOnnxRunner(spec: ModelSpec): Promise<ModelRunner> {
   const declared = new Map([...graph.valueInfo, ...graph.outputs].map((v) => [v.name, v.elemType]));
   const outputs = new Set(graph.outputs.map((o) => o.name));
   const extra = [...new Set(tensors)].filter((t) => !outputs.has(t) && !index.isGraphInput(t)).map((name) => ({ name, elemType: declared.get(name) ?? null }));
+  // int8: the quantized graph keeps every tensor a tap reads, under the same name
+  const run = spec.precision === 'int8' ? await quantizedOnnx(files, new Set(tensors)) : files;
   const ort = await loadOrt();
-  const session = await createSession(ort, files, withGraphOutputs(files.bytes, extra), {
+  const session = await createSession(ort, run, withGraphOutputs(run.bytes, extra), {
     ...(spec.intraOpThreads !== undefined ? { intraOpThreads: spec.intraOpThreads } : {}),
   });
   const batch = inputs.map((i) => i.dims?.[0]).find((d) => typeof d === 'number');

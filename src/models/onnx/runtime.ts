@@ -10,7 +10,8 @@ export const onnxRuntime: Runtime = {
     const files = await readOnnxFiles(uri);
     return onnxInputs(files.model, files.source);
   },
-  listLayers: (uri, opts) => listOnnxLayers(uri, { includeConstants: opts.includeConstants ?? false }),
+  listLayers: (uri, opts) =>
+    listOnnxLayers(uri, { includeConstants: opts.includeConstants ?? false, ...(opts.precision ? { precision: opts.precision } : {}) }),
   listModules: listOnnxModules,
   load: loadOnnxRunner,
   tapActivations: async (uri, points) => ({ layout: ONNX_LAYOUT, shapes: await onnxTapShapes(uri, points) }),
