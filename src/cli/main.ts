@@ -14,6 +14,7 @@ import { register as registerSchedule } from './commands/schedule.js';
 import { register as registerRuns } from './commands/runs.js';
 import { register as registerDashboard } from './commands/dashboard.js';
 import { register as registerDemoData } from './commands/demo-data.js';
+import { register as registerNeighbours } from './commands/neighbours.js';
 
 export { EXIT } from './common.js';
 
@@ -45,6 +46,7 @@ export function buildProgram(setExit: SetExit): Command {
     registerFinalize,
     registerSchedule,
     registerRuns,
+    registerNeighbours,
     registerDashboard,
     registerDemoData,
   ]) {
