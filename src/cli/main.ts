@@ -15,6 +15,7 @@ import { register as registerRuns } from './commands/runs.js';
 import { register as registerDashboard } from './commands/dashboard.js';
 import { register as registerDemoData } from './commands/demo-data.js';
 import { register as registerNeighbours } from './commands/neighbours.js';
+import { register as registerSearch } from './commands/search.js';
 
 export { EXIT } from './common.js';
 
@@ -47,6 +48,7 @@ export function buildProgram(setExit: SetExit): Command {
     registerSchedule,
     registerRuns,
     registerNeighbours,
+    registerSearch,
     registerDashboard,
     registerDemoData,
   ]) {
