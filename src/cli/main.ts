@@ -16,6 +16,7 @@ import { register as registerDashboard } from './commands/dashboard.js';
 import { register as registerDemoData } from './commands/demo-data.js';
 import { register as registerNeighbours } from './commands/neighbours.js';
 import { register as registerSearch } from './commands/search.js';
+import { register as registerMap } from './commands/map.js';
 
 export { EXIT } from './common.js';
 
@@ -49,6 +50,7 @@ export function buildProgram(setExit: SetExit): Command {
     registerRuns,
     registerNeighbours,
     registerSearch,
+    registerMap,
     registerDashboard,
     registerDemoData,
   ]) {
