@@ -118,7 +118,9 @@ describe.skipIf(!hasChromium)(`the run page in headless Chromium${hasChromium ? 
     expect(run.errorRows).toBe(1);
     expect(await page.locator('dd[data-field="error rows"]').innerText()).toBe('1');
     expect(await page.locator('dd[data-field="backend"]').innerText()).not.toBe('-');
-    expect(await page.locator('#taps tbody tr').evaluateAll((rows) => rows.map((r) => (r as HTMLElement).innerText.split('\t').slice(0, 4)))).toEqual([
+    expect(
+      await page.locator('#taps tbody tr').evaluateAll((rows) => rows.map((r) => (r as unknown as { innerText: string }).innerText.split('\t').slice(0, 4))),
+    ).toEqual([
       ['pooled', 'conv_32.1 (output)', '[32]', 'mean'],
       ['hidden', 'linear_1.1 (output)', '[64]', 'none'],
     ]);
@@ -144,7 +146,10 @@ describe.skipIf(!hasChromium)(`the run page in headless Chromium${hasChromium ? 
       'target',
     ]);
     const id = 'forest/original.jpg';
-    const at = await page.evaluate((i) => (window as unknown as { layertapMap: { at(id: string): { x: number; y: number } | null } }).layertapMap.at(i), id);
+    const at = await page.evaluate(
+      (i) => (globalThis as unknown as { layertapMap: { at(id: string): { x: number; y: number } | null } }).layertapMap.at(i),
+      id,
+    );
     expect(at).not.toBeNull();
     await page.locator('#map').scrollIntoViewIfNeeded();
     const box = (await page.locator('#map').boundingBox())!;
@@ -161,7 +166,7 @@ describe.skipIf(!hasChromium)(`the run page in headless Chromium${hasChromium ? 
     expect(shown).toEqual((JSON.parse(cli.stdout) as Neighbours).neighbours.map((n) => n.id));
     expect(await page.locator('#neighbours-of').innerText()).toBe(`12 nearest to ${tipId} in pooled (cosine, whole run)`);
     // thumbnails load from the run's source folder
-    const loaded = await page.locator('#neighbour-list img').evaluateAll((imgs) => imgs.map((i) => (i as HTMLImageElement).naturalWidth));
+    const loaded = await page.locator('#neighbour-list img').evaluateAll((imgs) => imgs.map((i) => (i as unknown as { naturalWidth: number }).naturalWidth));
     expect(loaded).toEqual(Array.from({ length: 12 }, () => 128));
     await page.mouse.move(box.x + at!.x, box.y + at!.y);
     await page.screenshot({ path: join(shots, 'run-page.png'), fullPage: true });
