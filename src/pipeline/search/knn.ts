@@ -105,9 +105,10 @@ function treeLeaves(rows: Float32Array, dim: number, leafSize: number, rand: () 
 /**
  * The k nearest neighbours of every row by cosine. `full` holds the rows at unit length (n × dim).
  * Up to `exactUpTo` rows every pair is compared; above, candidates come from random projection
- * trees split in `reduced` (n × rdim, e.g. the leading principal components) and from
- * neighbour-of-neighbour rounds over each row's neighbours and reverse neighbours (NN-descent);
- * every candidate is compared in full. Above `exactUpTo` the graph is approximate.
+ * trees and neighbour-of-neighbour rounds over each row's neighbours and reverse neighbours
+ * (NN-descent), compared in `reduced` (n × rdim: the unit rows' leading principal components,
+ * where euclidean distance ranks as cosine does in full when they keep the variance); the
+ * distances given are computed in full. Above `exactUpTo` the graph is approximate.
  */
 export function knnGraph(full: Float32Array, dim: number, reduced: Float32Array, rdim: number, k: number, opts: KnnOptions = {}): KnnGraph {
   const n = full.length / dim;
@@ -131,7 +132,7 @@ export function knnGraph(full: Float32Array, dim: number, reduced: Float32Array,
       for (const leaf of treeLeaves(reduced, rdim, opts.leafSize ?? 40, rand)) {
         for (let a = 0; a < leaf.length; a++) {
           for (let b = a + 1; b < leaf.length; b++) {
-            const d = cosDist(full, leaf[a]!, leaf[b]!, dim);
+            const d = sqDist(reduced, leaf[a]!, leaf[b]!, rdim);
             cand.offer(leaf[a]!, leaf[b]!, d);
             cand.offer(leaf[b]!, leaf[a]!, d);
           }
@@ -157,12 +158,17 @@ export function knnGraph(full: Float32Array, dim: number, reduced: Float32Array,
           for (let u = 0; u < 2 * kk; u++) {
             const l = near[j * 2 * kk + u]!;
             if (l < 0 || l === i) continue;
-            if (cand.offer(i, l, cosDist(full, i, l, dim))) changed++;
+            if (cand.offer(i, l, sqDist(reduced, i, l, rdim))) changed++;
           }
         }
       }
       if (changed <= n * kk * 0.001) break;
     }
+  }
+  // the neighbours found, at their distance in full
+  for (let s = 0; s < n * kk; s++) {
+    const j = cand.ids[s]!;
+    if (j >= 0) cand.dist[s] = cosDist(full, Math.floor(s / kk), j, dim);
   }
   return sortedGraph(cand);
 }

@@ -47,7 +47,7 @@ export interface RunMap {
 }
 
 /** Components kept for the neighbour search and as UMAP's input. */
-const REDUCED_DIMS = 32;
+const REDUCED_DIMS = 64;
 /** Rows the principal components are fitted on: enough for stable directions, bounded time. */
 const PCA_FIT_ROWS = 10_000;
 

@@ -46,8 +46,8 @@ describe('knnGraph', () => {
     const dim = 48;
     const n = 6000;
     const rows = clustered(n, dim, 20, 2);
-    const pca = fitPca(rows, dim, 32);
-    const g = knnGraph(rows, dim, projectPca(pca, rows), 32, 10);
+    const pca = fitPca(rows, dim, dim);
+    const g = knnGraph(rows, dim, projectPca(pca, rows), dim, 10);
     let found = 0;
     const probes = Array.from({ length: 60 }, (_, p) => p * 97);
     for (const i of probes) {
