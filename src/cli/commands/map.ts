@@ -22,7 +22,7 @@ export function register(program: Command, setExit: SetExit): void {
     .addOption(new Option('--method <method>', 'how points are placed').choices(['pca', 'umap']).default('pca'))
     .option('--out <file>', 'the Parquet file to write (default: <runId>-<tap>-<method>.parquet here)')
     .option('--points <n>', 'rows placed; a larger run is sampled uniformly', positiveInt('--points'), 100_000)
-    .option('--neighbors <k>', 'neighbours listed per point', positiveInt('--neighbors'), 15)
+    .option('--neighbors <k>', 'neighbours listed per point', positiveInt('--neighbors'), 10)
     .option('--threads <n>', 'threads reading part files (default: the cores)', positiveInt('--threads'))
     .option('--json', 'print one JSON object on stdout')
     .action(

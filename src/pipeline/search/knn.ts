@@ -17,7 +17,7 @@ export interface KnnOptions {
   trees?: number;
   /** rows per tree leaf. @defaultValue 40 */
   leafSize?: number;
-  /** most neighbour-of-neighbour rounds after the trees (they stop once a round changes under 0.1% of the graph). @defaultValue 4 */
+  /** most neighbour-of-neighbour rounds after the trees (they stop once a round changes under 0.1% of the graph). @defaultValue 3 */
   rounds?: number;
   seed?: number;
 }
@@ -139,7 +139,7 @@ export function knnGraph(full: Float32Array, dim: number, reduced: Float32Array,
         }
       }
     }
-    for (let round = 0; round < (opts.rounds ?? 4); round++) {
+    for (let round = 0; round < (opts.rounds ?? 3); round++) {
       // each row's neighbours and (up to k of) the rows that have it as a neighbour
       const near = new Int32Array(n * 2 * kk).fill(-1);
       const fill = new Int32Array(n);

@@ -21,7 +21,7 @@ export interface MapOptions {
   method?: MapMethod;
   /** rows placed: a larger run is sampled uniformly (seeded). @defaultValue 100000 */
   maxPoints?: number;
-  /** neighbours listed per point. @defaultValue 15 */
+  /** neighbours listed per point. @defaultValue 10 */
   neighbors?: number;
   /** @defaultValue 42 */
   seed?: number;
@@ -47,9 +47,9 @@ export interface RunMap {
 }
 
 /** Components kept for the neighbour search and as UMAP's input. */
-const REDUCED_DIMS = 64;
+const REDUCED_DIMS = 32;
 /** Rows the principal components are fitted on: enough for stable directions, bounded time. */
-const PCA_FIT_ROWS = 10_000;
+const PCA_FIT_ROWS = 5_000;
 
 /** Per part, which rows a uniform sample of `max` rows takes (null: all of them). */
 function samplePlan(parts: RunRef['parts'], max: number, seed: number): Array<Int32Array | null> {
@@ -113,12 +113,12 @@ export async function mapRun(run: RunRef, opts: MapOptions): Promise<RunMap> {
   opts.onStage?.('principal components');
   const step = Math.max(1, Math.ceil(n / PCA_FIT_ROWS));
   const fitRows = step === 1 ? full : Float32Array.from({ length: Math.ceil(n / step) * dim }, (_, t) => full[Math.floor(t / dim) * step * dim + (t % dim)]!);
-  const pca = fitPca(fitRows, dim, Math.min(REDUCED_DIMS, dim), { seed });
+  const pca = fitPca(fitRows, dim, Math.min(REDUCED_DIMS, dim), { seed, iterations: 4 });
   const rdim = pca.components.length;
   const reduced = projectPca(pca, full);
 
   opts.onStage?.('neighbours');
-  const k = Math.min(opts.neighbors ?? 15, n - 1);
+  const k = Math.min(opts.neighbors ?? 10, n - 1);
   const neighbors = knnGraph(full, dim, reduced, rdim, k, { seed });
 
   const x = new Float32Array(n);
