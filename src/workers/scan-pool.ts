@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { ownModule } from '../types/own-module.js';
+import type { Layout, LayoutInput } from './map-layout.js';
 import type { FindResult, FindTask, NearestResult, NearestTask, RowsResult, RowsTask } from './scan-protocol.js';
 
 /** Options for {@link ScanPool}. */
@@ -40,6 +41,11 @@ export class ScanPool {
 
   rows(task: Omit<RowsTask, 'kind'>): Promise<RowsResult> {
     return this.piscina.run({ kind: 'rows', ...task }) as Promise<RowsResult>;
+  }
+
+  /** lay out unit rows on a 2-D map in a thread; `full` is transferred (detached here) */
+  layout(input: LayoutInput): Promise<Layout> {
+    return this.piscina.run({ kind: 'layout', ...input }, { transferList: [input.full.buffer as ArrayBuffer] }) as Promise<Layout>;
   }
 
   close(): Promise<void> {

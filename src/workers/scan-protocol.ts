@@ -1,4 +1,5 @@
 import type { SinkSpec } from '../storage/registry.js';
+import type { LayoutInput } from './map-layout.js';
 
 /**
  * Messages between the main thread and a scan thread, which reads one committed part file per
@@ -46,7 +47,12 @@ export interface RowsTask extends TaskBase {
   rows: Int32Array | null;
 }
 
-export type ScanTask = FindTask | NearestTask | RowsTask;
+/** Lay out unit rows on a 2-D map with their neighbour graph (see `mapLayout`); `full` is transferred. */
+export interface LayoutTask extends LayoutInput {
+  kind: 'layout';
+}
+
+export type ScanTask = FindTask | NearestTask | RowsTask | LayoutTask;
 
 export interface Hit {
   id: string;

@@ -3,6 +3,7 @@ import { carriedCells, carriedColumnNames, ID_COLUMN, readPartFile, vectorColumn
 import { createSink, type Sink, type SinkSpec } from '../storage/index.js';
 import type { Cell, FindResult, Hit, NearestResult, RowsResult, ScanTask } from './scan-protocol.js';
 import { TopK } from './top-k.js';
+import { mapLayout, type Layout } from './map-layout.js';
 
 // A scan thread: reads one committed part file per task (a shard's rows, so memory stays bounded
 // by the shard size) and answers a lookup, a nearest-rows scan or a sample of rows.
@@ -24,7 +25,7 @@ function moved<T>(result: T, buffer: Float32Array): T {
   return move({ [transferableSymbol]: [buffer.buffer], [valueSymbol]: result } as unknown as Parameters<typeof move>[0]) as unknown as T;
 }
 
-async function readPart(task: ScanTask) {
+async function readPart(task: Exclude<ScanTask, { kind: 'layout' }>) {
   const sink = await sinkOf(task.part.sink);
   const bytes = await sink.get(task.part.key);
   if (!bytes) throw new Error(`part file ${sink.resolve(task.part.key)} is missing`);
@@ -95,9 +96,17 @@ async function rows(task: Extract<ScanTask, { kind: 'rows' }>): Promise<RowsResu
   return moved({ ids: outIds, dim, data, carried: cells }, data);
 }
 
-/** The thread entry: one task, one part file. */
-export default async function scan(task: ScanTask): Promise<FindResult | NearestResult | RowsResult> {
+/** The thread entry: one task, one part file (or one map layout). */
+export default async function scan(task: ScanTask): Promise<FindResult | NearestResult | RowsResult | Layout> {
   switch (task.kind) {
+    case 'layout': {
+      const { kind: _kind, ...input } = task;
+      const l = await mapLayout(input);
+      return move({
+        [transferableSymbol]: [l.x.buffer, l.y.buffer, l.neighbors.ids.buffer, l.neighbors.distances.buffer],
+        [valueSymbol]: l,
+      } as unknown as Parameters<typeof move>[0]) as unknown as Layout;
+    }
     case 'find':
       return find(task);
     case 'nearest':

@@ -4,8 +4,8 @@ import type { Cell } from '../../workers/scan-protocol.js';
 import type { ScanPool } from '../../workers/scan-pool.js';
 import { normalizeInPlace } from '../../workers/top-k.js';
 import { SearchInputError } from './errors.js';
-import { knnGraph, type KnnGraph } from './knn.js';
-import { fitPca, projectPca, seededRandom } from './pca.js';
+import type { KnnGraph } from '../../workers/knn.js';
+import { seededRandom } from '../../workers/pca.js';
 import { pickColumn, type RunRef } from './run-ref.js';
 
 /** How a map places the rows: the two leading principal components, or UMAP. */
@@ -46,11 +46,6 @@ export interface RunMap {
   carried: Array<Record<string, Cell>>;
 }
 
-/** Components kept for the neighbour search and as UMAP's input. */
-const REDUCED_DIMS = 32;
-/** Rows the principal components are fitted on: enough for stable directions, bounded time. */
-const PCA_FIT_ROWS = 5_000;
-
 /** Per part, which rows a uniform sample of `max` rows takes (null: all of them). */
 function samplePlan(parts: RunRef['parts'], max: number, seed: number): Array<Int32Array | null> {
   const total = parts.reduce((a, p) => a + p.rows, 0);
@@ -82,8 +77,9 @@ function samplePlan(parts: RunRef['parts'], max: number, seed: number): Array<In
 /**
  * A 2-D map of a run's rows in one tap column, with each point's nearest neighbours: up to
  * `maxPoints` rows sampled uniformly from a run of any size, read by the pool's threads; rows are
- * taken at unit length (the cosine geometry of `neighbours`); PCA places them by their two leading
- * principal components, UMAP (umap-js, seeded) from the neighbour graph.
+ * taken at unit length (the cosine geometry of `neighbours`) and laid out in one of the pool's
+ * threads ({@link mapLayout}): PCA by their two leading principal components, UMAP from the
+ * neighbour graph.
  */
 export async function mapRun(run: RunRef, opts: MapOptions): Promise<RunMap> {
   const tap = pickColumn(run, opts.tap);
@@ -110,37 +106,8 @@ export async function mapRun(run: RunRef, opts: MapOptions): Promise<RunMap> {
   }
   for (let i = 0; i < n; i++) normalizeInPlace(full.subarray(i * dim, (i + 1) * dim));
 
-  opts.onStage?.('principal components');
-  const step = Math.max(1, Math.ceil(n / PCA_FIT_ROWS));
-  const fitRows = step === 1 ? full : Float32Array.from({ length: Math.ceil(n / step) * dim }, (_, t) => full[Math.floor(t / dim) * step * dim + (t % dim)]!);
-  const pca = fitPca(fitRows, dim, Math.min(REDUCED_DIMS, dim), { seed, iterations: 4 });
-  const rdim = pca.components.length;
-  const reduced = projectPca(pca, full);
-
-  opts.onStage?.('neighbours');
-  const k = Math.min(opts.neighbors ?? 10, n - 1);
-  const neighbors = knnGraph(full, dim, reduced, rdim, k, { seed });
-
-  const x = new Float32Array(n);
-  const y = new Float32Array(n);
-  if (method === 'pca') {
-    for (let i = 0; i < n; i++) {
-      x[i] = reduced[i * rdim]!;
-      y[i] = rdim > 1 ? reduced[i * rdim + 1]! : 0;
-    }
-  } else {
-    opts.onStage?.('UMAP');
-    const { UMAP } = await import('umap-js');
-    const rows = Array.from({ length: n }, (_, i) => Array.from(reduced.subarray(i * rdim, (i + 1) * rdim)));
-    const umap = new UMAP({ nComponents: 2, nNeighbors: neighbors.k, random: seededRandom(seed) });
-    const nn = (a: ArrayLike<number>) => Array.from({ length: n }, (_, i) => Array.from({ length: neighbors.k }, (_, s) => a[i * neighbors.k + s]!));
-    umap.setPrecomputedKNN(nn(neighbors.ids), nn(neighbors.distances));
-    const e = umap.fit(rows);
-    e.forEach((p, i) => {
-      x[i] = p[0]!;
-      y[i] = p[1]!;
-    });
-  }
+  opts.onStage?.(method === 'umap' ? 'neighbours and UMAP' : 'principal components and neighbours');
+  const { x, y, neighbors } = await opts.pool.layout({ full, dim, method, k: opts.neighbors ?? 10, seed });
   const carriedColumns = [...new Set(carried.flatMap((c) => Object.keys(c)))];
   return { runId: run.manifest.runId, tap, method, rows: run.manifest.rows, ids, x, y, neighbors, carriedColumns, carried };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fitPca, projectPca, seededRandom, symmetricEigen } from '../../../../src/pipeline/search/pca.js';
+import { fitPca, projectPca, seededRandom, symmetricEigen } from '../../../src/workers/pca.js';
 
 /** Two orthonormal vectors of `dim` values, from a seed. */
 function plane(dim: number, seed: number): [Float64Array, Float64Array] {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { knnGraph } from '../../../../src/pipeline/search/knn.js';
-import { fitPca, projectPca, seededRandom } from '../../../../src/pipeline/search/pca.js';
-import { normalizeInPlace } from '../../../../src/workers/top-k.js';
+import { knnGraph } from '../../../src/workers/knn.js';
+import { fitPca, projectPca, seededRandom } from '../../../src/workers/pca.js';
+import { normalizeInPlace } from '../../../src/workers/top-k.js';
 
 /** n unit rows of dim values around `clusters` random centres. */
 function clustered(n: number, dim: number, clusters: number, seed: number): Float32Array {
