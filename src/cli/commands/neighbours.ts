@@ -37,6 +37,18 @@ export function failSearch(e: unknown, json: boolean): number {
   return fail(e, json);
 }
 
+/** Progress of a scan on stderr, when it is a terminal: a line rewritten as part files are read. */
+export function scanProgress(): ((read: number, total: number) => void) | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  let last = 0;
+  return (read, total) => {
+    const now = Date.now();
+    if (read < total && now - last < 200) return;
+    last = now;
+    process.stderr.write(`\rscanned ${read} of ${total} rows${read >= total ? '\n' : ''}`);
+  };
+}
+
 /** The run argument's help, shared by the search commands. */
 export const RUN_ARG_HELP = "a run's output uri as 'layertap run' prints it (a folder or s3:// URI), or a job file (its newest committed run)";
 
@@ -63,7 +75,8 @@ export function register(program: Command, setExit: SetExit): void {
       try {
         const run = await openRun(runArg);
         pool = new ScanPool(o.threads !== undefined ? { threads: o.threads } : {});
-        const r = await neighbours(run, id, { pool, k: o.k, ...(o.tap !== undefined ? { tap: o.tap } : {}) });
+        const progress = scanProgress();
+        const r = await neighbours(run, id, { pool, k: o.k, ...(o.tap !== undefined ? { tap: o.tap } : {}), ...(progress ? { onProgress: progress } : {}) });
         if (o.json) {
           out(JSON.stringify({ ...r.carried, id: r.id, tap: r.tap, neighbours: r.neighbours.map(hitJson) }));
         } else {

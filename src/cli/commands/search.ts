@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { SearchInputError } from '../../pipeline/search/errors.js';
 import { examples, out, positiveInt, type SetExit } from '../common.js';
-import { failSearch, hitJson, printHits, RUN_ARG_HELP } from './neighbours.js';
+import { failSearch, hitJson, printHits, RUN_ARG_HELP, scanProgress } from './neighbours.js';
 
 /** `layertap search <run> --text T | --image F`: the rows nearest to a query embedded with the run's own model. */
 export function register(program: Command, setExit: SetExit): void {
@@ -43,7 +43,8 @@ export function register(program: Command, setExit: SetExit): void {
         }
         const vector = await embedQuery(job, query, tap);
         pool = new ScanPool(o.threads !== undefined ? { threads: o.threads } : {});
-        const { hits } = await nearestRows(run, vector, { pool, k: o.k, tap });
+        const progress = scanProgress();
+        const { hits } = await nearestRows(run, vector, { pool, k: o.k, tap, ...(progress ? { onProgress: progress } : {}) });
         const q = o.image !== undefined ? { image: o.image } : { text: o.text! };
         if (o.json) {
           out(JSON.stringify({ query: q, tap, neighbours: hits[0]!.map(hitJson) }));
