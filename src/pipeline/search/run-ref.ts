@@ -6,7 +6,7 @@ import { loadJobFile } from '../../config/load.js';
 import type { RunManifest } from '../../sinks/manifest.js';
 import { createSink, type SinkSpec } from '../../storage/registry.js';
 import { isS3Uri, S3_CONNECTION_FIELDS, type S3ConnectionOptions } from '../../storage/s3-client.js';
-import { MANIFEST, MANIFEST_SHARDS, SUCCESS_MARKER, runOfSuccessKey } from '../../storage/layout.js';
+import { MANIFEST, MANIFEST_SHARDS, PARTIAL_MARKER, SUCCESS_MARKER, runOfSuccessKey } from '../../storage/layout.js';
 import { SearchInputError } from './errors.js';
 
 /** A committed run, opened for reading its part files. */
@@ -80,7 +80,11 @@ async function openNewestRun(jobFile: string): Promise<RunRef> {
 async function openRunFolder(spec: SinkSpec): Promise<RunRef> {
   const sink = await createSink(spec);
   if (!(await sink.exists(SUCCESS_MARKER))) {
-    const what = (await sink.exists(MANIFEST)) ? 'is not committed (it has no _SUCCESS)' : 'has no committed run (no _SUCCESS nor _manifest.json)';
+    const what = (await sink.exists(PARTIAL_MARKER))
+      ? 'is a partial run (_PARTIAL: some shards failed), not a committed one'
+      : (await sink.exists(MANIFEST))
+        ? 'is not committed (it has no _SUCCESS)'
+        : 'has no committed run (no _SUCCESS nor _manifest.json)';
     throw new SearchInputError(`${sink.uri} ${what}`);
   }
   const bytes = await sink.get(MANIFEST);
