@@ -100,7 +100,10 @@ describe('layertap neighbours', () => {
     const partial = await writeRun({ root: join(tmp.dir, 'partial'), ids, vectors, dim: DIM, commit: false });
     await writeFile(join(partial, '_PARTIAL'), '');
     const p = await runCli(['neighbours', partial, 'row-1'], {}, 60_000);
-    expect({ code: p.code, stderr: p.stderr }).toEqual({ code: 2, stderr: `layertap: ${partial} is a partial run (_PARTIAL: some shards failed), not a committed one\n` });
+    expect({ code: p.code, stderr: p.stderr }).toEqual({
+      code: 2,
+      stderr: `layertap: ${partial} is a partial run (_PARTIAL: some shards failed), not a committed one\n`,
+    });
     const none = join(tmp.dir, 'none.yaml');
     await writeFile(none, `name: nothing\nsource: { uri: ./rows.parquet }\nmodel: { uri: ./model.onnx }\nsink: { uri: ./jobs-out }\n`);
     const r = await runCli(['neighbours', none, 'row-1', '--json'], {}, 60_000);
