@@ -6,7 +6,7 @@
 // default shardSize), so no model runs to make them. Each figure is the median of the timed runs
 // after a warm-up; the machine is recorded beside them.
 //
-//   npm run build && node bench/search.mjs [--sizes 100000,1000000] [--runs 3] [--keep DIR]
+//   npm run build && node bench/search.mjs [--sizes 100000,1000000] [--runs 3] [--umap-points 100000] [--keep DIR]
 //
 // Results: a table on stdout and bench/results/search-<time>.json.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -24,6 +24,8 @@ const opt = (name, dflt) => {
 };
 const sizes = opt('--sizes', '100000,1000000').split(',').map(Number);
 const runs = Number(opt('--runs', '3'));
+// rows of the UMAP map (0: none); umap-js takes minutes at 10^5 rows on a loaded 2-core host
+const umapPoints = Number(opt('--umap-points', '100000'));
 const log = (line) => process.stderr.write(`${line}\n`);
 
 const { openRun } = await dist('pipeline/search/run-ref.js');
@@ -107,7 +109,7 @@ try {
     r.scan = await time('search scan (exact cosine of a query vector, k=10)', () => nearestRows(run, query, { pool, k: 10 }));
     if (n <= 100_000) {
       r.mapPca = await time('map 10^5 rows, pca', () => mapRun(run, { pool, method: 'pca', maxPoints: 100_000 }), 2);
-      r.mapUmap = await time('map 10^5 rows, umap', () => mapRun(run, { pool, method: 'umap', maxPoints: 100_000 }), 1);
+      if (umapPoints > 0) r.mapUmap = await time(`map ${umapPoints} rows, umap`, () => mapRun(run, { pool, method: 'umap', maxPoints: umapPoints }), 1);
     }
     results.sizes[n] = r;
   }
