@@ -108,7 +108,7 @@ try {
     r.neighbours = await time('neighbours (find the row + exact scan, k=10)', () => neighbours(run, `row-${Math.floor(n / 2)}`, { pool, k: 10 }));
     r.scan = await time('search scan (exact cosine of a query vector, k=10)', () => nearestRows(run, query, { pool, k: 10 }));
     if (n <= 100_000) {
-      r.mapPca = await time('map 10^5 rows, pca', () => mapRun(run, { pool, method: 'pca', maxPoints: 100_000 }), 2);
+      r.mapPca = await time(`map ${Math.min(n, 100_000)} rows, pca`, () => mapRun(run, { pool, method: 'pca', maxPoints: 100_000 }), 2);
       if (umapPoints > 0) r.mapUmap = await time(`map ${umapPoints} rows, umap`, () => mapRun(run, { pool, method: 'umap', maxPoints: umapPoints }), 1);
     }
     results.sizes[n] = r;
