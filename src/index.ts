@@ -15,7 +15,7 @@
 // job files
 export { loadJobFile, parseJob } from './config/load.js';
 export { JobConfigError } from './config/errors.js';
-export type { JobConfig, JobInput, TapConfig, PreprocessConfig, BackendName, SourceType, SinkFormat } from './config/schema.js';
+export type { JobConfig, JobInput, TapConfig, PreprocessConfig, ChunkConfig, BackendName, SourceType, SinkFormat } from './config/schema.js';
 export type { ResolvedJob, ResolvedTap, ResolvedPreprocess } from './config/resolved.js';
 export { resolveJob, type ResolveOptions } from './pipeline/plan.js';
 
@@ -41,6 +41,7 @@ export type { ReadHint, RowShape, ShardSpec, Source, SourceRow } from './sources
 export { defaultSinks, type SinkEntry, type SinkField, type SinkRegistry, type SinkSpec } from './storage/registry.js';
 export type { Sink, SinkWriter } from './storage/types.js';
 export { defaultFormats, type BatchFileWriter, type FormatRegistry, type PartFormatEntry } from './sinks/formats.js';
+export type { StagedShard, TableCommit, TableDestination, TableFormat, TableIndexSpec, TableRun, TableSpec } from './sinks/table-destination.js';
 export { defaultRuntimes, type RuntimeEntry, type RuntimeRegistry } from './models/registry.js';
 export type { Runtime } from './models/types.js';
 // what a runtime of a program's own implements, and the reductions its taps ask for

@@ -94,7 +94,9 @@ export function table(head: string[], rows: string[][]): string {
 export function printSummary(s: RunSummary): void {
   const lines = [
     `run ${s.runId}: ${s.status}`,
-    `  rows        ${s.rows} embedded, ${s.errorRows} error rows, of ${s.totalRows}`,
+    s.documents !== undefined
+      ? `  rows        ${s.documents} embedded as ${s.rows} rows (chunks), ${s.errorRows} error rows, of ${s.totalRows}`
+      : `  rows        ${s.rows} embedded, ${s.errorRows} error rows, of ${s.totalRows}`,
     `  shards      ${s.shards.done} done, ${s.shards.failed} failed, ${s.shards.cancelled ? `${s.shards.cancelled} cancelled, ` : ''}of ${s.shards.total}`,
     `  fingerprint ${s.fingerprint}`,
     `  backend     ${s.backend ?? '-'}`,

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import type { ResolvedHubModel, ResolvedJob, ResolvedPreprocess, ResolvedTap, ResolvedText } from './resolved.js';
-import { datasetNameSchema, REDUCE_MODES, s3Fields, sourceLimitFields } from './schema.js';
+import type { CarriedColumn, ResolvedChunk, ResolvedHubModel, ResolvedJob, ResolvedPreprocess, ResolvedTap, ResolvedText } from './resolved.js';
+import { datasetNameSchema, REDUCE_MODES, s3Fields, sourceLimitFields, tableSinkFields } from './schema.js';
 
 // source types, backends and sink formats are registry names: the worker that takes a job checks
 // them against its registries (a name it does not hold fails the job), as planning did
@@ -69,11 +69,26 @@ const resolvedSourceSchema = z
     extensions: z.array(z.string().min(1)).min(1).optional(),
     idColumn: z.string().min(1).optional(),
     inputColumn: z.string().min(1).optional(),
+    carry: z.array(z.string().min(1)).optional(),
     text: z.boolean().optional(),
     ...sourceLimitFields,
     ...s3Fields,
   })
   .superRefine(s3Only('source'));
+
+const resolvedChunkSchema = z
+  .strictObject({
+    tokens: z.number().int().positive(),
+    overlap: countSchema,
+    reduce: z.literal('mean').optional(),
+  })
+  .refine((c) => c.overlap < c.tokens, 'overlap must be less than tokens') satisfies z.ZodType<ResolvedChunk>;
+
+const carriedColumnSchema = z.strictObject({
+  name: z.string().min(1),
+  type: z.enum(['utf8', 'int32', 'int64', 'float64', 'bool']),
+  input: z.literal(true).optional(),
+}) satisfies z.ZodType<CarriedColumn>;
 
 export const resolvedTextSchema = z.strictObject({
   tokenizer: z.string().min(1),
@@ -82,6 +97,7 @@ export const resolvedTextSchema = z.strictObject({
   maxLength: z.number().int().positive(),
   prefix: z.string(),
   inputs: z.array(z.strictObject({ name: z.enum(['input_ids', 'attention_mask', 'token_type_ids']), dtype: z.enum(['int32', 'int64']) })).min(1),
+  chunk: resolvedChunkSchema.optional(),
 }) satisfies z.ZodType<ResolvedText>;
 
 const resolvedHubSchema = z.strictObject({
@@ -107,6 +123,8 @@ const resolvedSinkSchema = z
   .strictObject({
     uri: z.string().min(1),
     format: registryName,
+    ...tableSinkFields,
+    tableUri: z.string().min(1).optional(),
     ...s3Fields,
   })
   .superRefine(s3Only('sink'));
@@ -123,6 +141,7 @@ export const resolvedJobSchema = z.strictObject({
   preprocess: resolvedPreprocessSchema.nullable(),
   text: resolvedTextSchema.optional(),
   taps: z.array(resolvedTapSchema).min(1),
+  carry: z.array(carriedColumnSchema).optional(),
   batchSize: z.number().int().positive().max(65536),
   shardSize: z.number().int().positive(),
   sink: resolvedSinkSchema,
@@ -140,4 +159,6 @@ true satisfies SameKeys<ResolvedJob['sink'], z.output<typeof resolvedSinkSchema>
 true satisfies SameKeys<ResolvedPreprocess, z.output<typeof resolvedPreprocessSchema>>;
 true satisfies SameKeys<ResolvedTap, z.output<typeof resolvedTapSchema>>;
 true satisfies SameKeys<ResolvedText, z.output<typeof resolvedTextSchema>>;
+true satisfies SameKeys<ResolvedChunk, z.output<typeof resolvedChunkSchema>>;
+true satisfies SameKeys<CarriedColumn, z.output<typeof carriedColumnSchema>>;
 true satisfies SameKeys<ResolvedHubModel, z.output<typeof resolvedHubSchema>>;

@@ -1,3 +1,4 @@
+import type { ExtraType } from '../types/columns.js';
 import type { JobConfig, TapConfig } from './schema.js';
 
 /** Preprocessing with every default filled in from the model's input. */
@@ -27,6 +28,26 @@ export interface ResolvedText {
   prefix: string;
   /** the model inputs to fill, by name, in the dtype the model declares */
   inputs: Array<{ name: 'input_ids' | 'attention_mask' | 'token_type_ids'; dtype: 'int32' | 'int64' }>;
+  /** long documents: rows are cut into chunks embedded one by one; absent: rows are cut at maxLength */
+  chunk?: ResolvedChunk;
+}
+
+/** How a text row is cut into chunks (README, "Long documents"). */
+export interface ResolvedChunk {
+  /** tokens per chunk, special tokens and prefix included (at most maxLength) */
+  tokens: number;
+  /** tokens (whole words) a chunk shares with the one before it */
+  overlap: number;
+  /** 'mean': one row per document instead of one per chunk */
+  reduce?: 'mean';
+}
+
+/** A source column copied into the output beside `id`, with the type it is written as. */
+export interface CarriedColumn {
+  name: string;
+  type: ExtraType;
+  /** the column is the one embedded (a text job's text): a chunk row carries its chunk's own text in it */
+  input?: true;
 }
 
 /** A model of the Hugging Face Hub, pinned to the commit planning found. */
@@ -65,9 +86,15 @@ export interface ResolvedJob {
   /** text rows: how they are tokenized; absent for images and tensors */
   text?: ResolvedText;
   taps: ResolvedTap[];
+  /** source columns copied beside `id` (`source.carry`, decided); absent or [] for none */
+  carry?: CarriedColumn[];
   batchSize: number;
   shardSize: number;
-  sink: JobConfig['sink'];
+  /**
+   * for a table format (lancedb), `uri` is where its run folders go (`<tableUri>/<table>.layertap`),
+   * `tableUri` the database the job named and `table` the table's name
+   */
+  sink: JobConfig['sink'] & { tableUri?: string };
   attempts: number;
   /** carry unchanged rows over from the latest committed run with this fingerprint */
   incremental: boolean;

@@ -30,6 +30,27 @@ export const s3Fields = {
 
 const positiveInt = z.number().int().positive();
 
+/** A LanceDB table name: letters, digits, '_', '-' and '.', not starting with '.'. */
+export const TABLE_NAME = /^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/;
+
+/** `sink:` fields of formats that write a table (lancedb); the format's registry entry says which it takes. */
+export const tableSinkFields = {
+  /** the table's name. @defaultValue the job's `name` */
+  table: z.string().regex(TABLE_NAME, "must be letters, digits, '_', '-' or '.' (not starting with '.')").max(255).optional(),
+  /** a vector index built on each tap column after every commit. @defaultValue none */
+  index: z
+    .strictObject({
+      /** ivf_pq or hnsw_sq */
+      type: z.enum(['ivf_pq', 'hnsw_sq']),
+      /** @defaultValue cosine */
+      metric: z.enum(['cosine', 'l2', 'dot']).default('cosine'),
+    })
+    .optional(),
+};
+
+/** The `sink:` fields that belong to its format rather than to the storage of its uri. */
+export const SINK_FORMAT_FIELDS = ['format', 'table', 'index', 'tableUri'] as const;
+
 /** A size limit in bytes, at most `max` (`why` says why). */
 function byteCount(max: number, why: string) {
   return z
@@ -46,6 +67,25 @@ export const sourceLimitFields = {
   /** images and image-path columns: largest file or object read for one row; a larger one is an error row. @defaultValue 268435456 (256 MiB) */
   maxRowBytes: byteCount(4 * 1024 * 1024 * 1024, '4 GiB').optional(),
 };
+
+/**
+ * Long documents: a text row becomes one row per chunk of at most `tokens` tokens (special tokens
+ * and the prefix included), cut between words; consecutive chunks share up to `overlap` tokens.
+ */
+export const chunkSchema = z
+  .strictObject({
+    /** tokens per chunk, special tokens and the prefix included; at most maxLength. @defaultValue maxLength */
+    tokens: positiveInt.max(1_000_000).optional(),
+    /** tokens (whole words) a chunk shares with the one before it. @defaultValue 0 */
+    overlap: z.number().int().nonnegative().default(0),
+    /** mean: one row per document, the token-weighted mean of its chunks' features, then the tap's normalize. @defaultValue none: a row per chunk */
+    reduce: z.enum(['mean']).optional(),
+  })
+  .superRefine((c, ctx) => {
+    if (c.tokens !== undefined && c.overlap >= c.tokens) {
+      ctx.addIssue({ code: 'custom', path: ['overlap'], message: `must be less than tokens (${c.tokens}), or no chunk would move past the one before it` });
+    }
+  });
 
 /** Image preprocessing: decode, resize to `size`, scale pixels, lay out as the model expects. */
 export const preprocessSchema = z.strictObject({
@@ -70,6 +110,8 @@ export const preprocessSchema = z.strictObject({
   maxLength: positiveInt.max(1_000_000).optional(),
   /** text: put before every row (instruction-style models, e.g. 'passage: '). @defaultValue none */
   prefix: z.string().optional(),
+  /** text: cut rows longer than `tokens` into chunks, each embedded as its own text (see README, "Long documents"). @defaultValue no chunking */
+  chunk: chunkSchema.optional(),
 });
 
 /**
@@ -129,6 +171,11 @@ export const jobSchema = z.strictObject({
     idColumn: z.string().min(1).optional(),
     /** tables: the column to embed (list of numbers, image bytes, or image path). @defaultValue the only other column */
     inputColumn: z.string().min(1).optional(),
+    /**
+     * table and text sources: columns copied into the output beside `id` (text, numbers and
+     * booleans). `[]` carries none. @defaultValue the text column for a text job, else none
+     */
+    carry: z.array(z.string().min(1)).optional(),
     ...sourceLimitFields,
     ...s3Fields,
   }),
@@ -162,8 +209,9 @@ export const jobSchema = z.strictObject({
   shardSize: positiveInt.default(DEFAULTS.job.shardSize),
   sink: z.strictObject({
     uri: z.string().min(1),
-    /** arrow (IPC file) or parquet. @defaultValue arrow */
+    /** arrow (IPC file), parquet, or lancedb (rows into a LanceDB table at `uri`). @defaultValue arrow */
     format: registryName.default(DEFAULTS.job.format),
+    ...tableSinkFields,
     ...s3Fields,
   }),
   /**
@@ -186,3 +234,4 @@ export type JobInput = z.input<typeof jobSchema>;
 export type JobConfig = z.output<typeof jobSchema>;
 export type TapConfig = z.output<typeof tapSchema>;
 export type PreprocessConfig = z.output<typeof preprocessSchema>;
+export type ChunkConfig = z.output<typeof chunkSchema>;

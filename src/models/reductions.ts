@@ -254,7 +254,7 @@ export function reduceTokens(
  * Divides each run of `per` values by its L2 norm into `into` (a new array unless given; `x`
  * itself to normalize in place). An all-zero run stays all zero instead of becoming NaN.
  */
-function l2(x: Float32Array, per: number, into: Float32Array = new Float32Array(x.length)): Float32Array {
+export function l2(x: Float32Array, per: number, into: Float32Array = new Float32Array(x.length)): Float32Array {
   for (let at = 0; at < x.length; at += per) {
     let sum = 0;
     for (let k = at; k < at + per; k++) sum += x[k]! ** 2;

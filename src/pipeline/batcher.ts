@@ -5,6 +5,7 @@ import type { BatchRunner } from '../workers/batch-runner.js';
 import { modelSpecOf } from '../workers/model-spec.js';
 import type { BatchResult, BatchTask } from '../workers/protocol.js';
 import { batchInput } from './batch-input.js';
+import type { ExtraValue } from '../types/columns.js';
 import type { ErrorRow, FeatureRows, InputRow, RuntimeInfo } from './shard-rows.js';
 
 /** Options for {@link Batcher}. */
@@ -42,6 +43,7 @@ interface SentBatch {
   pos: number[];
   ids: string[];
   hashes: string[];
+  extra: ExtraValue[][];
   result: Promise<BatchResult>;
 }
 
@@ -62,6 +64,7 @@ export class Batcher {
   private rows: InputRow[] = [];
   private pos: number[] = [];
   private hashes: string[] = [];
+  private extra: ExtraValue[][] = [];
   private readonly inFlight: PendingBatch[] = [];
   private info: RuntimeInfo = { backend: '', layout: 'nhwc' };
   private decode = 0;
@@ -93,11 +96,12 @@ export class Batcher {
     this.maxInFlight = windowBatches > 1 ? 2 : maxInFlight;
   }
 
-  /** Adds a row to the batch being filled; a full batch goes to the pool. */
-  add(row: InputRow, pos: number, hash: string): void {
+  /** Adds a row (with its values of the carried and chunk columns) to the batch being filled; a full batch goes to the pool. */
+  add(row: InputRow, pos: number, hash: string, extra: ExtraValue[] = []): void {
     this.rows.push(row);
     this.pos.push(pos);
     this.hashes.push(hash);
+    this.extra.push(extra);
     if (this.rows.length >= this.windowRows) this.send();
   }
 
@@ -160,6 +164,7 @@ export class Batcher {
         ids: picks.map((p) => head[p.part]!.ids[p.i]!),
         hashes: picks.map((p) => head[p.part]!.hashes[p.i]!),
         taps,
+        extra: picks.map((p) => head[p.part]!.extra[p.i]!),
       },
       errors,
       last: Math.max(-1, ...head.flatMap((b) => b.pos)),
@@ -211,12 +216,19 @@ export class Batcher {
       const result = this.pool.run({ model: this.model, input }, this.opts.signal);
       // a rejection is observed when the batch's result is taken; avoid an unhandled-rejection crash before that
       result.catch(() => undefined);
-      group.push({ pos: take.map((k) => this.pos[k]!), ids: input.ids, hashes: take.map((k) => this.hashes[k]!), result });
+      group.push({
+        pos: take.map((k) => this.pos[k]!),
+        ids: input.ids,
+        hashes: take.map((k) => this.hashes[k]!),
+        extra: take.map((k) => this.extra[k]!),
+        result,
+      });
     }
     this.inFlight.push(group);
     this.rows = [];
     this.pos = [];
     this.hashes = [];
+    this.extra = [];
   }
 }
 

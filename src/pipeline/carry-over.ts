@@ -1,12 +1,15 @@
+import type { ExtraValue } from '../types/columns.js';
 import { pickRows, type TapOutput } from '../types/features.js';
 import type { BaseLookup, BaseRun, CarriedFeatures } from './incremental.js';
 import { noRows, type FeatureRows } from './shard-rows.js';
 
-/** A row whose vectors are copied from the base run instead of computed. */
+/** A source row whose vectors are copied from the base run instead of computed. */
 export interface CarriedRow {
   pos: number;
   id: string;
   hash: string;
+  /** per output row (one, or a chunked document's chunks), its carried and chunk column values */
+  extra: ExtraValue[][];
 }
 
 /** Carried rows with their features, read from the base run. */
@@ -14,6 +17,7 @@ interface CarriedVectors {
   pos: number[];
   ids: string[];
   hashes: string[];
+  extra: ExtraValue[][];
   rows: Array<Record<string, CarriedFeatures>>;
 }
 
@@ -48,14 +52,19 @@ export class CarryOverMerge {
     while (n < this.waiting.length && this.waiting[n]!.pos <= upTo) n++;
     if (n === 0 || !this.base) return computed;
     const take = this.waiting.splice(0, n);
-    const carried: CarriedVectors = { pos: [], ids: [], hashes: [], rows: [] };
+    const carried: CarriedVectors = { pos: [], ids: [], hashes: [], extra: [], rows: [] };
     for (const c of take) {
-      carried.pos.push(c.pos);
-      carried.ids.push(c.id);
-      carried.hashes.push(c.hash);
-      carried.rows.push(await this.base.lookup.vectors(c.hash, this.columns));
+      const rows = this.base.lookup.rowsOf(c.hash);
+      if (rows !== c.extra.length) throw new Error(`row ${c.id}: ${c.extra.length} row(s) to carry over, but the base run has ${rows} for its content`);
+      for (let k = 0; k < rows; k++) {
+        carried.pos.push(c.pos);
+        carried.ids.push(c.id);
+        carried.hashes.push(c.hash);
+        carried.extra.push(c.extra[k]!);
+        carried.rows.push(await this.base.lookup.vectors(c.hash, this.columns, k));
+      }
+      this.merged += rows;
     }
-    this.merged += take.length;
     // rows computed in this shard give the shapes; before any, the base run's are the same (one fingerprint)
     return mergeRows(this.columns, computed, carried, this.shapes ?? this.base.run.shapes);
   }
@@ -73,7 +82,7 @@ export class CarryOverMerge {
 
 /** Rows of features from two sources (computed and carried) merged into source order. */
 function mergeRows(columns: string[], a: FeatureRows, b: CarriedVectors, shapes: Record<string, number[]>): FeatureRows {
-  const out: FeatureRows = { pos: [], ids: [], hashes: [], taps: {} };
+  const out: FeatureRows = { pos: [], ids: [], hashes: [], taps: {}, extra: [] };
   // [0, i]: the computed row i; [1, j]: the carried row j
   const picks: Array<[number, number]> = [];
   let i = 0;
@@ -84,6 +93,7 @@ function mergeRows(columns: string[], a: FeatureRows, b: CarriedVectors, shapes:
     out.pos.push(from.pos[k]!);
     out.ids.push(from.ids[k]!);
     out.hashes.push(from.hashes[k]!);
+    out.extra.push(from.extra[k] ?? []);
     picks.push([takeA ? 0 : 1, k]);
   }
   for (const c of columns) {

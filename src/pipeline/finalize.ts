@@ -1,9 +1,14 @@
 import { tableFromArrays, tableToIPC } from 'apache-arrow';
-import { CANCELLED_MARKER, MANIFEST, MANIFEST_SHARDS, PARTIAL_MARKER, runPrefix, SUCCESS_MARKER } from '../storage/layout.js';
+import { chunkRows } from './columns.js';
+import { CANCELLED_MARKER, latestKey, MANIFEST, MANIFEST_SHARDS, PARTIAL_MARKER, runPrefix, SUCCESS_MARKER } from '../storage/layout.js';
+import type { Sink } from '../storage/types.js';
 import { createSink, defaultSinks, type SinkRegistry } from '../storage/registry.js';
-import { manifestTap, type ManifestShard } from '../sinks/manifest.js';
+import { manifestTap, runRelative, type ManifestShard } from '../sinks/manifest.js';
+import { defaultFormats, type FormatRegistry } from '../sinks/formats.js';
+import type { TableCommit } from '../sinks/table-destination.js';
 import { VERSION } from '../version.js';
 import { countDuplicateIds, type DuplicateIds } from './duplicate-ids.js';
+import { commitTable } from './table-commit.js';
 import type { EndedStatus, RunRecordStore, RunSpec, ShardRange, ShardResult } from './types.js';
 
 /**
@@ -27,6 +32,8 @@ export interface FinalizeOptions {
    * ends `failed` with this reason, whatever shards it has. @defaultValue none
    */
   failed?: string;
+  /** where the sink's format is found; a committed run of a table format goes into its table. @defaultValue the built-ins */
+  formats?: FormatRegistry;
 }
 
 /** What became of a run's shards: the results of those that committed, the last error of those that failed. */
@@ -50,7 +57,7 @@ export async function finalizeRun(
   opts: FinalizeOptions = {},
 ): Promise<{ status: EndedStatus; manifest: string; duplicateIds: DuplicateIds | null }> {
   const { runId, job: spec, createdAt } = data;
-  const failedReason = opts.failed ?? null;
+  let failedReason = opts.failed ?? null;
   const whilePlanning = opts.cancelledWhilePlanning ?? false;
   const cancelled = (opts.cancelled ?? false) || whilePlanning;
   // a shard that never started because the run was cancelled answers as cancelled: not a result, not a failure
@@ -65,11 +72,23 @@ export async function finalizeRun(
   const prefix = runPrefix(spec.name, spec.fingerprint, runId);
   const sink = await createSink(spec.sink, sinks);
   await sink.cleanup(prefix);
+  // the manifest names the run's files relative to its folder, so the folder can be moved
+  const runUri = sink.resolve(prefix);
+  const rel = (f: string) => runRelative(runUri, f);
 
   const rows = shards.reduce((a, s) => a + s.rows, 0);
   const errorRows = shards.reduce((a, s) => a + s.errorRows, 0);
   // null: the run is too large to count across shards
   const duplicateIds = await countDuplicateIds(sink, prefix, shards);
+  // a table keyed by id cannot hold two rows of one id: such a run fails instead of committing
+  const formats = opts.formats ?? defaultFormats();
+  const format = formats.find(spec.sink.format);
+  if (failedReason === null && !cancelled && format?.table !== undefined && duplicateIds !== null && duplicateIds.count > 0) {
+    failedReason = `sink.format ${spec.sink.format}: ${duplicateIds.count} row(s) have the id of an earlier row (${duplicateIds.examples
+      .slice(0, 3)
+      .map((id) => `'${id}'`)
+      .join(', ')}); a table keyed by id needs unique ids, so the table was not changed`;
+  }
   // a 'partial' run must have something in it; when every shard failed it is simply failed. A
   // cancel that came after the last shard had committed stopped nothing: the run is complete
   const status: EndedStatus =
@@ -86,6 +105,11 @@ export async function finalizeRun(
   for (const f of failures) {
     const r = (await opts.range?.(f.index)) ?? null;
     if (r) ranges.set(f.index, r);
+  }
+  // a table destination gets the rows of a complete run only, before the run is marked committed
+  let table: TableCommit | null = null;
+  if (status === 'committed' && format?.table !== undefined) {
+    table = await commitTable({ ...format, table: format.table }, formats, spec, sink, prefix, runId, shards);
   }
   const committedAt = Date.now();
   const first = shards.find((s) => s.file !== null);
@@ -124,8 +148,16 @@ export async function finalizeRun(
           tokenizedRows: shards.reduce((a, s) => a + (s.tokens !== undefined ? s.rows - (s.carried ?? 0) : 0), 0),
         }
       : {}),
-    files: shards.filter((s) => s.file).map((s) => s.file as string),
-    errorFiles: shards.filter((s) => s.errorsFile).map((s) => s.errorsFile as string),
+    ...(spec.text?.chunk
+      ? {
+          // source rows written and the chunks they were cut into; `rows` is the part files' rows
+          documents: shards.reduce((a, s) => a + (s.documents ?? 0), 0),
+          chunks: shards.reduce((a, s) => a + (s.chunks ?? 0), 0),
+        }
+      : {}),
+    files: shards.filter((s) => s.file).map((s) => rel(s.file as string)),
+    ...(table !== null ? { table } : {}),
+    errorFiles: shards.filter((s) => s.errorsFile).map((s) => rel(s.errorsFile as string)),
     plannedShards: data.shards,
     cancelledShards,
     ...(failedReason !== null ? { error: failedReason } : whilePlanning ? { error: 'cancelled while planning' } : {}),
@@ -133,14 +165,15 @@ export async function finalizeRun(
       index: s.index,
       rows: s.rows,
       errorRows: s.errorRows,
-      file: s.file,
-      errorsFile: s.errorsFile,
+      file: s.file === null ? null : rel(s.file),
+      errorsFile: s.errorsFile === null ? null : rel(s.errorsFile),
       bytes: s.bytes,
       seconds: s.seconds,
       decodeMs: s.decodeMs,
       forwardMs: s.forwardMs,
       ...(s.carried !== undefined ? { carried: s.carried } : {}),
       ...(s.truncatedRows !== undefined ? { truncatedRows: s.truncatedRows, tokens: s.tokens } : {}),
+      ...(s.documents !== undefined ? { documents: s.documents, chunks: s.chunks } : {}),
     })),
     failedShards: failures.map(({ index, error }) => {
       const range = ranges.get(index);
@@ -151,25 +184,28 @@ export async function finalizeRun(
   let text: string;
   if (large) {
     const shardsFile = await sink.put(`${prefix}/${MANIFEST_SHARDS}`, tableToIPC(shardTable(manifest.shards), 'file'));
-    text = JSON.stringify({ ...manifest, shards: [], shardsFile, shardCount: manifest.shards.length });
+    text = JSON.stringify({ ...manifest, shards: [], shardsFile: rel(shardsFile), shardCount: manifest.shards.length });
   } else {
     text = JSON.stringify(manifest, null, 2);
   }
   const manifestUri = await sink.put(`${prefix}/${MANIFEST}`, text + '\n');
   const marker = { committed: SUCCESS_MARKER, partial: PARTIAL_MARKER, cancelled: CANCELLED_MARKER, failed: null }[status];
   if (marker) await sink.put(`${prefix}/${marker}`, '');
+  if (status === 'committed') await pointLatest(sink, spec.name, spec.fingerprint, runId);
   await records.end(runId, status, {
     finishedAt: committedAt,
     rows,
     errorRows,
+    // a row per chunk: the source rows, which `rows` does not count (with reduce: mean they are the rows)
+    ...(chunkRows(spec) ? { documents: shards.reduce((a, s) => a + (s.documents ?? 0), 0) } : {}),
     duplicateIds,
     failedShards,
     doneShards: shards.length,
     cancelledShards,
     manifest: manifestUri,
     // a large run's file list is in its manifest, not copied into Redis
-    files: large ? [] : manifest.files,
-    errorFiles: large ? [] : manifest.errorFiles,
+    files: large ? [] : shards.filter((s) => s.file).map((s) => s.file as string),
+    errorFiles: large ? [] : shards.filter((s) => s.errorsFile).map((s) => s.errorsFile as string),
     ...(first ? { backend: first.backend } : {}),
     ...(failedReason !== null
       ? { error: failedReason }
@@ -205,4 +241,17 @@ function shardTable(rows: Array<ManifestShard & { carried?: number }>) {
     forwardMs: Float64Array.from(rows, (r) => r.forwardMs ?? 0),
     carried: Int32Array.from(rows, (r) => r.carried ?? 0),
   });
+}
+
+/**
+ * Points `<name>/_LATEST` at this committed run, unless it names a newer one already (run ids
+ * begin with their start time, so they sort by it): a run that commits after a later-started
+ * one does not take the pointer back.
+ */
+async function pointLatest(sink: Sink, name: string, fingerprint: string, runId: string): Promise<void> {
+  const key = latestKey(name);
+  const current = await sink.get(key);
+  const currentRun = current === null ? null : (Buffer.from(current).toString('utf8').trim().split('/')[1] ?? null);
+  if (currentRun !== null && currentRun >= runId) return;
+  await sink.put(key, `${fingerprint}/${runId}\n`);
 }

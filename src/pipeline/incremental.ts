@@ -56,9 +56,12 @@ function hashWith(h: IHasher): ContentHasher {
   };
 }
 
-/** Bytes of a row index file: the ids and content hashes of a part file's rows, in its order. */
-export function encodeRowIndex(ids: string[], hashes: string[]): Table {
-  return tableFromArrays({ id: ids, content_hash: hashes });
+/**
+ * Bytes of a row index file: the ids and content hashes of a part file's rows, in its order; for
+ * a chunked text job also each row's chunk number, which tells where a document's rows begin.
+ */
+export function encodeRowIndex(ids: string[], hashes: string[], chunks?: number[]): Table {
+  return chunks ? tableFromArrays({ id: ids, content_hash: hashes, chunk: Int32Array.from(chunks) }) : tableFromArrays({ id: ids, content_hash: hashes });
 }
 
 /** The newest committed run (it has `_SUCCESS`) of this dataset and fingerprint in the job's `sink`, or null. */
@@ -113,10 +116,11 @@ async function manifestShards(m: RunManifest, sink: Sink, shardsKey: string): Pr
   return out;
 }
 
-/** Where a content hash's vectors are in the base run. */
+/** Where a content hash's vectors are in the base run: `rows` rows from `row` (a chunked document's chunks, else 1). */
 interface Location {
   part: number;
   row: number;
+  rows: number;
 }
 
 interface LoadedBase {
@@ -131,10 +135,21 @@ async function loadBase(base: BaseRun, sink: Sink): Promise<LoadedBase> {
   for (let p = 0; p < base.parts.length; p++) {
     const bytes = await sink.get(base.parts[p]!.index);
     if (!bytes) throw new Error(`base run ${base.runId}: row index ${base.parts[p]!.index} is missing`);
-    const t = await readPartFile(bytes);
+    const t = await readPartFile(bytes, { name: base.parts[p]!.index });
     const hashes = t.getChild('content_hash');
     if (!hashes) throw new Error(`base run ${base.runId}: ${base.parts[p]!.index} has no content_hash column`);
-    for (let r = 0; r < t.numRows; r++) byHash.set(String(hashes.get(r)), { part: p, row: r });
+    // a chunked document's rows follow each other, the first one chunk 0
+    const chunks = t.getChild('chunk');
+    let last: Location | null = null;
+    for (let r = 0; r < t.numRows; r++) {
+      const hash = String(hashes.get(r));
+      if (last && chunks && Number(chunks.get(r)) > 0) {
+        last.rows++;
+        continue;
+      }
+      last = { part: p, row: r, rows: 1 };
+      byHash.set(hash, last);
+    }
   }
   return { runId: base.runId, byHash, parts: base.parts, tables: new Map() };
 }
@@ -187,13 +202,18 @@ export class BaseLookup {
     return this.base.byHash.has(hash);
   }
 
+  /** How many rows the base run wrote for `hash`: a chunked document's chunks, else 1. */
+  rowsOf(hash: string): number {
+    return this.base.byHash.get(hash)?.rows ?? 0;
+  }
+
   private table(part: number): Promise<Table> {
     let t = this.base.tables.get(part);
     if (!t) {
       const key = this.base.parts[part]!.part;
       t = this.sink.get(key).then((b) => {
         if (!b) throw new Error(`base run ${this.base.runId}: part file ${key} is missing`);
-        return readPartFile(b);
+        return readPartFile(b, { name: key });
       });
       // keep a handful of part files in memory: shards read them in order
       if (this.base.tables.size >= 4) this.base.tables.delete(this.base.tables.keys().next().value as number);
@@ -202,10 +222,12 @@ export class BaseLookup {
     return t;
   }
 
-  /** The features of `hash` for every tap column, copied out of the base run's part file. */
-  async vectors(hash: string, columns: string[]): Promise<Record<string, CarriedFeatures>> {
-    const loc = this.base.byHash.get(hash);
-    if (!loc) throw new Error(`content hash ${hash} is not in base run ${this.base.runId}`);
+  /** The features of `hash` (its row `k`, for a chunked document) for every tap column, copied out of the base run's part file. */
+  async vectors(hash: string, columns: string[], k = 0): Promise<Record<string, CarriedFeatures>> {
+    const found = this.base.byHash.get(hash);
+    if (!found) throw new Error(`content hash ${hash} is not in base run ${this.base.runId}`);
+    if (k >= found.rows) throw new Error(`content hash ${hash} has ${found.rows} row(s) in base run ${this.base.runId}, not ${k + 1}`);
+    const loc = { part: found.part, row: found.row + k };
     const t = await this.table(loc.part);
     const out: Record<string, CarriedFeatures> = {};
     for (const c of columns) {

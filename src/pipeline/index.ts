@@ -5,3 +5,4 @@ export { finalizeRun, type ShardOutcomes } from './finalize.js';
 export { defaultRegistries, type Registries } from './registries.js';
 export * from './types.js';
 export { countDuplicateIds, duplicateIdsWarning, DUPLICATE_ID_ROWS, type DuplicateIds } from './duplicate-ids.js';
+export { runsLocation } from './plan-io.js';

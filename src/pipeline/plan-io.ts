@@ -1,10 +1,12 @@
 import { JobConfigError } from '../config/errors.js';
-import type { JobConfig } from '../config/schema.js';
-import type { FormatRegistry } from '../sinks/formats.js';
+import type { ResolvedJob } from '../config/resolved.js';
+import { TABLE_NAME, type JobConfig } from '../config/schema.js';
+import { defaultFormats, type FormatRegistry } from '../sinks/formats.js';
 import { createSource, inferSourceType, type SourceRegistry, type SourceSpec } from '../sources/registry.js';
 import type { Source } from '../sources/types.js';
 import { createSink, type SinkRegistry } from '../storage/registry.js';
 import { FieldError, LayertapError } from '../types/errors.js';
+import { tableSpecOf } from './table-commit.js';
 
 // Where a job reads and writes, as planning checks them: the sink, the source's kind, the source.
 
@@ -24,17 +26,46 @@ export function configError(err: unknown, field: string): Error {
   return new JobConfigError(`${field}: ${err instanceof Error ? err.message : String(err)}`, [field]);
 }
 
-/** The sink a job writes to, checked before any work: its part format is known, and its store answers and takes a probe write. */
-export async function planSink(job: JobConfig, sinkUri: string, sinks: SinkRegistry, formats: FormatRegistry): Promise<JobConfig['sink']> {
+/**
+ * The sink a job writes to, checked before any work: its part format is known, and its store
+ * answers and takes a probe write. For a format that writes a table (lancedb), `uri` becomes the
+ * location of its run folders beside the table (`<uri>/<table>.layertap`), `tableUri` keeps the
+ * database the job named, and `table` defaults to the job's name; the database is opened once.
+ */
+export async function planSink(job: JobConfig, sinkUri: string, sinks: SinkRegistry, formats: FormatRegistry): Promise<ResolvedJob['sink']> {
   // an unknown format, a missing bucket or an unwritable sink fails here, before any work
-  const sink = { ...setFields(job.sink), uri: sinkUri };
+  let sink: ResolvedJob['sink'] = { ...setFields(job.sink), uri: sinkUri };
   try {
-    formats.get(sink.format);
+    const format = formats.get(sink.format);
+    const takes: readonly string[] = format.table?.fields ?? [];
+    for (const field of ['table', 'index'] as const) {
+      if (sink[field] === undefined || takes.includes(field)) continue;
+      const takers = formats.list().filter(([, e]) => (e.table?.fields as readonly string[] | undefined)?.includes(field));
+      throw new FieldError(`sink.${field}`, `only applies to ${takers.map(([n]) => `format ${n}`).join(' or ') || 'no format'}, not ${sink.format}`);
+    }
+    if (format.table) {
+      const table = sink.table ?? job.name;
+      if (!TABLE_NAME.test(table)) {
+        throw new FieldError('sink.table', `the job's name '${job.name}' is not a table name (letters, digits, '_', '-', '.'); set sink.table`);
+      }
+      const spec = tableSpecOf({ ...sink, table, tableUri: sinkUri })!;
+      await format.table.check(spec);
+      sink = { ...sink, table, tableUri: sinkUri, uri: format.table.runsUri(spec) };
+    }
     await (await createSink(sink, sinks)).check(job.name);
   } catch (err) {
     throw configError(err, 'sink.uri');
   }
   return sink;
+}
+
+/**
+ * Where a job's run folders are, for code that starts from a job file (not a resolved job):
+ * `sink.uri`, or for a format that writes a table, `<uri>/<table>.layertap` beside the table.
+ */
+export function runsLocation(job: Pick<JobConfig, 'name' | 'sink'>, formats: FormatRegistry = defaultFormats()): string {
+  const table = formats.find(job.sink.format)?.table;
+  return table ? table.runsUri({ uri: job.sink.uri, table: job.sink.table ?? job.name }) : job.sink.uri;
 }
 
 /** The job's source kind (`source.type`, else the one its uri names), and whether it reads rows from a table. */

@@ -4,9 +4,11 @@ import { dirname, join } from 'node:path';
 import { DEFAULTS } from '../config/defaults.js';
 import { JobConfigError } from '../config/errors.js';
 import { absoluteUri } from '../config/names.js';
-import type { ResolvedText } from '../config/resolved.js';
-import type { JobConfig } from '../config/schema.js';
+import type { ResolvedChunk, ResolvedText } from '../config/resolved.js';
+import type { ChunkConfig, JobConfig } from '../config/schema.js';
 import { formatInput } from '../models/model-inputs.js';
+import { modelTapColumns, type RuntimeRegistry } from '../models/registry.js';
+import type { ResolvedTap } from '../config/resolved.js';
 import type { ModelDescription } from '../models/types.js';
 
 const TEXT_INPUTS = ['input_ids', 'attention_mask', 'token_type_ids'] as const;
@@ -44,7 +46,8 @@ export async function resolveText(
   });
   const pre = job.preprocess;
   const image = pre ? (['size', 'range', 'mean', 'std', 'layout', 'channels'] as const).find((k) => pre[k] !== undefined) : undefined;
-  if (image !== undefined) throw new JobConfigError(`preprocess.${image}: applies to images; a text model takes maxLength and prefix`, [`preprocess.${image}`]);
+  if (image !== undefined)
+    throw new JobConfigError(`preprocess.${image}: applies to images; a text model takes maxLength, prefix and chunk`, [`preprocess.${image}`]);
   const tokenizer =
     job.model.tokenizer !== undefined ? absoluteUri(job.model.tokenizer, cwd) : (defaults.tokenizer ?? join(dirname(modelUri), 'tokenizer.json'));
   const configFile = join(dirname(tokenizer), 'tokenizer_config.json');
@@ -78,6 +81,7 @@ export async function resolveText(
   }
   // a default longer than the model's position table is cut to it
   const maxLength = positions !== undefined ? Math.min(wanted, positions) : wanted;
+  const chunk = resolveChunk(pre?.chunk, maxLength);
   const text: ResolvedText = {
     tokenizer,
     ...(tokenizerConfig !== undefined ? { tokenizerConfig } : {}),
@@ -85,13 +89,24 @@ export async function resolveText(
     maxLength,
     prefix: pre?.prefix ?? '',
     inputs,
+    ...(chunk ? { chunk } : {}),
   };
   // the tokenizer library is loaded by text jobs only
   const { TextTokenizer, TokenizerFileError } = await import('../preprocess/tokenize.js');
   let maxId: number;
   try {
     // a tokenizer that does not load fails the job here, before any work
-    maxId = new TextTokenizer(text).maxId();
+    const tokenizer = new TextTokenizer(text);
+    maxId = tokenizer.maxId();
+    if (chunk) {
+      const { TextChunker, ChunkSettingsError } = await import('../preprocess/chunk.js');
+      try {
+        new TextChunker(tokenizer, text.prefix, chunk);
+      } catch (err) {
+        if (err instanceof ChunkSettingsError) throw new JobConfigError(`preprocess.chunk.tokens: ${chunk.tokens} ${err.message}`, ['preprocess.chunk.tokens']);
+        throw err;
+      }
+    }
   } catch (err) {
     if (err instanceof TokenizerFileError) throw new JobConfigError(`model.tokenizer: ${err.message}`, ['model.tokenizer']);
     throw err;
@@ -106,8 +121,43 @@ export async function resolveText(
   return text;
 }
 
+/** `preprocess.chunk` with its defaults decided: tokens (at most maxLength, which it defaults to) and overlap. */
+function resolveChunk(chunk: ChunkConfig | undefined, maxLength: number): ResolvedChunk | undefined {
+  if (!chunk) return undefined;
+  const tokens = chunk.tokens ?? maxLength;
+  if (tokens > maxLength) {
+    throw new JobConfigError(
+      `preprocess.chunk.tokens: ${tokens} tokens, but maxLength is ${maxLength}; a chunk is embedded in one forward pass of at most maxLength tokens (raise preprocess.maxLength if the model takes more)`,
+      ['preprocess.chunk.tokens'],
+    );
+  }
+  if (chunk.overlap >= tokens) {
+    throw new JobConfigError(`preprocess.chunk.overlap: must be less than tokens (${tokens}), or no chunk would move past the one before it`, [
+      'preprocess.chunk.overlap',
+    ]);
+  }
+  return { tokens, overlap: chunk.overlap, ...(chunk.reduce ? { reduce: chunk.reduce } : {}) };
+}
+
 /** A job's text-only preprocess fields refused for a model fed images or tensors. */
 export function checkNoTextFields(job: JobConfig): void {
-  const textField = job.preprocess?.maxLength !== undefined ? 'maxLength' : job.preprocess?.prefix !== undefined ? 'prefix' : null;
+  const pre = job.preprocess;
+  const textField = pre?.maxLength !== undefined ? 'maxLength' : pre?.prefix !== undefined ? 'prefix' : pre?.chunk !== undefined ? 'chunk' : null;
   if (textField) throw new JobConfigError(`preprocess.${textField}: applies to text models (which take input_ids)`, [`preprocess.${textField}`]);
+}
+
+/**
+ * `preprocess.chunk.reduce: mean` averages one vector per chunk: a tap that keeps every token (a
+ * ragged column) is refused, named, before any work.
+ */
+export async function checkChunkMeanTaps(text: ResolvedText | undefined, modelUri: string, taps: ResolvedTap[], runtimes: RuntimeRegistry): Promise<void> {
+  if (text?.chunk?.reduce !== 'mean') return;
+  const columns = await modelTapColumns(modelUri, taps, true, runtimes);
+  const ragged = columns.findIndex((c) => c?.layout === 'tokens');
+  if (ragged >= 0) {
+    throw new JobConfigError(
+      `preprocess.chunk.reduce: mean averages one vector per chunk, but taps[${ragged}] (${taps[ragged]!.as}) keeps every token (reduce: none); pool it (reduce: mean, cls, ...) or write a row per chunk`,
+      ['preprocess.chunk.reduce'],
+    );
+  }
 }

@@ -2,15 +2,17 @@ import { createHash } from 'node:crypto';
 import { DEFAULTS } from '../config/defaults.js';
 import { JobConfigError } from '../config/errors.js';
 import { absoluteUri } from '../config/names.js';
-import type { ResolvedJob, ResolvedPreprocess, ResolvedTap, ResolvedText } from '../config/resolved.js';
+import type { CarriedColumn, ResolvedJob, ResolvedPreprocess, ResolvedTap, ResolvedText } from '../config/resolved.js';
+import { ID_COLUMN } from '../sinks/arrow-schema.js';
+import { CHUNK_COLUMNS } from '../types/columns.js';
 import type { JobConfig } from '../config/schema.js';
 import { backendMismatch, describeModel, runtimeFor, threadModule, type RuntimeRegistry } from '../models/registry.js';
 import type { ModelDescription } from '../models/types.js';
-import type { RowShape } from '../sources/types.js';
+import type { RowShape, Source } from '../sources/types.js';
 import { configError, openSource, planSink, setFields, sourceKind } from './plan-io.js';
 import { hubTextDefaults, planHubModel, planTaps, resolvedHub } from './plan-hub.js';
 import { checkFedInput, resolveFedInput } from './plan-preprocess.js';
-import { checkNoTextFields, resolveText, takesText } from './plan-text.js';
+import { checkChunkMeanTaps, checkNoTextFields, resolveText, takesText } from './plan-text.js';
 import { defaultRegistries, type Registries } from './registries.js';
 
 // Planning a job, by what it plans: the taps (plan-taps.ts), text (plan-text.ts), what image and
@@ -41,8 +43,9 @@ export function computeFingerprint(
     // a moved branch starts a new vector space instead of mixing two; only for Hub models, so that other fingerprints stay what they were
     ...(commit !== undefined ? { commit } : {}),
     preprocess,
-    // only for text, so that the fingerprints of image and tensor jobs stay what they were
-    ...(text ? { text: [text.tokenizerHash, text.maxLength, text.prefix] } : {}),
+    // only for text, so that the fingerprints of image and tensor jobs stay what they were; the
+    // chunk settings only when set, since a chunked run's rows are chunks (or their means)
+    ...(text ? { text: [text.tokenizerHash, text.maxLength, text.prefix, ...(text.chunk ? [text.chunk] : [])] } : {}),
     // axes only when set, so that the fingerprints of jobs without them stay what they were
     taps: taps.map((t) => [t.layer, t.at, t.as, t.reduce, t.normalize, t.dtype, ...(t.axes ? [t.axes] : [])]),
   });
@@ -56,6 +59,32 @@ async function describe(uri: string, runtimes: RuntimeRegistry): Promise<ModelDe
     if (err instanceof JobConfigError) throw err;
     throw new JobConfigError(`model.uri: ${(err as Error).message}`, ['model.uri']);
   }
+}
+
+/** The columns a job copies from its source: `source.carry`, a text job's text column by default; none may share a name with a tap or a chunk column. */
+async function planCarry(source: Source, taps: ResolvedTap[], text: ResolvedText | undefined): Promise<CarriedColumn[]> {
+  let carry: CarriedColumn[];
+  try {
+    carry = source.carried ? await source.carried() : [];
+  } catch (err) {
+    throw configError(err, 'source.carry');
+  }
+  const chunkColumns: readonly string[] = text?.chunk && !text.chunk.reduce ? CHUNK_COLUMNS : [];
+  carry.forEach((c, i) => {
+    if (c.name === ID_COLUMN) {
+      throw new JobConfigError(`source.carry[${i}]: '${c.name}' is the name of the output's row id column; carry other columns`, [`source.carry[${i}]`]);
+    }
+    if (chunkColumns.includes(c.name)) {
+      throw new JobConfigError(
+        `source.carry[${i}]: '${c.name}' is the name of a chunk column (${CHUNK_COLUMNS.join(', ')}) of a chunked job; carry other columns`,
+        [`source.carry[${i}]`],
+      );
+    }
+    const t = taps.findIndex((tap) => tap.as === c.name);
+    if (t >= 0)
+      throw new JobConfigError(`source.carry[${i}]: '${c.name}' is also the column of taps[${t}]; name the tap otherwise with 'as'`, [`source.carry[${i}]`]);
+  });
+  return carry;
 }
 
 /**
@@ -87,12 +116,15 @@ export async function resolveJob(job: JobConfig, opts: ResolveOptions = {}): Pro
     checkNoTextFields(job);
   }
   const taps = planTaps(job, desc, text !== undefined, hub);
+  await checkChunkMeanTaps(text, modelUri, taps, runtimes);
 
   // a table's string column is text when the model takes token ids
   const sourceSpec = { ...setFields(job.source), uri: sourceUri, type, ...(text && isTable ? { text: true } : {}) };
   const source = await openSource(sourceSpec, sources);
   let fed: { preprocess: ResolvedPreprocess | null; inputShape: number[] };
+  let carry: CarriedColumn[];
   try {
+    carry = await planCarry(source, taps, text);
     if (text) {
       if (!isTable && type !== 'text')
         throw new JobConfigError(`source.uri: the model takes token ids; a ${type} source has no text (use a table with a string column, or a .txt file)`, [
@@ -114,7 +146,8 @@ export async function resolveJob(job: JobConfig, opts: ResolveOptions = {}): Pro
   }
   return {
     name: job.name,
-    source: sourceSpec,
+    // workers read the carried columns planning decided (a text job's text column by default)
+    source: { ...sourceSpec, ...(carry.length > 0 || job.source.carry !== undefined ? { carry: carry.map((c) => c.name) } : {}) },
     model: {
       uri: modelUri,
       backend: job.model.backend,
@@ -125,6 +158,7 @@ export async function resolveJob(job: JobConfig, opts: ResolveOptions = {}): Pro
     preprocess: fed.preprocess,
     ...(text ? { text } : {}),
     taps,
+    ...(carry.length > 0 ? { carry } : {}),
     batchSize: job.batchSize,
     shardSize: job.shardSize,
     sink,

@@ -3,6 +3,7 @@ import { createSource } from '../sources/registry.js';
 import type { BatchRunner } from '../workers/batch-runner.js';
 import { Batcher, type EmbeddedBatch } from './batcher.js';
 import { CarryOverMerge } from './carry-over.js';
+import { ChunkedDocuments, chunkBatchJob } from './chunk-rows.js';
 import { IncrementalCache } from './incremental.js';
 import { defaultRegistries, type Registries } from './registries.js';
 import { ShardReader } from './shard-reader.js';
@@ -45,7 +46,9 @@ export async function processShard(data: ShardJobData, ctx: ShardContext): Promi
   const cache = ctx.incremental ?? new IncrementalCache();
   // incremental: rows whose content the base run already embedded are copied, not recomputed
   const base = data.base ? { run: data.base, lookup: await cache.lookup(data.base, sink) } : null;
-  const batcher = new Batcher(job, ctx.pool, {
+  // long documents: each text row is cut into chunks, embedded as rows of their own
+  const chunks = job.text?.chunk ? new ChunkedDocuments(job, await textChunker(job)) : null;
+  const batcher = new Batcher(chunks ? chunkBatchJob(job) : job, ctx.pool, {
     shardRows: shard.count,
     signal: ctx.signal,
     maxInFlight: ctx.maxInFlight,
@@ -61,21 +64,36 @@ export async function processShard(data: ShardJobData, ctx: ShardContext): Promi
   const reader = new ShardReader(await createSource(job.source, registries.sources), await cache.contentHasher(), base?.lookup ?? null);
   try {
     const hint = { batchRows: batcher.batchRows, allocate: (bytes: number) => ctx.pool.takeBuffer(bytes) };
+    const next = async (): Promise<EmbeddedBatch> => {
+      const batch = await batcher.next();
+      return chunks ? chunks.collect(batch) : batch;
+    };
     for await (const row of reader.rows(shard, hint, ctx.signal)) {
-      if (row.kind === 'error') writer.addErrors([row.error]);
-      else if (row.kind === 'carry') carry.add(row);
-      else {
-        batcher.add(row.row, row.pos, row.hash);
-        while (batcher.full) await writeBatch(await batcher.next(), carry, writer, ctx.onBatch);
+      if (row.kind === 'error') {
+        writer.addErrors([row.error]);
+      } else if (row.kind === 'carry') {
+        const values = row.row.carry ?? [];
+        const extra = chunks && row.row.kind === 'text' ? chunks.carriedExtra(row.row.text, values) : [values];
+        carry.add({ pos: row.pos, id: row.id, hash: row.hash, extra });
+      } else if (chunks && row.row.kind === 'text') {
+        for (const c of chunks.expand(row.row, row.pos, row.row.carry ?? [])) {
+          batcher.add(c.row, c.seq, row.hash, c.extra);
+          while (batcher.full) await writeBatch(await next(), carry, writer, ctx.onBatch);
+        }
+      } else {
+        batcher.add(row.row, row.pos, row.hash, row.row.carry ?? []);
+        while (batcher.full) await writeBatch(await next(), carry, writer, ctx.onBatch);
       }
     }
     batcher.flush();
-    while (batcher.pending > 0) await writeBatch(await batcher.next(), carry, writer, ctx.onBatch);
+    while (batcher.pending > 0) await writeBatch(await next(), carry, writer, ctx.onBatch);
+    if (chunks && !chunks.settled) throw new Error(`shard ${shard.index}: a document's chunks did not all come back`);
     // carried rows after the last computed batch (every row of a shard where nothing changed)
     const rest = await carry.rest();
     if (rest.ids.length > 0 && base) {
+      const before = writer.documentsWritten;
       await writer.write(rest, { backend: batcher.runtime.backend || base.run.runtime, layout: base.run.layout });
-      await ctx.onBatch?.(rest.ids.length, 0);
+      await ctx.onBatch?.(writer.documentsWritten - before, 0);
     }
     const committed = await writer.commit();
     return {
@@ -94,6 +112,7 @@ export async function processShard(data: ShardJobData, ctx: ShardContext): Promi
       forwardMs: batcher.forwardMs,
       carried: carry.carried,
       ...(job.text ? { truncatedRows: batcher.truncated, tokens: batcher.tokens } : {}),
+      ...(chunks ? { documents: writer.documentsWritten, chunks: chunks.chunks } : {}),
       ...(committed.duplicateIds ? { duplicateIds: committed.duplicateIds } : {}),
     };
   } catch (err) {
@@ -106,10 +125,18 @@ export async function processShard(data: ShardJobData, ctx: ShardContext): Promi
   }
 }
 
-/** A batch's rows, with the carried rows before its end merged in, written; its progress reported. */
+/** A batch's rows, with the carried rows before its end merged in, written; its progress (source rows) reported. */
 async function writeBatch(batch: EmbeddedBatch, carry: CarryOverMerge, writer: ShardWriter, onBatch: ShardContext['onBatch']): Promise<void> {
   writer.addErrors(batch.errors);
   const rows = await carry.merge(batch.rows, batch.last);
+  const before = writer.documentsWritten;
   await writer.write(rows, batch.runtime);
-  await onBatch?.(rows.ids.length, batch.errors.length);
+  await onBatch?.(writer.documentsWritten - before, batch.errors.length);
+}
+
+/** The chunker of a chunked text job, with the job's tokenizer (loaded only by text jobs). */
+async function textChunker(job: ShardJobData['job']): Promise<import('../preprocess/chunk.js').TextChunker> {
+  const text = job.text!;
+  const [{ TextTokenizer }, { TextChunker }] = await Promise.all([import('../preprocess/tokenize.js'), import('../preprocess/chunk.js')]);
+  return new TextChunker(new TextTokenizer(text), text.prefix, text.chunk!);
 }

@@ -4,7 +4,10 @@ import type { ErrorRow, InputRow } from './shard-rows.js';
 
 /** A shard's row as the reader hands it on: to embed, to carry over from the base run, or failed. */
 export type ReadRow =
-  { kind: 'embed'; pos: number; hash: string; row: InputRow } | { kind: 'carry'; pos: number; id: string; hash: string } | { kind: 'error'; error: ErrorRow };
+  | { kind: 'embed'; pos: number; hash: string; row: InputRow }
+  /** `row`: the source row, whose carried columns (and text, for chunks) the output takes from the source */
+  | { kind: 'carry'; pos: number; id: string; hash: string; row: InputRow }
+  | { kind: 'error'; error: ErrorRow };
 
 /**
  * First stage of a shard: streams its rows from the source in order, numbers them, and hashes
@@ -28,7 +31,7 @@ export class ShardReader {
         yield { kind: 'error', error: { pos, id: row.id, stage: row.stage, message: row.message } };
       } else {
         const hash = this.hash(row);
-        yield this.base?.has(hash) ? { kind: 'carry', pos, id: row.id, hash } : { kind: 'embed', pos, hash, row };
+        yield this.base?.has(hash) ? { kind: 'carry', pos, id: row.id, hash, row } : { kind: 'embed', pos, hash, row };
       }
       pos++;
     }

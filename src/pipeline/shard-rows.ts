@@ -1,4 +1,5 @@
 import type { SourceRow } from '../sources/types.js';
+import type { ExtraValue } from '../types/columns.js';
 import type { TapOutput } from '../types/features.js';
 import type { RowStage } from '../types/row-stage.js';
 
@@ -26,6 +27,8 @@ export interface FeatureRows {
   hashes: string[];
   /** one entry per tap column, `ids.length` rows each; empty when there are no rows */
   taps: Record<string, TapOutput>;
+  /** per row, its values of the job's carried and chunk columns, in their order ([] each when it has none) */
+  extra: ExtraValue[][];
 }
 
 /** What the part file's schema records about the runtime that made the features. */
@@ -36,5 +39,5 @@ export interface RuntimeInfo {
 
 /** No rows. */
 export function noRows(): FeatureRows {
-  return { pos: [], ids: [], hashes: [], taps: {} };
+  return { pos: [], ids: [], hashes: [], taps: {}, extra: [] };
 }

@@ -9,6 +9,7 @@ import { encodeRowIndex } from './incremental.js';
 import type { ErrorRow, FeatureRows, RuntimeInfo } from './shard-rows.js';
 import type { ShardJobData } from './types.js';
 import type { TapColumn } from '../types/features.js';
+import { chunkRows, extraColumns } from './columns.js';
 
 /** A shard's files once committed. */
 export interface CommittedShard {
@@ -33,7 +34,12 @@ export interface CommittedShard {
 export class ShardWriter {
   private part: PartWriter | null = null;
   private readonly prefix: string;
-  private readonly index: { ids: string[]; hashes: string[] } = { ids: [], hashes: [] };
+  private readonly index: { ids: string[]; hashes: string[]; chunks: number[] } = { ids: [], hashes: [], chunks: [] };
+  /** source rows written: each chunked document counts once however many chunk rows it has */
+  private documents = 0;
+  private lastPos = -1;
+  /** where the `chunk` column is among the extra values, when the job writes a row per chunk */
+  private readonly chunkAt: number;
   private readonly errors: ErrorRow[] = [];
   private readonly duplicates = new DuplicateIdCounter();
   /** per tap column, the per-row shape of the part file ({} until it is opened) */
@@ -48,6 +54,7 @@ export class ShardWriter {
     private readonly format: PartFormatEntry,
   ) {
     this.prefix = runPrefix(data.job.name, data.job.fingerprint, data.runId);
+    this.chunkAt = chunkRows(data.job) ? extraColumns(data.job).findIndex((c) => c.kind === 'chunk') : -1;
   }
 
   addErrors(errors: readonly ErrorRow[]): void {
@@ -58,10 +65,21 @@ export class ShardWriter {
   async write(rows: FeatureRows, runtime: RuntimeInfo): Promise<void> {
     if (rows.ids.length === 0) return;
     this.part ??= await this.open(rows, runtime);
-    await this.part.writeBatch(rows.ids, rows.taps);
+    await this.part.writeBatch(rows.ids, rows.taps, rows.extra);
     this.index.ids.push(...rows.ids);
     this.index.hashes.push(...rows.hashes);
+    if (this.chunkAt >= 0) for (const e of rows.extra) this.index.chunks.push(Number(e[this.chunkAt]));
+    // rows come in source order, a document's chunks one after another
+    for (const pos of rows.pos) {
+      if (pos !== this.lastPos) this.documents++;
+      this.lastPos = pos;
+    }
     this.duplicates.add(rows.ids);
+  }
+
+  /** Source rows written so far (a chunked document once). */
+  get documentsWritten(): number {
+    return this.documents;
   }
 
   /** Per tap column, the per-row shape written ({} when no row was). */
@@ -90,7 +108,8 @@ export class ShardWriter {
     }
     const rows = this.index.ids.length;
     if (rows > 0) {
-      await this.sink.put(rowIndexKey(this.prefix, shard.index), tableToIPC(encodeRowIndex(this.index.ids, this.index.hashes), 'file'));
+      const chunks = this.chunkAt >= 0 ? this.index.chunks : undefined;
+      await this.sink.put(rowIndexKey(this.prefix, shard.index), tableToIPC(encodeRowIndex(this.index.ids, this.index.hashes, chunks), 'file'));
     }
     let errorsFile: string | null = null;
     if (this.errors.length > 0) {
@@ -101,8 +120,8 @@ export class ShardWriter {
         this.errors.map(({ id, stage, message, pos }) => ({ id, stage, message, position: shard.start + pos })),
       );
     }
-    if (rows + this.errors.length !== shard.count) {
-      throw new Error(`shard ${shard.index}: ${rows} rows + ${this.errors.length} errors, but the shard has ${shard.count} rows`);
+    if (this.documents + this.errors.length !== shard.count) {
+      throw new Error(`shard ${shard.index}: ${this.documents} rows + ${this.errors.length} errors, but the shard has ${shard.count} rows`);
     }
     return { rows, errorRows: this.errors.length, file, bytes, errorsFile, duplicateIds: this.duplicates.result() };
   }
@@ -119,6 +138,7 @@ export class ShardWriter {
     this.partShapes = Object.fromEntries(job.taps.map((t) => [t.as, rows.taps[t.as]!.shape]));
     const schema = buildSchema({
       taps: job.taps,
+      extra: extraColumns(job),
       shapes: this.partShapes,
       ragged: new Set(job.taps.filter((t) => rows.taps[t.as]!.lengths !== undefined).map((t) => t.as)),
       layout: runtime.layout,

@@ -93,6 +93,10 @@ export interface ShardResult extends ManifestShard {
   truncatedRows?: number;
   /** text: real tokens of the rows embedded (padding not counted) */
   tokens?: number;
+  /** chunked text: source rows (documents) written; `rows` counts the part file's rows (chunks, or documents with reduce: mean) */
+  documents?: number;
+  /** chunked text: chunks cut (with reduce: mean, of the documents embedded here only) */
+  chunks?: number;
   /** ids that more than one row of the shard carries, counted exactly; absent when none does */
   duplicateIds?: DuplicateIds;
 }
@@ -110,6 +114,8 @@ export interface RunRecord {
   totalRows: number;
   rows: number;
   errorRows: number;
+  /** chunked text, once the run has ended: source rows written (`rows` counts chunk rows) */
+  documents?: number;
   /** ids that more than one row carries, once the run has ended; null when the run was too large to count them */
   duplicateIds?: DuplicateIds | null;
   failedShards: number[];

@@ -60,11 +60,14 @@ export class TextTokenizer {
   private readonly template: Template;
   /** the first cut of a long row, at least (see {@link minCutOf}) */
   private readonly minCut: number;
+  /** a text's tokens are its words' tokens, one word after another (see {@link wordsAdd}) */
+  readonly additive: boolean;
 
   constructor(private readonly text: Pick<ResolvedText, 'tokenizer' | 'tokenizerConfig' | 'maxLength' | 'prefix'>) {
     const json = readJson(text.tokenizer);
     const config = text.tokenizerConfig !== undefined ? readJson(text.tokenizerConfig) : {};
     this.minCut = minCutOf(json);
+    this.additive = wordsAdd(json);
     try {
       this.tokenizer = new Tokenizer(json, config);
       this.template = templateOf(this.tokenizer);
@@ -75,6 +78,16 @@ export class TextTokenizer {
     if (text.maxLength <= specials) {
       throw new TokenizerFileError(text.tokenizer, `with maxLength ${text.maxLength} leaves no room for text besides the ${specials} special tokens`);
     }
+  }
+
+  /** How many special tokens the tokenizer puts around each row ([CLS] and [SEP] for BERT). */
+  get specialTokens(): number {
+    return this.template.before.length + this.template.after.length;
+  }
+
+  /** How many tokens `text` is, as it is (no prefix, no special tokens). */
+  countTokens(text: string): number {
+    return this.contentOf(text).length;
   }
 
   /** The largest id the tokenizer can give (its vocabulary and added tokens). */
@@ -171,6 +184,34 @@ function minCutOf(json: object): number {
   const model = (json as { model?: { max_input_chars_per_word?: unknown } }).model;
   const chars = model?.max_input_chars_per_word;
   return typeof chars === 'number' && Number.isFinite(chars) ? Math.max(MIN_CUT, 4 * chars) : MIN_CUT;
+}
+
+/** Normalizers that change a text character by character, never joining two words. */
+const CHARACTER_NORMALIZERS = new Set(['BertNormalizer', 'Lowercase', 'NFD', 'NFC', 'NFKD', 'NFKC', 'StripAccents']);
+/** Pre-tokenizers that split at every space, so that no token spans two words. */
+const SPACE_PRE_TOKENIZERS = new Set(['BertPreTokenizer', 'Whitespace', 'WhitespaceSplit']);
+
+/**
+ * True when the tokens of a text are those of its words one after another (each cut before a
+ * space that ends a word): a WordPiece model behind a pre-tokenizer that splits at spaces and a
+ * normalizer that works character by character (BERT's tokenizers), and no added token holding a
+ * space. Then a text's count is the sum of its words' counts; other tokenizers are counted whole.
+ */
+function wordsAdd(json: object): boolean {
+  const j = json as { normalizer?: unknown; pre_tokenizer?: unknown; model?: { type?: unknown }; added_tokens?: Array<{ content?: unknown }> };
+  const types = (v: unknown, list: string): string[] => {
+    if (v === null || v === undefined) return [];
+    const o = v as Record<string, unknown>;
+    return o['type'] === 'Sequence' && Array.isArray(o[list]) ? (o[list] as unknown[]).flatMap((x) => types(x, list)) : [String(o['type'])];
+  };
+  const pre = types(j.pre_tokenizer, 'pretokenizers');
+  return (
+    j.model?.type === 'WordPiece' &&
+    pre.length > 0 &&
+    pre.every((t) => SPACE_PRE_TOKENIZERS.has(t)) &&
+    types(j.normalizer, 'normalizers').every((t) => CHARACTER_NORMALIZERS.has(t)) &&
+    (j.added_tokens ?? []).every((t) => typeof t.content === 'string' && !/\s/.test(t.content))
+  );
 }
 
 /** Whitespace, as JavaScript regular expressions and byte-level pre-tokenizers see it. */

@@ -412,6 +412,7 @@ export class LayertapClient {
       rows,
       errorRows,
       totalRows: rec.totalRows,
+      ...(rec.documents !== undefined ? { documents: rec.documents } : {}),
       shards: { total: rec.shards, done, failed, cancelled },
       output: { uri: rec.outputUri, manifest: rec.manifest ?? null, files: rec.files ?? [], errorFiles: rec.errorFiles ?? [] },
       fingerprint: rec.fingerprint,

@@ -1,6 +1,7 @@
 import { runOfManifestKey } from '../storage/layout.js';
 import { createSink, defaultSinks, type SinkRegistry, type SinkSpec } from '../storage/registry.js';
 import { parseManifest, type ManifestRecordFields } from '../sinks/manifest-schema.js';
+import { manifestFile } from '../sinks/manifest.js';
 import type { RunRegistry } from './run-registry.js';
 import type { RunRecord } from './types.js';
 
@@ -9,6 +10,7 @@ export function recordFromManifest(m: ManifestRecordFields, manifestUri: string)
   const createdAt = Date.parse(m.createdAt);
   const finished = Date.parse(m.finishedAt ?? m.committedAt ?? m.createdAt);
   const failed = m.failedShards.map((f) => f.index);
+  const runUri = manifestUri.replace(/\/_manifest\.json$/, '');
   return {
     runId: m.runId,
     name: m.name,
@@ -22,10 +24,11 @@ export function recordFromManifest(m: ManifestRecordFields, manifestUri: string)
     rows: m.rows,
     errorRows: m.errorRows,
     failedShards: failed,
-    outputUri: manifestUri.replace(/\/_manifest\.json$/, ''),
+    outputUri: runUri,
     manifest: manifestUri,
-    files: m.files ?? m.shards.filter((s) => s.file).map((s) => s.file as string),
-    errorFiles: m.errorFiles ?? m.shards.filter((s) => s.errorsFile).map((s) => s.errorsFile as string),
+    // names relative to the run folder (or full paths, in older manifests)
+    files: (m.files ?? m.shards.filter((s) => s.file).map((s) => s.file as string)).map((f) => manifestFile(runUri, f)),
+    errorFiles: (m.errorFiles ?? m.shards.filter((s) => s.errorsFile).map((s) => s.errorsFile as string)).map((f) => manifestFile(runUri, f)),
     ...(m.model.runtime ? { backend: m.model.runtime } : {}),
   };
 }

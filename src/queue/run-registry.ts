@@ -193,3 +193,14 @@ const COMPARE_AND_SET = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if tonumber(ARGV[3]) > 0 then redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) else redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL') end
 return 1`;
+
+/** The newest committed run (by start time) of each dataset among `runs`, newest first. */
+export function latestCommitted(runs: readonly RunRecord[]): RunRecord[] {
+  const latest = new Map<string, RunRecord>();
+  for (const r of runs) {
+    if (r.status !== 'committed') continue;
+    const seen = latest.get(r.name);
+    if (!seen || r.createdAt > seen.createdAt || (r.createdAt === seen.createdAt && r.runId > seen.runId)) latest.set(r.name, r);
+  }
+  return [...latest.values()].sort((a, b) => b.createdAt - a.createdAt);
+}

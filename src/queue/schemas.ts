@@ -86,6 +86,7 @@ export const runRecordSchema = z.looseObject({
   totalRows: countSchema,
   rows: countSchema,
   errorRows: countSchema,
+  documents: countSchema.optional(),
   duplicateIds: z
     .object({ count: countSchema, examples: z.array(z.string()) })
     .nullable()

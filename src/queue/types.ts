@@ -36,6 +36,8 @@ export interface RunSummary {
   rows: number;
   errorRows: number;
   totalRows: number;
+  /** chunked text (preprocess.chunk), once the run has ended: source rows written; `rows` counts the part files' rows */
+  documents?: number;
   /** done: committed; failed: failed every attempt; cancelled: never ran because the run was cancelled */
   shards: { total: number; done: number; failed: number; cancelled: number };
   output: { uri: string; manifest: string | null; files: string[]; errorFiles: string[] };

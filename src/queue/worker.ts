@@ -328,6 +328,7 @@ export class LayertapWorker {
       const cancelled = await this.specs.isCancelled(runId);
       const res = await finalizeRun(spec, await shardOutcomes(job), this.lifecycle, this.registries.sinks, {
         cancelled,
+        formats: this.registries.formats,
         range: async (index) => this.specs.task(runId, index),
       });
       const level = res.status === 'committed' ? 'info' : res.status === 'partial' || res.status === 'cancelled' ? 'warn' : 'error';

@@ -1,5 +1,6 @@
-import { Field, FixedSizeList, Float16, Float32, Int64, List, Schema, Utf8 } from 'apache-arrow';
+import { Bool, Field, FixedSizeList, Float16, Float32, Float64, Int32, Int64, List, Schema, Utf8, type DataType } from 'apache-arrow';
 import type { ResolvedTap } from '../config/resolved.js';
+import type { ExtraColumn, ExtraType } from '../types/columns.js';
 import { columnLayout, type TapColumn, type TapLayout } from '../types/features.js';
 
 /** Metadata keys of the output contract (README, "Output"). */
@@ -12,6 +13,8 @@ export const FIELD_META = {
   /** only when the tap sets its own axes: a JSON array, batch axis = 0 */
   reduceAxes: 'layertap.reduce_axes',
   normalize: 'layertap.normalize',
+  /** on a column that is not a tap: 'carry' (copied from the source) or 'chunk' (chunk, start, end) */
+  column: 'layertap.column',
 } as const;
 
 export const SCHEMA_META = {
@@ -31,6 +34,8 @@ export type TapValueType = Float32 | Float16;
 /** What goes into a part file's schema. */
 export interface SchemaOptions {
   taps: readonly ResolvedTap[];
+  /** columns between `id` and the taps: carried source columns, then a chunked job's chunk, start, end. @defaultValue none */
+  extra?: readonly ExtraColumn[];
   /** per tap column name (`tap.as`): the per-row shape before flattening */
   shapes: Readonly<Record<string, readonly number[]>>;
   /**
@@ -64,17 +69,42 @@ export function tapColumnType(dtype: 'float32' | 'float16', listSize: number): F
   return new FixedSizeList<TapValueType>(listSize, new Field('item', value, true));
 }
 
-/** Builds the schema of a part file: `id` (utf8) then one FixedSizeList column per tap, with the contract's metadata. */
+/** The Arrow type of a carried or chunk column. */
+export function extraColumnType(type: ExtraType): DataType {
+  switch (type) {
+    case 'utf8':
+      return new Utf8();
+    case 'int32':
+      return new Int32();
+    case 'int64':
+      return new Int64();
+    case 'float64':
+      return new Float64();
+    case 'bool':
+      return new Bool();
+  }
+}
+
+/**
+ * Builds the schema of a part file: `id` (utf8), the carried and chunk columns (nullable carried
+ * ones, with `layertap.column` metadata), then one FixedSizeList column per tap, with the
+ * contract's metadata.
+ */
 export function buildSchema(opts: SchemaOptions): Schema {
   if (opts.taps.length === 0) throw new Error('buildSchema: taps is empty; a part file needs at least one tap column');
   const seen = new Set<string>([ID_COLUMN]);
   const fields: Field[] = [new Field(ID_COLUMN, new Utf8(), false)];
+  for (const c of opts.extra ?? []) {
+    if (seen.has(c.name)) throw new Error(`column '${c.name}' is written twice (the id column, or carried twice)`);
+    seen.add(c.name);
+    fields.push(new Field(c.name, extraColumnType(c.type), c.kind === 'carry', new Map([[FIELD_META.column, c.kind]])));
+  }
   opts.taps.forEach((tap, i) => {
     if (seen.has(tap.as)) {
       throw new Error(
         tap.as === ID_COLUMN
           ? `taps[${i}].as: '${ID_COLUMN}' is reserved for the row id column; choose another column name`
-          : `taps[${i}].as: column name '${tap.as}' is used twice`,
+          : `taps[${i}].as: column name '${tap.as}' is used twice (by another tap, a carried column or a chunk column)`,
       );
     }
     seen.add(tap.as);

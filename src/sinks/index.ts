@@ -10,6 +10,6 @@ export { writeErrorsFile } from './errors-file.js';
 export type { ErrorRecord } from './errors-file.js';
 export { readArrowFile, readPartFile } from './read-arrow.js';
 export { manifestSchema, parseManifest, type ManifestRecordFields } from './manifest-schema.js';
-export { manifestTap } from './manifest.js';
+export { manifestFile, manifestTap, runRelative } from './manifest.js';
 export type { ManifestFailedShard, ManifestShard, ManifestStatus, ManifestTap, RunManifest, WrittenColumns } from './manifest.js';
 export { carriedCells, carriedColumnNames, jsonCell, vectorColumn, vectorColumnNames, VectorColumnError, type VectorColumn } from './read-vectors.js';

@@ -89,12 +89,18 @@ export interface RunManifest {
   /** text models: real tokens (no padding) of the rows this run embedded, and how many rows those were */
   tokens?: number;
   tokenizedRows?: number;
-  /** full paths/URIs of the part files, in shard order */
+  /** chunked text (preprocess.chunk): source rows written, and the chunks cut of them (with reduce: mean, of the rows embedded by this run) */
+  documents?: number;
+  chunks?: number;
+  /**
+   * the part files, in shard order: names relative to the run folder (`part-00000.arrow`), so that
+   * the folder can be moved; manifests written before that hold full paths/URIs (see {@link manifestFile})
+   */
   files?: string[];
   errorFiles?: string[];
   /** committed shards; empty when they are in `shardsFile` */
   shards: ManifestShard[];
-  /** full path/URI of `_manifest-shards.arrow`, which holds the per-shard list of a large run instead of `shards` */
+  /** `_manifest-shards.arrow` (relative to the run folder, or a full path/URI in older manifests), which holds the per-shard list of a large run instead of `shards` */
   shardsFile?: string;
   /** committed shards, when they are in `shardsFile` */
   shardCount?: number;
@@ -113,4 +119,18 @@ export interface RunManifest {
   committedAt?: string;
   finishedAt?: string;
   seconds: number;
+}
+
+/**
+ * A file a manifest names, as a full path/URI: names relative to the run folder (what manifests
+ * hold) are joined to `runUri`; full paths and URIs (older manifests) are kept as they are.
+ */
+export function manifestFile(runUri: string, file: string): string {
+  return file.startsWith('/') || /^[a-z][a-z0-9+.-]*:\/\//i.test(file) ? file : `${runUri.replace(/\/+$/, '')}/${file}`;
+}
+
+/** A file of the run folder `runUri` by its name relative to the folder, as manifests record it. */
+export function runRelative(runUri: string, file: string): string {
+  const base = `${runUri.replace(/\/+$/, '')}/`;
+  return file.startsWith(base) ? file.slice(base.length) : file;
 }

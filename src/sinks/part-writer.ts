@@ -1,6 +1,7 @@
-import { type Field, FixedSizeList, Float, List, Precision, RecordBatch, Struct, makeData } from 'apache-arrow';
+import { type Field, FixedSizeList, Float, List, Precision, RecordBatch, Struct, makeBuilder, makeData, type DataType } from 'apache-arrow';
 import type { Float16, Float32 } from 'apache-arrow';
 import type { Data, Schema } from 'apache-arrow';
+import type { ExtraValue } from '../types/columns.js';
 import type { TapOutput } from '../types/features.js';
 import { float16ListData, float32ListData, utf8Data } from './arrow-data.js';
 import { FIELD_META, ID_COLUMN } from './arrow-schema.js';
@@ -25,12 +26,15 @@ interface TapColumn {
  */
 export class PartWriter {
   private readonly columns: TapColumn[];
+  /** the carried and chunk columns, between `id` and the taps */
+  private readonly extra: Field[];
 
   private constructor(
     private readonly schema: Schema,
     private readonly file: BatchFileWriter,
   ) {
     this.columns = tapColumns(schema);
+    this.extra = extraFields(schema);
   }
 
   /**
@@ -47,16 +51,28 @@ export class PartWriter {
    * Appends rows as one record batch. Each tap's `data` is [rows, ...shape] flattened; the
    * batch is built over those arrays without copying them (unless a float16 column is given
    * float32 data or the reverse, which is converted). The arrays must not be modified until
-   * the returned promise resolves, when their bytes have been handed to the sink.
+   * the returned promise resolves, when their bytes have been handed to the sink. `extra`: per
+   * row, its values of the schema's carried and chunk columns, in their order.
    */
-  async writeBatch(ids: readonly string[], taps: Readonly<Record<string, TapOutput>>): Promise<void> {
+  async writeBatch(ids: readonly string[], taps: Readonly<Record<string, TapOutput>>, extra: ReadonlyArray<readonly ExtraValue[]> = []): Promise<void> {
     const rows = ids.length;
     if (rows === 0) return;
     const known = new Set(this.columns.map((c) => c.name));
     for (const name of Object.keys(taps)) {
       if (!known.has(name)) throw new Error(`writeBatch: tap column '${name}' is not in the part's schema (${[...known].join(', ')})`);
     }
+    if (this.extra.length > 0 && extra.length !== rows) {
+      throw new Error(`writeBatch: ${extra.length} rows of values for the columns ${this.extra.map((f) => f.name).join(', ')}, but ${rows} rows`);
+    }
     const children: Data[] = [utf8Data(ids)];
+    this.extra.forEach((f, j) =>
+      children.push(
+        extraData(
+          f,
+          extra.map((r) => r[j] ?? null),
+        ),
+      ),
+    );
     for (const col of this.columns) {
       const out = taps[col.name];
       if (!out) throw new Error(`writeBatch: no features for tap column '${col.name}'`);
@@ -116,11 +132,32 @@ function raggedData(col: TapColumn, rows: number, out: TapOutput): Data {
   return makeData({ type: col.ragged!, length: rows, nullCount: 0, valueOffsets: offsets, child });
 }
 
+/** The fields of carried and chunk columns (they have `layertap.column` metadata). */
+function extraFields(schema: Schema): Field[] {
+  return (schema.fields as Field[]).filter((f) => f.metadata.has(FIELD_META.column));
+}
+
+/** A carried or chunk column's values as Arrow data of the field's type (nulls where a value is null). */
+function extraData(field: Field, values: ExtraValue[]): Data {
+  const type = field.type as DataType;
+  const wide = String(type) === 'Int64';
+  const cells = values.map((v) => {
+    if (v === null) return null;
+    if (wide) return typeof v === 'bigint' ? v : BigInt(Math.trunc(Number(v)));
+    return typeof v === 'bigint' ? Number(v) : v;
+  });
+  // one builder flushed once: a single Data however many rows
+  const builder = makeBuilder({ type, nullValues: [null] });
+  for (const c of cells) builder.append(c as never);
+  return builder.finish().flush();
+}
+
 function tapColumns(schema: Schema): TapColumn[] {
-  const [first, ...rest] = schema.fields as Field[];
+  const [first, ...fields] = schema.fields as Field[];
   if (!first || first.name !== ID_COLUMN) {
     throw new Error(`PartWriter: the schema's first column must be '${ID_COLUMN}'; build it with buildSchema()`);
   }
+  const rest = fields.filter((f) => !f.metadata.has(FIELD_META.column));
   return rest.map((f) => {
     const outer: unknown = f.type;
     const ragged = outer instanceof List ? outer : null;

@@ -1,33 +1,39 @@
 import { readFile } from 'node:fs/promises';
-import { tableFromIPC } from 'apache-arrow';
+import { extname } from 'node:path';
 import type { Table } from 'apache-arrow';
-import { loadParquetWasm } from '../storage/parquet-wasm.js';
+import { defaultFormats, type FormatRegistry } from './formats.js';
+import { decodeArrow } from './part-readers.js';
 
 /** Reads a whole Arrow IPC file (or stream) from a path or bytes into a Table. */
 export async function readArrowFile(source: string | Uint8Array): Promise<Table> {
   const bytes = typeof source === 'string' ? await readFile(source) : source;
-  try {
-    return tableFromIPC(bytes);
-  } catch (err) {
-    const what = typeof source === 'string' ? source : 'the given bytes';
-    throw new Error(`${what} is not a readable Arrow IPC file: ${(err as Error).message}`, { cause: err });
-  }
+  return decodeArrow(bytes, typeof source === 'string' ? source : 'the given bytes');
+}
+
+/** How {@link readPartFile} finds the format of a part file. */
+export interface ReadPartOptions {
+  /** the file's name or key, whose extension names its format, when `source` is bytes */
+  name?: string;
+  /** the formats that may have written it. @defaultValue the built-ins */
+  formats?: FormatRegistry;
 }
 
 /**
- * Reads a whole part file into a Table: Arrow IPC, or Parquet (told by its 'PAR1' magic) through
- * parquet-wasm, which restores the Arrow schema stored with it (FixedSizeList, metadata).
+ * Reads a whole part file into a Table, decoded by the entry of the format registry whose
+ * extension the file's name has (else, as for bytes without a name, the first entry that
+ * recognises its first bytes).
  */
-export async function readPartFile(source: string | Uint8Array): Promise<Table> {
+export async function readPartFile(source: string | Uint8Array, opts: ReadPartOptions = {}): Promise<Table> {
+  const formats = opts.formats ?? defaultFormats();
   const bytes = typeof source === 'string' ? await readFile(source) : source;
-  if (bytes.byteLength >= 4 && bytes[0] === 0x50 && bytes[1] === 0x41 && bytes[2] === 0x52 && bytes[3] === 0x31) {
-    const pq = await loadParquetWasm();
-    try {
-      return tableFromIPC(pq.readParquet(bytes).intoIPCStream());
-    } catch (err) {
-      const what = typeof source === 'string' ? source : 'the given bytes';
-      throw new Error(`${what} is not a readable Parquet file: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-    }
+  const name = typeof source === 'string' ? source : opts.name;
+  const what = name ?? 'the given bytes';
+  const ext = name !== undefined ? extname(name).slice(1) : '';
+  const entries = formats.list().map(([, e]) => e);
+  const entry = entries.find((e) => ext !== '' && e.extension === ext) ?? entries.find((e) => e.recognises(bytes));
+  if (entry === undefined) {
+    const known = [...new Set(entries.map((e) => `.${e.extension}`))].join(', ');
+    throw new Error(`${what} is not a part file of a known format (${known})`);
   }
-  return readArrowFile(bytes);
+  return entry.read(bytes, what);
 }

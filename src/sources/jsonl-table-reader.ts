@@ -1,7 +1,7 @@
 import { countLines, lines, planLines, type Line } from './file-lines.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { checkLimit } from './limits.js';
-import { jsonCell, jsonKind } from './table-cells.js';
+import { carryValue, jsonCarryType, jsonCell, jsonKind } from './table-cells.js';
 import type { RawRow, RowColumns, TableColumn } from './table-cells.js';
 import { checkShard } from './table-reader.js';
 import type { TableReader } from './table-reader.js';
@@ -144,6 +144,8 @@ export class JsonlTableReader implements TableReader {
 function jsonColumn(name: string, value: unknown): TableColumn {
   const kind = jsonKind(value);
   const column: TableColumn = { name, kind, typeName: `JSON ${Array.isArray(value) ? 'array' : value === null ? 'null' : typeof value}` };
+  const carry = jsonCarryType(value);
+  if (carry) column.carry = carry;
   if (kind === 'tensor') {
     const cell = jsonCell(value);
     if (cell.kind === 'tensor' && cell.shape) column.shape = cell.shape;
@@ -170,11 +172,13 @@ function parseRow(line: Line, index: number, columns: RowColumns, maxLineBytes: 
   }
   if (!isObject(value)) return { index, id: null, input: { kind: 'invalid', message: `line at byte ${line.offset} is not a JSON object` } };
   const id = columns.id === null ? null : value[columns.id];
-  return {
+  const row: RawRow = {
     index,
     id: id === null || id === undefined ? null : typeof id === 'string' ? id : JSON.stringify(id),
     input: columns.input in value ? jsonCell(value[columns.input]) : { kind: 'invalid', message: `the row has no '${columns.input}' field` },
   };
+  if (columns.carry && columns.carry.length > 0) row.carry = columns.carry.map((c) => carryValue(value[c.name], c.type));
+  return row;
 }
 
 function parse(bytes: Buffer): unknown {

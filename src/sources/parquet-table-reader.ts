@@ -46,7 +46,7 @@ export class ParquetTableReader implements TableReader {
   async *rows(shard: ShardSpec, columns: RowColumns): AsyncIterable<RawRow> {
     const { metadata, schema } = await this.info.get();
     checkShard(shard, metadata.rows, this.path);
-    const wanted = columns.id === null ? [columns.input] : [columns.id, columns.input];
+    const wanted = [...(columns.id === null ? [columns.input] : [columns.id, columns.input]), ...(columns.carry ?? []).map((c) => c.name)];
     const keep = new Set(wanted);
     const hint = hasArrowSchema(metadata) ? arrowSchemaHint(schema, keep) : undefined;
     const pieces = piecesFor(

@@ -55,9 +55,10 @@ function tableEntry(format: TableFormat, what: string, extensions: readonly stri
     family: 'table',
     extensions,
     s3: 'key',
-    fields: ['idColumn', 'inputColumn', 'maxRowBytes', ...own],
+    fields: ['idColumn', 'inputColumn', 'maxRowBytes', 'carry', ...own],
     async open(spec) {
       const options = {
+        ...(spec.carry ? { carry: spec.carry } : {}),
         ...(spec.idColumn ? { idColumn: spec.idColumn } : {}),
         ...(spec.inputColumn ? { inputColumn: spec.inputColumn } : {}),
         ...(spec.maxLineBytes !== undefined ? { maxLineBytes: spec.maxLineBytes } : {}),
@@ -116,13 +117,16 @@ export function defaultSources(): SourceRegistry {
     text: {
       describe: 'a .txt file, one row of text per line',
       extensions: ['.txt'],
-      fields: ['maxLineBytes'],
+      fields: ['maxLineBytes', 'carry'],
       async open(spec) {
         if (isS3Uri(spec.uri))
           throw new FieldError('source.uri', `.txt sources must be local files (${spec.uri}); or store the lines as a .parquet/.jsonl table`);
         const file = localPath(spec.uri, 'file', (p) => `type text needs a .txt file, but ${p} is not a file`);
         const { TextFileSource } = await import('./text-file-source.js');
-        return new TextFileSource(file, spec.maxLineBytes !== undefined ? { maxLineBytes: spec.maxLineBytes } : {});
+        return new TextFileSource(file, {
+          ...(spec.maxLineBytes !== undefined ? { maxLineBytes: spec.maxLineBytes } : {}),
+          ...(spec.carry ? { carry: spec.carry } : {}),
+        });
       },
     },
   });

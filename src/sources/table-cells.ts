@@ -1,5 +1,6 @@
 import { DataType, Precision } from 'apache-arrow';
 import type { Field, Table, Vector } from 'apache-arrow';
+import type { ExtraType, ExtraValue } from '../types/columns.js';
 import { FieldError } from '../types/errors.js';
 
 /**
@@ -20,6 +21,8 @@ export interface TableColumn {
   shape?: number[];
   /** a 'null' column: the rows read were every row of the table, so no row holds a value in it */
   everyRow?: boolean;
+  /** how the column is written when `source.carry` names it; absent: it cannot be carried (lists, bytes, structs) */
+  carry?: ExtraType;
 }
 
 /** The value of a row's input column, read but not yet checked against the column's kind. */
@@ -38,16 +41,43 @@ export interface RawRow {
   /** the id column's value as text, or null (no id column, or a null id) */
   id: string | null;
   input: TableCell;
+  /** the values of the columns `RowColumns.carry` names, in that order */
+  carry?: ExtraValue[];
 }
 
 /** Which columns a shard read needs. */
 export interface RowColumns {
   id: string | null;
   input: string;
+  /** columns copied into the output (`source.carry`), with the type each is written as */
+  carry?: ReadonlyArray<{ name: string; type: ExtraType }>;
+}
+
+/** A carried cell as its column's output type takes it (null for a value of another type). */
+export function carryValue(value: unknown, type: ExtraType): ExtraValue {
+  if (value === null || value === undefined) return null;
+  switch (type) {
+    case 'utf8':
+      return typeof value === 'string' ? value : typeof value === 'bigint' ? String(value) : JSON.stringify(value);
+    case 'bool':
+      return typeof value === 'boolean' ? value : null;
+    case 'int32':
+    case 'int64':
+    case 'float64':
+      return typeof value === 'number' || typeof value === 'bigint' ? value : null;
+  }
 }
 
 /** Classifies an Arrow field: lists of numbers are tensors, binary is image bytes, text is image paths. */
 export function arrowColumn(field: Field): TableColumn {
+  const column = arrowColumnKind(field);
+  const t = field.type;
+  const carry: ExtraType | null =
+    DataType.isUtf8(t) || DataType.isLargeUtf8(t) ? 'utf8' : DataType.isInt(t) ? 'int64' : DataType.isFloat(t) ? 'float64' : DataType.isBool(t) ? 'bool' : null;
+  return carry ? { ...column, carry } : column;
+}
+
+function arrowColumnKind(field: Field): TableColumn {
   const t = field.type;
   const typeName = String(t);
   if (DataType.isFixedSizeList(t) || DataType.isList(t)) {
@@ -87,6 +117,11 @@ export function* arrowRows(table: Table, from: number, to: number, columns: RowC
   if (!input) throw new FieldError('source.inputColumn', `no column '${columns.input}' in this part of the table`);
   const id = columns.id === null ? null : table.getChild(columns.id);
   if (columns.id !== null && !id) throw new FieldError('source.idColumn', `no column '${columns.id}' in this part of the table`);
+  const carried = (columns.carry ?? []).map((c) => {
+    const col = table.getChild(c.name);
+    if (!col) throw new FieldError('source.carry', `no column '${c.name}' in this part of the table`);
+    return { col, type: c.type };
+  });
   for (let i = from; i < to; i++) {
     // a damaged value (offsets past its data) is that row's problem, not the batch's
     let rawId: unknown = null;
@@ -97,7 +132,17 @@ export function* arrowRows(table: Table, from: number, to: number, columns: RowC
     } catch (err) {
       cell = { kind: 'invalid', message: `unreadable value: ${err instanceof Error ? err.message : String(err)}` };
     }
-    yield { index: firstIndex + i, id: rawId === null || rawId === undefined ? null : String(rawId), input: cell };
+    const row: RawRow = { index: firstIndex + i, id: rawId === null || rawId === undefined ? null : String(rawId), input: cell };
+    if (carried.length > 0) {
+      row.carry = carried.map(({ col, type }) => {
+        try {
+          return carryValue(col.get(i), type);
+        } catch {
+          return null;
+        }
+      });
+    }
+    yield row;
   }
 }
 
@@ -149,6 +194,11 @@ export function jsonCell(value: unknown): TableCell {
     return { kind: 'tensor', data, shape };
   }
   return { kind: 'invalid', message: `expected an array of numbers or a path, got ${typeof value}`, got: typeof value };
+}
+
+/** How a JSONL column whose first value is `value` is carried: text, a number or a boolean. */
+export function jsonCarryType(value: unknown): ExtraType | undefined {
+  return typeof value === 'string' ? 'utf8' : typeof value === 'number' ? 'float64' : typeof value === 'boolean' ? 'bool' : undefined;
 }
 
 /** The kind of a JSON value, for a JSONL column. */

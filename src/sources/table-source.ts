@@ -1,6 +1,7 @@
 import { ArrowTableReader } from './arrow-table-reader.js';
 import { JSONL_TYPE_BYTES, JSONL_TYPE_ROWS, JsonlTableReader } from './jsonl-table-reader.js';
 import { ParquetTableReader } from './parquet-table-reader.js';
+import type { CarriedColumn } from '../config/resolved.js';
 import type { RawRow, TableColumn } from './table-cells.js';
 import type { TableLocation } from './table-location.js';
 import type { TableReader } from './table-reader.js';
@@ -20,6 +21,8 @@ export interface TableSourceOptions {
   maxLineBytes?: number;
   /** a string input column holds text to tokenize, not image paths (the model takes token ids). @defaultValue false */
   text?: boolean;
+  /** columns copied into the output beside the id. @defaultValue the input column for text, else none */
+  carry?: string[];
 }
 
 interface Layout {
@@ -27,6 +30,8 @@ interface Layout {
   input: TableColumn;
   /** per-row tensor shape; null for image columns; 'tensor' or 'unknown' when no row tells (see RowShape) */
   shape: RowShape;
+  /** the columns copied into the output, with their output types */
+  carry: CarriedColumn[];
 }
 
 /** Rows of a list column read at most for one that tells the row shape. */
@@ -75,6 +80,11 @@ export class TableSource implements Source {
     return (await this.layout.get()).shape;
   }
 
+  /** The columns copied into the output beside the id, with the type each is written as. */
+  async carried(): Promise<CarriedColumn[]> {
+    return (await this.layout.get()).carry;
+  }
+
   /** Checks that the table can be read and that its id and input columns are usable. */
   async check(): Promise<void> {
     await this.location.check();
@@ -93,7 +103,7 @@ export class TableSource implements Source {
   async *read(shard: ShardSpec): AsyncIterable<SourceRow> {
     const layout = await this.layout.get();
     const reader = await this.getReader();
-    const rows = reader.rows(shard, { id: layout.id, input: layout.input.name });
+    const rows = reader.rows(shard, { id: layout.id, input: layout.input.name, carry: layout.carry });
     if (layout.input.kind !== 'text' || this.options.text === true) {
       for await (const raw of rows) yield this.toRow(raw, layout);
       return;
@@ -143,6 +153,35 @@ export class TableSource implements Source {
   }
 
   private async loadLayout(): Promise<Layout> {
+    const layout = await this.loadColumns();
+    return { ...layout, carry: await this.carryColumns(layout) };
+  }
+
+  /** The carried columns: those `carry` names (each must exist and hold text, numbers or booleans), by default a text job's input column. */
+  private async carryColumns(layout: Omit<Layout, 'carry'>): Promise<CarriedColumn[]> {
+    const names = this.options.carry ?? (this.options.text === true && layout.input.name !== '' ? [layout.input.name] : []);
+    if (names.length === 0) return [];
+    const columns = await (await this.getReader()).columns();
+    // a JSONL file without a row: nothing will be read, and every carried column is null text
+    if (columns.length === 0) return names.map((name) => (name === layout.input.name ? { name, type: 'utf8', input: true } : { name, type: 'utf8' }));
+    const list = columns.map((c) => `'${c.name}'`).join(', ');
+    const seen = new Set<string>();
+    return names.map((name, i) => {
+      const field = `source.carry[${i}]`;
+      if (seen.has(name)) throw new FieldError(field, `'${name}' is named twice`);
+      seen.add(name);
+      if (layout.id !== null && name === layout.id)
+        throw new FieldError(field, `'${name}' is the id column, which every row has as 'id' already; carry other columns`);
+      const column = columns.find((c) => c.name === name);
+      if (!column) throw new FieldError(field, `no column '${name}' in ${this.uri}; columns are: ${list}`);
+      // a JSONL column null in the rows sampled is carried as text (JSON for values that are not strings)
+      const type = column.carry ?? (column.kind === 'null' ? 'utf8' : undefined);
+      if (type === undefined) throw new FieldError(field, `column '${name}' is ${column.typeName}; carried columns hold text, numbers or booleans`);
+      return name === layout.input.name ? { name, type, input: true } : { name, type };
+    });
+  }
+
+  private async loadColumns(): Promise<Omit<Layout, 'carry'>> {
     const reader = await this.getReader();
     const columns = await reader.columns();
     // a JSONL file without a row has no columns to check the job's against: nothing will be read
@@ -232,6 +271,12 @@ export class TableSource implements Source {
   }
 
   private toRow(raw: RawRow, layout: Layout): SourceRow {
+    const row = this.toInputRow(raw, layout);
+    if (raw.carry && row.kind !== 'error') row.carry = raw.carry;
+    return row;
+  }
+
+  private toInputRow(raw: RawRow, layout: Layout): SourceRow {
     // with an id column, a row without an id has none: its index could be another row's id
     const id = layout.id === null ? String(raw.index) : raw.id;
     const cell = raw.input;
@@ -271,7 +316,7 @@ export class TableSource implements Source {
     const id = layout.id === null ? String(raw.index) : raw.id;
     if (id === null) return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: the id column '${layout.id}' is null` };
     try {
-      return { id, kind: 'bytes', bytes: await this.location.readRelative(raw.input.text) };
+      return { id, kind: 'bytes', bytes: await this.location.readRelative(raw.input.text), ...(raw.carry ? { carry: raw.carry } : {}) };
     } catch (err) {
       return { id, kind: 'error', stage: 'read', message: `row ${raw.index}: ${(err as Error).message}` };
     }

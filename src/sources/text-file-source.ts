@@ -3,6 +3,7 @@ import { countLines, lines, planLines } from './file-lines.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { checkLimit } from './limits.js';
 import { checkShard } from './table-reader.js';
+import type { CarriedColumn } from '../config/resolved.js';
 import type { ShardSpec, Source, SourceRow } from './types.js';
 import { FieldError } from '../types/errors.js';
 
@@ -10,9 +11,14 @@ import { FieldError } from '../types/errors.js';
 export interface TextFileSourceOptions {
   /** longest line read as a row; a longer one is an error row. @defaultValue 64 MiB */
   maxLineBytes?: number;
+  /** columns copied into the output: a text file has one, `text` (each line). @defaultValue ['text'] */
+  carry?: string[];
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
+
+/** The name of a text file's one column, as `source.carry` names it and the output writes it. */
+export const TEXT_COLUMN = 'text';
 
 /**
  * A text file with one row per line: the id is the 0-based line index (as `.npy` row ids), a
@@ -24,12 +30,25 @@ export class TextFileSource implements Source {
   readonly type = 'text';
   private total: Promise<number> | null = null;
   private readonly maxLineBytes: number;
+  private readonly carry: boolean;
 
   constructor(
     readonly uri: string,
     options: TextFileSourceOptions = {},
   ) {
     this.maxLineBytes = checkLimit('source.maxLineBytes', options.maxLineBytes, DEFAULTS.job.maxLineBytes);
+    const carry = options.carry ?? [TEXT_COLUMN];
+    carry.forEach((name, i) => {
+      if (name !== TEXT_COLUMN)
+        throw new FieldError(`source.carry[${i}]`, `no column '${name}' in ${uri}; a text file has one column, '${TEXT_COLUMN}' (each line)`);
+    });
+    if (carry.length > 1) throw new FieldError('source.carry[1]', `'${TEXT_COLUMN}' is named twice`);
+    this.carry = carry.length === 1;
+  }
+
+  /** `text` (the line), unless `carry: []`. */
+  async carried(): Promise<CarriedColumn[]> {
+    return this.carry ? [{ name: TEXT_COLUMN, type: 'utf8', input: true }] : [];
   }
 
   /** Rows are text, not tensors. */
@@ -80,7 +99,8 @@ export class TextFileSource implements Source {
     if (over) return { id, kind: 'error', stage: 'read', message: `line ${index} is ${length} bytes, more than source.maxLineBytes (${this.maxLineBytes})` };
     const end = bytes.length > 0 && bytes[bytes.length - 1] === 0x0d ? bytes.length - 1 : bytes.length;
     try {
-      return { id, kind: 'text', text: decoder.decode(bytes.subarray(0, end)) };
+      const text = decoder.decode(bytes.subarray(0, end));
+      return this.carry ? { id, kind: 'text', text, carry: [text] } : { id, kind: 'text', text };
     } catch {
       return { id, kind: 'error', stage: 'read', message: `line ${index} is not valid UTF-8` };
     }

@@ -1,3 +1,5 @@
+import type { CarriedColumn } from '../config/resolved.js';
+import type { ExtraValue } from '../types/columns.js';
 import type { RowStage } from '../types/row-stage.js';
 /** A JSON-serialisable description of one shard's rows, made when a run is planned. */
 export interface ShardSpec {
@@ -19,10 +21,10 @@ export type TableFormat = 'arrow' | 'parquet' | 'jsonl';
 
 /** One input row as read by a source on the worker's main thread. */
 export type SourceRow =
-  | { id: string; kind: 'bytes'; bytes: Uint8Array }
-  | { id: string; kind: 'tensor'; data: Float32Array }
-  /** a row of text, tokenized in a pool thread */
-  | { id: string; kind: 'text'; text: string }
+  | { id: string; kind: 'bytes'; bytes: Uint8Array; carry?: ExtraValue[] }
+  | { id: string; kind: 'tensor'; data: Float32Array; carry?: ExtraValue[] }
+  /** a row of text, tokenized in a pool thread; `carry`: its values of the columns `source.carry` names, in that order */
+  | { id: string; kind: 'text'; text: string; carry?: ExtraValue[] }
   /**
    * a row that cannot be embedded; `id` is null when the row has none of its own (a null id cell, a
    * line that is not JSON): its position in the source tells which row it is
@@ -58,6 +60,11 @@ export interface Source {
   rowShape(): Promise<RowShape>;
   /** fails with a message naming the field and location when the dataset cannot be read (e.g. a missing bucket or column) */
   check(): Promise<void>;
+  /**
+   * sources that can copy columns into the output (`source.carry`): the columns their rows carry,
+   * with the type each is written as; fails naming `source.carry[i]` for a column that is not there
+   */
+  carried?(): Promise<CarriedColumn[]>;
   /** total rows (for progress and planning) */
   count(): Promise<number>;
   /** split the dataset into shards of at most `shardSize` rows, in stable order */

@@ -15,6 +15,17 @@ export const PARTIAL_MARKER = '_PARTIAL';
 
 /** Written instead of `_SUCCESS` when the run was cancelled: the parts it has are not the whole dataset. */
 export const CANCELLED_MARKER = '_CANCELLED';
+/**
+ * Beside a dataset's runs (`<name>/_LATEST`): `<fingerprint>/<runId>` of its newest committed
+ * run, so a reader globs one run's parts, never several runs' at once.
+ */
+export const LATEST_POINTER = '_LATEST';
+
+/** Key of a dataset's latest-run pointer: '<name>/_LATEST'. */
+export function latestKey(name: string): string {
+  return `${name}/${LATEST_POINTER}`;
+}
+
 /** The per-shard list of a manifest too large to keep inside it, beside `_manifest.json`. */
 export const MANIFEST_SHARDS = '_manifest-shards.arrow';
 

@@ -1,16 +1,16 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { JobConfig } from '../config/schema.js';
+import { SINK_FORMAT_FIELDS, type JobConfig } from '../config/schema.js';
 import { Registry } from '../types/registry.js';
 import { S3_CONNECTION_FIELDS, s3Connection } from './s3-client.js';
 import type { Sink } from './types.js';
 import { FieldError } from '../types/errors.js';
 
 /** What a job file's `sink:` section says about where output goes (`format` is the part writer's business). */
-export type SinkSpec = Omit<JobConfig['sink'], 'format'>;
+export type SinkSpec = Omit<JobConfig['sink'], 'format'> & { tableUri?: string };
 
 /** Fields of `sink:` that only some schemes take. */
-export type SinkField = Exclude<keyof SinkSpec, 'uri'>;
+export type SinkField = Exclude<keyof SinkSpec, 'uri' | (typeof SINK_FORMAT_FIELDS)[number]>;
 
 /** One kind of storage for output, by uri scheme. Its module is imported by `open`. */
 export interface SinkEntry {
@@ -68,7 +68,13 @@ export async function createSink(spec: string | SinkSpec, sinks: SinkRegistry = 
     throw new FieldError('sink.uri', `unsupported scheme ${scheme}:// in ${uri}; use ${schemes.map(([, e]) => e.describe).join(', or ')}`);
   }
   for (const [field, value] of Object.entries(s)) {
-    if (value === undefined || field === 'uri' || field === 'format' || (entry.fields as readonly string[]).includes(field)) continue;
+    if (
+      value === undefined ||
+      field === 'uri' ||
+      (SINK_FORMAT_FIELDS as readonly string[]).includes(field) ||
+      (entry.fields as readonly string[]).includes(field)
+    )
+      continue;
     const takers = schemes.filter(([, e]) => (e.fields as readonly string[]).includes(field)).map(([name]) => `${name}://`);
     throw new FieldError(`sink.${field}`, `only applies to ${takers.join(', ') || 'no'} sinks, not ${uri}`);
   }

@@ -16,7 +16,9 @@ describe('a worker killed mid-shard, with the default stalled check', () => {
   // LAYERTAP_LOST_LOCK_MS=30000 measures the real defaults (about 40 s a kill)
   const LOCK_MS = Number(process.env.LAYERTAP_LOST_LOCK_MS ?? 4000);
   const STALLED_MS = stalledIntervalFor(LOCK_MS);
-  const N = LOCK_MS > 4000 ? 30_000 : 8000;
+  // enough rows that shards remain for every kill on a quiet host too: 2 workers at one row per
+  // forward pass go through 8000 rows in about 13 s there, less than three kills and their waits
+  const N = LOCK_MS > 4000 ? 30_000 : 20_000;
   const BOUND_MS = Math.max(LOCK_MS, 2 * STALLED_MS) + 2 * STALLED_MS;
   const KILLS = 3;
   let tmp: Awaited<ReturnType<typeof tempDir>>;
@@ -68,6 +70,9 @@ describe('a worker killed mid-shard, with the default stalled check', () => {
           const since = Date.now();
           while (!victim) {
             if (Date.now() - since > 60_000) throw new Error('no worker started a shard within a minute');
+            const st = await client.status(runId);
+            if (st && ['committed', 'failed', 'partial', 'cancelled'].includes(st.status))
+              throw new Error(`the run ended (${st.status}) before kill ${k + 1} of ${KILLS}: too few rows`);
             for (const w of live) {
               const l = w.lines.filter((x) => x.t >= since).find((x) => startedShard(x.text) !== null);
               if (l) {

@@ -18,7 +18,7 @@ export interface RunFiles {
   features: Map<string, Features>;
   /** error rows, errors file after errors file, read through the columns `id`, `stage` and `message` */
   errors: Array<{ id: string; stage: string; message: string }>;
-  /** the columns of the part files besides `id` */
+  /** the tap columns of the part files (not `id`, nor carried columns) */
   columns: string[];
 }
 
@@ -38,7 +38,8 @@ export async function readRunFiles(dir: string): Promise<RunFiles> {
   for (const name of names) {
     if (/^part-\d+\.(arrow|parquet)$/.test(name)) {
       const t = await readPartFile(join(dir, name));
-      const columns = t.schema.fields.map((f) => f.name).filter((n) => n !== 'id');
+      // the tap columns: not the id, nor the carried source columns (layertap.column)
+      const columns = t.schema.fields.filter((f) => f.name !== 'id' && !f.metadata.has('layertap.column')).map((f) => f.name);
       out.columns = columns;
       const ids = t.getChild('id')!;
       for (let i = 0; i < t.numRows; i++) {

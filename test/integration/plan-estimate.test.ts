@@ -38,7 +38,8 @@ async function written(files: string[]): Promise<Written> {
   const items = new Map<string, number>();
   for (const file of files) {
     const table = await readPartFile(file);
-    for (const field of table.schema.fields.slice(1)) {
+    // the tap columns: after the id, and not the carried text (layertap.column)
+    for (const field of table.schema.fields.slice(1).filter((f) => !f.metadata.has('layertap.column'))) {
       const data = table.getChild(field.name)!.data;
       const prev = columns.get(field.name);
       columns.set(field.name, {

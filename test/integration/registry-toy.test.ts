@@ -5,7 +5,8 @@ import { JobConfigError, parseJob } from '../../src/config/index.js';
 import { defaultRuntimes, importRuntime, loadRunner, type RuntimeEntry } from '../../src/models/index.js';
 import { defaultRegistries, resolveJob, type Registries } from '../../src/pipeline/index.js';
 import { runJob } from '../../src/queue/index.js';
-import { readPartFile } from '../../src/sinks/index.js';
+import { defaultFormats, readPartFile } from '../../src/sinks/index.js';
+import type { TableCommit, TableFormat, TableRun } from '../../src/sinks/table-destination.js';
 import { defaultSources, planRows, type ShardSpec, type Source, type SourceEntry, type SourceRow } from '../../src/sources/index.js';
 import { defaultSinks, type Sink, type SinkEntry, type SinkWriter } from '../../src/storage/index.js';
 import { maxAbsDiff, REDIS_URL, ROOT, SEED, testPrefix } from '../helpers/index.js';
@@ -241,6 +242,101 @@ describe('registries handed to a run', () => {
       }
     }
     expect(ids).toEqual(['0', '1', '2', '3', '4']);
+  });
+
+  it('runs a job into a table destination the program adds: the table mirrors each committed run', async () => {
+    // `memtable`: rows kept in a map by id; the runs' folders go to a mem:// sink beside it
+    const tables = new Map<string, Map<string, number[]>>();
+    const commits: TableRun[] = [];
+    const memTable: TableFormat = {
+      fields: ['table'],
+      runsUri: (spec) => `mem://runs-of-${spec.table}`,
+      check: async () => undefined,
+      open: async (spec) => ({
+        async commit(run): Promise<TableCommit> {
+          commits.push(run);
+          const rows = new Map<string, number[]>();
+          for (const shard of run.shards) {
+            for await (const b of shard.batches()) {
+              for (let i = 0; i < b.numRows; i++) rows.set(String(b.getChild('id')!.get(i)), [...(b.getChild('hidden')!.get(i) as Iterable<number>)]);
+            }
+          }
+          const before = tables.get(spec.table) ?? new Map<string, number[]>();
+          const deleted = [...before.keys()].filter((id) => !rows.has(id)).length;
+          const updated = [...rows.keys()].filter((id) => before.has(id)).length;
+          tables.set(spec.table, rows);
+          return {
+            uri: spec.uri,
+            table: spec.table,
+            rows: rows.size,
+            version: null,
+            inserted: rows.size - updated,
+            updated,
+            deleted,
+            unchanged: 0,
+            indexes: [],
+          };
+        },
+        close: async () => undefined,
+      }),
+    };
+    const withTable: Registries = { ...registries, formats: defaultFormats().with('memtable', { ...defaultFormats().get('arrow'), table: memTable }) };
+    const tableJob = (rows: number) =>
+      parseJob({
+        name: 'toy-table',
+        source: { uri: `toy://${rows}` },
+        model: { uri: SEED_ONNX },
+        taps: [{ layer: 'linear_class.0', at: 'input', as: 'hidden' }],
+        batchSize: 2,
+        shardSize: 2,
+        sink: { uri: 'mem://db', format: 'memtable', table: 'vectors' },
+      });
+    const first = await runJob(tableJob(5), { registries: withTable, settings: { redisUrl: REDIS_URL, prefix }, threads: 1 });
+    expect(first.status, first.error ?? '').toBe('committed');
+    expect(first.output.uri).toBe(`mem://runs-of-vectors/toy-table/${first.fingerprint}/${first.runId}`);
+    expect([...tables.get('vectors')!.keys()]).toEqual(['0', '1', '2', '3', '4']);
+    expect(commits.map((c) => c.shards.map((s) => [s.index, s.rows]))).toEqual([
+      [
+        [0, 2],
+        [1, 2],
+        [2, 1],
+      ],
+    ]);
+    // the table's rows are the part files' rows
+    const store = stores.get('mem://runs-of-vectors')!;
+    const under = (uri: string) => uri.slice('mem://runs-of-vectors/'.length);
+    for (const file of first.output.files) {
+      const t = await readPartFile(store.files.get(under(file))!, { name: file, formats: withTable.formats });
+      for (let i = 0; i < t.numRows; i++) {
+        const hidden = Float32Array.from(t.getChild('hidden')!.get(i) as Iterable<number>);
+        expect(maxAbsDiff(hidden, tables.get('vectors')!.get(String(t.getChild('id')!.get(i)))!)).toBe(0);
+      }
+    }
+    const manifest = JSON.parse(Buffer.from(store.files.get(under(first.output.manifest!))!).toString('utf8'));
+    expect(manifest.table).toEqual({
+      uri: 'mem://db',
+      table: 'vectors',
+      rows: 5,
+      version: null,
+      inserted: 5,
+      updated: 0,
+      deleted: 0,
+      unchanged: 0,
+      indexes: [],
+    });
+
+    // a smaller source: the table follows it
+    const second = await runJob(tableJob(3), { registries: withTable, settings: { redisUrl: REDIS_URL, prefix }, threads: 1 });
+    expect(second.status, second.error ?? '').toBe('committed');
+    expect([...tables.get('vectors')!.keys()]).toEqual(['0', '1', '2']);
+    const m2 = JSON.parse(Buffer.from(store.files.get(under(second.output.manifest!))!).toString('utf8'));
+    expect(m2.table).toMatchObject({ rows: 3, inserted: 0, updated: 3, deleted: 2 });
+
+    // a table field on a format without a table destination names the field and the formats that take it
+    const err = await resolveJob(parseJob({ ...tableJob(3), sink: { uri: 'mem://db', format: 'arrow', table: 'vectors' } }), {
+      registries: withTable,
+    }).catch((e: unknown) => e);
+    expect((err as JobConfigError).message).toBe('sink.table: only applies to format memtable or format lancedb, not arrow');
   });
 
   it('refuses, at plan time, a runtime whose entry names no module for the pool threads', async () => {

@@ -74,15 +74,24 @@ describe('a run from an S3 image prefix to an S3 sink', () => {
     expect(summary.output.files).toEqual([0, 1, 2].map((i) => `s3://${out}/${runKey}/part-0000${i}.arrow`));
 
     // (bookkeeping under _index/ aside, which readers skip like every '_' name; the keys of the
-    // prefix's objects are in one plan file, written by enqueue and read by the workers)
+    // prefix's objects are in one plan file, written by enqueue and read by the workers; and the
+    // dataset's _LATEST pointer beside its runs)
     expect((await s3.keys(out)).filter((k) => !k.includes('/_index/'))).toEqual(
-      ['_SUCCESS', '_manifest.json', '_plan/ids-00000.arrow', 'errors-00001.arrow', 'part-00000.arrow', 'part-00001.arrow', 'part-00002.arrow'].map(
-        (k) => `${runKey}/${k}`,
-      ),
+      ['_SUCCESS', '_manifest.json', '_plan/ids-00000.arrow', 'errors-00001.arrow', 'part-00000.arrow', 'part-00001.arrow', 'part-00002.arrow']
+        .map((k) => `${runKey}/${k}`)
+        .concat(['emb/s3run/_LATEST']),
     );
+    expect(Buffer.from(await s3.get(out, 'emb/s3run/_LATEST')).toString()).toBe(`${summary.fingerprint}/${summary.runId}\n`);
     expect(await s3.pendingUploads(out)).toEqual([]);
     const manifest = JSON.parse(Buffer.from(await s3.get(out, `${runKey}/_manifest.json`)).toString());
-    expect(manifest).toMatchObject({ status: 'committed', rows: 6, errorRows: 1, files: summary.output.files, runId: summary.runId });
+    // named relative to the run folder
+    expect(manifest).toMatchObject({
+      status: 'committed',
+      rows: 6,
+      errorRows: 1,
+      files: ['part-00000.arrow', 'part-00001.arrow', 'part-00002.arrow'],
+      runId: summary.runId,
+    });
     expect(manifest.source).toMatchObject({ uri: `s3://${src}/images`, type: 'images', endpoint: s3.endpoint });
 
     const ids: string[] = [];

@@ -132,7 +132,7 @@ describe('shard job data is validated before a worker acts on it', () => {
         '20261127T061502-acacac',
         { ...job, sink: { ...job.sink, format: 'parqet' } },
         3,
-        "invalid run spec: job.sink.format: unknown format 'parqet' (did you mean 'parquet'?); formats are: arrow, parquet",
+        "invalid run spec: job.sink.format: unknown format 'parqet' (did you mean 'parquet'?); formats are: arrow, parquet, lancedb",
       ],
       [
         'scheme',

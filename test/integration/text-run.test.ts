@@ -111,15 +111,19 @@ describe('text models end to end (queue, pool, files) on the fixture', () => {
       expect(run.ids).toEqual(source === 'txt' ? sentences.map((_, i) => String(i)) : sentences.map((s) => s.id));
       const schema = run.tables[0]!.schema;
       const names = schema.fields.map((f) => f.name);
-      // a glob gives one column per layer, in the model's order
-      expect(names.slice(0, 6)).toEqual([
+      // a glob gives one column per layer, in the model's order; the text is carried beside the id
+      expect(names.slice(0, 7)).toEqual([
         'id',
+        'text',
         'encoder_layer_0__mean',
         'encoder_layer_1__mean',
         'encoder_layer_2__mean',
         'encoder_layer_3__mean',
         'embeddings__mean',
       ]);
+      // source.carry's default for text: each row's text, as read (the .txt file's CRs stripped)
+      expect(run.tables.flatMap((t) => [...t.getChild('text')!])).toEqual(sentences.map((s) => s.text));
+      expect(schema.fields[1]!.metadata.get('layertap.column')).toBe('carry');
       const layer2 = schema.fields.find((f) => f.name === 'encoder_layer_2__max')!;
       expect(layer2.metadata.get('layertap.layer')).toBe('encoder.layer.2');
       expect(layer2.metadata.get('layertap.reduce')).toBe('max');

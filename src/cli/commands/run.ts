@@ -4,6 +4,7 @@ import { WORKER_DEFAULTS } from '../../queue/worker-options.js';
 import { ALLOW_EVICTION_HELP, err, examples, EXIT, fail, out, positiveInt, printSummary, type SetExit } from '../common.js';
 import { callbackLogger } from '../../types/logger.js';
 import type { DuplicateIds } from '../../pipeline/duplicate-ids.js';
+import type { TableCommit } from '../../sinks/table-destination.js';
 
 /**
  * A quick look at whether the features separate the input folders; only for small local runs,
@@ -36,23 +37,36 @@ async function printNeighbours(s: RunSummary): Promise<void> {
  * settings, since the bucket may need them); null when none repeat or the manifest cannot be read.
  */
 async function duplicateIdsWarningLine(s: RunSummary, file: string): Promise<string | null> {
+  const { duplicateIdsWarning } = await import('../../pipeline/duplicate-ids.js');
+  const found = (await readManifest(s, file))?.duplicateIds;
+  return found && found.count > 0 ? `warning: ${duplicateIdsWarning(found)}` : null;
+}
+
+/** The run's manifest (read with the job file's sink settings, since the bucket may need them), or null when it cannot be read. */
+async function readManifest(s: RunSummary, file: string): Promise<{ duplicateIds?: DuplicateIds | null; table?: TableCommit } | null> {
   if (s.output.manifest === null) return null;
-  const [{ loadJobFile }, { createSink }, { MANIFEST }, { duplicateIdsWarning }] = await Promise.all([
+  const [{ loadJobFile }, { createSink }, { MANIFEST }] = await Promise.all([
     import('../../config/load.js'),
     import('../../storage/registry.js'),
     import('../../storage/layout.js'),
-    import('../../pipeline/duplicate-ids.js'),
   ]);
-  let found: DuplicateIds | null | undefined;
   try {
     const sink = await createSink({ ...(await loadJobFile(file)).sink, uri: s.output.uri });
     const bytes = await sink.get(MANIFEST);
-    found = bytes === null ? null : (JSON.parse(Buffer.from(bytes).toString('utf8')) as { duplicateIds?: DuplicateIds | null }).duplicateIds;
+    return bytes === null ? null : (JSON.parse(Buffer.from(bytes).toString('utf8')) as { duplicateIds?: DuplicateIds | null; table?: TableCommit });
   } catch {
-    // the run ended as the summary says; a manifest that cannot be read back only costs the warning
+    // the run ended as the summary says; a manifest that cannot be read back only costs the lines from it
     return null;
   }
-  return found && found.count > 0 ? `warning: ${duplicateIdsWarning(found)}` : null;
+}
+
+/** What a table format's commit did, as a line of the summary. */
+function tableLine(t: TableCommit): string {
+  const index = t.indexes.map((i) => `${i.type} index on ${i.column}${i.error ? ` not built: ${i.error}` : ''}`).join('; ');
+  return (
+    `  table       ${t.table} in ${t.uri}: ${t.rows} rows (${t.inserted} inserted, ${t.updated} updated, ${t.deleted} deleted, ${t.unchanged} unchanged)` +
+    `${t.version !== null ? `, version ${t.version}` : ''}${index ? `; ${index}` : ''}`
+  );
 }
 
 /** `layertap run <job-file>`: enqueue a job and work it off in this process. */
@@ -84,9 +98,12 @@ export function register(program: Command, setExit: SetExit): void {
         progress.stop();
         const warning = await duplicateIdsWarningLine(summary, file);
         if (warning !== null) err(warning);
-        if (o.json) out(JSON.stringify(summary));
+        // a table format's commit (lancedb): in the JSON summary as `table`, and a line of the summary
+        const table = (await readManifest(summary, file))?.table;
+        if (o.json) out(JSON.stringify(table ? { ...summary, table } : summary));
         else {
           printSummary(summary);
+          if (table) out(tableLine(table));
           await printNeighbours(summary);
         }
         setExit(summary.status === 'committed' ? EXIT.ok : summary.status === 'partial' ? EXIT.partial : EXIT.failed);

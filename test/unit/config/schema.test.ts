@@ -53,7 +53,7 @@ describe('job file schema', () => {
     );
     expect(tap.fields).toEqual(['taps[0].normalise']);
     expect(errorOf(() => parseJob({ ...good, sink: { uri: './o', zzz: 1 } })).message).toBe(
-      "invalid job file job:\n  - unknown field 'sink.zzz'; sink takes: uri, format, endpoint, region, forcePathStyle",
+      "invalid job file job:\n  - unknown field 'sink.zzz'; sink takes: uri, format, table, index, endpoint, region, forcePathStyle",
     );
     expect(errorOf(() => parseJob({ ...good, wibble: 1 })).message).toBe(
       "invalid job file job:\n  - unknown field 'wibble'; a job file takes: name, source, model, preprocess, taps, batchSize, shardSize, sink, incremental, attempts, onShardFailure",

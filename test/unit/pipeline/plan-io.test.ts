@@ -107,7 +107,7 @@ describe('resolveJob with table sources and sinks', () => {
     const file = path.join(tmp, 'rows.jsonl');
     await writeFile(file, `${JSON.stringify({ v: new Array(784).fill(0) })}\n`);
     let err = await configError(resolveJob(job({ uri: file }, { uri: path.join(tmp, 'out'), format: 'parqet' })));
-    expect(err.message).toBe("sink.format: unknown format 'parqet' (did you mean 'parquet'?); formats are: arrow, parquet");
+    expect(err.message).toBe("sink.format: unknown format 'parqet' (did you mean 'parquet'?); formats are: arrow, parquet, lancedb");
     expect(err.fields).toEqual(['sink.format']);
     err = await configError(resolveJob(job({ uri: file, type: 'parqet' })));
     expect(err.message).toBe("source.type: unknown type 'parqet' (did you mean 'parquet'?); types are: images, npy, arrow, parquet, jsonl, text");

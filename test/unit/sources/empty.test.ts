@@ -144,9 +144,10 @@ describe('JSONL column types come from the first non-null value', () => {
     await src.close();
     expect(rows).toEqual([
       { id: 'a', kind: 'error', stage: 'read', message: 'row 0: text is null' },
-      { id: 'b', kind: 'text', text: 'hello' },
+      // a text job carries its text column into the output by default
+      { id: 'b', kind: 'text', text: 'hello', carry: ['hello'] },
       { id: 'c', kind: 'error', stage: 'read', message: 'row 2: text is null' },
-      { id: 'd', kind: 'text', text: '' },
+      { id: 'd', kind: 'text', text: '', carry: [''] },
     ]);
   });
 
@@ -221,7 +222,7 @@ describe('JSONL column types come from the first non-null value', () => {
     const { rows } = await readAll(src, 512);
     await src.close();
     expect(rows.length).toBe(1001);
-    expect(rows[1000]).toEqual({ id: 'late', kind: 'text', text: 'a sentence' });
+    expect(rows[1000]).toEqual({ id: 'late', kind: 'text', text: 'a sentence', carry: ['a sentence'] });
     expect(rows.filter((r) => r.kind === 'error').length).toBe(1000);
   });
 
