@@ -13,7 +13,12 @@ function cell(v: Cell): string {
 
 /** A hit as JSON: id and score first, then its carried columns (never over those two). */
 export function hitJson(h: Hit): Record<string, Cell> {
-  return { ...h.carried, id: h.id, score: h.score };
+  return { id: h.id, score: h.score, ...without(h.carried, ['id', 'score']) };
+}
+
+/** `cells` without the keys that name something else in the JSON around them. */
+export function without(cells: Record<string, Cell>, keys: readonly string[]): Record<string, Cell> {
+  return Object.fromEntries(Object.entries(cells).filter(([k]) => !keys.includes(k)));
 }
 
 /** The hits as a table: rank, score, id and the carried columns. */
@@ -78,7 +83,7 @@ export function register(program: Command, setExit: SetExit): void {
         const progress = scanProgress();
         const r = await neighbours(run, id, { pool, k: o.k, ...(o.tap !== undefined ? { tap: o.tap } : {}), ...(progress ? { onProgress: progress } : {}) });
         if (o.json) {
-          out(JSON.stringify({ ...r.carried, id: r.id, tap: r.tap, neighbours: r.neighbours.map(hitJson) }));
+          out(JSON.stringify({ id: r.id, tap: r.tap, ...without(r.carried, ['id', 'tap', 'neighbours']), neighbours: r.neighbours.map(hitJson) }));
         } else {
           out(`${r.neighbours.length} nearest to ${r.id} in '${r.tap}' (run ${run.manifest.runId}, ${run.manifest.rows} rows):`);
           printHits(r.neighbours);
