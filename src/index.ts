@@ -48,6 +48,14 @@ export type { Runtime } from './models/types.js';
 export type { ModelInputs, ModelRunner, ModelSpec, NamedTensor, RuntimeModule, TapOutput } from './models/types.js';
 export { encodeTap, tapValues } from './models/reductions.js';
 
+// searching and mapping a committed run (README, "Search, neighbours and maps")
+export { openRun, pickColumn, type RunRef, type OpenRunOptions } from './pipeline/search/run-ref.js';
+export { neighbours, nearestRows, type NearestOptions, type NeighboursResult, type Hit, type Cell } from './pipeline/search/nearest.js';
+export { embedQuery, queryJob, type Query, type QueryJob } from './pipeline/search/query.js';
+export { mapRun, mapTable, mapParquet, MAP_METHODS, type MapMethod, type MapOptions, type RunMap } from './pipeline/search/map.js';
+export { SearchInputError } from './pipeline/search/errors.js';
+export { ScanPool, type ScanPoolOptions } from './workers/scan-pool.js';
+
 // logging
 export { createLogger, type LoggerOptions, type LogFormat } from './ops/logger.js';
 export { callbackLogger, silentLogger, type Logger, type LogFields, type LogLevel } from './types/logger.js';

@@ -14,6 +14,9 @@ import { register as registerSchedule } from './commands/schedule.js';
 import { register as registerRuns } from './commands/runs.js';
 import { register as registerDashboard } from './commands/dashboard.js';
 import { register as registerDemoData } from './commands/demo-data.js';
+import { register as registerNeighbours } from './commands/neighbours.js';
+import { register as registerSearch } from './commands/search.js';
+import { register as registerMap } from './commands/map.js';
 
 export { EXIT } from './common.js';
 
@@ -45,6 +48,9 @@ export function buildProgram(setExit: SetExit): Command {
     registerFinalize,
     registerSchedule,
     registerRuns,
+    registerNeighbours,
+    registerSearch,
+    registerMap,
     registerDashboard,
     registerDemoData,
   ]) {

@@ -12,3 +12,4 @@ export { readArrowFile, readPartFile } from './read-arrow.js';
 export { manifestSchema, parseManifest, type ManifestRecordFields } from './manifest-schema.js';
 export { manifestFile, manifestTap, runRelative } from './manifest.js';
 export type { ManifestFailedShard, ManifestShard, ManifestStatus, ManifestTap, RunManifest, WrittenColumns } from './manifest.js';
+export { carriedCells, carriedColumnNames, jsonCell, vectorColumn, vectorColumnNames, VectorColumnError, type VectorColumn } from './read-vectors.js';

@@ -18,7 +18,7 @@ async function printNeighbours(s: RunSummary): Promise<void> {
   const first = manifest.taps?.[0];
   if (!first?.as || first.dtype !== 'float32' || first.layout === 'tokens') return;
   const column = first.as;
-  const { neighbourReport, readFeatureRows } = await import('../neighbours.js');
+  const { neighbourReport, readFeatureRows } = await import('../folder-report.js');
   const { ids, rows } = await readFeatureRows(s.output.files, column);
   const r = neighbourReport(column, ids, rows);
   if (!r) return;

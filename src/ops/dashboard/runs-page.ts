@@ -97,7 +97,7 @@ export function renderRunsPage(runs: RunView[], opts: RunsPageOptions = {}): str
     .map((r) => {
       const shards = r.shards ?? { total: '-', done: '-', failed: 0 };
       return `<tr data-run-id="${escapeHtml(r.runId)}" data-status="${escapeHtml(r.status)}">
-<td class="run"><code>${escapeHtml(r.runId)}</code></td>
+<td class="run"><a href="/runs/${escapeHtml(encodeURIComponent(r.runId))}"><code>${escapeHtml(r.runId)}</code></a></td>
 <td>${escapeHtml(r.name)}</td>
 <td><span class="status ${escapeHtml(r.status)}">${escapeHtml(r.status)}</span>${r.error ? `<div class="err">${escapeHtml(r.error)}</div>` : ''}</td>
 <td class="num rows">${escapeHtml(r.rows)}</td>

@@ -16,6 +16,7 @@ import { accessGuard, allowedHostName, type AccessPolicy, generateToken, LOOPBAC
 import { DEFAULTS } from '../../config/defaults.js';
 import { escapeHtml, renderRunsPage, renderUnavailablePage } from './runs-page.js';
 import { connectedWorkers, listRuns, type RunView } from './runs.js';
+import { registerRunRoutes } from './run-routes.js';
 
 /** Where Bull Board is mounted. */
 export const QUEUES_PATH = '/queues';
@@ -252,6 +253,13 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
       }),
     );
   });
+  const closeRunRoutes = registerRunRoutes(app, {
+    record: async (runId) => {
+      const down = await redisDown();
+      if (down !== null) return { down };
+      return { record: await within(client.registry.get(runId), REDIS_WAIT_MS, redisAt) };
+    },
+  });
   app.get('/api/runs', async (c) => {
     const r = await readRuns(c);
     if (r.down !== null) return c.json({ error: r.down }, 503);
@@ -289,6 +297,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
     close: async () => {
       if ('closeAllConnections' in server) server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
+      await closeRunRoutes();
       // with Redis gone an orderly close waits for a reconnection that may never come: drop the connections instead
       await within(Promise.allSettled([client.close(), ...queues.map((q) => q.close())]), CLOSE_WAIT_MS, 'closing').catch(() => undefined);
       client.redis.disconnect();
