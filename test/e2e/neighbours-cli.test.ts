@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
@@ -103,6 +103,24 @@ describe('layertap neighbours', () => {
     expect({ code: p.code, stderr: p.stderr }).toEqual({
       code: 2,
       stderr: `layertap: ${partial} is a partial run (_PARTIAL: some shards failed), not a committed one\n`,
+    });
+    // a LanceDB run keeps its rows in the table: said, not an empty answer
+    const lance = join(tmp.dir, 'lance-run');
+    await mkdir(lance, { recursive: true });
+    await writeFile(join(lance, '_SUCCESS'), '');
+    const manifest = {
+      runId: '20261207T000000-lance0',
+      rows: 3,
+      shards: [{ index: 0, file: null, rows: 3 }],
+      taps: [{ as: 'emb' }],
+      table: { uri: '/data/db', table: 'docs' },
+    };
+    await writeFile(join(lance, '_manifest.json'), JSON.stringify(manifest));
+    const l = await runCli(['neighbours', lance, 'row-1'], {}, 60_000);
+    expect({ code: l.code, stderr: l.stderr }).toEqual({
+      code: 2,
+      stderr:
+        "layertap: run 20261207T000000-lance0 wrote its 3 rows into the table 'docs' at /data/db, not into part files: search it with the table's own search (README, \"Into LanceDB\")\n",
     });
     const none = join(tmp.dir, 'none.yaml');
     await writeFile(none, `name: nothing\nsource: { uri: ./rows.parquet }\nmodel: { uri: ./model.onnx }\nsink: { uri: ./jobs-out }\n`);

@@ -110,6 +110,13 @@ async function openRunFolder(spec: SinkSpec): Promise<RunRef> {
     // the part's name in this folder, however the manifest spelled its location (a run folder may have moved)
     if (s.file) parts.push({ key: s.file.split('/').pop()!, rows: s.rows });
   }
+  // a table destination's run (LanceDB) holds its rows in the table, not in part files of the folder
+  const table = (manifest as { table?: { uri?: string; table?: string } }).table;
+  if (parts.length === 0 && manifest.rows > 0 && table !== undefined) {
+    throw new SearchInputError(
+      `run ${manifest.runId} wrote its ${manifest.rows} rows into the table '${table.table ?? '?'}' at ${table.uri ?? '?'}, not into part files: search it with the table's own search (README, "Into LanceDB")`,
+    );
+  }
   const taps = (manifest.taps ?? []).map((t) => t.as);
   const columns = (manifest.taps ?? []).filter((t) => t.layout !== 'tokens').map((t) => t.as);
   return { uri: sink.uri, sink: { ...spec, uri: sink.uri }, manifest, parts, columns, taps };
