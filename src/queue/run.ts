@@ -89,10 +89,11 @@ export async function runJob(jobOrPath: JobConfig | string, opts: RunOptions = {
   let worker: LayertapWorker | null = null;
   let lease: NodeJS.Timeout | null = null;
   let owned: string | null = null;
+  let warming: Promise<void> = Promise.resolve();
   try {
     // validate against the model and source before touching Redis: a bad job does no work
     const resolved = await resolveJob(config, { ...(opts.cwd ? { cwd: opts.cwd } : {}), ...registries });
-    void pool.warmUp(modelSpecOf(resolved, opts.registries?.runtimes));
+    warming = pool.warmUp(modelSpecOf(resolved, opts.registries?.runtimes));
     if (resolved.model.precision === 'int8') {
       // the price of int8 on the first rows, before any work is queued: a run below model.minCosine does not start
       const { priceInt8 } = await import('../pipeline/precision.js');
@@ -139,6 +140,10 @@ export async function runJob(jobOrPath: JobConfig | string, opts: RunOptions = {
     return resolved.precision ? { ...summary, precision: resolved.precision } : summary;
   } finally {
     if (lease) clearInterval(lease);
+    // threads still loading the model are not stopped mid-load: a run whose rows were all carried
+    // over can end before the warm-up is taken, and a thread terminated inside onnxruntime's
+    // native load aborts the whole process
+    await warming.catch(() => undefined);
     await pool?.close();
     await worker?.close();
     // an ended run's queues go with every job in them; one still going (an interrupted `run`) is ended by the next sweep
