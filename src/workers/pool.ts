@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
+import { threadExecArgv } from './exec-argv.js';
 import { Piscina } from 'piscina';
 import { DEFAULTS } from '../config/defaults.js';
 import { defaultRuntimes, threadLimit, type RuntimeRegistry } from '../models/registry.js';
@@ -88,6 +89,7 @@ export class EmbedPool implements BatchRunner {
     process.on('worker', this.onThread);
     this.piscina = new Piscina({
       filename: opts.filename ?? threadEntry(),
+      execArgv: threadExecArgv(),
       minThreads: this.threads,
       maxThreads: this.threads,
       // threads hold a loaded model; keep them for the life of the worker

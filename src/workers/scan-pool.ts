@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { ownModule } from '../types/own-module.js';
+import { threadExecArgv } from './exec-argv.js';
 import type { Layout, LayoutInput } from './map-layout.js';
 import type { FindResult, FindTask, NearestResult, NearestTask, RowsResult, RowsTask } from './scan-protocol.js';
 
@@ -27,7 +28,7 @@ export class ScanPool {
     const threads = opts.threads ?? availableParallelism();
     if (!Number.isInteger(threads) || threads < 1) throw new Error(`options.threads must be a positive integer, got ${threads}`);
     this.threads = threads;
-    this.piscina = new Piscina({ filename: scanEntry(), minThreads: threads, maxThreads: threads, idleTimeout: 60_000 });
+    this.piscina = new Piscina({ filename: scanEntry(), execArgv: threadExecArgv(), minThreads: threads, maxThreads: threads, idleTimeout: 60_000 });
   }
 
   find(task: Omit<FindTask, 'kind'>): Promise<FindResult> {
