@@ -14,17 +14,9 @@ export interface Pca {
   variances: number[];
 }
 
-/** Seeded uniform numbers in [0, 1) (mulberry32). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng as seededRandom } from '../types/prng.js';
+
+export { seededRandom };
 
 /** Orthonormalise the columns (vectors) in place by modified Gram-Schmidt; a dependent one becomes zero. */
 function orthonormalize(vs: Float64Array[]): void {

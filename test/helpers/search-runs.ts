@@ -84,14 +84,4 @@ export async function writeRun(r: SyntheticRun): Promise<string> {
   return dir;
 }
 
-/** Seeded random numbers in [0, 1) (mulberry32), so tests and benchmarks make the same data each time. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng as seeded } from '../../src/types/prng.js';
