@@ -169,6 +169,9 @@ export async function textSuite(ctx) {
   const bare = await BareLoop.start(threads, maxLength);
   const grouped = await InProcessPipeline.start(ctx.settings('text'), { threads });
   const plain = await InProcessPipeline.start(ctx.settings('text-plain'), { threads, groupByLength: false });
+  // int8 on a worker of its own: a pool thread keeps two models, and the fp32 jobs above are two
+  // (the last layer, all layers), so sharing would reload a model in every timed run
+  const quant = await InProcessPipeline.start(ctx.settings('text-int8'), { threads });
   const runs = { bare: [], grouped: [], plain: [], all: [], int8: [] };
   let quality = null;
   const int8 = { precision: 'int8' };
@@ -180,7 +183,7 @@ export async function textSuite(ctx) {
       tokens = b.tokens;
       const g = await grouped.run(job('bench-text-last', file, last, sink), ctx.tmp);
       // int8 right after fp32, so that the pair sees the same load; the first round quantizes the model (cached after)
-      const q = await grouped.run(job('bench-text-int8', file, last, sink, int8), ctx.tmp);
+      const q = await quant.run(job('bench-text-int8', file, last, sink, int8), ctx.tmp);
       const p = await plain.run(job('bench-text-plain', file, last, sink), ctx.tmp);
       const a = await grouped.run(job('bench-text-all', file, all, sink), ctx.tmp);
       backend = g.summary.backend ?? backend;
@@ -200,7 +203,7 @@ export async function textSuite(ctx) {
     // quality, untimed: every row of an fp32 run against the int8 run of the same rows (the rows
     // past the first `precisionSample` are a held-out check of the figure the run measures)
     const f = await grouped.run(job('bench-text-q-fp32', file, last, sink), ctx.tmp, { keep: true });
-    const i = await grouped.run(job('bench-text-q-int8', file, last, sink, int8), ctx.tmp, { keep: true });
+    const i = await quant.run(job('bench-text-q-int8', file, last, sink, int8), ctx.tmp, { keep: true });
     const c = await cosines(f.summary.output.files, i.summary.output.files, 'last_mean');
     const { resolveJob } = await dist('pipeline/index.js');
     const { priceInt8 } = await dist('pipeline/precision.js');
@@ -227,6 +230,7 @@ export async function textSuite(ctx) {
     quality.fixture = await fixturePrice(ctx);
   } finally {
     await plain.close();
+    await quant.close();
     await grouped.close();
     await bare.close();
     await rm(sink, { recursive: true, force: true });
