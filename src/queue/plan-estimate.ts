@@ -10,14 +10,22 @@ import { createSource } from '../sources/registry.js';
 import type { TapColumn, TapLayout } from '../types/features.js';
 import { runRedisBytes } from './run-specs.js';
 import { DEFAULTS } from '../config/defaults.js';
+import { chunkRows, extraColumns } from '../pipeline/columns.js';
+import type { ExtraType, ExtraValue } from '../types/columns.js';
 
 export { REDIS_COSTS } from './run-specs.js';
 
 /** Bytes of a ragged column's list offset per row (Arrow's 32-bit offsets). */
 const LIST_OFFSET_BYTES = 4;
 
-/** Rows tokenized to learn a text source's tokens per row when no run of the fingerprint tells it. */
+/** Rows read (and tokenized) to learn a source's tokens per row, chunks per document and column sizes, when no run of the fingerprint tells them. */
 export const TOKEN_SAMPLE_ROWS = 1000;
+
+/** Rows read for their ids alone (sources that derive ids from positions or columns: the rows may be large tensors or images). */
+const ID_SAMPLE_ROWS = 64;
+
+/** Bytes of a utf8 value's offset (Arrow's 32-bit offsets). */
+const UTF8_OFFSET_BYTES = 4;
 
 /** Shards the token sample is spread over, evenly across the dataset. */
 const TOKEN_SAMPLE_SHARDS = 16;
@@ -41,6 +49,16 @@ export interface TapEstimate {
   bytes: number | null;
 }
 
+/** A column besides the taps: `id`, a carried source column, or a chunk row's `chunk`, `start`, `end`. */
+export interface ColumnEstimate {
+  name: string;
+  type: ExtraType;
+  /** bytes per written row (a utf8 column's: the sample's average, with its offset); null when nothing told it */
+  bytesPerRow: number | null;
+  /** bytes of the whole run */
+  bytes: number | null;
+}
+
 /** How long a run takes with some number of worker processes. */
 export interface DurationEstimate {
   workers: number;
@@ -59,9 +77,20 @@ export interface RunEstimate {
   shardSize: number;
   /** plan files the run writes under `_plan/` (file sources), 0 for sources whose rows follow from positions */
   planFiles: number;
+  /**
+   * rows the run writes: `rows`, except for a chunked text job that writes a row per chunk, whose
+   * chunks per document come from a sample of the source (`rowsFrom`)
+   */
+  outputRows: number;
+  /** where `outputRows` comes from: 'source' (a row each), or 'sample of N rows' (chunks per document) */
+  rowsFrom: string;
   taps: TapEstimate[];
-  /** feature bytes of every tap together, null when a tap's bytes are unknown (ids and Arrow framing add a little) */
+  /** feature bytes of every tap together, null when a tap's bytes are unknown */
   bytes: number | null;
+  /** `id`, the carried columns and the chunk columns */
+  columns: ColumnEstimate[];
+  /** taps and columns together (Arrow framing adds a little), null when any of them is unknown */
+  totalBytes: number | null;
   /** where the tap shapes come from: 'model', 'run <id>', both joined by 'and', or 'unknown' */
   shapesFrom: string;
   /** jobs with a ragged token column: the average real tokens per row its bytes are counted at */
@@ -127,15 +156,21 @@ export async function estimateRun(job: ResolvedJob, opts: EstimateOptions = {}):
   const runTokens = ragged && manifest ? tokensPerRow(manifest) : null;
   const source = await createSource(job.source, registries.sources);
   let plan: PlannedSource;
-  let sampled: { tokens: number; rows: number } | null = null;
+  let sampled: RowSample | null = null;
   try {
     plan = await planSource(source, job.shardSize);
-    if (ragged && runTokens === null && job.text) sampled = await sampleTokens(source, plan.spread, job.text);
+    // text rows and carried columns are cheap to read: sample them for tokens, chunks and column sizes;
+    // otherwise a few rows for the ids, when the plan does not name them (file sources do)
+    if (job.text !== undefined || (job.carry ?? []).length > 0) sampled = await sampleRows(source, plan.spread, job, TOKEN_SAMPLE_ROWS);
+    else if (!plan.spread.some((s) => s.ids !== undefined)) sampled = await sampleRows(source, plan.spread.slice(0, 1), job, ID_SAMPLE_ROWS);
   } finally {
     await source.close();
   }
-  const tokens = runTokens ?? sampled?.tokens ?? null;
+  const sampledTokens = sampled?.tokensPerRow ?? null;
+  const tokens = runTokens ?? sampledTokens;
   const { rows, shards, largest, ids } = plan;
+  const chunked = chunkRows(job) && sampled !== null && sampled.rows > 0;
+  const outputRows = chunked ? Math.round(rows * sampled!.outRowsPerRow) : rows;
 
   const taps = job.taps.map((t, i): TapEstimate => {
     const column = columns[i] ?? null;
@@ -146,9 +181,21 @@ export async function estimateRun(job: ResolvedJob, opts: EstimateOptions = {}):
       layout: column?.layout ?? null,
       shapeFrom: column?.from ?? null,
       bytesPerRow,
-      bytes: bytesPerRow === null ? null : bytesPerRow * rows,
+      bytes: bytesPerRow === null ? null : bytesPerRow * outputRows,
     };
   });
+  const idBytes = idBytesPerRow(plan.spread, sampled);
+  const others: ColumnEstimate[] = [
+    { name: 'id', type: 'utf8' as const, bytesPerRow: idBytes, bytes: null },
+    ...extraColumns(job).map((c): ColumnEstimate => ({
+      name: c.name,
+      type: c.type,
+      bytesPerRow: sampled?.columnBytes.get(c.name) ?? fixedBytes(c.type),
+      bytes: null,
+    })),
+  ].map((c) => ({ ...c, bytes: c.bytesPerRow === null ? null : c.bytesPerRow * outputRows }));
+  const featureBytes = taps.every((t) => t.bytes !== null) ? taps.reduce((a, t) => a + (t.bytes ?? 0), 0) : null;
+  const allKnown = featureBytes !== null && others.every((c) => c.bytes !== null);
   const froms = [...new Set(columns.map((c) => c?.from ?? null))];
   let rowsPerSec = opts.rowsPerSec ?? null;
   let rowsPerSecFrom: string | null = rowsPerSec !== null ? '--rows-per-sec' : null;
@@ -167,11 +214,15 @@ export async function estimateRun(job: ResolvedJob, opts: EstimateOptions = {}):
     shards,
     shardSize: job.shardSize,
     planFiles: ids ? Math.ceil(shards / 64) : 0,
+    outputRows,
+    rowsFrom: chunked ? `sample of ${sampled!.rows} rows` : 'source',
     taps,
-    bytes: taps.every((t) => t.bytes !== null) ? taps.reduce((a, t) => a + (t.bytes ?? 0), 0) : null,
+    bytes: featureBytes,
+    columns: others,
+    totalBytes: allKnown ? featureBytes + others.reduce((a, c) => a + (c.bytes ?? 0), 0) : null,
     shapesFrom: froms.includes(null) ? 'unknown' : froms.join(' and '),
     tokensPerRow: tokens,
-    tokensFrom: runTokens !== null ? fromRun : sampled ? `sample of ${sampled.rows} rows` : null,
+    tokensFrom: runTokens !== null ? fromRun : sampledTokens !== null ? `sample of ${sampled!.rows} rows` : null,
     redis: { atEnqueue, peak },
     rowsPerSec,
     rowsPerSecFrom,
@@ -249,25 +300,111 @@ async function planSource(source: Source, shardSize: number): Promise<PlannedSou
   return { rows, shards, largest, ids, spread };
 }
 
+/** What a sample of the source's rows says of the rows a run writes. */
+interface RowSample {
+  /** rows read (error rows left out) */
+  rows: number;
+  /** real tokens per written row (special tokens included), as the token columns hold them; null for a source without text */
+  tokensPerRow: number | null;
+  /** rows written per source row: chunks per document for a job that writes a row per chunk, else 1 */
+  outRowsPerRow: number;
+  /** id bytes per written row (utf8, with its offset; a document's id is on each of its chunk rows) */
+  idBytes: number;
+  /** bytes per written row of each carried or chunk column */
+  columnBytes: Map<string, number>;
+}
+
+/** Bytes of a column of a fixed-width type per row; null for utf8, whose values differ. */
+function fixedBytes(type: ExtraType): number | null {
+  switch (type) {
+    case 'utf8':
+      return null;
+    case 'int32':
+      return 4;
+    case 'int64':
+    case 'float64':
+      return 8;
+    case 'bool':
+      // a bit per row, counted as a byte in eighths
+      return 1 / 8;
+  }
+}
+
+/** Bytes a value takes in its column: utf8's, with its offset; a fixed width otherwise. */
+function valueBytes(type: ExtraType, v: ExtraValue): number {
+  if (type !== 'utf8') return fixedBytes(type)!;
+  return (typeof v === 'string' ? Buffer.byteLength(v, 'utf8') : 0) + UTF8_OFFSET_BYTES;
+}
+
+/** Average id bytes per written row: the sample's, else the plan's ids (file sources name their rows); null when neither tells. */
+function idBytesPerRow(spread: ShardSpec[], sample: RowSample | null): number | null {
+  if (sample !== null && sample.rows > 0) return sample.idBytes;
+  const known = spread.flatMap((s) => s.ids ?? []).slice(0, TOKEN_SAMPLE_ROWS);
+  return known.length > 0 ? known.reduce((a, id) => a + Buffer.byteLength(id, 'utf8'), 0) / known.length + UTF8_OFFSET_BYTES : null;
+}
+
 /**
- * Real tokens per row of up to {@link TOKEN_SAMPLE_ROWS} rows, the first rows of up to
- * TOKEN_SAMPLE_SHARDS of `shards`, tokenized as the run does; null when they hold no text.
+ * Up to `limit` rows, the first rows of up to TOKEN_SAMPLE_SHARDS of `shards`:
+ * their ids and carried values, and for a text job their tokens (as the run tokenizes them) and,
+ * when it writes a row per chunk, their chunks (as the run cuts them).
  */
-async function sampleTokens(source: Source, shards: ShardSpec[], text: NonNullable<ResolvedJob['text']>): Promise<{ tokens: number; rows: number } | null> {
+async function sampleRows(source: Source, shards: ShardSpec[], job: ResolvedJob, limit: number): Promise<RowSample> {
   const picked = shards.filter((_, i) => i % Math.ceil(shards.length / TOKEN_SAMPLE_SHARDS) === 0);
-  const perShard = Math.ceil(TOKEN_SAMPLE_ROWS / Math.max(1, picked.length));
-  const texts: string[] = [];
+  const perShard = Math.ceil(limit / Math.max(1, picked.length));
+  const rows: Array<{ id: string; text: string | null; carry: ExtraValue[] }> = [];
   for (const shard of picked) {
     let read = 0;
     for await (const row of source.read(shard)) {
-      if (row.kind === 'text') texts.push(row.text);
-      if (++read >= perShard || texts.length >= TOKEN_SAMPLE_ROWS) break;
+      if (row.kind !== 'error') rows.push({ id: row.id, text: row.kind === 'text' ? row.text : null, carry: row.carry ?? [] });
+      if (++read >= perShard || rows.length >= limit) break;
     }
-    if (texts.length >= TOKEN_SAMPLE_ROWS) break;
+    if (rows.length >= limit) break;
   }
-  if (texts.length === 0) return null;
-  // the tokenizer library is loaded by text jobs only
-  const { TextTokenizer } = await import('../preprocess/tokenize.js');
-  const batch = new TextTokenizer(text).encode(texts);
-  return { tokens: batch.ids.reduce((a, ids) => a + ids.length, 0) / texts.length, rows: texts.length };
+  const carried = job.carry ?? [];
+  const columnBytes = new Map<string, number>();
+  const add = (name: string, bytes: number): void => void columnBytes.set(name, (columnBytes.get(name) ?? 0) + bytes);
+  const texts = rows.flatMap((r) => (r.text === null ? [] : [r.text]));
+  let tokensPerRow: number | null = null;
+  let outRows = rows.length;
+  if (job.text !== undefined && texts.length > 0) {
+    // the tokenizer library is loaded by text jobs only
+    const { TextTokenizer } = await import('../preprocess/tokenize.js');
+    const tokenizer = new TextTokenizer(job.text);
+    if (chunkRows(job)) {
+      const { TextChunker } = await import('../preprocess/chunk.js');
+      const chunker = new TextChunker(tokenizer, job.text.prefix, job.text.chunk!);
+      let tokens = 0;
+      outRows = 0;
+      for (const r of rows) {
+        const chunks = r.text === null ? [] : chunker.split(r.text);
+        outRows += chunks.length;
+        tokens += chunks.reduce((a, c) => a + c.tokens, 0);
+        for (const c of chunks) {
+          add('id', valueBytes('utf8', r.id));
+          carried.forEach((col, k) => add(col.name, col.input ? valueBytes('utf8', r.text!.slice(c.from, c.to)) : valueBytes(col.type, r.carry[k] ?? null)));
+          add('chunk', 4);
+          add('start', 4);
+          add('end', 4);
+        }
+      }
+      tokensPerRow = outRows > 0 ? tokens / outRows : null;
+    } else {
+      const batch = tokenizer.encode(texts);
+      tokensPerRow = batch.ids.reduce((a, ids) => a + ids.length, 0) / texts.length;
+    }
+  }
+  if (!chunkRows(job) || texts.length === 0) {
+    for (const r of rows) {
+      add('id', valueBytes('utf8', r.id));
+      carried.forEach((col, k) => add(col.name, col.input && r.text !== null ? valueBytes('utf8', r.text) : valueBytes(col.type, r.carry[k] ?? null)));
+    }
+  }
+  for (const [name, bytes] of columnBytes) columnBytes.set(name, outRows > 0 ? bytes / outRows : 0);
+  return {
+    rows: rows.length,
+    tokensPerRow,
+    outRowsPerRow: rows.length > 0 ? outRows / rows.length : 1,
+    idBytes: columnBytes.get('id') ?? 0,
+    columnBytes,
+  };
 }

@@ -1,7 +1,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Data } from 'apache-arrow';
+import { DataType, type Data } from 'apache-arrow';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseJob, type JobInput } from '../../src/config/index.js';
@@ -30,14 +30,29 @@ interface Written {
   columns: Map<string, { bytes: number; shape: unknown; layout: string | undefined }>;
   /** per ragged column, its items (tokens) over every part file */
   items: Map<string, number>;
+  /** the id and the columns besides the taps (carried, chunk): bytes of their buffers over every part file */
+  others: Map<string, number>;
+  /** rows over every part file */
+  rows: number;
 }
 
 /** What the part files of a run hold, per tap column. */
 async function written(files: string[]): Promise<Written> {
   const columns = new Map<string, { bytes: number; shape: unknown; layout: string | undefined }>();
   const items = new Map<string, number>();
+  const others = new Map<string, number>();
+  let rows = 0;
   for (const file of files) {
     const table = await readPartFile(file);
+    rows += table.numRows;
+    for (const field of table.schema.fields.filter((f, i) => i === 0 || f.metadata.has('layertap.column'))) {
+      // utf8: each value's bytes and its 32-bit offset; a fixed width otherwise
+      const values = [...table.getChild(field.name)!] as unknown[];
+      const bytes = DataType.isUtf8(field.type)
+        ? values.reduce<number>((a, v) => a + (typeof v === 'string' ? Buffer.byteLength(v, 'utf8') : 0) + 4, 0)
+        : values.length * ((field.type as { bitWidth: number }).bitWidth / 8);
+      others.set(field.name, (others.get(field.name) ?? 0) + bytes);
+    }
     // the tap columns: after the id, and not the carried text (layertap.column)
     for (const field of table.schema.fields.slice(1).filter((f) => !f.metadata.has('layertap.column'))) {
       const data = table.getChild(field.name)!.data;
@@ -52,7 +67,7 @@ async function written(files: string[]): Promise<Written> {
       }
     }
   }
-  return { columns, items };
+  return { columns, items, others, rows };
 }
 
 /** Sentences of 1 to 40 words from the fixture's, so that rows run from a few tokens to past maxLength. */
@@ -98,7 +113,7 @@ describe('layertap plan estimates what a run writes', () => {
   afterAll(async () => {
     await cleanup();
     await tmp.remove();
-    console.log(`plan estimate vs part files (feature bytes):\n${figures.join('\n')}`);
+    console.log(`plan estimate vs part files (bytes):\n${figures.join('\n')}`);
   });
 
   const cases: Array<{ name: string; job: (dir: string) => JobInput }> = [
@@ -169,6 +184,19 @@ describe('layertap plan estimates what a run writes', () => {
         sink: { uri: join(dir, 'out') },
       }),
     },
+    {
+      name: 'text-chunks',
+      job: (dir) => ({
+        name: 'text-chunks',
+        source: { uri: join(dir, 'text.jsonl'), idColumn: 'id', inputColumn: 'text' },
+        model: { uri: join(TEXT, 'model.onnx') },
+        preprocess: { chunk: { tokens: 16, overlap: 4 } },
+        taps: [{ layer: 'encoder.layer.3', reduce: 'mean', as: 'mean' }],
+        batchSize: 16,
+        shardSize: 300,
+        sink: { uri: join(dir, 'out') },
+      }),
+    },
   ];
 
   it.each(cases)(
@@ -178,8 +206,18 @@ describe('layertap plan estimates what a run writes', () => {
       const e = await estimateRun(await resolveJob(job));
       const summary = await runJob(job, { settings: { redisUrl: REDIS_URL, prefix }, threads: 2 });
       expect(summary.status).toBe('committed');
-      expect(e.rows).toBe(summary.rows);
       const parts = await written(summary.output.files);
+      if (name === 'text-chunks') {
+        // rows are documents; a row per chunk is written, counted from a sample of 1000 of the 1200 documents
+        expect(e.rowsFrom).toBe(`sample of ${TOKEN_SAMPLE_ROWS} rows`);
+        expect(parts.rows).toBeGreaterThan(2 * TEXT_ROWS);
+        expect(e.outputRows / parts.rows).toBeGreaterThan(0.9);
+        expect(e.outputRows / parts.rows).toBeLessThan(1.1);
+      } else {
+        expect(e.rows).toBe(summary.rows);
+        expect(e.outputRows).toBe(e.rows);
+        expect(parts.rows).toBe(e.rows);
+      }
       const manifest = JSON.parse(await readFile(summary.output.manifest!, 'utf8')) as { taps: Array<{ as: string; shape: unknown; layout: unknown }> };
       expect(e.shapesFrom).toBe('model');
 
@@ -197,6 +235,10 @@ describe('layertap plan estimates what a run writes', () => {
         if (tap.layout === 'tokens') {
           expect(ratio, tap.as).toBeGreaterThanOrEqual(0.5);
           expect(ratio, tap.as).toBeLessThanOrEqual(2);
+        } else if (name === 'text-chunks') {
+          // the written rows are estimated (chunks per document from the sample)
+          expect(ratio, tap.as).toBeGreaterThan(0.9);
+          expect(ratio, tap.as).toBeLessThan(1.1);
         } else {
           expect(tap.bytes, tap.as).toBe(part.bytes);
         }
@@ -205,7 +247,17 @@ describe('layertap plan estimates what a run writes', () => {
         );
       }
       const total = [...parts.columns.values()].reduce((a, c) => a + c.bytes, 0);
-      lines.push(`  ${name} all columns: estimate ${Math.round(e.bytes!)} B, written ${total} B (${(e.bytes! / total).toFixed(3)}x)`);
+      lines.push(`  ${name} all taps: estimate ${Math.round(e.bytes!)} B, written ${total} B (${(e.bytes! / total).toFixed(3)}x)`);
+      // the id and the carried and chunk columns: the ones written, each estimated within 10% (utf8 from a sample; exact ids and fixed widths when every row is sampled)
+      expect(e.columns.map((c) => c.name).sort()).toEqual([...parts.others.keys()].sort());
+      for (const c of e.columns) {
+        const ratio = c.bytes! / parts.others.get(c.name)!;
+        expect(ratio, c.name).toBeGreaterThan(0.9);
+        expect(ratio, c.name).toBeLessThan(1.1);
+        lines.push(`  ${name} ${c.name} (${c.type}): estimate ${Math.round(c.bytes!)} B, written ${parts.others.get(c.name)} B (${ratio.toFixed(3)}x)`);
+      }
+      const everything = total + [...parts.others.values()].reduce((a, b) => a + b, 0);
+      lines.push(`  ${name} everything: estimate ${Math.round(e.totalBytes!)} B, written ${everything} B (${(e.totalBytes! / everything).toFixed(3)}x)`);
       figures.push(...lines);
 
       if (name === 'text') {

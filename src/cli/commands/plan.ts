@@ -41,6 +41,11 @@ function humanSeconds(s: number): string {
   return `${(s / 86_400).toFixed(1)} days`;
 }
 
+/** Bytes of the id and the other columns besides the taps, null when one is unknown. */
+function others(e: RunEstimate): number | null {
+  return e.columns.every((c) => c.bytes !== null) ? e.columns.reduce((a, c) => a + (c.bytes ?? 0), 0) : null;
+}
+
 /** Bytes per row, to the byte (a ragged column's are an average). */
 function perRow(n: number | null): string {
   return n === null ? '?' : String(Math.round(n));
@@ -49,15 +54,19 @@ function perRow(n: number | null): string {
 function print(e: RunEstimate): void {
   const lines = [
     `plan ${e.name} (${e.fingerprint}) over ${e.source}`,
-    `  rows        ${e.rows}`,
+    `  rows        ${e.rows}${e.outputRows !== e.rows ? `, written as about ${e.outputRows} chunk rows (${e.rowsFrom})` : ''}`,
     `  shards      ${e.shards} of ${e.shardSize} rows${e.planFiles ? `; ${e.planFiles} plan file(s) under _plan/` : ''}`,
-    `  output      ${humanBytes(e.bytes)} of features (shapes from ${e.shapesFrom})`,
+    `  output      ${humanBytes(e.totalBytes)}: ${humanBytes(e.bytes)} of features (shapes from ${e.shapesFrom}), ${humanBytes(others(e))} of id and other columns`,
     table(
       ['    column', 'shape', 'layout', 'B/row', 'bytes'],
-      e.taps.map((t) => [`    ${t.as}`, t.shape ? JSON.stringify(t.shape) : '?', t.layout ?? '?', perRow(t.bytesPerRow), humanBytes(t.bytes)]),
+      [
+        ...e.columns.map((c) => [`    ${c.name}`, c.type, '', perRow(c.bytesPerRow), humanBytes(c.bytes)]),
+        ...e.taps.map((t) => [`    ${t.as}`, t.shape ? JSON.stringify(t.shape) : '?', t.layout ?? '?', perRow(t.bytesPerRow), humanBytes(t.bytes)]),
+      ],
     ),
   ];
-  if (e.tokensPerRow !== null) lines.push(`  tokens      ${e.tokensPerRow.toFixed(1)} per row (${e.tokensFrom}), for the token columns`);
+  if (e.tokensPerRow !== null && e.taps.some((t) => t.layout === 'tokens'))
+    lines.push(`  tokens      ${e.tokensPerRow.toFixed(1)} per row (${e.tokensFrom}), for the token columns`);
   else if (e.taps.some((t) => t.layout === 'tokens')) lines.push('  tokens      unknown: the source gave no text to sample');
   lines.push(`  redis       ${humanBytes(e.redis.atEnqueue)} at enqueue, up to ${humanBytes(e.redis.peak)} while it runs`);
   if (e.rowsPerSec === null) lines.push('  duration    unknown: give --rows-per-sec, or commit a run of this fingerprint first');
