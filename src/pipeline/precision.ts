@@ -85,6 +85,10 @@ function copyRow(row: InputRow): InputRow {
   return row;
 }
 
+function textLength(row: InputRow): number {
+  return row.kind === 'text' ? row.text.length : 0;
+}
+
 /** The spec the reference runs: the job's model at fp32, cached in the threads under a key of its own. */
 function fp32Spec(spec: ModelSpec): ModelSpec {
   const { precision: _int8, ...rest } = spec;
@@ -146,20 +150,34 @@ export async function measurePrecision(job: ResolvedJob, pool: BatchRunner, regi
       p.catch(() => undefined);
       running.push(p);
     };
-    let batch: InputRow[] = [];
-    if (first !== undefined) {
+    const batches = async function* (): AsyncGenerator<InputRow[]> {
+      if (first === undefined) return;
+      if (job.text !== undefined) {
+        // text rows by length, as the run groups them (character length stands for tokens): a
+        // batch is padded to its longest row, so mixed lengths would cost the sample up to twice
+        const rows: InputRow[] = [];
+        for await (const row of source.read(first)) if (row.kind !== 'error') rows.push(row);
+        rows.sort((a, b) => textLength(a) - textLength(b));
+        for (let from = 0; from < rows.length; from += job.batchSize) yield rows.slice(from, from + job.batchSize);
+        return;
+      }
+      // images and tensors stream: they are not grouped, and their rows can be large
+      let batch: InputRow[] = [];
       for await (const row of source.read(first)) {
         if (row.kind === 'error') continue;
         batch.push(row);
         if (batch.length === job.batchSize) {
-          start(batch);
+          yield batch;
           batch = [];
-          // a batch per thread and precision in flight keeps the threads busy without reading far ahead of them
-          if (running.length >= pool.threads) await running.shift();
         }
       }
+      if (batch.length > 0) yield batch;
+    };
+    for await (const batch of batches()) {
+      start(batch);
+      // a batch per thread and precision in flight keeps the threads busy without reading far ahead of them
+      if (running.length >= pool.threads) await running.shift();
     }
-    if (batch.length > 0) start(batch);
     await Promise.all(running);
   } finally {
     await source.close();
