@@ -129,11 +129,13 @@ export async function peersTextSuite(ctx) {
     int8: (keep) => layertap('int8.yaml', keep),
   };
   const kept = {};
+  let precision = null;
   async function layertap(jobFile, keep) {
     const r = await timed([CLI, 'run', jobFile, '--threads', String(threads), '--json'], { cwd: dir, env: env() });
     const summary = JSON.parse(r.stdout);
     if (summary.status !== 'committed' || summary.rows !== rows)
       throw new Error(`layertap run ${jobFile} ended ${summary.status} with ${summary.rows} rows, expected ${rows}`);
+    if (summary.precision) precision = summary.precision;
     if (keep) kept[jobFile] = await layertapVectors(summary.output.files);
     await rm(sink, { recursive: true, force: true });
     return r.seconds;
@@ -186,7 +188,7 @@ export async function peersTextSuite(ctx) {
   const int8 = ratioRow({
     suite: 'peers-text',
     name: 'text: layertap int8 whole process / transformers.js fp32',
-    ours: ours('int8', `layertap run, model.precision: int8 (with its first-rows price), ${LAST} mean, whole process`),
+    ours: { ...ours('int8', `layertap run, model.precision: int8 (with its first-rows price), ${LAST} mean, whole process`), precision },
     ref,
     pairs: pairs('int8'),
     goal: 3,
