@@ -5,14 +5,16 @@
 // .f32 file (rows in source order, row i = line i) so that the bench can compare them with
 // layertap's. One whole process per measurement: the bench times it from spawn to exit.
 //
-//   npm install --prefix bench/results/peers @huggingface/transformers   # not a project dependency
+//   ONNXRUNTIME_NODE_INSTALL=skip npm install --prefix bench/results/peers @huggingface/transformers   # not a project dependency
+//   (the skip: onnxruntime-node's install script fetches the CUDA provider from api.nuget.org otherwise)
 //   node bench/peers/transformers-js.mjs --rows 768 --threads 2 --out /tmp/tjs [--model-dir DIR] [--sentences FILE]
 //
 // The package is loaded from bench/results/peers (gitignored), never from the project's
 // node_modules. It reads the model from a folder in the layout it expects (config.json,
-// tokenizer.json, tokenizer_config.json, onnx/model.onnx), made of links to
-// bench/results/text-encoder under bench/results/peers/models/text-encoder. Nothing is
-// downloaded: env.allowRemoteModels is false. stdout: one JSON object (rows, dim, files,
+// tokenizer.json, tokenizer_config.json, onnx/model.onnx) under
+// bench/results/peers/models/text-encoder: links to the model and tokenizer.json of
+// bench/results/text-encoder, a config.json for BertModel and its tokenizer_config.json with
+// the special tokens named. Nothing is downloaded: env.allowRemoteModels is false. stdout: one JSON object (rows, dim, files,
 // seconds inside the process, versions, threads).
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
@@ -84,7 +86,9 @@ async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const pkg = peerEntry();
   if (!pkg)
-    throw new Error(`@huggingface/transformers is not installed: npm install --prefix ${path.relative(process.cwd(), PEERS) || '.'} @huggingface/transformers`);
+    throw new Error(
+      `@huggingface/transformers is not installed: ONNXRUNTIME_NODE_INSTALL=skip npm install --prefix ${path.relative(process.cwd(), PEERS) || '.'} @huggingface/transformers`,
+    );
   // onnxruntime-node as transformers.js resolves it (its own dependency, not the project's)
   const from = createRequire(pkg);
   const version = async (name) => {

@@ -6,7 +6,8 @@
 // `model.precisionSample` rows at fp32 and int8, and loading (or, in the warm-up round, making)
 // the cached int8 model. The three alternate, in a rotating order, round by round; ratios are
 // paired per round. transformers.js is not a project dependency: without
-// `npm install --prefix bench/results/peers @huggingface/transformers` the suite is skipped.
+// `ONNXRUNTIME_NODE_INSTALL=skip npm install --prefix bench/results/peers @huggingface/transformers`
+// the suite is skipped.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
