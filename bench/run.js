@@ -10,7 +10,8 @@
 //   npm run bench -- --quick               # fewer rows and runs (about 5 minutes)
 //   npm run bench -- --runs 6 --json       # more runs; the table on stderr, the JSON on stdout
 //
-// Suites: tensors, images, taps, scaling, pytorch, memory, startup, text, scale. Results: a table on stdout and
+// Suites: tensors, images, taps, scaling, pytorch, memory, startup, text, scale, peers-text
+// (against transformers.js, when installed under bench/results/peers). Results: a table on stdout and
 // bench/results/bench-<time>.json (plus bench/results/latest.json).
 // Redis: REDIS_URL, else 127.0.0.1:6379, else a private redis-server; keys under a unique
 // prefix, removed at the end.
@@ -35,6 +36,7 @@ const SUITES = {
   startup: (ctx) => import('./suites/startup.js').then((m) => m.startupSuite(ctx)),
   text: (ctx) => import('./suites/text.js').then((m) => m.textSuite(ctx)),
   scale: (ctx) => import('./suites/scale.js').then((m) => m.scaleSuite(ctx)),
+  'peers-text': (ctx) => import('./suites/peers-text.js').then((m) => m.peersTextSuite(ctx)),
 };
 
 function usage(message) {
