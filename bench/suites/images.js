@@ -218,7 +218,7 @@ async function strongLoopFor(ctx, m) {
   const count = ctx.quick ? 192 : 1024;
   if (!existsSync(ONNX_FEATURES_MODEL)) {
     ctx.log(`  no ${ONNX_FEATURES_MODEL}: strong hand loop skipped (make it with /usr/bin/python3 bench/export-mobilenet-v2.py)`);
-    return { suite: 'images', name: STRONG_NAME, ratio: null, goal: '>= 1.05', pass: false, skipped: true, note: `no ${ONNX_FEATURES_MODEL}` };
+    return [{ suite: 'images', name: STRONG_NAME, ratio: null, goal: '>= 1.05', pass: false, skipped: true, note: `no ${ONNX_FEATURES_MODEL}` }];
   }
   const dir = await jpegFolder(count);
   const name = 'bench-img-strong';
@@ -228,14 +228,18 @@ async function strongLoopFor(ctx, m) {
   await writeFile(jobFile, YAML.stringify(imageJob(name, dir, m, sink)));
   const settings = ctx.settings('img-strong');
   const env = { ...process.env, REDIS_URL: settings.redisUrl, LAYERTAP_PREFIX: settings.prefix, LAYERTAP_ALLOW_EVICTION: '1' };
+  const strong = async (extra) => {
+    const r = await wallClock([STRONG_LOOP, ONNX_FEATURES_MODEL, dir, refOut, String(BATCH), ...extra], { cwd: ctx.tmp, env });
+    if (r.code !== 0) throw new Error(`strong-loop.mjs exited ${r.code ?? r.signal}: ${r.stderr.slice(-2000)}`);
+    const rows = JSON.parse(r.stdout.trim().split('\n').pop()).rows;
+    if (rows !== count) throw new Error(`strong-loop.mjs embedded ${rows} rows, expected ${count}`);
+    return { seconds: r.seconds };
+  };
   const arms = {
-    strong: async () => {
-      const r = await wallClock([STRONG_LOOP, ONNX_FEATURES_MODEL, dir, refOut, String(BATCH)], { cwd: ctx.tmp, env });
-      if (r.code !== 0) throw new Error(`strong-loop.mjs exited ${r.code ?? r.signal}: ${r.stderr.slice(-2000)}`);
-      const rows = JSON.parse(r.stdout.trim().split('\n').pop()).rows;
-      if (rows !== count) throw new Error(`strong-loop.mjs embedded ${rows} rows, expected ${count}`);
-      return { seconds: r.seconds };
-    },
+    strong: () => strong([]),
+    // onnxruntime's default intra-op threads are its count of physical cores, 1 for 2 vCPUs on
+    // some hosts: the same loop with one per core is the reference wherever that differs
+    strongCores: () => strong([String(ctx.cores)]),
     ours: async () => {
       await rm(sink, { recursive: true, force: true });
       const r = await wallClock([CLI, 'run', jobFile], { cwd: ctx.tmp, env });
@@ -249,13 +253,14 @@ async function strongLoopFor(ctx, m) {
   };
   ctx.log(`  ${m.label}: ${count} JPEGs, batch ${BATCH}, strong hand loop vs layertap run, each a process, wall clock`);
   const probe = loadProbe();
-  const t = { strong: [], ours: [], inRun: [] };
+  const t = { strong: [], strongCores: [], ours: [], inRun: [] };
+  const order = ctx.cores > 1 ? ['strong', 'strongCores', 'ours'] : ['strong', 'ours'];
   let backend = '';
   let difference = null;
   try {
     for (let run = 0; run <= ctx.runs; run++) {
       const got = {};
-      for (const arm of run % 2 === 0 ? ['strong', 'ours'] : ['ours', 'strong']) got[arm] = await arms[arm]();
+      for (const arm of run % 2 === 0 ? order : [...order].reverse()) got[arm] = await arms[arm]();
       backend = got.ours.backend ?? backend;
       // the two sides must compute the same thing: same pixels, same tensor, same weights
       if (run === 0) {
@@ -264,11 +269,15 @@ async function strongLoopFor(ctx, m) {
       }
       ctx.log(
         `    run ${run}${run === 0 ? ` (warm-up; embeddings differ by at most ${difference})` : ''}: strong hand loop ${got.strong.seconds.toFixed(2)} s, ` +
+          (got.strongCores
+            ? `with ${ctx.cores} intra-op threads ${got.strongCores.seconds.toFixed(2)} s (-> ${(got.strongCores.seconds / got.ours.seconds).toFixed(3)}), `
+            : '') +
           `layertap run ${got.ours.seconds.toFixed(2)} s (${got.ours.inRun.toFixed(2)} s of it from enqueue to commit) -> ${(got.strong.seconds / got.ours.seconds).toFixed(3)} ` +
           `(load average ${load1()})`,
       );
       if (run > 0) {
         t.strong.push(got.strong.seconds);
+        if (got.strongCores) t.strongCores.push(got.strongCores.seconds);
         t.ours.push(got.ours.seconds);
         t.inRun.push(got.ours.inRun);
       }
@@ -277,15 +286,17 @@ async function strongLoopFor(ctx, m) {
     await rm(sink, { recursive: true, force: true });
     await rm(refOut, { force: true });
   }
-  return ratioRow({
+  const ours = throughput(count, t.ours, {
+    backend,
+    threads: ctx.cores,
+    what: 'layertap run job.yaml as a child process, spawn to exit: start-up, embedded worker with default threads, Arrow files, commit',
+    enqueueToCommitSeconds: t.inRun,
+  });
+  const rows = [];
+  rows.push({
     suite: 'images',
     name: STRONG_NAME,
-    ours: throughput(count, t.ours, {
-      backend,
-      threads: ctx.cores,
-      what: 'layertap run job.yaml as a child process, spawn to exit: start-up, embedded worker with default threads, Arrow files, commit',
-      enqueueToCommitSeconds: t.inRun,
-    }),
+    ours,
     ref: throughput(count, t.strong, {
       backend: 'onnx',
       threads: ctx.cores,
@@ -294,15 +305,31 @@ async function strongLoopFor(ctx, m) {
     }),
     pairs: t.strong.map((s, i) => s / t.ours[i]),
     goal: 1.05,
-    probe,
   });
+  if (t.strongCores.length > 0) {
+    rows.push({
+      suite: 'images',
+      name: `${STRONG_NAME.replace(' (wall clock)', '')}, ${ctx.cores} intra-op threads (wall clock)`,
+      ours,
+      ref: throughput(count, t.strongCores, {
+        backend: 'onnx',
+        threads: ctx.cores,
+        what: `the same strong hand loop with intraOpNumThreads ${ctx.cores}`,
+      }),
+      pairs: t.strongCores.map((s, i) => s / t.ours[i]),
+      goal: 1.05,
+    });
+  }
+  // one load probe for the rounds of both
+  const load = probe.done();
+  return rows.map((r) => ({ ...ratioRow({ ...r, probe: null }), load }));
 }
 
 /** Only the wall-clock figure (`npm run bench -- images-wall`): layertap run against the strong hand loop. */
 export async function imagesWallSuite(ctx) {
   const m = imageModels(ctx).find((x) => x.key === 'onnx');
   if (!m) throw new Error(`no ${ONNX_MODEL}: make it with /usr/bin/python3 bench/export-mobilenet-v2.py`);
-  return [await strongLoopFor(ctx, m)];
+  return strongLoopFor(ctx, m);
 }
 
 /**
@@ -395,7 +422,7 @@ export async function imagesThreadsSuite(ctx) {
 export async function imagesSuite(ctx) {
   const rows = [];
   for (const m of imageModels(ctx)) {
-    if (m.key === 'onnx') rows.push(await strongLoopFor(ctx, m));
+    if (m.key === 'onnx') rows.push(...(await strongLoopFor(ctx, m)));
     rows.push(...(await imagesFor(ctx, m)));
   }
   return rows;
