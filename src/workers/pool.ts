@@ -171,8 +171,9 @@ export class EmbedPool implements BatchRunner {
     const codec = model.preprocess ? (this.imageCodec ??= import('../preprocess/image-decode.js')) : null;
     await Promise.allSettled(
       Array.from({ length: this.threads }, async () => {
-        await this.piscina.run(empty());
-        if (codec) {
+        const loaded = (await this.piscina.run(empty())) as BatchOutcome;
+        // a model that failed to load is not loaded a second time here (the first batch says why)
+        if (codec && !('modelLoadFailure' in loaded)) {
           await codec;
           await this.piscina.run({ model, input: { kind: 'images', ids: [], files: [] } } satisfies BatchTask);
         }
