@@ -10,8 +10,10 @@
 //   npm run bench -- --quick               # fewer rows and runs (about 5 minutes)
 //   npm run bench -- --runs 6 --json       # more runs; the table on stderr, the JSON on stdout
 //
-// Suites: tensors, images, taps, scaling, pytorch, memory, startup, text, scale, peers-text
-// (against transformers.js, when installed under bench/results/peers). Results: a table on stdout and
+// Suites: tensors, images (images-wall: only its wall-clock figure against the strong hand loop;
+// images-threads: that figure for thread settings, on every core and on one), taps, scaling,
+// pytorch, memory, startup, text, scale, peers-text (against transformers.js, when installed under
+// bench/results/peers). Results: a table on stdout and
 // bench/results/bench-<time>.json (plus bench/results/latest.json).
 // Redis: REDIS_URL, else 127.0.0.1:6379, else a private redis-server; keys under a unique
 // prefix, removed at the end.
@@ -21,7 +23,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DIST, dropPrefix, load1, machine, RESULTS, waitForQuiet } from './lib/common.js';
 import { benchRedis } from './lib/pipeline.js';
-import { imagesSuite } from './suites/images.js';
+import { imagesSuite, imagesThreadsSuite, imagesWallSuite } from './suites/images.js';
 import { memorySuite } from './suites/memory.js';
 import { pytorchSuite } from './suites/pytorch.js';
 import { scalingSuite, tapsSuite, tensorsSuite } from './suites/tensors.js';
@@ -29,6 +31,8 @@ import { scalingSuite, tapsSuite, tensorsSuite } from './suites/tensors.js';
 const SUITES = {
   tensors: tensorsSuite,
   images: imagesSuite,
+  'images-wall': imagesWallSuite,
+  'images-threads': imagesThreadsSuite,
   taps: tapsSuite,
   scaling: scalingSuite,
   pytorch: pytorchSuite,
@@ -66,7 +70,8 @@ function parseArgs(argv) {
     } else if (a in SUITES) opts.suites.push(a);
     else usage(`unknown argument '${a}'`);
   }
-  if (opts.suites.length === 0) opts.suites = Object.keys(SUITES);
+  // images-wall and images-threads only when named: images has the first, the second takes long
+  if (opts.suites.length === 0) opts.suites = Object.keys(SUITES).filter((s) => !s.startsWith('images-'));
   opts.runs ??= opts.quick ? 2 : 4;
   return opts;
 }

@@ -3,7 +3,11 @@
 // reference of the bench's wall-clock image figure. It uses the libraries directly and nothing of
 // layertap, so that its start-up is a plain script's.
 //
-//   node bench/lib/strong-loop.mjs MODEL.onnx JPEG_DIR OUT.arrow [BATCH]
+//   node bench/lib/strong-loop.mjs MODEL.onnx JPEG_DIR OUT.arrow [BATCH] [INTRA_OP_THREADS]
+//
+// INTRA_OP_THREADS: onnxruntime's intraOpNumThreads; without it the session has no options.
+// onnxruntime's default differs by host: one thread per physical core as it counts them, which
+// on some virtual machines is 1 for 2 vCPUs (the forward pass then runs on one core).
 //
 // Per batch of BATCH files (sorted by name): sharp decodes them all at once (Promise.all: libvips
 // works on libuv's thread pool), each into NCHW float32 in one shared batch buffer, then
@@ -23,9 +27,9 @@ import { Field, FixedSizeList, Float32, makeData, makeVector, Table, tableToIPC,
 import ort from 'onnxruntime-node';
 import sharp from 'sharp';
 
-const [model, dir, out, batchArg] = process.argv.slice(2);
+const [model, dir, out, batchArg, intraArg] = process.argv.slice(2);
 if (!model || !dir || !out) {
-  process.stderr.write('usage: node bench/lib/strong-loop.mjs MODEL.onnx JPEG_DIR OUT.arrow [BATCH]\n');
+  process.stderr.write('usage: node bench/lib/strong-loop.mjs MODEL.onnx JPEG_DIR OUT.arrow [BATCH] [INTRA_OP_THREADS]\n');
   process.exit(2);
 }
 const BATCH = Number(batchArg ?? 32);
@@ -49,7 +53,7 @@ async function decodeInto(file, batch, slot) {
   }
 }
 
-const session = await ort.InferenceSession.create(model);
+const session = await ort.InferenceSession.create(model, intraArg ? { intraOpNumThreads: Number(intraArg) } : undefined);
 const inputName = session.inputNames[0];
 const files = (await readdir(dir)).filter((f) => /\.jpe?g$/i.test(f)).sort();
 

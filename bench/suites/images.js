@@ -6,7 +6,7 @@ import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { tableFromIPC } from 'apache-arrow';
 import YAML from 'yaml';
-import { CLI, dist, jpegFolder, median, ONNX_FEATURES_MODEL, ONNX_MODEL, ROOT } from '../lib/common.js';
+import { CLI, dist, jpegFolder, load1, median, ONNX_FEATURES_MODEL, ONNX_MODEL, ROOT } from '../lib/common.js';
 import { InProcessPipeline } from '../lib/pipeline.js';
 import { loadProbe, ratioRow, throughput } from '../lib/result.js';
 import { ThreadGroup } from '../lib/threads.js';
@@ -159,7 +159,9 @@ const STRONG_NAME = 'images ONNX: run / strong hand loop (wall clock)';
 function wallClock(args, opts) {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const child = spawn(process.execPath, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
+    // opts.command: a prefix such as ['taskset', '-c', '0'] that runs Node
+    const [cmd, ...pre] = opts.command ?? [process.execPath];
+    const child = spawn(cmd, [...pre, ...(opts.command ? [process.execPath] : []), ...args], { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     let exit = null;
@@ -175,11 +177,15 @@ function wallClock(args, opts) {
 async function onlyManifest(sink, name) {
   const base = path.join(sink, name);
   const found = [];
-  for (const fp of await readdir(base)) {
-    for (const run of await readdir(path.join(base, fp))) found.push(path.join(base, fp, run, '_manifest.json'));
+  // folders only: the sink also keeps files beside the runs (_LATEST)
+  const folders = async (dir) => (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name);
+  for (const fp of await folders(base)) {
+    for (const run of await folders(path.join(base, fp))) found.push(path.join(base, fp, run, '_manifest.json'));
   }
   if (found.length !== 1) throw new Error(`expected one run under ${base}, found ${found.length}`);
-  return JSON.parse(await readFile(found[0], 'utf8'));
+  const manifest = JSON.parse(await readFile(found[0], 'utf8'));
+  // files are named relative to the run's folder
+  return { ...manifest, files: manifest.files.map((f) => path.resolve(path.dirname(found[0]), f)) };
 }
 
 /** Largest absolute difference between the embeddings of two Arrow files, matched by id. */
@@ -212,7 +218,7 @@ async function strongLoopFor(ctx, m) {
   const count = ctx.quick ? 192 : 1024;
   if (!existsSync(ONNX_FEATURES_MODEL)) {
     ctx.log(`  no ${ONNX_FEATURES_MODEL}: strong hand loop skipped (make it with /usr/bin/python3 bench/export-mobilenet-v2.py)`);
-    return { suite: 'images', name: STRONG_NAME, ratio: null, goal: '>= 1', pass: false, skipped: true, note: `no ${ONNX_FEATURES_MODEL}` };
+    return [{ suite: 'images', name: STRONG_NAME, ratio: null, goal: '>= 1.05', pass: false, skipped: true, note: `no ${ONNX_FEATURES_MODEL}` }];
   }
   const dir = await jpegFolder(count);
   const name = 'bench-img-strong';
@@ -222,14 +228,18 @@ async function strongLoopFor(ctx, m) {
   await writeFile(jobFile, YAML.stringify(imageJob(name, dir, m, sink)));
   const settings = ctx.settings('img-strong');
   const env = { ...process.env, REDIS_URL: settings.redisUrl, LAYERTAP_PREFIX: settings.prefix, LAYERTAP_ALLOW_EVICTION: '1' };
+  const strong = async (extra) => {
+    const r = await wallClock([STRONG_LOOP, ONNX_FEATURES_MODEL, dir, refOut, String(BATCH), ...extra], { cwd: ctx.tmp, env });
+    if (r.code !== 0) throw new Error(`strong-loop.mjs exited ${r.code ?? r.signal}: ${r.stderr.slice(-2000)}`);
+    const rows = JSON.parse(r.stdout.trim().split('\n').pop()).rows;
+    if (rows !== count) throw new Error(`strong-loop.mjs embedded ${rows} rows, expected ${count}`);
+    return { seconds: r.seconds };
+  };
   const arms = {
-    strong: async () => {
-      const r = await wallClock([STRONG_LOOP, ONNX_FEATURES_MODEL, dir, refOut, String(BATCH)], { cwd: ctx.tmp, env });
-      if (r.code !== 0) throw new Error(`strong-loop.mjs exited ${r.code ?? r.signal}: ${r.stderr.slice(-2000)}`);
-      const rows = JSON.parse(r.stdout.trim().split('\n').pop()).rows;
-      if (rows !== count) throw new Error(`strong-loop.mjs embedded ${rows} rows, expected ${count}`);
-      return { seconds: r.seconds };
-    },
+    strong: () => strong([]),
+    // onnxruntime's default intra-op threads are its count of physical cores, 1 for 2 vCPUs on
+    // some hosts: the same loop with one per core is the reference wherever that differs
+    strongCores: () => strong([String(ctx.cores)]),
     ours: async () => {
       await rm(sink, { recursive: true, force: true });
       const r = await wallClock([CLI, 'run', jobFile], { cwd: ctx.tmp, env });
@@ -243,13 +253,14 @@ async function strongLoopFor(ctx, m) {
   };
   ctx.log(`  ${m.label}: ${count} JPEGs, batch ${BATCH}, strong hand loop vs layertap run, each a process, wall clock`);
   const probe = loadProbe();
-  const t = { strong: [], ours: [], inRun: [] };
+  const t = { strong: [], strongCores: [], ours: [], inRun: [] };
+  const order = ctx.cores > 1 ? ['strong', 'strongCores', 'ours'] : ['strong', 'ours'];
   let backend = '';
   let difference = null;
   try {
     for (let run = 0; run <= ctx.runs; run++) {
       const got = {};
-      for (const arm of run % 2 === 0 ? ['strong', 'ours'] : ['ours', 'strong']) got[arm] = await arms[arm]();
+      for (const arm of run % 2 === 0 ? order : [...order].reverse()) got[arm] = await arms[arm]();
       backend = got.ours.backend ?? backend;
       // the two sides must compute the same thing: same pixels, same tensor, same weights
       if (run === 0) {
@@ -258,10 +269,15 @@ async function strongLoopFor(ctx, m) {
       }
       ctx.log(
         `    run ${run}${run === 0 ? ` (warm-up; embeddings differ by at most ${difference})` : ''}: strong hand loop ${got.strong.seconds.toFixed(2)} s, ` +
-          `layertap run ${got.ours.seconds.toFixed(2)} s (${got.ours.inRun.toFixed(2)} s of it from enqueue to commit) -> ${(got.strong.seconds / got.ours.seconds).toFixed(3)}`,
+          (got.strongCores
+            ? `with ${ctx.cores} intra-op threads ${got.strongCores.seconds.toFixed(2)} s (-> ${(got.strongCores.seconds / got.ours.seconds).toFixed(3)}), `
+            : '') +
+          `layertap run ${got.ours.seconds.toFixed(2)} s (${got.ours.inRun.toFixed(2)} s of it from enqueue to commit) -> ${(got.strong.seconds / got.ours.seconds).toFixed(3)} ` +
+          `(load average ${load1()})`,
       );
       if (run > 0) {
         t.strong.push(got.strong.seconds);
+        if (got.strongCores) t.strongCores.push(got.strongCores.seconds);
         t.ours.push(got.ours.seconds);
         t.inRun.push(got.ours.inRun);
       }
@@ -270,15 +286,17 @@ async function strongLoopFor(ctx, m) {
     await rm(sink, { recursive: true, force: true });
     await rm(refOut, { force: true });
   }
-  return ratioRow({
+  const ours = throughput(count, t.ours, {
+    backend,
+    threads: ctx.cores,
+    what: 'layertap run job.yaml as a child process, spawn to exit: start-up, embedded worker with default threads, Arrow files, commit',
+    enqueueToCommitSeconds: t.inRun,
+  });
+  const rows = [];
+  rows.push({
     suite: 'images',
     name: STRONG_NAME,
-    ours: throughput(count, t.ours, {
-      backend,
-      threads: ctx.cores,
-      what: 'layertap run job.yaml as a child process, spawn to exit: start-up, embedded worker with default threads, Arrow files, commit',
-      enqueueToCommitSeconds: t.inRun,
-    }),
+    ours,
     ref: throughput(count, t.strong, {
       backend: 'onnx',
       threads: ctx.cores,
@@ -286,15 +304,125 @@ async function strongLoopFor(ctx, m) {
       largestDifference: difference,
     }),
     pairs: t.strong.map((s, i) => s / t.ours[i]),
-    goal: 1.0,
-    probe,
+    goal: 1.05,
   });
+  if (t.strongCores.length > 0) {
+    rows.push({
+      suite: 'images',
+      name: `${STRONG_NAME.replace(' (wall clock)', '')}, ${ctx.cores} intra-op threads (wall clock)`,
+      ours,
+      ref: throughput(count, t.strongCores, {
+        backend: 'onnx',
+        threads: ctx.cores,
+        what: `the same strong hand loop with intraOpNumThreads ${ctx.cores}`,
+      }),
+      pairs: t.strongCores.map((s, i) => s / t.ours[i]),
+      goal: 1.05,
+    });
+  }
+  // one load probe for the rounds of both
+  const load = probe.done();
+  return rows.map((r) => ({ ...ratioRow({ ...r, probe: null }), load }));
+}
+
+/** Only the wall-clock figure (`npm run bench -- images-wall`): layertap run against the strong hand loop. */
+export async function imagesWallSuite(ctx) {
+  const m = imageModels(ctx).find((x) => x.key === 'onnx');
+  if (!m) throw new Error(`no ${ONNX_MODEL}: make it with /usr/bin/python3 bench/export-mobilenet-v2.py`);
+  return strongLoopFor(ctx, m);
+}
+
+/**
+ * Thread settings of `layertap run` on the images job, each against the strong hand loop in the
+ * same round (both whole processes, wall clock, as above): pool threads (`--threads`) and
+ * onnxruntime intra-op threads (`model.intraOpThreads`), on every core and on one core
+ * (`taskset -c 0`). Informative rows: they are what the defaults were chosen from.
+ */
+export async function imagesThreadsSuite(ctx) {
+  const m = imageModels(ctx).find((x) => x.key === 'onnx');
+  if (!m || !existsSync(ONNX_FEATURES_MODEL))
+    throw new Error(`needs ${ONNX_MODEL} and ${ONNX_FEATURES_MODEL}: make them with /usr/bin/python3 bench/export-mobilenet-v2.py`);
+  const count = ctx.quick ? 192 : 1024;
+  const dir = await jpegFolder(count);
+  const name = 'bench-img-threads';
+  const sink = path.join(ctx.tmp, 'out-img-threads');
+  const refOut = path.join(ctx.tmp, 'strong-loop-threads.arrow');
+  const settings = ctx.settings('img-threads');
+  const env = { ...process.env, REDIS_URL: settings.redisUrl, LAYERTAP_PREFIX: settings.prefix, LAYERTAP_ALLOW_EVICTION: '1' };
+  const jobFile = async (intra) => {
+    const file = path.join(ctx.tmp, `${name}-intra${intra ?? 'default'}.yaml`);
+    const job = imageJob(name, dir, m, sink);
+    if (intra !== undefined) job.model = { ...job.model, intraOpThreads: intra };
+    await writeFile(file, YAML.stringify(job));
+    return file;
+  };
+  const pinned = existsSync('/usr/bin/taskset') && ctx.cores > 1;
+  const hosts = [
+    { label: `${ctx.cores} cores`, cores: ctx.cores, pin: [] },
+    ...(pinned ? [{ label: '1 core (taskset -c 0)', cores: 1, pin: ['taskset', '-c', '0'] }] : []),
+  ];
+  const rows = [];
+  for (const host of hosts) {
+    const variants = [{ label: `defaults (--threads ${host.cores}, intraOpThreads 1)`, args: [], intra: undefined }];
+    for (const threads of [...new Set([1, 2, host.cores])]) {
+      for (const intra of [...new Set([1, Math.max(1, Math.floor(host.cores / threads))])]) {
+        // the defaults: a thread per core, the cores shared among them
+        if (threads === host.cores && intra === Math.max(1, Math.floor(host.cores / threads))) continue;
+        variants.push({ label: `--threads ${threads}, intraOpThreads ${intra}`, args: ['--threads', String(threads)], intra });
+      }
+    }
+    for (const v of variants) v.job = await jobFile(v.intra);
+    const spawnIn = (args) => (host.pin.length > 0 ? wallClock(args, { cwd: ctx.tmp, env, command: host.pin }) : wallClock(args, { cwd: ctx.tmp, env }));
+    const strong = async () => {
+      const r = await spawnIn([STRONG_LOOP, ONNX_FEATURES_MODEL, dir, refOut, String(BATCH)]);
+      if (r.code !== 0) throw new Error(`strong-loop.mjs exited ${r.code ?? r.signal}: ${r.stderr.slice(-2000)}`);
+      return r.seconds;
+    };
+    const ours = async (v) => {
+      await rm(sink, { recursive: true, force: true });
+      const r = await spawnIn([CLI, 'run', v.job, ...v.args]);
+      if (r.code !== 0) throw new Error(`layertap run ${v.args.join(' ')} exited ${r.code ?? r.signal}: ${(r.stderr + r.stdout).slice(-2000)}`);
+      return r.seconds;
+    };
+    ctx.log(`  ${host.label}: ${count} JPEGs, strong hand loop vs layertap run with ${variants.map((v) => v.label).join('; ')}`);
+    const probe = loadProbe();
+    const t = { strong: [], ours: variants.map(() => []) };
+    for (let run = 0; run <= ctx.runs; run++) {
+      const s = await strong();
+      const got = [];
+      for (const v of variants) got.push(await ours(v));
+      ctx.log(
+        `    run ${run}${run === 0 ? ' (warm-up)' : ''}: strong ${s.toFixed(2)} s; ${variants.map((v, i) => `${v.label} ${got[i].toFixed(2)} s (${(s / got[i]).toFixed(3)})`).join('; ')} (load average ${load1()})`,
+      );
+      if (run > 0) {
+        t.strong.push(s);
+        got.forEach((g, i) => t.ours[i].push(g));
+      }
+    }
+    variants.forEach((v, i) =>
+      rows.push(
+        ratioRow({
+          suite: 'images',
+          name: `images ONNX, ${host.label}: run ${v.label} / strong hand loop (wall clock)`,
+          ours: throughput(count, t.ours[i], { backend: 'onnx', threads: v.label }),
+          ref: throughput(count, t.strong, { backend: 'onnx', threads: host.cores }),
+          pairs: t.strong.map((x, k) => x / t.ours[i][k]),
+          goal: 1.05,
+          probe,
+          note: 'informative',
+        }),
+      ),
+    );
+  }
+  await rm(sink, { recursive: true, force: true });
+  await rm(refOut, { force: true });
+  return rows;
 }
 
 export async function imagesSuite(ctx) {
   const rows = [];
   for (const m of imageModels(ctx)) {
-    if (m.key === 'onnx') rows.push(await strongLoopFor(ctx, m));
+    if (m.key === 'onnx') rows.push(...(await strongLoopFor(ctx, m)));
     rows.push(...(await imagesFor(ctx, m)));
   }
   return rows;

@@ -165,7 +165,20 @@ export class EmbedPool implements BatchRunner {
       model,
       input: model.text ? { kind: 'text', ids: [], texts: [] } : { kind: 'tensor', ids: [], data: new Float32Array(0) },
     });
-    await Promise.allSettled(Array.from({ length: this.threads }, () => this.piscina.run(empty())));
+    // an image model's decoder (sharp: libvips takes a few hundred ms to load) loads here too,
+    // not in the first batches: in this thread while the threads load the model, then, once
+    // both are done, in the threads by an empty image batch (this thread first: see imageCodec)
+    const codec = model.preprocess ? (this.imageCodec ??= import('../preprocess/image-decode.js')) : null;
+    await Promise.allSettled(
+      Array.from({ length: this.threads }, async () => {
+        const loaded = (await this.piscina.run(empty())) as BatchOutcome;
+        // a model that failed to load is not loaded a second time here (the first batch says why)
+        if (codec && !('modelLoadFailure' in loaded)) {
+          await codec;
+          await this.piscina.run({ model, input: { kind: 'images', ids: [], files: [] } } satisfies BatchTask);
+        }
+      }),
+    );
   }
 
   /**

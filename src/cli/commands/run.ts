@@ -18,9 +18,11 @@ async function printNeighbours(s: RunSummary): Promise<void> {
   const first = manifest.taps?.[0];
   if (!first?.as || first.dtype !== 'float32' || first.layout === 'tokens') return;
   const column = first.as;
-  const { neighbourReport, readFeatureRows } = await import('../folder-report.js');
-  const { ids, rows } = await readFeatureRows(s.output.files, column);
-  const r = neighbourReport(column, ids, rows);
+  const { neighbourReport, readFolderRows } = await import('../folder-report.js');
+  // rows of one folder have nothing to compare: their features are not read back
+  const read = await readFolderRows(s.output.files, column);
+  if (!read) return;
+  const r = neighbourReport(column, read.ids, read.rows);
   if (!r) return;
   out(
     [

@@ -149,6 +149,9 @@ export async function loadOnnxRunner(spec: ModelSpec): Promise<ModelRunner> {
   const ort = await loadOrt();
   const session = await createSession(ort, run, withGraphOutputs(run.bytes, extra), {
     ...(spec.intraOpThreads !== undefined ? { intraOpThreads: spec.intraOpThreads } : {}),
+    // rows of one shape (images, tensors): no memory pattern (see OnnxSessionOptions.memPattern);
+    // text models keep onnxruntime's default
+    memPattern: spec.text !== undefined,
   });
   const batch = inputs.map((i) => i.dims?.[0]).find((d) => typeof d === 'number');
   return new OnnxRunner(ort, session, files.source, inputs, batch ?? null, spec.taps, tensors);
