@@ -1,5 +1,5 @@
 // Shared pieces of the benchmark suite: machine facts, statistics, Redis, temp data.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { readdirSync } from 'node:fs';
@@ -314,4 +314,22 @@ export async function procStatus(pid) {
   } catch {
     return null;
   }
+}
+
+/** Spawns node with `args`; resolves { seconds (spawn to exit), stdout } or rejects naming the last stderr lines. */
+export function timedNode(args, opts) {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(process.execPath, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b) => (stdout += b));
+    child.stderr.on('data', (b) => (stderr += b));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      const seconds = (performance.now() - t0) / 1000;
+      if (code !== 0) return reject(new Error(`${path.basename(args[0])} exited ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`));
+      resolve({ seconds, stdout });
+    });
+  });
 }

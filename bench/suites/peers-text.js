@@ -8,11 +8,10 @@
 // paired per round. transformers.js is not a project dependency: without
 // `ONNXRUNTIME_NODE_INSTALL=skip npm install --prefix bench/results/peers @huggingface/transformers`
 // the suite is skipped.
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { CLI, dist, RESULTS, ROOT } from '../lib/common.js';
+import { CLI, dist, RESULTS, ROOT, timedNode } from '../lib/common.js';
 import { loadProbe, ratioRow, throughput } from '../lib/result.js';
 import { peerEntry } from '../peers/transformers-js.mjs';
 
@@ -22,24 +21,6 @@ const PEER = path.join(ROOT, 'bench', 'peers', 'transformers-js.mjs');
 const LAST = 'encoder.layer.5';
 /** layertap fp32 against transformers.js fp32: the same network and pooling, so the vectors must agree to this. */
 const MIN_COSINE = 0.9999;
-
-/** Spawns `args` with node; resolves { seconds (spawn to exit), stdout } or rejects naming the last stderr lines. */
-function timed(args, opts) {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn(process.execPath, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b) => (stdout += b));
-    child.stderr.on('data', (b) => (stderr += b));
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      const seconds = (performance.now() - t0) / 1000;
-      if (code !== 0) return reject(new Error(`${path.basename(args[0])} exited ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`));
-      resolve({ seconds, stdout });
-    });
-  });
-}
 
 function jobYaml(name, file, sink, int8) {
   return [
@@ -118,7 +99,7 @@ export async function peersTextSuite(ctx) {
   let peerInfo = null;
   const variants = {
     peer: async () => {
-      const r = await timed([PEER, '--rows', String(rows), '--threads', String(threads), '--out', path.join(dir, 'peer'), '--sentences', file], {
+      const r = await timedNode([PEER, '--rows', String(rows), '--threads', String(threads), '--out', path.join(dir, 'peer'), '--sentences', file], {
         cwd: dir,
         env: process.env,
       });
@@ -132,7 +113,7 @@ export async function peersTextSuite(ctx) {
   const kept = {};
   let precision = null;
   async function layertap(jobFile, keep) {
-    const r = await timed([CLI, 'run', jobFile, '--threads', String(threads), '--json'], { cwd: dir, env: env() });
+    const r = await timedNode([CLI, 'run', jobFile, '--threads', String(threads), '--json'], { cwd: dir, env: env() });
     const summary = JSON.parse(r.stdout);
     if (summary.status !== 'committed' || summary.rows !== rows)
       throw new Error(`layertap run ${jobFile} ended ${summary.status} with ${summary.rows} rows, expected ${rows}`);

@@ -1,10 +1,9 @@
 // Start-up: `layertap run` of a tiny job from process start to exit, which is almost all module
 // loading, model threads starting and Redis round trips. It is a fixed cost of every run (about
 // a sixth of a 1000-image run when it took 1.5 s), so it has a goal of its own.
-import { spawn } from 'node:child_process';
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { CLI, median, ROOT, spread } from '../lib/common.js';
+import { CLI, median, ROOT, spread, timedNode } from '../lib/common.js';
 import { loadProbe } from '../lib/result.js';
 
 /** Seconds from start to exit of a run of the 3-row seed job must stay at or under this. */
@@ -35,23 +34,11 @@ async function seedJob(ctx) {
 }
 
 /** Seconds from spawning `layertap run job.yaml --json` to its exit (which must be 0). */
-function timedRun(dir, env, args) {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn(process.execPath, [CLI, 'run', 'job.yaml', '--json', ...args], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b) => (stdout += b));
-    child.stderr.on('data', (b) => (stderr += b));
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      const seconds = (performance.now() - t0) / 1000;
-      if (code !== 0) return reject(new Error(`layertap run exited ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`));
-      const summary = JSON.parse(stdout);
-      if (summary.status !== 'committed' || summary.rows !== 3) return reject(new Error(`layertap run ended ${summary.status} with ${summary.rows} rows`));
-      resolve(seconds);
-    });
-  });
+async function timedRun(dir, env, args) {
+  const { seconds, stdout } = await timedNode([CLI, 'run', 'job.yaml', '--json', ...args], { cwd: dir, env });
+  const summary = JSON.parse(stdout);
+  if (summary.status !== 'committed' || summary.rows !== 3) throw new Error(`layertap run ended ${summary.status} with ${summary.rows} rows`);
+  return seconds;
 }
 
 /**
