@@ -149,9 +149,11 @@ export async function loadOnnxRunner(spec: ModelSpec): Promise<ModelRunner> {
   const ort = await loadOrt();
   const session = await createSession(ort, run, withGraphOutputs(run.bytes, extra), {
     ...(spec.intraOpThreads !== undefined ? { intraOpThreads: spec.intraOpThreads } : {}),
-    // rows of one shape (images, tensors): no memory pattern (see OnnxSessionOptions.memPattern);
-    // text models keep onnxruntime's default
-    memPattern: spec.text !== undefined,
+    // no memory pattern (see OnnxSessionOptions.memPattern): images and tensors gain nothing from
+    // it after their second run, and text batches change shape from batch to batch, so a pattern
+    // recorded for one shape rarely serves another (768 rows of the text bench, `run` time, 5
+    // pairs: int8 4.2-5.4 s instead of 4.6-6.1, fp32 the same)
+    memPattern: false,
   });
   const batch = inputs.map((i) => i.dims?.[0]).find((d) => typeof d === 'number');
   return new OnnxRunner(ort, session, files.source, inputs, batch ?? null, spec.taps, tensors);

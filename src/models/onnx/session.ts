@@ -40,7 +40,8 @@ export interface OnnxSessionOptions {
    * second allocates one block for all of them. For MobileNetV2 at batch 32 that second
    * allocation costs a run's worth of page faults (0.2 s of CPU per session, each pool thread
    * holding one) and later runs are no faster without it; the arena still keeps the memory from
-   * run to run. @defaultValue true
+   * run to run. Text batches differ in shape (their longest row), and each new shape is a new
+   * pattern to record and allocate. Model runners turn it off. @defaultValue true
    */
   memPattern?: boolean;
 }
