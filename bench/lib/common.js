@@ -154,17 +154,8 @@ export async function waitForQuiet(below, maxMs, log) {
   }
 }
 
-/** A small deterministic PRNG (mulberry32). */
-export function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small deterministic PRNG: the project's own (mulberry32), so bench data matches the demo's and the tests'. */
+export const { prng } = await dist('types/prng.js');
 
 /**
  * A float32 .npy of `rows` x `shape`, written in chunks. Values are deterministic, in about

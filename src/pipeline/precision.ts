@@ -4,7 +4,7 @@ import type { ModelSpec } from '../models/types.js';
 import { createSource } from '../sources/registry.js';
 import type { ShardSpec } from '../sources/types.js';
 import { fromFloat16Array } from '../types/float16.js';
-import type { TapOutput } from '../types/features.js';
+import { pickRows, type TapOutput } from '../types/features.js';
 import type { BatchRunner } from '../workers/batch-runner.js';
 import { modelSpecOf } from '../workers/model-spec.js';
 import type { BatchResult } from '../workers/protocol.js';
@@ -61,21 +61,14 @@ function itemSize(out: TapOutput): number {
   return out.shape.reduce((a, b) => a * b, 1);
 }
 
-/** The rows of `out` at `picks` (indices into its rows), one after another. */
+/** The rows of `out` at `picks` (indices into its rows), one after another, as float32. */
 function rowsOf(out: TapOutput, picks: number[]): Float32Array {
-  const values = floats(out);
-  const per = itemSize(out);
-  const starts: number[] = [0];
-  const rows = out.lengths?.length ?? values.length / per;
-  for (let r = 0; r < rows; r++) starts.push(starts[r]! + (out.lengths ? out.lengths[r]! : 1) * per);
-  const parts = picks.map((r) => values.subarray(starts[r]!, starts[r + 1]!));
-  const all = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    all.set(p, at);
-    at += p.length;
-  }
-  return all;
+  return floats(
+    pickRows(
+      [out],
+      picks.map((r) => [0, r] as const),
+    ),
+  );
 }
 
 /** A copy of a row the pool may take by transfer, so that the same row can be sent twice. */
