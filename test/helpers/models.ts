@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { JobConfigError, parseJob, type JobInput } from '../../src/config/index.js';
 import type { ResolvedTap } from '../../src/config/resolved.js';
 import { resolveJob } from '../../src/pipeline/index.js';
+import type { ModelInputs } from '../../src/models/types.js';
 
 export const SEED_DIR = fileURLToPath(new URL('../fixtures/seed-model/', import.meta.url));
 export const SEED_MODEL = path.join(SEED_DIR, 'tfjs', 'model.json');
@@ -106,4 +107,36 @@ export async function configError(input: JobInput): Promise<JobConfigError> {
   const err = await resolveJob(parseJob(input)).catch((e: unknown) => e);
   if (!(err instanceof JobConfigError)) throw new Error(`expected a JobConfigError, got ${String(err)}`);
   return err;
+}
+
+/** Rows of token ids padded with 0 to the longest row, with the attention mask saying which are real (a BERT-style model's inputs). */
+export function tokenInputs(rows: number[][]): ModelInputs {
+  const width = Math.max(...rows.map((r) => r.length));
+  const ids = new BigInt64Array(rows.length * width);
+  const mask = new BigInt64Array(rows.length * width);
+  rows.forEach((r, i) =>
+    r.forEach((id, j) => {
+      ids[i * width + j] = BigInt(id);
+      mask[i * width + j] = 1n;
+    }),
+  );
+  const dims = [rows.length, width];
+  return {
+    input_ids: { dtype: 'int64', dims, data: ids },
+    attention_mask: { dtype: 'int64', dims, data: mask },
+    token_type_ids: { dtype: 'int64', dims, data: new BigInt64Array(rows.length * width) },
+  };
+}
+
+/** Cosine of two vectors of the same length. */
+export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i]! * b[i]!;
+    na += a[i]! * a[i]!;
+    nb += b[i]! * b[i]!;
+  }
+  return dot / Math.sqrt(na * nb);
 }

@@ -11,6 +11,7 @@ import { runJob } from '../../src/queue/index.js';
 import { loadParquetWasm } from '../../src/storage/index.js';
 import type { RunSummary } from '../../src/queue/index.js';
 import { featureRows, maxAbsDiff, readArrow, REDIS_URL, SEED_MODEL, tempDir, testPrefix } from '../helpers/index.js';
+import { cosine } from '../helpers/models.js';
 
 const DIM = 64; // the seed model's classifier input
 
@@ -72,18 +73,6 @@ async function readRun(files: string[]): Promise<{ ids: string[]; rows: Float32A
     rows.push(...featureRows(t, 'hidden'));
   }
   return { ids, rows, tables };
-}
-
-function cosine(a: Float32Array, b: Float32Array): number {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
-  }
-  return dot / Math.sqrt(na * nb);
 }
 
 // What people downstream do with the output: DuckDB over the Parquet parts (count, nearest

@@ -4,7 +4,7 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { describeModel, loadRunner, ModelInputError, singleFloatInput } from '../../../../src/models/index.js';
 import type { ModelInputs, ModelRunner, ModelSpec } from '../../../../src/models/types.js';
-import { maxAbsDiff, readNpy, removeTempDirs, tap, tempDir, TEXT_DIR } from '../../../helpers/models.js';
+import { maxAbsDiff, readNpy, removeTempDirs, tap, tempDir, TEXT_DIR, tokenInputs } from '../../../helpers/models.js';
 import { buildOnnx, tinyAdd } from '../../../helpers/onnx.js';
 
 // A BERT-style encoder with three int64 inputs and PyTorch forward-hook captures (see its README).
@@ -22,25 +22,6 @@ afterAll(removeTempDirs);
 function spec(taps: ModelSpec['taps'], uri = TEXT_ONNX): ModelSpec {
   // inputShape is what image and tensor batches feed; a model fed by name does not use it
   return { uri, backend: 'onnx', taps, inputShape: [], fingerprint: `inputs-${taps.length}`, preprocess: null };
-}
-
-/** Rows of token ids padded with 0 to the longest row, with the attention mask saying which are real. */
-function encode(rows: number[][]): ModelInputs {
-  const width = Math.max(...rows.map((r) => r.length));
-  const ids = new BigInt64Array(rows.length * width);
-  const mask = new BigInt64Array(rows.length * width);
-  rows.forEach((r, i) =>
-    r.forEach((id, j) => {
-      ids[i * width + j] = BigInt(id);
-      mask[i * width + j] = 1n;
-    }),
-  );
-  const dims = [rows.length, width];
-  return {
-    input_ids: { dtype: 'int64', dims, data: ids },
-    attention_mask: { dtype: 'int64', dims, data: mask },
-    token_type_ids: { dtype: 'int64', dims, data: new BigInt64Array(rows.length * width) },
-  };
 }
 
 /** The real tokens of each row of a [rows, width, HIDDEN] output, rows one after another. */
@@ -93,7 +74,7 @@ describe('an ONNX runner fed named int64 inputs', () => {
     const runSpy = spyOnRun();
     try {
       const out = await runner.run(
-        encode([
+        tokenInputs([
           [2, 119, 135, 3],
           [2, 44, 3],
         ]),
@@ -122,7 +103,7 @@ describe('an ONNX runner fed named int64 inputs', () => {
       for (let s = 0; s < rows.length; s += size) {
         const batch = rows.slice(s, s + size);
         const width = Math.max(...batch.map((r) => r.length));
-        const out = await runner.run(encode(batch));
+        const out = await runner.run(tokenInputs(batch));
         layer3.push(
           realTokens(
             out['encoder.layer.3:output']!.data as Float32Array,
@@ -144,7 +125,7 @@ describe('an ONNX runner fed named int64 inputs', () => {
   });
 
   it('refuses a missing or unknown input, the wrong dtype, wrong dims and rows that disagree, naming the input', async () => {
-    const good = encode([
+    const good = tokenInputs([
       [2, 5, 3],
       [2, 6, 3],
     ]);

@@ -6,8 +6,8 @@ import { listOnnxLayers } from '../../../../src/models/onnx/describe.js';
 import { readOnnxFiles } from '../../../../src/models/onnx/files.js';
 import { readInitializers } from '../../../../src/models/onnx/graph.js';
 import { quantizedCachePath, quantizedOnnx, quantizeOnnx } from '../../../../src/models/onnx/quantize.js';
-import type { ModelInputs, ModelSpec, TapOutput } from '../../../../src/models/types.js';
-import { expected, readNpy, removeTempDirs, SEED_DIR, tap, tempDir, TEXT_DIR } from '../../../helpers/models.js';
+import type { ModelSpec, TapOutput } from '../../../../src/models/types.js';
+import { cosine, expected, readNpy, removeTempDirs, SEED_DIR, tap, tempDir, TEXT_DIR, tokenInputs } from '../../../helpers/models.js';
 import { buildOnnx, copySeedOnnx, SEED_ONNX, tinyLinear, tinyMatMul } from '../../../helpers/onnx.js';
 
 const TEXT_ONNX = path.join(TEXT_DIR, 'model.onnx');
@@ -22,36 +22,6 @@ function textCopy(): string {
   const file = path.join(tempDir('layertap-int8-'), 'model.onnx');
   copyFileSync(TEXT_ONNX, file);
   return file;
-}
-
-function encode(rows: number[][]): ModelInputs {
-  const width = Math.max(...rows.map((r) => r.length));
-  const ids = new BigInt64Array(rows.length * width);
-  const mask = new BigInt64Array(rows.length * width);
-  rows.forEach((r, i) =>
-    r.forEach((id, j) => {
-      ids[i * width + j] = BigInt(id);
-      mask[i * width + j] = 1n;
-    }),
-  );
-  const dims = [rows.length, width];
-  return {
-    input_ids: { dtype: 'int64', dims, data: ids },
-    attention_mask: { dtype: 'int64', dims, data: mask },
-    token_type_ids: { dtype: 'int64', dims, data: new BigInt64Array(rows.length * width) },
-  };
-}
-
-function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
-  }
-  return dot / Math.sqrt(na * nb);
 }
 
 /** Mean of each row's real tokens of a [rows, width, H] tap. */
@@ -130,7 +100,7 @@ describe('int8 quantization of an ONNX graph', () => {
     });
     const [fp32, int8] = [await loadRunner(spec()), await loadRunner(spec('int8'))];
     try {
-      const feed = encode(tokens.input_ids);
+      const feed = tokenInputs(tokens.input_ids);
       const width = Math.max(...tokens.lengths);
       const [a, b] = [await fp32.run(feed), await int8.run(feed)];
       for (let i = 0; i < LAYERS; i++) {
