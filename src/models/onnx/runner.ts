@@ -45,6 +45,8 @@ class OnnxRunner implements ModelRunner {
     private readonly taps: ResolvedTap[],
     /** per tap, the tensor it reads */
     private readonly tensors: string[],
+    /** rows per session.run of a larger batch ({@link imageSliceRows}); null: the batch in one run */
+    private readonly sliceRows: number | null,
   ) {}
 
   /** One session.run fetching every tapped tensor. */
@@ -59,18 +61,24 @@ class OnnxRunner implements ModelRunner {
     return out;
   }
 
-  /** A graph exported with a fixed batch size runs in chunks of that size, the last one padded with zeros. */
-  private async forwardFixed(inputs: ModelInputs, rows: number, fetch: string[], batch: number): Promise<Map<string, Activation>> {
+  /**
+   * The rows in slices of `slice` rows, one session.run each, the results put back together. A
+   * graph exported with a fixed batch size runs in slices of that size (`pad`: the last one
+   * filled up with zeros, whose rows are dropped); an image model's large batch in smaller
+   * slices ({@link imageSliceRows}), the last one shorter.
+   */
+  private async forwardSlices(inputs: ModelInputs, rows: number, fetch: string[], slice: number, pad: boolean): Promise<Map<string, Activation>> {
     const parts: Map<string, Activation>[] = [];
-    for (let start = 0; start < rows; start += batch) {
-      const take = Math.min(batch, rows - start);
+    for (let start = 0; start < rows; start += slice) {
+      const take = Math.min(slice, rows - start);
+      const fed = pad ? slice : take;
       const chunk: ModelInputs = {};
-      for (const [name, t] of Object.entries(inputs)) chunk[name] = sliceRows(t, start, take, batch);
+      for (const [name, t] of Object.entries(inputs)) chunk[name] = sliceRows(t, start, take, fed);
       const got = await this.forward(chunk, fetch);
-      // keep only the real rows of a padded chunk
+      // keep only the real rows of a padded slice
       for (const a of got.values()) {
-        if (a.dims[0] !== batch) throw new Error(`a tapped tensor has shape [${a.dims.join(', ')}], which has no batch axis`);
-        a.values = a.values.subarray(0, (a.values.length / batch) * take);
+        if (a.dims[0] !== fed) throw new Error(`a tapped tensor has shape [${a.dims.join(', ')}], which has no batch axis`);
+        a.values = a.values.subarray(0, (a.values.length / fed) * take);
         a.dims[0] = take;
       }
       parts.push(got);
@@ -78,11 +86,13 @@ class OnnxRunner implements ModelRunner {
     const out = new Map<string, Activation>();
     for (const name of fetch) {
       const pieces = parts.map((p) => p.get(name) as Activation);
-      const values = new Float32Array(pieces.reduce((n, p) => n + p.values.length, 0));
-      let at = 0;
-      for (const p of pieces) {
-        values.set(p.values, at);
-        at += p.values.length;
+      const values = pieces.length === 1 ? (pieces[0] as Activation).values : new Float32Array(pieces.reduce((n, p) => n + p.values.length, 0));
+      if (pieces.length > 1) {
+        let at = 0;
+        for (const p of pieces) {
+          values.set(p.values, at);
+          at += p.values.length;
+        }
       }
       out.set(name, { values, dims: [rows, ...(pieces[0]?.dims.slice(1) ?? [])] });
     }
@@ -97,10 +107,9 @@ class OnnxRunner implements ModelRunner {
     const fetch = [...new Set(this.tensors.filter((t) => !fed.has(t)))];
     let activations = new Map<string, Activation>();
     if (fetch.length > 0) {
-      activations =
-        this.fixedBatch === null || this.fixedBatch === rows
-          ? await this.forward(inputs, fetch)
-          : await this.forwardFixed(inputs, rows, fetch, this.fixedBatch);
+      if (this.fixedBatch !== null && this.fixedBatch !== rows) activations = await this.forwardSlices(inputs, rows, fetch, this.fixedBatch, true);
+      else if (this.sliceRows !== null && rows > this.sliceRows) activations = await this.forwardSlices(inputs, rows, fetch, this.sliceRows, false);
+      else activations = await this.forward(inputs, fetch);
     }
     for (const t of this.tensors) {
       const given = fed.get(t);
@@ -156,5 +165,30 @@ export async function loadOnnxRunner(spec: ModelSpec): Promise<ModelRunner> {
     memPattern: false,
   });
   const batch = inputs.map((i) => i.dims?.[0]).find((d) => typeof d === 'number');
-  return new OnnxRunner(ort, session, files.source, inputs, batch ?? null, spec.taps, tensors);
+  const slice = batch === undefined && spec.precision !== 'int8' ? imageSliceRows(inputs, spec.inputShape) : null;
+  return new OnnxRunner(ort, session, files.source, inputs, batch ?? null, spec.taps, tensors, slice);
+}
+
+/**
+ * Values of an image model's input per session.run: 8 RGB images of 224 x 224. A convolutional
+ * network's activations grow with the batch (a batch of 32 of MobileNetV2 touches about 400 MB,
+ * paid in page faults on each thread's first batch and in cache misses on every one), while its
+ * cost per image does not fall past a few images: in slices of 8, a row costs 4.8 ms instead of
+ * 5.2 (one thread), the first batch 0.2 s instead of 0.9, and the values are the same to the bit
+ * (onnxruntime computes each image of a convolution apart). See docs/performance.md.
+ */
+export const IMAGE_SLICE_VALUES = 8 * 3 * 224 * 224;
+
+/**
+ * Rows per session.run for a model with one float32 input of rank 4 or more (images, NCHW or
+ * NHWC) and a free batch axis: as many rows as fit in {@link IMAGE_SLICE_VALUES}, at least one.
+ * null for other models (text, tensor rows): their batch runs whole. Not for int8, whose
+ * activations are quantized over the whole batch.
+ */
+export function imageSliceRows(inputs: readonly ModelInputInfo[], rowShape: readonly number[]): number | null {
+  const [only] = inputs;
+  if (only === undefined || inputs.length !== 1 || only.dtype !== 'float32' || (only.dims?.length ?? 0) < 4) return null;
+  const perRow = rowShape.reduce((a, b) => a * b, 1);
+  if (!(perRow > 0)) return null;
+  return Math.max(1, Math.floor(IMAGE_SLICE_VALUES / perRow));
 }

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ResolvedTap } from '../../../../src/config/resolved.js';
 import { loadRunner, UnknownLayerError } from '../../../../src/models/index.js';
 import { float16ToFloat32 } from '../../../../src/types/index.js';
+import { IMAGE_SLICE_VALUES, imageSliceRows } from '../../../../src/models/onnx/runner.js';
 import { defaultIntraOpThreads } from '../../../../src/models/onnx/session.js';
 import type { ModelInputs, ModelRunner, ModelSpec, TapOutput } from '../../../../src/models/types.js';
 import { expected, maxAbsDiff, readNpy, removeTempDirs, SEED_DIR, tap, tempDir } from '../../../helpers/models.js';
@@ -127,6 +128,55 @@ describe('ONNX seed model parity with PyTorch forward hooks', () => {
     } finally {
       await runner.dispose();
     }
+  });
+
+  it('runs a batch larger than an image slice in slices, each row the same as the hook saw', async () => {
+    // 784 values a row: slices of 1536 rows, so 1800 rows run as 1536 and 264
+    const slice = imageSliceRows([{ name: 'input', dtype: 'float32', dims: [null, 1, 28, 28] }], [1, 28, 28]);
+    expect(slice).toBe(Math.floor(IMAGE_SLICE_VALUES / 784));
+    expect(slice).toBe(1536);
+    const copies = 600;
+    const big = new Float32Array(copies * input.data.length);
+    for (let c = 0; c < copies; c++) big.set(input.data, c * input.data.length);
+    const runSpy = spyOnRun();
+    const runner = await loadRunner(spec([tap('conv_16.0', 'output'), tap('linear_class.0', 'input')]));
+    try {
+      const out = await runner.run(feed(big));
+      expect(runSpy).toHaveBeenCalledTimes(2);
+      for (const [layer, at] of [
+        ['conv_16.0', 'output'],
+        ['linear_class.0', 'input'],
+      ] as const) {
+        const got = out[`${layer}:${at}`]!;
+        const ref = expected(layer, at);
+        expect(got.shape).toEqual(ref.shape.slice(1));
+        expect(got.data.length).toBe(copies * ref.data.length);
+        // every copy of the 3 rows, on both sides of the slice boundary (row 1536 is copy 512's first)
+        let worst = 0;
+        for (let c = 0; c < copies; c++) worst = Math.max(worst, maxAbsDiff(got.data.subarray(c * ref.data.length, (c + 1) * ref.data.length), ref.data));
+        expect(worst, `${layer} at ${at}`).toBeLessThanOrEqual(1e-5);
+      }
+    } finally {
+      runSpy.mockRestore();
+      await runner.dispose();
+    }
+  });
+
+  it('slices only a float32 input of rank 4 or more with a free batch axis', () => {
+    expect(imageSliceRows([{ name: 'pixel_values', dtype: 'float32', dims: [null, 3, 224, 224] }], [3, 224, 224])).toBe(8);
+    expect(imageSliceRows([{ name: 'x', dtype: 'float32', dims: [null, 3, 1024, 1024] }], [3, 1024, 1024])).toBe(1);
+    // tensor rows and text run their batch whole
+    expect(imageSliceRows([{ name: 'x', dtype: 'float32', dims: [null, 512] }], [512])).toBeNull();
+    expect(
+      imageSliceRows(
+        [
+          { name: 'input_ids', dtype: 'int64', dims: [null, null] },
+          { name: 'attention_mask', dtype: 'int64', dims: [null, null] },
+        ],
+        [],
+      ),
+    ).toBeNull();
+    expect(imageSliceRows([{ name: 'x', dtype: 'float32', dims: null }], [3, 224, 224])).toBeNull();
   });
 
   it('gives different features once a weight changes', async () => {
