@@ -47,6 +47,15 @@ interface SentBatch {
   result: Promise<BatchResult>;
 }
 
+/**
+ * Text batches sorted by length together (a window). A batch is padded to its longest row, so the
+ * wider the window, the closer its batches' rows are in length: for the 4000 sentences of the text
+ * bench (5-200 tokens, batches of 32, shards of 512), padded tokens over real ones are 1.90 for
+ * windows of 1 batch, 1.24 for 4, 1.12 for 8 and 1.06 for 16. What a window holds is its rows'
+ * text and, until the window is taken, their features.
+ */
+export const TEXT_WINDOW_BATCHES = 16;
+
 /** Batches sent together, whose results are taken back together: one, or a window of text batches. */
 type PendingBatch = SentBatch[];
 
@@ -87,11 +96,10 @@ export class Batcher {
     const maxInFlight = opts.maxInFlight ?? Math.max(2, pool.threads * 2);
     this.columns = job.taps.map((t) => t.as);
     this.model = modelSpecOf(job, opts.runtimes);
-    // text: windows of as many batches as would be in flight, two windows in flight. Sorting a
-    // window of 2 batches only halves the padding of random lengths; 4 bring the longest row of a
-    // batch near its mean. The second window keeps the pool busy while the first one's longest
+    // text: windows of TEXT_WINDOW_BATCHES batches (at least as many as would be in flight), two
+    // windows in flight. The second window keeps the pool busy while the first one's longest
     // batch finishes, and memory stays bounded by two windows.
-    const windowBatches = job.text && opts.groupByLength !== false ? maxInFlight : 1;
+    const windowBatches = job.text && opts.groupByLength !== false ? Math.max(maxInFlight, TEXT_WINDOW_BATCHES) : 1;
     this.windowRows = this.batchRows * windowBatches;
     this.maxInFlight = windowBatches > 1 ? 2 : maxInFlight;
   }
