@@ -15,6 +15,12 @@ export const MODEL_COMMANDS: ReadonlySet<string> = new Set(['run', 'worker', 'en
 
 const TUNABLE = 'glibc.malloc.hugetlb';
 
+/** Whether argv (process.argv) names a command of {@link MODEL_COMMANDS}: its first word after the script. */
+function isModelCommand(argv: readonly string[]): boolean {
+  const command = argv.slice(2).find((a) => !a.startsWith('-'));
+  return command !== undefined && MODEL_COMMANDS.has(command);
+}
+
 /** What {@link hugePagesEnv} decides from. */
 export interface HugePagesContext {
   /** process.argv */
@@ -36,8 +42,7 @@ export interface HugePagesContext {
 export function hugePagesEnv(ctx: HugePagesContext): Record<string, string> | null {
   if (ctx.platform !== 'linux' || ctx.glibc === undefined || !ctx.canExec) return null;
   if (ctx.env.LAYERTAP_HUGE_PAGES === '0') return null;
-  const command = ctx.argv.slice(2).find((a) => !a.startsWith('-'));
-  if (command === undefined || !MODEL_COMMANDS.has(command)) return null;
+  if (!isModelCommand(ctx.argv)) return null;
   const tunables = ctx.env.GLIBC_TUNABLES ?? '';
   if (tunables.split(':').some((t) => t.split('=')[0] === TUNABLE)) return null;
   const env: Record<string, string> = {};
@@ -63,9 +68,7 @@ function glibcVersion(): string | undefined {
 export function startWithHugePages(argv: readonly string[] = process.argv): void {
   const execve = (process as { execve?: (file: string, args: string[], env: Record<string, string>) => never }).execve;
   // cheap checks first: the report is only asked for on Linux, for a model command
-  if (process.platform !== 'linux' || typeof execve !== 'function') return;
-  const command = argv.slice(2).find((a) => !a.startsWith('-'));
-  if (command === undefined || !MODEL_COMMANDS.has(command)) return;
+  if (process.platform !== 'linux' || typeof execve !== 'function' || !isModelCommand(argv)) return;
   const env = hugePagesEnv({ argv, env: process.env, platform: process.platform, glibc: glibcVersion(), canExec: true });
   if (env === null) return;
   try {

@@ -86,13 +86,11 @@ class OnnxRunner implements ModelRunner {
     const out = new Map<string, Activation>();
     for (const name of fetch) {
       const pieces = parts.map((p) => p.get(name) as Activation);
-      const values = pieces.length === 1 ? (pieces[0] as Activation).values : new Float32Array(pieces.reduce((n, p) => n + p.values.length, 0));
-      if (pieces.length > 1) {
-        let at = 0;
-        for (const p of pieces) {
-          values.set(p.values, at);
-          at += p.values.length;
-        }
+      const values = new Float32Array(pieces.reduce((n, p) => n + p.values.length, 0));
+      let at = 0;
+      for (const p of pieces) {
+        values.set(p.values, at);
+        at += p.values.length;
       }
       out.set(name, { values, dims: [rows, ...(pieces[0]?.dims.slice(1) ?? [])] });
     }
